@@ -1,0 +1,1 @@
+"""Benchmarks behind ``ioc bench``: one module each, with ``register(subparsers)``."""

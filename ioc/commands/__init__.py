@@ -1,0 +1,1 @@
+"""Sub-commands of ``ioc``: one module each, with ``register(subparsers)``."""

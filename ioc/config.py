@@ -1,0 +1,121 @@
+"""All configuration, from environment variables prefixed ``IOC_``.
+
+When ``IOC_KAFKA_BOOTSTRAP`` / ``IOC_DATABASE_URL`` are unset, ``ioc demo`` and the
+tests start embedded components (Tansu broker, throwaway PostgreSQL) and fill them in.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+
+_PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
+
+
+class TopicNames(BaseSettings):
+    """Kafka topic names; one prefix so several deployments can share a cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="IOC_TOPIC_", extra="ignore")
+
+    prefix: str = "ioc"
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def frames(self) -> str:
+        return self.name("camera-frames")
+
+    @property
+    def edge_plate_reads(self) -> str:
+        return self.name("edge-plate-reads")
+
+    @property
+    def sensor_readings(self) -> str:
+        return self.name("sensor-readings")
+
+    @property
+    def plate_reads(self) -> str:
+        return self.name("plate-reads")
+
+    @property
+    def alerts(self) -> str:
+        return self.name("alerts")
+
+    @property
+    def watchlist(self) -> str:
+        return self.name("watchlist")
+
+    @property
+    def dead_letter(self) -> str:
+        return self.name("dead-letter")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore")
+
+    env: Environment = "dev"
+
+    # --- external services (unset = embedded in `ioc demo` / tests) ---
+    kafka_bootstrap: str | None = None
+    database_url: SecretStr | None = None
+    database_pool_size: int = 10
+
+    # --- Kafka layout ---
+    topic_partitions: int = Field(8, ge=1, description="Partitions per source topic: max parallelism")
+    topic_replication: int = Field(1, ge=1)
+    consumer_group: str = "ioc-worker"
+
+    # --- worker ---
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = 6066
+    recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
+    recognition_queue: int = Field(64, ge=1, description="Frames in flight before back-pressure")
+    sink_batch_size: int = 500
+    sink_batch_seconds: float = 0.2
+    dead_letter_max_payload: int = 2_000_000
+
+    # --- domain ---
+    home_province: str = "20"
+    read_retention_days: int = 30
+    alert_retention_days: int = 365
+
+    # --- HTTP API ---
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_body_bytes: int = 1_000_000
+    auth_secret: SecretStr = SecretStr("dev-secret")
+    token_ttl_seconds: int = 8 * 3600
+
+    # --- simulator ---
+    simulator_frames_per_s: float = 4.0
+    simulator_edge_reads_per_s: float = 20.0
+    simulator_sensor_per_s: float = 10.0
+    simulator_checkpoints: int = 4
+    simulator_seed: int | None = None
+
+    @model_validator(mode="after")
+    def _reject_placeholder_secrets(self) -> Settings:
+        if self.env == "prod" and self.auth_secret.get_secret_value() in _PLACEHOLDER_SECRETS:
+            raise ValueError("IOC_AUTH_SECRET must be set to a real secret when IOC_ENV=prod")
+        return self
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames()
+
+    def database_conninfo(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("IOC_DATABASE_URL is not set (ioc demo starts an embedded database)")
+        return self.database_url.get_secret_value()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,247 @@
+"""Versioned event schemas: every Kafka payload is one of these models, as JSON.
+
+Bytes fields (JPEG frames and crops) travel base64-encoded. Each event carries
+``schema_version``; a consumer rejects versions it does not know (dead letter),
+so producers can be upgraded first. See docs/events.md for examples.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Alert",
+    "AlertKind",
+    "AlertStatus",
+    "CameraFrame",
+    "DeadLetter",
+    "Direction",
+    "EdgePlateRead",
+    "PlateCandidate",
+    "PlateColour",
+    "PlateLayout",
+    "PlateRead",
+    "SensorKind",
+    "SensorReading",
+    "Severity",
+    "VehicleClass",
+    "WatchlistEntry",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class PlateLayout(StrEnum):
+    ONE_LINE = "one_line"
+    TWO_LINE = "two_line"
+    MOTORBIKE = "motorbike"
+
+
+class PlateColour(StrEnum):
+    WHITE = "white"
+    YELLOW = "yellow"
+    BLUE = "blue"
+    RED = "red"
+    UNKNOWN = "unknown"
+
+
+class VehicleClass(StrEnum):
+    CAR = "car"
+    MOTORBIKE = "motorbike"
+    TRUCK = "truck"
+    BUS = "bus"
+    UNKNOWN = "unknown"
+
+
+class SensorKind(StrEnum):
+    VEHICLE_COUNT = "vehicle_count"
+    QR_CHECKIN = "qr_checkin"
+    ENVIRONMENT = "environment"
+
+
+class AlertKind(StrEnum):
+    WATCHLIST_HIT = "watchlist_hit"
+    CAMERA_OFFLINE = "camera_offline"
+    CAMERA_ONLINE = "camera_online"
+    FLOW_ANOMALY = "flow_anomaly"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class _Event(BaseModel):
+    """Common envelope: immutable, strict about unknown versions, bytes as base64."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+        use_enum_values=False,
+    )
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str):  # noqa: ANN206 - returns cls
+        return cls.model_validate_json(payload)
+
+
+class _CameraContext(_Event):
+    camera_id: str = Field(min_length=1, max_length=64)
+    checkpoint_id: str = Field(min_length=1, max_length=64)
+    lane: int = Field(0, ge=0, le=16)
+    direction: Direction
+    captured_at: AwareDatetime
+
+
+class CameraFrame(_CameraContext):
+    """One JPEG frame from a checkpoint camera. Kafka key: camera_id."""
+
+    kind: Literal["camera_frame"] = "camera_frame"
+    jpeg: bytes = Field(min_length=4)
+    width: int | None = None
+    height: int | None = None
+
+
+class PlateCandidate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class EdgePlateRead(_CameraContext):
+    """A plate recognised on the camera itself. Kafka key: camera_id."""
+
+    kind: Literal["edge_plate_read"] = "edge_plate_read"
+    text: str = Field(min_length=1, max_length=16)
+    confidence: float = Field(ge=0.0, le=1.0)
+    candidates: list[PlateCandidate] = Field(default_factory=list)
+    vehicle_class: VehicleClass = VehicleClass.UNKNOWN
+    crop_jpeg: bytes | None = None
+
+
+class SensorReading(_Event):
+    """A counter, QR check-in or environmental reading. Kafka key: sensor_id."""
+
+    kind: Literal["sensor_reading"] = "sensor_reading"
+    sensor_id: str = Field(min_length=1, max_length=64)
+    checkpoint_id: str = Field(min_length=1, max_length=64)
+    sensor_kind: SensorKind
+    captured_at: AwareDatetime
+    value: float
+    unit: str = Field("count", max_length=16)
+    direction: Direction | None = None
+    vehicle_class: VehicleClass | None = None
+
+
+class PlateRead(_CameraContext):
+    """A plate read produced by the system (from a frame or a validated edge read).
+
+    ``read_id`` is derived from the source event, so a replayed source event yields
+    the same id and storage stays idempotent. Kafka key: camera_id.
+    """
+
+    kind: Literal["plate_read"] = "plate_read"
+    read_id: uuid.UUID
+    source: Literal["camera", "edge"]
+    source_event_id: uuid.UUID
+    text: str
+    display: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    layout: PlateLayout | None = None
+    colour: PlateColour = PlateColour.UNKNOWN
+    province: str | None = None
+    out_of_province: bool | None = None
+    bbox: tuple[int, int, int, int] | None = None
+    candidates: list[PlateCandidate] = Field(default_factory=list)
+    vehicle_class: VehicleClass = VehicleClass.UNKNOWN
+    crop_jpeg: bytes | None = None
+    processed_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def derive_id(source_event_id: uuid.UUID, index: int) -> uuid.UUID:
+        return uuid.uuid5(source_event_id, f"plate:{index}")
+
+
+class Alert(_Event):
+    """An operator alert. ``alert_id`` is deterministic for idempotent storage."""
+
+    kind: Literal["alert"] = "alert"
+    alert_id: uuid.UUID
+    alert_kind: AlertKind
+    severity: Severity
+    subject: str = Field(description="Plate text, camera id or checkpoint id")
+    raised_at: AwareDatetime = Field(default_factory=utcnow)
+    captured_at: AwareDatetime | None = None
+    checkpoint_id: str | None = None
+    camera_id: str | None = None
+    read_id: uuid.UUID | None = None
+    status: AlertStatus = AlertStatus.NEW
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class WatchlistEntry(BaseModel):
+    """A wanted plate (exact or wildcard pattern). Compacted topic key: entry_id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entry_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    pattern: str = Field(min_length=2, max_length=16)
+    reason: str = Field(max_length=500)
+    priority: int = Field(2, ge=1, le=5, description="1 = highest")
+    expires_at: AwareDatetime | None = None
+    added_by: str = "system"
+    added_at: AwareDatetime = Field(default_factory=utcnow)
+    active: bool = True
+
+
+class DeadLetter(BaseModel):
+    """A message no agent could process, with the reason and the original bytes."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    reason: Literal[
+        "bad_json", "unknown_schema_version", "invalid_event", "undecodable_image",
+        "unknown_camera", "processing_error",
+    ]
+    error: str
+    payload: bytes
+    dead_at: AwareDatetime = Field(default_factory=utcnow)
