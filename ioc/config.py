@@ -7,6 +7,7 @@ tests start embedded components (Tansu broker, throwaway PostgreSQL) and fill th
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -18,10 +19,9 @@ Environment = Literal["dev", "test", "prod"]
 _PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
 
 
-class TopicNames(BaseSettings):
+@dataclass(frozen=True)
+class TopicNames:
     """Kafka topic names; one prefix so several deployments can share a cluster."""
-
-    model_config = SettingsConfigDict(env_prefix="IOC_TOPIC_", extra="ignore")
 
     prefix: str = "ioc"
 
@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     # --- Kafka layout ---
+    topic_prefix: str = Field("ioc", pattern=r"^[A-Za-z0-9._-]+$")
     topic_partitions: int = Field(8, ge=1, description="Partitions per source topic: max parallelism")
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "ioc-worker"
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     # --- worker ---
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
+    worker_metrics_port: int = Field(9108, description="Prometheus /metrics of a worker process")
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
     recognition_queue: int = Field(64, ge=1, description="Frames in flight before back-pressure")
     sink_batch_size: int = 500
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> TopicNames:
-        return TopicNames()
+        return TopicNames(self.topic_prefix)
 
     def database_conninfo(self) -> str:
         if self.database_url is None:

@@ -1,0 +1,20 @@
+"""``ioc demo``: everything on one machine, embedded broker and database by default."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("demo", help="run the whole system locally (Ctrl-C stops it)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="run unattended for SECONDS, then print a JSON summary")
+    parser.add_argument("--workers", type=int, default=1, help="Faust worker processes")
+    parser.add_argument("--seed", type=int, default=None, help="simulator random seed")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ioc.demo import run_demo
+
+    return run_demo(duration=args.duration, workers=args.workers, seed=args.seed)

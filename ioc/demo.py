@@ -1,0 +1,203 @@
+"""``ioc demo``: the whole system on one machine, on real components.
+
+Starts what is not configured (a Tansu Kafka-protocol broker, a throwaway
+PostgreSQL with TimescaleDB when the server has it), migrates, creates topics,
+seeds a watchlist, then runs worker(s), the API and the simulator as child
+processes. Ctrl-C (or ``--duration``) stops everything by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ioc.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass
+class DemoProcesses:
+    """Child processes started by the demo, stopped in reverse order."""
+
+    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.children.append((name, proc))
+        logger.info("started %s (pid %d), log %s", name, proc.pid, log.name)
+
+    def check_alive(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early with status {proc.returncode}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s (pid %d) did not stop; killing", name, proc.pid)
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+
+
+@contextlib.contextmanager
+def embedded_services(settings: Settings, workdir: Path) -> Iterator[Settings]:
+    """Fill in broker and database with embedded ones where not configured."""
+    from ioc.embedded.broker import EmbeddedBroker
+    from ioc.embedded.postgres import EmbeddedPostgres
+
+    with contextlib.ExitStack() as stack:
+        updates: dict[str, object] = {}
+        if not settings.kafka_bootstrap:
+            broker = stack.enter_context(EmbeddedBroker(log_dir=workdir))
+            updates["kafka_bootstrap"] = broker.bootstrap
+            logger.info("embedded Kafka-protocol broker at %s", broker.bootstrap)
+        if settings.database_url is None:
+            pg = stack.enter_context(EmbeddedPostgres())
+            updates["database_url"] = pg.url
+            logger.info("embedded PostgreSQL (TimescaleDB: %s)", pg.has_timescale)
+        yield settings.model_copy(update=updates) if updates else settings
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["IOC_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
+    env["IOC_DATABASE_URL"] = settings.database_conninfo()
+    env["IOC_TOPIC_PREFIX"] = settings.topic_prefix
+    env["IOC_AUTH_SECRET"] = settings.auth_secret.get_secret_value()
+    env["IOC_API_PORT"] = str(settings.api_port)
+    return env
+
+
+async def prepare(settings: Settings, watchlist: list[tuple[str, str]]) -> None:
+    """Migrate, create topics, and seed the watchlist in the database and on its topic."""
+    from ioc.storage.migrations import migrate
+    from ioc.watchlist_sync import seed_watchlist
+    from streams.topics import create_topics
+
+    applied = await migrate(settings.database_conninfo())
+    logger.info("migrations applied: %s", applied or "none (up to date)")
+    await asyncio.to_thread(create_topics, settings)
+    await seed_watchlist(settings, watchlist)
+
+
+async def summary(settings: Settings) -> dict:
+    """Figures counted from the database and the topics, not from the simulator."""
+    from ioc.storage.database import table_counts
+    from ioc.topic_counts import count_messages
+
+    t = settings.topics
+    topics = await count_messages(settings, [t.frames, t.plate_reads, t.alerts, t.dead_letter])
+    rows = await table_counts(
+        settings.database_conninfo(),
+        ["plate_reads", "checkpoint_counts", "sensor_readings", "alerts"],
+    )
+    return {
+        "frames": topics[t.frames],
+        "plate_reads": topics[t.plate_reads],
+        "alerts": topics[t.alerts],
+        "dead_letters": topics[t.dead_letter],
+        "rows": rows,
+    }
+
+
+async def wait_until_drained(settings: Settings, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Wait until every plate read on the topic is in the database (or timeout)."""
+    from ioc.storage.database import table_counts
+    from ioc.topic_counts import count_messages
+
+    deadline = time.monotonic() + timeout
+    topic = settings.topics.plate_reads
+    while time.monotonic() < deadline:
+        produced = (await count_messages(settings, [topic]))[topic]
+        stored = (await table_counts(settings.database_conninfo(), ["plate_reads"]))["plate_reads"]
+        if produced == stored:
+            return
+        await asyncio.sleep(2.0)
+    logger.warning("pipeline did not drain within %.0fs", timeout)
+
+
+def run_demo(*, duration: float | None, workers: int = 1, seed: int | None = None) -> int:
+    from ioc.simulator import TrafficSimulator
+
+    base = get_settings()
+    workdir = Path(".run/demo")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if base.auth_secret.get_secret_value() == "dev-secret":
+        base = base.model_copy(update={"auth_secret": _random_secret()})
+    with embedded_services(base, workdir) as settings:
+        simulator = TrafficSimulator(settings, seed=seed)
+        watchlist = [(v.plate, "Demo: stolen vehicle report") for v in simulator.watchlisted]
+        asyncio.run(prepare(settings, watchlist))
+        password = _demo_user(settings)
+
+        procs = DemoProcesses()
+        env = child_env(settings)
+        ioc_cmd = [sys.executable, "-m", "ioc"]
+        try:
+            for i in range(workers):
+                procs.start(
+                    f"worker-{i + 1}",
+                    [*ioc_cmd, "worker", "--web-port", str(settings.worker_web_port + i),
+                     "--metrics-port", str(settings.worker_metrics_port + i)],
+                    env, workdir,
+                )
+            procs.start("api", [*ioc_cmd, "api"], env, workdir)
+            time.sleep(2.0)
+            procs.check_alive()
+            url = f"http://{settings.api_host}:{settings.api_port}"
+            print(f"Operator page:  {url}/   (user: operator, password: {password})", flush=True)
+            print(f"API (OpenAPI):  {url}/docs", flush=True)
+            print(f"Metrics:        {url}/metrics  worker: "
+                  f"http://{settings.worker_web_host}:{settings.worker_metrics_port}/metrics",
+                  flush=True)
+            print(f"Logs:           {workdir}/", flush=True)
+            print("Ctrl-C stops everything." if duration is None else
+                  f"Running for {duration:.0f}s ...", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(simulator.run(duration=duration))
+                procs.check_alive()
+                if duration is not None:
+                    asyncio.run(wait_until_drained(settings))
+            result = asyncio.run(summary(settings)) if duration is not None else None
+        finally:
+            procs.stop()
+    if result is not None:
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+def _random_secret():  # noqa: ANN202
+    from pydantic import SecretStr
+
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+def _demo_user(settings: Settings) -> str:
+    """Create the demo's operator account with a fresh random password."""
+    from ioc.storage.users import ensure_user
+
+    password = secrets.token_urlsafe(9)
+    asyncio.run(ensure_user(settings.database_conninfo(), "operator", "supervisor", password))
+    return password

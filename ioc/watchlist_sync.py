@@ -1,0 +1,46 @@
+"""Publish watchlist entries to the compacted topic the stream workers read.
+
+The database is the source of truth; the topic (key = entry_id, value =
+WatchlistEntry JSON, null = removed) carries every change to the workers'
+Faust table. Publish only after the database commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+
+from ioc.config import Settings
+from ioc.schemas import WatchlistEntry
+
+
+async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Iterable[WatchlistEntry]) -> None:
+    for entry in entries:
+        key = str(entry.entry_id).encode()
+        value = entry.model_dump_json().encode() if entry.active else None
+        # One message per batch: awaiting each send keeps batches single-message.
+        await (await producer.send(topic, key=key, value=value))
+
+
+async def seed_watchlist(settings: Settings, plates: list[tuple[str, str]]) -> list[WatchlistEntry]:
+    """Add ``(plate, reason)`` entries to the database and publish them."""
+    from ioc.storage.database import open_pool
+    from ioc.storage.watchlist import add_entry
+
+    entries = [WatchlistEntry(pattern=plate, reason=reason, priority=2, added_by="demo")
+               for plate, reason in plates]
+    pool = await open_pool(settings.database_conninfo(), min_size=1, max_size=2)
+    try:
+        async with pool.connection() as conn:
+            for entry in entries:
+                await add_entry(conn, entry)
+    finally:
+        await pool.close()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        await publish_entries(producer, settings.topics.watchlist, entries)
+    finally:
+        await producer.stop()
+    return entries

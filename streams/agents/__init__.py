@@ -1,0 +1,1 @@
+"""Agents, one module per stage; each exposes ``register(ctx)``."""

@@ -1,0 +1,104 @@
+"""What every agent of one worker shares: settings, topics, database pool, recogniser."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import faust
+from faust.types import Message
+from ioc.storage.database import open_pool
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
+
+from ioc import metrics
+from ioc.config import Settings
+from streams.dead_letters import DeadLetters
+from streams.decoding import EventRejectedError, decode_event
+from streams.recognition_pool import RecognitionPool
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class WorkerTopics:
+    frames: faust.TopicT
+    edge_plate_reads: faust.TopicT
+    sensor_readings: faust.TopicT
+    plate_reads: faust.TopicT
+    alerts: faust.TopicT
+    dead_letter: faust.TopicT
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> WorkerTopics:
+        """Raw-bytes topics: agents decode themselves so bad input reaches the dead letter."""
+        t = settings.topics
+
+        def raw(name: str) -> faust.TopicT:
+            return app.topic(
+                name, key_serializer="raw", value_serializer="raw",
+                partitions=settings.topic_partitions,
+            )
+
+        return cls(
+            frames=raw(t.frames),
+            edge_plate_reads=raw(t.edge_plate_reads),
+            sensor_readings=raw(t.sensor_readings),
+            plate_reads=raw(t.plate_reads),
+            alerts=raw(t.alerts),
+            dead_letter=raw(t.dead_letter),
+        )
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    app: faust.App
+    topics: WorkerTopics
+    dead_letters: DeadLetters
+    recognition: RecognitionPool
+    _pool: AsyncConnectionPool | None = None
+    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def pool(self) -> AsyncConnectionPool:
+        """The database pool, opened on first use (after the worker's loop exists)."""
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await open_pool(
+                    self.settings.database_conninfo(),
+                    min_size=1,
+                    max_size=self.settings.database_pool_size,
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        self.recognition.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def decoded_batches(
+        self, stream: faust.StreamT, model: type[M]
+    ) -> AsyncIterator[list[tuple[Message, M]]]:
+        """Batches of decoded events; undecodable ones go to the dead letter on the way.
+
+        Faust acknowledges a batch when the agent asks for the next one, i.e. after
+        the agent has finished (and committed) the previous batch.
+        """
+        size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
+        async for events in stream.take_events(size, within=within):
+            batch: list[tuple[Message, M]] = []
+            for event in events:
+                message = event.message
+                metrics.MESSAGES_CONSUMED.labels(message.topic).inc()
+                try:
+                    batch.append((message, decode_event(model, message.value)))
+                except EventRejectedError as exc:
+                    await self.dead_letters.publish(message, exc.reason, exc.error)
+            yield batch
+
+    async def send(self, topic: faust.TopicT, key: str, value: BaseModel) -> None:
+        """Send and wait for the broker's acknowledgement (at-least-once)."""
+        fut = await topic.send(key=key.encode(), value=value.model_dump_json().encode())
+        await fut

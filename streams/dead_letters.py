@@ -1,0 +1,39 @@
+"""The dead-letter topic: what no agent could process, with reason and original bytes."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from faust.types import Message
+
+from ioc import metrics
+from ioc.schemas import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetters:
+    def __init__(self, topic: faust.TopicT, *, max_payload: int) -> None:
+        self._topic = topic
+        self._max_payload = max_payload
+
+    async def publish(self, message: Message, reason: str, error: str) -> None:
+        """Send one message to the dead-letter topic and wait until the broker has it."""
+        payload = message.value if isinstance(message.value, bytes) else b""
+        letter = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key if isinstance(message.key, bytes) else None,
+            reason=reason,  # type: ignore[arg-type]
+            error=error[:2000],
+            payload=payload[: self._max_payload],
+        )
+        logger.warning(
+            "dead letter %s[%s]@%s: %s: %s",
+            message.topic, message.partition, message.offset, reason, error[:200],
+        )
+        fut = await self._topic.send(key=letter.key, value=letter.model_dump_json().encode())
+        await fut
+        metrics.MESSAGES_DEAD_LETTERED.labels(message.topic, reason).inc()

@@ -1,0 +1,76 @@
+"""Build system plate reads from recogniser results and from edge reads."""
+
+from __future__ import annotations
+
+from detectors.recognizer import PlateResult
+
+from detectors import plate_format
+from ioc.schemas import (
+    CameraFrame,
+    EdgePlateRead,
+    PlateCandidate,
+    PlateColour,
+    PlateLayout,
+    PlateRead,
+)
+
+
+def reads_from_frame(
+    frame: CameraFrame, plates: list[PlateResult], crops_jpeg: list[bytes | None]
+) -> list[PlateRead]:
+    return [
+        PlateRead(
+            read_id=PlateRead.derive_id(frame.event_id, index),
+            source="camera",
+            source_event_id=frame.event_id,
+            camera_id=frame.camera_id,
+            checkpoint_id=frame.checkpoint_id,
+            lane=frame.lane,
+            direction=frame.direction,
+            captured_at=frame.captured_at,
+            text=plate.text,
+            display=plate.display,
+            confidence=plate.confidence,
+            layout=PlateLayout(plate.layout) if plate.layout else None,
+            colour=PlateColour(plate.colour) if plate.colour else PlateColour.UNKNOWN,
+            province=plate.province,
+            out_of_province=plate.out_of_province,
+            bbox=tuple(int(v) for v in plate.bbox),
+            candidates=[PlateCandidate(text=t, confidence=c) for t, c in plate.candidates],
+            crop_jpeg=crop,
+        )
+        for index, (plate, crop) in enumerate(zip(plates, crops_jpeg, strict=True))
+    ]
+
+
+class InvalidPlateTextError(ValueError):
+    pass
+
+
+def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
+    """Validate and normalise an on-camera read into the system's plate read."""
+    text = plate_format.canonical(edge.text)
+    if not plate_format.is_valid(text):
+        raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
+    province = plate_format.province_of(text)
+    return PlateRead(
+        read_id=PlateRead.derive_id(edge.event_id, 0),
+        source="edge",
+        source_event_id=edge.event_id,
+        camera_id=edge.camera_id,
+        checkpoint_id=edge.checkpoint_id,
+        lane=edge.lane,
+        direction=edge.direction,
+        captured_at=edge.captured_at,
+        text=text,
+        display=plate_format.display(text),
+        confidence=edge.confidence,
+        province=province,
+        out_of_province=None if province is None else province != home_province,
+        candidates=[
+            PlateCandidate(text=plate_format.canonical(c.text), confidence=c.confidence)
+            for c in edge.candidates
+        ],
+        vehicle_class=edge.vehicle_class,
+        crop_jpeg=edge.crop_jpeg,
+    )

@@ -1,0 +1,63 @@
+"""Plate recognition off the event loop: a thread pool sized to the cores.
+
+OpenCV and onnxruntime release the GIL, so threads use the cores while the
+loop keeps serving heartbeats. Each thread keeps its own recogniser (loaded
+once per thread), so no model state is shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from detectors.recognizer import PlateRecognizer, PlateResult
+
+from detectors.jpeg import decode_jpeg, encode_jpeg
+from ioc import metrics
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    plates: list[PlateResult]
+    crops_jpeg: list[bytes | None]
+    seconds: float
+
+
+class RecognitionPool:
+    def __init__(self, *, threads: int, home_province: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anpr")
+        self._home_province = home_province
+        self._local = threading.local()
+        self._pending = 0
+
+    def _recognizer(self) -> PlateRecognizer:
+        recognizer = getattr(self._local, "recognizer", None)
+        if recognizer is None:
+            recognizer = PlateRecognizer.load(home_province=self._home_province)
+            self._local.recognizer = recognizer
+        return recognizer
+
+    def _run(self, jpeg: bytes) -> FrameResult:
+        started = time.perf_counter()
+        image = decode_jpeg(jpeg)  # raises UndecodableImageError
+        plates = self._recognizer().recognize(image)
+        crops = [encode_jpeg(p.crop, quality=80) if p.crop is not None else None for p in plates]
+        return FrameResult(plates, crops, time.perf_counter() - started)
+
+    async def recognize(self, jpeg: bytes) -> FrameResult:
+        self._pending += 1
+        metrics.RECOGNITION_QUEUE.set(self._pending)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, jpeg)
+        finally:
+            self._pending -= 1
+            metrics.RECOGNITION_QUEUE.set(self._pending)
+        metrics.RECOGNITION_SECONDS.observe(result.seconds)
+        metrics.FRAMES_PROCESSED.inc()
+        return result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

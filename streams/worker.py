@@ -1,0 +1,60 @@
+"""Assemble one worker: the app, its topics, tables and agents."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from ioc.config import Settings
+from streams.agents import counts, edge_reads, frames, plate_reads, sensor_readings
+from streams.app import create_app
+from streams.context import WorkerContext, WorkerTopics
+from streams.dead_letters import DeadLetters
+from streams.recognition_pool import RecognitionPool
+
+logger = logging.getLogger(__name__)
+
+AGENT_MODULES = (frames, edge_reads, plate_reads, sensor_readings, counts)
+
+
+def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
+    app = create_app(settings, web_port=web_port)
+    topics = WorkerTopics.declare(app, settings)
+    ctx = WorkerContext(
+        settings=settings,
+        app=app,
+        topics=topics,
+        dead_letters=DeadLetters(topics.dead_letter, max_payload=settings.dead_letter_max_payload),
+        recognition=RecognitionPool(
+            threads=settings.recognition_threads, home_province=settings.home_province
+        ),
+    )
+    for module in AGENT_MODULES:
+        module.register(ctx)
+
+    @app.on_after_stop.connect
+    async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001
+        await ctx.close()
+
+    return app
+
+
+def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str = "info") -> None:
+    """Run a worker in the foreground until SIGINT/SIGTERM (blocking)."""
+    from faust.worker import Worker
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.worker_metrics_port, addr=settings.worker_web_host)
+    app = build_worker_app(settings, web_port=web_port)
+    Worker(app, loglevel=loglevel, loop=_event_loop()).execute_from_commandline()
+
+
+def _event_loop():  # noqa: ANN202
+    import asyncio
+
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
