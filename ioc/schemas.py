@@ -7,12 +7,13 @@ so producers can be upgraded first. See docs/events.md for examples.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 SCHEMA_VERSION = 1
 
@@ -35,6 +36,13 @@ __all__ = [
     "VehicleClass",
     "WatchlistEntry",
     "utcnow",
+]
+
+
+# Standard (RFC 4648 section 4) base64 in JSON, which every client decodes;
+# input accepts the URL-safe alphabet too.
+Base64Bytes = Annotated[
+    bytes, PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), when_used="json")
 ]
 
 
@@ -103,7 +111,6 @@ class _Event(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="ignore",
-        ser_json_bytes="base64",
         val_json_bytes="base64",
         use_enum_values=False,
     )
@@ -131,7 +138,7 @@ class CameraFrame(_CameraContext):
     """One JPEG frame from a checkpoint camera. Kafka key: camera_id."""
 
     kind: Literal["camera_frame"] = "camera_frame"
-    jpeg: bytes = Field(min_length=4)
+    jpeg: Base64Bytes = Field(min_length=4)
     width: int | None = None
     height: int | None = None
 
@@ -151,7 +158,7 @@ class EdgePlateRead(_CameraContext):
     confidence: float = Field(ge=0.0, le=1.0)
     candidates: list[PlateCandidate] = Field(default_factory=list)
     vehicle_class: VehicleClass = VehicleClass.UNKNOWN
-    crop_jpeg: bytes | None = None
+    crop_jpeg: Base64Bytes | None = None
 
 
 class SensorReading(_Event):
@@ -189,7 +196,7 @@ class PlateRead(_CameraContext):
     bbox: tuple[int, int, int, int] | None = None
     candidates: list[PlateCandidate] = Field(default_factory=list)
     vehicle_class: VehicleClass = VehicleClass.UNKNOWN
-    crop_jpeg: bytes | None = None
+    crop_jpeg: Base64Bytes | None = None
     processed_at: AwareDatetime = Field(default_factory=utcnow)
 
     @staticmethod
@@ -232,16 +239,16 @@ class WatchlistEntry(BaseModel):
 class DeadLetter(BaseModel):
     """A message no agent could process, with the reason and the original bytes."""
 
-    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+    model_config = ConfigDict(val_json_bytes="base64")
 
     source_topic: str
     partition: int | None = None
     offset: int | None = None
-    key: bytes | None = None
+    key: Base64Bytes | None = None
     reason: Literal[
         "bad_json", "unknown_schema_version", "invalid_event", "undecodable_image",
         "unknown_camera", "processing_error",
     ]
     error: str
-    payload: bytes
+    payload: Base64Bytes
     dead_at: AwareDatetime = Field(default_factory=utcnow)

@@ -1,0 +1,57 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from ioc.schemas import AlertKind, Direction, EdgePlateRead, PlateRead, Severity, WatchlistEntry
+from streams.reads import InvalidPlateTextError, read_from_edge
+from streams.watchlist_alerts import alerts_for_read
+
+NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)
+
+
+def edge(text: str) -> EdgePlateRead:
+    return EdgePlateRead(
+        camera_id="CP01-CAM1", checkpoint_id="CP01", direction=Direction.IN,
+        captured_at=NOW, text=text, confidence=0.9,
+    )
+
+
+def test_edge_read_is_normalised_and_classified_by_province() -> None:
+    read = read_from_edge(edge("29a-123.45"), home_province="20")
+    assert read.text == "29A12345"
+    assert read.display == "29A-123.45"
+    assert read.province == "29" and read.out_of_province is True
+    assert read_from_edge(edge("20A12345"), home_province="20").out_of_province is False
+
+
+def test_edge_read_id_is_stable_across_replays() -> None:
+    event = edge("20A12345")
+    assert read_from_edge(event, home_province="20").read_id == read_from_edge(
+        event, home_province="20"
+    ).read_id
+
+
+def test_edge_read_with_impossible_text_is_refused() -> None:
+    for text in ("HELLO", "20I12345", "1"):
+        try:
+            read_from_edge(edge(text), home_province="20")
+        except InvalidPlateTextError:
+            continue
+        raise AssertionError(f"{text} accepted")
+
+
+def test_watchlist_hit_alert_is_deterministic_and_carries_evidence() -> None:
+    read = read_from_edge(edge("20A12345"), home_province="20")
+    entry = WatchlistEntry(pattern="20A12345", reason="stolen", priority=1,
+                           expires_at=NOW + timedelta(days=1))
+    first, second = alerts_for_read(read, [entry]), alerts_for_read(read, [entry])
+    assert len(first) == 1 and first[0].alert_id == second[0].alert_id
+    alert = first[0]
+    assert alert.alert_kind is AlertKind.WATCHLIST_HIT and alert.severity is Severity.CRITICAL
+    assert alert.evidence["entry_id"] == str(entry.entry_id)
+    assert alert.evidence["match_kind"] == "exact"
+    assert alert.read_id == read.read_id
+
+
+def test_plate_read_ids_differ_per_plate_in_a_frame() -> None:
+    source = uuid.uuid4()
+    assert PlateRead.derive_id(source, 0) != PlateRead.derive_id(source, 1)
