@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 
 import faust
 
-from detectors import plate_format
 from ioc.config import Settings
-from ioc.schemas import WatchlistEntry
+from ioc.schemas import PlateRead, WatchlistEntry
+from ioc.watchlist_matcher import Hit, WatchlistMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -40,32 +39,28 @@ def declare_watchlist_table(app: faust.App, settings: Settings) -> faust.GlobalT
 
 
 class WatchlistIndex:
-    """Exact-text index over the table's entries, rebuilt at most every ``refresh_s``."""
+    """A fuzzy matcher over the table's entries, rebuilt at most every ``refresh_s``."""
 
     def __init__(self, table: faust.GlobalTable, *, refresh_s: float = 1.0) -> None:
         self._table = table
         self._refresh_s = refresh_s
-        self._exact: dict[str, list[WatchlistEntry]] = {}
+        self._matcher = WatchlistMatcher(())
         self._built_at = float("-inf")
 
-    def _rebuild_if_stale(self) -> None:
+    def matcher(self) -> WatchlistMatcher:
         now = time.monotonic()
-        if now - self._built_at < self._refresh_s:
-            return
-        data = self._table.data
-        index: dict[str, list[WatchlistEntry]] = {}
-        for value in data.values():
+        if now - self._built_at >= self._refresh_s:
+            self._matcher, self._built_at = WatchlistMatcher(self._entries()), now
+        return self._matcher
+
+    def _entries(self) -> list[WatchlistEntry]:
+        entries = []
+        for value in list(self._table.data.values()):
             try:
-                entry = WatchlistEntry.model_validate(value)
+                entries.append(WatchlistEntry.model_validate(value))
             except ValueError as exc:
                 logger.warning("ignoring malformed watchlist entry: %s", exc)
-                continue
-            index.setdefault(plate_format.canonical(entry.pattern), []).append(entry)
-        self._exact, self._built_at = index, now
+        return entries
 
-    def matches(self, text: str, at: datetime) -> list[WatchlistEntry]:
-        self._rebuild_if_stale()
-        return [
-            e for e in self._exact.get(text, [])
-            if e.active and (e.expires_at is None or e.expires_at > at)
-        ]
+    def matches(self, read: PlateRead) -> list[Hit]:
+        return self.matcher().match(read.text, candidates=read.candidates, at=read.captured_at)

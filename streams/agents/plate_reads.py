@@ -31,7 +31,7 @@ def register(ctx: WorkerContext) -> None:
                 await ctx.dead_letters.publish(message, "processing_error", str(error.error))
 
             alerts = [a for read in reads if id(read) not in refused
-                      for a in alerts_for_read(read, watchlist.matches(read.text, read.captured_at))]
+                      for a in alerts_for_read(read, watchlist.matches(read))]
             await write_batch(pool, "alerts", insert_alerts, alerts)
             for alert in alerts:
                 await ctx.send(topics.alerts, alert.subject, alert)

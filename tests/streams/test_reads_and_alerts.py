@@ -2,6 +2,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ioc.schemas import AlertKind, Direction, EdgePlateRead, PlateRead, Severity, WatchlistEntry
+from ioc.watchlist_matcher import Hit
 from streams.reads import InvalidPlateTextError, read_from_edge
 from streams.watchlist_alerts import alerts_for_read
 
@@ -43,7 +44,8 @@ def test_watchlist_hit_alert_is_deterministic_and_carries_evidence() -> None:
     read = read_from_edge(edge("20A12345"), home_province="20")
     entry = WatchlistEntry(pattern="20A12345", reason="stolen", priority=1,
                            expires_at=NOW + timedelta(days=1))
-    first, second = alerts_for_read(read, [entry]), alerts_for_read(read, [entry])
+    hit = Hit(entry, "exact", 1.0, read.text)
+    first, second = alerts_for_read(read, [hit]), alerts_for_read(read, [hit])
     assert len(first) == 1 and first[0].alert_id == second[0].alert_id
     alert = first[0]
     assert alert.alert_kind is AlertKind.WATCHLIST_HIT and alert.severity is Severity.CRITICAL

@@ -1,0 +1,141 @@
+"""Fuzzy matching of plate reads against watchlist entries.
+
+How commercial hotlist matchers behave, and what an officer can judge: an exact
+read; one look-alike substitution (0/O/D/Q, 1/I/T, 2/Z, 5/S, 6/G, 8/B, 4/A);
+one inserted or dropped character; a hit on one of the read's alternative
+candidates; or a wildcard entry (``30A12*``, ``29?1234``). Each hit says how it
+matched and with what score, so operators can rank hits.
+
+Lookups are indexed (exact text, look-alike skeleton, single-deletion
+variants); only wildcard entries are scanned, and they are few.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from detectors.plate_format import LOOKALIKES, canonical
+
+from ioc.schemas import PlateCandidate, WatchlistEntry
+
+MatchKind = Literal["exact", "wildcard", "lookalike", "edit", "candidate"]
+
+SCORES: dict[MatchKind, float] = {
+    "exact": 1.0,
+    "wildcard": 0.95,
+    "lookalike": 0.85,
+    "edit": 0.75,
+    "candidate": 0.7,  # multiplied by the candidate's confidence
+}
+MIN_CANDIDATE_CONFIDENCE = 0.05
+
+_SKELETON = str.maketrans({ch: group[0] for group in LOOKALIKES for ch in group})
+
+
+def skeleton(text: str) -> str:
+    """Map every look-alike character to its group's first member."""
+    return text.translate(_SKELETON)
+
+
+def _deletions(text: str) -> set[str]:
+    return {text[:i] + text[i + 1 :] for i in range(len(text))}
+
+
+def is_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    body = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern
+    )
+    return re.compile(f"^{body}$")
+
+
+def normalise_pattern(pattern: str) -> str:
+    """Canonical form of an entry's pattern, keeping wildcards."""
+    return "".join(canonical(part) if part not in "*?" else part for part in re.split(r"([*?])", pattern))
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: WatchlistEntry
+    match_kind: MatchKind
+    score: float
+    matched_text: str
+
+
+class WatchlistMatcher:
+    """An immutable index over entries; build a new one when the watchlist changes."""
+
+    def __init__(self, entries: Iterable[WatchlistEntry]) -> None:
+        self._exact: dict[str, list[WatchlistEntry]] = defaultdict(list)
+        self._by_skeleton: dict[str, list[WatchlistEntry]] = defaultdict(list)
+        self._by_deletion: dict[str, list[WatchlistEntry]] = defaultdict(list)
+        self._wildcards: list[tuple[re.Pattern[str], WatchlistEntry]] = []
+        self.size = 0
+        for entry in entries:
+            self.size += 1
+            pattern = normalise_pattern(entry.pattern)
+            if is_wildcard(pattern):
+                self._wildcards.append((wildcard_regex(pattern), entry))
+                continue
+            self._exact[pattern].append(entry)
+            self._by_skeleton[skeleton(pattern)].append(entry)
+            for variant in _deletions(pattern):
+                self._by_deletion[variant].append(entry)
+
+    def match(
+        self, text: str, *, candidates: Sequence[PlateCandidate] = (), at: datetime | None = None
+    ) -> list[Hit]:
+        """Best hit per entry for a read, highest score first."""
+        best: dict[object, Hit] = {}
+
+        def offer(entry: WatchlistEntry, kind: MatchKind, score: float, matched: str) -> None:
+            if not _is_live(entry, at):
+                return
+            current = best.get(entry.entry_id)
+            if current is None or score > current.score:
+                best[entry.entry_id] = Hit(entry, kind, round(score, 4), matched)
+
+        text = canonical(text)
+        for hit in self._direct_hits(text):
+            offer(*hit)
+        for candidate in candidates:
+            cand_text = canonical(candidate.text)
+            if cand_text == text or candidate.confidence < MIN_CANDIDATE_CONFIDENCE:
+                continue
+            for entry in self._exact.get(cand_text, ()):
+                offer(entry, "candidate", SCORES["candidate"] * candidate.confidence, cand_text)
+        return sorted(best.values(), key=lambda h: h.score, reverse=True)
+
+    def _direct_hits(self, text: str) -> Iterable[tuple[WatchlistEntry, MatchKind, float, str]]:
+        for entry in self._exact.get(text, ()):
+            yield entry, "exact", SCORES["exact"], text
+        for regex, entry in self._wildcards:
+            if regex.match(text):
+                yield entry, "wildcard", SCORES["wildcard"], text
+        for entry in self._by_skeleton.get(skeleton(text), ()):
+            pattern = normalise_pattern(entry.pattern)
+            if pattern != text and sum(a != b for a, b in zip(pattern, text, strict=True)) == 1:
+                yield entry, "lookalike", SCORES["lookalike"], text
+        # one character dropped from the read, or one extra character in it
+        for entry in self._exact_for_any(_deletions(text)):
+            yield entry, "edit", SCORES["edit"], text
+        for entry in self._by_deletion.get(text, ()):
+            yield entry, "edit", SCORES["edit"], text
+
+    def _exact_for_any(self, texts: Iterable[str]) -> Iterable[WatchlistEntry]:
+        for variant in texts:
+            yield from self._exact.get(variant, ())
+
+
+def _is_live(entry: WatchlistEntry, at: datetime | None) -> bool:
+    if not entry.active:
+        return False
+    return at is None or entry.expires_at is None or entry.expires_at > at
