@@ -26,12 +26,15 @@ __all__ = [
     "DeadLetter",
     "Direction",
     "EdgePlateRead",
+    "EdgePlateReadBatch",
     "PlateCandidate",
     "PlateColour",
     "PlateLayout",
     "PlateRead",
+    "PlateReadBatch",
     "SensorKind",
     "SensorReading",
+    "SensorReadingBatch",
     "Severity",
     "VehicleClass",
     "WatchlistEntry",
@@ -202,6 +205,27 @@ class PlateRead(_CameraContext):
     @staticmethod
     def derive_id(source_event_id: uuid.UUID, index: int) -> uuid.UUID:
         return uuid.uuid5(source_event_id, f"plate:{index}")
+
+
+class EdgePlateReadBatch(_Event):
+    """Several edge reads in one message (a gateway's envelope): far cheaper per read."""
+
+    kind: Literal["edge_plate_read_batch"] = "edge_plate_read_batch"
+    reads: list[EdgePlateRead] = Field(min_length=1, max_length=10_000)
+
+
+class SensorReadingBatch(_Event):
+    """Several sensor readings in one message (a gateway's envelope)."""
+
+    kind: Literal["sensor_reading_batch"] = "sensor_reading_batch"
+    readings: list[SensorReading] = Field(min_length=1, max_length=10_000)
+
+
+class PlateReadBatch(_Event):
+    """Plate reads of one camera, batched by the worker that produced them."""
+
+    kind: Literal["plate_read_batch"] = "plate_read_batch"
+    reads: list[PlateRead] = Field(min_length=1, max_length=10_000)
 
 
 class Alert(_Event):

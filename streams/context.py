@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import faust
 from faust.types import Message
-from ioc.storage.database import open_pool
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from ioc import metrics
 from ioc.config import Settings
+from ioc.schemas import PlateRead, PlateReadBatch
+from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
-from streams.decoding import EventRejectedError, decode_event
+from streams.decoding import EventRejectedError
 from streams.recognition_pool import RecognitionPool
 
-M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=BaseModel)
 
 
 @dataclass
@@ -79,21 +80,21 @@ class WorkerContext:
             await self._pool.close()
 
     async def decoded_batches(
-        self, stream: faust.StreamT, model: type[M]
-    ) -> AsyncIterator[list[tuple[Message, M]]]:
-        """Batches of decoded events; undecodable ones go to the dead letter on the way.
+        self, stream: faust.StreamT, decode: Callable[[bytes | None], list[E]]
+    ) -> AsyncIterator[list[tuple[Message, list[E]]]]:
+        """Batches of (message, its events); undecodable messages go to the dead letter.
 
         Faust acknowledges a batch when the agent asks for the next one, i.e. after
         the agent has finished (and committed) the previous batch.
         """
         size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
         async for events in stream.take_events(size, within=within):
-            batch: list[tuple[Message, M]] = []
+            batch: list[tuple[Message, list[E]]] = []
             for event in events:
                 message = event.message
                 metrics.MESSAGES_CONSUMED.labels(message.topic).inc()
                 try:
-                    batch.append((message, decode_event(model, message.value)))
+                    batch.append((message, decode(message.value)))
                 except EventRejectedError as exc:
                     await self.dead_letters.publish(message, exc.reason, exc.error)
             yield batch
@@ -102,3 +103,11 @@ class WorkerContext:
         """Send and wait for the broker's acknowledgement (at-least-once)."""
         fut = await topic.send(key=key.encode(), value=value.model_dump_json().encode())
         await fut
+
+    async def send_plate_reads(self, reads: list[PlateRead]) -> None:
+        """Publish reads as one batch message per camera (keeps per-camera order)."""
+        by_camera: dict[str, list[PlateRead]] = {}
+        for read in reads:
+            by_camera.setdefault(read.camera_id, []).append(read)
+        for camera_id, camera_reads in by_camera.items():
+            await self.send(self.topics.plate_reads, camera_id, PlateReadBatch(reads=camera_reads))

@@ -8,29 +8,34 @@ from detectors.jpeg import UndecodableImageError
 from ioc import metrics
 from ioc.schemas import CameraFrame
 from streams.context import WorkerContext
+from streams.decoding import decode_event
 from streams.reads import reads_from_frame
 
 
-def register(ctx: WorkerContext) -> None:
-    app, topics = ctx.app, ctx.topics
+def decode_frame(payload: bytes | None) -> list[CameraFrame]:
+    return [decode_event(CameraFrame, payload)]
 
-    @app.agent(topics.frames, name="recognize-frames")
+
+def register(ctx: WorkerContext) -> None:
+    @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, CameraFrame):
+        async for batch in ctx.decoded_batches(stream, decode_frame):
             # All frames of the batch run in parallel on the pool; the batch size
             # bounds the work in flight (back-pressure on the consumer).
             results = await asyncio.gather(
-                *(ctx.recognition.recognize(frame.jpeg) for _, frame in batch),
+                *(ctx.recognition.recognize(frames[0].jpeg) for _, frames in batch),
                 return_exceptions=True,
             )
-            for (message, frame), result in zip(batch, results, strict=True):
+            reads, done = [], []
+            for (message, (frame,)), result in zip(batch, results, strict=True):
                 if isinstance(result, UndecodableImageError):
                     await ctx.dead_letters.publish(message, "undecodable_image", str(result))
-                    continue
-                if isinstance(result, BaseException):
+                elif isinstance(result, BaseException):
                     await ctx.dead_letters.publish(message, "processing_error", repr(result))
-                    continue
-                for read in reads_from_frame(frame, result.plates, result.crops_jpeg):
-                    await ctx.send(topics.plate_reads, frame.camera_id, read)
-                    metrics.PLATES_READ.labels("camera").inc()
+                else:
+                    reads += reads_from_frame(frame, result.plates, result.crops_jpeg)
+                    done.append(message)
+            await ctx.send_plate_reads(reads)
+            metrics.PLATES_READ.labels("camera").inc(len(reads))
+            for message in done:
                 metrics.MESSAGES_STORED.labels(message.topic).inc()

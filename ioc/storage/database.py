@@ -1,0 +1,142 @@
+"""Connections, pools and what the server can do.
+
+The schema adapts to the server (TimescaleDB with or without Timescale-License
+features, or plain PostgreSQL), so everything that depends on it asks
+:func:`detect_capabilities` instead of assuming.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "COUNTABLE_TABLES",
+    "Capabilities",
+    "Layout",
+    "connect",
+    "detect_capabilities",
+    "open_pool",
+    "table_counts",
+]
+
+Layout = Literal["timescaledb", "postgres"]
+
+MIN_SERVER_VERSION = 150000
+
+COUNTABLE_TABLES = frozenset({
+    "plate_reads", "plate_crops", "sensor_readings", "checkpoint_counts", "alerts",
+    "alert_events", "watchlist_entries", "audit_log", "users", "cameras", "retention_runs",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the connected database offers, as found by asking it.
+
+    ``timescaledb`` means the extension is installed in this database;
+    ``tsl`` that Timescale-License features (continuous aggregates,
+    compression, policies) are enabled, not just the Apache-licensed core.
+    """
+
+    server_version: int
+    timescaledb: bool
+    timescaledb_version: str | None
+    tsl: bool
+    pg_trgm: bool
+
+    @property
+    def layout(self) -> Layout:
+        return "timescaledb" if self.timescaledb else "postgres"
+
+
+_CAPABILITIES_SQL = """
+SELECT current_setting('server_version_num')::int AS server_version,
+       (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS timescaledb_version,
+       coalesce(current_setting('timescaledb.license', true), '') AS license,
+       EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') AS pg_trgm
+"""
+
+
+async def detect_capabilities(conn: AsyncConnection) -> Capabilities:
+    """Ask the server: version, TimescaleDB (and its licence), pg_trgm."""
+    cur = await conn.execute(_CAPABILITIES_SQL)
+    row = await cur.fetchone()
+    assert row is not None
+    server_version, ts_version, license_name, pg_trgm = row
+    return Capabilities(
+        server_version=server_version,
+        timescaledb=ts_version is not None,
+        timescaledb_version=ts_version,
+        tsl=ts_version is not None and license_name == "timescale",
+        pg_trgm=bool(pg_trgm),
+    )
+
+
+async def _configure(conn: AsyncConnection) -> None:
+    """Every session works in UTC so day partitions and buckets line up the same everywhere."""
+    await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.commit()
+
+
+async def open_pool(
+    conninfo: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 30.0,
+    name: str = "ioc",
+) -> AsyncConnectionPool:
+    """An open pool whose connections work; bad settings fail here, at start-up.
+
+    Connections are checked when taken from the pool, so a pool outlives a
+    database restart instead of handing out dead connections.
+    """
+    pool = AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        name=name,
+        timeout=timeout,
+        configure=_configure,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"application_name": name},
+    )
+    await pool.open()
+    try:
+        await pool.wait(timeout=timeout)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+async def connect(conninfo: str, *, autocommit: bool = False) -> AsyncConnection:
+    """One connection, configured like the pool's (for CLI commands and scripts)."""
+    conn = await AsyncConnection.connect(conninfo, autocommit=autocommit, application_name="ioc")
+    await conn.execute("SET TIME ZONE 'UTC'")
+    if not autocommit:
+        await conn.commit()
+    return conn
+
+
+async def table_counts(conninfo: str, tables: Sequence[str]) -> dict[str, int]:
+    """Exact row counts of our own tables (for the demo summary and drain checks)."""
+    unknown = set(tables) - COUNTABLE_TABLES
+    if unknown:
+        raise ValueError(f"not a storage table: {sorted(unknown)}")
+    async with await connect(conninfo, autocommit=True) as conn:
+        counts: dict[str, int] = {}
+        for table in tables:
+            cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+            row = await cur.fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
