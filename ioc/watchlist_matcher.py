@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from detectors.plate_format import LOOKALIKES, canonical
+from detectors.plate_format import canonical
+from detectors.plate_format import lookalike_key as skeleton
 
 from ioc.schemas import PlateCandidate, WatchlistEntry
 
@@ -33,14 +34,6 @@ SCORES: dict[MatchKind, float] = {
     "candidate": 0.7,  # multiplied by the candidate's confidence
 }
 MIN_CANDIDATE_CONFIDENCE = 0.05
-
-_SKELETON = str.maketrans({ch: group[0] for group in LOOKALIKES for ch in group})
-
-
-def skeleton(text: str) -> str:
-    """Map every look-alike character to its group's first member."""
-    return text.translate(_SKELETON)
-
 
 def _deletions(text: str) -> set[str]:
     return {text[:i] + text[i + 1 :] for i in range(len(text))}

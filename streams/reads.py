@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from detectors.recognizer import PlateResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detectors.recognizer import PlateResult
 
 from detectors import plate_format
 from ioc.schemas import (
