@@ -1,0 +1,396 @@
+"""``ioc bench pipeline``: end-to-end throughput and latency of the stream pipeline.
+
+Runs the real broker, a real worker process and the real database (embedded
+ones unless configured), then:
+
+1. throughput: pushes a fixed number of edge plate reads and sensor readings
+   (in gateway envelopes) and waits until every one is a committed row;
+2. alert latency: sends reads at a steady rate with some watchlisted plates and
+   measures capture time -> alert on the alerts topic;
+3. baseline: the same messages through a bare aiokafka consume-and-COPY loop;
+4. frames: recognition throughput with 1 and 2 worker processes.
+
+The last line of stdout is a JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ioc.config import Settings, get_settings
+from ioc.schemas import (
+    CameraFrame,
+    Direction,
+    EdgePlateRead,
+    EdgePlateReadBatch,
+    SensorKind,
+    SensorReading,
+    SensorReadingBatch,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("pipeline", help="end-to-end stream pipeline benchmark")
+    parser.add_argument("--events", type=int, default=200_000, help="edge reads + sensor readings")
+    parser.add_argument("--envelope", type=int, default=200, help="events per Kafka message")
+    parser.add_argument("--alert-rate", type=float, default=1000.0, help="reads/s in the alert phase")
+    parser.add_argument("--alert-seconds", type=float, default=10.0)
+    parser.add_argument("--frames", type=int, default=200, help="frames per worker-count run (0: skip)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ioc.demo import embedded_services
+
+    workdir = Path(".run/bench-pipeline")
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = get_settings().model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}"})
+    with embedded_services(base, workdir) as settings:
+        result = asyncio.run(_bench(settings, args, workdir))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) -> dict:
+    from ioc.demo import DemoProcesses, child_env
+    from ioc.storage.migrations import migrate
+    from ioc.watchlist_sync import seed_watchlist
+    from streams.topics import create_topics
+
+    await migrate(settings.database_conninfo())
+    await asyncio.to_thread(create_topics, settings)
+    rng = random.Random(7)
+    plates = [_plate(rng) for _ in range(5000)]
+    wanted = plates[:50]
+    await seed_watchlist(settings, [(p, "benchmark") for p in wanted])
+
+    procs = DemoProcesses()
+    procs.start("worker-1", [sys.executable, "-m", "ioc", "worker"], child_env(settings), workdir)
+    try:
+        await _wait_worker_ready(settings, rng, plates)
+        throughput = await _throughput(settings, args, rng, plates)
+        _say(f"pipeline: {throughput['events_per_s']:,.0f} events/s, "
+             f"store latency p99 {throughput['store_latency_p99_ms']:.0f} ms")
+        alerts = await _alert_latency(settings, args, rng, plates, wanted)
+        _say(f"alerts: {alerts['alerts']} received, latency p50 {alerts['alert_latency_p50_ms']:.0f} ms, "
+             f"p99 {alerts['alert_latency_p99_ms']:.0f} ms at {args.alert_rate:.0f} reads/s")
+    finally:
+        procs.stop()
+    baseline = await _baseline(settings)
+    _say(f"baseline (bare aiokafka + COPY): {baseline:,.0f} events/s")
+    frames = await _frames(settings, args, workdir) if args.frames else {}
+    return {
+        **throughput,
+        "baseline_events_per_s": round(baseline),
+        "ratio": round(throughput["events_per_s"] / baseline, 3) if baseline else None,
+        **alerts,
+        **frames,
+    }
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _plate(rng: random.Random) -> str:
+    from detectors.plate_format import random_plate_text
+
+    np_rng = np.random.default_rng(rng.randrange(2**32))
+    return random_plate_text(np_rng, layout=rng.choice(["one_line", "motorbike"]), province=rng.choice(
+        ["20", "20", "29", "30", "98"]))
+
+
+def _edge(rng: random.Random, plate: str, captured_at: datetime) -> EdgePlateRead:
+    cp = rng.randrange(1, 9)
+    return EdgePlateRead(
+        camera_id=f"BENCH-CP{cp:02d}-CAM1", checkpoint_id=f"BENCH-CP{cp:02d}",
+        direction=rng.choice(list(Direction)), captured_at=captured_at, text=plate,
+        confidence=0.95,
+    )
+
+
+def _sensor(rng: random.Random, captured_at: datetime) -> SensorReading:
+    cp = rng.randrange(1, 9)
+    return SensorReading(
+        sensor_id=f"BENCH-CP{cp:02d}-LOOP", checkpoint_id=f"BENCH-CP{cp:02d}",
+        sensor_kind=SensorKind.VEHICLE_COUNT, captured_at=captured_at, value=rng.randint(0, 9),
+        direction=rng.choice(list(Direction)),
+    )
+
+
+async def _producer(settings: Settings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, acks="all",
+        max_request_size=16 * 1024 * 1024, max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    return producer
+
+
+async def _counts(settings: Settings) -> tuple[int, int]:
+    from ioc.storage.database import table_counts
+
+    rows = await table_counts(settings.database_conninfo(), ["plate_reads", "sensor_readings"])
+    return rows["plate_reads"], rows["sensor_readings"]
+
+
+async def _wait_for_rows(settings: Settings, reads: int, sensors: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        have_reads, have_sensors = await _counts(settings)
+        if have_reads >= reads and have_sensors >= sensors:
+            return time.monotonic()
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"pipeline did not store {reads} reads and {sensors} readings in {timeout}s")
+
+
+async def _wait_worker_ready(settings: Settings, rng: random.Random, plates: list[str]) -> None:
+    producer = await _producer(settings)
+    try:
+        event = _edge(rng, plates[-1], utcnow())
+        await producer.send_and_wait(settings.topics.edge_plate_reads, event.to_json(),
+                                     key=event.camera_id.encode())
+    finally:
+        await producer.stop()
+    await _wait_for_rows(settings, 1, 0, timeout=120)
+
+
+async def _throughput(settings: Settings, args: argparse.Namespace, rng: random.Random,
+                      plates: list[str]) -> dict:
+    """Push ``--events`` events in envelopes, as fast as the producer goes."""
+    t = settings.topics
+    reads_before, sensors_before = await _counts(settings)
+    half = args.events // 2
+    producer = await _producer(settings)
+    started = time.monotonic()
+    try:
+        sent_reads = sent_sensors = 0
+        while sent_reads < half or sent_sensors < half:
+            now = utcnow()
+            n = min(args.envelope, half - sent_reads)
+            if n > 0:
+                batch = EdgePlateReadBatch(reads=[_edge(rng, rng.choice(plates), now) for _ in range(n)])
+                await producer.send(t.edge_plate_reads, batch.to_json(), key=f"gw{sent_reads % 8}".encode())
+                sent_reads += n
+            n = min(args.envelope, half - sent_sensors)
+            if n > 0:
+                batch = SensorReadingBatch(readings=[_sensor(rng, now) for _ in range(n)])
+                await producer.send(t.sensor_readings, batch.to_json(), key=f"gw{sent_sensors % 8}".encode())
+                sent_sensors += n
+        await producer.flush()
+    finally:
+        await producer.stop()
+    produced_in = time.monotonic() - started
+    done = await _wait_for_rows(settings, reads_before + half, sensors_before + half, timeout=600)
+    elapsed = done - started
+    p50, p99 = await _store_latency(settings)
+    _say(f"produced {2 * half:,} events in {produced_in:.1f}s; all stored after {elapsed:.1f}s")
+    return {
+        "events": 2 * half,
+        "events_per_s": round(2 * half / elapsed),
+        "store_latency_p50_ms": p50,
+        "store_latency_p99_ms": p99,
+    }
+
+
+async def _store_latency(settings: Settings) -> tuple[float, float]:
+    from ioc.storage.database import connect
+
+    conn = await connect(settings.database_conninfo())
+    try:
+        cur = await conn.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP "
+            "(ORDER BY extract(epoch FROM stored_at - captured_at)) FROM plate_reads "
+            "WHERE camera_id LIKE 'BENCH-%%'"
+        )
+        row = await cur.fetchone()
+    finally:
+        await conn.close()
+    p50, p99 = row[0] if row and row[0] else (0.0, 0.0)
+    return round(p50 * 1000, 1), round(p99 * 1000, 1)
+
+
+async def _alert_latency(settings: Settings, args: argparse.Namespace, rng: random.Random,
+                         plates: list[str], wanted: list[str]) -> dict:
+    """Steady ``--alert-rate`` reads/s, 1 % watchlisted; capture -> alert on the topic."""
+    t = settings.topics
+    consumer = AIOKafkaConsumer(
+        t.alerts, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        auto_offset_reset="latest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def collect() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            received = utcnow()
+            for records in batch.values():
+                for record in records:
+                    alert = json.loads(record.value)
+                    captured = datetime.fromisoformat(alert["captured_at"])
+                    latencies.append((received - captured).total_seconds() * 1000)
+
+    collector = asyncio.create_task(collect())
+    producer = await _producer(settings)
+    try:
+        tick = 0.01
+        per_tick = args.alert_rate * tick
+        owed = 0.0
+        end = time.monotonic() + args.alert_seconds
+        while time.monotonic() < end:
+            owed += per_tick
+            now = utcnow()
+            while owed >= 1:
+                plate = rng.choice(wanted) if rng.random() < 0.01 else rng.choice(plates)
+                event = _edge(rng, plate, now)
+                await producer.send(t.edge_plate_reads, event.to_json(), key=event.camera_id.encode())
+                owed -= 1
+            await asyncio.sleep(tick)
+        await producer.flush()
+        await asyncio.sleep(3.0)
+    finally:
+        stop.set()
+        await collector
+        await producer.stop()
+        await consumer.stop()
+    if not latencies:
+        return {"alerts": 0, "alert_latency_p50_ms": None, "alert_latency_p99_ms": None}
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
+    return {
+        "alerts": len(latencies),
+        "alert_latency_p50_ms": round(statistics.median(latencies), 1),
+        "alert_latency_p99_ms": round(q[98], 1),
+    }
+
+
+async def _baseline(settings: Settings) -> float:
+    """The same edge-read and sensor messages through a bare consume -> COPY loop."""
+    from ioc.storage.database import connect
+
+    t = settings.topics
+    consumer = AIOKafkaConsumer(
+        t.edge_plate_reads, t.sensor_readings, bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"baseline-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    conn = await connect(settings.database_conninfo())
+    await conn.execute(
+        "CREATE TEMP TABLE baseline_events (camera_id text, captured_at timestamptz, body text)"
+    )
+    await consumer.start()
+    events, started, last = 0, None, None
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1500, max_records=5000)
+            if not batch:
+                break  # the topics were fully written before this loop started
+            started = started or time.monotonic()
+            rows = []
+            for records in batch.values():
+                for record in records:
+                    body = json.loads(record.value)
+                    items = body.get("reads") or body.get("readings") or [body]
+                    rows += [(i.get("camera_id") or i.get("sensor_id"), i["captured_at"], i.get("text"))
+                             for i in items]
+            async with conn.cursor() as cur, cur.copy(
+                "COPY baseline_events (camera_id, captured_at, body) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    await copy.write_row(row)
+            await conn.commit()
+            await consumer.commit()
+            events += len(rows)
+            last = time.monotonic()
+    finally:
+        await consumer.stop()
+        await conn.close()
+    elapsed = (last or 0) - (started or 0)
+    return events / elapsed if elapsed > 0 else 0.0
+
+
+async def _frames(settings: Settings, args: argparse.Namespace, workdir: Path) -> dict:
+    """Frames/s with one and two worker processes (recognition-bound)."""
+    from ioc.demo import DemoProcesses, child_env
+    from ioc.simulator import TrafficSimulator
+
+    sim = TrafficSimulator(settings, seed=11)
+    cameras = [c for c in sim.cameras if not c.edge]
+    frames: list[CameraFrame] = []
+    for _ in range(args.frames):
+        frames.append(sim.frame_event(sim.next_vehicle(), sim.rng.choice(cameras)))
+    result = {}
+    for workers in (1, 2):
+        procs = DemoProcesses()
+        env = child_env(settings)
+        for i in range(workers):
+            env_i = dict(env, IOC_RECOGNITION_THREADS="1")
+            procs.start(f"frames-worker-{workers}-{i}",
+                        [sys.executable, "-m", "ioc", "worker", "--web-port",
+                         str(settings.worker_web_port + 10 + i), "--metrics-port",
+                         str(settings.worker_metrics_port + 10 + i)], env_i, workdir)
+        try:
+            await asyncio.sleep(12)  # group join on this broker takes a few seconds
+            per_s = await _push_frames(settings, frames, workers)
+        finally:
+            procs.stop()
+        result[f"frames_per_s_{workers}_workers"] = round(per_s, 1)
+        _say(f"frames: {per_s:.1f} frames/s with {workers} worker process(es), 1 thread each")
+    return result
+
+
+async def _push_frames(settings: Settings, frames: list[CameraFrame], workers: int) -> float:
+    """Send the frames and wait until the workers' counters say all were recognised."""
+    t = settings.topics
+    producer = await _producer(settings)
+    started = time.monotonic()
+    try:
+        for frame in frames:
+            fresh = frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
+            await producer.send(t.frames, fresh.to_json(), key=frame.camera_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    deadline = time.monotonic() + 300
+    while await _frames_done(settings, workers) < len(frames):
+        if time.monotonic() > deadline:
+            raise TimeoutError("frames were not all recognised within 300 s")
+        await asyncio.sleep(0.2)
+    return len(frames) / (time.monotonic() - started)
+
+
+async def _frames_done(settings: Settings, workers: int) -> int:
+    """Frames the workers have finished, from their Prometheus counters."""
+    import httpx
+
+    total = 0
+    async with httpx.AsyncClient(timeout=2) as client:
+        for i in range(workers):
+            port = settings.worker_metrics_port + 10 + i
+            try:
+                text = (await client.get(f"http://{settings.worker_web_host}:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("ioc_frames_processed_total "):
+                    total += int(float(line.split()[1]))
+    return total
