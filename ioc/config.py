@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     dead_letter_max_payload: int = 2_000_000
 
     # --- domain ---
+    require_known_cameras: bool = Field(
+        True, description="Dead-letter frames and reads from cameras not in the cameras table"
+    )
     home_province: str = "20"
     read_retention_days: int = 30
     alert_retention_days: int = 365

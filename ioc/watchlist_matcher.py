@@ -21,7 +21,6 @@ from typing import Literal
 
 from detectors.plate_format import canonical
 from detectors.plate_format import lookalike_key as skeleton
-
 from ioc.schemas import PlateCandidate, WatchlistEntry
 
 MatchKind = Literal["exact", "wildcard", "lookalike", "edit", "candidate"]

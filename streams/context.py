@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 import faust
@@ -15,12 +17,15 @@ from pydantic import BaseModel
 from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import PlateRead, PlateReadBatch
+from ioc.storage.cameras import list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
 from streams.recognition_pool import RecognitionPool
 
 E = TypeVar("E", bound=BaseModel)
+
+KNOWN_CAMERAS_REFRESH_S = 5.0
 
 
 @dataclass
@@ -60,6 +65,9 @@ class WorkerContext:
     topics: WorkerTopics
     dead_letters: DeadLetters
     recognition: RecognitionPool
+    camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
+    _known_cameras: set[str] = field(default_factory=set)
+    _known_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -103,6 +111,20 @@ class WorkerContext:
         """Send and wait for the broker's acknowledgement (at-least-once)."""
         fut = await topic.send(key=key.encode(), value=value.model_dump_json().encode())
         await fut
+
+    async def is_known_camera(self, camera_id: str) -> bool:
+        """Whether the camera is registered; the registry is re-read at most every few seconds."""
+        if not self.settings.require_known_cameras or camera_id in self._known_cameras:
+            return True
+        if time.monotonic() - self._known_loaded_at >= KNOWN_CAMERAS_REFRESH_S:
+            async with (await self.pool()).connection() as conn:
+                self._known_cameras = {c.camera_id for c in await list_cameras(conn)}
+            self._known_loaded_at = time.monotonic()
+        return camera_id in self._known_cameras
+
+    def saw_camera(self, camera_id: str, at: datetime) -> None:
+        if (last := self.camera_seen.get(camera_id)) is None or at > last:
+            self.camera_seen[camera_id] = at
 
     async def send_plate_reads(self, reads: list[PlateRead]) -> None:
         """Publish reads as one batch message per camera (keeps per-camera order)."""

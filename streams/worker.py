@@ -7,7 +7,7 @@ import logging
 import faust
 
 from ioc.config import Settings
-from streams.agents import counts, edge_reads, frames, plate_reads, sensor_readings
+from streams.agents import counts, edge_reads, frames, health, plate_reads, sensor_readings
 from streams.app import create_app
 from streams.context import WorkerContext, WorkerTopics
 from streams.dead_letters import DeadLetters
@@ -15,7 +15,7 @@ from streams.recognition_pool import RecognitionPool
 
 logger = logging.getLogger(__name__)
 
-AGENT_MODULES = (frames, edge_reads, plate_reads, sensor_readings, counts)
+AGENT_MODULES = (frames, edge_reads, plate_reads, sensor_readings, counts, health)
 
 
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:

@@ -18,6 +18,12 @@ def register(ctx: WorkerContext) -> None:
         async for batch in ctx.decoded_batches(stream, decoder.decode):
             reads, done = [], []
             for message, edges in batch:
+                unknown = [e.camera_id for e in edges if not await ctx.is_known_camera(e.camera_id)]
+                if unknown:
+                    await ctx.dead_letters.publish(message, "unknown_camera", ", ".join(sorted(set(unknown))))
+                    continue
+                for edge in edges:
+                    ctx.saw_camera(edge.camera_id, edge.captured_at)
                 try:
                     reads += [read_from_edge(edge, home_province=home) for edge in edges]
                 except InvalidPlateTextError as exc:

@@ -19,7 +19,14 @@ def decode_frame(payload: bytes | None) -> list[CameraFrame]:
 def register(ctx: WorkerContext) -> None:
     @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decode_frame):
+        async for decoded in ctx.decoded_batches(stream, decode_frame):
+            batch = []
+            for message, (frame,) in decoded:
+                if await ctx.is_known_camera(frame.camera_id):
+                    ctx.saw_camera(frame.camera_id, frame.captured_at)
+                    batch.append((message, (frame,)))
+                else:
+                    await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)
             # All frames of the batch run in parallel on the pool; the batch size
             # bounds the work in flight (back-pressure on the consumer).
             results = await asyncio.gather(

@@ -79,8 +79,8 @@ CREATE TABLE audit_log (
     purpose      text NOT NULL CHECK (length(btrim(purpose)) > 0),
     result_count integer NOT NULL CHECK (result_count >= 0)
 );
-CREATE INDEX audit_log_at_idx ON audit_log (at DESC, audit_id DESC);
-CREATE INDEX audit_log_actor_idx ON audit_log (actor, at DESC, audit_id DESC);
+CREATE INDEX audit_log_at_idx ON audit_log (at);
+CREATE INDEX audit_log_actor_idx ON audit_log (actor, audit_id DESC);
 
 CREATE FUNCTION ioc_reject_audit_change() RETURNS trigger
     LANGUAGE plpgsql AS $$

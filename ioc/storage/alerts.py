@@ -1,0 +1,191 @@
+"""Alerts and their status history (who acknowledged, escalated, accepted or rejected, and why)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from ioc.schemas import Alert, AlertKind, AlertStatus
+from ioc.storage.staged_insert import StagedTable, copy_and_insert
+
+__all__ = [
+    "AlertEvent",
+    "AlertRecord",
+    "alert_decisions",
+    "alert_history",
+    "get_alert",
+    "insert_alerts",
+    "recent_alerts",
+    "update_alert_status",
+]
+
+_ALERTS = StagedTable(
+    "alerts",
+    [
+        ("alert_id", "uuid"), ("kind", "text"), ("severity", "text"), ("subject", "text"),
+        ("status", "text"), ("raised_at", "timestamptz"), ("captured_at", "timestamptz"),
+        ("checkpoint_id", "text"), ("camera_id", "text"), ("read_id", "uuid"), ("evidence", "jsonb"),
+    ],
+    conflict=["alert_id"],
+    returning="alert_id, status, raised_at",
+    # the first history row of each new alert; counting these counts the new alerts
+    follow_up="INSERT INTO alert_events (alert_id, status, actor, at, note)"
+              " SELECT alert_id, status, 'system', raised_at, 'raised' FROM inserted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    alert_id: uuid.UUID
+    kind: str
+    severity: str
+    subject: str
+    status: str
+    raised_at: datetime
+    captured_at: datetime | None
+    checkpoint_id: str | None
+    camera_id: str | None
+    read_id: uuid.UUID | None
+    evidence: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    alert_event_id: int
+    alert_id: uuid.UUID
+    status: str
+    actor: str
+    at: datetime
+    note: str | None
+    reason: str | None
+
+
+_ALERT_COLUMNS = sql.SQL(
+    "alert_id, kind, severity, subject, status, raised_at, captured_at, checkpoint_id, camera_id,"
+    " read_id, evidence, updated_at"
+)
+_EVENT_COLUMNS = "alert_event_id, alert_id, status, actor, at, note, reason"
+
+
+def _row(alert: Alert) -> tuple[object, ...]:
+    return (
+        alert.alert_id, alert.alert_kind.value, alert.severity.value, alert.subject, alert.status.value,
+        alert.raised_at, alert.captured_at, alert.checkpoint_id, alert.camera_id, alert.read_id,
+        alert.evidence,
+    )
+
+
+async def insert_alerts(conn: AsyncConnection, alerts: Sequence[Alert]) -> int:
+    """Store alerts (idempotent on ``alert_id``); returns how many were new.
+
+    A replayed alert keeps its stored status: an operator's acknowledgement is
+    never reset by a replay.
+    """
+    if not alerts:
+        return 0
+    return await copy_and_insert(conn, _ALERTS, map(_row, alerts))
+
+
+async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID) -> AlertRecord | None:
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
+        await cur.execute(sql.SQL("SELECT {} FROM alerts WHERE alert_id = %s").format(_ALERT_COLUMNS),
+                          [alert_id])
+        return await cur.fetchone()
+
+
+async def recent_alerts(
+    conn: AsyncConnection,
+    *,
+    limit: int = 50,
+    status: AlertStatus | str | Sequence[AlertStatus | str] | None = None,
+    kind: AlertKind | str | None = None,
+    since: datetime | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[AlertRecord]:
+    """Newest alerts first; ``before`` = the last row's ``(raised_at, alert_id)`` for the next page."""
+    filters: list[sql.Composable] = []
+    params: dict[str, Any] = {"limit": limit}
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        filters.append(sql.SQL("status = ANY(%(statuses)s)"))
+        params["statuses"] = [AlertStatus(s).value for s in statuses]
+    if kind is not None:
+        filters.append(sql.SQL("kind = %(kind)s"))
+        params["kind"] = AlertKind(kind).value
+    if since is not None:
+        filters.append(sql.SQL("raised_at >= %(since)s"))
+        params["since"] = since
+    if before is not None:
+        filters.append(sql.SQL("(raised_at, alert_id) < (%(before_at)s, %(before_id)s)"))
+        params.update(before_at=before[0], before_id=before[1])
+    where = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(filters)) if filters else sql.SQL("")
+    query = sql.SQL("SELECT {} FROM alerts{} ORDER BY raised_at DESC, alert_id DESC LIMIT %(limit)s").format(
+        _ALERT_COLUMNS, where)
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+_UPDATE_STATUS = sql.SQL("""
+WITH updated AS (
+    UPDATE alerts SET status = %(status)s, updated_at = now()
+     WHERE alert_id = %(alert_id)s
+ RETURNING {columns}
+), history AS (
+    INSERT INTO alert_events (alert_id, status, actor, note, reason)
+    SELECT alert_id, %(status)s, %(actor)s, %(note)s, %(reason)s FROM updated
+)
+SELECT {columns} FROM updated
+""").format(columns=_ALERT_COLUMNS)
+
+
+async def update_alert_status(
+    conn: AsyncConnection,
+    alert_id: uuid.UUID,
+    status: AlertStatus | str,
+    actor: str,
+    note: str | None = None,
+    reason: str | None = None,
+) -> AlertRecord | None:
+    """Set an alert's status and record who, when and why; ``None`` if no such alert.
+
+    Which transitions and reasons are allowed is the API's policy; storage keeps
+    every change.
+    """
+    params = {"status": AlertStatus(status).value, "alert_id": alert_id, "actor": actor,
+              "note": note, "reason": reason}
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
+        await cur.execute(_UPDATE_STATUS, params)
+        return await cur.fetchone()
+
+
+async def alert_history(conn: AsyncConnection, alert_id: uuid.UUID) -> list[AlertEvent]:
+    """Every status an alert went through, oldest first."""
+    async with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+        await cur.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events WHERE alert_id = %s ORDER BY at, alert_event_id",
+            [alert_id])
+        return await cur.fetchall()
+
+
+async def alert_decisions(
+    conn: AsyncConnection,
+    *,
+    since: datetime,
+    until: datetime,
+    statuses: Sequence[AlertStatus | str] = (AlertStatus.ACCEPTED, AlertStatus.REJECTED),
+) -> list[AlertEvent]:
+    """Hit decisions (accepted / rejected, with reasons) in ``[since, until)``, for reports."""
+    async with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+        await cur.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events"
+            " WHERE at >= %s AND at < %s AND status = ANY(%s) ORDER BY at, alert_event_id",
+            [since, until, [AlertStatus(s).value for s in statuses]])
+        return await cur.fetchall()

@@ -1,0 +1,95 @@
+"""The append-only audit trail of plate queries and other sensitive actions.
+
+The database itself refuses UPDATE, DELETE and TRUNCATE on ``audit_log`` (a
+trigger), so no code path, bug or compromised API process can rewrite history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+__all__ = ["AuditRecord", "append_audit", "list_audit"]
+
+_COLUMNS = sql.SQL("audit_id, at, actor, role, action, query, purpose, result_count")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    audit_id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    query: dict[str, Any]
+    purpose: str
+    result_count: int
+
+
+async def append_audit(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    query: Mapping[str, Any],
+    purpose: str,
+    result_count: int,
+) -> AuditRecord:
+    """Record who asked what, why, and how many results they got.
+
+    An empty ``purpose`` is refused by the database (every query states one).
+    """
+    async with conn.cursor(row_factory=class_row(AuditRecord)) as cur:
+        await cur.execute(
+            sql.SQL("INSERT INTO audit_log (actor, role, action, query, purpose, result_count)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}").format(_COLUMNS),
+            [actor, role, action, Jsonb(dict(query), dumps=orjson.dumps), purpose, result_count],
+        )
+        record = await cur.fetchone()
+    assert record is not None
+    return record
+
+
+async def list_audit(
+    conn: AsyncConnection,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[AuditRecord]:
+    """Newest first. Officers pass their own ``actor``; auditors may leave it out.
+    Pass the last row's ``audit_id`` as ``before_id`` for the next page."""
+    filters: list[sql.Composable] = []
+    params: dict[str, Any] = {"limit": limit}
+    for column, value in (("actor", actor), ("action", action)):
+        if value is not None:
+            filters.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
+            params[column] = value
+    if since is not None:
+        filters.append(sql.SQL("at >= %(since)s"))
+        params["since"] = since
+    if until is not None:
+        filters.append(sql.SQL("at < %(until)s"))
+        params["until"] = until
+    if before_id is not None:
+        filters.append(sql.SQL("audit_id < %(before_id)s"))
+        params["before_id"] = before_id
+    where = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(filters)) if filters else sql.SQL("")
+    async with conn.cursor(row_factory=class_row(AuditRecord)) as cur:
+        await cur.execute(
+            sql.SQL("SELECT {} FROM audit_log{} ORDER BY audit_id DESC LIMIT %(limit)s").format(
+                _COLUMNS, where),
+            params,
+        )
+        return await cur.fetchall()

@@ -1,0 +1,170 @@
+"""Checkpoint counts: one-minute windows per checkpoint x direction x vehicle class x origin.
+
+Choice (issue 4's "a replayed event never double-counts a window"): windows are
+*derived* from the stored, deduplicated rows of ``plate_reads`` and
+``sensor_readings`` and written as absolute values. :func:`refresh_counts`
+recomputes every minute overlapping ``[since, until)`` and upserts the result,
+so replaying events, re-running a refresh or running it from two workers can
+never add a vehicle twice. Refreshes are serialised by an advisory lock, so a
+slower refresh cannot overwrite a newer one with an older snapshot.
+
+A read stored after its minute was last refreshed (an edge camera uploading
+hours late) is counted by the next refresh whose window covers that minute; the
+stream worker's periodic refresh covers the last few minutes, so callers that
+backfill should refresh their range themselves.
+
+Origin: ``home`` / ``out_of_province`` from the read's province, ``unknown``
+when the plate says nothing (and for sensor rows). Vehicle counters and QR
+check-ins are columns of their own (``sensor_vehicles``, ``qr_checkins``): a
+checkpoint with both cameras and loop counters must not add them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+__all__ = ["CountRow", "counts_per_minute", "counts_rollup", "refresh_counts", "upsert_counts"]
+
+Origin = Literal["home", "out_of_province", "unknown"]
+Granularity = Literal["minute", "hour", "day"]
+
+_LOCK_KEY = 0x10C_0003
+_MINUTE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow:
+    bucket: datetime
+    checkpoint_id: str
+    direction: str
+    vehicle_class: str
+    origin: str
+    vehicles: int
+    sensor_vehicles: float = 0.0
+    qr_checkins: float = 0.0
+
+    @property
+    def key(self) -> tuple[datetime, str, str, str, str]:
+        return (self.bucket, self.checkpoint_id, self.direction, self.vehicle_class, self.origin)
+
+
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+_UPSERT_SET = """
+    ON CONFLICT (bucket, checkpoint_id, direction, vehicle_class, origin) DO UPDATE
+       SET vehicles = excluded.vehicles, sensor_vehicles = excluded.sensor_vehicles,
+           qr_checkins = excluded.qr_checkins, updated_at = now()
+     WHERE (c.vehicles, c.sensor_vehicles, c.qr_checkins)
+           IS DISTINCT FROM (excluded.vehicles, excluded.sensor_vehicles, excluded.qr_checkins)
+"""
+
+_REFRESH_MINUTES = """
+WITH source AS (
+    SELECT ioc_time_bucket('1 minute', captured_at) AS bucket, checkpoint_id, direction, vehicle_class,
+           CASE out_of_province WHEN true THEN 'out_of_province' WHEN false THEN 'home'
+                ELSE 'unknown' END AS origin,
+           count(*) AS vehicles, 0::float8 AS sensor_vehicles, 0::float8 AS qr_checkins
+      FROM plate_reads
+     WHERE captured_at >= %(since)s AND captured_at < %(until)s
+     GROUP BY 1, 2, 3, 4, 5
+    UNION ALL
+    SELECT ioc_time_bucket('1 minute', captured_at), checkpoint_id, coalesce(direction, 'unknown'),
+           coalesce(vehicle_class, 'unknown'), 'unknown', 0,
+           coalesce(sum(value) FILTER (WHERE sensor_kind = 'vehicle_count'), 0),
+           coalesce(sum(value) FILTER (WHERE sensor_kind = 'qr_checkin'), 0)
+      FROM sensor_readings
+     WHERE captured_at >= %(since)s AND captured_at < %(until)s
+       AND sensor_kind IN ('vehicle_count', 'qr_checkin')
+     GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO checkpoint_counts AS c
+       (bucket, checkpoint_id, direction, vehicle_class, origin, vehicles, sensor_vehicles, qr_checkins)
+SELECT bucket, checkpoint_id, direction, vehicle_class, origin,
+       sum(vehicles), sum(sensor_vehicles), sum(qr_checkins)
+  FROM source
+ GROUP BY 1, 2, 3, 4, 5
+""" + _UPSERT_SET
+
+_UPSERT_ROW = """
+INSERT INTO checkpoint_counts AS c
+       (bucket, checkpoint_id, direction, vehicle_class, origin, vehicles, sensor_vehicles, qr_checkins)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+""" + _UPSERT_SET
+
+
+async def refresh_counts(conn: AsyncConnection, *, since: datetime, until: datetime) -> int:
+    """Recompute every minute overlapping ``[since, until)`` from the stored rows, and the
+    hourly and daily roll-ups above them; returns how many minute rows changed."""
+    start, end = _floor_minute(since), _floor_minute(until) + _MINUTE
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        cur = await conn.execute(_REFRESH_MINUTES, {"since": start, "until": end})
+        changed = max(cur.rowcount, 0)
+        await conn.execute("SELECT ioc_refresh_rollups(%s, %s)", [start, end])
+    return changed
+
+
+async def upsert_counts(conn: AsyncConnection, rows: Sequence[CountRow]) -> int:
+    """Write windows computed elsewhere as absolute values (the last row per key wins);
+    returns how many rows changed. Writing the same rows again changes nothing."""
+    latest = {row.key: row for row in rows}
+    if not latest:
+        return 0
+    for row in latest.values():
+        if row.bucket != _floor_minute(row.bucket):
+            raise ValueError(f"bucket {row.bucket} is not on a minute boundary")
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        changed = 0
+        for row in latest.values():
+            await cur.execute(_UPSERT_ROW, (*row.key, row.vehicles, row.sensor_vehicles, row.qr_checkins))
+            changed += max(cur.rowcount, 0)
+        buckets = [row.bucket for row in latest.values()]
+        await cur.execute("SELECT ioc_refresh_rollups(%s, %s)", [min(buckets), max(buckets) + _MINUTE])
+    return changed
+
+
+_SOURCES: dict[Granularity, str] = {
+    "minute": "checkpoint_counts",
+    "hour": "checkpoint_counts_hourly",
+    "day": "checkpoint_counts_daily",
+}
+
+
+async def counts_rollup(
+    conn: AsyncConnection,
+    *,
+    granularity: Granularity,
+    since: datetime,
+    until: datetime,
+    checkpoint_id: str | None = None,
+) -> list[CountRow]:
+    """Counts per ``granularity`` bucket in ``[since, until)``, oldest first."""
+    query = sql.SQL(
+        "SELECT bucket, checkpoint_id, direction, vehicle_class, origin, vehicles::int AS vehicles,"
+        " sensor_vehicles, qr_checkins FROM {} WHERE bucket >= %(since)s AND bucket < %(until)s"
+    ).format(sql.Identifier(_SOURCES[granularity]))
+    params: dict = {"since": since, "until": until}
+    if checkpoint_id is not None:
+        query = sql.SQL("{} AND checkpoint_id = %(checkpoint_id)s").format(query)
+        params["checkpoint_id"] = checkpoint_id
+    query = sql.SQL("{} ORDER BY bucket, checkpoint_id, direction, vehicle_class, origin").format(query)
+    async with conn.cursor(row_factory=class_row(CountRow)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def counts_per_minute(
+    conn: AsyncConnection, *, since: datetime, until: datetime, checkpoint_id: str | None = None
+) -> list[CountRow]:
+    """One-minute windows in ``[since, until)``, oldest first."""
+    return await counts_rollup(conn, granularity="minute", since=since, until=until,
+                               checkpoint_id=checkpoint_id)

@@ -1,0 +1,265 @@
+"""Plate reads: idempotent bulk writes and the look-ups police and the watchlist need.
+
+Look-ups are newest first with keyset pagination on ``(captured_at, read_id)``,
+which every plate index ends with, so page N costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from ioc.schemas import Direction, PlateRead
+from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton, wildcard_to_like
+from ioc.storage.staged_insert import StagedTable, copy_and_insert
+
+__all__ = [
+    "MAX_PAGE",
+    "Sighting",
+    "SightingCursor",
+    "find_sightings",
+    "get_crop",
+    "get_read",
+    "insert_plate_reads",
+    "recent_reads_matching",
+]
+
+MAX_PAGE = 500
+
+MatchKind = Literal["exact", "lookalike", "pattern"]
+
+_READS = StagedTable(
+    "plate_reads",
+    [
+        ("read_id", "uuid"), ("captured_at", "timestamptz"), ("camera_id", "text"),
+        ("checkpoint_id", "text"), ("lane", "int2"), ("direction", "text"), ("text", "text"),
+        ("display", "text"), ("confidence", "float4"), ("layout", "text"), ("colour", "text"),
+        ("province", "text"), ("out_of_province", "bool"), ("source", "text"),
+        ("source_event_id", "uuid"), ("candidates", "jsonb"), ("bbox", "int4[]"),
+        ("vehicle_class", "text"), ("has_crop", "bool"), ("processed_at", "timestamptz"),
+    ],
+    conflict=["read_id", "captured_at"],
+)
+_CROPS = StagedTable(
+    "plate_crops",
+    [("read_id", "uuid"), ("captured_at", "timestamptz"), ("crop_jpeg", "bytea")],
+    conflict=["read_id", "captured_at"],
+)
+
+
+def _read_row(read: PlateRead) -> tuple[object, ...]:
+    return (
+        read.read_id, read.captured_at, read.camera_id, read.checkpoint_id, read.lane,
+        read.direction.value, read.text, read.display, read.confidence,
+        read.layout.value if read.layout is not None else None, read.colour.value,
+        read.province, read.out_of_province, read.source, read.source_event_id,
+        [{"text": c.text, "confidence": c.confidence} for c in read.candidates],
+        list(read.bbox) if read.bbox is not None else None,
+        read.vehicle_class.value, read.crop_jpeg is not None, read.processed_at,
+    )
+
+
+async def insert_plate_reads(conn: AsyncConnection, reads: Sequence[PlateRead]) -> int:
+    """Store reads (crops in ``plate_crops``); returns how many reads were new.
+
+    A replayed read (same ``read_id`` and ``captured_at``) is skipped, so
+    at-least-once delivery never stores a read twice.
+    """
+    if not reads:
+        return 0
+    async with conn.transaction():
+        new = await copy_and_insert(conn, _READS, map(_read_row, reads))
+        crops = [(r.read_id, r.captured_at, r.crop_jpeg) for r in reads if r.crop_jpeg is not None]
+        if crops:
+            await copy_and_insert(conn, _CROPS, crops)
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class SightingCursor:
+    """Where the next page starts: strictly older than this sighting."""
+
+    captured_at: datetime
+    read_id: uuid.UUID
+
+    def token(self) -> str:
+        """Opaque, URL-safe form for an API's ``next`` link."""
+        raw = f"{self.captured_at.isoformat()}|{self.read_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> SightingCursor:
+        """Parse :meth:`token`'s output; ``ValueError`` for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            moment, read_id = raw.split("|")
+            captured_at = datetime.fromisoformat(moment)
+            parsed = uuid.UUID(read_id)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("invalid page cursor") from exc
+        if captured_at.tzinfo is None:
+            raise ValueError("invalid page cursor")
+        return cls(captured_at, parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One read of a plate, compact enough for a handheld over a slow network."""
+
+    read_id: uuid.UUID
+    captured_at: datetime
+    camera_id: str
+    checkpoint_id: str
+    lane: int
+    direction: str
+    text: str
+    display: str
+    confidence: float
+    vehicle_class: str
+    colour: str
+    province: str | None
+    out_of_province: bool | None
+    has_crop: bool
+    match: MatchKind
+
+    @property
+    def cursor(self) -> SightingCursor:
+        return SightingCursor(self.captured_at, self.read_id)
+
+
+_SIGHTING_COLUMNS = sql.SQL(
+    "read_id, captured_at, camera_id, checkpoint_id, lane, direction, text, display, confidence,"
+    " vehicle_class, colour, province, out_of_province, has_crop"
+)
+
+
+def _plate_condition(plate: str, fuzzy: bool) -> tuple[sql.Composable, dict]:
+    """Match expression, FROM and WHERE for a plate or ``*``/``?`` pattern, with its parameters."""
+    query = normalise_query(plate)
+    if len(query.replace("*", "").replace("?", "")) < 2:
+        raise ValueError("a plate query needs at least two letters or digits")
+    params: dict = {"q": query}
+    if has_wildcards(query):
+        params["like"] = wildcard_to_like(query)
+        if fuzzy:
+            params["skeleton_like"] = plate_skeleton(params["like"])
+            where = sql.SQL("skeleton LIKE %(skeleton_like)s")
+            match = sql.SQL("CASE WHEN text LIKE %(like)s THEN 'pattern' ELSE 'lookalike' END")
+        else:
+            where, match = sql.SQL("text LIKE %(like)s"), sql.SQL("'pattern'")
+    elif fuzzy:
+        params["skeleton"] = plate_skeleton(query)
+        where = sql.SQL("skeleton = %(skeleton)s")
+        match = sql.SQL("CASE WHEN text = %(q)s THEN 'exact' ELSE 'lookalike' END")
+    else:
+        where, match = sql.SQL("text = %(q)s"), sql.SQL("'exact'")
+    return sql.SQL("{} AS match FROM plate_reads WHERE {}").format(match, where), params
+
+
+async def find_sightings(
+    conn: AsyncConnection,
+    *,
+    text: str | None = None,
+    pattern: str | None = None,
+    fuzzy: bool = False,
+    since: datetime,
+    until: datetime,
+    checkpoint_id: str | None = None,
+    direction: Direction | str | None = None,
+    limit: int = 50,
+    before: SightingCursor | None = None,
+) -> list[Sighting]:
+    """Sightings of a plate in ``[since, until)``, newest first.
+
+    ``text`` is a plate (separators and case ignored); ``pattern`` may hold ``*``
+    (any run) and ``?`` (one character); ``fuzzy`` also matches look-alike
+    characters (0/O/D/Q, 1/I/T, 2/Z, 5/S, 6/G, 8/B, 4/A). Pass the last row's
+    ``cursor`` as ``before`` for the next page.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be within 1..{MAX_PAGE}")
+    if (text is None) == (pattern is None):
+        raise ValueError("give exactly one of text or pattern")
+    if text is not None and has_wildcards(text):
+        raise ValueError("wildcards belong in pattern, not text")
+    plate, params = _plate_condition(text if text is not None else str(pattern), fuzzy)
+    params.update(since=since, until=until, limit=limit)
+    filters = [sql.SQL("captured_at >= %(since)s AND captured_at < %(until)s")]
+    if checkpoint_id is not None:
+        filters.append(sql.SQL("checkpoint_id = %(checkpoint_id)s"))
+        params["checkpoint_id"] = checkpoint_id
+    if direction is not None:
+        filters.append(sql.SQL("direction = %(direction)s"))
+        params["direction"] = Direction(direction).value
+    if before is not None:
+        filters.append(sql.SQL("(captured_at, read_id) < (%(before_at)s, %(before_id)s)"))
+        params.update(before_at=before.captured_at, before_id=before.read_id)
+    query = sql.SQL("SELECT {}, {} AND {} ORDER BY captured_at DESC, read_id DESC LIMIT %(limit)s").format(
+        _SIGHTING_COLUMNS, plate, sql.SQL(" AND ").join(filters))
+    async with conn.cursor(row_factory=class_row(Sighting)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+_PLATE_READ_COLUMNS = sql.SQL(
+    "read_id, captured_at, camera_id, checkpoint_id, lane, direction, text, display, confidence,"
+    " layout, colour, province, out_of_province, source, source_event_id, candidates, bbox,"
+    " vehicle_class, processed_at"
+)
+
+
+async def recent_reads_matching(
+    conn: AsyncConnection,
+    pattern: str,
+    since: datetime,
+    *,
+    until: datetime | None = None,
+    fuzzy: bool = True,
+    limit: int = 10_000,
+) -> list[PlateRead]:
+    """Reads since ``since`` whose plate matches ``pattern`` (a plate or a ``*``/``?``
+    pattern; look-alikes too when ``fuzzy``), oldest first, without crops.
+
+    For past-read matching when a watchlist entry is added; the caller decides
+    which of these count as hits (and how strongly).
+    """
+    plate, params = _plate_condition(pattern, fuzzy)
+    params.update(since=since, limit=limit)
+    time_filter = sql.SQL("captured_at >= %(since)s")
+    if until is not None:
+        time_filter = sql.SQL("{} AND captured_at < %(until)s").format(time_filter)
+        params["until"] = until
+    query = sql.SQL("SELECT {}, {} AND {} ORDER BY captured_at, read_id LIMIT %(limit)s").format(
+        _PLATE_READ_COLUMNS, plate, time_filter)
+    async with conn.cursor(row_factory=class_row(PlateRead)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def get_read(conn: AsyncConnection, read_id: uuid.UUID) -> PlateRead | None:
+    """One read by id (without its crop)."""
+    query = sql.SQL("SELECT {} FROM plate_reads WHERE read_id = %s").format(_PLATE_READ_COLUMNS)
+    async with conn.cursor(row_factory=class_row(PlateRead)) as cur:
+        await cur.execute(query, [read_id])
+        return await cur.fetchone()
+
+
+async def get_crop(
+    conn: AsyncConnection, read_id: uuid.UUID, captured_at: datetime | None = None
+) -> bytes | None:
+    """The JPEG crop of a read; ``captured_at`` (when known) limits the search to one day."""
+    if captured_at is None:
+        cur = await conn.execute("SELECT crop_jpeg FROM plate_crops WHERE read_id = %s", [read_id])
+    else:
+        cur = await conn.execute(
+            "SELECT crop_jpeg FROM plate_crops WHERE read_id = %s AND captured_at = %s",
+            [read_id, captured_at])
+    row = await cur.fetchone()
+    return bytes(row[0]) if row else None

@@ -1,0 +1,75 @@
+"""Idempotent bulk writes: COPY into a session temp table, then INSERT ... ON CONFLICT.
+
+COPY is the fastest way in, but it cannot skip rows that already exist; the
+INSERT from the staging table can. Replaying a batch therefore adds nothing,
+and the count of new rows tells the caller what really changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import orjson
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import set_json_dumps
+
+__all__ = ["StagedTable", "copy_and_insert"]
+
+
+class StagedTable:
+    """How one target table is staged: which columns, their types, its unique key.
+
+    ``returning_sql`` (optional) turns the INSERT into a CTE ``inserted``, and is
+    the statement that follows it (e.g. also writing a history row); its row count
+    is returned instead.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        conflict: Sequence[str],
+        *,
+        returning: str | None = None,
+        follow_up: str | None = None,
+    ) -> None:
+        self.table = table
+        self.columns = [name for name, _ in columns]
+        self.types = [pg_type for _, pg_type in columns]
+        self.conflict = list(conflict)
+        self.staging = f"_ioc_stage_{table}"
+        ident = sql.Identifier
+        cols = sql.SQL(", ").join(map(ident, self.columns))
+        self.create = sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+        ).format(ident(self.staging), cols, ident(table))
+        self.truncate = sql.SQL("TRUNCATE {}").format(ident(self.staging))
+        self.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(ident(self.staging), cols)
+        insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
+            ident(table), cols, cols, ident(self.staging), sql.SQL(", ").join(map(ident, self.conflict)))
+        if follow_up is None:
+            self.insert: sql.Composable = insert
+        else:
+            self.insert = sql.SQL("WITH inserted AS ({} RETURNING {}) {}").format(
+                insert, sql.SQL(returning or "*"), sql.SQL(follow_up))
+
+
+async def copy_and_insert(
+    conn: AsyncConnection, target: StagedTable, rows: Iterable[Sequence[object]]
+) -> int:
+    """Stage ``rows`` (in ``target.columns`` order) and insert the new ones; returns how many.
+
+    Runs in a transaction (a savepoint inside the caller's), so a failure leaves
+    nothing behind and the caller's transaction usable.
+    """
+    async with conn.transaction(), conn.cursor() as cur:
+        # orjson: faster, and writes UUIDs and datetimes found in evidence dicts
+        set_json_dumps(orjson.dumps, context=cur)
+        await cur.execute(target.create)
+        await cur.execute(target.truncate)
+        async with cur.copy(target.copy) as copy:
+            copy.set_types(target.types)
+            for row in rows:
+                await copy.write_row(row)
+        await cur.execute(target.insert)
+        return max(cur.rowcount, 0)

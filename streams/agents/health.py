@@ -1,0 +1,74 @@
+"""Camera health (offline / back online) and checkpoint flow anomalies.
+
+Periodic checks against the database, so every worker can run them: the
+state change (``cameras.online``) and the alert commit in one transaction,
+and only the worker whose update changed the state raises the alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from detectors.flow_anomaly import detect_flow_anomaly
+from ioc import metrics
+from ioc.schemas import Alert, utcnow
+from ioc.storage.alerts import insert_alerts
+from ioc.storage.cameras import list_cameras, record_seen, set_online
+from ioc.storage.flow import flow_series
+from streams.context import WorkerContext
+from streams.health_alerts import camera_alert, flow_alert
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 5.0
+FLOW_WINDOW = timedelta(minutes=5)
+FLOW_HISTORY_WINDOWS = 24  # two hours of five-minute windows
+
+
+def register(ctx: WorkerContext) -> None:
+    @ctx.app.timer(CHECK_EVERY_S, name="camera-health")
+    async def camera_health() -> None:
+        pool = await ctx.pool()
+        seen, ctx.camera_seen = ctx.camera_seen, {}
+        now = utcnow()
+        raised: list[Alert] = []
+        async with pool.connection() as conn, conn.transaction():
+            await record_seen(conn, seen)
+            for camera in await list_cameras(conn):
+                last = camera.last_seen or camera.updated_at
+                online = now - last <= timedelta(seconds=camera.expected_interval_s)
+                if camera.online is None and online:
+                    await set_online(conn, camera.camera_id, True)  # first judgement: no alert
+                elif camera.online is not online and await set_online(conn, camera.camera_id, online):
+                    raised.append(camera_alert(camera.camera_id, camera.checkpoint_id, online=online,
+                                               last_seen=camera.last_seen, at=now))
+            await insert_alerts(conn, raised)
+        await _publish(ctx, raised)
+
+    @ctx.app.timer(FLOW_WINDOW.total_seconds() / 5, name="flow-anomalies")
+    async def flow_anomalies() -> None:
+        pool = await ctx.pool()
+        now = utcnow()
+        end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
+        async with pool.connection() as conn:
+            series = await flow_series(conn, end=end, width=FLOW_WINDOW,
+                                       windows=FLOW_HISTORY_WINDOWS + 1)
+        alerts = []
+        for s in series:
+            anomaly = detect_flow_anomaly(s.counts[-1], s.counts[:-1])
+            if anomaly is not None:
+                alerts.append(flow_alert(s.checkpoint_id, s.direction, s.window_end,
+                                         FLOW_WINDOW.total_seconds() / 60, anomaly, at=now))
+        new = []
+        async with pool.connection() as conn, conn.transaction():
+            for alert in alerts:
+                if await insert_alerts(conn, [alert]):
+                    new.append(alert)
+        await _publish(ctx, new)
+
+
+async def _publish(ctx: WorkerContext, alerts: list[Alert]) -> None:
+    for alert in alerts:
+        await ctx.send(ctx.topics.alerts, alert.subject, alert)
+        metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
