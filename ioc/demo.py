@@ -27,6 +27,7 @@ from ioc.config import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 60.0
+CAMERA_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -90,14 +91,26 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-async def prepare(settings: Settings, watchlist: list[tuple[str, str]]) -> None:
-    """Migrate, create topics, and seed the watchlist in the database and on its topic."""
+async def prepare(
+    settings: Settings, watchlist: list[tuple[str, str]], cameras: list[tuple[str, str]]
+) -> None:
+    """Migrate, create topics, register cameras ``(camera_id, checkpoint_id)`` and seed
+    the watchlist in the database and on its topic."""
+    from ioc.storage.cameras import upsert_camera
+    from ioc.storage.database import connect
     from ioc.storage.migrations import migrate
     from ioc.watchlist_sync import seed_watchlist
     from streams.topics import create_topics
 
     applied = await migrate(settings.database_conninfo())
     logger.info("migrations applied: %s", applied or "none (up to date)")
+    conn = await connect(settings.database_conninfo())
+    try:
+        for camera_id, checkpoint_id in cameras:
+            await upsert_camera(conn, camera_id, checkpoint_id, expected_interval_s=CAMERA_INTERVAL_S)
+        await conn.commit()
+    finally:
+        await conn.close()
     await asyncio.to_thread(create_topics, settings)
     await seed_watchlist(settings, watchlist)
 
@@ -149,7 +162,8 @@ def run_demo(*, duration: float | None, workers: int = 1, seed: int | None = Non
     with embedded_services(base, workdir) as settings:
         simulator = TrafficSimulator(settings, seed=seed)
         watchlist = [(v.plate, "Demo: stolen vehicle report") for v in simulator.watchlisted]
-        asyncio.run(prepare(settings, watchlist))
+        cameras = [(c.camera_id, c.checkpoint_id) for c in simulator.cameras]
+        asyncio.run(prepare(settings, watchlist, cameras))
         password = _demo_user(settings)
 
         procs = DemoProcesses()

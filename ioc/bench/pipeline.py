@@ -68,17 +68,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) -> dict:
-    from ioc.demo import DemoProcesses, child_env
-    from ioc.storage.migrations import migrate
-    from ioc.watchlist_sync import seed_watchlist
-    from streams.topics import create_topics
+    from ioc.demo import DemoProcesses, child_env, prepare
+    from ioc.simulator import build_cameras
 
-    await migrate(settings.database_conninfo())
-    await asyncio.to_thread(create_topics, settings)
     rng = random.Random(7)
     plates = [_plate(rng) for _ in range(5000)]
     wanted = plates[:50]
-    await seed_watchlist(settings, [(p, "benchmark") for p in wanted])
+    cameras = [(f"BENCH-CP{cp:02d}-CAM1", f"BENCH-CP{cp:02d}") for cp in range(1, 9)]
+    cameras += [(c.camera_id, c.checkpoint_id) for c in build_cameras(settings.simulator_checkpoints)]
+    await prepare(settings, [(p, "benchmark") for p in wanted], cameras)
 
     procs = DemoProcesses()
     procs.start("worker-1", [sys.executable, "-m", "ioc", "worker"], child_env(settings), workdir)
