@@ -15,6 +15,7 @@ from typing import Protocol
 
 __all__ = [
     "CAR_SERIES_LETTERS",
+    "CHARACTER_CLASSES",
     "LOOKALIKES",
     "PROVINCE_CODES",
     "SERIES_LETTERS",
@@ -83,8 +84,8 @@ _VALID = re.compile(
 )
 
 # Plate shapes as per-position character classes, used by the recogniser's
-# grammar-constrained decoder: D = digit, L = series letter, N = digit 1-9.
-# Each entry: (template, layouts where it occurs).
+# grammar-constrained decoder: D = digit, N = digit 1-9, L = series letter,
+# A = any letter. Each entry: (template, layouts where it occurs).
 TEMPLATES: tuple[tuple[str, tuple[Layout, ...]], ...] = (
     ("DDLDDDDD", (Layout.ONE_LINE, Layout.TWO_LINE)),
     ("DDLDDDD", (Layout.ONE_LINE, Layout.TWO_LINE)),
@@ -93,8 +94,16 @@ TEMPLATES: tuple[tuple[str, tuple[Layout, ...]], ...] = (
     ("DDLNDDDDD", (Layout.MOTORBIKE,)),
     ("DDLNDDDD", (Layout.MOTORBIKE,)),
     ("DDLLNDDDDD", (Layout.MOTORBIKE,)),
-    ("LLDDDD", (Layout.ONE_LINE, Layout.TWO_LINE)),
+    ("AADDDD", (Layout.ONE_LINE, Layout.TWO_LINE)),
+    ("DDDDDAADD", (Layout.ONE_LINE,)),
+    ("DDDDDAADDD", (Layout.ONE_LINE,)),
 )
+CHARACTER_CLASSES: dict[str, str] = {
+    "D": "0123456789",
+    "N": "123456789",
+    "L": SERIES_LETTERS,
+    "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+}
 
 
 class _Rng(Protocol):
@@ -207,9 +216,6 @@ def random_plate_text(rng: _Rng, *, layout: str, province: str | None = None) ->
             series = "MD" + _choice(rng, "123456789")
             serial = _digits(rng, 5)
         return f"{code}{series}{serial}"
-    if draw < 0.05:
-        series = _choice(rng, _TWO_LETTER_CAR_SERIES)
-    else:
-        series = _choice(rng, CAR_SERIES_LETTERS)
+    series = _choice(rng, _TWO_LETTER_CAR_SERIES if draw < 0.05 else CAR_SERIES_LETTERS)
     serial = _digits(rng, 4 if rng.random() < 0.12 else 5)
     return f"{code}{series}{serial}"

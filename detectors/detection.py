@@ -1,0 +1,97 @@
+"""Finding plates in a frame: the ONNX CenterNet-style detector and its decoding.
+
+The frame is scaled to fit 512x288 (letterboxed), the network predicts a plate-
+centre heat map on a stride-4 grid plus each plate's four corners and layout;
+peaks of the heat map become detections in frame coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detectors.plate_format import Layout
+
+__all__ = ["INPUT_SIZE", "Detection", "PlateDetector"]
+
+INPUT_SIZE = (512, 288)  # (width, height)
+_STRIDE = 4
+_CORNER_UNIT = 16.0
+_LAYOUTS = (Layout.ONE_LINE, Layout.TWO_LINE, Layout.MOTORBIKE)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A plate found in a frame: ``corners (4, 2) float32`` clockwise from top-left, in frame pixels."""
+
+    corners: np.ndarray
+    score: float
+    layout: Layout
+
+
+def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    """``frame`` scaled to fit :data:`INPUT_SIZE` on a grey canvas, and the scale used."""
+    height, width = frame.shape[:2]
+    scale = min(INPUT_SIZE[0] / width, INPUT_SIZE[1] / height)
+    size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(frame, size, interpolation=interpolation)
+    if size == INPUT_SIZE:
+        return resized, scale
+    canvas = np.full((INPUT_SIZE[1], INPUT_SIZE[0], 3), 114, np.uint8)
+    canvas[: size[1], : size[0]] = resized
+    return canvas, scale
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax0, ay0 = a.min(axis=0)
+    ax1, ay1 = a.max(axis=0)
+    bx0, by0 = b.min(axis=0)
+    bx1, by1 = b.max(axis=0)
+    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class PlateDetector:
+    """The ONNX plate detector. ``detect`` is thread-safe (onnxruntime sessions are)."""
+
+    def __init__(self, path: Path, *, threads: int = 1) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def maps(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network's ``(12, 72, 128)`` output for ``frame`` and the letterbox scale."""
+        canvas, scale = letterbox(frame)
+        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+        return self._session.run(None, {"image": blob})[0][0], scale
+
+    def detect(self, frame: np.ndarray, *, threshold: float = 0.3, limit: int = 8) -> list[Detection]:
+        """Plates in an ``(H, W, 3) uint8 BGR`` frame, highest score first."""
+        maps, scale = self.maps(frame)
+        heat = maps[0]
+        peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
+        ys, xs = np.nonzero(peaks)
+        order = np.argsort(-heat[ys, xs])[: limit * 2]
+        detections: list[Detection] = []
+        for y, x in zip(ys[order], xs[order], strict=True):
+            centre = np.array([(x + 0.5) * _STRIDE, (y + 0.5) * _STRIDE], np.float32)
+            corners = centre + maps[1:9, y, x].reshape(4, 2) * _CORNER_UNIT
+            corners = corners / scale
+            layout = _LAYOUTS[int(np.argmax(maps[9:12, y, x]))]
+            candidate = Detection(corners.astype(np.float32), float(heat[y, x]), layout)
+            if all(_iou(candidate.corners, kept.corners) < 0.3 for kept in detections):
+                detections.append(candidate)
+            if len(detections) >= limit:
+                break
+        return detections

@@ -1,0 +1,321 @@
+"""Vietnamese licence-plate recognition: find plates in a frame (or take a tight crop) and read them.
+
+``PlateRecognizer.load()`` loads the two small ONNX models once (detector and
+strip reader, about 1 MB together); ``recognize(image)`` accepts a whole camera
+frame or a tight plate crop. A recogniser holds no mutable state after loading
+and onnxruntime sessions may be run from several threads, so one instance can
+be shared by a thread pool; loading one per thread works too (about 25 MB each).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detectors import plate_format
+from detectors.detection import INPUT_SIZE, Detection, PlateDetector
+from detectors.geometry import layout_from_aspect, order_corners, quad_size, rectify
+from detectors.plate_format import Layout
+from detectors.reading import Reading, StripReader, decode
+
+__all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
+
+MODELS_DIR = Path(__file__).with_name("models")
+MAX_PIXELS = 40_000_000  # larger inputs are refused rather than risking memory
+_SMALL_IMAGE = 800  # images up to this size may be a tight crop: both paths are tried
+_CROP_WIDTH_IN_CANVAS = {Layout.ONE_LINE: 150.0, Layout.TWO_LINE: 95.0, Layout.MOTORBIKE: 70.0}
+_EVIDENCE_HEIGHT = 64
+
+
+class ImageError(ValueError):
+    """The input is not a usable image (empty, wrong shape or dtype, too large)."""
+
+
+@dataclass(frozen=True)
+class PlateResult:
+    """One recognised plate.
+
+    ``text`` is canonical (``51F86988``), ``display`` has separators; ``confidence``
+    is calibrated (reads at >= 0.9 were right >= 99 % on validation data);
+    ``bbox`` is ``(x, y, w, h)`` and ``corners`` four ``[x, y]`` clockwise from
+    top-left, both in input-image pixels; ``candidates`` are the top readings
+    ``(text, confidence)`` best first (the first is ``text``); ``crop`` is the
+    rectified plate as ``(H, W, 3) uint8 BGR``.
+    """
+
+    text: str
+    display: str
+    confidence: float
+    layout: str
+    colour: str
+    province: str | None
+    out_of_province: bool | None
+    bbox: tuple[int, int, int, int]
+    corners: list[list[float]]
+    candidates: list[tuple[str, float]]
+    crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (everything but the crop)."""
+        return {
+            "text": self.text,
+            "display": self.display,
+            "confidence": self.confidence,
+            "bbox": list(self.bbox),
+            "layout": self.layout,
+            "colour": self.colour,
+            "province": self.province,
+            "out_of_province": self.out_of_province,
+            "corners": self.corners,
+            "candidates": [[text, conf] for text, conf in self.candidates],
+        }
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    """Piecewise-linear map from the reader's raw string probability to a calibrated confidence."""
+
+    raw: tuple[float, ...] = (0.0, 1.0)
+    calibrated: tuple[float, ...] = (0.0, 1.0)
+    min_confidence: float = 0.05
+    min_detection: float = 0.3
+
+    def __call__(self, raw: float) -> float:
+        return float(np.interp(raw, self.raw, self.calibrated))
+
+    @classmethod
+    def load(cls, path: Path) -> _Calibration:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(tuple(data["raw"]), tuple(data["calibrated"]), data.get("min_confidence", 0.05),
+                   data.get("min_detection", 0.3))  # fmt: skip
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Validate ``image`` and return it as ``(H, W, 3) uint8 BGR`` (grey and BGRA are converted)."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim not in (2, 3) or image.size == 0 or min(image.shape[:2]) < 1:
+        raise ImageError(f"empty or malformed image of shape {image.shape}")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ImageError(f"image of {image.shape[1]}x{image.shape[0]} exceeds {MAX_PIXELS} pixels")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    channels = image.shape[2]
+    if channels == 3:
+        return image
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if channels == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    raise ImageError(f"expected 1, 3 or 4 channels, got {channels}")
+
+
+def plate_colour(crop: np.ndarray) -> str:
+    """Colour class of a rectified ``(H, W, 3) uint8 BGR`` plate from its background (majority) pixels."""
+    small = cv2.resize(crop, (48, 16), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = grey > threshold
+    background = bright if bright.mean() >= 0.5 else ~bright
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[background]
+    if len(hsv) == 0:
+        return "unknown"
+    hue, saturation = np.median(hsv[:, 0]), np.median(hsv[:, 1])
+    if saturation < 70:
+        return "white"
+    if 12 <= hue <= 40:
+        return "yellow"
+    if 85 <= hue <= 135:
+        return "blue"
+    if hue <= 10 or hue >= 160:
+        return "red"
+    return "unknown"
+
+
+def _evidence_crop(image: np.ndarray, corners: np.ndarray, layout: Layout) -> np.ndarray:
+    mm_w, mm_h = {Layout.ONE_LINE: (520, 110), Layout.TWO_LINE: (330, 165), Layout.MOTORBIKE: (190, 140)}[
+        layout
+    ]
+    width = int(round(_EVIDENCE_HEIGHT * mm_w / mm_h))
+    dst = np.array([[0, 0], [width, 0], [width, _EVIDENCE_HEIGHT], [0, _EVIDENCE_HEIGHT]], np.float32)
+    matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), dst)
+    return cv2.warpPerspective(image, matrix, (width, _EVIDENCE_HEIGHT), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+class PlateRecognizer:
+    """Finds and reads Vietnamese plates. Thread-safe after :meth:`load`."""
+
+    def __init__(
+        self,
+        detector: PlateDetector,
+        reader: StripReader,
+        *,
+        home_province: str = "20",
+        calibration: _Calibration | None = None,
+    ) -> None:
+        self._detector = detector
+        self._reader = reader
+        self.home_province = home_province
+        self._calibration = calibration or _Calibration()
+
+    @classmethod
+    def load(
+        cls, *, home_province: str = "20", models_dir: Path | None = None, threads: int = 1
+    ) -> PlateRecognizer:
+        """Load the models from ``models_dir`` (the packaged ones by default); ``threads`` per session."""
+        folder = models_dir or MODELS_DIR
+        return cls(
+            PlateDetector(folder / "detector.onnx", threads=threads),
+            StripReader(folder / "reader.onnx", threads=threads),
+            home_province=home_province,
+            calibration=_Calibration.load(folder / "calibration.json"),
+        )
+
+    # ------------------------------------------------------------------ public entry points
+
+    def recognize(self, image: np.ndarray) -> list[PlateResult]:
+        """All plates in ``image`` (a ``(H, W, 3) uint8 BGR`` frame or a tight plate crop), best first.
+
+        Raises :class:`ImageError` for unusable input. A frame without a plate gives ``[]``.
+        """
+        frame = as_bgr(image)
+        results = self._read_detections(frame, self._detector.detect(frame))
+        if max(frame.shape[:2]) <= _SMALL_IMAGE:
+            crop_result = self._read_as_crop(frame)
+            best = max((r.confidence for r in results), default=0.0)
+            if crop_result is not None and crop_result.confidence > best:
+                overlapping = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
+                results = [crop_result, *overlapping]
+        return sorted(results, key=lambda r: r.confidence, reverse=True)
+
+    def read_crop(self, crop: np.ndarray) -> PlateResult | None:
+        """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable."""
+        return self._read_as_crop(as_bgr(crop))
+
+    # ------------------------------------------------------------------ internals
+
+    def _read_as_crop(self, crop: np.ndarray) -> PlateResult | None:
+        height, width = crop.shape[:2]
+        guess = layout_from_aspect(width, height)
+        scale = _CROP_WIDTH_IN_CANVAS[guess] / width
+        if height * scale > INPUT_SIZE[1] * 0.6:
+            scale = INPUT_SIZE[1] * 0.6 / height
+        size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
+        canvas = np.full((INPUT_SIZE[1], INPUT_SIZE[0], 3), 114, np.uint8)
+        x0, y0 = (INPUT_SIZE[0] - size[0]) // 2, (INPUT_SIZE[1] - size[1]) // 2
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(crop, size, interpolation=interpolation)
+        detections = []
+        for found in self._detector.detect(canvas, threshold=0.2, limit=3):
+            centre = found.corners.mean(axis=0)
+            if x0 <= centre[0] <= x0 + size[0] and y0 <= centre[1] <= y0 + size[1]:
+                corners = (found.corners - np.array([x0, y0], np.float32)) / scale
+                detections.append(Detection(corners.astype(np.float32), max(found.score, 0.5), found.layout))
+                break
+        whole = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+        detections.append(Detection(whole, 0.5, guess))
+        results = self._read_detections(crop, detections, keep_all=True)
+        return max(results, key=lambda r: r.confidence) if results else None
+
+    def _read_detections(
+        self, frame: np.ndarray, detections: list[Detection], *, keep_all: bool = False
+    ) -> list[PlateResult]:
+        detections = [d for d in detections if d.score >= self._calibration.min_detection]
+        if not detections:
+            return []
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        corners = [order_corners(d.corners) for d in detections]
+        shapes = [self._shape(d, c) for d, c in zip(detections, corners, strict=True)]
+        strips = np.stack([rectify(grey, c, s) for c, s in zip(corners, shapes, strict=True)])
+        probs = self._reader.read(strips)
+        results = []
+        for detection, quad, shape, columns in zip(detections, corners, shapes, probs, strict=True):
+            reading = decode(columns, two_row=shape != Layout.ONE_LINE)
+            if not reading.texts or reading.scores[0] < 0.3:  # try the other row arrangement
+                other = Layout.TWO_LINE if shape == Layout.ONE_LINE else Layout.ONE_LINE
+                retry = decode(
+                    self._reader.read(rectify(grey, quad, other)[None])[0], two_row=other != Layout.ONE_LINE
+                )
+                if retry.texts and (not reading.texts or retry.scores[0] > reading.scores[0]):
+                    reading, shape = retry, other
+            result = self._result(frame, detection, quad, shape, reading)
+            if result is not None:
+                results.append(result)
+        if not keep_all:
+            results = _suppress_duplicates(results)
+        return results
+
+    @staticmethod
+    def _shape(detection: Detection, corners: np.ndarray) -> Layout:
+        """Row arrangement to read with: the detector's layout, unless the quad's shape clearly disagrees."""
+        width, height = quad_size(corners)
+        by_aspect = layout_from_aspect(width, height)
+        if (detection.layout == Layout.ONE_LINE) != (by_aspect == Layout.ONE_LINE):
+            aspect = width / max(height, 1e-6)
+            if aspect > 3.8 or aspect < 2.6:
+                return by_aspect
+        return detection.layout
+
+    def _result(
+        self, frame: np.ndarray, detection: Detection, corners: np.ndarray, shape: Layout, reading: Reading
+    ) -> PlateResult | None:
+        if not reading.texts:
+            return None
+        confidences = [self._calibration(s) for s in reading.scores]
+        if confidences[0] < self._calibration.min_confidence:
+            return None
+        text = reading.texts[0]
+        layout = _final_layout(text, shape, detection.layout)
+        province = plate_format.province_of(text)
+        crop = _evidence_crop(frame, corners, layout)
+        height, width = frame.shape[:2]
+        x0, y0 = np.clip(np.floor(corners.min(axis=0)), 0, [width, height]).astype(int)
+        x1, y1 = np.clip(np.ceil(corners.max(axis=0)), 0, [width, height]).astype(int)
+        return PlateResult(
+            text=text,
+            display=plate_format.display(text, layout),
+            confidence=round(confidences[0], 4),
+            layout=str(layout),
+            colour=plate_colour(crop),
+            province=province,
+            out_of_province=None if province is None else province != self.home_province,
+            bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
+            corners=[[round(float(x), 1), round(float(y), 1)] for x, y in corners],
+            candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
+            crop=crop,
+        )
+
+
+def _final_layout(text: str, shape: Layout, detected: Layout) -> Layout:
+    if shape == Layout.ONE_LINE:
+        return Layout.ONE_LINE
+    series = text[2:4]
+    if len(series) == 2 and series[0].isalpha() and series[1].isdigit():
+        return Layout.MOTORBIKE
+    if text[2:5] in ("MD1", "MD2", "MD3", "MD4", "MD5", "MD6", "MD7", "MD8", "MD9"):
+        return Layout.MOTORBIKE
+    return detected if detected != Layout.ONE_LINE else Layout.TWO_LINE
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def _suppress_duplicates(results: list[PlateResult]) -> list[PlateResult]:
+    kept: list[PlateResult] = []
+    for result in sorted(results, key=lambda r: r.confidence, reverse=True):
+        if not any(k.text == result.text and _overlaps(k.bbox, result.bbox) for k in kept):
+            kept.append(result)
+    return kept

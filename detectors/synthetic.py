@@ -1,0 +1,606 @@
+"""Synthetic Vietnamese plates and camera scenes, for training, tests and the simulator.
+
+Everything is drawn from a ``numpy.random.Generator`` so a seed reproduces an
+image exactly. ``style="train"`` and ``style="test"`` use disjoint fonts,
+background generators and degradation families, so a model trained on one is
+measured on lettering, scenes and damage it has never seen.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from detectors import plate_format
+from detectors.plate_format import Layout
+
+__all__ = [
+    "PLATE_SIZES_MM",
+    "Colour",
+    "Layout",
+    "PlateSpec",
+    "PlateTruth",
+    "Style",
+    "degrade_crop",
+    "plate_lines",
+    "random_plate_spec",
+    "render_plate",
+    "render_plate_patch",
+    "render_scene",
+]
+
+Style = Literal["train", "test"]
+
+FONT_DIR = Path(__file__).with_name("fonts")
+_FONTS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "barlow-condensed-latin-500-normal.woff",
+        "barlow-condensed-latin-600-normal.woff",
+        "roboto-condensed-latin-500-normal.woff",
+        "roboto-condensed-latin-700-normal.woff",
+        "archivo-narrow-latin-600-normal.woff",
+        "encode-sans-condensed-latin-600-normal.woff",
+        "pt-sans-narrow-latin-400-normal.woff",
+        "pt-sans-narrow-latin-700-normal.woff",
+    ),
+    "test": (
+        "saira-condensed-latin-600-normal.woff",
+        "ibm-plex-sans-condensed-latin-500-normal.woff",
+        "ibm-plex-sans-condensed-latin-600-normal.woff",
+    ),
+}
+
+
+class Colour(StrEnum):
+    """Same values as ``ioc.schemas.PlateColour`` (detectors does not import ioc)."""
+
+    WHITE = "white"
+    YELLOW = "yellow"
+    BLUE = "blue"
+    RED = "red"
+
+
+# Physical plate sizes (width, height) in millimetres; one pixel per mm at scale 1.
+PLATE_SIZES_MM: dict[Layout, tuple[int, int]] = {
+    Layout.ONE_LINE: (520, 110),
+    Layout.TWO_LINE: (330, 165),
+    Layout.MOTORBIKE: (190, 140),
+}
+
+# Background and ink colours (BGR) per plate colour.
+_PLATE_BG: dict[Colour, tuple[int, int, int]] = {
+    Colour.WHITE: (238, 240, 240),
+    Colour.YELLOW: (30, 200, 240),
+    Colour.BLUE: (150, 70, 20),
+    Colour.RED: (40, 40, 190),
+}
+_PLATE_INK: dict[Colour, tuple[int, int, int]] = {
+    Colour.WHITE: (25, 25, 25),
+    Colour.YELLOW: (20, 20, 20),
+    Colour.BLUE: (245, 245, 245),
+    Colour.RED: (245, 245, 245),
+}
+
+
+@dataclass(frozen=True)
+class PlateSpec:
+    """What to draw: canonical text, layout and colour."""
+
+    text: str
+    layout: Layout
+    colour: Colour
+
+
+@dataclass(frozen=True)
+class PlateTruth:
+    """Ground truth of one plate in a rendered scene.
+
+    ``bbox`` is ``(x, y, w, h)`` in pixels; ``corners`` is a ``(4, 2) float32``
+    array of the plate's outer corners, clockwise from top-left.
+    """
+
+    text: str
+    layout: str
+    colour: str
+    bbox: tuple[int, int, int, int]
+    corners: np.ndarray
+
+
+# ----------------------------------------------------------------------------- plates
+
+
+@functools.lru_cache(maxsize=64)
+def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_DIR / name), size)
+
+
+def plate_lines(text: str, layout: str, *, rng: np.random.Generator | None = None) -> list[str]:
+    """The printed rows of a plate: ``["51F-869.88"]``, ``["51F", "869.88"]``, ``["29-X5", "048.99"]``."""
+    shown = plate_format.display(text, layout)
+    layout = Layout(layout)
+    if layout == Layout.ONE_LINE:
+        return [shown]
+    if layout == Layout.MOTORBIKE and " " in shown:
+        top, bottom = shown.split(" ", 1)
+        return [top, bottom]
+    if "-" in shown:
+        top, bottom = shown.split("-", 1)
+        dash = rng is not None and rng.random() < 0.3
+        return [top + ("-" if dash else ""), bottom]
+    return [shown]
+
+
+def _render_row(row: str, font_name: str, *, bold: int) -> np.ndarray:
+    """One row of text as a tight ``(H, W) uint8`` ink mask (255 = ink)."""
+    font = _font(font_name, 96)
+    stroke_row = row.replace("Đ", "D")
+    left, top, right, bottom = font.getbbox(stroke_row, stroke_width=bold)
+    canvas = Image.new("L", (right - left + 8, bottom - top + 8), 0)
+    ImageDraw.Draw(canvas).text(
+        (4 - left, 4 - top), stroke_row, font=font, fill=255, stroke_width=bold, stroke_fill=255
+    )
+    mask = np.array(canvas)
+    if "Đ" in row:
+        _draw_d_stroke(mask, row, font, bold)
+    ys, xs = np.nonzero(mask > 40)
+    return mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _draw_d_stroke(mask: np.ndarray, row: str, font: ImageFont.FreeTypeFont, bold: int) -> None:
+    index = row.index("Đ")
+    prefix = row[:index].replace("Đ", "D")
+    x0 = 4 + font.getlength(prefix) if prefix else 4.0
+    height = mask.shape[0]
+    y = int(height * 0.5)
+    cv2.line(mask, (int(x0 - 4), y), (int(x0 + 22), y), 255, 7 + bold)
+
+
+def random_plate_spec(
+    rng: np.random.Generator, *, layout: str | None = None, colour: str | None = None
+) -> PlateSpec:
+    """A random plate with realistic layout and colour frequencies (military plates are red)."""
+    chosen = Layout(layout) if layout else rng.choice(list(Layout), p=[0.45, 0.2, 0.35])
+    if colour is None:
+        colour = rng.choice(list(Colour), p=[0.62, 0.22, 0.08, 0.08])
+    colour = Colour(colour)
+    if colour == Colour.RED and chosen != Layout.MOTORBIKE and rng.random() < 0.7:
+        letters = plate_format.SERIES_LETTERS
+        text = "".join(letters[i] for i in rng.integers(0, len(letters), 2))
+        text = text + "".join(str(d) for d in rng.integers(0, 10, 4))
+        return PlateSpec(text, chosen, colour)
+    return PlateSpec(plate_format.random_plate_text(rng, layout=chosen), chosen, colour)
+
+
+def render_plate(
+    text: str,
+    *,
+    layout: str,
+    colour: str,
+    rng: np.random.Generator,
+    style: Style = "train",
+    scale: float = 1.0,
+) -> np.ndarray:
+    """A frontal, undamaged plate as an ``(H, W, 3) uint8 BGR`` image.
+
+    Size is the physical plate size in millimetres times ``scale`` (one-line car
+    520x110, two-line car 330x165, motorbike 190x140 at ``scale=1``). Font, stroke
+    weight, border, tint and screw heads vary with ``rng``.
+    """
+    layout = Layout(layout)
+    colour = Colour(colour)
+    width_mm, height_mm = PLATE_SIZES_MM[layout]
+    width, height = max(int(width_mm * scale), 8), max(int(height_mm * scale), 8)
+    fonts = _FONTS[style]
+    font_name = fonts[int(rng.integers(len(fonts)))]
+    bold = int(rng.integers(0, 4))
+    bg = np.array(_PLATE_BG[colour], dtype=np.float32) + rng.normal(0, 10, 3)
+    ink = np.array(_PLATE_INK[colour], dtype=np.float32) + rng.normal(0, 8, 3)
+    plate = np.empty((height, width, 3), dtype=np.float32)
+    plate[:] = np.clip(bg, 0, 255)
+    # gentle illumination gradient across the plate
+    gradient = np.linspace(1.0 - rng.uniform(0, 0.15), 1.0, width, dtype=np.float32)
+    plate *= gradient[None, :, None] if rng.random() < 0.5 else gradient[None, ::-1, None]
+
+    rows = plate_lines(text, layout, rng=rng)
+    margin_x = width * rng.uniform(0.035, 0.06)
+    margin_y = height * rng.uniform(0.08, 0.13)
+    gap = height * rng.uniform(0.05, 0.09) if len(rows) == 2 else 0.0
+    row_h = (height - 2 * margin_y - gap) / len(rows)
+    ink_mask = np.zeros((height, width), dtype=np.float32)
+    for i, row in enumerate(rows):
+        glyphs = _render_row(row, font_name, bold=bold).astype(np.float32) / 255.0
+        target_h = max(int(row_h * rng.uniform(0.9, 1.0)), 4)
+        natural_w = glyphs.shape[1] * target_h / glyphs.shape[0]
+        avail_w = width - 2 * margin_x
+        target_w = int(min(avail_w, natural_w * rng.uniform(0.95, 1.25)))
+        if len(rows) == 1 or i == 1:
+            target_w = int(max(target_w, avail_w * rng.uniform(0.85, 0.97)))
+        target_w = max(min(target_w, int(avail_w)), 4)
+        resized = cv2.resize(glyphs, (target_w, target_h), interpolation=cv2.INTER_AREA)
+        x0 = int((width - target_w) / 2 + rng.uniform(-1, 1) * margin_x * 0.3)
+        y0 = int(margin_y + i * (row_h + gap) + (row_h - target_h) / 2)
+        x0 = int(np.clip(x0, 0, width - target_w))
+        ink_mask[y0 : y0 + target_h, x0 : x0 + target_w] = np.maximum(
+            ink_mask[y0 : y0 + target_h, x0 : x0 + target_w], resized
+        )
+
+    border = max(int(min(width, height) * rng.uniform(0.015, 0.035)), 1)
+    inset = int(border * rng.uniform(0.5, 1.5))
+    cv2.rectangle(ink_mask, (inset, inset), (width - 1 - inset, height - 1 - inset), 1.0, border, cv2.LINE_AA)
+    # embossed look: a faint shadow below-right of the ink
+    shadow = np.roll(np.roll(ink_mask, 1, axis=0), 1, axis=1) * rng.uniform(0.0, 0.35)
+    plate *= 1.0 - shadow[..., None] * 0.5
+    plate = plate * (1.0 - ink_mask[..., None]) + ink[None, None, :] * ink_mask[..., None]
+    _draw_screws(plate, rng, ink)
+    return np.clip(plate, 0, 255).astype(np.uint8)
+
+
+def _draw_screws(plate: np.ndarray, rng: np.random.Generator, ink: np.ndarray) -> None:
+    if rng.random() < 0.5:
+        return
+    height, width = plate.shape[:2]
+    radius = max(int(min(width, height) * 0.03), 1)
+    tone = tuple(float(v) for v in (ink * 0.5 + 90))
+    for x in (width * 0.2, width * 0.8):
+        cv2.circle(plate, (int(x), int(height * 0.06) + radius), radius, tone, -1, cv2.LINE_AA)
+
+
+# ----------------------------------------------------------------------------- scenes
+
+
+def _scene_background(size: tuple[int, int], rng: np.random.Generator, style: Style) -> np.ndarray:
+    width, height = size
+    if style == "train":
+        top = rng.uniform(60, 220, 3)
+        bottom = rng.uniform(30, 160, 3)
+        t = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        image = (top * (1 - t) + bottom * t) * np.ones((1, width, 1), np.float32)
+        small = rng.normal(0, 25, (height // 16 + 1, width // 16 + 1, 1)).astype(np.float32)
+        small = small * rng.uniform(0.7, 1.3, 3).astype(np.float32)
+        image += cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    else:
+        # held-out family: blotchy multi-scale noise instead of a sky-to-road gradient
+        image = np.full((height, width, 3), rng.uniform(50, 180), np.float32)
+        for cell in (64, 24, 8):
+            small = rng.normal(0, 30, (height // cell + 1, width // cell + 1, 1)).astype(np.float32)
+            small = small * rng.uniform(0.6, 1.4, 3).astype(np.float32)
+            image += cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    # road markings, poles and building edges
+    for _ in range(int(rng.integers(3, 10))):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        p1 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        p2 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.line(image, p1, p2, colour, int(rng.integers(1, 12)), cv2.LINE_AA)
+    for _ in range(int(rng.integers(2, 8))):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w = int(rng.integers(4, max(width // 3, 5)))
+        h = int(rng.integers(4, max(height // 3, 5)))
+        cv2.rectangle(image, (x, y), (x + w, y + h), colour, -1 if rng.random() < 0.6 else 3)
+    return image
+
+
+def _draw_vehicle(image: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A vehicle-ish front: body, windscreen, lights, grille (plate-like horizontal lines)."""
+    x, y, w, h = box
+    body = tuple(float(c) for c in rng.uniform(10, 245, 3))
+    radius = int(min(w, h) * 0.15)
+    cv2.rectangle(image, (x + radius, y), (x + w - radius, y + h), body, -1)
+    cv2.rectangle(image, (x, y + radius), (x + w, y + h - radius), body, -1)
+    for cx, cy in ((x + radius, y + radius), (x + w - radius, y + radius)):
+        cv2.circle(image, (cx, cy), radius, body, -1, cv2.LINE_AA)
+    glass = tuple(float(c) for c in rng.uniform(10, 90, 3))
+    windscreen = np.array(
+        [[x + w * 0.15, y + h * 0.05], [x + w * 0.85, y + h * 0.05], [x + w * 0.95, y + h * 0.4],
+         [x + w * 0.05, y + h * 0.4]], np.int32)  # fmt: skip
+    cv2.fillPoly(image, [windscreen], glass, cv2.LINE_AA)
+    light = tuple(float(c) for c in rng.uniform(150, 255, 3))
+    ly = int(y + h * 0.55)
+    for lx in (x + w * 0.12, x + w * 0.88):
+        cv2.ellipse(image, (int(lx), ly), (int(w * 0.08), int(h * 0.06)), 0, 0, 360, light, -1)
+    grille = tuple(float(c) for c in rng.uniform(0, 120, 3))
+    for i in range(int(rng.integers(2, 7))):
+        gy = int(y + h * (0.5 + 0.04 * i))
+        cv2.line(image, (int(x + w * 0.3), gy), (int(x + w * 0.7), gy), grille, 2)
+
+
+_DISTRACTOR_WORDS = (
+    "TAXI", "GRAB", "0912 345 678", "HOTLINE 1900", "XE KHACH", "VINASUN", "MAI LINH", "STOP",
+    "CHO THUE XE", "29 CHO", "DU LICH", "ABC-123", "KM 45", "HN-HP", "8888", "HYUNDAI", "TOYOTA",
+    "1234.56", "51-202", "FORD", "KIA", "CAM", "VIETTEL", "CAU 20", "BUS 34",
+)  # fmt: skip
+
+
+def _draw_distractor_text(image: np.ndarray, rng: np.random.Generator, style: Style) -> None:
+    """Signs, phone numbers and badges: text that is not a plate (hard negatives)."""
+    height, width = image.shape[:2]
+    fonts = _FONTS["train"] + _FONTS["test"]
+    for _ in range(int(rng.integers(1, 6))):
+        word = _DISTRACTOR_WORDS[int(rng.integers(len(_DISTRACTOR_WORDS)))]
+        if rng.random() < 0.3:
+            word = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(3, 9))))
+        mask = _render_row(word, fonts[int(rng.integers(len(fonts)))], bold=int(rng.integers(0, 3)))
+        text_h = max(int(rng.integers(10, 60) * width / 1280), 6)
+        text_w = max(int(mask.shape[1] * text_h / mask.shape[0] * rng.uniform(0.7, 1.3)), 4)
+        if text_w >= width - 4 or text_h >= height - 4:
+            continue
+        mask = cv2.resize(mask, (text_w, text_h)).astype(np.float32)[..., None] / 255.0
+        x, y = int(rng.integers(0, width - text_w)), int(rng.integers(0, height - text_h))
+        if rng.random() < 0.5:  # on a panel, like a sign
+            panel = tuple(float(c) for c in rng.uniform(0, 255, 3))
+            pad = int(text_h * 0.3)
+            cv2.rectangle(image, (x - pad, y - pad), (x + text_w + pad, y + text_h + pad), panel, -1)
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+        region = image[y : y + text_h, x : x + text_w]
+        region[:] = region * (1 - mask) + colour * mask
+
+
+def _plate_pixel_width(layout: Layout, rng: np.random.Generator) -> float:
+    ranges = {Layout.ONE_LINE: (90, 340), Layout.TWO_LINE: (60, 210), Layout.MOTORBIKE: (45, 160)}
+    low, high = ranges[layout]
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def _perspective_quad(
+    w: float, h: float, rng: np.random.Generator, *, max_yaw: float = 0.35, max_roll: float = 12.0
+) -> np.ndarray:
+    """Corners of a ``w x h`` plate seen under random yaw, pitch and roll (centred on 0)."""
+    yaw = rng.uniform(-max_yaw, max_yaw)
+    pitch = rng.uniform(-0.2, 0.2)
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]], np.float32)
+    # foreshortening: the far side shrinks
+    depth = 1.0 + yaw * corners[:, 0] / (w / 2) * 0.5 + pitch * corners[:, 1] / (h / 2) * 0.5
+    corners = corners * np.array([np.cos(yaw), np.cos(pitch)], np.float32) / depth[:, None]
+    angle = np.deg2rad(rng.uniform(-max_roll, max_roll))
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    corners = corners @ rotation.T
+    shear = rng.uniform(-0.12, 0.12)
+    corners[:, 0] += shear * corners[:, 1]
+    return corners.astype(np.float32)
+
+
+def _composite(image: np.ndarray, plate: np.ndarray, quad: np.ndarray) -> None:
+    """Warp ``plate`` onto ``image`` (float32, in place) so its corners land on ``quad``."""
+    ph, pw = plate.shape[:2]
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    matrix = cv2.getPerspectiveTransform(src, quad - np.array([x0, y0], np.float32))
+    size = (x1 - x0, y1 - y0)
+    warped = cv2.warpPerspective(plate.astype(np.float32), matrix, size, flags=cv2.INTER_AREA)
+    alpha = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, size, flags=cv2.INTER_LINEAR)
+    region = image[y0:y1, x0:x1]
+    region[:] = region * (1 - alpha[..., None]) + warped * alpha[..., None]
+
+
+def _occlude(image: np.ndarray, quad: np.ndarray, rng: np.random.Generator) -> None:
+    """A barrier arm, a mud smear or a bracket across part of the plate."""
+    centre = quad.mean(axis=0)
+    span = float(np.linalg.norm(quad[1] - quad[0]))
+    plate_h = float(np.linalg.norm(quad[3] - quad[0]))
+    kind = rng.random()
+    if kind < 0.5:  # barrier arm: a long striped bar crossing the plate's lower or upper edge
+        offset = rng.uniform(0.3, 0.55) * plate_h * (1 if rng.random() < 0.5 else -1)
+        angle = rng.uniform(-0.3, 0.3)
+        direction = np.array([np.cos(angle), np.sin(angle)])
+        p1 = centre + np.array([0, offset]) - direction * span * 3
+        p2 = centre + np.array([0, offset]) + direction * span * 3
+        thickness = max(int(plate_h * rng.uniform(0.12, 0.25)), 2)
+        cv2.line(image, tuple(p1.astype(int)), tuple(p2.astype(int)), (40, 40, 220), thickness)
+        for t in np.linspace(0, 1, 14)[::2]:
+            a = p1 + (p2 - p1) * t
+            b = p1 + (p2 - p1) * (t + 1 / 14)
+            cv2.line(image, tuple(a.astype(int)), tuple(b.astype(int)), (235, 235, 235), thickness)
+    elif kind < 0.8:  # dirt smear
+        for _ in range(int(rng.integers(2, 6))):
+            spot = centre + rng.normal(0, 1, 2) * np.array([span * 0.3, plate_h * 0.3])
+            axes = (int(span * rng.uniform(0.02, 0.07)) + 1, int(plate_h * rng.uniform(0.05, 0.15)) + 1)
+            tone = float(rng.uniform(40, 110))
+            cv2.ellipse(image, tuple(spot.astype(int)), axes, float(rng.uniform(0, 180)), 0, 360,
+                        (tone, tone * 1.05, tone * 1.1), -1, cv2.LINE_AA)  # fmt: skip
+    else:  # a bracket or tow hook covering a corner
+        corner = quad[int(rng.integers(4))]
+        size = int(plate_h * rng.uniform(0.2, 0.35))
+        cv2.rectangle(image, tuple((corner - size / 2).astype(int)), tuple((corner + size / 2).astype(int)),
+                      (30, 30, 30), -1)  # fmt: skip
+
+
+def _glare(image: np.ndarray, centre: np.ndarray, radius: float, strength: float) -> None:
+    height, width = image.shape[:2]
+    x0, y0 = int(max(centre[0] - radius * 2, 0)), int(max(centre[1] - radius * 2, 0))
+    x1, y1 = int(min(centre[0] + radius * 2, width)), int(min(centre[1] + radius * 2, height))
+    if x1 <= x0 or y1 <= y0:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    falloff = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * radius**2))
+    image[y0:y1, x0:x1] += strength * falloff[..., None]
+
+
+def _motion_blur(image: np.ndarray, length: int, angle: float) -> np.ndarray:
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0
+    rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
+    kernel = cv2.warpAffine(kernel, rotation, (length, length))
+    return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
+
+
+def _degrade(image: np.ndarray, rng: np.random.Generator, style: Style) -> np.ndarray:
+    """Camera damage on a float32 BGR image; returns uint8 BGR after JPEG."""
+    if style == "train":
+        if rng.random() < 0.4:
+            sigma = rng.uniform(0.3, 1.6)
+            image = cv2.GaussianBlur(image, (0, 0), sigma)
+        if rng.random() < 0.3:
+            image = _motion_blur(image, int(rng.integers(3, 8)), float(rng.uniform(0, 180)))
+        image = image * rng.uniform(0.6, 1.3) + rng.uniform(-40, 30)
+        image += rng.normal(0, rng.uniform(0, 9), image.shape).astype(np.float32)
+        quality = int(rng.integers(35, 96))
+    else:
+        if rng.random() < 0.5:  # defocus disc instead of a Gaussian
+            radius = int(rng.integers(1, 3))
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            image = cv2.filter2D(image, -1, disc.astype(np.float32) / disc.sum())
+        if rng.random() < 0.3:
+            image = _motion_blur(image, int(rng.integers(3, 9)), float(rng.uniform(0, 180)))
+        gamma = rng.uniform(0.6, 1.6)
+        image = 255.0 * (np.clip(image, 0, 255) / 255.0) ** gamma
+        # signal-dependent (shot-like) noise instead of uniform Gaussian noise
+        image += rng.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(np.clip(image, 1, 255)) * 0.6
+        quality = int(rng.integers(25, 90))
+    clipped = np.clip(image, 0, 255).astype(np.uint8)
+    ok, buffer = cv2.imencode(".jpg", clipped, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buffer, cv2.IMREAD_COLOR) if ok else clipped
+
+
+def _night(image: np.ndarray, rng: np.random.Generator, plate_quads: list[np.ndarray]) -> np.ndarray:
+    """Infrared night look: dark grey scene, retro-reflective plates bright, headlight glare."""
+    grey = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    dark = grey * rng.uniform(0.15, 0.4)
+    height, width = grey.shape
+    for quad in plate_quads:  # the plate reflects the IR flash
+        mask = np.zeros((height, width), np.uint8)
+        cv2.fillConvexPoly(mask, quad.astype(np.int32), 1)
+        lit = np.clip(grey * rng.uniform(1.1, 1.6) + rng.uniform(0, 40), 0, 255)
+        dark = np.where(mask > 0, lit, dark)
+    out = np.repeat(dark[..., None], 3, axis=2)
+    if rng.random() < 0.5:  # faint colour cast of a mixed-light camera
+        out *= rng.uniform(0.85, 1.1, 3).astype(np.float32)
+    for quad in plate_quads:
+        centre = quad.mean(axis=0)
+        span = float(np.linalg.norm(quad[1] - quad[0]))
+        for side in (-1, 1):
+            if rng.random() < 0.7:
+                light = centre + np.array([side * span * rng.uniform(1.2, 2.5), -span * rng.uniform(0, 0.4)])
+                _glare(out, light, span * rng.uniform(0.15, 0.4), float(rng.uniform(150, 400)))
+    return out
+
+
+def _as_spec(plate: PlateSpec | tuple[str, str, str]) -> PlateSpec:
+    if isinstance(plate, PlateSpec):
+        return plate
+    text, layout, colour = plate
+    return PlateSpec(plate_format.canonical(text), Layout(layout), Colour(colour))
+
+
+def render_scene(
+    plates: list[PlateSpec] | list[tuple[str, str, str]],
+    *,
+    size: tuple[int, int] = (1280, 720),
+    rng: np.random.Generator,
+    night: bool = False,
+    style: Style = "train",
+    occlusion: float = 0.15,
+    glare: float = 0.15,
+    distractors: bool = True,
+) -> tuple[np.ndarray, list[PlateTruth]]:
+    """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
+
+    ``plates`` are :class:`PlateSpec` or ``(text, layout, colour)`` tuples (an empty
+    list gives a plate-free frame). ``size`` is ``(width, height)``. Returns an
+    ``(H, W, 3) uint8 BGR`` image and one :class:`PlateTruth` per plate, in order.
+    ``occlusion`` and ``glare`` are the chances of each damage per plate.
+    """
+    width, height = size
+    image = _scene_background(size, rng, style)
+    specs = [_as_spec(p) for p in plates]
+    slots = max(len(specs), 1)
+    slot_w = width / slots
+    quads: list[np.ndarray] = []
+    plate_images = []
+    for index, spec in enumerate(specs):
+        plate_w = min(_plate_pixel_width(spec.layout, rng) * width / 1280, slot_w * 0.8)
+        mm_w, mm_h = PLATE_SIZES_MM[spec.layout]
+        plate_h = plate_w * mm_h / mm_w
+        render_scale = max(plate_w / mm_w * 2.0, 0.35)  # render at ~2x then downscale when warping
+        plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng,
+                                 style=style, scale=min(render_scale, 1.2))  # fmt: skip
+        quad = _perspective_quad(plate_w, plate_h, rng)
+        extent = quad.max(axis=0) - quad.min(axis=0)
+        low_x = extent[0] / 2 + 4
+        cx = slot_w * index + rng.uniform(low_x, max(slot_w - low_x, low_x + 1))
+        cy = rng.uniform(max(height * 0.3, extent[1] / 2 + 4), height - extent[1] / 2 - 4)
+        quad = quad + np.array([cx, cy], np.float32)
+        vehicle_w = plate_w * rng.uniform(2.5, 5.0)
+        vehicle_h = vehicle_w * rng.uniform(0.6, 0.9)
+        _draw_vehicle(image, (int(cx - vehicle_w / 2), int(cy - vehicle_h * 0.7), int(vehicle_w),
+                              int(vehicle_h)), rng)  # fmt: skip
+        quads.append(quad)
+        plate_images.append(plate_img)
+    if distractors:
+        _draw_distractor_text(image, rng, style)
+    truths = []
+    for spec, quad, plate_img in zip(specs, quads, plate_images, strict=True):
+        _composite(image, plate_img, quad)
+        if rng.random() < occlusion:
+            _occlude(image, quad, rng)
+        if not night and rng.random() < glare:
+            centre = quad.mean(axis=0) + rng.normal(0, 1, 2) * (quad.max(axis=0) - quad.min(axis=0)) * 0.3
+            span = float(np.linalg.norm(quad[1] - quad[0]))
+            _glare(image, centre, span * rng.uniform(0.08, 0.25), float(rng.uniform(80, 220)))
+        x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        truths.append(PlateTruth(spec.text, str(spec.layout), str(spec.colour),
+                                 (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), quad))  # fmt: skip
+    if night:
+        image = _night(image, rng, quads)
+    return _degrade(image, rng, style), truths
+
+
+def degrade_crop(crop: np.ndarray, rng: np.random.Generator, *, style: Style = "train") -> np.ndarray:
+    """Apply the scene degradations of ``style`` to a single ``(H, W, 3) uint8 BGR`` crop."""
+    return _degrade(crop.astype(np.float32), rng, style)
+
+
+def render_plate_patch(
+    spec: PlateSpec | tuple[str, str, str],
+    *,
+    rng: np.random.Generator,
+    style: Style = "train",
+    plate_width: float | None = None,
+    night: bool = False,
+    occlusion: float = 0.15,
+    glare: float = 0.15,
+    margin: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A small scene patch around one plate, damaged like :func:`render_scene` frames.
+
+    Much cheaper than a full frame, for training the reader. ``plate_width`` is the
+    plate's width in pixels (drawn like scene plates if None). Returns the
+    ``(H, W, 3) uint8 BGR`` patch and the plate's ``(4, 2) float32`` corners in it.
+    """
+    spec = _as_spec(spec)
+    if plate_width is None:
+        plate_width = _plate_pixel_width(spec.layout, rng)
+    mm_w, mm_h = PLATE_SIZES_MM[spec.layout]
+    plate_height = plate_width * mm_h / mm_w
+    plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng, style=style,
+                             scale=min(max(plate_width / mm_w * 2.0, 0.35), 1.2))  # fmt: skip
+    quad = _perspective_quad(plate_width, plate_height, rng)
+    extent = quad.max(axis=0) - quad.min(axis=0)
+    pad = extent * margin + 8
+    size = (int(extent[0] + 2 * pad[0]), int(extent[1] + 2 * pad[1]))
+    quad = quad - quad.min(axis=0) + pad
+    image = _scene_background(size, rng, style)
+    if rng.random() < 0.5:
+        _draw_distractor_text(image, rng, style)
+    _composite(image, plate_img, quad.astype(np.float32))
+    if rng.random() < occlusion:
+        _occlude(image, quad, rng)
+    if not night and rng.random() < glare:
+        centre = quad.mean(axis=0) + rng.normal(0, 1, 2) * extent * 0.3
+        _glare(image, centre, float(plate_width * rng.uniform(0.08, 0.25)), float(rng.uniform(80, 220)))
+    if night:
+        image = _night(image, rng, [quad])
+    return _degrade(image, rng, style), quad.astype(np.float32)

@@ -1,0 +1,159 @@
+"""Synthetic training sets for the reader (plate strips) and the detector (small frames).
+
+Every set is a pure function of ``(seed, n, style)``: generated in worker
+processes from independent child seeds and cached under ``.cache/anpr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detectors.geometry import order_corners, quad_size, rectify
+from detectors.synthetic import (
+    _draw_distractor_text,
+    _scene_background,
+    random_plate_spec,
+    render_plate_patch,
+    render_scene,
+)
+
+logger = logging.getLogger(__name__)
+
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "anpr"
+DETECTOR_SIZE = (512, 288)  # (width, height) the detector sees; frames are scaled to fit
+DETECTOR_STRIDE = 4
+
+
+def jitter_corners(quad: np.ndarray, rng: np.random.Generator, *, amount: float = 1.0) -> np.ndarray:
+    """The corners a detector might report for ``quad``: loose, shifted, a little skewed."""
+    width, height = quad_size(quad)
+    centre = quad.mean(axis=0)
+    scale = np.array([rng.uniform(0.96, 1.1), rng.uniform(0.93, 1.2)], np.float32)
+    scale = 1 + (scale - 1) * amount
+    shifted = (quad - centre) * scale + centre
+    shifted += np.array([rng.normal(0, 0.02 * width), rng.normal(0, 0.04 * height)], np.float32) * amount
+    noise = rng.normal(0, 1, (4, 2)) * np.array([0.02 * width, 0.05 * height]) * amount
+    return order_corners(shifted + noise.astype(np.float32))
+
+
+def reader_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.ndarray, str, str]:
+    """One ``(32, 192) uint8`` strip, its canonical text ('' for a non-plate) and layout."""
+    if rng.random() < 0.04:
+        return _negative_strip(rng, style)
+    spec = random_plate_spec(rng)
+    night = rng.random() < 0.2
+    patch, quad = render_plate_patch(spec, rng=rng, style=style, night=night, occlusion=0.12, glare=0.12)
+    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    corners = jitter_corners(quad, rng, amount=float(rng.uniform(0.2, 1.3)))
+    return rectify(grey, corners, spec.layout), spec.text, str(spec.layout)
+
+
+def _negative_strip(rng: np.random.Generator, style: str) -> tuple[np.ndarray, str, str]:
+    """Text-like clutter that is not a plate: the reader must return nothing for it."""
+    size = (int(rng.integers(120, 400)), int(rng.integers(60, 200)))
+    image = _scene_background(size, rng, style)  # type: ignore[arg-type]
+    _draw_distractor_text(image, rng, style)  # type: ignore[arg-type]
+    grey = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    w, h = size
+    x0, y0 = rng.uniform(0, w * 0.4), rng.uniform(0, h * 0.4)
+    x1, y1 = rng.uniform(x0 + w * 0.3, w), rng.uniform(y0 + h * 0.3, h)
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    layout = ("one_line", "two_line", "motorbike")[int(rng.integers(3))]
+    return rectify(grey, corners, layout), "", layout
+
+
+def _reader_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[str], list[str]]:
+    seed, count, style = args
+    rng = np.random.default_rng(seed)
+    strips, texts, layouts = [], [], []
+    for _ in range(count):
+        strip, text, layout = reader_sample(rng, style)
+        strips.append(strip)
+        texts.append(text)
+        layouts.append(layout)
+    return np.stack(strips), texts, layouts
+
+
+def reader_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, np.ndarray]:
+    """``n`` reader samples as arrays ``strips (n, 32, 192) uint8``, ``texts``, ``layouts`` (cached)."""
+    path = CACHE / f"reader-{style}-{seed}-{n}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    chunk = 500
+    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
+    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
+    logger.info("generating %d reader samples (%s, seed %d)", n, style, seed)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_reader_chunk, jobs)
+    result = {
+        "strips": np.concatenate([p[0] for p in parts]),
+        "texts": np.array([t for p in parts for t in p[1]]),
+        "layouts": np.array([t for p in parts for t in p[2]]),
+    }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **result)
+    return result
+
+
+def detector_sample(
+    rng: np.random.Generator, style: str = "train"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``(288, 512, 3) uint8`` frame, its plates' corners ``(k, 4, 2)`` and layout ids ``(k,)``."""
+    count = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
+    specs = [random_plate_spec(rng) for _ in range(count)]
+    night = rng.random() < 0.2
+    if rng.random() < 0.15:  # some frames rendered at full size and scaled down like at run time
+        image, truths = render_scene(specs, rng=rng, night=night, style=style)  # type: ignore[arg-type]
+        factor = DETECTOR_SIZE[0] / image.shape[1]
+        image = cv2.resize(image, DETECTOR_SIZE, interpolation=cv2.INTER_AREA)
+    else:
+        image, truths = render_scene(specs, size=DETECTOR_SIZE, rng=rng, night=night, style=style)  # type: ignore[arg-type]
+        factor = 1.0
+    layouts = {"one_line": 0, "two_line": 1, "motorbike": 2}
+    corners = np.array([t.corners * factor for t in truths], np.float32).reshape(-1, 4, 2)
+    ids = np.array([layouts[t.layout] for t in truths], np.int64)
+    return image, corners, ids
+
+
+def _detector_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    seed, count, style = args
+    rng = np.random.default_rng(seed)
+    images, corners, ids = [], [], []
+    for _ in range(count):
+        image, c, i = detector_sample(rng, style)
+        images.append(image)
+        corners.append(c)
+        ids.append(i)
+    return np.stack(images), corners, ids
+
+
+def detector_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, object]:
+    """``n`` detector frames with padded corners ``(n, 3, 4, 2)``, layouts ``(n, 3)`` (-1 = none)."""
+    path = CACHE / f"detector-{style}-{seed}-{n}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    chunk = 100
+    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
+    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
+    logger.info("generating %d detector frames (%s, seed %d)", n, style, seed)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_detector_chunk, jobs)
+    images = np.concatenate([p[0] for p in parts])
+    corners = np.zeros((n, 3, 4, 2), np.float32)
+    layouts = np.full((n, 3), -1, np.int64)
+    flat_c = [c for p in parts for c in p[1]]
+    flat_i = [i for p in parts for i in p[2]]
+    for row, (c, i) in enumerate(zip(flat_c, flat_i, strict=True)):
+        corners[row, : len(c)] = c
+        layouts[row, : len(i)] = i
+    result = {"images": images, "corners": corners, "layouts": layouts}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **result)
+    return result

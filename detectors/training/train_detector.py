@@ -1,0 +1,179 @@
+"""Train the plate detector on synthetic 512x288 frames and export ``models/detector.onnx``.
+
+    nice -n 10 .venv/bin/python -m detectors.training.train_detector [--minutes 15]
+
+A CenterNet-style target: a Gaussian peak at each plate centre on the stride-4
+grid, the four corners as offsets from the cell centre, and the layout class.
+Training runs on random 256x160 windows of the frames (the network is fully
+convolutional) and is bounded by ``--minutes``; it exports after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from detectors.training.data import CACHE, DETECTOR_STRIDE, detector_set
+from detectors.training.nets import PlateDetector
+
+logger = logging.getLogger(__name__)
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+CORNER_UNIT = 16.0
+WINDOW = (256, 160)  # (width, height) of training windows
+
+
+def targets(corners: np.ndarray, layouts: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Heat ``(h, w)``, corner offsets ``(8, h, w)``, layout ``(h, w)`` (-1 ignore) and a regression mask."""
+    width, height = size[0] // DETECTOR_STRIDE, size[1] // DETECTOR_STRIDE
+    heat = np.zeros((height, width), np.float32)
+    offsets = np.zeros((8, height, width), np.float32)
+    layout = np.full((height, width), -1, np.int64)
+    weight = np.zeros((height, width), np.float32)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    cell_x = (xs + 0.5) * DETECTOR_STRIDE
+    cell_y = (ys + 0.5) * DETECTOR_STRIDE
+    order = np.argsort([-np.ptp(c[:, 0]) for c in corners])  # big plates first, small ones on top
+    for index in order[::-1]:
+        quad, kind = corners[index], layouts[index]
+        if kind < 0:
+            continue
+        centre = quad.mean(axis=0) / DETECTOR_STRIDE - 0.5
+        extent = np.ptp(quad, axis=0) / DETECTOR_STRIDE
+        sx, sy = max(extent[0] / 6, 0.7), max(extent[1] / 6, 0.7)
+        gauss = np.exp(-((xs - centre[0]) ** 2) / (2 * sx**2) - ((ys - centre[1]) ** 2) / (2 * sy**2))
+        cx, cy = int(round(centre[0])), int(round(centre[1]))
+        if 0 <= cx < width and 0 <= cy < height:
+            gauss[cy, cx] = 1.0
+        heat = np.maximum(heat, gauss)
+        region = gauss > 0.5
+        if not region.any():
+            continue
+        for k in range(4):
+            offsets[2 * k][region] = (quad[k, 0] - cell_x[region]) / CORNER_UNIT
+            offsets[2 * k + 1][region] = (quad[k, 1] - cell_y[region]) / CORNER_UNIT
+        layout[region] = kind
+        weight[region] = gauss[region]
+    return {"heat": heat, "offsets": offsets, "layout": layout, "weight": weight}
+
+
+def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    images, heats, offsets, layouts, weights = [], [], [], [], []
+    full_h, full_w = data["images"].shape[1:3]
+    for i in indices:
+        corners, kinds = data["corners"][i], data["layouts"][i]
+        present = kinds >= 0
+        if present.any() and rng.random() < 0.75:
+            centre = corners[rng.choice(np.nonzero(present)[0])].mean(axis=0)
+            x0 = int(np.clip(centre[0] - rng.uniform(0.15, 0.85) * WINDOW[0], 0, full_w - WINDOW[0]))
+            y0 = int(np.clip(centre[1] - rng.uniform(0.15, 0.85) * WINDOW[1], 0, full_h - WINDOW[1]))
+        else:
+            x0 = int(rng.integers(0, full_w - WINDOW[0] + 1))
+            y0 = int(rng.integers(0, full_h - WINDOW[1] + 1))
+        x0 -= x0 % DETECTOR_STRIDE
+        y0 -= y0 % DETECTOR_STRIDE
+        image = data["images"][i, y0 : y0 + WINDOW[1], x0 : x0 + WINDOW[0]].astype(np.float32) / 255.0
+        image = np.clip(image * rng.uniform(0.7, 1.3) + rng.uniform(-0.15, 0.15), 0, 1)
+        shifted = corners - np.array([x0, y0], np.float32)
+        t = targets(shifted, kinds, WINDOW)
+        images.append(image.transpose(2, 0, 1))
+        heats.append(t["heat"])
+        offsets.append(t["offsets"])
+        layouts.append(t["layout"])
+        weights.append(t["weight"])
+    return {
+        "images": torch.from_numpy(np.stack(images)),
+        "heat": torch.from_numpy(np.stack(heats)),
+        "offsets": torch.from_numpy(np.stack(offsets)),
+        "layout": torch.from_numpy(np.stack(layouts)),
+        "weight": torch.from_numpy(np.stack(weights)),
+    }
+
+
+def loss_terms(raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    heat = torch.sigmoid(raw[:, 0]).clamp(1e-4, 1 - 1e-4)
+    target = batch["heat"]
+    positive = target.eq(1.0).float()
+    negative_weight = (1 - target) ** 4
+    pos_loss = -(torch.log(heat) * (1 - heat) ** 2 * positive).sum()
+    neg_loss = -(torch.log(1 - heat) * heat**2 * negative_weight * (1 - positive)).sum()
+    focal = (pos_loss + neg_loss) / positive.sum().clamp(min=1.0)
+    weight = batch["weight"]
+    norm = weight.sum().clamp(min=1.0)
+    corner = (nn.functional.smooth_l1_loss(raw[:, 1:9], batch["offsets"], reduction="none", beta=0.1)
+              .sum(1) * weight).sum() / norm  # fmt: skip
+    ce = nn.functional.cross_entropy(raw[:, 9:12], batch["layout"], ignore_index=-1, reduction="none")
+    layout = (ce * weight).sum() / norm
+    return focal, corner, layout
+
+
+def export(model: PlateDetector, path: Path) -> None:
+    model.eval()
+    torch.onnx.export(
+        model, torch.zeros(1, 3, 288, 512), str(path), input_names=["image"], output_names=["maps"],
+        opset_version=17, dynamo=False,
+    )  # fmt: skip
+    model.train()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--frames", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    data = detector_set(args.frames, seed=11, style="train")
+    model = PlateDetector()
+    checkpoint = CACHE / "detector.pt"
+    if args.resume and checkpoint.exists():
+        model.load_state_dict(torch.load(checkpoint))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    batch_size = 32
+    budget_s = args.minutes * 60
+    started = time.monotonic()
+    step, estimated_steps = 0, None
+    n = len(data["images"])
+    while time.monotonic() - started < budget_s:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            elapsed = time.monotonic() - started
+            if elapsed > budget_s:
+                break
+            if step == 30:
+                estimated_steps = int(budget_s / (elapsed / 30))
+            if estimated_steps:
+                progress = min(step / estimated_steps, 1.0)
+                for group in optimiser.param_groups:
+                    group["lr"] = 2e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            batch = sample_batch(data, order[start : start + batch_size], rng)
+            focal, corner, layout = loss_terms(model.raw(batch["images"]), batch)
+            loss = focal + corner + 0.5 * layout
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimiser.step()
+            step += 1
+            if step % 50 == 0:
+                logger.info("step %d focal %.3f corner %.3f layout %.3f (%.0fs)", step, focal.item(),
+                            corner.item(), layout.item(), time.monotonic() - started)  # fmt: skip
+            if step % 300 == 0:
+                torch.save(model.state_dict(), checkpoint)
+                export(model, MODELS / "detector.onnx")
+        torch.save(model.state_dict(), checkpoint)
+        export(model, MODELS / "detector.onnx")
+        logger.info("epoch done at step %d", step)
+
+
+if __name__ == "__main__":
+    main()

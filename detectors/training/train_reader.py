@@ -1,0 +1,148 @@
+"""Train the CTC strip reader on synthetic plate strips and export ``models/reader.onnx``.
+
+    nice -n 10 .venv/bin/python -m detectors.training.train_reader [--minutes 15]
+
+Deterministic data (fixed seeds, see ``data.reader_set``); the run is bounded by
+``--minutes`` and exports after every epoch, so a cut-short run still leaves a
+usable model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from detectors.training.data import CACHE, reader_set
+from detectors.training.nets import ALPHABET, StripReader
+
+logger = logging.getLogger(__name__)
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+_INDEX = {ch: i + 1 for i, ch in enumerate(ALPHABET)}
+
+
+def encode_texts(texts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = [_INDEX[ch] for text in texts for ch in str(text)]
+    lengths = [len(str(text)) for text in texts]
+    return torch.tensor(flat, dtype=torch.long), torch.tensor(lengths, dtype=torch.long)
+
+
+def greedy(probs: np.ndarray) -> list[str]:
+    """Best-path CTC decoding of ``(N, T, C)`` probabilities (for monitoring only)."""
+    best = probs.argmax(axis=-1)
+    out = []
+    for row in best:
+        chars, previous = [], 0
+        for label in row:
+            if label != previous and label != 0:
+                chars.append(ALPHABET[label - 1])
+            previous = label
+        out.append("".join(chars))
+    return out
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Cheap photometric and small geometric changes on ``(N, 1, 32, 192)`` strips in [0, 1]."""
+    n = batch.shape[0]
+    gain = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4, generator=generator)
+    bias = torch.empty(n, 1, 1, 1).uniform_(-0.2, 0.2, generator=generator)
+    batch = batch * gain + bias
+    flip = torch.rand(n, 1, 1, 1, generator=generator) < 0.15  # polarity: dark-on-light and light-on-dark
+    batch = torch.where(flip, 1.0 - batch, batch)
+    batch = batch + torch.randn(batch.shape, generator=generator) * 0.03
+    shift = int(torch.randint(-3, 4, (1,), generator=generator))
+    if shift:
+        batch = torch.roll(batch, shifts=shift, dims=3)
+    return batch.clamp(0, 1)
+
+
+def evaluate(model: StripReader, data: dict[str, np.ndarray]) -> float:
+    model.eval()
+    hits = 0
+    with torch.no_grad():
+        for start in range(0, len(data["strips"]), 512):
+            strips = torch.from_numpy(data["strips"][start : start + 512]).float().unsqueeze(1) / 255.0
+            predicted = greedy(model(strips).numpy())
+            hits += sum(
+                p == str(t) for p, t in zip(predicted, data["texts"][start : start + 512], strict=True)
+            )
+    model.train()
+    return hits / len(data["strips"])
+
+
+def export(model: StripReader, path: Path) -> None:
+    model.eval()
+    dummy = torch.zeros(1, 1, 32, 192)
+    torch.onnx.export(
+        model, dummy, str(path), input_names=["strip"], output_names=["probs"],
+        dynamic_axes={"strip": {0: "n"}, "probs": {0: "n"}}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    model.train()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--samples", type=int, default=40000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    train = reader_set(args.samples, seed=1, style="train")
+    val = reader_set(4000, seed=2, style="train")
+    test = reader_set(3000, seed=3, style="test")
+    model = StripReader()
+    checkpoint = CACHE / "reader.pt"
+    if args.resume and checkpoint.exists():
+        model.load_state_dict(torch.load(checkpoint))
+    batch_size = 128
+    steps_per_epoch = len(train["strips"]) // batch_size
+    budget_s = args.minutes * 60
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    generator = torch.Generator().manual_seed(0)
+    started = time.monotonic()
+    step, epoch = 0, 0
+    estimated_steps = None
+    while time.monotonic() - started < budget_s:
+        order = torch.randperm(len(train["strips"]), generator=generator).numpy()
+        for batch_index in range(steps_per_epoch):
+            elapsed = time.monotonic() - started
+            if elapsed > budget_s:
+                break
+            if step == 50:
+                estimated_steps = int(budget_s / (elapsed / 50))
+            if estimated_steps:  # cosine decay over the time budget
+                progress = min(step / estimated_steps, 1.0)
+                for group in optimiser.param_groups:
+                    group["lr"] = 3e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
+            strips = torch.from_numpy(train["strips"][idx]).float().unsqueeze(1) / 255.0
+            strips = augment(strips, generator)
+            targets, lengths = encode_texts(train["texts"][idx])
+            log_probs = torch.log_softmax(model.logits(strips), dim=-1).permute(1, 0, 2)
+            input_lengths = torch.full((len(idx),), log_probs.shape[0], dtype=torch.long)
+            loss = ctc(log_probs, targets, input_lengths, lengths)
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            step += 1
+            if step % 100 == 0:
+                logger.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.monotonic() - started)
+        epoch += 1
+        torch.save(model.state_dict(), checkpoint)
+        export(model, MODELS / "reader.onnx")
+        logger.info("epoch %d: val %.4f test %.4f", epoch, evaluate(model, val), evaluate(model, test))
+
+
+if __name__ == "__main__":
+    main()

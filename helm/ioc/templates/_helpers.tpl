@@ -1,0 +1,149 @@
+{{/* Chart name, truncated to the 63 characters Kubernetes names allow. */}}
+{{- define "ioc.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name; the release name alone when it already contains the chart name. */}}
+{{- define "ioc.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ioc.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ioc.labels" -}}
+helm.sh/chart: {{ include "ioc.chart" . }}
+{{ include "ioc.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ioc
+{{- end }}
+
+{{- define "ioc.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ioc.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of one component: pass (dict "root" $ "component" "worker"). */}}
+{{- define "ioc.componentLabels" -}}
+{{ include "ioc.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "ioc.componentSelectorLabels" -}}
+{{ include "ioc.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "ioc.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ioc.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ioc.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "ioc.configMapName" -}}
+{{- printf "%s-config" (include "ioc.fullname" .) }}
+{{- end }}
+
+{{/* The non-secret IOC_* settings, as ConfigMap data (key: "value" lines). */}}
+{{- define "ioc.settings" -}}
+{{- $c := .Values.config -}}
+IOC_ENV: {{ $c.env | quote }}
+IOC_KAFKA_BOOTSTRAP: {{ required "config.kafkaBootstrap is required (the Kafka bootstrap servers)" $c.kafkaBootstrap | quote }}
+IOC_TOPIC_PREFIX: {{ $c.topicPrefix | quote }}
+IOC_TOPIC_PARTITIONS: {{ $c.topicPartitions | quote }}
+IOC_TOPIC_REPLICATION: {{ $c.topicReplication | quote }}
+IOC_CONSUMER_GROUP: {{ $c.consumerGroup | quote }}
+IOC_HOME_PROVINCE: {{ $c.homeProvince | quote }}
+IOC_READ_RETENTION_DAYS: {{ $c.readRetentionDays | quote }}
+IOC_ALERT_RETENTION_DAYS: {{ $c.alertRetentionDays | quote }}
+IOC_DATABASE_POOL_SIZE: {{ $c.databasePoolSize | quote }}
+IOC_API_HOST: "0.0.0.0"
+IOC_API_PORT: {{ .Values.api.port | quote }}
+IOC_WORKER_WEB_HOST: "0.0.0.0"
+IOC_WORKER_WEB_PORT: {{ .Values.worker.webPort | quote }}
+IOC_WORKER_METRICS_PORT: {{ .Values.worker.metricsPort | quote }}
+FAUST_DATADIR: "/tmp/ioc-faust"
+{{- range $key, $value := $c.extra }}
+{{ $key }}: {{ $value | quote }}
+{{- end }}
+{{- end }}
+
+{{/* IOC_DATABASE_URL and IOC_AUTH_SECRET from existing Secrets (container env entries). */}}
+{{- define "ioc.secretEnv" -}}
+{{- $default := required "secrets.existingSecret is required: the name of a Secret you created (see values.yaml)" .Values.secrets.existingSecret -}}
+- name: IOC_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $default .Values.secrets.databaseUrl.secretName | quote }}
+      key: {{ .Values.secrets.databaseUrl.key | quote }}
+- name: IOC_AUTH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $default .Values.secrets.authSecret.secretName | quote }}
+      key: {{ .Values.secrets.authSecret.key | quote }}
+{{- end }}
+
+{{/* Pod-level settings shared by every workload: pass (dict "root" $ "values" .Values.worker). */}}
+{{- define "ioc.podSpecCommon" -}}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Spread replicas over nodes unless the user gave their own constraints. */}}
+{{- define "ioc.topologySpread" -}}
+topologySpreadConstraints:
+{{- if .values.topologySpreadConstraints }}
+  {{- toYaml .values.topologySpreadConstraints | nindent 2 }}
+{{- else }}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "ioc.componentSelectorLabels" (dict "root" .root "component" .component) | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{- define "ioc.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end }}

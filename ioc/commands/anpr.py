@@ -1,0 +1,114 @@
+"""``ioc anpr [--json] IMAGE...``: read the licence plates in image files.
+
+Models load once; each image is timed alone (decode + recognition). With
+``--json`` every image gives one line::
+
+    {"image": PATH, "ms": 12.3, "plates": [{"text": ..., "display": ..., "confidence": ...,
+      "bbox": [x, y, w, h], "layout": ..., "candidates": [{"text": ..., "confidence": ...}]}]}
+
+and an unreadable image gives ``{"image": PATH, "ms": ..., "error": REASON}``; the
+command goes on with the next image and exits 1 if any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["read_image", "register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("anpr", help="recognise licence plates in image files")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    parser.add_argument(
+        "--home-province", default=None, help="province code for out-of-province (default: settings)"
+    )
+    parser.set_defaults(func=run)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file to ``(H, W, 3) uint8 BGR``; ValueError with a reason if it cannot be used."""
+    import cv2
+    from PIL import Image
+
+    from detectors.recognizer import MAX_PIXELS
+
+    try:
+        with Image.open(path) as header:  # reads only the header: refuse huge images before decoding
+            width, height = header.size
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image too large: {exc}") from exc
+    except OSError:
+        width = height = None  # not a format Pillow knows; let OpenCV try
+    if width is not None and height is not None:
+        if width * height == 0:
+            raise ValueError(f"empty image ({width}x{height})")
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"image too large: {width}x{height} exceeds {MAX_PIXELS} pixels")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None or image.size == 0:
+        raise ValueError("not a readable image")
+    return image
+
+
+def _plate_json(plate: Any) -> dict[str, Any]:
+    return {
+        "text": plate.text,
+        "display": plate.display,
+        "confidence": plate.confidence,
+        "bbox": list(plate.bbox),
+        "layout": plate.layout,
+        "candidates": [{"text": text, "confidence": conf} for text, conf in plate.candidates],
+    }
+
+
+def _describe(plate: Any) -> str:
+    where = "unknown province" if plate.province is None else (
+        f"province {plate.province}" + (", out of province" if plate.out_of_province else "")
+    )  # fmt: skip
+    return f"{plate.display} ({plate.confidence:.2f}, {plate.layout}, {plate.colour}, {where})"
+
+
+def run(args: argparse.Namespace) -> int:
+    from detectors.recognizer import ImageError, PlateRecognizer
+
+    home = args.home_province
+    if home is None:
+        from ioc.config import get_settings
+
+        home = get_settings().home_province
+    recognizer = PlateRecognizer.load(home_province=home)
+    failures = 0
+    for name in args.images:
+        started = time.perf_counter()
+        try:
+            plates = recognizer.recognize(read_image(Path(name)))
+        except (ValueError, ImageError) as exc:
+            failures += 1
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            if args.json:
+                print(
+                    json.dumps({"image": name, "ms": ms, "error": str(exc)}, ensure_ascii=False), flush=True
+                )
+            else:
+                print(f"{name}: error: {exc}", flush=True)
+            continue
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        if args.json:
+            line = {"image": name, "ms": ms, "plates": [_plate_json(p) for p in plates]}
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        else:
+            found = "; ".join(_describe(p) for p in plates) or "no plate"
+            print(f"{name}: {found} [{ms:.1f} ms]", flush=True)
+    return 1 if failures else 0

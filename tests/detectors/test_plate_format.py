@@ -1,0 +1,110 @@
+"""The Vietnamese plate grammar: validity, canonical and display forms, provinces, look-alikes."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from detectors import plate_format
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["51G10096", "52P5688", "29X504899", "29BK04366", "30LD12345", "29MĐ101353", "29MD101353", "TM1234",
+     "80011NG01", "51F-869.88", "29-X5 048.99", "51f 869 88"],
+)  # fmt: skip
+def test_valid_plates(text: str) -> None:
+    assert plate_format.is_valid(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["51I12345", "51W12345", "5AF12345", "51F123", "51F1234567", "", "ABCDEFGH", "5"]
+)
+def test_invalid_plates(text: str) -> None:
+    assert not plate_format.is_valid(text)
+
+
+def test_canonical_folds_separators_case_and_d_stroke() -> None:
+    assert plate_format.canonical("51f-869.88") == "51F86988"
+    assert plate_format.canonical("29-MĐ1 013.53") == "29MD101353"
+    assert plate_format.canonical(" 29-x5 048.99 ") == "29X504899"
+
+
+@pytest.mark.parametrize(
+    ("text", "layout", "expected"),
+    [
+        ("51F86988", None, "51F-869.88"),
+        ("52P5688", None, "52P-5688"),
+        ("29X504899", None, "29-X5 048.99"),
+        ("29X504899", "motorbike", "29-X5 048.99"),
+        ("30LD12345", "one_line", "30LD-123.45"),
+        ("29BK04366", "motorbike", "29-BK 043.66"),
+        ("51G10096", "two_line", "51G-100.96"),
+        ("51G10096", "motorbike", "51-G1 0096"),
+        ("29MĐ101353", None, "29-MĐ1 013.53"),
+        ("TM1234", None, "TM-12-34"),
+        ("80011NG01", None, "80-011-NG-01"),
+        ("not a plate", None, "NOTAPLATE"),
+    ],
+)
+def test_display(text: str, layout: str | None, expected: str) -> None:
+    assert plate_format.display(text, layout) == expected
+
+
+def test_display_round_trips_through_canonical() -> None:
+    rng = np.random.default_rng(5)
+    for layout in ("one_line", "two_line", "motorbike"):
+        for _ in range(200):
+            text = plate_format.random_plate_text(rng, layout=layout)
+            assert plate_format.canonical(plate_format.display(text, layout)) == text
+
+
+def test_province_of() -> None:
+    assert plate_format.province_of("20A12345") == "20"
+    assert plate_format.province_of("51F-869.88") == "51"
+    assert plate_format.province_of("TM1234") is None  # military: no province
+    assert plate_format.province_of("10A12345") is None  # no such code
+    assert plate_format.province_of("garbage") is None
+    assert plate_format.PROVINCE_CODES["20"] == "Thái Nguyên"
+
+
+def test_lookalikes_are_symmetric_groups() -> None:
+    groups = {frozenset(g) for g in plate_format.LOOKALIKES}
+    for expected in ("0ODQ", "1IT", "2Z", "5S", "6G", "8B", "4A"):
+        assert frozenset(expected) in groups
+    assert plate_format.lookalike_key("51F-869.88") == plate_format.lookalike_key("SIF86988")
+    assert plate_format.lookalike_key("51F86988") != plate_format.lookalike_key("51F86989")
+
+
+@pytest.mark.parametrize("layout", ["one_line", "two_line", "motorbike"])
+def test_random_plates_are_valid_and_respect_province(layout: str) -> None:
+    rng = np.random.default_rng(1)
+    texts = [plate_format.random_plate_text(rng, layout=layout) for _ in range(2000)]
+    assert all(plate_format.is_valid(t) for t in texts)
+    assert len(set(texts)) > 1900
+    assert {plate_format.province_of(t) for t in texts} <= set(plate_format.PROVINCE_CODES)
+    fixed = [
+        plate_format.random_plate_text(random.Random(i), layout=layout, province="20") for i in range(50)
+    ]
+    assert all(t.startswith("20") and plate_format.is_valid(t) for t in fixed)
+
+
+def test_motorbike_plates_have_motorbike_series() -> None:
+    rng = np.random.default_rng(2)
+    texts = [plate_format.random_plate_text(rng, layout="motorbike") for _ in range(500)]
+    assert sum(t[3].isdigit() for t in texts) > 400  # letter + digit series, e.g. X5
+
+
+def test_templates_cover_generated_plates() -> None:
+    rng = np.random.default_rng(3)
+    classes = plate_format.CHARACTER_CLASSES
+    for layout in ("one_line", "two_line", "motorbike"):
+        for _ in range(300):
+            text = plate_format.random_plate_text(rng, layout=layout)
+            assert any(
+                len(t) == len(text) and all(ch in classes[c] for ch, c in zip(text, t, strict=True))
+                for t, layouts in plate_format.TEMPLATES
+                if layout in layouts
+            ), text

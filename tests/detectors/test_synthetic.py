@@ -1,0 +1,69 @@
+"""Synthetic plates and scenes: shapes, colours, ground truth and reproducibility."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.synthetic import PLATE_SIZES_MM, render_plate, render_plate_patch, render_scene
+
+LAYOUTS = ("one_line", "two_line", "motorbike")
+COLOURS = ("white", "yellow", "blue", "red")
+TEXTS = {"one_line": "51F86988", "two_line": "30LD12345", "motorbike": "29X504899"}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("colour", COLOURS)
+def test_render_plate_size_and_colour(layout: str, colour: str) -> None:
+    plate = render_plate(TEXTS[layout], layout=layout, colour=colour, rng=np.random.default_rng(0))
+    width, height = PLATE_SIZES_MM[layout]
+    assert plate.shape == (height, width, 3) and plate.dtype == np.uint8
+    hsv = cv2.cvtColor(plate, cv2.COLOR_BGR2HSV)
+    hue, saturation = np.median(hsv[..., 0]), np.median(hsv[..., 1])
+    expected_hue = {"yellow": (15, 40), "blue": (90, 130), "red": (0, 10)}
+    if colour == "white":
+        assert saturation < 60
+    else:
+        low, high = expected_hue[colour]
+        assert saturation > 80 and (low <= hue <= high or (colour == "red" and hue >= 165))
+    # ink is present: a plate is far from uniform
+    assert cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY).std() > 30
+
+
+def test_render_plate_is_reproducible() -> None:
+    first = render_plate("51F86988", layout="one_line", colour="white", rng=np.random.default_rng(7))
+    again = render_plate("51F86988", layout="one_line", colour="white", rng=np.random.default_rng(7))
+    other = render_plate("51F86989", layout="one_line", colour="white", rng=np.random.default_rng(7))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("night", [False, True])
+def test_render_scene_ground_truth(night: bool) -> None:
+    plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow")]
+    image, truths = render_scene(plates, rng=np.random.default_rng(3), night=night)
+    assert image.shape == (720, 1280, 3) and image.dtype == np.uint8
+    assert [t.text for t in truths] == ["51F86988", "29X504899"]
+    assert [t.layout for t in truths] == ["one_line", "motorbike"]
+    for truth in truths:
+        x, y, w, h = truth.bbox
+        assert x >= 0 and y >= 0 and x + w <= 1280 and y + h <= 720 and w > 20 and h > 10
+        assert truth.corners.shape == (4, 2)
+        inside = truth.corners.mean(axis=0)
+        assert x <= inside[0] <= x + w and y <= inside[1] <= y + h
+
+
+def test_render_scene_without_plates_and_reproducible() -> None:
+    image, truths = render_scene([], size=(640, 360), rng=np.random.default_rng(1))
+    again, _ = render_scene([], size=(640, 360), rng=np.random.default_rng(1))
+    assert truths == [] and image.shape == (360, 640, 3)
+    assert np.array_equal(image, again)
+
+
+def test_plate_patch_corners_lie_in_patch() -> None:
+    patch, quad = render_plate_patch(("20A12345", "two_line", "blue"), rng=np.random.default_rng(4))
+    height, width = patch.shape[:2]
+    assert quad.shape == (4, 2)
+    assert (quad[:, 0] >= 0).all() and (quad[:, 0] <= width).all()
+    assert (quad[:, 1] >= 0).all() and (quad[:, 1] <= height).all()

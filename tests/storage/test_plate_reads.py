@@ -1,0 +1,173 @@
+"""Plate reads: idempotent writes, crops, and exact / look-alike / wildcard look-ups with paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from psycopg import AsyncConnection
+
+from ioc.schemas import Direction, PlateRead
+from ioc.storage.plate_reads import (
+    Sighting,
+    SightingCursor,
+    find_sightings,
+    get_crop,
+    get_read,
+    insert_plate_reads,
+    recent_reads_matching,
+)
+
+ReadFactory = Callable[..., PlateRead]
+
+
+def _window(now: datetime) -> dict[str, datetime]:
+    return {"since": now - timedelta(days=1), "until": now + timedelta(hours=1)}
+
+
+async def _count(conn: AsyncConnection, table: str) -> int:
+    row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()
+    return row[0]
+
+
+async def _all_pages(conn: AsyncConnection, now: datetime, page: int, **query) -> list[Sighting]:
+    rows: list[Sighting] = []
+    cursor: SightingCursor | None = None
+    while True:
+        batch = await find_sightings(conn, limit=page, before=cursor, **query, **_window(now))
+        rows.extend(batch)
+        if len(batch) < page:
+            return rows
+        cursor = SightingCursor.from_token(batch[-1].cursor.token())
+
+
+async def test_same_batch_twice_stores_each_read_once(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    reads = [make_read(f"30A1{i:04d}", crop=b"\xff\xd8crop" if i % 2 else None) for i in range(50)]
+    assert await insert_plate_reads(conn, reads) == 50
+    await conn.commit()
+    assert await insert_plate_reads(conn, reads) == 0
+    # a batch overlapping the stored rows counts only the new ones, and duplicates inside it once
+    more = [make_read("51F86988") for _ in range(5)]
+    assert await insert_plate_reads(conn, reads[:10] + more + more) == 5
+    await conn.commit()
+    assert await _count(conn, "plate_reads") == 55
+    assert await _count(conn, "plate_crops") == 25
+
+
+async def test_read_round_trips_and_crop_is_stored_apart(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    read = make_read(crop=b"\xff\xd8\xff\xe0small-jpeg")
+    await insert_plate_reads(conn, [read])
+    stored = await get_read(conn, read.read_id)
+    assert stored is not None
+    volatile = {"event_id", "crop_jpeg"}
+    assert stored.model_dump(exclude=volatile) == read.model_dump(exclude=volatile)
+    assert await get_crop(conn, read.read_id) == read.crop_jpeg
+    assert await get_crop(conn, read.read_id, read.captured_at) == read.crop_jpeg
+    assert await get_crop(conn, make_read().read_id) is None
+
+
+async def test_exact_lookup_is_newest_first_and_pages_without_gaps(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    wanted = [make_read("29X504899", captured_at=now - timedelta(minutes=i)) for i in range(23)]
+    # two reads at the same instant: the read_id breaks the tie, so paging neither skips nor repeats
+    twin = make_read("29X504899", captured_at=wanted[5].captured_at)
+    noise = [make_read("29X504898"), make_read("29X5O4899"), make_read("30A12345")]
+    await insert_plate_reads(conn, [*wanted, twin, *noise])
+    await conn.commit()
+
+    rows = await _all_pages(conn, now, 5, text="29-X5 048.99")
+    assert len(rows) == 24
+    assert {r.read_id for r in rows} == {r.read_id for r in [*wanted, twin]}
+    keys = [(r.captured_at, r.read_id) for r in rows]
+    assert keys == sorted(keys, reverse=True)
+    assert all(r.match == "exact" and r.text == "29X504899" for r in rows)
+
+
+async def test_fuzzy_lookup_matches_lookalikes_only(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    lookalikes = ["30A12345", "3OA12345", "30A1Z345", "3DAI23A5", "30412345"]
+    others = ["30A12346", "30A1234", "31A12345"]
+    await insert_plate_reads(conn, [make_read(t) for t in lookalikes + others])
+    rows = await _all_pages(conn, now, 2, text="30A12345", fuzzy=True)
+    assert sorted(r.text for r in rows) == sorted(lookalikes)
+    assert {r.text: r.match for r in rows}["30A12345"] == "exact"
+    assert {r.match for r in rows if r.text != "30A12345"} == {"lookalike"}
+
+
+async def test_wildcard_lookup(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    texts = ["30A12345", "30A12399", "30A19999", "51F12345", "30B12345", "29A123456"]
+    await insert_plate_reads(conn, [make_read(t) for t in texts])
+    found = {r.text for r in await _all_pages(conn, now, 2, pattern="30A12*")}
+    assert found == {"30A12345", "30A12399"}
+    found = {r.text for r in await _all_pages(conn, now, 2, pattern="*12345")}
+    assert found == {"30A12345", "51F12345", "30B12345"}
+    found = {r.text for r in await _all_pages(conn, now, 2, pattern="30?12345")}
+    assert found == {"30A12345", "30B12345"}
+    # fuzzy wildcard: B reads like 8
+    found = {r.text for r in await _all_pages(conn, now, 10, pattern="308*", fuzzy=True)}
+    assert found == {"30B12345"}
+
+
+async def test_filters_by_time_checkpoint_and_direction(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    reads = [
+        make_read("88A00001", checkpoint_id="cp-1", direction=Direction.IN),
+        make_read("88A00001", checkpoint_id="cp-2", direction=Direction.IN),
+        make_read("88A00001", checkpoint_id="cp-2", direction=Direction.OUT),
+        make_read("88A00001", captured_at=now - timedelta(days=3)),
+    ]
+    await insert_plate_reads(conn, reads)
+    assert len(await find_sightings(conn, text="88A00001", limit=10, **_window(now))) == 3
+    at_cp2 = await find_sightings(conn, text="88A00001", checkpoint_id="cp-2", limit=10, **_window(now))
+    assert {r.read_id for r in at_cp2} == {reads[1].read_id, reads[2].read_id}
+    out = await find_sightings(conn, text="88A00001", checkpoint_id="cp-2", direction="out", limit=10,
+                               **_window(now))
+    assert [r.read_id for r in out] == [reads[2].read_id]
+    old = await find_sightings(conn, text="88A00001", since=now - timedelta(days=4),
+                               until=now - timedelta(days=2), limit=10)
+    assert [r.read_id for r in old] == [reads[3].read_id]
+
+
+async def test_bad_queries_are_refused(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    with pytest.raises(ValueError):
+        await find_sightings(conn, text="3*", limit=10, **_window(now))
+    with pytest.raises(ValueError):
+        await find_sightings(conn, pattern="*", limit=10, **_window(now))
+    with pytest.raises(ValueError):
+        await find_sightings(conn, text="30A12345", pattern="30A*", limit=10, **_window(now))
+    with pytest.raises(ValueError):
+        await find_sightings(conn, text="30A12345", limit=0, **_window(now))
+    with pytest.raises(ValueError):
+        SightingCursor.from_token("not-a-cursor")
+
+
+async def test_recent_reads_matching_for_past_read_matching(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    reads = [
+        make_read("30A12345", captured_at=now - timedelta(hours=1)),
+        make_read("3OA12345", captured_at=now - timedelta(hours=2)),
+        make_read("30A12399", captured_at=now - timedelta(hours=3)),
+        make_read("30A12345", captured_at=now - timedelta(hours=30)),
+    ]
+    await insert_plate_reads(conn, reads)
+    since = now - timedelta(hours=24)
+    fuzzy = await recent_reads_matching(conn, "30A12345", since)
+    assert [r.read_id for r in fuzzy] == [reads[1].read_id, reads[0].read_id]
+    assert fuzzy[1].candidates == reads[0].candidates
+    exact = await recent_reads_matching(conn, "30A12345", since, fuzzy=False)
+    assert [r.read_id for r in exact] == [reads[0].read_id]
+    pattern = await recent_reads_matching(conn, "30A123*", since, fuzzy=False)
+    assert [r.read_id for r in pattern] == [reads[2].read_id, reads[0].read_id]

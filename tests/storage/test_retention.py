@@ -1,0 +1,90 @@
+"""Retention drops old reads by whole days (chunks or partitions), keeps alerts longer,
+never touches the audit log, and logs every run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from ioc.schemas import Alert, AlertKind, PlateRead, SensorReading, Severity
+from ioc.storage.alerts import insert_alerts
+from ioc.storage.audit import append_audit
+from ioc.storage.database import Capabilities
+from ioc.storage.partitions import ensure_partitions, partition_name
+from ioc.storage.plate_reads import insert_plate_reads
+from ioc.storage.retention import run_retention
+from ioc.storage.sensor_readings import insert_sensor_readings
+
+
+async def _count(conn: AsyncConnection, table: str) -> int:
+    row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()
+    return row[0]
+
+
+def _alert(raised_at: datetime) -> Alert:
+    return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT, severity=Severity.WARNING,
+                 subject="30A12345", raised_at=raised_at)
+
+
+async def test_old_data_goes_recent_stays_and_the_run_is_logged(
+    conn: AsyncConnection,
+    caps: Capabilities,
+    make_read: Callable[..., PlateRead],
+    make_reading: Callable[..., SensorReading],
+    now: datetime,
+) -> None:
+    days_ago = [45, 40, 31, 29, 2, 0]
+    reads = [make_read(f"30A{d:05d}", captured_at=now - timedelta(days=d), crop=b"\xff\xd8jpg")
+             for d in days_ago]
+    await insert_plate_reads(conn, reads)
+    await insert_sensor_readings(conn, [make_reading(captured_at=now - timedelta(days=d)) for d in days_ago])
+    await insert_alerts(conn, [_alert(now - timedelta(days=d)) for d in (400, 300, 1)])
+    await append_audit(conn, actor="officer1", role="officer", action="plate_lookup", query={},
+                       purpose="case 1", result_count=0)
+    if not caps.timescaledb:
+        # give part of the history day partitions, leave the rest in DEFAULT: both paths must work
+        await ensure_partitions(conn, now, since=now - timedelta(days=41))
+    await conn.commit()
+
+    result = await run_retention(conn, caps, read_days=30, alert_days=365, now=now)
+    await conn.commit()
+
+    kept = await (await conn.execute("SELECT text FROM plate_reads ORDER BY captured_at")).fetchall()
+    assert [t for (t,) in kept] == ["30A00029", "30A00002", "30A00000"]
+    assert await _count(conn, "plate_crops") == 3
+    assert await _count(conn, "sensor_readings") == 3
+    assert await _count(conn, "alerts") == 2
+    assert await _count(conn, "audit_log") == 1
+    assert result.read_cutoff == now - timedelta(days=30)
+    assert result.layout == caps.layout
+    if caps.timescaledb:
+        assert len(result.dropped["plate_reads"]) == 3  # one chunk per day
+    else:
+        day = partition_name("plate_reads", (now - timedelta(days=40)).date())
+        assert day in result.dropped["plate_reads"]
+        assert result.deleted["plate_reads"] == 1  # the 45-day-old read, from DEFAULT
+    assert result.deleted["alerts"] == 1
+
+    logged = await (await conn.execute(
+        "SELECT run_id, layout, dropped, deleted FROM retention_runs")).fetchall()
+    assert logged == [(result.run_id, caps.layout, result.dropped, result.deleted)]
+
+    again = await run_retention(conn, caps, read_days=30, alert_days=365, now=now)
+    assert not any(again.dropped.values()) and not any(again.deleted.values())
+    assert await _count(conn, "retention_runs") == 2
+
+
+async def test_retention_creates_partitions_ahead(
+    conn: AsyncConnection, caps: Capabilities, now: datetime
+) -> None:
+    later = now + timedelta(days=20)
+    await run_retention(conn, caps, read_days=30, alert_days=365, now=later)
+    await conn.commit()
+    if caps.timescaledb:
+        return  # chunks are created on demand
+    ahead = partition_name("plate_reads", (later + timedelta(days=7)).date())
+    row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [ahead])).fetchone()
+    assert row[0]

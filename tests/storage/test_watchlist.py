@@ -1,0 +1,75 @@
+"""Watchlist entries: add (idempotent), update, expire, list, and "is this vehicle wanted?"."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from psycopg import AsyncConnection
+
+from ioc.schemas import WatchlistEntry
+from ioc.storage.watchlist import (
+    active_entries,
+    add_entry,
+    entries_changed_since,
+    entries_matching,
+    expire_entry,
+    get_entry,
+    list_entries,
+    update_entry,
+)
+
+
+async def test_add_update_expire(conn: AsyncConnection, now: datetime) -> None:
+    entry = WatchlistEntry(pattern="30a-123.45", reason="stolen", priority=1, added_by="sup1", added_at=now)
+    assert await add_entry(conn, entry) is True
+    assert await add_entry(conn, entry) is False
+    stored = await get_entry(conn, entry.entry_id)
+    assert stored is not None and stored.pattern == "30A12345" and stored.added_by == "sup1"
+
+    edited = stored.model_copy(update={"priority": 3, "reason": "found?"})
+    changed = await update_entry(conn, edited, actor="op2")
+    assert changed is not None and (changed.priority, changed.reason) == (3, "found?")
+    assert changed.added_by == "sup1"
+    assert await update_entry(conn, WatchlistEntry(pattern="99A99999", reason="x"), actor="op2") is None
+
+    expired = await expire_entry(conn, entry.entry_id, actor="op2", at=now)
+    assert expired is not None and not expired.active and expired.expires_at == now
+    assert await active_entries(conn, now - timedelta(minutes=1)) == []
+    assert await list_entries(conn) == []
+    assert [e.entry_id for e in await list_entries(conn, include_inactive=True)] == [entry.entry_id]
+
+
+async def test_active_entries_respect_expiry(conn: AsyncConnection, now: datetime) -> None:
+    lasting = WatchlistEntry(pattern="51F86988", reason="a", priority=2, added_at=now)
+    ending = WatchlistEntry(pattern="51F86989", reason="b", priority=1, expires_at=now + timedelta(hours=1),
+                            added_at=now)
+    for entry in (lasting, ending):
+        await add_entry(conn, entry)
+    assert [e.entry_id for e in await active_entries(conn, now)] == [ending.entry_id, lasting.entry_id]
+    assert [e.entry_id for e in await active_entries(conn, now + timedelta(hours=2))] == [lasting.entry_id]
+    await conn.commit()
+    changed = await entries_changed_since(conn, now - timedelta(days=1))
+    assert {e.entry_id for e in changed} == {lasting.entry_id, ending.entry_id}
+
+
+async def test_is_this_vehicle_wanted(conn: AsyncConnection, now: datetime) -> None:
+    exact = WatchlistEntry(pattern="30A12345", reason="stolen", priority=2, added_at=now)
+    partial = WatchlistEntry(pattern="30A12*", reason="partial from witness", priority=1, added_at=now)
+    other = WatchlistEntry(pattern="51F*", reason="other", priority=1, added_at=now)
+    for entry in (exact, partial, other):
+        await add_entry(conn, entry)
+    hits = await entries_matching(conn, "30A-123.45", now)
+    assert [(h.entry.entry_id, h.match_kind) for h in hits] == [
+        (partial.entry_id, "pattern"), (exact.entry_id, "exact")]
+    lookalike = await entries_matching(conn, "3OA1Z345", now)
+    assert {(h.entry.entry_id, h.match_kind) for h in lookalike} == {
+        (partial.entry_id, "lookalike"), (exact.entry_id, "lookalike")}
+    assert await entries_matching(conn, "29A12345", now) == []
+    with pytest.raises(ValueError):
+        await entries_matching(conn, "30A*", now)
+
+
+async def test_pattern_must_name_some_characters(conn: AsyncConnection) -> None:
+    with pytest.raises(ValueError):
+        await add_entry(conn, WatchlistEntry(pattern="*-*", reason="everything"))
