@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from ioc.storage.alerts import insert_alerts
-from ioc.storage.plate_reads import insert_plate_reads
+import logging
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
-from ioc.schemas import PlateRead, PlateReadBatch, utcnow
+from ioc.schemas import Alert, PlateRead, PlateReadBatch, utcnow
+from ioc.storage.plate_reads import insert_plate_reads
+from ioc.watchlist_matcher import Hit
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex, declare_watchlist_table
-from streams.watchlist_alerts import alerts_for_read
+from streams.watchlist_alerts import record_hit
+
+logger = logging.getLogger(__name__)
 
 
 def register(ctx: WorkerContext) -> None:
@@ -33,11 +39,9 @@ def register(ctx: WorkerContext) -> None:
                     await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
 
             stored = [read for read in reads if id(read) not in refused]
-            alerts = [alert for read in stored for alert in alerts_for_read(read, watchlist.matches(read))]
-            await write_batch(pool, "alerts", insert_alerts, alerts)
-            for alert in alerts:
-                await ctx.send(ctx.topics.alerts, alert.subject, alert)
-                metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
+            hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
+            if hits:
+                await _raise_alerts(ctx, pool, hits)
 
             committed_at = utcnow()
             for read in stored:
@@ -47,3 +51,23 @@ def register(ctx: WorkerContext) -> None:
             for message, message_reads in batch:
                 if not any(id(r) in refused for r in message_reads):
                     metrics.MESSAGES_STORED.labels(message.topic).inc()
+
+
+async def _raise_alerts(
+    ctx: WorkerContext, pool: AsyncConnectionPool, hits: list[tuple[PlateRead, Hit]]
+) -> None:
+    """Record hits as incidents (one transaction, retried on outages), then publish."""
+    to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
+
+    async def record(conn: AsyncConnection, rows: list[tuple[PlateRead, Hit]]) -> int:
+        for read, hit in rows:
+            if (alert := await record_hit(conn, read, hit)) is not None:
+                to_publish[alert.alert_id] = alert
+        return len(rows)
+
+    _, failed = await write_batch(pool, "alerts", record, hits)
+    for error in failed:  # not expected: the rows come from validated events
+        logger.error("watchlist hit not recorded: %s", error)
+    for alert in to_publish.values():
+        await ctx.send(ctx.topics.alerts, alert.subject, alert)
+        metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -31,20 +30,9 @@ WANTED = "51F86988"
 CAMERA, CHECKPOINT = "IT-CP01-CAM1", "IT-CP01"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-async def settings(kafka_bootstrap, pg_timescale, settings_factory, topic_prefix) -> Settings:
-    url = pg_timescale.create_database(f"pipeline_{uuid.uuid4().hex[:8]}")
-    s = settings_factory(
-        database_url=url, topic_prefix=topic_prefix, recognition_threads=1,
-        sink_batch_seconds=0.05, worker_web_port=_free_port(), worker_metrics_port=_free_port(),
-        topic_partitions=4,
-    )
+async def settings(settings_factory) -> Settings:
+    s = settings_factory(recognition_threads=1, sink_batch_seconds=0.05, topic_partitions=4)
     await prepare(s, [(WANTED, "integration test: stolen")], [(CAMERA, CHECKPOINT)])
     return s
 
@@ -171,6 +159,7 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
     assert worker.children[0][1].poll() is None, "bad input must not stop the worker"
 
 
+@pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 async def test_sigkilled_worker_loses_and_duplicates_nothing(
     settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:

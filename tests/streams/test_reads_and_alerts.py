@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from ioc.schemas import AlertKind, Direction, EdgePlateRead, PlateRead, Severity, WatchlistEntry
 from ioc.watchlist_matcher import Hit
 from streams.reads import InvalidPlateTextError, read_from_edge
-from streams.watchlist_alerts import alerts_for_read
+from streams.watchlist_alerts import alert_for_hit
 
 NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)
 
@@ -45,13 +45,14 @@ def test_watchlist_hit_alert_is_deterministic_and_carries_evidence() -> None:
     entry = WatchlistEntry(pattern="20A12345", reason="stolen", priority=1,
                            expires_at=NOW + timedelta(days=1))
     hit = Hit(entry, "exact", 1.0, read.text)
-    first, second = alerts_for_read(read, [hit]), alerts_for_read(read, [hit])
-    assert len(first) == 1 and first[0].alert_id == second[0].alert_id
-    alert = first[0]
+    first, second = alert_for_hit(read, hit), alert_for_hit(read, hit)
+    assert first.alert_id == second.alert_id
+    alert = first
     assert alert.alert_kind is AlertKind.WATCHLIST_HIT and alert.severity is Severity.CRITICAL
     assert alert.evidence["entry_id"] == str(entry.entry_id)
     assert alert.evidence["match_kind"] == "exact"
     assert alert.read_id == read.read_id
+    assert [s["read_id"] for s in alert.evidence["route"]] == [str(read.read_id)]
 
 
 def test_plate_read_ids_differ_per_plate_in_a_frame() -> None:
