@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     dead_letter_max_payload: int = 2_000_000
 
     # --- domain ---
+    past_read_hours: float = Field(24.0, ge=0, description="A new watchlist entry is matched against "
+                                   "the reads of this many past hours")
     require_known_cameras: bool = Field(
         True, description="Dead-letter frames and reads from cameras not in the cameras table"
     )

@@ -50,10 +50,10 @@ class WatchlistIndex:
     def matcher(self) -> WatchlistMatcher:
         now = time.monotonic()
         if now - self._built_at >= self._refresh_s:
-            self._matcher, self._built_at = WatchlistMatcher(self._entries()), now
+            self._matcher, self._built_at = WatchlistMatcher(self.entries()), now
         return self._matcher
 
-    def _entries(self) -> list[WatchlistEntry]:
+    def entries(self) -> list[WatchlistEntry]:
         entries = []
         for value in list(self._table.data.values()):
             try:

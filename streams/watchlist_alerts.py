@@ -31,7 +31,7 @@ def sighting(read: PlateRead, hit: Hit) -> dict[str, Any]:
     }
 
 
-def alert_for_hit(read: PlateRead, hit: Hit) -> Alert:
+def alert_for_hit(read: PlateRead, hit: Hit, *, past_read: bool = False) -> Alert:
     """The alert opening an incident; its id is deterministic so replays don't duplicate."""
     entry = hit.entry
     return Alert(
@@ -56,17 +56,20 @@ def alert_for_hit(read: PlateRead, hit: Hit) -> Alert:
             "display": read.display,
             "direction": read.direction.value,
             "route": [sighting(read, hit)],
+            "past_read": past_read,
         },
     )
 
 
-async def record_hit(conn: AsyncConnection, read: PlateRead, hit: Hit) -> Alert | None:
+async def record_hit(
+    conn: AsyncConnection, read: PlateRead, hit: Hit, *, past_read: bool = False
+) -> Alert | None:
     """Open an incident or extend the open one; returns the alert to publish, if any.
 
     Call inside a transaction: the advisory lock holds until it ends.
     """
     await lock_incident(conn, hit.entry.entry_id, read.text)
-    opening = alert_for_hit(read, hit)
+    opening = alert_for_hit(read, hit, past_read=past_read)
     existing = await open_incident(
         conn, entry_id=hit.entry.entry_id, plate=read.text, since=read.captured_at - INCIDENT_WINDOW
     )

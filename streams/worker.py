@@ -7,15 +7,15 @@ import logging
 import faust
 
 from ioc.config import Settings
-from streams.agents import counts, edge_reads, frames, health, plate_reads, sensor_readings
+from streams.agents import counts, edge_reads, frames, health, past_reads, plate_reads, sensor_readings
 from streams.app import create_app
 from streams.context import WorkerContext, WorkerTopics
 from streams.dead_letters import DeadLetters
 from streams.recognition_pool import RecognitionPool
+from streams.tables import WatchlistIndex, declare_watchlist_table
 
 logger = logging.getLogger(__name__)
 
-AGENT_MODULES = (frames, edge_reads, plate_reads, sensor_readings, counts, health)
 
 
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
@@ -30,8 +30,11 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
             threads=settings.recognition_threads, home_province=settings.home_province
         ),
     )
-    for module in AGENT_MODULES:
+    watchlist = WatchlistIndex(declare_watchlist_table(app, settings))
+    for module in (frames, edge_reads, sensor_readings, counts, health):
         module.register(ctx)
+    plate_reads.register(ctx, watchlist)
+    past_reads.register(ctx, watchlist)
 
     @app.on_after_stop.connect
     async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001

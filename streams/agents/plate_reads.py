@@ -14,14 +14,13 @@ from ioc.watchlist_matcher import Hit
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.sinks import write_batch
-from streams.tables import WatchlistIndex, declare_watchlist_table
+from streams.tables import WatchlistIndex
 from streams.watchlist_alerts import record_hit
 
 logger = logging.getLogger(__name__)
 
 
-def register(ctx: WorkerContext) -> None:
-    watchlist = WatchlistIndex(declare_watchlist_table(ctx.app, ctx.settings))
+def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     decoder = EventDecoder(PlateRead, PlateReadBatch, lambda b: b.reads)
 
     @ctx.app.agent(ctx.topics.plate_reads, name="store-plate-reads")

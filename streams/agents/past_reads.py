@@ -1,0 +1,60 @@
+"""Past-read matching: a newly added watchlist entry is searched in recent reads.
+
+Every worker holds the whole watchlist table; each checks the entries it has
+not seen yet and that were added recently. Alert ids are deterministic, so two
+workers (or a restart) finding the same past read raise one incident.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from ioc import metrics
+from ioc.schemas import Alert, PlateRead, utcnow
+from ioc.storage.plate_reads import recent_reads_matching
+from ioc.watchlist_matcher import WatchlistMatcher
+from streams.context import WorkerContext
+from streams.sinks import write_batch
+from streams.tables import WatchlistIndex
+from streams.watchlist_alerts import record_hit
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 2.0
+FRESH_ENTRY = timedelta(minutes=10)  # older entries were searched when they were added
+
+
+def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
+    searched: set[tuple[uuid.UUID, datetime]] = set()
+    lookback = timedelta(hours=ctx.settings.past_read_hours)
+
+    @ctx.app.timer(CHECK_EVERY_S, name="past-read-matching")
+    async def match_past_reads() -> None:
+        now = utcnow()
+        fresh = [e for e in watchlist.entries() if e.active and now - e.added_at <= FRESH_ENTRY
+                 and (e.entry_id, e.added_at) not in searched]
+        if not fresh or lookback <= timedelta(0):
+            return
+        pool = await ctx.pool()
+        for entry in fresh:
+            to_publish: dict[uuid.UUID, Alert] = {}
+
+            async def search(conn: AsyncConnection, rows: list, entry=entry, to_publish=to_publish) -> int:  # noqa: ANN001
+                matcher = WatchlistMatcher([entry])
+                reads: list[PlateRead] = await recent_reads_matching(conn, entry.pattern, now - lookback)
+                for read in reads:
+                    for hit in matcher.match(read.text, candidates=read.candidates, at=read.captured_at):
+                        if (alert := await record_hit(conn, read, hit, past_read=True)) is not None:
+                            to_publish[alert.alert_id] = alert
+                return len(reads)
+
+            await write_batch(pool, "alerts", search, [entry])
+            searched.add((entry.entry_id, entry.added_at))
+            for alert in to_publish.values():
+                await ctx.send(ctx.topics.alerts, alert.subject, alert)
+                metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
+            logger.info("past-read matching for entry %s: %d alert(s)", entry.entry_id, len(to_publish))
