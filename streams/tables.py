@@ -1,16 +1,25 @@
-"""The watchlist as a Faust global table fed by the compacted watchlist topic.
+"""The watchlist as every worker sees it: the whole compacted watchlist topic.
 
 The API writes an entry to PostgreSQL, then publishes it (key = entry_id, value =
-WatchlistEntry JSON, null = deleted) to the compacted topic, which is this table's
-changelog: every worker holds every entry and sees changes within seconds.
+WatchlistEntry JSON, null = removed) to the compacted topic. Each worker reads
+the topic from the beginning with its own consumer (no group: every worker needs
+every entry) into an in-memory table, and follows it, so changes take effect
+within a second, without a restart.
+
+Why not a Faust GlobalTable: its assignment never completed against the
+embedded broker (Tansu 0.6) in our tests; a plain consumer is simpler and
+behaves identically on real Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
 
 from ioc.config import Settings
 from ioc.schemas import PlateRead, WatchlistEntry
@@ -19,48 +28,83 @@ from ioc.watchlist_matcher import Hit, WatchlistMatcher
 logger = logging.getLogger(__name__)
 
 
-def declare_watchlist_table(app: faust.App, settings: Settings) -> faust.GlobalTable:
-    changelog = app.topic(
-        settings.topics.watchlist,
-        key_type=str,
-        key_serializer="raw",
-        value_serializer="json",
-        partitions=1,
-        compacting=True,
-    )
-    return app.GlobalTable(
-        "watchlist",
-        key_type=str,
-        value_type=dict,
-        partitions=1,
-        changelog_topic=changelog,
-        help="Active watchlist entries by entry_id",
-    )
+class WatchlistFeed:
+    """Entries by id, kept current from the compacted watchlist topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._entries: dict[bytes, WatchlistEntry] = {}
+        self.version = 0
+        self.caught_up = asyncio.Event()
+
+    def entries(self) -> list[WatchlistEntry]:
+        return list(self._entries.values())
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._entries.pop(key, None)
+        else:
+            try:
+                self._entries[key] = WatchlistEntry.model_validate_json(value)
+            except ValidationError as exc:
+                logger.warning("ignoring malformed watchlist entry %r: %s", key, exc)
+                return
+        self.version += 1
+
+    async def follow(self) -> None:
+        """Read the topic from the beginning, then follow it until cancelled."""
+        topic = self._settings.topics.watchlist
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            while not partitions:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call
+                partitions = consumer.partitions_for_topic(topic)
+                await asyncio.sleep(0.5)
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                for records in batch.values():
+                    for record in records:
+                        self.apply(record.key, record.value)
+                if not batch and not self.caught_up.is_set():
+                    logger.info("watchlist loaded: %d entries", len(self._entries))
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
 
 
 class WatchlistIndex:
-    """A fuzzy matcher over the table's entries, rebuilt at most every ``refresh_s``."""
+    """A fuzzy matcher over the feed's entries, rebuilt when they change
+    (at most every ``refresh_s``)."""
 
-    def __init__(self, table: faust.GlobalTable, *, refresh_s: float = 1.0) -> None:
-        self._table = table
+    def __init__(self, feed: WatchlistFeed, *, refresh_s: float = 0.5) -> None:
+        self._feed = feed
         self._refresh_s = refresh_s
         self._matcher = WatchlistMatcher(())
-        self._built_at = float("-inf")
-
-    def matcher(self) -> WatchlistMatcher:
-        now = time.monotonic()
-        if now - self._built_at >= self._refresh_s:
-            self._matcher, self._built_at = WatchlistMatcher(self.entries()), now
-        return self._matcher
+        self._built = (-1, float("-inf"))  # (feed version, monotonic time)
 
     def entries(self) -> list[WatchlistEntry]:
-        entries = []
-        for value in list(self._table.data.values()):
-            try:
-                entries.append(WatchlistEntry.model_validate(value))
-            except ValueError as exc:
-                logger.warning("ignoring malformed watchlist entry: %s", exc)
-        return entries
+        return self._feed.entries()
+
+    async def ready(self) -> None:
+        """Wait until the whole topic has been read once: no hit is missed at start-up."""
+        await self._feed.caught_up.wait()
+
+    def matcher(self) -> WatchlistMatcher:
+        version, built_at = self._built
+        now = time.monotonic()
+        if version != self._feed.version and now - built_at >= self._refresh_s:
+            self._matcher = WatchlistMatcher(self._feed.entries())
+            self._built = (self._feed.version, now)
+        return self._matcher
 
     def matches(self, read: PlateRead) -> list[Hit]:
         return self.matcher().match(read.text, candidates=read.candidates, at=read.captured_at)

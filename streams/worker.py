@@ -12,7 +12,7 @@ from streams.app import create_app
 from streams.context import WorkerContext, WorkerTopics
 from streams.dead_letters import DeadLetters
 from streams.recognition_pool import RecognitionPool
-from streams.tables import WatchlistIndex, declare_watchlist_table
+from streams.tables import WatchlistFeed, WatchlistIndex
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,20 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
             threads=settings.recognition_threads, home_province=settings.home_province
         ),
     )
-    watchlist = WatchlistIndex(declare_watchlist_table(app, settings))
+    feed = WatchlistFeed(settings)
+    watchlist = WatchlistIndex(feed)
+
+    @app.task
+    async def follow_watchlist() -> None:
+        await feed.follow()
+
     for module in (frames, edge_reads, sensor_readings, counts, health):
         module.register(ctx)
     plate_reads.register(ctx, watchlist)
     past_reads.register(ctx, watchlist)
 
-    @app.on_after_stop.connect
-    async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001 - consumer already stopped
         await ctx.close()
 
     return app

@@ -30,6 +30,7 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
             if not reads:
                 continue
             pool = await ctx.pool()
+            await watchlist.ready()
             _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
             refused = {id(r.row) for r in rejected}
             for message, message_reads in batch:
