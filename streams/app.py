@@ -35,9 +35,5 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
         broker_commit_every=200,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
-        # One message per batch: Tansu's ListOffsets "latest" quirk otherwise cuts
-        # table recovery short (see docs/architecture.md).
-        producer_max_batch_size=1,
         producer_linger_ms=0,
-        table_cleanup_interval=30,
     )
