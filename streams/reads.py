@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ from ioc.schemas import (
     PlateColour,
     PlateLayout,
     PlateRead,
+    utcnow,
 )
 
 
@@ -51,12 +53,19 @@ class InvalidPlateTextError(ValueError):
 
 
 def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
-    """Validate and normalise an on-camera read into the system's plate read."""
+    """Validate and normalise an on-camera read into the system's plate read.
+
+    The hot path of edge traffic: every field comes from an already validated
+    event, so the read is built without validating it again.
+    """
     text = plate_format.canonical(edge.text)
     if not plate_format.is_valid(text):
         raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
     province = plate_format.province_of(text)
-    return PlateRead(
+    return PlateRead.model_construct(
+        schema_version=edge.schema_version,
+        event_id=uuid.uuid4(),
+        kind="plate_read",
         read_id=PlateRead.derive_id(edge.event_id, 0),
         source="edge",
         source_event_id=edge.event_id,
@@ -68,12 +77,16 @@ def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
         text=text,
         display=plate_format.display(text),
         confidence=edge.confidence,
+        layout=None,
+        colour=PlateColour.UNKNOWN,
         province=province,
         out_of_province=None if province is None else province != home_province,
+        bbox=None,
         candidates=[
-            PlateCandidate(text=plate_format.canonical(c.text), confidence=c.confidence)
+            PlateCandidate.model_construct(text=plate_format.canonical(c.text), confidence=c.confidence)
             for c in edge.candidates
         ],
         vehicle_class=edge.vehicle_class,
         crop_jpeg=edge.crop_jpeg,
+        processed_at=utcnow(),
     )
