@@ -7,7 +7,16 @@ import logging
 import faust
 
 from ioc.config import Settings
-from streams.agents import counts, edge_reads, frames, health, past_reads, plate_reads, sensor_readings
+from streams.agents import (
+    counts,
+    edge_reads,
+    frames,
+    health,
+    passages,
+    past_reads,
+    plate_reads,
+    sensor_readings,
+)
 from streams.app import create_app
 from streams.context import WorkerContext, WorkerTopics
 from streams.dead_letters import DeadLetters
@@ -37,7 +46,7 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     async def follow_watchlist() -> None:
         await feed.follow()
 
-    for module in (frames, edge_reads, sensor_readings, counts, health):
+    for module in (frames, edge_reads, sensor_readings, counts, health, passages):
         module.register(ctx)
     plate_reads.register(ctx, watchlist)
     past_reads.register(ctx, watchlist)

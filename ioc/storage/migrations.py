@@ -124,12 +124,17 @@ async def _timescale_license(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0005_timescale_license.sql"))
 
 
+async def _passages(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0006_passages.sql"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core", _core),
     Migration("0002_time_series", _time_series),
     Migration("0003_counts", _counts),
     Migration("0004_trigram_index", _trigram_index, requires=lambda caps: caps.pg_trgm),
     Migration("0005_timescale_license", _timescale_license, requires=lambda caps: caps.tsl),
+    Migration("0006_passages", _passages),
 )
 
 
