@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
 import faust
+import psycopg
+from aiokafka.errors import KafkaError
 from faust.types import Message
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
 
 from ioc import metrics
@@ -24,8 +28,11 @@ from streams.decoding import EventRejectedError
 from streams.recognition_pool import RecognitionPool
 
 E = TypeVar("E", bound=BaseModel)
+logger = logging.getLogger(__name__)
 
 KNOWN_CAMERAS_REFRESH_S = 5.0
+SEND_BACKOFF_START_S = 0.2
+SEND_BACKOFF_MAX_S = 10.0
 
 
 @dataclass
@@ -108,9 +115,53 @@ class WorkerContext:
             yield batch
 
     async def send(self, topic: faust.TopicT, key: str, value: BaseModel) -> None:
-        """Send and wait for the broker's acknowledgement (at-least-once)."""
-        fut = await topic.send(key=key.encode(), value=value.model_dump_json().encode())
-        await fut
+        """Send and wait for the broker's acknowledgement, retrying while the broker
+        is unreachable (at-least-once: the source events stay unacknowledged)."""
+        payload = value.model_dump_json().encode()
+        delay = SEND_BACKOFF_START_S
+        while True:
+            try:
+                await (await topic.send(key=key.encode(), value=payload))
+                return
+            except KafkaError as exc:
+                logger.warning("send to %s failed (%s); retrying in %.1fs",
+                               topic.get_topic_name(), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+
+    async def process(
+        self,
+        batch: list[tuple[Message, list[E]]],
+        handler: Callable[[WorkerContext, list[tuple[Message, list[E]]]], Awaitable[None]],
+    ) -> None:
+        """Run an agent's batch handler. An unexpected failure (a bug) must not lose
+        the batch: its messages go to the dead letter with the error, to be replayed
+        once the cause is fixed. Outages never get here: sinks retry them."""
+        try:
+            await handler(self, batch)
+        except Exception as exc:
+            logger.exception("batch of %d messages failed; dead-lettering them", len(batch))
+            for message, _ in batch:
+                await self.dead_letters.publish(message, "processing_error", repr(exc))
+
+    def timer(self, interval_s: float, *, name: str) -> Callable:
+        """``app.timer`` that survives failures: an exception is logged and counted and
+        the timer runs again next interval (a Faust timer that raises stops for good)."""
+
+        def decorate(fun: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+            @functools.wraps(fun)
+            async def guarded() -> None:
+                try:
+                    await fun()
+                except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+                    metrics.DB_ERRORS.labels(name).inc()
+                    logger.warning("%s: database unavailable (%s); next try in %.0fs", name, exc, interval_s)
+                except Exception:
+                    logger.exception("%s failed; it runs again in %.0fs", name, interval_s)
+
+            return self.app.timer(interval_s, name=name)(guarded)
+
+        return decorate
 
     async def is_known_camera(self, camera_id: str) -> bool:
         """Whether the camera is registered; the registry is re-read at most every few seconds."""

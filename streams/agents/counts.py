@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from ioc.storage.checkpoint_counts import refresh_counts
-
 from ioc.schemas import utcnow
+from ioc.storage.checkpoint_counts import refresh_counts
 from streams.context import WorkerContext
 from streams.sinks import write_batch
 
@@ -23,7 +22,7 @@ LOOKBACK = timedelta(minutes=15)
 
 
 def register(ctx: WorkerContext) -> None:
-    @ctx.app.timer(REFRESH_EVERY_S, name="refresh-checkpoint-counts")
+    @ctx.timer(REFRESH_EVERY_S, name="refresh-checkpoint-counts")
     async def refresh_checkpoint_counts() -> None:
         until = utcnow()
         pool = await ctx.pool()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from faust.types import Message
+
 from detectors.jpeg import UndecodableImageError
 from ioc import metrics
 from ioc.schemas import CameraFrame
@@ -16,33 +18,36 @@ def decode_frame(payload: bytes | None) -> list[CameraFrame]:
     return [decode_event(CameraFrame, payload)]
 
 
+async def recognize_batch(ctx: WorkerContext, decoded: list[tuple[Message, list[CameraFrame]]]) -> None:
+    batch = []
+    for message, (frame,) in decoded:
+        if await ctx.is_known_camera(frame.camera_id):
+            ctx.saw_camera(frame.camera_id, frame.captured_at)
+            batch.append((message, frame))
+        else:
+            await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)
+    # All frames of the batch run in parallel on the pool; the batch size
+    # bounds the work in flight (back-pressure on the consumer).
+    results = await asyncio.gather(
+        *(ctx.recognition.recognize(frame.jpeg) for _, frame in batch), return_exceptions=True
+    )
+    reads, done = [], []
+    for (message, frame), result in zip(batch, results, strict=True):
+        if isinstance(result, UndecodableImageError):
+            await ctx.dead_letters.publish(message, "undecodable_image", str(result))
+        elif isinstance(result, BaseException):
+            await ctx.dead_letters.publish(message, "processing_error", repr(result))
+        else:
+            reads += reads_from_frame(frame, result.plates, result.crops_jpeg)
+            done.append(message)
+    await ctx.send_plate_reads(reads)
+    metrics.PLATES_READ.labels("camera").inc(len(reads))
+    for message in done:
+        metrics.MESSAGES_STORED.labels(message.topic).inc()
+
+
 def register(ctx: WorkerContext) -> None:
     @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
-        async for decoded in ctx.decoded_batches(stream, decode_frame):
-            batch = []
-            for message, (frame,) in decoded:
-                if await ctx.is_known_camera(frame.camera_id):
-                    ctx.saw_camera(frame.camera_id, frame.captured_at)
-                    batch.append((message, (frame,)))
-                else:
-                    await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)
-            # All frames of the batch run in parallel on the pool; the batch size
-            # bounds the work in flight (back-pressure on the consumer).
-            results = await asyncio.gather(
-                *(ctx.recognition.recognize(frames[0].jpeg) for _, frames in batch),
-                return_exceptions=True,
-            )
-            reads, done = [], []
-            for (message, (frame,)), result in zip(batch, results, strict=True):
-                if isinstance(result, UndecodableImageError):
-                    await ctx.dead_letters.publish(message, "undecodable_image", str(result))
-                elif isinstance(result, BaseException):
-                    await ctx.dead_letters.publish(message, "processing_error", repr(result))
-                else:
-                    reads += reads_from_frame(frame, result.plates, result.crops_jpeg)
-                    done.append(message)
-            await ctx.send_plate_reads(reads)
-            metrics.PLATES_READ.labels("camera").inc(len(reads))
-            for message in done:
-                metrics.MESSAGES_STORED.labels(message.topic).inc()
+        async for batch in ctx.decoded_batches(stream, decode_frame):
+            await ctx.process(batch, recognize_batch)

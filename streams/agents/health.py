@@ -27,10 +27,10 @@ FLOW_HISTORY_WINDOWS = 24  # two hours of five-minute windows
 
 
 def register(ctx: WorkerContext) -> None:
-    @ctx.app.timer(CHECK_EVERY_S, name="camera-health")
+    @ctx.timer(CHECK_EVERY_S, name="camera-health")
     async def camera_health() -> None:
         pool = await ctx.pool()
-        seen, ctx.camera_seen = ctx.camera_seen, {}
+        seen = dict(ctx.camera_seen)
         now = utcnow()
         raised: list[Alert] = []
         async with pool.connection() as conn, conn.transaction():
@@ -44,9 +44,12 @@ def register(ctx: WorkerContext) -> None:
                     raised.append(camera_alert(camera.camera_id, camera.checkpoint_id, online=online,
                                                last_seen=camera.last_seen, at=now))
             await insert_alerts(conn, raised)
+        for camera_id, at in seen.items():  # flushed; keep what arrived meanwhile
+            if ctx.camera_seen.get(camera_id) == at:
+                del ctx.camera_seen[camera_id]
         await _publish(ctx, raised)
 
-    @ctx.app.timer(FLOW_WINDOW.total_seconds() / 5, name="flow-anomalies")
+    @ctx.timer(FLOW_WINDOW.total_seconds() / 5, name="flow-anomalies")
     async def flow_anomalies() -> None:
         pool = await ctx.pool()
         now = utcnow()

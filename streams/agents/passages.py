@@ -51,7 +51,7 @@ def passages_from_reads(reads: list[LaneRead], *, now_s: float) -> list[PassageR
 
 
 def register(ctx: WorkerContext) -> None:
-    @ctx.app.timer(EVERY_S, name="passages")
+    @ctx.timer(EVERY_S, name="passages")
     async def build_passages() -> None:
         now = utcnow()
         since = now - WINDOW

@@ -32,7 +32,7 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     searched: set[tuple[uuid.UUID, datetime]] = set()
     lookback = timedelta(hours=ctx.settings.past_read_hours)
 
-    @ctx.app.timer(CHECK_EVERY_S, name="past-read-matching")
+    @ctx.timer(CHECK_EVERY_S, name="past-read-matching")
     async def match_past_reads() -> None:
         now = utcnow()
         fresh = [e for e in watchlist.entries() if e.active and now - e.added_at <= FRESH_ENTRY

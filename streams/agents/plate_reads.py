@@ -1,9 +1,10 @@
-"""Plate reads -> database rows, and watchlist hits -> alerts."""
+"""Plate reads -> database rows, and watchlist hits -> incidents and alerts."""
 
 from __future__ import annotations
 
 import logging
 
+from faust.types import Message
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -19,38 +20,35 @@ from streams.watchlist_alerts import record_hit
 
 logger = logging.getLogger(__name__)
 
+decoder = EventDecoder(PlateRead, PlateReadBatch, lambda b: b.reads)
 
-def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
-    decoder = EventDecoder(PlateRead, PlateReadBatch, lambda b: b.reads)
 
-    @ctx.app.agent(ctx.topics.plate_reads, name="store-plate-reads")
-    async def store_plate_reads(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decoder.decode):
-            reads = [read for _, message_reads in batch for read in message_reads]
-            if not reads:
-                continue
-            pool = await ctx.pool()
-            await watchlist.ready()
-            _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
-            refused = {id(r.row) for r in rejected}
-            for message, message_reads in batch:
-                errors = [str(r.error) for r in rejected if any(r.row is m for m in message_reads)]
-                if errors:
-                    await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
+async def store_batch(
+    ctx: WorkerContext, watchlist: WatchlistIndex, batch: list[tuple[Message, list[PlateRead]]]
+) -> None:
+    reads = [read for _, message_reads in batch for read in message_reads]
+    if not reads:
+        return
+    pool = await ctx.pool()
+    await watchlist.ready()
+    _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
+    refused = {id(r.row) for r in rejected}
+    for message, message_reads in batch:
+        errors = [str(r.error) for r in rejected if any(r.row is m for m in message_reads)]
+        if errors:
+            await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
 
-            stored = [read for read in reads if id(read) not in refused]
-            hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
-            if hits:
-                await _raise_alerts(ctx, pool, hits)
+    stored = [read for read in reads if id(read) not in refused]
+    hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
+    if hits:
+        await _raise_alerts(ctx, pool, hits)
 
-            committed_at = utcnow()
-            for read in stored:
-                metrics.STORE_LATENCY_SECONDS.observe(
-                    max(0.0, (committed_at - read.captured_at).total_seconds())
-                )
-            for message, message_reads in batch:
-                if not any(id(r) in refused for r in message_reads):
-                    metrics.MESSAGES_STORED.labels(message.topic).inc()
+    committed_at = utcnow()
+    for read in stored:
+        metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
+    for message, message_reads in batch:
+        if not any(id(r) in refused for r in message_reads):
+            metrics.MESSAGES_STORED.labels(message.topic).inc()
 
 
 async def _raise_alerts(
@@ -71,3 +69,10 @@ async def _raise_alerts(
     for alert in to_publish.values():
         await ctx.send(ctx.topics.alerts, alert.subject, alert)
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
+
+
+def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
+    @ctx.app.agent(ctx.topics.plate_reads, name="store-plate-reads")
+    async def store_plate_reads(stream):  # noqa: ANN001 - Faust stream
+        async for batch in ctx.decoded_batches(stream, decoder.decode):
+            await ctx.process(batch, lambda c, b: store_batch(c, watchlist, b))

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from ioc.storage.sensor_readings import insert_sensor_readings
+from faust.types import Message
 
 from ioc import metrics
 from ioc.schemas import SensorReading, SensorReadingBatch
+from ioc.storage.sensor_readings import insert_sensor_readings
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.sinks import write_batch
 
+decoder = EventDecoder(SensorReading, SensorReadingBatch, lambda b: b.readings)
+
+
+async def store_batch(ctx: WorkerContext, batch: list[tuple[Message, list[SensorReading]]]) -> None:
+    readings = [r for _, message_readings in batch for r in message_readings]
+    if not readings:
+        return
+    _, rejected = await write_batch(await ctx.pool(), "sensor_readings", insert_sensor_readings, readings)
+    for message, message_readings in batch:
+        errors = [str(r.error) for r in rejected if any(r.row is m for m in message_readings)]
+        if errors:
+            await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
+        else:
+            metrics.MESSAGES_STORED.labels(message.topic).inc()
+
 
 def register(ctx: WorkerContext) -> None:
-    decoder = EventDecoder(SensorReading, SensorReadingBatch, lambda b: b.readings)
-
     @ctx.app.agent(ctx.topics.sensor_readings, name="store-sensor-readings")
     async def store_sensor_readings(stream):  # noqa: ANN001 - Faust stream
         async for batch in ctx.decoded_batches(stream, decoder.decode):
-            readings = [r for _, message_readings in batch for r in message_readings]
-            if not readings:
-                continue
-            pool = await ctx.pool()
-            _, rejected = await write_batch(
-                pool, "sensor_readings", insert_sensor_readings, readings
-            )
-            for message, message_readings in batch:
-                errors = [str(r.error) for r in rejected if any(r.row is m for m in message_readings)]
-                if errors:
-                    await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
-                else:
-                    metrics.MESSAGES_STORED.labels(message.topic).inc()
+            await ctx.process(batch, store_batch)
