@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_max_body_bytes: int = 1_000_000
     auth_secret: SecretStr = SecretStr("dev-secret")
+    hit_decision_reasons: list[str] = Field(
+        default_factory=lambda: [
+            "vehicle stopped, confirmed", "misread plate", "cloned plate", "vehicle not found",
+            "entry no longer valid", "duplicate of another alert",
+        ],
+        description="Reasons an officer may give when accepting or rejecting a hit",
+    )
     token_ttl_seconds: int = 8 * 3600
 
     # --- simulator ---

@@ -1,0 +1,1 @@
+"""The HTTP API: operators' console, police handhelds, Prometheus."""
