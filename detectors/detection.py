@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detectors.geometry import REFINE_SIZE, refine_view, view_to_image
 from detectors.plate_format import Layout
 
-__all__ = ["INPUT_SIZE", "Detection", "PlateDetector"]
+__all__ = ["INPUT_SIZE", "CornerRefiner", "Detection", "PlateDetector"]
 
 INPUT_SIZE = (512, 288)  # (width, height)
 _STRIDE = 4
@@ -37,8 +38,10 @@ def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float]:
     height, width = frame.shape[:2]
     scale = min(INPUT_SIZE[0] / width, INPUT_SIZE[1] / height)
     size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(frame, size, interpolation=interpolation)
+    factor = int(1 / scale)
+    if factor >= 2:  # integer-factor area averaging is fast; finish with a gentle linear step
+        frame = cv2.resize(frame, (0, 0), fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
     if size == INPUT_SIZE:
         return resized, scale
     canvas = np.full((INPUT_SIZE[1], INPUT_SIZE[0], 3), 114, np.uint8)
@@ -95,3 +98,29 @@ class PlateDetector:
             if len(detections) >= limit:
                 break
         return detections
+
+
+class CornerRefiner:
+    """The ONNX corner refiner: moves rough corners onto the plate's edges. Thread-safe."""
+
+    def __init__(self, path: Path, *, threads: int = 1) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def refine(self, grey: np.ndarray, quads: list[np.ndarray], *, passes: int = 2) -> list[np.ndarray]:
+        """Refined ``(4, 2) float32`` corners for each rough quad in ``grey`` ``(H, W) uint8``."""
+        if not quads:
+            return []
+        current = [np.asarray(q, np.float32) for q in quads]
+        size = np.array(REFINE_SIZE, np.float32)
+        for _ in range(passes):
+            views, inverses = zip(*(refine_view(grey, q) for q in current), strict=True)
+            batch = np.stack(views).astype(np.float32)[:, None] * np.float32(1 / 255)
+            predicted = self._session.run(None, {"view": batch})[0].reshape(-1, 4, 2) * size
+            current = [view_to_image(p, inv) for p, inv in zip(predicted, inverses, strict=True)]
+        return current

@@ -14,12 +14,15 @@ import numpy as np
 from detectors.plate_format import Layout
 
 __all__ = [
+    "REFINE_SIZE",
     "READER_HEIGHT",
     "READER_WIDTH",
     "layout_from_aspect",
     "order_corners",
     "quad_size",
     "rectify",
+    "refine_view",
+    "view_to_image",
 ]
 
 READER_HEIGHT = 32
@@ -100,3 +103,34 @@ def _shrink_for_warp(grey: np.ndarray, src: np.ndarray, target_width: int) -> tu
     small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
     scale_xy = np.array([size[0] / (x1 - x0), size[1] / (y1 - y0)], np.float32)
     return small, (src - np.array([x0, y0], np.float32)) * scale_xy
+
+
+REFINE_SIZE = (128, 64)  # (width, height) of the corner refiner's view
+_REFINE_MARGIN = (0.2, 0.25)  # share of the view's width / height left around the rough quad
+
+
+def refine_view(grey: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The refiner's ``(64, 128) uint8`` view around a rough quad and the view -> image homography.
+
+    The rough quad lands on the view's inner rectangle, with margins so that the
+    true plate is inside even when the rough corners are off by a quarter of its size.
+    """
+    width, height = REFINE_SIZE
+    mx, my = width * _REFINE_MARGIN[0], height * _REFINE_MARGIN[1]
+    inner = np.array([[mx, my], [width - mx, my], [width - mx, height - my], [mx, height - my]], np.float32)
+    src = np.asarray(corners, dtype=np.float32).reshape(4, 2)
+    grey, shrunk = _shrink_for_warp(grey, src, int(width - 2 * mx))
+    to_view = cv2.getPerspectiveTransform(shrunk, inner)
+    view = cv2.warpPerspective(grey, to_view, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    to_image = np.linalg.inv(cv2.getPerspectiveTransform(src, inner))
+    return view, to_image
+
+
+def view_to_image(points: np.ndarray, to_image: np.ndarray) -> np.ndarray:
+    """Map ``(4, 2)`` view points (pixels) back to image pixels."""
+    return (
+        cv2.perspectiveTransform(points.reshape(1, 4, 2).astype(np.float64), to_image)
+        .reshape(4, 2)
+        .astype(np.float32)
+    )

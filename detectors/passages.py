@@ -64,8 +64,12 @@ def group_passages(
     passages: list[list[Observation]] = []
     for read in sorted(reads, key=lambda r: r.at):
         current = passages[-1] if passages else None
-        if (current and read.at - current[-1].at <= gap_s and read.at - current[0].at <= max_duration_s
-                and same_plate(current[0].text, read.text)):
+        if (
+            current
+            and read.at - current[-1].at <= gap_s
+            and read.at - current[0].at <= max_duration_s
+            and same_plate(current[0].text, read.text)
+        ):
             current.append(read)
         else:
             passages.append([read])

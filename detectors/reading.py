@@ -11,7 +11,7 @@ recogniser then calibrates.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,10 @@ from detectors.plate_format import Layout
 __all__ = ["ALPHABET", "Reading", "StripReader", "decode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # CTC class i + 1; class 0 is the blank
-_MIN_CHAR_PROB = 1e-3  # characters below this in a column are not considered there
+_MIN_CHAR_PROB = 5e-3  # characters below this in a column are not considered there
+_MIN_INK = 4.0  # expected number of character columns below which a strip holds no plate
 _UNKNOWN_PROVINCE_PRIOR = 0.05
+_RELATIVE_FLOOR = 1e-3  # prefixes this much less likely than the best are dropped early
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def _signature(char: str) -> str:
 
 
 _ACCEPTS = {"D": "09", "N": "9", "L": "L", "A": "LX"}
+_SIGNATURE = {char: _signature(char) for char in ALPHABET}
+_INDEX = {char: i for i, char in enumerate(ALPHABET)}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,49 +75,69 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
     ``two_row`` allows motorbike shapes (two-row strips). Returns up to ``top``
     complete, valid plate strings with their probabilities, best first.
     """
-    blank = probs[:, 0].astype(np.float64)
-    chars = probs[:, 1:].astype(np.float64)
-    beams: dict[str, tuple[float, float]] = {"": (1.0, 0.0)}
-    for t in range(probs.shape[0]):
-        column = chars[t]
-        candidates = np.nonzero(column > _MIN_CHAR_PROB)[0]
-        fresh: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-        for prefix, (p_blank, p_char) in beams.items():
+    columns = probs.astype(np.float64)
+    if float((1.0 - columns[:, 0]).sum()) < _MIN_INK:  # hardly any character anywhere: not a plate
+        return Reading((), ())
+    blank = columns[:, 0].tolist()
+    # per column, the few characters worth considering (index into ALPHABET, probability)
+    options = _column_options(columns[:, 1:])
+    # beam entries: prefix -> [p_blank, p_char, signature]
+    beams: dict[str, list] = {"": [1.0, 0.0, ""]}
+    for t, chars in enumerate(options):
+        if not chars:
+            b = blank[t]
+            for entry in beams.values():
+                entry[0] = (entry[0] + entry[1]) * b
+                entry[1] = 0.0  # continuing a character is below _MIN_CHAR_PROB: negligible
+            continue
+        column = columns[t]
+        fresh: dict[str, list] = {}
+        for prefix, (p_blank, p_char, signature) in beams.items():
             total = p_blank + p_char
-            entry = fresh[prefix]
-            entry[0] += total * blank[t]
-            if prefix:
-                entry[1] += p_char * column[ALPHABET.index(prefix[-1])]
-            if not len(candidates):
-                continue
-            allowed, _ = _grammar("".join(_signature(c) for c in prefix), two_row)
-            for index in candidates:
-                char = ALPHABET[index]
+            stay = p_char * column[_INDEX[prefix[-1]] + 1] if prefix else 0.0
+            entry = fresh.get(prefix)
+            if entry is None:
+                fresh[prefix] = [total * blank[t], stay, signature]
+            else:
+                entry[0] += total * blank[t]
+                entry[1] += stay
+            allowed = _grammar(signature, two_row)[0]
+            for char, p in chars:
                 if char not in allowed:
                     continue
                 extended = prefix + char
-                prior = _province_prior(extended)
-                p = column[index] * prior
-                target = fresh[extended]
-                target[1] += (p_blank if prefix and char == prefix[-1] else total) * p
-        ranked = sorted(fresh.items(), key=lambda item: item[1][0] + item[1][1], reverse=True)[:beam]
-        beams = {prefix: (values[0], values[1]) for prefix, values in ranked}
+                if len(extended) == 2 and extended.isdigit() and extended not in plate_format.PROVINCE_CODES:
+                    p *= _UNKNOWN_PROVINCE_PRIOR
+                gain = (p_blank if prefix and char == prefix[-1] else total) * p
+                target = fresh.get(extended)
+                if target is None:
+                    fresh[extended] = [0.0, gain, signature + _SIGNATURE[char]]
+                else:
+                    target[1] += gain
+        scored = [(entry[0] + entry[1], prefix) for prefix, entry in fresh.items()]
+        floor = max(scored)[0] * _RELATIVE_FLOOR
+        scored = [item for item in scored if item[0] >= floor]
+        if len(scored) > beam:
+            scored = heapq.nlargest(beam, scored)
+        beams = {prefix: fresh[prefix] for _, prefix in scored}
     complete = [
-        (prefix, p_blank + p_char)
-        for prefix, (p_blank, p_char) in beams.items()
-        if prefix
-        and _grammar("".join(_signature(c) for c in prefix), two_row)[1]
-        and plate_format.is_valid(prefix)
+        (prefix, entry[0] + entry[1])
+        for prefix, entry in beams.items()
+        if prefix and _grammar(entry[2], two_row)[1] and plate_format.is_valid(prefix)
     ]
     complete.sort(key=lambda item: item[1], reverse=True)
     complete = complete[:top]
     return Reading(tuple(t for t, _ in complete), tuple(float(s) for _, s in complete))
 
 
-def _province_prior(prefix: str) -> float:
-    if len(prefix) == 2 and prefix.isdigit() and prefix not in plate_format.PROVINCE_CODES:
-        return _UNKNOWN_PROVINCE_PRIOR
-    return 1.0
+def _column_options(chars: np.ndarray, *, per_column: int = 4) -> list[list[tuple[str, float]]]:
+    """For each column, up to ``per_column`` characters above :data:`_MIN_CHAR_PROB`, likeliest first."""
+    top = np.argsort(-chars, axis=1)[:, :per_column]
+    top_p = np.take_along_axis(chars, top, axis=1)
+    return [
+        [(ALPHABET[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True) if p > _MIN_CHAR_PROB]
+        for row_i, row_p in zip(top, top_p, strict=True)
+    ]
 
 
 class StripReader:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from detectors import plate_format
-from detectors.detection import INPUT_SIZE, Detection, PlateDetector
+from detectors.detection import CornerRefiner, Detection, PlateDetector
 from detectors.geometry import layout_from_aspect, order_corners, quad_size, rectify
 from detectors.plate_format import Layout
 from detectors.reading import Reading, StripReader, decode
@@ -28,7 +28,6 @@ __all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
 MODELS_DIR = Path(__file__).with_name("models")
 MAX_PIXELS = 40_000_000  # larger inputs are refused rather than risking memory
 _SMALL_IMAGE = 800  # images up to this size may be a tight crop: both paths are tried
-_CROP_WIDTH_IN_CANVAS = {Layout.ONE_LINE: 150.0, Layout.TWO_LINE: 95.0, Layout.MOTORBIKE: 70.0}
 _EVIDENCE_HEIGHT = 64
 
 
@@ -160,11 +159,13 @@ class PlateRecognizer:
         detector: PlateDetector,
         reader: StripReader,
         *,
+        refiner: CornerRefiner | None = None,
         home_province: str = "20",
         calibration: _Calibration | None = None,
     ) -> None:
         self._detector = detector
         self._reader = reader
+        self._refiner = refiner
         self.home_province = home_province
         self._calibration = calibration or _Calibration()
 
@@ -174,12 +175,21 @@ class PlateRecognizer:
     ) -> PlateRecognizer:
         """Load the models from ``models_dir`` (the packaged ones by default); ``threads`` per session."""
         folder = models_dir or MODELS_DIR
+        refiner_path = folder / "refiner.onnx"
         return cls(
             PlateDetector(folder / "detector.onnx", threads=threads),
             StripReader(folder / "reader.onnx", threads=threads),
+            refiner=CornerRefiner(refiner_path, threads=threads) if refiner_path.exists() else None,
             home_province=home_province,
             calibration=_Calibration.load(folder / "calibration.json"),
         )
+
+    def warm_up(self) -> None:
+        """Run each model once so the first real image is not charged for onnxruntime's set-up."""
+        self.recognize(np.zeros((288, 512, 3), np.uint8))
+        plate = np.full((60, 280, 3), 230, np.uint8)
+        cv2.putText(plate, "51F-869.88", (8, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (20, 20, 20), 3)
+        self.read_crop(plate)
 
     # ------------------------------------------------------------------ public entry points
 
@@ -205,43 +215,33 @@ class PlateRecognizer:
     # ------------------------------------------------------------------ internals
 
     def _read_as_crop(self, crop: np.ndarray) -> PlateResult | None:
+        """Read an image that is (nearly) one plate: its outline is the rough quad for the refiner."""
         height, width = crop.shape[:2]
-        guess = layout_from_aspect(width, height)
-        scale = _CROP_WIDTH_IN_CANVAS[guess] / width
-        if height * scale > INPUT_SIZE[1] * 0.6:
-            scale = INPUT_SIZE[1] * 0.6 / height
-        size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
-        canvas = np.full((INPUT_SIZE[1], INPUT_SIZE[0], 3), 114, np.uint8)
-        x0, y0 = (INPUT_SIZE[0] - size[0]) // 2, (INPUT_SIZE[1] - size[1]) // 2
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(crop, size, interpolation=interpolation)
-        detections = []
-        for found in self._detector.detect(canvas, threshold=0.2, limit=3):
-            centre = found.corners.mean(axis=0)
-            if x0 <= centre[0] <= x0 + size[0] and y0 <= centre[1] <= y0 + size[1]:
-                corners = (found.corners - np.array([x0, y0], np.float32)) / scale
-                detections.append(Detection(corners.astype(np.float32), max(found.score, 0.5), found.layout))
-                break
+        if min(height, width) < 4:
+            return None
         whole = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
-        detections.append(Detection(whole, 0.5, guess))
-        results = self._read_detections(crop, detections, keep_all=True)
-        return max(results, key=lambda r: r.confidence) if results else None
+        detection = Detection(whole, 1.0, layout_from_aspect(width, height))
+        results = self._read_detections(crop, [detection], keep_all=True, passes=1)
+        return results[0] if results else None
 
     def _read_detections(
-        self, frame: np.ndarray, detections: list[Detection], *, keep_all: bool = False
+        self, frame: np.ndarray, detections: list[Detection], *, keep_all: bool = False, passes: int = 2
     ) -> list[PlateResult]:
         detections = [d for d in detections if d.score >= self._calibration.min_detection]
         if not detections:
             return []
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         corners = [order_corners(d.corners) for d in detections]
+        if self._refiner is not None:
+            corners = [order_corners(c) for c in self._refiner.refine(grey, corners, passes=passes)]
         shapes = [self._shape(d, c) for d, c in zip(detections, corners, strict=True)]
         strips = np.stack([rectify(grey, c, s) for c, s in zip(corners, shapes, strict=True)])
         probs = self._reader.read(strips)
         results = []
         for detection, quad, shape, columns in zip(detections, corners, shapes, probs, strict=True):
             reading = decode(columns, two_row=shape != Layout.ONE_LINE)
-            if not reading.texts or reading.scores[0] < 0.3:  # try the other row arrangement
+            unsure = not reading.texts or reading.scores[0] < 0.3
+            if unsure and detection.score >= 0.5 and _ambiguous_shape(quad):  # try the other row arrangement
                 other = Layout.TWO_LINE if shape == Layout.ONE_LINE else Layout.ONE_LINE
                 retry = decode(
                     self._reader.read(rectify(grey, quad, other)[None])[0], two_row=other != Layout.ONE_LINE
@@ -294,6 +294,12 @@ class PlateRecognizer:
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
         )
+
+
+def _ambiguous_shape(corners: np.ndarray) -> bool:
+    """Whether the quad's aspect leaves one row versus two rows in doubt."""
+    width, height = quad_size(corners)
+    return 2.3 <= width / max(height, 1e-6) <= 4.0
 
 
 def _final_layout(text: str, shape: Layout, detected: Layout) -> Layout:

@@ -78,10 +78,13 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_metrics_port: int = Field(9108, description="Prometheus /metrics of a worker process")
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
-    recognition_queue: int = Field(64, ge=1, description="Frames in flight before back-pressure")
+    recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
+                                   "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
     sink_batch_size: int = 500
     sink_batch_seconds: float = 0.2
-    dead_letter_max_payload: int = 2_000_000
+    dead_letter_max_payload: int = Field(
+        750_000, description="Bytes of the original message kept in a dead letter (fits 1 MB topics)"
+    )
 
     # --- domain ---
     past_read_hours: float = Field(24.0, ge=0, description="A new watchlist entry is matched against "

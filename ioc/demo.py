@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from ioc.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -76,18 +78,22 @@ def embedded_services(settings: Settings, workdir: Path) -> Iterator[Settings]:
             logger.info("embedded Kafka-protocol broker at %s", broker.bootstrap)
         if settings.database_url is None:
             pg = stack.enter_context(EmbeddedPostgres())
-            updates["database_url"] = pg.url
+            updates["database_url"] = SecretStr(pg.url)
             logger.info("embedded PostgreSQL (TimescaleDB: %s)", pg.has_timescale)
         yield settings.model_copy(update=updates) if updates else settings
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["IOC_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
-    env["IOC_DATABASE_URL"] = settings.database_conninfo()
-    env["IOC_TOPIC_PREFIX"] = settings.topic_prefix
-    env["IOC_AUTH_SECRET"] = settings.auth_secret.get_secret_value()
-    env["IOC_API_PORT"] = str(settings.api_port)
+    """The environment that gives a child process exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list | dict):
+            value = json.dumps(value)
+        env[f"IOC_{name.upper()}"] = str(value)
     return env
 
 

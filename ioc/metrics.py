@@ -49,3 +49,8 @@ HTTP_REQUEST_SECONDS = Histogram(
 )
 PLATE_QUERIES = Counter("ioc_plate_queries_total", "Audited plate queries", ["kind"])
 LOGIN_FAILURES = Counter("ioc_login_failures_total", "Failed logins")
+LIVE_STREAMS = Gauge("ioc_live_alert_streams", "Open live alert streams (operator pages) in this API process")
+ALERTS_STREAMED = Counter("ioc_alerts_streamed_total", "Alerts from the topic fanned out to live streams")
+WATCHLIST_PUBLISH_FAILURES = Counter(
+    "ioc_watchlist_publish_failures_total", "Watchlist changes the broker did not take (republished later)"
+)

@@ -31,6 +31,7 @@ E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
 KNOWN_CAMERAS_REFRESH_S = 5.0
+READS_PER_MESSAGE = 200  # keeps messages well under Kafka's 1 MB default, crops included
 SEND_BACKOFF_START_S = 0.2
 SEND_BACKOFF_MAX_S = 10.0
 
@@ -95,14 +96,14 @@ class WorkerContext:
             await self._pool.close()
 
     async def decoded_batches(
-        self, stream: faust.StreamT, decode: Callable[[bytes | None], list[E]]
+        self, stream: faust.StreamT, decode: Callable[[bytes | None], list[E]], *, size: int | None = None
     ) -> AsyncIterator[list[tuple[Message, list[E]]]]:
         """Batches of (message, its events); undecodable messages go to the dead letter.
 
         Faust acknowledges a batch when the agent asks for the next one, i.e. after
         the agent has finished (and committed) the previous batch.
         """
-        size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
+        size, within = size or self.settings.sink_batch_size, self.settings.sink_batch_seconds
         async for events in stream.take_events(size, within=within):
             batch: list[tuple[Message, list[E]]] = []
             for event in events:
@@ -183,4 +184,6 @@ class WorkerContext:
         for read in reads:
             by_camera.setdefault(read.camera_id, []).append(read)
         for camera_id, camera_reads in by_camera.items():
-            await self.send(self.topics.plate_reads, camera_id, PlateReadBatch(reads=camera_reads))
+            for start in range(0, len(camera_reads), READS_PER_MESSAGE):
+                chunk = camera_reads[start : start + READS_PER_MESSAGE]
+                await self.send(self.topics.plate_reads, camera_id, PlateReadBatch(reads=chunk))

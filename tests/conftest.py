@@ -21,7 +21,6 @@ import pytest
 
 from ioc.config import Settings
 from ioc.embedded.broker import EmbeddedBroker
-from ioc.embedded.ports import free_port
 from ioc.embedded.postgres import EmbeddedPostgres, TimescaleUnavailable
 
 DATABASE_VARIANTS = ("timescaledb", "postgres")
@@ -88,10 +87,11 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 def settings_factory(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Callable[..., Settings]:
-    """Build ``Settings`` for this test's broker, database and topics; keywords override.
+    """Build ``Settings`` for this test's broker, database and topic prefix; keywords override.
 
-    Consumer group and local ports are per test too, so concurrent test runs on
-    one machine do not collide.
+    Everything else keeps its default, so worker processes started with
+    ``ioc.demo.child_env`` (which forwards only these) see the same values.
+    Pass ``free_port()`` (``ioc.embedded.ports``) for ports a test binds.
     """
 
     def build(**overrides: Any) -> Settings:

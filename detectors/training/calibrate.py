@@ -48,6 +48,21 @@ def isotonic(x: np.ndarray, y: np.ndarray, *, bins: int = 24) -> tuple[np.ndarra
     return knots_x, np.maximum.accumulate(knots_y)
 
 
+def cap_below(knots_x: np.ndarray, knots_y: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the map under 0.9 for raw scores below ``cut`` and at least 0.9 from ``cut`` on.
+
+    Knots are added just below and at ``cut`` so interpolation cannot cross 0.9 early;
+    nothing maps above 0.999 (a finite validation set cannot show certainty).
+    """
+    at_cut = float(np.interp(cut, knots_x, knots_y))
+    xs = np.concatenate([knots_x, [max(cut - 1e-6, 0.0), cut]])
+    ys = np.concatenate([knots_y, [min(at_cut, 0.89), max(at_cut, 0.9)]])
+    order = np.argsort(xs, kind="stable")
+    xs, ys = xs[order], ys[order]
+    ys = np.where(xs < cut, np.minimum(ys, 0.89), np.maximum(ys, 0.9))
+    return xs, np.minimum(np.maximum.accumulate(ys), 0.999)
+
+
 def collect(
     recognizer: PlateRecognizer, *, frames: int, crops: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -103,9 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
     good = np.nonzero(precision >= _TARGET_PRECISION)[0]
     cut = float(raw[order][good[-1]]) if len(good) else 1.0
-    knots_y = np.where(knots_x < cut, np.minimum(knots_y, 0.89), np.maximum(knots_y, 0.9))
-    knots_y = np.maximum.accumulate(knots_y)
-    calibration = _Calibration(tuple(knots_x.round(5)), tuple(knots_y.round(5)))
+    knots_x, knots_y = cap_below(knots_x, knots_y, cut)
+    calibration = _Calibration(tuple(knots_x.round(7)), tuple(knots_y.round(5)))
     false_scores = [calibration(s) for s in negatives(raw_recognizer, frames=args.negatives, seed=22)]
     min_confidence = float(min(max(max(false_scores, default=0.0) + 0.01, 0.05), 0.5))
     calibrated = np.array([calibration(s) for s in raw])

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.geometry import order_corners, quad_size, rectify
+from detectors.geometry import REFINE_SIZE, order_corners, quad_size, rectify, refine_view
 from detectors.synthetic import (
     _draw_distractor_text,
     _scene_background,
@@ -154,6 +154,54 @@ def detector_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -
         corners[row, : len(c)] = c
         layouts[row, : len(i)] = i
     result = {"images": images, "corners": corners, "layouts": layouts}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **result)
+    return result
+
+
+def refiner_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """A ``(64, 128) uint8`` view around a badly placed quad and the true corners in view units ``(8,)``."""
+    spec = random_plate_spec(rng)
+    patch, quad = render_plate_patch(spec, rng=rng, style=style, night=rng.random() < 0.2, margin=0.8)
+    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    if rng.random() < 0.35:  # the outline of a loose crop: the plate's bounding box, perhaps padded
+        x0, y0 = quad.min(axis=0)
+        x1, y1 = quad.max(axis=0)
+        pad = (quad.max(axis=0) - quad.min(axis=0)) * rng.uniform(0.0, 0.1, 2)
+        x0, y0, x1, y1 = x0 - pad[0], y0 - pad[1], x1 + pad[0], y1 + pad[1]
+        rough = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    else:
+        rough = jitter_corners(quad, rng, amount=float(rng.uniform(0.3, 3.0)))
+    view, to_image = refine_view(grey, rough)
+    to_view = np.linalg.inv(to_image)
+    truth = cv2.perspectiveTransform(quad.reshape(1, 4, 2).astype(np.float64), to_view).reshape(4, 2)
+    truth = truth / np.array(REFINE_SIZE, np.float64)
+    return view, truth.astype(np.float32).reshape(8)
+
+
+def _refiner_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, np.ndarray]:
+    seed, count, style = args
+    rng = np.random.default_rng(seed)
+    views, targets = zip(*(refiner_sample(rng, style) for _ in range(count)), strict=True)
+    return np.stack(views), np.stack(targets)
+
+
+def refiner_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, np.ndarray]:
+    """``n`` refiner samples: ``views (n, 64, 128) uint8`` and ``corners (n, 8)`` (cached)."""
+    path = CACHE / f"refiner-{style}-{seed}-{n}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    chunk = 500
+    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
+    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
+    logger.info("generating %d refiner samples (%s, seed %d)", n, style, seed)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_refiner_chunk, jobs)
+    result = {
+        "views": np.concatenate([p[0] for p in parts]),
+        "corners": np.concatenate([p[1] for p in parts]),
+    }
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, **result)
     return result

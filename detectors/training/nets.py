@@ -101,3 +101,31 @@ class PlateDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.raw(x)
         return torch.cat((torch.sigmoid(out[:, :1]), out[:, 1:]), dim=1)
+
+
+class CornerRefiner(nn.Module):
+    """``(N, 1, 64, 128)`` grey view around a rough plate quad -> ``(N, 8)`` corners in [0, 1] view units.
+
+    The view maps the rough quad onto the inner rectangle of the canvas (see
+    ``detectors.geometry.refine_view``); the network says where the true corners are.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(1, 16, stride=2),  # 32 x 64
+            _conv(16, 16),
+            _conv(16, 32, stride=2),  # 16 x 32
+            _conv(32, 32),
+            _conv(32, 48, stride=2),  # 8 x 16
+            _conv(48, 64, stride=2),  # 4 x 8
+            _conv(64, 96, stride=2),  # 2 x 4
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(96 * 2 * 4, 128), nn.ReLU(inplace=True), nn.Linear(128, 8)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True)
+        return self.head(self.body((x - mean) / (std + 0.02)))

@@ -128,16 +128,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    data = detector_set(args.frames, seed=11, style="train")
+    sets = [detector_set(args.frames, seed=seed, style="train") for seed in args.seeds]
+    data = {key: np.concatenate([part[key] for part in sets]) for key in ("images", "corners", "layouts")}
     model = PlateDetector()
     checkpoint = CACHE / "detector.pt"
     if args.resume and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(0)
     batch_size = 32
     budget_s = args.minutes * 60
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             if estimated_steps:
                 progress = min(step / estimated_steps, 1.0)
                 for group in optimiser.param_groups:
-                    group["lr"] = 2e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
             batch = sample_batch(data, order[start : start + batch_size], rng)
             focal, corner, layout = loss_terms(model.raw(batch["images"]), batch)
             loss = focal + corner + 0.5 * layout

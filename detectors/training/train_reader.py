@@ -59,6 +59,11 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     shift = int(torch.randint(-3, 4, (1,), generator=generator))
     if shift:
         batch = torch.roll(batch, shifts=shift, dims=3)
+    stroke = float(torch.rand(1, generator=generator))
+    if stroke < 0.15:  # thicker or thinner strokes: lettering weights the fonts do not have
+        batch = nn.functional.max_pool2d(batch, (3, 3), stride=1, padding=1)
+    elif stroke < 0.3:
+        batch = -nn.functional.max_pool2d(-batch, (3, 3), stride=1, padding=1)
     return batch.clamp(0, 1)
 
 
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=40000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (lower to fine-tune)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     batch_size = 128
     steps_per_epoch = len(train["strips"]) // batch_size
     budget_s = args.minutes * 60
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     generator = torch.Generator().manual_seed(0)
     started = time.monotonic()
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             if estimated_steps:  # cosine decay over the time budget
                 progress = min(step / estimated_steps, 1.0)
                 for group in optimiser.param_groups:
-                    group["lr"] = 3e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
             idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
             strips = torch.from_numpy(train["strips"][idx]).float().unsqueeze(1) / 255.0
             strips = augment(strips, generator)

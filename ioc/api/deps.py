@@ -1,72 +1,162 @@
-"""Request dependencies: settings, database, the caller and their role."""
+"""Request dependencies: settings, database, the caller and their role.
+
+Every ``/api`` endpoint names the roles it admits with :func:`require_roles`;
+the groups below are the whole role policy in one reviewable place.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
+from ioc.api.accounts import UserDirectory
 from ioc.api.security import InvalidTokenError, Principal, verify_token
 from ioc.config import Settings
+
+__all__ = [
+    "ALERT_HANDLERS",
+    "ALERT_READERS",
+    "AUDIT_READERS",
+    "COUNTS_READERS",
+    "DECISION_REPORTERS",
+    "EVERYONE",
+    "HIT_DECIDERS",
+    "PLATE_SEARCHERS",
+    "USER_ADMINS",
+    "WATCHLIST_EDITORS",
+    "WATCHLIST_READERS",
+    "AlertHandler",
+    "AlertReader",
+    "AnyRole",
+    "AuditReader",
+    "ConnDep",
+    "CountsReader",
+    "CurrentUser",
+    "DecisionReporter",
+    "HitDecider",
+    "PlateSearcher",
+    "PoolDep",
+    "SettingsDep",
+    "UserAdmin",
+    "WatchlistEditor",
+    "WatchlistReader",
+    "require_roles",
+    "roles_of",
+]
+
+# --- who may do what ---
+EVERYONE = ("officer", "operator", "supervisor", "auditor", "admin")
+PLATE_SEARCHERS = ("officer", "operator", "supervisor")      # sightings, "is it wanted?", crops
+ALERT_READERS = ("officer", "operator", "supervisor")        # queue, live stream, one alert
+ALERT_HANDLERS = ("operator", "supervisor")                  # acknowledge / escalate / resolve
+HIT_DECIDERS = ("officer", "supervisor")                     # accept / reject a hit in the field
+DECISION_REPORTERS = ("supervisor", "auditor")               # decisions report
+WATCHLIST_READERS = ("operator", "supervisor", "auditor")
+WATCHLIST_EDITORS = ("operator", "supervisor")
+COUNTS_READERS = ("operator", "supervisor", "admin")          # counts, camera health
+AUDIT_READERS = ("auditor",)                                  # everyone's audit trail
+USER_ADMINS = ("admin",)
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /api/auth/token")
 
 
-def get_settings_dep(request: Request) -> Settings:
+# dependencies are async (even trivial ones): FastAPI runs sync ones in a thread pool
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
-async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One pooled connection per request; committed on success, rolled back on error."""
-    async with request.app.state.pool.connection() as conn:
+async def _pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.pool
+
+
+PoolDep = Annotated[AsyncConnectionPool, Depends(_pool)]
+
+
+async def _conn(pool: PoolDep) -> AsyncIterator[AsyncConnection]:
+    """One pooled connection for the endpoint call; committed on success, rolled back on error.
+
+    ``scope="function"`` hands it back before the response is sent, so a slow
+    client never holds a database connection.
+    """
+    async with pool.connection() as conn:
         yield conn
 
 
-ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
+ConnDep = Annotated[AsyncConnection, Depends(_conn, scope="function")]
 
 
-def current_user(
+def _unauthorised(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _current_user(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The token's user, as the database knows them now (a deactivated user or a changed
+    role takes effect within the directory's cache time, not at token expiry)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise _unauthorised("not authenticated")
     try:
-        return verify_token(credentials.credentials, secret=settings.auth_secret.get_secret_value())
+        claimed = verify_token(credentials.credentials, secret=settings.auth_secret.get_secret_value())
     except InvalidTokenError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc),
-                            headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise _unauthorised(str(exc)) from exc
+    directory: UserDirectory = request.app.state.users
+    current = await directory.lookup(claimed.username)
+    if current is None:
+        raise _unauthorised("user unknown or deactivated")
+    request.state.principal = current
+    return current
 
 
-CurrentUser = Annotated[Principal, Depends(current_user)]
+CurrentUser = Annotated[Principal, Depends(_current_user)]
 
 
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
-    """A dependency that lets only ``roles`` through (403 for other signed-in users)."""
+def require_roles(*roles: str) -> Callable[..., Any]:
+    """A dependency admitting only ``roles`` (401 without a valid token, 403 for other roles)."""
+    unknown = set(roles) - set(EVERYONE)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    def check(user: CurrentUser) -> Principal:
+    async def check(user: CurrentUser) -> Principal:
         if user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of: {', '.join(roles)}")
         return user
 
-    check.roles = roles  # type: ignore[attr-defined] - read by the role-matrix test
+    check.roles = tuple(roles)  # type: ignore[attr-defined] - read by roles_of()
     return check
 
 
-# Who may do what: one place, so the role matrix is reviewable.
-ALERT_READERS = ("officer", "operator", "supervisor", "admin")
-ALERT_HANDLERS = ("operator", "supervisor", "admin")
-HIT_DECIDERS = ("officer", "supervisor")
-PLATE_SEARCHERS = ("officer", "operator", "supervisor")
-WATCHLIST_READERS = ("operator", "supervisor", "admin")
-WATCHLIST_EDITORS = ("supervisor", "admin")
-DASHBOARD_READERS = ("operator", "supervisor", "admin")
-AUDIT_READERS = ("auditor", "admin")
-SELF_AUDIT_READERS = ("officer", "operator", "supervisor", "auditor", "admin")
+def roles_of(dependant: Any) -> tuple[str, ...] | None:
+    """The roles a route admits (walking its dependency tree), or None if it checks none."""
+    stack: list[Any] = [dependant]
+    while stack:
+        node = stack.pop()
+        found: Sequence[str] | None = getattr(node.call, "roles", None) if node.call else None
+        if found is not None:
+            return tuple(found)
+        stack.extend(node.dependencies)
+    return None
+
+
+# --- the callers each endpoint admits, as dependencies ---
+AnyRole = Annotated[Principal, Depends(require_roles(*EVERYONE))]
+PlateSearcher = Annotated[Principal, Depends(require_roles(*PLATE_SEARCHERS))]
+AlertReader = Annotated[Principal, Depends(require_roles(*ALERT_READERS))]
+AlertHandler = Annotated[Principal, Depends(require_roles(*ALERT_HANDLERS))]
+HitDecider = Annotated[Principal, Depends(require_roles(*HIT_DECIDERS))]
+DecisionReporter = Annotated[Principal, Depends(require_roles(*DECISION_REPORTERS))]
+WatchlistReader = Annotated[Principal, Depends(require_roles(*WATCHLIST_READERS))]
+WatchlistEditor = Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS))]
+CountsReader = Annotated[Principal, Depends(require_roles(*COUNTS_READERS))]
+AuditReader = Annotated[Principal, Depends(require_roles(*AUDIT_READERS))]
+UserAdmin = Annotated[Principal, Depends(require_roles(*USER_ADMINS))]

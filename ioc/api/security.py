@@ -1,8 +1,9 @@
 """Bearer tokens and login throttling.
 
-Tokens are compact JWS (HS256) with OIDC-style claims (``iss``, ``sub``, ``role``,
-``iat``, ``exp``), signed with ``IOC_AUTH_SECRET``; a deployment fronted by an
-OIDC provider can issue the same claims. Passwords never leave
+Tokens are compact JWS (HS256) with OIDC-style claims (``iss``, ``aud``, ``sub``,
+``role``, ``iat``, ``exp``, ``jti``), signed with ``IOC_AUTH_SECRET``; a deployment
+fronted by an OIDC provider can issue the same claims. The standard library's
+``hmac`` is all HS256 needs, so no JWT dependency. Passwords never leave
 ``ioc.storage.users`` except as scrypt hashes.
 """
 
@@ -12,20 +13,35 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+__all__ = [
+    "AUDIENCE",
+    "ISSUER",
+    "InvalidTokenError",
+    "LoginThrottle",
+    "Principal",
+    "issue_token",
+    "verify_token",
+]
+
 ISSUER = "ioc-stream"
+AUDIENCE = "ioc-api"
 _HEADER = {"alg": "HS256", "typ": "JWT"}
+_LEEWAY_S = 30  # clock skew tolerated on iat
 
 
 class InvalidTokenError(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: a username and one of the five roles."""
+
     username: str
     role: str
 
@@ -38,57 +54,82 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _sign(signing_input: str, secret: str) -> bytes:
+    return hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+
+
 def issue_token(principal: Principal, *, secret: str, ttl_s: int, now: float | None = None) -> str:
+    """A signed token valid for ``ttl_s`` seconds."""
     issued = int(now if now is not None else time.time())
-    claims = {"iss": ISSUER, "sub": principal.username, "role": principal.role,
-              "iat": issued, "exp": issued + ttl_s}
-    signing_input = f"{_b64(json.dumps(_HEADER).encode())}.{_b64(json.dumps(claims).encode())}"
-    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{_b64(signature)}"
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": principal.username, "role": principal.role,
+              "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_urlsafe(8)}
+    header = _b64(json.dumps(_HEADER, separators=(",", ":")).encode())
+    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}"
+    return f"{signing_input}.{_b64(_sign(signing_input, secret))}"
 
 
 def verify_token(token: str, *, secret: str, now: float | None = None) -> Principal:
+    """The token's principal; :class:`InvalidTokenError` unless signature and claims check out."""
+    moment = now if now is not None else time.time()
     try:
         header_b64, claims_b64, signature_b64 = token.split(".")
-        expected = hmac.new(secret.encode(), f"{header_b64}.{claims_b64}".encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(signature_b64)):
+        if not hmac.compare_digest(_sign(f"{header_b64}.{claims_b64}", secret), _unb64(signature_b64)):
             raise InvalidTokenError("bad signature")
         if json.loads(_unb64(header_b64)).get("alg") != "HS256":
             raise InvalidTokenError("unsupported algorithm")
         claims = json.loads(_unb64(claims_b64))
-    except (ValueError, UnicodeDecodeError) as exc:
+        subject, role = str(claims["sub"]), str(claims["role"])
+        expires, issued = float(claims["exp"]), float(claims.get("iat", 0))
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidTokenError("malformed token") from exc
-    if claims.get("iss") != ISSUER:
-        raise InvalidTokenError("wrong issuer")
-    if claims.get("exp", 0) <= (now if now is not None else time.time()):
+    if claims.get("iss") != ISSUER or claims.get("aud") != AUDIENCE:
+        raise InvalidTokenError("wrong issuer or audience")
+    if expires <= moment:
         raise InvalidTokenError("token expired")
-    return Principal(str(claims["sub"]), str(claims["role"]))
+    if issued > moment + _LEEWAY_S:
+        raise InvalidTokenError("token issued in the future")
+    return Principal(subject, role)
 
 
 class LoginThrottle:
-    """At most ``max_failures`` failed logins per (username, client) in ``window_s``."""
+    """At most ``max_failures`` failed logins per (username, client) in ``window_s``.
 
-    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
-        self._max, self._window = max_failures, window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+    Keyed by both so one attacker cannot lock a user out from every address, and
+    bounded (``max_keys``, oldest evicted) so random usernames cannot fill memory.
+    """
+
+    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0, max_keys: int = 100_000) -> None:
+        self._max, self._window, self._max_keys = max_failures, window_s, max_keys
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
 
     def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         while failures and now - failures[0] > self._window:
             failures.popleft()
+        if not failures:
+            del self._failures[key]
         return failures
 
     def retry_after(self, username: str, client: str, now: float | None = None) -> float:
         """Seconds until another attempt is allowed (0 = allowed now)."""
         now = now if now is not None else time.monotonic()
-        failures = self._recent((username, client), now)
+        failures = self._recent((username.lower(), client), now)
         if len(failures) < self._max:
             return 0.0
         return max(0.0, self._window - (now - failures[0]))
 
     def failed(self, username: str, client: str, now: float | None = None) -> None:
         now = now if now is not None else time.monotonic()
-        self._recent((username, client), now).append(now)
+        key = (username.lower(), client)
+        self._recent(key, now)
+        failures = self._failures.setdefault(key, deque(maxlen=self._max))
+        failures.append(now)
+        self._failures.move_to_end(key)
+        while len(self._failures) > self._max_keys:
+            self._failures.popitem(last=False)
 
     def succeeded(self, username: str, client: str) -> None:
-        self._failures.pop((username, client), None)
+        self._failures.pop((username.lower(), client), None)

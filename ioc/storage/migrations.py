@@ -164,7 +164,11 @@ async def _choose_layout(conn: AsyncConnection, requested: Layout | None) -> Lay
         if requested is not None and requested != recorded:
             raise MigrationError(f"database already uses the {recorded!r} layout, not {requested!r}")
         return recorded
-    usable = "timescaledb" in await _available_extensions(conn) and await _timescaledb_preloaded(conn)
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    row = await cur.fetchone()
+    installed = bool(row and row[0])
+    usable = installed or ("timescaledb" in await _available_extensions(conn)
+                           and await _timescaledb_preloaded(conn))
     if requested == "timescaledb" and not usable:
         raise MigrationError("TimescaleDB requested but not installed or not in shared_preload_libraries")
     layout: Layout = requested or ("timescaledb" if usable else "postgres")

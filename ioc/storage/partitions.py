@@ -28,6 +28,9 @@ PARTITIONED_TABLES: dict[str, str] = {
 }
 
 _LOCK_KEY = 0x10C_0002  # serialises partition DDL between processes
+# Partition DDL locks the parent table; behind a long query it would stall every
+# writer queued after it. Better to fail and try again on the next run.
+_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
 _DAY_SUFFIX = re.compile(r"_p(\d{8})$")
 
 
@@ -128,6 +131,7 @@ async def ensure_partitions(
     created: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        await conn.execute(_LOCK_TIMEOUT)
         for table in tables:
             await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT").format(
                 sql.Identifier(f"{table}_default"), sql.Identifier(table)))
@@ -149,6 +153,7 @@ async def drop_partitions_before(
     dropped: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        await conn.execute(_LOCK_TIMEOUT)
         for name in sorted(await _partitions_of(conn, table)):
             match = _DAY_SUFFIX.search(name)
             if not match:

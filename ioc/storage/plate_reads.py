@@ -215,6 +215,14 @@ _PLATE_READ_COLUMNS = sql.SQL(
 )
 
 
+def _one_edit_skeletons(plate: str) -> tuple[list[str], list[str]]:
+    """Skeletons of ``plate`` with one character dropped, and LIKE patterns with one inserted."""
+    skeleton = plate_skeleton(plate)
+    dropped = sorted({skeleton[:i] + skeleton[i + 1:] for i in range(len(skeleton))})
+    inserted = sorted({skeleton[:i] + "_" + skeleton[i:] for i in range(len(skeleton) + 1)})
+    return dropped, inserted
+
+
 async def recent_reads_matching(
     conn: AsyncConnection,
     pattern: str,
@@ -224,13 +232,24 @@ async def recent_reads_matching(
     fuzzy: bool = True,
     limit: int = 10_000,
 ) -> list[PlateRead]:
-    """Reads since ``since`` whose plate matches ``pattern`` (a plate or a ``*``/``?``
-    pattern; look-alikes too when ``fuzzy``), oldest first, without crops.
+    """Reads since ``since`` that may match a new watchlist ``pattern``, oldest first, without crops.
 
-    For past-read matching when a watchlist entry is added; the caller decides
-    which of these count as hits (and how strongly).
+    A ``*``/``?`` pattern matches as a wildcard. With ``fuzzy`` a plate also
+    matches look-alike characters and one inserted or dropped character (the
+    stream matcher's rules), so this returns a superset: the caller decides which
+    reads are hits and how strongly. For past-read matching when an entry is added.
     """
-    plate, params = _plate_condition(pattern, fuzzy)
+    query_text = normalise_query(pattern)
+    if fuzzy and not has_wildcards(query_text):
+        if len(query_text) < 2:
+            raise ValueError("a plate query needs at least two letters or digits")
+        dropped, inserted = _one_edit_skeletons(query_text)
+        params: dict = {"skeleton": plate_skeleton(query_text), "dropped": dropped, "inserted": inserted}
+        plate: sql.Composable = sql.SQL(
+            "NULL AS match FROM plate_reads WHERE (skeleton = %(skeleton)s"
+            " OR skeleton = ANY(%(dropped)s) OR skeleton LIKE ANY(%(inserted)s))")
+    else:
+        plate, params = _plate_condition(query_text, fuzzy)
     params.update(since=since, limit=limit)
     time_filter = sql.SQL("captured_at >= %(since)s")
     if until is not None:

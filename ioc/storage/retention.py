@@ -20,7 +20,7 @@ from typing import Literal
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from ioc.storage.database import Capabilities
+from ioc.storage.database import Capabilities, json_dumps
 from ioc.storage.migrations import PARTITION_DAYS_AHEAD
 from ioc.storage.partitions import drop_partitions_before, ensure_partitions
 
@@ -124,8 +124,12 @@ async def run_retention(
     deleted: dict[str, int] = {}
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        # dropping chunks or partitions locks the tables: fail rather than stall writers
+        await conn.execute("SET LOCAL lock_timeout = '10s'")
         for table in _READ_TABLES:
             await _expire(conn, caps, table, "captured_at", read_cutoff, dropped, deleted)
+        # passages name plates too, so they follow the reads
+        await _expire(conn, caps, "passages", "started_at", read_cutoff, dropped, deleted)
         await _expire(conn, caps, "checkpoint_counts", "bucket", alert_cutoff, dropped, deleted)
         for table in _ROLLUPS:
             await _expire(conn, caps, table, "bucket", alert_cutoff, dropped, deleted)
@@ -143,7 +147,8 @@ async def run_retention(
         cur = await conn.execute(
             "INSERT INTO retention_runs (started_at, finished_at, layout, read_cutoff, alert_cutoff,"
             " dropped, deleted) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
-            [started, finished, layout, read_cutoff, alert_cutoff, Jsonb(dropped), Jsonb(deleted)],
+            [started, finished, layout, read_cutoff, alert_cutoff,
+             Jsonb(dropped, dumps=json_dumps), Jsonb(deleted, dumps=json_dumps)],
         )
         row = await cur.fetchone()
     assert row is not None

@@ -7,11 +7,13 @@ and the count of new rows tells the caller what really changed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
-import orjson
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import set_json_dumps
+
+from ioc.storage.database import json_dumps
 
 __all__ = ["StagedTable", "copy_and_insert"]
 
@@ -37,7 +39,10 @@ class StagedTable:
         self.columns = [name for name, _ in columns]
         self.types = [pg_type for _, pg_type in columns]
         self.conflict = list(conflict)
-        self.staging = f"_ioc_stage_{table}"
+        # the column list is in the name: a connection that outlives a schema change
+        # gets a fresh staging table instead of a stale one
+        digest = hashlib.blake2s(repr(list(columns)).encode(), digest_size=4).hexdigest()
+        self.staging = f"_ioc_stage_{table}_{digest}"
         ident = sql.Identifier
         cols = sql.SQL(", ").join(map(ident, self.columns))
         self.create = sql.SQL(
@@ -63,8 +68,7 @@ async def copy_and_insert(
     nothing behind and the caller's transaction usable.
     """
     async with conn.transaction(), conn.cursor() as cur:
-        # orjson: faster, and writes UUIDs and datetimes found in evidence dicts
-        set_json_dumps(orjson.dumps, context=cur)
+        set_json_dumps(json_dumps, context=cur)
         await cur.execute(target.create)
         await cur.execute(target.truncate)
         async with cur.copy(target.copy) as copy:

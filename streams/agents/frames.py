@@ -49,5 +49,5 @@ async def recognize_batch(ctx: WorkerContext, decoded: list[tuple[Message, list[
 def register(ctx: WorkerContext) -> None:
     @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decode_frame):
+        async for batch in ctx.decoded_batches(stream, decode_frame, size=ctx.settings.recognition_queue):
             await ctx.process(batch, recognize_batch)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ioc.embedded.broker import EmbeddedBroker
+from ioc.embedded.broker import EmbeddedBroker, reap_orphaned_brokers
 from ioc.embedded.ports import port_accepts
 
 
@@ -88,3 +91,27 @@ def test_two_brokers_get_different_ports() -> None:
     with EmbeddedBroker() as first, EmbeddedBroker() as second:
         assert first.bootstrap != second.bootstrap
         assert port_accepts("127.0.0.1", first.port) and port_accepts("127.0.0.1", second.port)
+
+
+def test_broker_of_a_killed_owner_is_reaped_by_the_next_start() -> None:
+    """A SIGKILLed test run cannot stop its broker; the next start stops it by PID."""
+    owner = subprocess.run(
+        [sys.executable, "-c", _START_AND_DIE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert owner.returncode == -signal.SIGKILL, owner.stderr
+    orphan = int(owner.stdout.split()[0])
+    assert Path(f"/proc/{orphan}").exists(), "the broker outlived its killed owner"
+
+    reaped = reap_orphaned_brokers()
+    assert reaped
+    assert not Path(f"/proc/{orphan}").exists() or "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2]
+    assert not any(path.exists() for path in reaped)
+
+
+_START_AND_DIE = """
+import os, signal
+from ioc.embedded.broker import EmbeddedBroker
+broker = EmbeddedBroker().start()
+print(broker.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""

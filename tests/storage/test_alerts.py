@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
@@ -28,8 +29,9 @@ def _alert(now: datetime, minutes_ago: int, kind: AlertKind = AlertKind.WATCHLIS
         raised_at=now - timedelta(minutes=minutes_ago),
         checkpoint_id="cp-1",
         read_id=uuid.uuid4(),
-        evidence={"entry_id": uuid.uuid4(), "match_kind": "lookalike", "score": 0.9,
-                  "route": ["cp-1", "cp-2"]},
+        # what recognisers and matchers put in evidence: UUIDs, numpy scalars, datetimes
+        evidence={"entry_id": uuid.uuid4(), "match_kind": "lookalike", "score": np.float32(0.875),
+                  "route": ["cp-1", "cp-2"], "first_seen": now},
     )
 
 
@@ -43,6 +45,8 @@ async def test_insert_is_idempotent_and_keeps_operator_status(conn: AsyncConnect
     assert stored is not None and stored.status == "acknowledged"
     assert stored.evidence["route"] == ["cp-1", "cp-2"]
     assert stored.evidence["entry_id"] == str(alerts[0].evidence["entry_id"])
+    assert stored.evidence["score"] == 0.875
+    assert datetime.fromisoformat(stored.evidence["first_seen"]) == now
     assert [e.status for e in await alert_history(conn, alerts[0].alert_id)] == ["new", "acknowledged"]
 
 

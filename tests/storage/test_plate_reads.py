@@ -158,16 +158,19 @@ async def test_recent_reads_matching_for_past_read_matching(
 ) -> None:
     reads = [
         make_read("30A12345", captured_at=now - timedelta(hours=1)),
-        make_read("3OA12345", captured_at=now - timedelta(hours=2)),
+        make_read("3OA12345", captured_at=now - timedelta(hours=2)),   # look-alike
         make_read("30A12399", captured_at=now - timedelta(hours=3)),
-        make_read("30A12345", captured_at=now - timedelta(hours=30)),
+        make_read("30A1234", captured_at=now - timedelta(hours=4)),    # one character dropped
+        make_read("30A1Z3456", captured_at=now - timedelta(hours=5)),  # one inserted, one look-alike
+        make_read("30A12346", captured_at=now - timedelta(hours=6)),   # a different plate
+        make_read("30A12345", captured_at=now - timedelta(hours=30)),  # too old
     ]
     await insert_plate_reads(conn, reads)
     since = now - timedelta(hours=24)
-    fuzzy = await recent_reads_matching(conn, "30A12345", since)
-    assert [r.read_id for r in fuzzy] == [reads[1].read_id, reads[0].read_id]
-    assert fuzzy[1].candidates == reads[0].candidates
+    fuzzy = await recent_reads_matching(conn, "30A-123.45", since)
+    assert [r.read_id for r in fuzzy] == [reads[i].read_id for i in (4, 3, 1, 0)]
+    assert fuzzy[-1].candidates == reads[0].candidates
     exact = await recent_reads_matching(conn, "30A12345", since, fuzzy=False)
     assert [r.read_id for r in exact] == [reads[0].read_id]
     pattern = await recent_reads_matching(conn, "30A123*", since, fuzzy=False)
-    assert [r.read_id for r in pattern] == [reads[2].read_id, reads[0].read_id]
+    assert [r.read_id for r in pattern] == [reads[i].read_id for i in (5, 3, 2, 0)]

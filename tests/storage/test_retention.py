@@ -44,6 +44,14 @@ async def test_old_data_goes_recent_stays_and_the_run_is_logged(
     await insert_alerts(conn, [_alert(now - timedelta(days=d)) for d in (400, 300, 1)])
     await append_audit(conn, actor="officer1", role="officer", action="plate_lookup", query={},
                        purpose="case 1", result_count=0)
+    for d in (31, 29):
+        at, read_id = now - timedelta(days=d), reads[0].read_id
+        await conn.execute(
+            "INSERT INTO passages (passage_id, camera_id, checkpoint_id, lane, direction, started_at,"
+            " ended_at, text, display, confidence, reads, support, read_ids, best_read_id, status)"
+            " VALUES (%s, 'cam-1', 'cp-1', 0, 'in', %s, %s, '30A12345', '30A-123.45', 0.9, 1, 1, %s, %s,"
+            " 'final')",
+            [uuid.uuid4(), at, at, [read_id], read_id])
     if not caps.timescaledb:
         # give part of the history day partitions, leave the rest in DEFAULT: both paths must work
         await ensure_partitions(conn, now, since=now - timedelta(days=41))
@@ -67,6 +75,7 @@ async def test_old_data_goes_recent_stays_and_the_run_is_logged(
         assert day in result.dropped["plate_reads"]
         assert result.deleted["plate_reads"] == 1  # the 45-day-old read, from DEFAULT
     assert result.deleted["alerts"] == 1
+    assert result.deleted["passages"] == 1 and await _count(conn, "passages") == 1
 
     logged = await (await conn.execute(
         "SELECT run_id, layout, dropped, deleted FROM retention_runs")).fetchall()

@@ -13,6 +13,9 @@ psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgre
      -v ioc_password="$IOC_DB_PASSWORD" -v grafana_password="$GRAFANA_DB_PASSWORD" <<'SQL'
 CREATE ROLE ioc LOGIN PASSWORD :'ioc_password';
 CREATE ROLE ioc_grafana LOGIN PASSWORD :'grafana_password' CONNECTION LIMIT 10;
+-- `ioc migrate` reads shared_preload_libraries to choose the storage layout; a
+-- non-superuser needs this predefined role to see it.
+GRANT pg_read_all_settings TO ioc;
 ALTER ROLE ioc_grafana SET default_transaction_read_only = on;
 ALTER ROLE ioc_grafana SET statement_timeout = '30s';
 CREATE DATABASE ioc OWNER ioc;

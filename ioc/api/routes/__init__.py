@@ -1,1 +1,1 @@
-"""One router per resource."""
+"""One router per resource; ``ioc.api.main`` gathers them."""

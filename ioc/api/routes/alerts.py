@@ -1,27 +1,35 @@
-"""Alerts: the operators' queue, live updates, and hit decisions."""
+"""Alerts: the operators' queue, status changes with notes, and officers' hit decisions.
+
+Operators acknowledge, escalate or resolve; officers (and supervisors) accept or
+reject a watchlist hit with a reason from the configured list. Every change is
+kept in the alert's history (who, when, note, reason) and published on the
+alerts topic, so every open operator page sees it.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from ioc.api.deps import (
-    ALERT_HANDLERS,
-    ALERT_READERS,
-    HIT_DECIDERS,
+    AlertHandler,
+    AlertReader,
     ConnDep,
+    DecisionReporter,
+    HitDecider,
     SettingsDep,
-    require_roles,
 )
-from ioc.api.security import Principal
-from ioc.schemas import AlertKind, AlertStatus
+from ioc.api.publishing import EventPublisher
+from ioc.api.routes.plates import crop_url
+from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
+from ioc.storage.alert_review import lock_alert
 from ioc.storage.alerts import (
+    AlertEvent,
     AlertRecord,
     alert_decisions,
     alert_history,
@@ -32,7 +40,8 @@ from ioc.storage.alerts import (
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
-SSE_KEEPALIVE_S = 15.0
+FINAL = {AlertStatus.RESOLVED.value}
+DECIDABLE = {AlertStatus.NEW.value, AlertStatus.ACKNOWLEDGED.value, AlertStatus.ESCALATED.value}
 
 
 class AlertPublic(BaseModel):
@@ -42,20 +51,52 @@ class AlertPublic(BaseModel):
     subject: str
     status: str
     raised_at: datetime
-    captured_at: datetime | None
-    checkpoint_id: str | None
-    camera_id: str | None
-    read_id: uuid.UUID | None
-    evidence: dict[str, Any]
+    captured_at: datetime | None = None
+    checkpoint_id: str | None = None
+    camera_id: str | None = None
+    read_id: uuid.UUID | None = None
+    crop_url: str | None = None
+    evidence: dict[str, Any] = {}
+    updated_at: datetime | None = None
 
     @classmethod
     def of(cls, record: AlertRecord) -> AlertPublic:
-        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+        return cls(
+            alert_id=record.alert_id, kind=record.kind, severity=record.severity, subject=record.subject,
+            status=record.status, raised_at=record.raised_at, captured_at=record.captured_at,
+            checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
+            crop_url=_crop(record.read_id, record.captured_at), evidence=record.evidence,
+            updated_at=record.updated_at,
+        )
+
+    @classmethod
+    def of_event(cls, alert: Alert) -> AlertPublic:
+        """The same shape from an alerts-topic event (what the live stream sends)."""
+        return cls(
+            alert_id=alert.alert_id, kind=alert.alert_kind.value, severity=alert.severity.value,
+            subject=alert.subject, status=alert.status.value, raised_at=alert.raised_at,
+            captured_at=alert.captured_at, checkpoint_id=alert.checkpoint_id, camera_id=alert.camera_id,
+            read_id=alert.read_id, crop_url=_crop(alert.read_id, alert.captured_at), evidence=alert.evidence,
+        )
+
+
+def _crop(read_id: uuid.UUID | None, captured_at: datetime | None) -> str | None:
+    return crop_url(read_id, captured_at) if read_id is not None and captured_at is not None else None
+
+
+def as_event(record: AlertRecord) -> Alert:
+    return Alert(
+        alert_id=record.alert_id, alert_kind=AlertKind(record.kind), severity=Severity(record.severity),
+        subject=record.subject, raised_at=record.raised_at, captured_at=record.captured_at,
+        checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
+        status=AlertStatus(record.status), evidence=record.evidence,
+    )
 
 
 class AlertsPublic(BaseModel):
     data: list[AlertPublic]
     count: int
+    next_cursor: str | None = None
 
 
 class StatusChange(BaseModel):
@@ -65,114 +106,120 @@ class StatusChange(BaseModel):
 
 class HitDecision(BaseModel):
     decision: Literal["accepted", "rejected"]
-    reason: str = Field(max_length=200)
+    reason: str = Field(max_length=200, description="One of GET /api/alerts/decision-reasons")
     note: str | None = Field(None, max_length=1000)
 
 
 class HistoryEntry(BaseModel):
+    alert_id: uuid.UUID
     status: str
     actor: str
     at: datetime
-    note: str | None
-    reason: str | None
+    note: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, event: AlertEvent) -> HistoryEntry:
+        return cls(alert_id=event.alert_id, status=event.status, actor=event.actor, at=event.at,
+                   note=event.note, reason=event.reason)
 
 
-@router.get("", response_model=AlertsPublic, summary="Newest alerts first")
+def _cursor(record: AlertRecord) -> str:
+    raw = f"{record.raised_at.isoformat()}|{record.alert_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        moment, alert_id = raw.split("|")
+        return datetime.fromisoformat(moment), uuid.UUID(alert_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid page cursor") from exc
+
+
+@router.get("", response_model=AlertsPublic, response_model_exclude_none=True, summary="Newest alerts first")
 async def list_alerts(
     conn: ConnDep,
-    _: Annotated[Principal, Depends(require_roles(*ALERT_READERS))],
+    _: AlertReader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status_: Annotated[list[AlertStatus] | None, Query(alias="status")] = None,
     kind: AlertKind | None = None,
     since: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AlertsPublic:
-    records = await recent_alerts(conn, limit=limit, status=status_, kind=kind, since=since)
-    return AlertsPublic(data=[AlertPublic.of(r) for r in records], count=len(records))
+    before = _parse_cursor(cursor) if cursor else None
+    records = await recent_alerts(conn, limit=limit, status=status_, kind=kind, since=since, before=before)
+    return AlertsPublic(data=[AlertPublic.of(r) for r in records], count=len(records),
+                        next_cursor=_cursor(records[-1]) if len(records) == limit else None)
 
 
-@router.get("/stream", summary="Server-sent events: every new or updated alert")
-async def stream_alerts(
-    request: Request, _: Annotated[Principal, Depends(require_roles(*ALERT_READERS))]
-) -> StreamingResponse:
-    broadcaster = request.app.state.alerts
-
-    async def events():  # noqa: ANN202
-        queue = broadcaster.subscribe()
-        try:
-            yield b": connected\n\n"
-            while not await request.is_disconnected():
-                try:
-                    payload = await asyncio.wait_for(queue.get(), timeout=SSE_KEEPALIVE_S)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                yield b"event: alert\ndata: " + payload + b"\n\n"
-        finally:
-            broadcaster.unsubscribe(queue)
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-@router.get("/decision-reasons", response_model=list[str], summary="Reasons for accepting or rejecting hits")
-async def decision_reasons(
-    settings: SettingsDep, _: Annotated[Principal, Depends(require_roles(*HIT_DECIDERS))]
-) -> list[str]:
+@router.get("/decision-reasons", response_model=list[str],
+            summary="The reasons an officer may give for accepting or rejecting a hit")
+async def decision_reasons(settings: SettingsDep, _: HitDecider) -> list[str]:
     return settings.hit_decision_reasons
 
 
-@router.get("/decisions", response_model=list[HistoryEntry], summary="Hit decisions in a period (report)")
+@router.get("/decisions", response_model=list[HistoryEntry], response_model_exclude_none=True,
+            summary="Hit decisions (accepted / rejected, with reasons) in a period: the report")
 async def decisions(
-    conn: ConnDep,
-    _: Annotated[Principal, Depends(require_roles("supervisor", "auditor", "admin"))],
-    since: datetime,
-    until: datetime,
+    conn: ConnDep, _: DecisionReporter, since: datetime, until: datetime
 ) -> list[HistoryEntry]:
-    return [HistoryEntry(status=e.status, actor=e.actor, at=e.at, note=e.note, reason=e.reason)
-            for e in await alert_decisions(conn, since=since, until=until)]
+    return [HistoryEntry.of(e) for e in await alert_decisions(conn, since=since, until=until)]
 
 
-@router.get("/{alert_id}", response_model=AlertPublic)
-async def read_alert(
-    alert_id: uuid.UUID, conn: ConnDep,
-    _: Annotated[Principal, Depends(require_roles(*ALERT_READERS))],
-) -> AlertPublic:
+@router.get("/{alert_id}", response_model=AlertPublic, response_model_exclude_none=True)
+async def read_alert(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> AlertPublic:
     record = await get_alert(conn, alert_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
     return AlertPublic.of(record)
 
 
-@router.get("/{alert_id}/history", response_model=list[HistoryEntry])
-async def read_history(
-    alert_id: uuid.UUID, conn: ConnDep,
-    _: Annotated[Principal, Depends(require_roles(*ALERT_READERS))],
-) -> list[HistoryEntry]:
-    return [HistoryEntry(status=e.status, actor=e.actor, at=e.at, note=e.note, reason=e.reason)
-            for e in await alert_history(conn, alert_id)]
+@router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,
+            summary="Every status the alert went through, oldest first")
+async def read_history(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> list[HistoryEntry]:
+    return [HistoryEntry.of(e) for e in await alert_history(conn, alert_id)]
 
 
-@router.post("/{alert_id}/status", response_model=AlertPublic, summary="Acknowledge, escalate or resolve")
-async def change_status(
-    alert_id: uuid.UUID, change: StatusChange, conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*ALERT_HANDLERS))],
+async def _change(
+    request: Request, conn: ConnDep, alert_id: uuid.UUID, new_status: str, actor: str, *,
+    allowed_from: set[str] | None, note: str | None, reason: str | None = None,
+    hits_only: bool = False,
 ) -> AlertPublic:
-    record = await update_alert_status(conn, alert_id, change.status, user.username, note=change.note)
-    if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    async with conn.transaction():
+        current = await lock_alert(conn, alert_id)
+        if current is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+        if hits_only and current.kind != AlertKind.WATCHLIST_HIT.value:
+            raise HTTPException(status.HTTP_409_CONFLICT, "only watchlist hits are accepted or rejected")
+        if current.status in FINAL or (allowed_from is not None and current.status not in allowed_from):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"alert is {current.status}")
+        record = await update_alert_status(conn, alert_id, new_status, actor, note=note, reason=reason)
+    assert record is not None  # locked above
+    publisher: EventPublisher = request.app.state.publisher
+    await publisher.alert_changed(as_event(record))
     return AlertPublic.of(record)
 
 
-@router.post("/{alert_id}/decision", response_model=AlertPublic, summary="Accept or reject a hit")
+@router.post("/{alert_id}/status", response_model=AlertPublic, response_model_exclude_none=True,
+             summary="Acknowledge, escalate or resolve, with a note (resolved is final)")
+async def change_status(
+    alert_id: uuid.UUID, change: StatusChange, request: Request, conn: ConnDep, user: AlertHandler
+) -> AlertPublic:
+    note = change.note.strip() if change.note and change.note.strip() else None
+    return await _change(request, conn, alert_id, change.status, user.username, allowed_from=None, note=note)
+
+
+@router.post("/{alert_id}/decision", response_model=AlertPublic, response_model_exclude_none=True,
+             summary="Accept or reject a watchlist hit with a reason from the configured list")
 async def decide(
-    alert_id: uuid.UUID, decision: HitDecision, conn: ConnDep, settings: SettingsDep,
-    user: Annotated[Principal, Depends(require_roles(*HIT_DECIDERS))],
+    alert_id: uuid.UUID, decision: HitDecision, request: Request, conn: ConnDep, settings: SettingsDep,
+    user: HitDecider,
 ) -> AlertPublic:
     if decision.reason not in settings.hit_decision_reasons:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"reason must be one of: {'; '.join(settings.hit_decision_reasons)}")
-    record = await update_alert_status(conn, alert_id, decision.decision, user.username,
-                                       note=decision.note, reason=decision.reason)
-    if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
-    return AlertPublic.of(record)
+    note = decision.note.strip() if decision.note and decision.note.strip() else None
+    return await _change(request, conn, alert_id, decision.decision, user.username, allowed_from=DECIDABLE,
+                         note=note, reason=decision.reason, hits_only=True)

@@ -1,16 +1,15 @@
-"""The audit trail of plate queries: officers see their own, auditors everyone's."""
+"""The audit trail: auditors see everyone's queries; everyone sees their own."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from ioc.api.deps import AUDIT_READERS, SELF_AUDIT_READERS, ConnDep, require_roles
-from ioc.api.security import Principal
-from ioc.storage.audit import list_audit
+from ioc.api.deps import AnyRole, AuditReader, ConnDep
+from ioc.storage.audit import AuditRecord, list_audit
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
@@ -25,25 +24,52 @@ class AuditPublic(BaseModel):
     purpose: str
     result_count: int
 
-
-def _public(records) -> list[AuditPublic]:  # noqa: ANN001
-    return [AuditPublic(**{f: getattr(r, f) for f in AuditPublic.model_fields}) for r in records]
-
-
-@router.get("/mine", response_model=list[AuditPublic], summary="My own query history")
-async def mine(
-    conn: ConnDep, user: Annotated[Principal, Depends(require_roles(*SELF_AUDIT_READERS))],
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, before_id: int | None = None,
-) -> list[AuditPublic]:
-    return _public(await list_audit(conn, actor=user.username, limit=limit, before_id=before_id))
+    @classmethod
+    def of(cls, record: AuditRecord) -> AuditPublic:
+        return cls(audit_id=record.audit_id, at=record.at, actor=record.actor, role=record.role,
+                   action=record.action, query=record.query, purpose=record.purpose,
+                   result_count=record.result_count)
 
 
-@router.get("", response_model=list[AuditPublic], summary="Everyone's queries (auditors)")
+class AuditPage(BaseModel):
+    data: list[AuditPublic]
+    count: int
+    next_before_id: int | None = None
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def _page(records: list[AuditRecord], limit: int) -> AuditPage:
+    return AuditPage(data=[AuditPublic.of(r) for r in records], count=len(records),
+                     next_before_id=records[-1].audit_id if len(records) == limit else None)
+
+
+@router.get("", response_model=AuditPage, summary="Everyone's audit records, newest first")
 async def everyone(
-    conn: ConnDep, _: Annotated[Principal, Depends(require_roles(*AUDIT_READERS))],
-    actor: str | None = None, action: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, before_id: int | None = None,
-) -> list[AuditPublic]:
-    return _public(await list_audit(conn, actor=actor, action=action, since=since, until=until,
-                                    limit=limit, before_id=before_id))
+    conn: ConnDep,
+    _: AuditReader,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 100,
+    before_id: int | None = None,
+) -> AuditPage:
+    records = await list_audit(conn, actor=actor, action=action, since=since, until=until, limit=limit,
+                               before_id=before_id)
+    return _page(records, limit)
+
+
+@router.get("/mine", response_model=AuditPage, summary="The caller's own query history, newest first")
+async def mine(
+    conn: ConnDep,
+    user: AnyRole,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 100,
+    before_id: int | None = None,
+) -> AuditPage:
+    records = await list_audit(conn, actor=user.username, since=since, until=until, limit=limit,
+                               before_id=before_id)
+    return _page(records, limit)

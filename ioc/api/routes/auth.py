@@ -1,24 +1,32 @@
-"""Sign-in: a password grant that returns a bearer token."""
+"""Sign-in: an OAuth2 password grant that returns a bearer token."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field, ValidationError
 
 from ioc import metrics
-from ioc.api.deps import ConnDep, CurrentUser, SettingsDep
-from ioc.api.security import Principal, issue_token
+from ioc.api.deps import AnyRole, ConnDep, SettingsDep
+from ioc.api.security import LoginThrottle, Principal, issue_token
 from ioc.storage.users import authenticate
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    grant_type: str = Field("password", pattern="^password$")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
 
 
 class TokenPublic(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    username: str
     role: str
 
 
@@ -27,32 +35,65 @@ class Me(BaseModel):
     role: str
 
 
-@router.post("/token", response_model=TokenPublic, summary="Password grant (public, throttled)")
-async def token(
-    request: Request,
-    conn: ConnDep,
-    settings: SettingsDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-) -> TokenPublic:
-    throttle = request.app.state.login_throttle
-    client = request.client.host if request.client else "?"
-    wait = throttle.retry_after(username, client)
+_LOGIN_SCHEMA = LoginRequest.model_json_schema()
+_TOKEN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": _LOGIN_SCHEMA},
+            "application/json": {"schema": _LOGIN_SCHEMA},
+        },
+    }
+}
+
+
+async def _login_request(request: Request) -> LoginRequest:
+    """The form (OAuth2 clients) or JSON (the operator page) body, validated."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/json":
+            fields = json.loads(raw or b"{}")
+        elif content_type in ("application/x-www-form-urlencoded", ""):
+            fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
+        else:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send a form or JSON")
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+        return LoginRequest.model_validate(fields)
+    except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "username and password required") from exc
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/token", response_model=TokenPublic, openapi_extra=_TOKEN_BODY,
+             summary="Password grant (public; failed attempts are throttled per user and client)",
+             responses={401: {"description": "wrong username or password"},
+                        429: {"description": "too many failed attempts; see Retry-After"}})
+async def token(request: Request, conn: ConnDep, settings: SettingsDep) -> TokenPublic:
+    login = await _login_request(request)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = _client(request)
+    wait = throttle.retry_after(login.username, client)
     if wait > 0:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed sign-ins",
                             headers={"Retry-After": str(int(wait) + 1)})
-    user = await authenticate(conn, username, password)
+    user = await authenticate(conn, login.username, login.password)
     if user is None:
-        throttle.failed(username, client)
+        throttle.failed(login.username, client)
         metrics.LOGIN_FAILURES.inc()
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    throttle.succeeded(username, client)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
+                            headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(login.username, client)
     ttl = settings.token_ttl_seconds
     access = issue_token(Principal(user.username, user.role),
                          secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
-    return TokenPublic(access_token=access, expires_in=ttl, role=user.role)
+    return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role)
 
 
-@router.get("/me", response_model=Me, summary="Who the token belongs to (any role)")
-async def me(user: CurrentUser) -> Me:
+@router.get("/me", response_model=Me, summary="Who the token belongs to")
+async def me(user: AnyRole) -> Me:
     return Me(username=user.username, role=user.role)

@@ -1,15 +1,52 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics (public: probes and scrapers carry no token)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
 
-from ioc.api.deps import ConnDep
+from fastapi import APIRouter, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
+
+from ioc.api.deps import PoolDep
 
 router = APIRouter(tags=["health"])
 
+ComponentState = Literal["ok", "down", "disabled"]
 
-@router.get("/healthz", summary="Liveness and database readiness (public)")
-async def healthz(conn: ConnDep) -> dict[str, str]:
-    await conn.execute("SELECT 1")
-    return {"status": "ok"}
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    database: ComponentState
+    kafka_publisher: ComponentState
+    live_alerts: ComponentState
+
+
+async def _database_ok(pool: PoolDep) -> bool:
+    try:
+        async with pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
+@router.get("/healthz", response_model=HealthPublic, summary="Liveness and readiness (public)",
+            responses={503: {"model": HealthPublic, "description": "database unreachable"}})
+async def healthz(request: Request, pool: PoolDep, response: Response) -> HealthPublic:
+    """200 while the database answers (Kafka being down degrades, not fails: look-ups still work)."""
+    kafka_configured = bool(request.app.state.settings.kafka_bootstrap)
+    publisher, alerts = request.app.state.publisher, request.app.state.alerts
+    database: ComponentState = "ok" if await _database_ok(pool) else "down"
+    kafka: ComponentState = ("ok" if publisher.connected else "down") if kafka_configured else "disabled"
+    live: ComponentState = ("ok" if alerts.ready.is_set() else "down") if kafka_configured else "disabled"
+    overall = "down" if database == "down" else ("degraded" if "down" in (kafka, live) else "ok")
+    if overall == "down":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return HealthPublic(status=overall, database=database, kafka_publisher=kafka, live_alerts=live)
+
+
+@router.get("/metrics", summary="Prometheus metrics (public unless the deployment restricts it)",
+            response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,155 +1,168 @@
 """Plate look-ups for police handhelds: sightings and "is this vehicle wanted?".
 
-Every query states its purpose and is written to the audit log in the same
-transaction as the query itself: no audit record, no answer. Responses are
-compact (short field names are not worth the confusion; small pages and gzip
-are what help on slow mobile networks).
+Every query states a purpose (a case number or reason) and is written to the
+append-only audit log in the same transaction as the query itself: no answer
+leaves without its audit record. Responses are small (short pages, no empty
+fields, gzip) for slow mobile networks; crops are links, fetched on demand.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from ioc import metrics
-from ioc.api.deps import PLATE_SEARCHERS, ConnDep, require_roles
-from ioc.api.security import Principal
-from ioc.schemas import Direction, utcnow
+from ioc.api.deps import ConnDep, PlateSearcher, SettingsDep
+from ioc.schemas import Direction
 from ioc.storage.audit import append_audit
-from ioc.storage.plate_reads import SightingCursor, find_sightings, get_crop
+from ioc.storage.plate_reads import Sighting, SightingCursor, find_sightings
+from ioc.storage.plate_text import has_wildcards, normalise_query
 from ioc.storage.watchlist import entries_matching
 
 router = APIRouter(prefix="/api/plates", tags=["plates"])
-crops = APIRouter(prefix="/api/reads", tags=["plates"])
+
+PAGE_DEFAULT, PAGE_MAX = 20, 100
 
 Purpose = Annotated[str, Query(min_length=3, max_length=200,
-                               description="Case number or reason; required and audited")]
-MAX_WINDOW = timedelta(days=31)
+                               description="Case number or reason for the query (audited)")]
+PlateQuery = Annotated[str, Query(min_length=2, max_length=24,
+                                  description="Plate, any separators; `*` = any run, `?` = one character")]
 
 
 class SightingPublic(BaseModel):
     read_id: uuid.UUID
-    at: datetime
+    captured_at: datetime
     plate: str
-    display: str
     checkpoint_id: str
     camera_id: str
     direction: str
     confidence: float
-    match: str
-    crop_url: str | None
+    match: Literal["exact", "lookalike", "pattern"]
+    vehicle_class: str | None = None
+    crop_url: str | None = None
+
+    @classmethod
+    def of(cls, s: Sighting) -> SightingPublic:
+        return cls(
+            read_id=s.read_id, captured_at=s.captured_at, plate=s.display, checkpoint_id=s.checkpoint_id,
+            camera_id=s.camera_id, direction=s.direction, confidence=round(s.confidence, 3), match=s.match,
+            vehicle_class=None if s.vehicle_class == "unknown" else s.vehicle_class,
+            crop_url=crop_url(s.read_id, s.captured_at) if s.has_crop else None,
+        )
 
 
 class SightingsPublic(BaseModel):
     data: list[SightingPublic]
     count: int
-    next: str | None  # cursor for the next (older) page
+    next_cursor: str | None = None
 
 
-class WantedEntry(BaseModel):
+class WantedEntryPublic(BaseModel):
     entry_id: uuid.UUID
     pattern: str
     reason: str
     priority: int
-    match: str
-    expires_at: datetime | None
+    match_kind: str
+    expires_at: datetime | None = None
 
 
 class WantedPublic(BaseModel):
     plate: str
     wanted: bool
-    entries: list[WantedEntry]
+    entries: list[WantedEntryPublic]
 
 
-@router.get("/sightings", response_model=SightingsPublic, summary="Where and when a plate was seen")
+def crop_url(read_id: uuid.UUID, captured_at: datetime) -> str:
+    """Link to a read's crop; the capture time lets the server look in one day only."""
+    moment = captured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"/api/reads/{read_id}/crop.jpg?at={moment}"
+
+
+def stated_purpose(purpose: str) -> str:
+    """The purpose as audited: trimmed, and still saying something."""
+    stated = " ".join(purpose.split())
+    if len(stated) < 3:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "state the purpose of the query")
+    return stated
+
+
+def _query_kind(plate: str, fuzzy: bool) -> str:
+    return "partial" if has_wildcards(plate) else ("fuzzy" if fuzzy else "exact")
+
+
+def _window(
+    settings: SettingsDep, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    until = until or now + timedelta(minutes=1)
+    since = since or now - timedelta(days=settings.read_retention_days)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since and until need a time zone")
+    if since >= until:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    return since, until
+
+
+@router.get("/sightings", response_model=SightingsPublic, response_model_exclude_none=True,
+            summary="Sightings of a plate, newest first (exact, look-alike fuzzy, or partial with * and ?)")
 async def sightings(
-    request: Request,
     conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*PLATE_SEARCHERS))],
-    plate: Annotated[str, Query(min_length=2, max_length=16, description="Plate, or pattern with * and ?")],
+    settings: SettingsDep,
+    user: PlateSearcher,
+    plate: PlateQuery,
     purpose: Purpose,
-    mode: Literal["exact", "fuzzy", "partial"] = "exact",
+    fuzzy: bool = False,
     since: datetime | None = None,
     until: datetime | None = None,
     checkpoint_id: Annotated[str | None, Query(max_length=64)] = None,
     direction: Direction | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=200, description="previous page's next_cursor")] = None,
 ) -> SightingsPublic:
-    until = until or utcnow()
-    since = since or until - timedelta(days=7)
-    if until - since > MAX_WINDOW or since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "time window must be 0-31 days")
-    wildcard = "*" in plate or "?" in plate
-    if wildcard != (mode == "partial"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            "use mode=partial with * or ? wildcards, and only then")
+    since, until = _window(settings, since, until)
+    query = normalise_query(plate)
     try:
         before = SightingCursor.from_token(cursor) if cursor else None
-        rows = await find_sightings(
-            conn, text=None if wildcard else plate, pattern=plate if wildcard else None,
-            fuzzy=mode == "fuzzy", since=since, until=until, checkpoint_id=checkpoint_id,
-            direction=direction, limit=limit, before=before,
-        )
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    await append_audit(
-        conn, actor=user.username, role=user.role, action="plate_sightings", purpose=purpose,
-        query={"plate": plate, "mode": mode, "since": since.isoformat(), "until": until.isoformat(),
-               "checkpoint_id": checkpoint_id, "direction": direction, "cursor": cursor},
-        result_count=len(rows),
-    )
-    metrics.PLATE_QUERIES.labels(mode).inc()
-    base = str(request.base_url).rstrip("/")
-    data = [
-        SightingPublic(
-            read_id=r.read_id, at=r.captured_at, plate=r.text, display=r.display,
-            checkpoint_id=r.checkpoint_id, camera_id=r.camera_id, direction=r.direction,
-            confidence=round(r.confidence, 3), match=r.match,
-            crop_url=f"{base}/api/reads/{r.read_id}/crop.jpg?at={r.captured_at.isoformat()}"
-            if r.has_crop else None,
-        )
-        for r in rows
-    ]
-    next_cursor = rows[-1].cursor.token() if len(rows) == limit else None
-    return SightingsPublic(data=data, count=len(data), next=next_cursor)
-
-
-@router.get("/{plate}/wanted", response_model=WantedPublic, summary="Is this vehicle wanted?")
-async def wanted(
-    plate: Annotated[str, Path(min_length=2, max_length=16)],
-    conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*PLATE_SEARCHERS))],
-    purpose: Purpose,
-) -> WantedPublic:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    kind = _query_kind(query, fuzzy)
+    plate_arg: dict[str, Any] = {"pattern": query} if kind == "partial" else {"text": query}
+    asked = {"plate": query, "kind": kind, "since": since, "until": until, "checkpoint_id": checkpoint_id,
+             "direction": direction.value if direction else None, "limit": limit, "cursor": cursor}
     try:
-        matches = await entries_matching(conn, plate, utcnow())
+        async with conn.transaction():
+            rows = await find_sightings(conn, **plate_arg, fuzzy=fuzzy, since=since, until=until,
+                                        checkpoint_id=checkpoint_id, direction=direction, limit=limit,
+                                        before=before)
+            await append_audit(conn, actor=user.username, role=user.role, action="plate.sightings",
+                               query=asked, purpose=stated_purpose(purpose), result_count=len(rows))
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    await append_audit(conn, actor=user.username, role=user.role, action="watchlist_check",
-                       purpose=purpose, query={"plate": plate}, result_count=len(matches))
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    metrics.PLATE_QUERIES.labels(kind).inc()
+    return SightingsPublic(data=[SightingPublic.of(r) for r in rows], count=len(rows),
+                           next_cursor=rows[-1].cursor.token() if len(rows) == limit else None)
+
+
+@router.get("/wanted", response_model=WantedPublic, response_model_exclude_none=True,
+            summary="Is this vehicle wanted? The watchlist entries a plate matches, highest priority first")
+async def wanted(conn: ConnDep, user: PlateSearcher, plate: PlateQuery, purpose: Purpose) -> WantedPublic:
+    query = normalise_query(plate)
+    if has_wildcards(query):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "check a whole plate, not a pattern")
+    try:
+        async with conn.transaction():
+            matches = await entries_matching(conn, query, datetime.now(UTC))
+            await append_audit(conn, actor=user.username, role=user.role, action="plate.wanted",
+                               query={"plate": query}, purpose=stated_purpose(purpose),
+                               result_count=len(matches))
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     metrics.PLATE_QUERIES.labels("wanted").inc()
-    entries = [
-        WantedEntry(entry_id=m.entry.entry_id, pattern=m.entry.pattern, reason=m.entry.reason,
-                    priority=m.entry.priority, match=m.match_kind, expires_at=m.entry.expires_at)
-        for m in matches
-    ]
-    return WantedPublic(plate=plate, wanted=bool(entries), entries=entries)
-
-
-@crops.get("/{read_id}/crop.jpg", response_class=Response, summary="The plate crop of a read (JPEG)",
-           responses={200: {"content": {"image/jpeg": {}}}})
-async def crop(
-    read_id: uuid.UUID,
-    conn: ConnDep,
-    _: Annotated[Principal, Depends(require_roles(*PLATE_SEARCHERS, "admin"))],
-    at: datetime | None = None,
-) -> Response:
-    data = await get_crop(conn, read_id, at)
-    if data is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop for this read")
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    entries = [WantedEntryPublic(entry_id=m.entry.entry_id, pattern=m.entry.pattern, reason=m.entry.reason,
+                                 priority=m.entry.priority, match_kind=m.match_kind,
+                                 expires_at=m.entry.expires_at) for m in matches]
+    return WantedPublic(plate=query, wanted=bool(entries), entries=entries)

@@ -1,8 +1,9 @@
-"""Watchlist management: add, update, expire, import and export CSV.
+"""Watchlist management: add, update, expire, CSV import and export.
 
-The database is the source of truth; each committed change is then published
-to the compacted watchlist topic, which the stream workers follow (changes take
-effect within seconds, without a restart).
+The database commits first; then the changed entries go to the compacted
+watchlist topic, which every stream worker reads, so a change is live within
+seconds. Each change is also written to the audit log (the table keeps only
+an entry's latest state).
 """
 
 from __future__ import annotations
@@ -10,150 +11,253 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile, status
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from psycopg import AsyncConnection
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from ioc.api.deps import WATCHLIST_EDITORS, WATCHLIST_READERS, ConnDep, require_roles
+from ioc.api.deps import ConnDep, WatchlistEditor, WatchlistReader
+from ioc.api.publishing import EventPublisher
 from ioc.api.security import Principal
 from ioc.schemas import WatchlistEntry
+from ioc.storage.audit import append_audit
+from ioc.storage.plate_text import normalise_query
 from ioc.storage.watchlist import add_entry, expire_entry, get_entry, list_entries, update_entry
-from ioc.watchlist_sync import publish_entries
 
 router = APIRouter(prefix="/api/watchlist", tags=["watchlist"])
 
-CSV_FIELDS = ["entry_id", "pattern", "reason", "priority", "expires_at", "added_by", "added_at", "active"]
-MAX_IMPORT_ROWS = 50_000
+MAX_IMPORT_ROWS = 10_000
+_TRUE = ("true", "1", "yes")
+CSV_COLUMNS = ("entry_id", "pattern", "reason", "priority", "expires_at", "active", "added_by", "added_at")
 
 
-class EntryCreate(BaseModel):
-    pattern: str = Field(min_length=2, max_length=16, examples=["51F86988", "30A12*"])
-    reason: str = Field(min_length=3, max_length=500)
-    priority: int = Field(2, ge=1, le=5)
-    expires_at: datetime | None = None
+class WatchlistCreate(BaseModel):
+    pattern: str = Field(min_length=2, max_length=24, description="Plate or pattern with * and ?")
+    reason: str = Field(min_length=1, max_length=500)
+    priority: int = Field(2, ge=1, le=5, description="1 = highest")
+    expires_at: AwareDatetime | None = None
 
 
-class EntryUpdate(BaseModel):
-    pattern: str | None = Field(None, min_length=2, max_length=16)
-    reason: str | None = Field(None, min_length=3, max_length=500)
+class WatchlistUpdate(BaseModel):
+    pattern: str | None = Field(None, min_length=2, max_length=24)
+    reason: str | None = Field(None, min_length=1, max_length=500)
     priority: int | None = Field(None, ge=1, le=5)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     active: bool | None = None
 
 
-class EntriesPublic(BaseModel):
-    data: list[WatchlistEntry]
+class WatchlistExpire(BaseModel):
+    note: str | None = Field(None, max_length=500)
+
+
+class WatchlistPublic(BaseModel):
+    entry_id: uuid.UUID
+    pattern: str
+    reason: str
+    priority: int
+    expires_at: datetime | None
+    added_by: str
+    added_at: datetime
+    active: bool
+
+
+class WatchlistPage(BaseModel):
+    data: list[WatchlistPublic]
     count: int
+
+
+class ImportProblem(BaseModel):
+    line: int
+    error: str
 
 
 class ImportResult(BaseModel):
     added: int
-    unchanged: int
+    updated: int
+    errors: list[ImportProblem] = []
 
 
-async def _publish(request: Request, conn, entries: list[WatchlistEntry]) -> None:  # noqa: ANN001
-    await conn.commit()  # publish only what the database holds
-    await publish_entries(request.app.state.producer, request.app.state.settings.topics.watchlist, entries)
+def _public(entry: WatchlistEntry) -> WatchlistPublic:
+    return WatchlistPublic(**entry.model_dump())
 
 
-@router.get("", response_model=EntriesPublic)
+def _entry(**fields: Any) -> WatchlistEntry:
+    """A validated entry with its pattern in canonical form; 422 when it cannot be one."""
+    fields["pattern"] = normalise_query(str(fields["pattern"]))
+    if len(fields["pattern"].replace("*", "").replace("?", "")) < 2:
+        raise ValueError("a pattern needs at least two letters or digits")
+    return WatchlistEntry(**fields)
+
+
+def _unprocessable(exc: Exception) -> HTTPException:
+    detail = exc.errors(include_url=False, include_context=False) if isinstance(exc, ValidationError) \
+        else str(exc)
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+async def _audit(
+    conn: AsyncConnection, user: Principal, action: str, entry: WatchlistEntry, purpose: str
+) -> None:
+    await append_audit(conn, actor=user.username, role=user.role, action=action,
+                       query={"entry_id": entry.entry_id, "pattern": entry.pattern,
+                              "priority": entry.priority, "active": entry.active},
+                       purpose=purpose, result_count=1)
+
+
+def _publisher(request: Request) -> EventPublisher:
+    return request.app.state.publisher
+
+
+@router.get("", response_model=WatchlistPage, summary="Entries by priority, then newest")
 async def list_watchlist(
-    conn: ConnDep, _: Annotated[Principal, Depends(require_roles(*WATCHLIST_READERS))],
+    conn: ConnDep,
+    _: WatchlistReader,
     include_inactive: bool = False,
-) -> EntriesPublic:
-    entries = await list_entries(conn, include_inactive=include_inactive)
-    return EntriesPublic(data=entries, count=len(entries))
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> WatchlistPage:
+    entries = await list_entries(conn, include_inactive=include_inactive, limit=limit, offset=offset)
+    return WatchlistPage(data=[_public(e) for e in entries], count=len(entries))
 
 
-@router.post("", response_model=WatchlistEntry, status_code=status.HTTP_201_CREATED)
-async def create(
-    body: EntryCreate, request: Request, conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS))],
-) -> WatchlistEntry:
-    try:
-        entry = WatchlistEntry(**body.model_dump(), added_by=user.username)
-        await add_entry(conn, entry)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    stored = await get_entry(conn, entry.entry_id)
-    assert stored is not None
-    await _publish(request, conn, [stored])
-    return stored
+def _csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-@router.patch("/{entry_id}", response_model=WatchlistEntry)
-async def update(
-    entry_id: uuid.UUID, body: EntryUpdate, request: Request, conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS))],
-) -> WatchlistEntry:
-    current = await get_entry(conn, entry_id)
-    if current is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
-    try:
-        changed = current.model_copy(update=body.model_dump(exclude_unset=True))
-        updated = await update_entry(conn, WatchlistEntry.model_validate(changed.model_dump()),
-                                     actor=user.username)
-    except (ValueError, ValidationError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    assert updated is not None
-    await _publish(request, conn, [updated])
-    return updated
-
-
-@router.delete("/{entry_id}", response_model=WatchlistEntry, summary="Expire an entry now")
-async def expire(
-    entry_id: uuid.UUID, request: Request, conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS))],
-) -> WatchlistEntry:
-    expired = await expire_entry(conn, entry_id, actor=user.username)
-    if expired is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
-    await _publish(request, conn, [expired])
-    return expired
-
-
-@router.get("/export.csv", response_class=PlainTextResponse, summary="All entries as CSV")
-async def export_csv(
-    conn: ConnDep, _: Annotated[Principal, Depends(require_roles(*WATCHLIST_READERS))],
-) -> PlainTextResponse:
+@router.get("/export.csv", response_class=Response, summary="All entries as CSV (UTF-8)",
+            responses={200: {"content": {"text/csv": {}}}})
+async def export_csv(conn: ConnDep, _: WatchlistReader, include_inactive: bool = False) -> Response:
+    entries = await list_entries(conn, include_inactive=include_inactive, limit=MAX_IMPORT_ROWS * 10)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    for entry in await list_entries(conn, include_inactive=True, limit=MAX_IMPORT_ROWS):
-        writer.writerow(entry.model_dump(mode="json"))
-    return PlainTextResponse(out.getvalue(), media_type="text/csv",
-                             headers={"Content-Disposition": 'attachment; filename="watchlist.csv"'})
-
-
-@router.post("/import", response_model=ImportResult, summary="Add entries from CSV (pattern, reason, ...)")
-async def import_csv(
-    file: UploadFile, request: Request, conn: ConnDep,
-    user: Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS))],
-) -> ImportResult:
-    text = (await file.read()).decode("utf-8-sig", errors="strict")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if len(rows) > MAX_IMPORT_ROWS:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {MAX_IMPORT_ROWS} rows")
-    entries, errors = [], []
-    for line, row in enumerate(rows, start=2):
-        values = {k: v for k, v in row.items() if k in CSV_FIELDS and v not in (None, "")}
-        values["added_by"] = user.username
-        try:
-            entries.append(WatchlistEntry.model_validate(values))
-        except ValidationError as exc:
-            errors.append(f"line {line}: {exc.errors(include_url=False)[0]['msg']}")
-    if errors:  # all or nothing: a half-imported list is worse than none
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, errors[:20])
-    added = []
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
     for entry in entries:
+        fields = entry.model_dump()
+        writer.writerow([_csv_cell(fields[column]) for column in CSV_COLUMNS])
+    # the BOM makes spreadsheet programs read Vietnamese reasons as UTF-8
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="watchlist.csv"'})
+
+
+def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], list[ImportProblem]]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the CSV must be UTF-8") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"pattern", "reason"} <= {f.strip() for f in reader.fieldnames}:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "the first line must name the columns, at least pattern and reason")
+    entries: list[WatchlistEntry] = []
+    errors: list[ImportProblem] = []
+    now = datetime.now(UTC)
+    for row in reader:
+        if len(entries) + len(errors) >= MAX_IMPORT_ROWS:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {MAX_IMPORT_ROWS} rows")
+        cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         try:
+            fields: dict[str, Any] = {"pattern": cells["pattern"], "reason": cells["reason"].lstrip("'"),
+                                      "priority": cells.get("priority") or 2,
+                                      "expires_at": cells.get("expires_at") or None,
+                                      "active": (cells.get("active") or "true").lower() in _TRUE,
+                                      "added_by": user.username, "added_at": now}
+            if cells.get("entry_id"):
+                fields["entry_id"] = cells["entry_id"]
+            entries.append(_entry(**fields))
+        except (ValidationError, ValueError) as exc:
+            message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
+                if isinstance(exc, ValidationError) else str(exc)
+            errors.append(ImportProblem(line=reader.line_num, error=message))
+    return entries, errors
+
+
+@router.post("/import", response_model=ImportResult, summary="Add or update entries from CSV (all or none)",
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                 "type": "string", "description": "Header line, then rows; columns pattern, reason, "
+                 "and optionally priority, expires_at, active, entry_id (an existing id updates)"}}}}},
+             responses={422: {"description": "rows with errors; nothing was imported"}})
+async def import_csv(request: Request, conn: ConnDep, user: WatchlistEditor) -> ImportResult | Response:
+    entries, errors = _parse_import(await request.body(), user)
+    if errors:
+        body = ImportResult(added=0, updated=0, errors=errors)
+        return Response(body.model_dump_json(), status_code=422, media_type="application/json")
+    added = updated = 0
+    stored: list[WatchlistEntry] = []
+    async with conn.transaction():
+        for entry in entries:
             if await add_entry(conn, entry):
-                added.append(entry)
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    stored = [e for e in [await get_entry(conn, a.entry_id) for a in added] if e is not None]
-    await _publish(request, conn, stored)
-    return ImportResult(added=len(added), unchanged=len(entries) - len(added))
+                added += 1
+                stored.append(entry)
+            else:
+                changed = await update_entry(conn, entry, actor=user.username)
+                if changed is not None:
+                    updated += 1
+                    stored.append(changed)
+        await append_audit(conn, actor=user.username, role=user.role, action="watchlist.import",
+                           query={"added": added, "updated": updated}, purpose="watchlist CSV import",
+                           result_count=added + updated)
+    await _publisher(request).watchlist_changed(stored)
+    return ImportResult(added=added, updated=updated)
+
+
+@router.post("", response_model=WatchlistPublic, status_code=status.HTTP_201_CREATED, summary="Add an entry")
+async def create(
+    body: WatchlistCreate, request: Request, conn: ConnDep, user: WatchlistEditor
+) -> WatchlistPublic:
+    try:
+        entry = _entry(**body.model_dump(), added_by=user.username)
+    except (ValidationError, ValueError) as exc:
+        raise _unprocessable(exc) from exc
+    async with conn.transaction():
+        await add_entry(conn, entry)
+        await _audit(conn, user, "watchlist.add", entry, entry.reason)
+    await _publisher(request).watchlist_changed([entry])
+    return _public(entry)
+
+
+@router.get("/{entry_id}", response_model=WatchlistPublic)
+async def read(entry_id: uuid.UUID, conn: ConnDep, _: WatchlistReader) -> WatchlistPublic:
+    entry = await get_entry(conn, entry_id)
+    if entry is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
+    return _public(entry)
+
+
+@router.patch("/{entry_id}", response_model=WatchlistPublic, summary="Change pattern, reason, priority, "
+              "expiry or active (fields left out stay as they are)")
+async def update(
+    entry_id: uuid.UUID, body: WatchlistUpdate, request: Request, conn: ConnDep, user: WatchlistEditor
+) -> WatchlistPublic:
+    async with conn.transaction():
+        current = await get_entry(conn, entry_id)
+        if current is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
+        try:
+            entry = _entry(**{**current.model_dump(), **body.model_dump(exclude_unset=True)})
+        except (ValidationError, ValueError) as exc:
+            raise _unprocessable(exc) from exc
+        changed = await update_entry(conn, entry, actor=user.username)
+        if changed is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
+        await _audit(conn, user, "watchlist.update", changed, changed.reason)
+    await _publisher(request).watchlist_changed([changed])
+    return _public(changed)
+
+
+@router.post("/{entry_id}/expire", response_model=WatchlistPublic, summary="Take an entry out of force now")
+async def expire(
+    entry_id: uuid.UUID, request: Request, conn: ConnDep, user: WatchlistEditor,
+    body: WatchlistExpire | None = None,
+) -> WatchlistPublic:
+    async with conn.transaction():
+        entry = await expire_entry(conn, entry_id, actor=user.username)
+        if entry is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
+        note = body.note if body and body.note and body.note.strip() else "expired by operator"
+        await _audit(conn, user, "watchlist.expire", entry, note)
+    await _publisher(request).watchlist_changed([entry])
+    return _public(entry)

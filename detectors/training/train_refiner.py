@@ -1,0 +1,108 @@
+"""Train the corner refiner and export ``models/refiner.onnx``.
+
+    nice -n 10 .venv/bin/python -m detectors.training.train_refiner [--minutes 8]
+
+The detector places corners on a coarse grid; the refiner looks at the plate at
+reading resolution and moves them onto the plate's real edges, which the reader
+needs. Deterministic data (``data.refiner_set``), time-bounded training, export
+after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from detectors.geometry import REFINE_SIZE
+from detectors.training.data import CACHE, refiner_set
+from detectors.training.nets import CornerRefiner
+
+logger = logging.getLogger(__name__)
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def export(model: CornerRefiner, path: Path) -> None:
+    model.eval()
+    torch.onnx.export(
+        model, torch.zeros(1, 1, REFINE_SIZE[1], REFINE_SIZE[0]), str(path), input_names=["view"],
+        output_names=["corners"], dynamic_axes={"view": {0: "n"}, "corners": {0: "n"}}, opset_version=17,
+        dynamo=False,
+    )  # fmt: skip
+    model.train()
+
+
+def pixel_error(model: CornerRefiner, data: dict[str, np.ndarray]) -> float:
+    """Mean corner error in view pixels."""
+    model.eval()
+    with torch.no_grad():
+        views = torch.from_numpy(data["views"]).float().unsqueeze(1) / 255.0
+        predicted = model(views).numpy().reshape(-1, 4, 2)
+    model.train()
+    truth = data["corners"].reshape(-1, 4, 2)
+    return float(np.linalg.norm((predicted - truth) * np.array(REFINE_SIZE), axis=-1).mean())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--samples", type=int, default=12000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[31], help="data seeds (sets are joined)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    sets = [refiner_set(args.samples, seed=seed, style="train") for seed in args.seeds]
+    train = {key: np.concatenate([part[key] for part in sets]) for key in ("views", "corners")}
+    val = refiner_set(1000, seed=34, style="train")
+    logger.info("before training: %.2f px", float(np.linalg.norm(
+        (val["corners"].reshape(-1, 4, 2) - np.array([[0.2, 0.25], [0.8, 0.25], [0.8, 0.75], [0.2, 0.75]]))
+        * np.array(REFINE_SIZE), axis=-1).mean()))  # fmt: skip
+    model = CornerRefiner()
+    if args.resume and (CACHE / "refiner.pt").exists():
+        model.load_state_dict(torch.load(CACHE / "refiner.pt"))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(0)
+    budget_s = args.minutes * 60
+    started = time.monotonic()
+    step, estimated_steps, batch_size = 0, None, 128
+    while time.monotonic() - started < budget_s:
+        order = torch.randperm(len(train["views"]), generator=generator).numpy()
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            elapsed = time.monotonic() - started
+            if elapsed > budget_s:
+                break
+            if step == 50:
+                estimated_steps = int(budget_s / (elapsed / 50))
+            if estimated_steps:
+                progress = min(step / estimated_steps, 1.0)
+                for group in optimiser.param_groups:
+                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            idx = order[start : start + batch_size]
+            views = torch.from_numpy(train["views"][idx]).float().unsqueeze(1) / 255.0
+            gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.7, 1.3, generator=generator)
+            views = (views * gain + torch.randn(views.shape, generator=generator) * 0.02).clamp(0, 1)
+            target = torch.from_numpy(train["corners"][idx])
+            loss = nn.functional.smooth_l1_loss(model(views), target, beta=0.01)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            step += 1
+            if step % 100 == 0:
+                logger.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.monotonic() - started)
+        torch.save(model.state_dict(), CACHE / "refiner.pt")
+        export(model, MODELS / "refiner.onnx")
+        logger.info("epoch done at step %d: validation error %.2f px", step, pixel_error(model, val))
+
+
+if __name__ == "__main__":
+    main()

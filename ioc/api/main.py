@@ -1,0 +1,99 @@
+"""The FastAPI application: routers, middleware, the operator page and the lifespan
+(database pool, live alerts consumer, Kafka producer)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+
+from ioc.api.accounts import UserDirectory
+from ioc.api.deps import roles_of
+from ioc.api.live_alerts import AlertBroadcaster
+from ioc.api.middleware import RequestMetrics, SecurityHeaders
+from ioc.api.publishing import EventPublisher
+from ioc.api.routes import alerts, audit, auth, cameras, counts, health, live, plates, reads, users, watchlist
+from ioc.api.security import LoginThrottle
+from ioc.config import Settings, get_settings
+from ioc.storage.database import open_pool
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+PUBLIC_PATHS = {"/healthz", "/metrics", "/api/auth/token", "/", "/openapi.json"}
+
+_DESCRIPTION = """\
+Live alerts, plate look-ups, watchlist management and the audit trail of the IOC
+stream processor.
+
+Sign in with `POST /api/auth/token` (OAuth2 password grant) and send the token as
+`Authorization: Bearer ...`. Every endpoint lists the roles it admits
+(`x-roles`); every plate query needs a `purpose` and is audited.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    pool = await open_pool(settings.database_conninfo(), min_size=2, max_size=settings.database_pool_size,
+                           name="ioc-api")
+    app.state.pool = pool
+    app.state.users = UserDirectory(pool)
+    publisher = app.state.publisher = EventPublisher(settings, pool)
+    broadcaster = app.state.alerts = AlertBroadcaster(settings)
+    try:
+        await publisher.start()
+        if settings.kafka_bootstrap:
+            await broadcaster.start()
+        yield
+    finally:
+        await broadcaster.stop()
+        await publisher.stop()
+        await pool.close()
+
+
+def _document_roles(router: APIRouter) -> None:
+    """Put each route's roles in the OpenAPI document (``x-roles`` and the description)."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        roles = roles_of(route.dependant)
+        extra = dict(route.openapi_extra or {})
+        extra["x-roles"] = list(roles) if roles is not None else ["public"]
+        route.openapi_extra = extra
+        who = ", ".join(roles) if roles is not None else "public, no token"
+        route.description = f"{route.description}\n\n**Roles:** {who}".strip()
+
+
+def _operator_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for ``settings`` (default: the environment's); nothing connects until startup."""
+    settings = settings or get_settings()
+    app = FastAPI(title="IOC stream processor API", version="1", description=_DESCRIPTION,
+                  lifespan=_lifespan, openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+                  max_body_size=settings.api_max_body_bytes)
+    app.state.settings = settings
+    app.state.login_throttle = LoginThrottle()
+    # outermost last: metrics see every response; gzip for slow mobile links
+    app.add_middleware(GZipMiddleware, minimum_size=500)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
+    # live before alerts: /api/alerts/stream must not be read as an alert id
+    for module in (health, auth, plates, reads, live, alerts, watchlist, counts, cameras, audit, users):
+        _document_roles(module.router)
+        app.include_router(module.router)
+    app.add_api_route("/", _operator_page, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,135 @@
+"""What the API tells the stream side: watchlist changes and alert status changes.
+
+Both are published after the database commit (the database is the source of
+truth). Watchlist changes go to the compacted watchlist topic (key = entry_id;
+an inactive entry is a tombstone), so every worker sees them within seconds. If
+the broker is unreachable the request still succeeds; the publisher remembers
+since when it is behind and republishes everything changed since then once the
+broker is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from psycopg_pool import AsyncConnectionPool
+
+from ioc import metrics
+from ioc.config import Settings
+from ioc.schemas import Alert, WatchlistEntry
+from ioc.storage.watchlist import entries_changed_since
+from ioc.watchlist_sync import publish_entries
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EventPublisher"]
+
+RESYNC_EVERY_S = 5.0
+_CLOCK_MARGIN = timedelta(minutes=1)  # API and database clocks may differ a little
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._producer: AIOKafkaProducer | None = None
+        self._behind_since: datetime | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    @property
+    def behind_since(self) -> datetime | None:
+        """Since when watchlist changes wait to be republished (None = up to date)."""
+        return self._behind_since
+
+    async def start(self) -> None:
+        """Connect now if the broker answers; otherwise keep trying in the background
+        (plate look-ups must not wait for Kafka)."""
+        if not self._settings.kafka_bootstrap:
+            logger.warning("IOC_KAFKA_BOOTSTRAP unset: watchlist and alert changes are not published")
+            return
+        await self._connect()
+        self._task = asyncio.create_task(self._run(), name="kafka-publisher")
+
+    async def _connect(self) -> bool:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap, linger_ms=0, acks="all",
+            request_timeout_ms=10_000,
+        )
+        try:
+            await producer.start()
+        except Exception as exc:
+            logger.warning("Kafka producer not connected (%s); retrying", exc)
+            await producer.stop()
+            return False
+        self._producer = producer
+        return True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def watchlist_changed(self, entries: Iterable[WatchlistEntry]) -> bool:
+        """Publish committed entries; False (and a later resync) if the broker did not take them."""
+        started = datetime.now(UTC)
+        if self._producer is None:
+            if self._settings.kafka_bootstrap:
+                self._behind(started)
+            return False
+        try:
+            await publish_entries(self._producer, self._settings.topics.watchlist, entries)
+        except Exception:
+            logger.exception("watchlist change not published; will resync")
+            self._behind(started)
+            return False
+        return True
+
+    async def alert_changed(self, alert: Alert) -> bool:
+        """Publish an alert's new state so every operator page (any API process) sees it."""
+        if self._producer is None:
+            return False
+        try:
+            await self._producer.send_and_wait(
+                self._settings.topics.alerts, alert.to_json(), key=alert.subject.encode())
+        except Exception:
+            logger.exception("alert %s status change not published", alert.alert_id)
+            return False
+        return True
+
+    def _behind(self, since: datetime) -> None:
+        metrics.WATCHLIST_PUBLISH_FAILURES.inc()
+        since -= _CLOCK_MARGIN
+        if self._behind_since is None or since < self._behind_since:
+            self._behind_since = since
+
+    async def _run(self) -> None:
+        while self._producer is None:
+            await asyncio.sleep(RESYNC_EVERY_S)
+            await self._connect()
+        while True:
+            await asyncio.sleep(RESYNC_EVERY_S)
+            if self._behind_since is None or self._producer is None:
+                continue
+            since = self._behind_since
+            try:
+                async with self._pool.connection() as conn:
+                    entries = await entries_changed_since(conn, since)
+                await publish_entries(self._producer, self._settings.topics.watchlist, entries)
+            except Exception:
+                logger.warning("watchlist resync failed; retrying in %.0fs", RESYNC_EVERY_S)
+                continue
+            if self._behind_since == since:
+                self._behind_since = None
+            logger.info("watchlist resync published %d entries", len(entries))

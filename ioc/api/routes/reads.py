@@ -1,0 +1,25 @@
+"""Plate crops: small JPEGs, fetched only when a handheld or the operator page shows one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from ioc.api.deps import ConnDep, PlateSearcher
+from ioc.storage.plate_reads import get_crop
+
+router = APIRouter(prefix="/api/reads", tags=["plates"])
+
+
+@router.get("/{read_id}/crop.jpg", response_class=Response, summary="The plate crop of one read",
+            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no crop stored"}})
+async def crop(read_id: uuid.UUID, conn: ConnDep, _: PlateSearcher, at: datetime | None = None) -> Response:
+    """``at`` (the read's capture time, as in the links the API hands out) narrows the
+    search to one partition; without it every day is searched."""
+    jpeg = await get_crop(conn, read_id, at)
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop for this read")
+    # private: a crop shows a plate; the browser may keep it, shared caches may not
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

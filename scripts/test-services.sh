@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make sure the system software the test suite runs for real is installed:
+#   - PostgreSQL 15 with the Apache-licensed TimescaleDB build (scripts/install-timescaledb.sh)
+#   - Chromium + chromedriver (browser tests of the operator page)
+#   - Prometheus (promtool checks the metrics exposition format)
+# Idempotent and quiet when everything is there. It starts no services: the
+# pytest fixtures in tests/conftest.py start a broker and clusters per session.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(chromium chromium-driver prometheus)
+REQUIRED_COMMANDS=(chromium chromedriver promtool)
+
+say() { printf 'test-services: %s\n' "$*" >&2; }
+die() {
+  say "ERROR: $*"
+  say "the test suite needs these installed; fix the error above and run 'make test' again"
+  exit 1
+}
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo -- "$@"
+  else
+    die "not root and no sudo: install as root: ${*}"
+  fi
+}
+
+missing_packages() {
+  local pkg
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}\n' "$pkg" 2>/dev/null | grep -qx installed || printf '%s\n' "$pkg"
+  done
+}
+
+# --- PostgreSQL 15 + TimescaleDB (exits at once when already installed) ---
+./scripts/install-timescaledb.sh || die "building/installing TimescaleDB failed (scripts/install-timescaledb.sh)"
+
+# --- Debian packages ---
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  apt_install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}")
+  if ! as_root "${apt_install[@]}" >/dev/null; then
+    say "retrying after apt-get update"
+    as_root apt-get update -q >/dev/null || die "apt-get update failed"
+    as_root "${apt_install[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+  fi
+fi
+
+for cmd in "${REQUIRED_COMMANDS[@]}"; do
+  command -v "$cmd" >/dev/null || die "'$cmd' not found on PATH after installing ${DEBIAN_PACKAGES[*]}"
+done

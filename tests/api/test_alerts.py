@@ -1,0 +1,110 @@
+"""Alerts over HTTP: the queue, acknowledge / escalate / resolve with notes, hit
+decisions with configured reasons, history and the decisions report."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from served_api import ApiServer, plate_read, read_topic, store_alerts, store_reads, watchlist_alert
+
+from ioc.schemas import Alert, AlertKind, Severity
+
+pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
+
+
+@pytest.fixture
+async def staffed(api: ApiServer) -> ApiServer:
+    for role in ("officer", "operator", "supervisor"):
+        await api.token(role)
+    return api
+
+
+def _camera_alert() -> Alert:
+    return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.CAMERA_OFFLINE, severity=Severity.WARNING,
+                 subject="CP01-CAM2", checkpoint_id="CP01", camera_id="CP01-CAM2")
+
+
+async def test_queue_newest_first_with_paging_and_filters(staffed: ApiServer) -> None:
+    now = datetime.now(UTC)
+    hits = [watchlist_alert(f"30A1234{i}").model_copy(update={"raised_at": now - timedelta(minutes=i)})
+            for i in range(7)]
+    await store_alerts(staffed, [*hits, _camera_alert()])
+    async with staffed.client("officer") as client:
+        first = (await client.get("/api/alerts", params={"limit": 4, "kind": "watchlist_hit"})).json()
+        second = (await client.get("/api/alerts", params={"limit": 4, "kind": "watchlist_hit",
+                                                          "cursor": first["next_cursor"]})).json()
+        subjects = [a["subject"] for a in first["data"] + second["data"]]
+        assert subjects == [f"30A1234{i}" for i in range(7)] and "next_cursor" not in second
+        cameras = (await client.get("/api/alerts", params={"kind": "camera_offline"})).json()
+        assert [a["subject"] for a in cameras["data"]] == ["CP01-CAM2"]
+        one = (await client.get(f"/api/alerts/{hits[0].alert_id}")).json()
+        assert one["evidence"]["reason"] == "stolen vehicle" and one["status"] == "new"
+        assert (await client.get(f"/api/alerts/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_acknowledge_escalate_resolve_with_notes(staffed: ApiServer) -> None:
+    read = plate_read("30A12345", crop=b"\xff\xd8jpeg")
+    await store_reads(staffed, [read])
+    alert = watchlist_alert("30A12345", read=read)
+    await store_alerts(staffed, [alert])
+    url = f"/api/alerts/{alert.alert_id}"
+    async with staffed.client("operator") as operator:
+        acked = await operator.post(f"{url}/status", json={"status": "acknowledged",
+                                                            "note": "  seen on wall "})
+        assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
+        assert acked.json()["crop_url"].startswith(f"/api/reads/{read.read_id}/crop.jpg?at=")
+        await operator.post(f"{url}/status", json={"status": "escalated", "note": "unit 12 dispatched"})
+        resolved = await operator.post(f"{url}/status", json={"status": "resolved"})
+        assert resolved.json()["status"] == "resolved"
+        again = await operator.post(f"{url}/status", json={"status": "acknowledged"})
+        assert again.status_code == 409  # resolved is final
+        bad = await operator.post(f"{url}/status", json={"status": "accepted"})
+        assert bad.status_code == 422  # decisions are not status changes
+        history = (await operator.get(f"{url}/history")).json()
+    assert [(h["status"], h["actor"], h.get("note")) for h in history] == [
+        ("new", "system", "raised"), ("acknowledged", "operator", "seen on wall"),
+        ("escalated", "operator", "unit 12 dispatched"), ("resolved", "operator", None)]
+    [(status,)] = await staffed.sql("SELECT status FROM alerts WHERE alert_id = %s", [alert.alert_id])
+    assert status == "resolved"
+
+
+async def test_status_changes_are_published_for_every_console(staffed: ApiServer) -> None:
+    alert = watchlist_alert("51F86988")
+    await store_alerts(staffed, [alert])
+    async with staffed.client("operator") as operator:
+        await operator.post(f"/api/alerts/{alert.alert_id}/status", json={"status": "acknowledged"})
+    bootstrap = staffed.settings.kafka_bootstrap
+    assert bootstrap
+    records = await read_topic(bootstrap, staffed.settings.topics.alerts, lambda rs: len(rs) >= 1)
+    [published] = [Alert.from_json(r.value) for r in records]
+    assert published.alert_id == alert.alert_id and published.status == "acknowledged"
+    assert published.evidence["reason"] == "stolen vehicle"
+
+
+async def test_hit_decisions_take_a_configured_reason(staffed: ApiServer) -> None:
+    hit, camera = watchlist_alert("30A12345"), _camera_alert()
+    await store_alerts(staffed, [hit, camera])
+    async with staffed.client("officer") as officer:
+        reasons = (await officer.get("/api/alerts/decision-reasons")).json()
+        assert reasons == staffed.settings.hit_decision_reasons
+        url = f"/api/alerts/{hit.alert_id}/decision"
+        made_up = await officer.post(url, json={"decision": "rejected", "reason": "felt like it"})
+        assert made_up.status_code == 422
+        accepted = await officer.post(url, json={"decision": "accepted", "reason": reasons[0],
+                                                 "note": "driver detained"})
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+        twice = await officer.post(url, json={"decision": "rejected", "reason": reasons[1]})
+        assert twice.status_code == 409
+        not_a_hit = await officer.post(f"/api/alerts/{camera.alert_id}/decision",
+                                       json={"decision": "accepted", "reason": reasons[0]})
+        assert not_a_hit.status_code == 409
+    async with staffed.client("supervisor") as supervisor:
+        window = {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                  "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+        report = (await supervisor.get("/api/alerts/decisions", params=window)).json()
+    assert [(r["alert_id"], r["status"], r["actor"], r["reason"], r["note"]) for r in report] == [
+        (str(hit.alert_id), "accepted", "officer", reasons[0], "driver detained")]
+    assert json.loads(json.dumps(report))  # plain JSON for reports

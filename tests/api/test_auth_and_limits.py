@@ -1,0 +1,95 @@
+"""Sign-in (form and JSON), throttling of failed sign-ins, body size limit, health,
+metrics and security headers, against the served API."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from served_api import PASSWORD, ApiServer
+
+pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
+
+
+async def _login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post("/api/auth/token", json={"username": username, "password": password})
+
+
+async def test_password_grant_as_form_and_as_json(api: ApiServer) -> None:
+    await api.user("duty-officer", "officer")
+    async with api.client() as client:
+        form = await client.post("/api/auth/token", data={"grant_type": "password",
+                                                          "username": "duty-officer", "password": PASSWORD})
+        as_json = await _login(client, "duty-officer", PASSWORD)
+        for response in (form, as_json):
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["token_type"] == "bearer" and body["role"] == "officer"
+            assert body["expires_in"] == api.settings.token_ttl_seconds
+            me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+            assert me.json() == {"username": "duty-officer", "role": "officer"}
+        wrong = await _login(client, "duty-officer", "nope nope")
+        assert wrong.status_code == 401
+        assert (await client.post("/api/auth/token", json={"username": "x"})).status_code == 422
+        assert (await client.post("/api/auth/token", content=b"<xml/>",
+                                  headers={"content-type": "application/xml"})).status_code == 415
+
+
+async def test_passwords_are_stored_only_as_scrypt_hashes(api: ApiServer) -> None:
+    await api.user("hashed", "auditor")
+    [(stored,)] = await api.sql("SELECT password_hash FROM users WHERE username = 'hashed'")
+    assert stored.startswith("scrypt$") and PASSWORD not in stored
+
+
+async def test_failed_sign_ins_are_throttled_per_user_and_client(api: ApiServer) -> None:
+    await api.user("target", "operator")
+    await api.user("bystander", "operator")
+    async with api.client() as client:
+        for _ in range(5):
+            assert (await _login(client, "target", "guess-123")).status_code == 401
+        blocked = await _login(client, "target", PASSWORD)
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) > 0
+        # the right password does not unlock it either, but another user is unaffected
+        other = await _login(client, "bystander", PASSWORD)
+        assert other.status_code == 200
+        metrics = (await client.get("/metrics")).text
+    assert "ioc_login_failures_total" in metrics
+
+
+async def test_request_bodies_over_the_limit_are_refused(api_factory) -> None:
+    api: ApiServer = await api_factory(api_max_body_bytes=2_000)
+    await api.token("supervisor")
+    csv = b"pattern,reason\n" + b"".join(b"29X5%05d,bulk\n" % i for i in range(300))
+    assert len(csv) > 2_000
+    async with api.client("supervisor") as client:
+        declared = await client.post("/api/watchlist/import", content=csv,
+                                     headers={"content-type": "text/csv"})
+        assert declared.status_code == 413
+
+        async def chunks():  # noqa: ANN202 - no Content-Length: counted while it streams
+            for start in range(0, len(csv), 500):
+                yield csv[start:start + 500]
+
+        streamed = await client.post("/api/watchlist/import", content=chunks(),
+                                     headers={"content-type": "text/csv"})
+        assert streamed.status_code == 413
+        small = await client.post("/api/watchlist/import", content=csv[:1000].rsplit(b"\n", 1)[0] + b"\n",
+                                  headers={"content-type": "text/csv"})
+        assert small.status_code == 200, small.text
+    assert (await api.sql("SELECT count(*) FROM watchlist_entries"))[0][0] == small.json()["added"] > 0
+
+
+async def test_health_metrics_and_headers(api: ApiServer) -> None:
+    async with api.client() as client:
+        health = await client.get("/healthz")
+        assert health.json() == {"status": "ok", "database": "ok", "kafka_publisher": "ok",
+                                 "live_alerts": "ok"}
+        await client.get("/api/alerts")  # 401, counted under its template
+        metrics = (await client.get("/metrics")).text
+        assert 'ioc_http_requests_total{method="GET",route="/api/alerts",status="401"}' in metrics
+        assert "ioc_http_request_seconds_bucket" in metrics
+        page = await client.get("/")
+        assert page.status_code == 200 and "<canvas" in page.text
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp
+        assert page.headers["x-content-type-options"] == "nosniff"

@@ -1,0 +1,65 @@
+"""``ioc users`` and ``ioc api`` as an operator runs them: real processes, real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from ioc.embedded.ports import free_port
+from ioc.storage.migrations import migrate
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+def _ioc(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", *args], input=stdin, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(database_url: str) -> None:
+    await migrate(database_url)
+    env = {**os.environ, "IOC_DATABASE_URL": database_url, "IOC_AUTH_SECRET": "command-test-secret",
+           "IOC_API_PORT": str(free_port())}
+    env.pop("IOC_KAFKA_BOOTSTRAP", None)
+    added = _ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
+    assert added.returncode == 0, added.stderr
+    assert "a long passphrase" not in added.stdout + added.stderr
+    again = _ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
+    assert again.returncode == 1 and "not created" in again.stderr
+    short = _ioc(env, "users", "add", "cli-short", "--role", "officer", stdin="short\n")
+    assert short.returncode == 1
+    listing = _ioc(env, "users", "list")
+    assert "cli-officer\tofficer\tactive" in listing.stdout
+    token = _ioc(env, "users", "token", "cli-officer").stdout.strip()
+    assert token.count(".") == 2
+
+    api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{env['IOC_API_PORT']}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            login = await client.post("/api/auth/token", data={"username": "cli-officer",
+                                                               "password": "a long passphrase"})
+            assert login.status_code == 200, login.text
+            me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.json() == {"username": "cli-officer", "role": "officer"}
+            assert _ioc(env, "users", "deactivate", "cli-officer").returncode == 0
+            refused = await client.post("/api/auth/token", data={"username": "cli-officer",
+                                                                 "password": "a long passphrase"})
+            assert refused.status_code == 401
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(20)
+    assert api.returncode == 0

@@ -1,0 +1,114 @@
+"""Watchlist management over HTTP: add, update, expire, CSV import/export, the audit
+trail of changes, and every change published to the real compacted topic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from served_api import ApiServer, read_topic
+
+pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
+
+
+@pytest.fixture
+async def editor(api: ApiServer) -> ApiServer:
+    await api.token("operator")
+    await api.token("auditor")
+    return api
+
+
+async def test_add_update_expire(editor: ApiServer) -> None:
+    async with editor.client("operator") as client:
+        created = await client.post("/api/watchlist", json={"pattern": "30a-123.45",
+                                                            "reason": "Xe bị mất cắp", "priority": 2})
+        assert created.status_code == 201, created.text
+        entry = created.json()
+        assert entry["pattern"] == "30A12345" and entry["added_by"] == "operator" and entry["active"]
+        entry_id = entry["entry_id"]
+        changed = await client.patch(f"/api/watchlist/{entry_id}", json={"priority": 1, "reason": "armed"})
+        assert changed.json()["priority"] == 1 and changed.json()["reason"] == "armed"
+        assert changed.json()["pattern"] == "30A12345" and changed.json()["added_by"] == "operator"
+        expired = await client.post(f"/api/watchlist/{entry_id}/expire", json={"note": "vehicle recovered"})
+        assert expired.status_code == 200 and not expired.json()["active"]
+        assert expired.json()["expires_at"] is not None
+        assert (await client.get("/api/watchlist")).json()["count"] == 0
+        listed = (await client.get("/api/watchlist", params={"include_inactive": "true"})).json()
+        assert [e["entry_id"] for e in listed["data"]] == [entry_id]
+        assert (await client.get(f"/api/watchlist/{entry_id}")).json()["active"] is False
+        for bad in ({"pattern": "*", "reason": "x"}, {"pattern": "**?", "reason": "x"},
+                    {"pattern": "30A12345", "reason": "x", "priority": 9},
+                    {"pattern": "30A12345", "reason": "x", "expires_at": "2030-01-01T00:00:00"}):
+            assert (await client.post("/api/watchlist", json=bad)).status_code == 422, bad
+        missing = "00000000-0000-0000-0000-000000000000"
+        assert (await client.patch(f"/api/watchlist/{missing}", json={"priority": 1})).status_code == 404
+        assert (await client.post(f"/api/watchlist/{missing}/expire")).status_code == 404
+    actions = await editor.sql("SELECT action, actor, purpose FROM audit_log ORDER BY audit_id")
+    assert actions == [("watchlist.add", "operator", "Xe bị mất cắp"),
+                       ("watchlist.update", "operator", "armed"),
+                       ("watchlist.expire", "operator", "vehicle recovered")]
+
+
+async def test_changes_reach_the_compacted_topic(editor: ApiServer) -> None:
+    topic = editor.settings.topics.watchlist
+    bootstrap = editor.settings.kafka_bootstrap
+    assert bootstrap
+    async with editor.client("operator") as client:
+        started = time.monotonic()
+        entry = (await client.post("/api/watchlist", json={"pattern": "51F86988", "reason": "stolen"})).json()
+    key = entry["entry_id"].encode()
+    records = await read_topic(bootstrap, topic, lambda rs: any(r.key == key for r in rs))
+    elapsed = time.monotonic() - started
+    [published] = [r for r in records if r.key == key]
+    value = json.loads(published.value)
+    assert value["pattern"] == "51F86988" and value["reason"] == "stolen" and value["active"] is True
+    assert elapsed < 5.0
+
+    async with editor.client("operator") as client:
+        await client.post(f"/api/watchlist/{entry['entry_id']}/expire")
+    records = await read_topic(bootstrap, topic, lambda rs: sum(r.key == key for r in rs) == 2)
+    assert [r.value for r in records if r.key == key][-1] is None  # tombstone: workers drop it
+
+
+async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
+    async with editor.client("operator") as client:
+        kept = (await client.post("/api/watchlist", json={"pattern": "29X504899", "reason": "=HYPERLINK(1)",
+                                                          "priority": 4})).json()
+        exported = await client.get("/api/watchlist/export.csv")
+        assert exported.headers["content-type"].startswith("text/csv")
+        text = exported.content.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [r["pattern"] for r in rows] == ["29X504899"]
+        assert rows[0]["reason"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it
+
+        upload = io.StringIO()
+        writer = csv.writer(upload)
+        writer.writerow(["entry_id", "pattern", "reason", "priority", "expires_at"])
+        writer.writerow([kept["entry_id"], "29X504899", "=HYPERLINK(1)", "1", ""])
+        writer.writerow(["", "30a-999.99", "Xe gây tai nạn bỏ chạy", "2", "2031-01-01T00:00:00+07:00"])
+        writer.writerow(["", "51G*", "fleet", "", ""])
+        imported = await client.post("/api/watchlist/import", content=upload.getvalue().encode("utf-8-sig"),
+                                     headers={"content-type": "text/csv"})
+        assert imported.status_code == 200, imported.text
+        assert imported.json() == {"added": 2, "updated": 1, "errors": []}
+        entries = {e["pattern"]: e for e in (await client.get("/api/watchlist")).json()["data"]}
+        assert set(entries) == {"29X504899", "30A99999", "51G*"}
+        assert entries["29X504899"]["priority"] == 1 and entries["29X504899"]["reason"] == "=HYPERLINK(1)"
+        assert entries["30A99999"]["expires_at"].startswith("2030-12-31T17:00:00")
+
+        bad = "pattern,reason,priority\n30A11111,ok,2\n*,too short,2\n30A22222,bad priority,7\n"
+        refused = await client.post("/api/watchlist/import", content=bad.encode(),
+                                    headers={"content-type": "text/csv"})
+        assert refused.status_code == 422
+        assert [e["line"] for e in refused.json()["errors"]] == [3, 4]
+        assert "30A11111" not in {e["pattern"] for e in (await client.get("/api/watchlist")).json()["data"]}
+        no_header = await client.post("/api/watchlist/import", content=b"30A1,x\n",
+                                      headers={"content-type": "text/csv"})
+        assert no_header.status_code == 422
+    async with editor.client("auditor") as auditor:
+        assert (await auditor.get("/api/watchlist/export.csv")).status_code == 200
+        refused = await auditor.post("/api/watchlist", json={"pattern": "30A1", "reason": "x"})
+        assert refused.status_code == 403

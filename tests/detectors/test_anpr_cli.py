@@ -1,0 +1,79 @@
+"""``ioc anpr --json``: one JSON object per image and line, errors reported per image."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detectors.synthetic import render_plate, render_scene
+
+PLATE_KEYS = {"text", "display", "confidence", "bbox", "layout", "candidates"}
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG that claims ``width x height`` but holds no pixel data (a huge image, cheaply)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ioc", "anpr", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_json_lines_for_images_and_errors(tmp_path: Path) -> None:
+    rng = np.random.default_rng(31)
+    scene, truths = render_scene([("20A12345", "one_line", "white"), ("29X504899", "motorbike", "white")],
+                                 rng=rng, style="test", occlusion=0.0, glare=0.0)  # fmt: skip
+    empty, _ = render_scene([], rng=rng, style="test")
+    cv2.imwrite(str(tmp_path / "scene.jpg"), scene, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(tmp_path / "empty.png"), empty)
+    (tmp_path / "notes.jpg").write_text("this is not an image")
+    _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    names = [str(tmp_path / n) for n in ("scene.jpg", "notes.jpg", "missing.jpg", "huge.png", "empty.png")]
+
+    completed = _run("--json", *names)
+
+    assert completed.returncode == 1, completed.stderr  # some images failed
+    lines = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [line["image"] for line in lines] == names
+    scene_line, notes_line, missing_line, huge_line, empty_line = lines
+    for line in (notes_line, missing_line, huge_line):
+        assert set(line) == {"image", "ms", "error"} and line["error"]
+    assert "too large" in huge_line["error"]
+    assert set(empty_line) == {"image", "ms", "plates"} and empty_line["plates"] == []
+    assert set(scene_line) == {"image", "ms", "plates"}
+    assert isinstance(scene_line["ms"], float) and 0 < scene_line["ms"] < 5000
+    plates = scene_line["plates"]
+    assert plates and all(set(p) == PLATE_KEYS for p in plates)
+    assert [p["confidence"] for p in plates] == sorted((p["confidence"] for p in plates), reverse=True)
+    assert {p["text"] for p in plates} >= {"20A12345"} or {p["text"] for p in plates} >= {"29X504899"}
+    for plate in plates:
+        assert len(plate["bbox"]) == 4 and all(isinstance(v, int) for v in plate["bbox"])
+        assert plate["layout"] in {"one_line", "two_line", "motorbike"}
+        assert plate["candidates"][0] == {"text": plate["text"], "confidence": plate["confidence"]}
+    motorbike = [p for p in plates if p["text"] == "29X504899"]
+    if motorbike:
+        assert motorbike[0]["display"] == "29-X5 048.99" and motorbike[0]["layout"] == "motorbike"
+
+
+def test_plain_output_and_success_status(tmp_path: Path) -> None:
+    crop = render_plate(
+        "51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2), scale=0.5
+    )
+    cv2.imwrite(str(tmp_path / "crop.png"), crop)
+    completed = _run(str(tmp_path / "crop.png"))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(str(tmp_path / "crop.png") + ": 51F-869.88")

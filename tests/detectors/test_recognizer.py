@@ -1,0 +1,156 @@
+"""The plate recogniser on generated held-out images (fonts, backgrounds and damage unseen in training)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from detectors import plate_format
+from detectors.recognizer import ImageError, PlateRecognizer, PlateResult
+from detectors.synthetic import PlateSpec, random_plate_spec, render_plate, render_plate_patch, render_scene
+
+LAYOUTS = ("one_line", "two_line", "motorbike")
+COLOURS = ("white", "yellow", "blue", "red")
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Iterator[PlateRecognizer]:
+    yield PlateRecognizer.load(home_province="20")
+
+
+def _spec(rng: np.random.Generator, layout: str, colour: str) -> PlateSpec:
+    return PlateSpec(plate_format.random_plate_text(rng, layout=layout), layout, colour)  # type: ignore[arg-type]
+
+
+def _found(results: list[PlateResult], truth) -> PlateResult | None:  # noqa: ANN001 - PlateTruth
+    cx, cy = truth.corners.mean(axis=0)
+    for result in results:
+        x, y, w, h = result.bbox
+        if x <= cx <= x + w and y <= cy <= y + h:
+            return result
+    return None
+
+
+def test_reads_every_layout_and_colour_in_scenes(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(100)
+    right: dict[tuple[str, str], int] = {}
+    for layout in LAYOUTS:
+        for colour in COLOURS:
+            hits = 0
+            for index in range(3):
+                spec = _spec(rng, layout, colour)
+                image, truths = render_scene([spec], rng=rng, style="test", night=index == 2, occlusion=0.0)
+                result = _found(recognizer.recognize(image), truths[0])
+                hits += result is not None and result.text == spec.text
+            right[(layout, colour)] = hits
+    assert all(hits >= 1 for hits in right.values()), right
+    assert sum(right.values()) >= 0.8 * 3 * len(right), right
+
+
+def test_held_out_accuracy_and_result_fields(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(99)
+    total = right = 0
+    for _ in range(30):
+        specs = [random_plate_spec(rng) for _ in range(int(rng.integers(1, 3)))]
+        image, truths = render_scene(specs, rng=rng, style="test", night=rng.random() < 0.2)
+        results = recognizer.recognize(image)
+        assert [r.confidence for r in results] == sorted((r.confidence for r in results), reverse=True)
+        for truth in truths:
+            total += 1
+            result = _found(results, truth)
+            if result is None or result.text != truth.text:
+                continue
+            right += 1
+            assert result.display == plate_format.display(truth.text, result.layout)
+            assert result.layout == truth.layout or truth.layout != "one_line"
+            assert result.province == plate_format.province_of(truth.text)
+            assert result.out_of_province == (None if result.province is None else result.province != "20")
+            assert 0.0 <= result.confidence <= 1.0
+            assert result.candidates[0][0] == result.text
+            assert len(result.corners) == 4 and result.crop is not None and result.crop.ndim == 3
+    assert right / total >= 0.85, f"{right} of {total}"
+
+
+def test_colour_classes(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(12)
+    hits = 0
+    for colour in COLOURS:
+        for layout in LAYOUTS:
+            plate = render_plate(plate_format.random_plate_text(rng, layout=layout), layout=layout,
+                                 colour=colour, rng=rng, style="test", scale=0.6)  # fmt: skip
+            result = recognizer.read_crop(plate)
+            hits += result is not None and result.colour == colour
+    assert hits >= 10
+
+
+def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(5)
+    for index in range(8):
+        image, _ = render_scene([], rng=rng, style="test", night=index % 4 == 0)
+        assert recognizer.recognize(image) == []
+    assert recognizer.recognize(np.zeros((720, 1280, 3), np.uint8)) == []
+    assert recognizer.recognize(np.full((720, 1280, 3), 255, np.uint8)) == []
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layout: str) -> None:
+    rng = np.random.default_rng(len(layout))
+    right_crop = right_recognize = 0
+    for _ in range(5):
+        spec = _spec(rng, layout, "white")
+        patch, quad = render_plate_patch(spec, rng=rng, style="test", occlusion=0.0, glare=0.0)
+        x0, y0 = np.maximum(np.floor(quad.min(axis=0)), 0).astype(int)
+        x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+        crop = np.ascontiguousarray(patch[y0:y1, x0:x1])
+        result = recognizer.read_crop(crop)
+        right_crop += result is not None and result.text == spec.text
+        results = recognizer.recognize(crop)
+        right_recognize += bool(results) and results[0].text == spec.text
+    assert right_crop >= 4 and right_recognize >= 4
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not an image",
+        None,
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((10, 0), np.uint8),
+        np.zeros((20, 20, 3), np.float32),
+        np.zeros((20, 20, 5), np.uint8),
+        np.zeros((2, 2, 2, 2), np.uint8),
+        np.broadcast_to(np.zeros(1, np.uint8), (20000, 20000, 3)),  # a view: no memory is allocated
+    ],
+)
+def test_garbage_input_is_a_clear_error(recognizer: PlateRecognizer, bad: object) -> None:
+    with pytest.raises(ImageError):
+        recognizer.recognize(bad)  # type: ignore[arg-type]
+    with pytest.raises(ImageError):
+        recognizer.read_crop(bad)  # type: ignore[arg-type]
+
+
+def test_tiny_and_grey_images_do_not_crash(recognizer: PlateRecognizer) -> None:
+    assert recognizer.recognize(np.zeros((1, 1, 3), np.uint8)) == []
+    assert recognizer.recognize(np.zeros((3, 900), np.uint8)) == []
+    grey = np.full((720, 1280), 128, np.uint8)
+    assert recognizer.recognize(grey) == []
+
+
+def test_one_instance_is_shared_safely_by_threads(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(8)
+    frames = [render_scene([random_plate_spec(rng)], rng=rng, style="test")[0] for _ in range(4)]
+    expected = [[r.text for r in recognizer.recognize(f)] for f in frames]
+    outcomes: dict[int, list[list[str]]] = {}
+
+    def work(slot: int) -> None:
+        outcomes[slot] = [[r.text for r in recognizer.recognize(f)] for f in frames]
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(outcome == expected for outcome in outcomes.values())
