@@ -21,6 +21,7 @@ import pytest
 
 from ioc.config import Settings
 from ioc.embedded.broker import EmbeddedBroker
+from ioc.embedded.ports import free_port
 from ioc.embedded.postgres import EmbeddedPostgres, TimescaleUnavailable
 
 DATABASE_VARIANTS = ("timescaledb", "postgres")
