@@ -127,7 +127,8 @@ async def summary(settings: Settings) -> dict:
     from ioc.topic_counts import count_messages
 
     t = settings.topics
-    topics = await count_messages(settings, [t.frames, t.plate_reads, t.alerts, t.dead_letter])
+    topics = await count_messages(settings, [t.frames, t.plate_reads, t.alerts, t.dead_letter],
+                                  batched=frozenset({t.plate_reads}))
     rows = await table_counts(
         settings.database_conninfo(),
         ["plate_reads", "checkpoint_counts", "sensor_readings", "alerts"],
@@ -149,7 +150,7 @@ async def wait_until_drained(settings: Settings, timeout: float = DRAIN_TIMEOUT_
     deadline = time.monotonic() + timeout
     topic = settings.topics.plate_reads
     while time.monotonic() < deadline:
-        produced = (await count_messages(settings, [topic]))[topic]
+        produced = (await count_messages(settings, [topic], batched=frozenset({topic})))[topic]
         stored = (await table_counts(settings.database_conninfo(), ["plate_reads"]))["plate_reads"]
         if produced == stored:
             return

@@ -6,6 +6,7 @@ wrong for multi-message batches, and a count that matters should be exact.
 
 from __future__ import annotations
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -14,7 +15,20 @@ from ioc.config import Settings
 IDLE_S = 1.5
 
 
-async def count_messages(settings: Settings, topics: list[str]) -> dict[str, int]:
+def events_in(payload: bytes | None) -> int:
+    """Events carried by one message: a batch envelope's items, else one."""
+    if payload and payload.startswith(b"{"):
+        body = orjson.loads(payload)
+        for key in ("reads", "readings"):
+            if isinstance(body.get(key), list):
+                return len(body[key])
+    return 1
+
+
+async def count_messages(
+    settings: Settings, topics: list[str], *, batched: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """Messages per topic; for ``batched`` topics, the events inside them."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
@@ -40,7 +54,10 @@ async def count_messages(settings: Settings, topics: list[str]) -> dict[str, int
             if not batch:
                 return counts
             for tp, records in batch.items():
-                counts[tp.topic] += len(records)
+                if tp.topic in batched:
+                    counts[tp.topic] += sum(events_in(r.value) for r in records)
+                else:
+                    counts[tp.topic] += len(records)
     finally:
         await consumer.stop()
 
