@@ -29,6 +29,7 @@ MODELS_DIR = Path(__file__).with_name("models")
 MAX_PIXELS = 40_000_000  # larger inputs are refused rather than risking memory
 _SMALL_IMAGE = 800  # images up to this size may be a tight crop: both paths are tried
 _EVIDENCE_HEIGHT = 64
+_MAX_PLATES = 6  # detections read per frame, best first
 
 
 class ImageError(ValueError):
@@ -199,7 +200,8 @@ class PlateRecognizer:
         Raises :class:`ImageError` for unusable input. A frame without a plate gives ``[]``.
         """
         frame = as_bgr(image)
-        results = self._read_detections(frame, self._detector.detect(frame))
+        found = self._detector.detect(frame, threshold=self._calibration.min_detection, limit=_MAX_PLATES)
+        results = self._read_detections(frame, found)
         if max(frame.shape[:2]) <= _SMALL_IMAGE:
             crop_result = self._read_as_crop(frame)
             best = max((r.confidence for r in results), default=0.0)

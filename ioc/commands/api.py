@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     import uvicorn
 
     from ioc.api.main import create_app
@@ -22,8 +24,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     options = {"host": args.host or settings.api_host, "port": args.port or settings.api_port,
-               "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "proxy_headers": False,
-               "server_header": False, "access_log": False, "timeout_graceful_shutdown": 5}
+               "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "http": "httptools",
+               "proxy_headers": False, "server_header": False, "access_log": False, "timeout_graceful_shutdown": 5}
+    # uvicorn shuts down gracefully, then re-raises the signal it caught; a stop we asked for is a clean exit
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
     if args.workers > 1:
         # worker processes import the factory and read the same IOC_* environment
         uvicorn.run("ioc.api.main:create_app", factory=True, workers=args.workers, **options)

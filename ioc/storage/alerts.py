@@ -167,10 +167,10 @@ async def update_alert_status(
 
 
 async def alert_history(conn: AsyncConnection, alert_id: uuid.UUID) -> list[AlertEvent]:
-    """Every status an alert went through, oldest first."""
+    """Every status an alert went through, in recorded order (a skewed raised_at must not reorder it)."""
     async with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
         await cur.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM alert_events WHERE alert_id = %s ORDER BY at, alert_event_id",
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events WHERE alert_id = %s ORDER BY alert_event_id",
             [alert_id])
         return await cur.fetchall()
 
