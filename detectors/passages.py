@@ -6,18 +6,26 @@ A passage is a run of reads at one camera and lane with gaps of at most
 two edits apart). The vote sums each read's confidence for its text and a
 discounted share for its alternative candidates, so three reads of ``51F86988``
 outvote one confident ``51F86986``.
+
+:class:`PassageAssembler` builds passages as reads stream in (a session window
+per lane): the work per read is constant and only open passages are held.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.plate_format import lookalike_key
 
 CANDIDATE_WEIGHT = 0.5
 MAX_EDITS = 2
+GAP_S = 3.0  # longest pause between two reads of one vehicle
+MAX_DURATION_S = 30.0  # a vehicle standing in a queue longer starts a new passage
+IN_VIEW = 4  # open passages of a lane a new read is compared with, newest first
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Observation:
     text: str
     confidence: float
     candidates: tuple[tuple[str, float], ...] = ()
+    info: Any = field(default=None, compare=False)  # the caller's own data about the read
 
 
 @dataclass(frozen=True)
@@ -41,39 +50,136 @@ class PassageVote:
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or ``limit + 1`` as soon as it must exceed ``limit``
+    (only a band of ``2 * limit + 1`` cells per row is computed)."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
-    previous = list(range(len(b) + 1))
+    over = limit + 1
+    previous = [j if j <= limit else over for j in range(len(b) + 1)]
     for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        lo, hi = max(1, i - limit), min(len(b), i + limit)
+        current = [over] * (len(b) + 1)
+        current[0] = i if i <= limit else over
+        for j in range(lo, hi + 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != b[j - 1]), over)
+        if min(current[max(0, lo - 1) : hi + 1]) > limit:
+            return over
         previous = current
     return previous[-1]
 
 
+def _similar_keys(a: str, b: str) -> bool:
+    """Look-alike keys equal or at most MAX_EDITS apart; an edit changes the set of
+    characters by at most two, which rules most pairs out cheaply."""
+    if a == b:
+        return True
+    if len(set(a) ^ set(b)) > 2 * MAX_EDITS:
+        return False
+    return _edit_distance(a, b, MAX_EDITS) <= MAX_EDITS
+
+
 def same_plate(a: str, b: str) -> bool:
-    return lookalike_key(a) == lookalike_key(b) or _edit_distance(a, b, MAX_EDITS) <= MAX_EDITS
+    return _similar_keys(lookalike_key(a), lookalike_key(b))
+
+
+@dataclass(eq=False)
+class Passage:
+    """One vehicle's reads at one lane so far, in capture order."""
+
+    lane: Hashable
+    key: str  # the read that opened it: a stable identity while reads join
+    reads: list[Observation]
+    touched: float  # processing time of the last change
+    changed: bool = True
+    plate_key: str = ""  # look-alike key of the opening read: what later reads are compared with
+
+    @property
+    def start(self) -> float:
+        return self.reads[0].at
+
+    @property
+    def end(self) -> float:
+        return self.reads[-1].at
+
+
+class PassageAssembler:
+    """Session windows per lane over a stream of reads.
+
+    Two clocks: a read's capture time (``Observation.at``) groups it; processing time
+    (``now``, e.g. ``time.monotonic()``) ends passages of lanes that went quiet. A
+    passage is final once its lane has seen reads ``2 * gap_s`` later than its end,
+    or nothing joined it for ``2 * gap_s`` of processing time.
+    """
+
+    def __init__(self, *, gap_s: float = GAP_S, max_duration_s: float = MAX_DURATION_S) -> None:
+        self.gap_s, self.max_duration_s = gap_s, max_duration_s
+        self._open: dict[Hashable, list[Passage]] = {}
+        self._watermark: dict[Hashable, float] = {}
+        self._by_read: dict[str, Passage] = {}
+
+    def __len__(self) -> int:
+        return sum(len(passages) for passages in self._open.values())
+
+    def open_passages(self, lane: Hashable) -> list[Passage]:
+        return list(self._open.get(lane, ()))
+
+    def add(self, lane: Hashable, read: Observation, *, now: float) -> Passage:
+        """Put a read into its passage (a known read changes nothing)."""
+        if (known := self._by_read.get(read.read_id)) is not None:
+            return known
+        passages = self._open.setdefault(lane, [])
+        # a lane has a few vehicles in view at once: comparing with the newest bounds the cost
+        key = lookalike_key(read.text)
+        target = next((p for p in reversed(passages[-IN_VIEW:]) if self._fits(p, read, key)), None)
+        if target is None:
+            target = Passage(lane, read.read_id, [read], now, plate_key=key)
+            passages.append(target)
+        else:
+            bisect.insort(target.reads, read, key=lambda r: r.at)
+            target.touched, target.changed = now, True
+        self._by_read[read.read_id] = target
+        self._watermark[lane] = max(self._watermark.get(lane, read.at), read.at)
+        return target
+
+    def _fits(self, passage: Passage, read: Observation, key: str) -> bool:
+        return (
+            passage.start - self.gap_s <= read.at <= passage.end + self.gap_s
+            and max(passage.end, read.at) - min(passage.start, read.at) <= self.max_duration_s
+            and _similar_keys(passage.plate_key, key)
+        )
+
+    def flush(self, *, now: float) -> list[tuple[Passage, bool]]:
+        """Passages changed since the last flush or now final, each with whether it is
+        final; final passages are forgotten."""
+        out = []
+        for lane in list(self._open):
+            keep = []
+            for passage in self._open[lane]:
+                final = (self._watermark[lane] - passage.end > 2 * self.gap_s
+                         or now - passage.touched > 2 * self.gap_s)
+                if passage.changed or final:
+                    out.append((passage, final))
+                passage.changed = False
+                if final:
+                    for read in passage.reads:
+                        del self._by_read[read.read_id]
+                else:
+                    keep.append(passage)
+            if keep:
+                self._open[lane] = keep
+            else:
+                del self._open[lane], self._watermark[lane]
+        return out
 
 
 def group_passages(
-    reads: Sequence[Observation], *, gap_s: float = 3.0, max_duration_s: float = 30.0
+    reads: Sequence[Observation], *, gap_s: float = GAP_S, max_duration_s: float = MAX_DURATION_S
 ) -> list[list[Observation]]:
-    """Split one lane's reads into passages (a vehicle standing in a queue for
-    longer than ``max_duration_s`` starts a new one)."""
-    passages: list[list[Observation]] = []
+    """Split one lane's reads into passages (all at once, e.g. for a report)."""
+    assembler = PassageAssembler(gap_s=gap_s, max_duration_s=max_duration_s)
     for read in sorted(reads, key=lambda r: r.at):
-        current = passages[-1] if passages else None
-        if (
-            current
-            and read.at - current[-1].at <= gap_s
-            and read.at - current[0].at <= max_duration_s
-            and same_plate(current[0].text, read.text)
-        ):
-            current.append(read)
-        else:
-            passages.append([read])
-    return passages
+        assembler.add(None, read, now=0.0)
+    return [p.reads for p in assembler.open_passages(None)]
 
 
 def vote(passage: Sequence[Observation]) -> PassageVote:

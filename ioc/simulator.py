@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
-from detectors.synthetic import render_scene
 
 from detectors import plate_format
 from detectors.jpeg import encode_jpeg
+from detectors.synthetic import render_scene
 from ioc.config import Settings
 from ioc.schemas import (
     CameraFrame,

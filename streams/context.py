@@ -6,7 +6,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -25,6 +26,7 @@ from ioc.storage.cameras import list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
+from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
 
 E = TypeVar("E", bound=BaseModel)
@@ -34,6 +36,10 @@ KNOWN_CAMERAS_REFRESH_S = 5.0
 READS_PER_MESSAGE = 200  # keeps messages well under Kafka's 1 MB default, crops included
 SEND_BACKOFF_START_S = 0.2
 SEND_BACKOFF_MAX_S = 10.0
+
+
+async def _deliver(topic: faust.TopicT, key: bytes, payload: bytes) -> None:
+    await (await topic.send(key=key, value=payload))
 
 
 @dataclass
@@ -74,6 +80,7 @@ class WorkerContext:
     dead_letters: DeadLetters
     recognition: RecognitionPool
     camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
+    passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
     _known_cameras: set[str] = field(default_factory=set)
     _known_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None
@@ -105,10 +112,11 @@ class WorkerContext:
         """
         size, within = size or self.settings.sink_batch_size, self.settings.sink_batch_seconds
         async for events in stream.take_events(size, within=within):
+            for topic, n in Counter(event.message.topic for event in events).items():
+                metrics.MESSAGES_CONSUMED.labels(topic).inc(n)
             batch: list[tuple[Message, list[E]]] = []
             for event in events:
                 message = event.message
-                metrics.MESSAGES_CONSUMED.labels(message.topic).inc()
                 try:
                     batch.append((message, decode(message.value)))
                 except EventRejectedError as exc:
@@ -118,17 +126,28 @@ class WorkerContext:
     async def send(self, topic: faust.TopicT, key: str, value: BaseModel) -> None:
         """Send and wait for the broker's acknowledgement, retrying while the broker
         is unreachable (at-least-once: the source events stay unacknowledged)."""
-        payload = value.model_dump_json().encode()
+        await self.send_many(topic, [(key, value)])
+
+    async def send_many(self, topic: faust.TopicT, messages: list[tuple[str | bytes, BaseModel]]) -> None:
+        """Send all messages at once, then wait for every acknowledgement (one round trip,
+        not one per message); the ones that failed are sent again after a back-off."""
+        pending = [(key.encode() if isinstance(key, str) else key, value.model_dump_json().encode())
+                   for key, value in messages]
         delay = SEND_BACKOFF_START_S
-        while True:
-            try:
-                await (await topic.send(key=key.encode(), value=payload))
-                return
-            except KafkaError as exc:
-                logger.warning("send to %s failed (%s); retrying in %.1fs",
-                               topic.get_topic_name(), exc, delay)
+        while pending:
+            outcomes = await asyncio.gather(
+                *(_deliver(topic, key, payload) for key, payload in pending), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, KafkaError):
+                    raise outcome
+            failed = [(m, o) for m, o in zip(pending, outcomes, strict=True) if isinstance(o, KafkaError)]
+            if failed:
+                logger.warning("%d sends to %s failed (%s); retrying in %.1fs",
+                               len(failed), topic.get_topic_name(), failed[0][1], delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+            pending = [message for message, _ in failed]
 
     async def process(
         self,
@@ -178,12 +197,18 @@ class WorkerContext:
         if (last := self.camera_seen.get(camera_id)) is None or at > last:
             self.camera_seen[camera_id] = at
 
-    async def send_plate_reads(self, reads: list[PlateRead]) -> None:
-        """Publish reads as one batch message per camera (keeps per-camera order)."""
-        by_camera: dict[str, list[PlateRead]] = {}
-        for read in reads:
-            by_camera.setdefault(read.camera_id, []).append(read)
-        for camera_id, camera_reads in by_camera.items():
-            for start in range(0, len(camera_reads), READS_PER_MESSAGE):
-                chunk = camera_reads[start : start + READS_PER_MESSAGE]
-                await self.send(self.topics.plate_reads, camera_id, PlateReadBatch(reads=chunk))
+    async def send_plate_reads(self, batch: list[tuple[Message, list[PlateRead]]]) -> None:
+        """Publish the reads of each source message as batch messages with the source's
+        key (a camera's id, or a gateway's for its envelopes): a camera's reads keep
+        their order, and an envelope of many cameras costs one message, not one each."""
+        chunk = READS_PER_MESSAGE
+        await self.send_many(self.topics.plate_reads, [
+            (message.key or reads[0].camera_id, PlateReadBatch.model_construct(reads=reads[i : i + chunk]))
+            for message, reads in batch if reads
+            for i in range(0, len(reads), chunk)
+        ])
+
+    def count_stored(self, messages: Iterable[Message]) -> None:
+        """Source messages fully processed and committed (what ``consumed`` must add up to)."""
+        for topic, n in Counter(m.topic for m in messages).items():
+            metrics.MESSAGES_STORED.labels(topic).inc(n)

@@ -6,10 +6,9 @@ cut per-message cost); :class:`EventDecoder` returns the events of either.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -44,31 +43,27 @@ def decode_event(model: type[E], payload: bytes | None) -> E:
         raise _classify(exc) from exc
 
 
-def _envelope_kind(value: object) -> str:
-    if isinstance(value, dict) and ("reads" in value or "readings" in value):
-        return "batch"
-    return "single"
-
-
 class EventDecoder(Generic[E]):
-    """Decode a message holding one ``single`` event or a ``batch`` envelope of them."""
+    """Decode a message holding one ``single`` event or a ``batch`` envelope of them,
+    whose events are in the envelope's ``field``.
 
-    def __init__(
-        self, single: type[E], batch: type[BaseModel], items: Callable[[BaseModel], list[E]]
-    ) -> None:
-        self._single, self._items = single, items
-        self._adapter = TypeAdapter(
-            Annotated[
-                Annotated[single, Tag("single")] | Annotated[batch, Tag("batch")],
-                Discriminator(_envelope_kind),
-            ]
-        )
+    The shape is guessed from the bytes (the envelope's key), so pydantic validates
+    straight from JSON; a wrong guess costs a second try, never a wrong answer.
+    """
+
+    def __init__(self, single: type[E], batch: type[BaseModel], field: str) -> None:
+        self._single, self._batch, self._field = single, batch, field
+        self._marker = f'"{field}"'.encode()
 
     def decode(self, payload: bytes | None) -> list[E]:
         if not payload:
             raise EventRejectedError("bad_json", "empty message")
+        guess, other = (self._batch, self._single) if self._marker in payload else (self._single, self._batch)
         try:
-            event = self._adapter.validate_json(payload)
+            event = guess.model_validate_json(payload)
         except ValidationError as exc:
-            raise _classify(exc) from exc
-        return [event] if isinstance(event, self._single) else self._items(event)
+            try:
+                event = other.model_validate_json(payload)
+            except ValidationError:
+                raise _classify(exc) from exc
+        return [event] if isinstance(event, self._single) else getattr(event, self._field)

@@ -13,9 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from detectors.recognizer import PlateRecognizer, PlateResult
-
 from detectors.jpeg import decode_jpeg, encode_jpeg
+from detectors.recognizer import PlateRecognizer, PlateResult
 from ioc import metrics
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -10,10 +11,11 @@ from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, Severity
 from ioc.storage.alerts import get_alert, insert_alerts
-from ioc.storage.incidents import append_sighting, lock_incident, open_incident
+from ioc.storage.incidents import append_sightings, lock_incident, open_incident
 from ioc.watchlist_matcher import Hit
 
 INCIDENT_WINDOW = timedelta(minutes=30)
+ROUTE_KEEP = 50  # newest sightings kept in an incident's route (all are counted)
 _SEVERITY_BY_PRIORITY = {1: Severity.CRITICAL, 2: Severity.CRITICAL, 3: Severity.WARNING}
 
 
@@ -61,24 +63,41 @@ def alert_for_hit(read: PlateRead, hit: Hit, *, past_read: bool = False) -> Aler
     )
 
 
-async def record_hit(
-    conn: AsyncConnection, read: PlateRead, hit: Hit, *, past_read: bool = False
-) -> Alert | None:
-    """Open an incident or extend the open one; returns the alert to publish, if any.
+async def record_hits(
+    conn: AsyncConnection, hits: list[tuple[PlateRead, Hit]], *, past_read: bool = False
+) -> list[Alert]:
+    """Open or extend one incident per (entry, plate); returns the alerts to publish
+    (each incident's current state, once). Call inside a transaction: the advisory
+    locks hold until it ends."""
+    groups: dict[tuple[uuid.UUID, str], list[tuple[PlateRead, Hit]]] = defaultdict(list)
+    for read, hit in sorted(hits, key=lambda pair: pair[0].captured_at):
+        groups[(hit.entry.entry_id, read.text)].append((read, hit))
+    alerts = []
+    for (entry_id, plate), group in sorted(groups.items(), key=lambda item: (str(item[0][0]), item[0][1])):
+        if (alert := await _record_group(conn, entry_id, plate, group, past_read=past_read)) is not None:
+            alerts.append(alert)
+    return alerts
 
-    Call inside a transaction: the advisory lock holds until it ends.
-    """
-    await lock_incident(conn, hit.entry.entry_id, read.text)
-    opening = alert_for_hit(read, hit, past_read=past_read)
+
+async def _record_group(
+    conn: AsyncConnection, entry_id: uuid.UUID, plate: str, group: list[tuple[PlateRead, Hit]], *,
+    past_read: bool,
+) -> Alert | None:
+    await lock_incident(conn, entry_id, plate)  # locks taken in a fixed order: no deadlocks
+    openings = [alert_for_hit(read, hit, past_read=past_read) for read, hit in group]
     existing = await open_incident(
-        conn, entry_id=hit.entry.entry_id, plate=read.text, since=read.captured_at - INCIDENT_WINDOW
+        conn, entry_id=entry_id, plate=plate, since=group[0][0].captured_at - INCIDENT_WINDOW
     )
     if existing is None:
-        await insert_alerts(conn, [opening])
-        return opening
-    if existing == opening.alert_id:
-        return opening  # a replay of the opening read: publish again, consumers dedupe by id
-    if await append_sighting(conn, existing, sighting(read, hit)) is None:
+        await insert_alerts(conn, openings[:1])
+        existing, group = openings[0].alert_id, group[1:]
+        changed = True
+    else:  # a replay of the opening read publishes the incident again (consumers dedupe by id)
+        changed = any(opening.alert_id == existing for opening in openings)
+    sightings = [sighting(read, hit) for read, hit in group]
+    if sightings and await append_sightings(conn, existing, sightings, keep=ROUTE_KEEP):
+        changed = True
+    if not changed:
         return None
     record = await get_alert(conn, existing)
     assert record is not None

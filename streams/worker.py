@@ -14,7 +14,6 @@ from streams.agents import (
     health,
     passages,
     past_reads,
-    plate_reads,
     sensor_readings,
 )
 from streams.app import create_app
@@ -46,9 +45,10 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     async def follow_watchlist() -> None:
         await feed.follow()
 
-    for module in (frames, edge_reads, sensor_readings, counts, health, passages):
+    for module in (sensor_readings, counts, health, passages):
         module.register(ctx)
-    plate_reads.register(ctx, watchlist)
+    for module in (frames, edge_reads):
+        module.register(ctx, watchlist)
     past_reads.register(ctx, watchlist)
 
     @app.on_before_shutdown.connect

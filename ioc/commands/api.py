@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     options = {"host": args.host or settings.api_host, "port": args.port or settings.api_port,
                "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "http": "httptools",
-               "proxy_headers": False, "server_header": False, "access_log": False, "timeout_graceful_shutdown": 5}
+               "proxy_headers": False, "server_header": False, "access_log": False,
+               "timeout_graceful_shutdown": 5}
     # uvicorn shuts down gracefully, then re-raises the signal it caught; a stop we asked for is a clean exit
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: None)

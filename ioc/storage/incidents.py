@@ -2,9 +2,11 @@
 
 A wanted vehicle passing five cameras is one incident for the operator, not
 five alerts. The first hit creates the alert; later hits of the same plate and
-entry within the incident window append a sighting to its ``evidence.route``.
-Appending is idempotent on ``read_id``, so replays do not grow the route, and an
-advisory lock per (entry, plate) keeps two workers from opening two incidents.
+entry within the incident window append sightings to its ``evidence.route`` (the
+newest ones; ``evidence.sightings`` counts them all, so a vehicle parked in front of a
+camera cannot grow an alert without bound). Appending is idempotent on ``read_id``, so
+replays do not grow the route, and an advisory lock per (entry, plate) keeps two
+workers from opening two incidents.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-__all__ = ["append_sighting", "lock_incident", "open_incident"]
+__all__ = ["append_sightings", "lock_incident", "open_incident"]
 
 _CLOSED = ("resolved", "rejected")
 
@@ -40,20 +42,31 @@ async def open_incident(
     return row[0] if row else None
 
 
-async def append_sighting(
-    conn: AsyncConnection, alert_id: uuid.UUID, sighting: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Add a sighting to the incident's route unless it is already there (same
-    ``read_id``); returns the updated evidence, or None when nothing changed."""
+async def append_sightings(
+    conn: AsyncConnection, alert_id: uuid.UUID, sightings: list[dict[str, Any]], *, keep: int
+) -> bool:
+    """Add sightings to the incident's route unless already there (same ``read_id``),
+    keeping the newest ``keep`` in the route and counting all in ``evidence.sightings``;
+    returns whether anything changed. Call with the incident's lock held."""
     cur = await conn.execute(
-        """UPDATE alerts
-              SET evidence = jsonb_set(evidence, '{route}',
-                                       coalesce(evidence->'route', '[]'::jsonb) || %s::jsonb),
-                  updated_at = now()
-            WHERE alert_id = %s
-              AND NOT coalesce(evidence->'route', '[]'::jsonb) @> %s::jsonb
-        RETURNING evidence""",
-        [Jsonb([sighting]), alert_id, Jsonb([{"read_id": sighting["read_id"]}])],
+        "SELECT coalesce(evidence->'route', '[]'::jsonb) FROM alerts WHERE alert_id = %s FOR UPDATE",
+        [alert_id],
     )
     row = await cur.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return False
+    route = row[0]
+    known = {s.get("read_id") for s in route}
+    new = [s for s in sightings if s["read_id"] not in known]
+    if not new:
+        return False
+    await conn.execute(
+        """UPDATE alerts
+              SET evidence = jsonb_set(
+                      jsonb_set(evidence, '{route}', %s),
+                      '{sightings}', to_jsonb(coalesce((evidence->>'sightings')::int, 1) + %s)),
+                  updated_at = now()
+            WHERE alert_id = %s""",
+        [Jsonb((route + new)[-keep:]), len(new), alert_id],
+    )
+    return True

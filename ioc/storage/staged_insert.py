@@ -23,7 +23,9 @@ class StagedTable:
 
     ``returning_sql`` (optional) turns the INSERT into a CTE ``inserted``, and is
     the statement that follows it (e.g. also writing a history row); its row count
-    is returned instead.
+    is returned instead. With ``update`` columns, an existing row takes the new
+    values of those columns where any differ (and ``touch``, a timestamp column, is
+    set to now()); rows that are already up to date are not rewritten.
     """
 
     def __init__(
@@ -34,6 +36,8 @@ class StagedTable:
         *,
         returning: str | None = None,
         follow_up: str | None = None,
+        update: Sequence[str] = (),
+        touch: str | None = None,
     ) -> None:
         self.table = table
         self.columns = [name for name, _ in columns]
@@ -50,13 +54,28 @@ class StagedTable:
         ).format(ident(self.staging), cols, ident(table))
         self.truncate = sql.SQL("TRUNCATE {}").format(ident(self.staging))
         self.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(ident(self.staging), cols)
-        insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
-            ident(table), cols, cols, ident(self.staging), sql.SQL(", ").join(map(ident, self.conflict)))
+        insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+            ident(table), cols, cols, ident(self.staging), sql.SQL(", ").join(map(ident, self.conflict)),
+            _conflict_action(update, touch))
         if follow_up is None:
             self.insert: sql.Composable = insert
         else:
             self.insert = sql.SQL("WITH inserted AS ({} RETURNING {}) {}").format(
                 insert, sql.SQL(returning or "*"), sql.SQL(follow_up))
+
+
+def _conflict_action(update: Sequence[str], touch: str | None) -> sql.Composable:
+    if not update:
+        return sql.SQL("DO NOTHING")
+    ident = sql.Identifier
+    assignments = [sql.SQL("{} = excluded.{}").format(ident(c), ident(c)) for c in update]
+    if touch:
+        assignments.append(sql.SQL("{} = now()").format(ident(touch)))
+    return sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(assignments),
+        sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in update),
+        sql.SQL(", ").join(sql.SQL("excluded.{}").format(ident(c)) for c in update),
+    )
 
 
 async def copy_and_insert(

@@ -1,32 +1,38 @@
-"""Edge (on-camera) plate reads -> validated, normalised plate reads."""
+"""Edge (on-camera) plate reads -> validated, normalised plate reads, stored and matched."""
 
 from __future__ import annotations
 
 from faust.types import Message
 
 from ioc import metrics
-from ioc.schemas import EdgePlateRead, EdgePlateReadBatch
+from ioc.schemas import EdgePlateRead, EdgePlateReadBatch, PlateRead
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
+from streams.plate_read_sink import store_reads
 from streams.reads import InvalidPlateTextError, read_from_edge
+from streams.tables import WatchlistIndex
 
-decoder = EventDecoder(EdgePlateRead, EdgePlateReadBatch, lambda b: b.reads)
+decoder = EventDecoder(EdgePlateRead, EdgePlateReadBatch, "reads")
 
 
-async def normalise_batch(ctx: WorkerContext, batch: list[tuple[Message, list[EdgePlateRead]]]) -> None:
-    reads, done = [], []
+async def normalise_batch(
+    ctx: WorkerContext, watchlist: WatchlistIndex, batch: list[tuple[Message, list[EdgePlateRead]]]
+) -> None:
+    normalised: list[tuple[Message, list[PlateRead]]] = []
+    done = []
     for message, edges in batch:
         unknown = sorted({e.camera_id for e in edges if not await ctx.is_known_camera(e.camera_id)})
         if unknown:
             await ctx.dead_letters.publish(message, "unknown_camera", ", ".join(unknown))
             continue
-        invalid = []
+        invalid, reads = [], []
         for index, edge in enumerate(edges):
             ctx.saw_camera(edge.camera_id, edge.captured_at)
             try:
                 reads.append(read_from_edge(edge, home_province=ctx.settings.home_province))
             except InvalidPlateTextError as exc:
                 invalid.append(f"read {index}: {exc}")
+        normalised.append((message, reads))
         if invalid:
             # An on-camera misread must not hold back the good reads of its envelope: those
             # are stored, and the message goes to the dead letter with its original bytes
@@ -34,14 +40,13 @@ async def normalise_batch(ctx: WorkerContext, batch: list[tuple[Message, list[Ed
             await ctx.dead_letters.publish(message, "invalid_event", "; ".join(invalid))
         else:
             done.append(message)
-    await ctx.send_plate_reads(reads)
-    metrics.PLATES_READ.labels("edge").inc(len(reads))
-    for message in done:
-        metrics.MESSAGES_STORED.labels(message.topic).inc()
+    refused = await store_reads(ctx, watchlist, normalised)
+    metrics.PLATES_READ.labels("edge").inc(sum(len(reads) for _, reads in normalised))
+    ctx.count_stored(m for m in done if id(m) not in refused)
 
 
-def register(ctx: WorkerContext) -> None:
+def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     @ctx.app.agent(ctx.topics.edge_plate_reads, name="normalise-edge-reads")
     async def normalise_edge_reads(stream):  # noqa: ANN001 - Faust stream
         async for batch in ctx.decoded_batches(stream, decoder.decode):
-            await ctx.process(batch, normalise_batch)
+            await ctx.process(batch, lambda c, b: normalise_batch(c, watchlist, b))

@@ -1,4 +1,4 @@
-"""Camera frames -> plate reads, through the recogniser in a thread pool."""
+"""Camera frames -> plate reads (through the recogniser in a thread pool), stored and matched."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ from faust.types import Message
 
 from detectors.jpeg import UndecodableImageError
 from ioc import metrics
-from ioc.schemas import CameraFrame
+from ioc.schemas import CameraFrame, PlateRead
 from streams.context import WorkerContext
 from streams.decoding import decode_event
+from streams.plate_read_sink import store_reads
 from streams.reads import reads_from_frame
+from streams.tables import WatchlistIndex
 
 
 def decode_frame(payload: bytes | None) -> list[CameraFrame]:
     return [decode_event(CameraFrame, payload)]
 
 
-async def recognize_batch(ctx: WorkerContext, decoded: list[tuple[Message, list[CameraFrame]]]) -> None:
+async def recognize_batch(
+    ctx: WorkerContext, watchlist: WatchlistIndex, decoded: list[tuple[Message, list[CameraFrame]]]
+) -> None:
     batch = []
     for message, (frame,) in decoded:
         if await ctx.is_known_camera(frame.camera_id):
@@ -31,23 +35,21 @@ async def recognize_batch(ctx: WorkerContext, decoded: list[tuple[Message, list[
     results = await asyncio.gather(
         *(ctx.recognition.recognize(frame.jpeg) for _, frame in batch), return_exceptions=True
     )
-    reads, done = [], []
+    reads: list[tuple[Message, list[PlateRead]]] = []
     for (message, frame), result in zip(batch, results, strict=True):
         if isinstance(result, UndecodableImageError):
             await ctx.dead_letters.publish(message, "undecodable_image", str(result))
         elif isinstance(result, BaseException):
             await ctx.dead_letters.publish(message, "processing_error", repr(result))
         else:
-            reads += reads_from_frame(frame, result.plates, result.crops_jpeg)
-            done.append(message)
-    await ctx.send_plate_reads(reads)
-    metrics.PLATES_READ.labels("camera").inc(len(reads))
-    for message in done:
-        metrics.MESSAGES_STORED.labels(message.topic).inc()
+            reads.append((message, reads_from_frame(frame, result.plates, result.crops_jpeg)))
+    refused = await store_reads(ctx, watchlist, reads)
+    metrics.PLATES_READ.labels("camera").inc(sum(len(r) for _, r in reads))
+    ctx.count_stored(m for m, _ in reads if id(m) not in refused)
 
 
-def register(ctx: WorkerContext) -> None:
+def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
         async for batch in ctx.decoded_batches(stream, decode_frame, size=ctx.settings.recognition_queue):
-            await ctx.process(batch, recognize_batch)
+            await ctx.process(batch, lambda c, b: recognize_batch(c, watchlist, b))

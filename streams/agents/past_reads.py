@@ -20,7 +20,7 @@ from ioc.watchlist_matcher import WatchlistMatcher
 from streams.context import WorkerContext
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex
-from streams.watchlist_alerts import record_hit
+from streams.watchlist_alerts import record_hits
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,15 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
             async def search(conn: AsyncConnection, rows: list, entry=entry, to_publish=to_publish) -> int:  # noqa: ANN001
                 matcher = WatchlistMatcher([entry])
                 reads: list[PlateRead] = await recent_reads_matching(conn, entry.pattern, now - lookback)
-                for read in reads:
-                    for hit in matcher.match(read.text, candidates=read.candidates, at=read.captured_at):
-                        if (alert := await record_hit(conn, read, hit, past_read=True)) is not None:
-                            to_publish[alert.alert_id] = alert
+                hits = [(read, hit) for read in reads
+                        for hit in matcher.match(read.text, candidates=read.candidates, at=read.captured_at)]
+                for alert in await record_hits(conn, hits, past_read=True):
+                    to_publish[alert.alert_id] = alert
                 return len(reads)
 
             await write_batch(pool, "alerts", search, [entry])
             searched.add((entry.entry_id, entry.added_at))
+            await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
             for alert in to_publish.values():
-                await ctx.send(ctx.topics.alerts, alert.subject, alert)
                 metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
             logger.info("past-read matching for entry %s: %d alert(s)", entry.entry_id, len(to_publish))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from faust.types import Message
 
-from ioc import metrics
 from ioc.schemas import SensorReading, SensorReadingBatch
 from ioc.storage.sensor_readings import insert_sensor_readings
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.sinks import write_batch
 
-decoder = EventDecoder(SensorReading, SensorReadingBatch, lambda b: b.readings)
+decoder = EventDecoder(SensorReading, SensorReadingBatch, "readings")
 
 
 async def store_batch(ctx: WorkerContext, batch: list[tuple[Message, list[SensorReading]]]) -> None:
@@ -19,12 +18,14 @@ async def store_batch(ctx: WorkerContext, batch: list[tuple[Message, list[Sensor
     if not readings:
         return
     _, rejected = await write_batch(await ctx.pool(), "sensor_readings", insert_sensor_readings, readings)
+    stored = []
     for message, message_readings in batch:
         errors = [str(r.error) for r in rejected if any(r.row is m for m in message_readings)]
         if errors:
             await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
         else:
-            metrics.MESSAGES_STORED.labels(message.topic).inc()
+            stored.append(message)
+    ctx.count_stored(stored)
 
 
 def register(ctx: WorkerContext) -> None:

@@ -175,7 +175,9 @@ async def test_crop_link_serves_the_jpeg(seeded: ApiServer) -> None:
         assert crop.headers["cache-control"].startswith("private")
         without_time = await client.get(newest["crop_url"].split("?")[0])
         assert without_time.content == JPEG
-        missing = await client.get(f"/api/reads/{newest['read_id'][:-1]}0/crop.jpg")
+        read_id = newest["read_id"]
+        other = read_id[:-1] + ("1" if read_id[-1] == "0" else "0")  # a different, unknown read
+        missing = await client.get(f"/api/reads/{other}/crop.jpg")
         assert missing.status_code == 404
 
 

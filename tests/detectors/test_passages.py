@@ -1,6 +1,6 @@
 import pytest
 
-from detectors.passages import Observation, group_passages, same_plate, vote
+from detectors.passages import Observation, PassageAssembler, group_passages, same_plate, vote
 
 
 def obs(i: int, at: float, text: str, conf: float, cands=()) -> Observation:
@@ -43,3 +43,32 @@ def test_same_plate_tolerates_lookalikes_and_small_edits_only() -> None:
 def test_empty_passage_is_an_error() -> None:
     with pytest.raises(ValueError):
         vote([])
+
+
+def test_assembler_streams_reads_into_passages_and_finalises_them() -> None:
+    assembler = PassageAssembler(gap_s=3.0)
+    for read in (obs(1, 0.0, "51F86988", 0.9), obs(2, 0.5, "29X504899", 0.8), obs(3, 0.9, "51F86986", 0.6)):
+        assembler.add("lane", read, now=100.0)
+    assembler.add("lane", obs(1, 0.0, "51F86988", 0.9), now=100.0)  # a replayed read changes nothing
+    flushed = assembler.flush(now=100.5)
+    # the car behind does not split the first car's passage
+    assert [([r.read_id for r in p.reads], final) for p, final in flushed] == [(["r1", "r3"], False),
+                                                                              (["r2"], False)]
+    assert assembler.flush(now=101.0) == []  # nothing changed, nothing final yet
+
+    # a read 8 s later (capture time) at the lane closes both: the lane has moved on
+    assembler.add("lane", obs(4, 8.0, "30A11111", 0.9), now=101.5)
+    flushed = assembler.flush(now=101.6)
+    assert [(p.key, final) for p, final in flushed] == [("r1", True), ("r2", True), ("r4", False)]
+    assert len(assembler) == 1
+    # a quiet lane closes its passages by processing time
+    assert [(p.key, final) for p, final in assembler.flush(now=110.0)] == [("r4", True)]
+    assert len(assembler) == 0
+
+
+def test_assembler_puts_a_late_read_into_its_passage_in_capture_order() -> None:
+    assembler = PassageAssembler(gap_s=3.0)
+    for read in (obs(1, 1.0, "20A12345", 0.9), obs(2, 2.0, "20A12345", 0.9), obs(3, 0.5, "20A12345", 0.7)):
+        assembler.add("lane", read, now=0.0)
+    (passage, _), = assembler.flush(now=0.0)
+    assert [r.read_id for r in passage.reads] == ["r3", "r1", "r2"] and passage.key == "r1"

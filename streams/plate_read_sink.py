@@ -1,4 +1,10 @@
-"""Plate reads -> database rows, and watchlist hits -> incidents and alerts."""
+"""Plate reads -> database rows, watchlist hits -> incidents and alerts, and the reads
+onto the ``plate-reads`` topic for downstream consumers.
+
+Called by the agents that produce reads (edge reads, frames) before they acknowledge
+their source messages: storing where the reads are made saves a second decode and a
+Kafka round trip per read, and a replayed source message stores nothing twice.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +15,35 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
-from ioc.schemas import Alert, PlateRead, PlateReadBatch, utcnow
+from ioc.schemas import Alert, PlateRead, utcnow
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import Hit
 from streams.context import WorkerContext
-from streams.decoding import EventDecoder
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex
-from streams.watchlist_alerts import record_hit
+from streams.watchlist_alerts import record_hits
 
 logger = logging.getLogger(__name__)
 
-decoder = EventDecoder(PlateRead, PlateReadBatch, lambda b: b.reads)
 
-
-async def store_batch(
+async def store_reads(
     ctx: WorkerContext, watchlist: WatchlistIndex, batch: list[tuple[Message, list[PlateRead]]]
-) -> None:
+) -> set[int]:
+    """Store, match and publish the reads of each source message; returns the ids of
+    the messages whose reads the database refused (they went to the dead letter)."""
     reads = [read for _, message_reads in batch for read in message_reads]
     if not reads:
-        return
+        return set()
     pool = await ctx.pool()
     await watchlist.ready()
     _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
     refused = {id(r.row) for r in rejected}
+    refused_messages = set()
     for message, message_reads in batch:
         errors = [str(r.error) for r in rejected if any(r.row is m for m in message_reads)]
         if errors:
             await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
+            refused_messages.add(id(message))
 
     stored = [read for read in reads if id(read) not in refused]
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
@@ -46,9 +53,13 @@ async def store_batch(
     committed_at = utcnow()
     for read in stored:
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
-    for message, message_reads in batch:
-        if not any(id(r) in refused for r in message_reads):
-            metrics.MESSAGES_STORED.labels(message.topic).inc()
+        if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
+            ctx.passages.add(read)
+    await ctx.send_plate_reads([
+        (message, [r for r in message_reads if id(r) not in refused])
+        for message, message_reads in batch if id(message) not in refused_messages
+    ])
+    return refused_messages
 
 
 async def _raise_alerts(
@@ -58,21 +69,13 @@ async def _raise_alerts(
     to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
 
     async def record(conn: AsyncConnection, rows: list[tuple[PlateRead, Hit]]) -> int:
-        for read, hit in rows:
-            if (alert := await record_hit(conn, read, hit)) is not None:
-                to_publish[alert.alert_id] = alert
+        for alert in await record_hits(conn, rows):
+            to_publish[alert.alert_id] = alert
         return len(rows)
 
     _, failed = await write_batch(pool, "alerts", record, hits)
     for error in failed:  # not expected: the rows come from validated events
         logger.error("watchlist hit not recorded: %s", error)
+    await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
     for alert in to_publish.values():
-        await ctx.send(ctx.topics.alerts, alert.subject, alert)
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
-
-
-def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
-    @ctx.app.agent(ctx.topics.plate_reads, name="store-plate-reads")
-    async def store_plate_reads(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decoder.decode):
-            await ctx.process(batch, lambda c, b: store_batch(c, watchlist, b))

@@ -1,0 +1,78 @@
+"""This worker's open passages: fed by the reads it stores, written by the passages timer.
+
+A worker writes passages only for lanes its own partitions fed since it started
+(camera id is the Kafka key, so a lane belongs to one worker): passages seeded
+from the database after a restart are completed there, never overwritten by a
+worker that merely loaded them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from detectors import plate_format
+from detectors.passages import Observation, Passage, PassageAssembler, vote
+from ioc.schemas import PlateRead
+from ioc.storage.passages import LaneRead, PassageRow
+
+Lane = tuple[str, int]  # (camera_id, lane)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlace:
+    """Where and when a read was made: what a passage row needs besides the vote."""
+
+    read_id: uuid.UUID
+    camera_id: str
+    checkpoint_id: str
+    lane: int
+    direction: str
+    captured_at: datetime
+
+
+def _observe(read: PlateRead | LaneRead, candidates: tuple[tuple[str, float], ...]) -> Observation:
+    place = ReadPlace(read.read_id, read.camera_id, read.checkpoint_id, read.lane, str(read.direction),
+                      read.captured_at)
+    return Observation(str(read.read_id), read.captured_at.timestamp(), read.text, read.confidence,
+                       candidates, info=place)
+
+
+def passage_row(passage: Passage, *, final: bool) -> PassageRow:
+    result = vote(passage.reads)
+    first: ReadPlace = passage.reads[0].info
+    last: ReadPlace = passage.reads[-1].info
+    return PassageRow(
+        passage_id=uuid.uuid5(uuid.UUID(passage.key), "passage"),
+        camera_id=first.camera_id, checkpoint_id=first.checkpoint_id, lane=first.lane,
+        direction=first.direction, started_at=first.captured_at, ended_at=last.captured_at,
+        text=result.text, display=plate_format.display(result.text), confidence=result.confidence,
+        reads=len(passage.reads), support=result.support,
+        read_ids=[r.info.read_id for r in passage.reads], best_read_id=uuid.UUID(result.best_read_id),
+        status="final" if final else "provisional",
+    )
+
+
+@dataclass
+class LivePassages:
+    assembler: PassageAssembler = field(default_factory=PassageAssembler)
+    owned: set[Lane] = field(default_factory=set)
+
+    def add(self, read: PlateRead) -> None:
+        """A read this worker stored (from its own partitions)."""
+        lane = (read.camera_id, read.lane)
+        self.owned.add(lane)
+        candidates = tuple((c.text, c.confidence) for c in read.candidates)
+        self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
+
+    def seed(self, read: LaneRead) -> None:
+        """A read loaded from the database after a start."""
+        candidates = tuple((c["text"], c["confidence"]) for c in read.candidates)
+        self.assembler.add((read.camera_id, read.lane), _observe(read, candidates), now=time.monotonic())
+
+    def flush(self) -> list[PassageRow]:
+        """Rows for the passages of owned lanes that changed or became final."""
+        return [passage_row(p, final=final) for p, final in self.assembler.flush(now=time.monotonic())
+                if p.lane in self.owned]

@@ -1,0 +1,70 @@
+"""Passages against a real database: the reads of one vehicle become one voted
+passage, provisional until the vehicle left, and a restarted worker completes it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from psycopg.rows import dict_row
+
+from ioc.schemas import Direction, PlateCandidate, PlateRead, utcnow
+from ioc.storage.database import connect
+from ioc.storage.migrations import migrate
+from ioc.storage.passages import lane_reads, upsert_passages
+from ioc.storage.plate_reads import insert_plate_reads
+from streams.live_passages import LivePassages
+
+
+def _read(text: str, at: datetime, *, camera: str = "CP01-CAM1", lane: int = 0,
+          confidence: float = 0.9) -> PlateRead:
+    source = uuid.uuid4()
+    return PlateRead(
+        read_id=PlateRead.derive_id(source, 0), source="camera", source_event_id=source,
+        camera_id=camera, checkpoint_id="CP01", direction=Direction.IN, lane=lane, captured_at=at,
+        text=text, display=text, confidence=confidence,
+        candidates=[PlateCandidate(text=text, confidence=confidence)],
+    )
+
+
+async def _passages(url: str) -> list[dict]:
+    async with await connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT camera_id, lane, text, reads, status FROM passages"
+                          " ORDER BY camera_id, started_at")
+        return await cur.fetchall()
+
+
+async def test_stored_reads_become_voted_passages_written_for_owned_lanes(database_url: str) -> None:
+    await migrate(database_url)
+    start = utcnow() - timedelta(seconds=1)
+    vehicle = [_read("29A12345", start), _read("29A12346", start + timedelta(seconds=0.4), confidence=0.5),
+               _read("29A12345", start + timedelta(seconds=0.8))]
+    elsewhere = _read("20B67890", start, camera="CP02-CAM1")  # in the database, fed to another worker
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [*vehicle, elsewhere])
+        await conn.commit()
+
+    live = LivePassages()
+    for read in vehicle:
+        live.add(read)
+    async with await connect(database_url) as conn:
+        await upsert_passages(conn, live.flush())
+        await conn.commit()
+    assert await _passages(database_url) == [
+        {"camera_id": "CP01-CAM1", "lane": 0, "text": "29A12345", "reads": 3, "status": "provisional"}
+    ]
+
+    # after a restart: the open passage is rebuilt from the stored reads, a replayed and a
+    # new read join it, and the lane this worker is not fed stays unwritten
+    restarted = LivePassages()
+    async with await connect(database_url) as conn:
+        for read in await lane_reads(conn, since=start - timedelta(minutes=1)):
+            restarted.seed(read)
+        late = _read("29A12345", start + timedelta(seconds=2))
+        restarted.add(vehicle[0])
+        restarted.add(late)
+        await upsert_passages(conn, restarted.flush())
+        await conn.commit()
+    assert [(p["camera_id"], p["text"], p["reads"]) for p in await _passages(database_url)] == [
+        ("CP01-CAM1", "29A12345", 4)
+    ]
