@@ -44,8 +44,10 @@ Sign in with `POST /api/auth/token` (OAuth2 password grant) and send the token a
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # autocommit: a look-up is one query plus its audit row, not BEGIN/query/INSERT/COMMIT;
+    # handlers that write more than one row open a transaction explicitly
     pool = await open_pool(settings.database_conninfo(), min_size=2, max_size=settings.database_pool_size,
-                           name="ioc-api")
+                           name="ioc-api", autocommit=True)
     app.state.pool = pool
     app.state.users = UserDirectory(pool)
     publisher = app.state.publisher = EventPublisher(settings, pool)

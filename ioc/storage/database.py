@@ -8,6 +8,8 @@ features, or plain PostgreSQL), so everything that depends on it asks
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -88,6 +90,19 @@ async def detect_capabilities(conn: AsyncConnection) -> Capabilities:
     )
 
 
+CHECK_AFTER_IDLE_S = 2.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
+
+
+async def _mark_returned(conn: AsyncConnection) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: AsyncConnection) -> None:
+    if time.monotonic() - _returned_at.get(conn, float("-inf")) > CHECK_AFTER_IDLE_S:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def _configure(conn: AsyncConnection) -> None:
     """Every session works in UTC so day partitions and buckets line up the same everywhere."""
     await conn.execute("SET TIME ZONE 'UTC'")
@@ -101,11 +116,15 @@ async def open_pool(
     max_size: int = 10,
     timeout: float = 30.0,
     name: str = "ioc",
+    autocommit: bool = False,
 ) -> AsyncConnectionPool:
     """An open pool whose connections work; bad settings fail here, at start-up.
 
-    Connections are checked when taken from the pool, so a pool outlives a
-    database restart instead of handing out dead connections.
+    A connection idle for a few seconds is checked when taken from the pool, so a
+    pool outlives a database restart instead of handing out dead connections; one
+    used moments ago is not (a round trip per request is a large part of a
+    look-up's cost). ``autocommit`` suits request handlers that mark their
+    transactions explicitly.
     """
     pool = AsyncConnectionPool(
         conninfo,
@@ -115,8 +134,9 @@ async def open_pool(
         name=name,
         timeout=timeout,
         configure=_configure,
-        check=AsyncConnectionPool.check_connection,
-        kwargs={"application_name": name},
+        check=_check_if_idle,
+        reset=_mark_returned,
+        kwargs={"application_name": name, "autocommit": autocommit},
     )
     await pool.open()
     try:

@@ -133,13 +133,14 @@ async def sightings(
     plate_arg: dict[str, Any] = {"pattern": query} if kind == "partial" else {"text": query}
     asked = {"plate": query, "kind": kind, "since": since, "until": until, "checkpoint_id": checkpoint_id,
              "direction": direction.value if direction else None, "limit": limit, "cursor": cursor}
+    # the audit row is written after the query (it records the result count) and before
+    # the answer leaves: if it cannot be written, the officer gets an error, not the data
     try:
-        async with conn.transaction():
-            rows = await find_sightings(conn, **plate_arg, fuzzy=fuzzy, since=since, until=until,
-                                        checkpoint_id=checkpoint_id, direction=direction, limit=limit,
-                                        before=before)
-            await append_audit(conn, actor=user.username, role=user.role, action="plate.sightings",
-                               query=asked, purpose=stated_purpose(purpose), result_count=len(rows))
+        rows = await find_sightings(conn, **plate_arg, fuzzy=fuzzy, since=since, until=until,
+                                    checkpoint_id=checkpoint_id, direction=direction, limit=limit,
+                                    before=before)
+        await append_audit(conn, actor=user.username, role=user.role, action="plate.sightings",
+                           query=asked, purpose=stated_purpose(purpose), result_count=len(rows))
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     metrics.PLATE_QUERIES.labels(kind).inc()
@@ -154,11 +155,9 @@ async def wanted(conn: ConnDep, user: PlateSearcher, plate: PlateQuery, purpose:
     if has_wildcards(query):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "check a whole plate, not a pattern")
     try:
-        async with conn.transaction():
-            matches = await entries_matching(conn, query, datetime.now(UTC))
-            await append_audit(conn, actor=user.username, role=user.role, action="plate.wanted",
-                               query={"plate": query}, purpose=stated_purpose(purpose),
-                               result_count=len(matches))
+        matches = await entries_matching(conn, query, datetime.now(UTC))
+        await append_audit(conn, actor=user.username, role=user.role, action="plate.wanted",
+                           query={"plate": query}, purpose=stated_purpose(purpose), result_count=len(matches))
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     metrics.PLATE_QUERIES.labels("wanted").inc()
