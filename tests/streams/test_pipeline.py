@@ -110,8 +110,37 @@ def _worker_metrics(settings: Settings) -> dict[str, float]:
     return values
 
 
+async def _alerts_through_api(settings: Settings, workdir: Path) -> list[dict]:
+    """The watchlist alerts as an operator sees them, from a real ``ioc api`` process."""
+    import httpx
+
+    from ioc.api.security import Principal, issue_token
+    from ioc.storage.users import create_user
+
+    async with await connect(settings.database_conninfo()) as conn:
+        await create_user(conn, "it-operator", "operator", "a long enough passphrase")
+        await conn.commit()
+    token = issue_token(Principal("it-operator", "operator"), secret=settings.auth_secret.get_secret_value(),
+                        ttl_s=300)
+    api = DemoProcesses()
+    api.start("api", [sys.executable, "-m", "ioc", "api"], child_env(settings), workdir)
+    try:
+        url = f"http://{settings.api_host}:{settings.api_port}"
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+            for _ in range(100):
+                try:
+                    response = await client.get("/api/alerts", params={"kind": "watchlist_hit"})
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+            assert response.status_code == 200, response.text
+            return response.json()["data"]
+    finally:
+        api.stop()
+
+
 async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
-    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     t = settings.topics
     frame = _frame(WANTED)
@@ -136,6 +165,8 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
         [WANTED], WANTED,
     )
     assert alert_subject == WANTED
+    alert = (await _alerts_through_api(settings, tmp_path))[0]
+    assert alert["subject"] == WANTED and alert["evidence"]["match_kind"] == "exact"
 
     letters = await _dead_letters(settings, expected=5)
     reasons = sorted(letter["reason"] for letter in letters)
