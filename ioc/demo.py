@@ -131,7 +131,7 @@ async def summary(settings: Settings) -> dict:
                                   batched=frozenset({t.plate_reads}))
     rows = await table_counts(
         settings.database_conninfo(),
-        ["plate_reads", "checkpoint_counts", "sensor_readings", "alerts"],
+        ["plate_reads", "checkpoint_counts", "sensor_readings", "alerts", "passages"],
     )
     return {
         "frames": topics[t.frames],
