@@ -15,7 +15,8 @@ from typing import TypeVar
 import faust
 import psycopg
 from aiokafka.errors import KafkaError
-from faust.types import Message
+from faust.exceptions import ProducerSendError
+from faust.types import Message, ProducerT
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
 
@@ -38,8 +39,13 @@ SEND_BACKOFF_START_S = 0.2
 SEND_BACKOFF_MAX_S = 10.0
 
 
-async def _deliver(topic: faust.TopicT, key: bytes, payload: bytes) -> None:
-    await (await topic.send(key=key, value=payload))
+# what a send can fail with while the broker is away: aiokafka's errors, as Faust wraps them or not
+SEND_ERRORS = (KafkaError, ProducerSendError)
+
+
+async def _deliver(producer: ProducerT, topic: str, key: bytes, payload: bytes) -> None:
+    """Straight to the app's producer: Faust's channel layer costs more than the send itself."""
+    await (await producer.send(topic, key, payload, None, None, None))
 
 
 @dataclass
@@ -131,20 +137,22 @@ class WorkerContext:
     async def send_many(self, topic: faust.TopicT, messages: list[tuple[str | bytes, BaseModel]]) -> None:
         """Send all messages at once, then wait for every acknowledgement (one round trip,
         not one per message); the ones that failed are sent again after a back-off."""
+        name = topic.get_topic_name()
         pending = [(key.encode() if isinstance(key, str) else key, value.model_dump_json().encode())
                    for key, value in messages]
         delay = SEND_BACKOFF_START_S
         while pending:
             outcomes = await asyncio.gather(
-                *(_deliver(topic, key, payload) for key, payload in pending), return_exceptions=True
+                *(_deliver(self.app.producer, name, key, payload) for key, payload in pending),
+                return_exceptions=True,
             )
             for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not isinstance(outcome, KafkaError):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, SEND_ERRORS):
                     raise outcome
-            failed = [(m, o) for m, o in zip(pending, outcomes, strict=True) if isinstance(o, KafkaError)]
+            failed = [(m, o) for m, o in zip(pending, outcomes, strict=True) if isinstance(o, SEND_ERRORS)]
             if failed:
                 logger.warning("%d sends to %s failed (%s); retrying in %.1fs",
-                               len(failed), topic.get_topic_name(), failed[0][1], delay)
+                               len(failed), name, failed[0][1], delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SEND_BACKOFF_MAX_S)
             pending = [message for message, _ in failed]

@@ -8,6 +8,7 @@ Kafka round trip per read, and a replayed source message stores nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from faust.types import Message
@@ -37,6 +38,7 @@ async def store_reads(
     pool = await ctx.pool()
     await watchlist.ready()
     _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
+    committed_at = utcnow()
     refused = {id(r.row) for r in rejected}
     refused_messages = set()
     for message, message_reads in batch:
@@ -47,18 +49,19 @@ async def store_reads(
 
     stored = [read for read in reads if id(read) not in refused]
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
-    if hits:
-        await _raise_alerts(ctx, pool, hits)
+    # incidents (database) and the read stream (Kafka) wait on different servers: overlap them
+    await asyncio.gather(
+        _raise_alerts(ctx, pool, hits),
+        ctx.send_plate_reads([
+            (message, [r for r in message_reads if id(r) not in refused])
+            for message, message_reads in batch if id(message) not in refused_messages
+        ]),
+    )
 
-    committed_at = utcnow()
     for read in stored:
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
             ctx.passages.add(read)
-    await ctx.send_plate_reads([
-        (message, [r for r in message_reads if id(r) not in refused])
-        for message, message_reads in batch if id(message) not in refused_messages
-    ])
     return refused_messages
 
 
@@ -66,6 +69,8 @@ async def _raise_alerts(
     ctx: WorkerContext, pool: AsyncConnectionPool, hits: list[tuple[PlateRead, Hit]]
 ) -> None:
     """Record hits as incidents (one transaction, retried on outages), then publish."""
+    if not hits:
+        return
     to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
 
     async def record(conn: AsyncConnection, rows: list[tuple[PlateRead, Hit]]) -> int:
