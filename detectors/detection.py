@@ -114,13 +114,25 @@ class CornerRefiner:
 
     def refine(self, grey: np.ndarray, quads: list[np.ndarray], *, passes: int = 2) -> list[np.ndarray]:
         """Refined ``(4, 2) float32`` corners for each rough quad in ``grey`` ``(H, W) uint8``."""
-        if not quads:
-            return []
+        return self.refine_steps(grey, quads, passes=passes)[-1] if quads else []
+
+    def refine_steps(
+        self, grey: np.ndarray, quads: list[np.ndarray], *, passes: int = 2
+    ) -> list[list[np.ndarray]]:
+        """The corners after each of ``passes`` refinement passes (the last is the best single guess).
+
+        Successive passes differ by a fraction of a pixel to a few pixels; reading
+        the plate at more than one of them averages out the refiner's jitter.
+        """
         current = [np.asarray(q, np.float32) for q in quads]
+        if not current:
+            return [current]
         size = np.array(REFINE_SIZE, np.float32)
+        steps = []
         for _ in range(passes):
             views, inverses = zip(*(refine_view(grey, q) for q in current), strict=True)
             batch = np.stack(views).astype(np.float32)[:, None] * np.float32(1 / 255)
             predicted = self._session.run(None, {"view": batch})[0].reshape(-1, 4, 2) * size
             current = [view_to_image(p, inv) for p, inv in zip(predicted, inverses, strict=True)]
-        return current
+            steps.append(current)
+        return steps or [current]

@@ -55,9 +55,14 @@ def quad_size(corners: np.ndarray) -> tuple[float, float]:
 
 
 def layout_from_aspect(width: float, height: float) -> Layout:
-    """Guess the layout from the plate's width/height (one-line 4.7, two-line 2.0, motorbike 1.36)."""
+    """Guess the layout from the plate's width/height (one-line 4.7, two-line 2.0, motorbike 1.36).
+
+    The one-row / two-row cut sits nearer two-line plates because yaw and pitch
+    shorten a one-line plate's apparent aspect to about 3 while a two-line plate
+    seldom looks wider than 2.4.
+    """
     aspect = width / max(height, 1e-6)
-    if aspect > 3.2:
+    if aspect > 2.75:
         return Layout.ONE_LINE
     if aspect > 1.65:
         return Layout.TWO_LINE

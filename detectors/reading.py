@@ -81,6 +81,7 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
     blank = columns[:, 0].tolist()
     # per column, the few characters worth considering (index into ALPHABET, probability)
     options = _column_options(columns[:, 1:])
+    rows = columns.tolist()  # plain floats: arithmetic on numpy scalars is several times slower
     # beam entries: prefix -> [p_blank, p_char, signature]
     beams: dict[str, list] = {"": [1.0, 0.0, ""]}
     for t, chars in enumerate(options):
@@ -90,7 +91,7 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
                 entry[0] = (entry[0] + entry[1]) * b
                 entry[1] = 0.0  # continuing a character is below _MIN_CHAR_PROB: negligible
             continue
-        column = columns[t]
+        column = rows[t]
         fresh: dict[str, list] = {}
         for prefix, (p_blank, p_char, signature) in beams.items():
             total = p_blank + p_char
@@ -135,8 +136,8 @@ def _column_options(chars: np.ndarray, *, per_column: int = 4) -> list[list[tupl
     top = np.argsort(-chars, axis=1)[:, :per_column]
     top_p = np.take_along_axis(chars, top, axis=1)
     return [
-        [(ALPHABET[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True) if p > _MIN_CHAR_PROB]
-        for row_i, row_p in zip(top, top_p, strict=True)
+        [(ALPHABET[i], p) for i, p in zip(row_i, row_p, strict=True) if p > _MIN_CHAR_PROB]
+        for row_i, row_p in zip(top.tolist(), top_p.tolist(), strict=True)
     ]
 
 

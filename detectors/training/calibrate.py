@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--crops", type=int, default=1500)
     parser.add_argument("--negatives", type=int, default=200)
+    parser.add_argument("--models", type=Path, default=MODELS, help="folder of the models to calibrate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    raw_recognizer = PlateRecognizer.load()
+    raw_recognizer = PlateRecognizer.load(models_dir=args.models)
     # identity calibration and no reporting threshold, to see every raw score
     raw_recognizer._calibration = _Calibration(min_confidence=0.0)  # noqa: SLF001
     raw, right = collect(raw_recognizer, frames=args.frames, crops=args.crops, seed=21)
@@ -140,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         "min_detection": calibration.min_detection,
         "validation": summary,
     }
-    (MODELS / "calibration.json").write_text(json.dumps(payload, indent=1) + "\n")
+    target = args.models / "calibration.json"
+    temporary = target.with_name(".calibration.json.tmp")
+    temporary.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(temporary, target)  # a recogniser loading concurrently never sees half a file
 
 
 if __name__ == "__main__":

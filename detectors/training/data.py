@@ -164,12 +164,8 @@ def refiner_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.n
     spec = random_plate_spec(rng)
     patch, quad = render_plate_patch(spec, rng=rng, style=style, night=rng.random() < 0.2, margin=0.8)
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-    if rng.random() < 0.35:  # the outline of a loose crop: the plate's bounding box, perhaps padded
-        x0, y0 = quad.min(axis=0)
-        x1, y1 = quad.max(axis=0)
-        pad = (quad.max(axis=0) - quad.min(axis=0)) * rng.uniform(0.0, 0.1, 2)
-        x0, y0, x1, y1 = x0 - pad[0], y0 - pad[1], x1 + pad[0], y1 + pad[1]
-        rough = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    if rng.random() < 0.5:  # a tight or loose crop, outlined by its own border as at run time
+        grey, quad, rough = _crop_outline(grey, quad, rng)
     else:
         rough = jitter_corners(quad, rng, amount=float(rng.uniform(0.3, 3.0)))
     view, to_image = refine_view(grey, rough)
@@ -177,6 +173,25 @@ def refiner_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.n
     truth = cv2.perspectiveTransform(quad.reshape(1, 4, 2).astype(np.float64), to_view).reshape(4, 2)
     truth = truth / np.array(REFINE_SIZE, np.float64)
     return view, truth.astype(np.float32).reshape(8)
+
+
+def _crop_outline(
+    grey: np.ndarray, quad: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the plate's (perhaps padded) bounding box out of ``grey``, as a caller's crop would be.
+
+    Returns the crop, the plate's corners in it and the crop's outline. The refiner
+    must learn what ``read_crop`` shows it: nothing beyond the crop's border (the
+    view repeats the edge pixels there), not the scene around the plate.
+    """
+    pad = (quad.max(axis=0) - quad.min(axis=0)) * rng.uniform(0.0, 0.1, 2) * (rng.random() < 0.8)
+    height, width = grey.shape
+    x0, y0 = np.maximum(np.floor(quad.min(axis=0) - pad), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(quad.max(axis=0) + pad), [width, height]).astype(int)
+    crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
+    h, w = crop.shape
+    outline = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    return crop, (quad - np.array([x0, y0], np.float32)).astype(np.float32), outline
 
 
 def _refiner_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, np.ndarray]:

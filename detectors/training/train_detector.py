@@ -21,6 +21,7 @@ from torch import nn
 
 from detectors.training.data import CACHE, DETECTOR_STRIDE, detector_set
 from detectors.training.nets import PlateDetector
+from detectors.training.onnx_init import replace_atomically, resume
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> d
         x0 -= x0 % DETECTOR_STRIDE
         y0 -= y0 % DETECTOR_STRIDE
         image = data["images"][i, y0 : y0 + WINDOW[1], x0 : x0 + WINDOW[0]].astype(np.float32) / 255.0
-        image = np.clip(image * rng.uniform(0.7, 1.3) + rng.uniform(-0.15, 0.15), 0, 1)
+        image = np.clip(_recolour(image, rng) * rng.uniform(0.7, 1.3) + rng.uniform(-0.15, 0.15), 0, 1)
         shifted = corners - np.array([x0, y0], np.float32)
         t = targets(shifted, kinds, WINDOW)
         images.append(image.transpose(2, 0, 1))
@@ -94,6 +95,21 @@ def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> d
         "layout": torch.from_numpy(np.stack(layouts)),
         "weight": torch.from_numpy(np.stack(weights)),
     }
+
+
+def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shuffle, tint or drop the colour channels of an ``(H, W, 3)`` window in [0, 1].
+
+    Plates must be found by their shape and lettering, not by the handful of
+    plate and vehicle colours the renderer uses: white balance, tinted light and
+    plate colours all vary in real footage, and a detector that keys on colour
+    misses a yellow plate on an unusual background.
+    """
+    if rng.random() < 0.5:
+        image = image[:, :, rng.permutation(3)]
+    if rng.random() < 0.15:
+        image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
+    return image * rng.uniform(0.8, 1.2, 3).astype(np.float32)
 
 
 def loss_terms(raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -114,11 +130,12 @@ def loss_terms(raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch
 
 
 def export(model: PlateDetector, path: Path) -> None:
+    """Write the ONNX detector to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()
-    torch.onnx.export(
-        model, torch.zeros(1, 3, 288, 512), str(path), input_names=["image"], output_names=["maps"],
+    replace_atomically(lambda target: torch.onnx.export(
+        model, torch.zeros(1, 3, 288, 512), str(target), input_names=["image"], output_names=["maps"],
         opset_version=17, dynamo=False,
-    )  # fmt: skip
+    ), path)  # fmt: skip
     model.train()
 
 
@@ -127,7 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--frames", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
+    )
+    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export detector.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
     args = parser.parse_args(argv)
@@ -138,8 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     data = {key: np.concatenate([part[key] for part in sets]) for key in ("images", "corners", "layouts")}
     model = PlateDetector()
     checkpoint = CACHE / "detector.pt"
-    if args.resume and checkpoint.exists():
-        model.load_state_dict(torch.load(checkpoint))
+    if args.resume:
+        calibration = torch.from_numpy(data["images"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS / "detector.onnx", calibration))
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(0)
     batch_size = 32
@@ -172,9 +195,9 @@ def main(argv: list[str] | None = None) -> None:
                             corner.item(), layout.item(), time.monotonic() - started)  # fmt: skip
             if step % 300 == 0:
                 torch.save(model.state_dict(), checkpoint)
-                export(model, MODELS / "detector.onnx")
+                export(model, args.out / "detector.onnx")
         torch.save(model.state_dict(), checkpoint)
-        export(model, MODELS / "detector.onnx")
+        export(model, args.out / "detector.onnx")
         logger.info("epoch done at step %d", step)
 
 

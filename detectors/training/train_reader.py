@@ -20,6 +20,7 @@ from torch import nn
 
 from detectors.training.data import CACHE, reader_set
 from detectors.training.nets import ALPHABET, StripReader
+from detectors.training.onnx_init import replace_atomically, resume
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,23 @@ def greedy(probs: np.ndarray) -> list[str]:
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Cheap photometric and small geometric changes on ``(N, 1, 32, 192)`` strips in [0, 1]."""
+    """Photometric and small geometric changes on ``(N, 1, 32, 192)`` strips in [0, 1].
+
+    Beyond gain, bias and noise: a random gamma (cameras differ in tone curves),
+    loss of resolution (strips upscaled from a few pixels of a far plate) and a
+    light blur, so the reader does not rely on the renderer's exact sharpness.
+    """
     n = batch.shape[0]
+    gamma = torch.exp(torch.empty(n, 1, 1, 1).uniform_(-0.5, 0.5, generator=generator))
+    batch = batch.clamp(1e-3, 1) ** gamma
     gain = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4, generator=generator)
     bias = torch.empty(n, 1, 1, 1).uniform_(-0.2, 0.2, generator=generator)
     batch = batch * gain + bias
     flip = torch.rand(n, 1, 1, 1, generator=generator) < 0.15  # polarity: dark-on-light and light-on-dark
     batch = torch.where(flip, 1.0 - batch, batch)
-    batch = batch + torch.randn(batch.shape, generator=generator) * 0.03
+    batch = _resolution_loss(_warp(batch, generator), generator)
+    noise = torch.empty(n, 1, 1, 1).uniform_(0.0, 0.06, generator=generator)
+    batch = batch + torch.randn(batch.shape, generator=generator) * noise
     shift = int(torch.randint(-3, 4, (1,), generator=generator))
     if shift:
         batch = torch.roll(batch, shifts=shift, dims=3)
@@ -65,6 +75,37 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     elif stroke < 0.3:
         batch = -nn.functional.max_pool2d(-batch, (3, 3), stride=1, padding=1)
     return batch.clamp(0, 1)
+
+
+def _warp(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random per-strip shear, stretch and shift: lettering slants and widths the fonts do not have,
+    and the small rectification errors that corner refinement leaves."""
+    n = batch.shape[0]
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.empty(n).uniform_(0.92, 1.08, generator=generator)
+    theta[:, 1, 1] = torch.empty(n).uniform_(0.9, 1.1, generator=generator)
+    theta[:, 0, 1] = torch.empty(n).uniform_(-0.03, 0.03, generator=generator)  # x moves with y: slant
+    theta[:, 1, 0] = torch.empty(n).uniform_(-0.04, 0.04, generator=generator)  # a slight roll
+    theta[:, 1, 2] = torch.empty(n).uniform_(-0.06, 0.06, generator=generator)
+    keep = torch.rand(n, generator=generator) < 0.4
+    theta[keep] = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    grid = nn.functional.affine_grid(theta, list(batch.shape), align_corners=False)
+    return nn.functional.grid_sample(batch, grid, padding_mode="border", align_corners=False)
+
+
+def _resolution_loss(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Down- and up-sample a random part of the batch, or blur it: far and out-of-focus plates."""
+    kind = float(torch.rand(1, generator=generator))
+    if kind < 0.25:
+        factor = float(torch.empty(1).uniform_(0.35, 0.75, generator=generator))
+        size = (max(int(32 * factor), 8), max(int(192 * factor), 48))
+        small = nn.functional.interpolate(batch, size=size, mode="area")
+        return nn.functional.interpolate(small, size=batch.shape[2:], mode="bilinear", align_corners=False)
+    if kind < 0.4:
+        kernel = torch.tensor([1.0, 2.0, 1.0]) / 4
+        kernel = (kernel[:, None] * kernel[None, :]).view(1, 1, 3, 3)
+        return nn.functional.conv2d(nn.functional.pad(batch, (1, 1, 1, 1), mode="replicate"), kernel)
+    return batch
 
 
 def evaluate(model: StripReader, data: dict[str, np.ndarray]) -> float:
@@ -82,12 +123,13 @@ def evaluate(model: StripReader, data: dict[str, np.ndarray]) -> float:
 
 
 def export(model: StripReader, path: Path) -> None:
+    """Write the ONNX reader to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()
     dummy = torch.zeros(1, 1, 32, 192)
-    torch.onnx.export(
-        model, dummy, str(path), input_names=["strip"], output_names=["probs"],
+    replace_atomically(lambda target: torch.onnx.export(
+        model, dummy, str(target), input_names=["strip"], output_names=["probs"],
         dynamic_axes={"strip": {0: "n"}, "probs": {0: "n"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
+    ), path)  # fmt: skip
     model.train()
 
 
@@ -96,19 +138,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--samples", type=int, default=40000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="data seeds (sets are joined)")
+    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export reader.onnx into")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (lower to fine-tune)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    train = reader_set(args.samples, seed=1, style="train")
+    sets = [reader_set(args.samples, seed=seed, style="train") for seed in args.seeds]
+    train = {key: np.concatenate([part[key] for part in sets]) for key in ("strips", "texts")}
     val = reader_set(4000, seed=2, style="train")
     test = reader_set(3000, seed=3, style="test")
     model = StripReader()
     checkpoint = CACHE / "reader.pt"
-    if args.resume and checkpoint.exists():
-        model.load_state_dict(torch.load(checkpoint))
+    if args.resume:
+        calibration = torch.from_numpy(train["strips"][:512]).float().unsqueeze(1) / 255.0
+        logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS / "reader.onnx", calibration))
+        logger.info("start: val %.4f test %.4f", evaluate(model, val), evaluate(model, test))
     batch_size = 128
     steps_per_epoch = len(train["strips"]) // batch_size
     budget_s = args.minutes * 60
@@ -146,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 logger.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.monotonic() - started)
         epoch += 1
         torch.save(model.state_dict(), checkpoint)
-        export(model, MODELS / "reader.onnx")
+        export(model, args.out / "reader.onnx")
         logger.info("epoch %d: val %.4f test %.4f", epoch, evaluate(model, val), evaluate(model, test))
 
 

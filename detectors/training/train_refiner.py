@@ -22,6 +22,7 @@ from torch import nn
 from detectors.geometry import REFINE_SIZE
 from detectors.training.data import CACHE, refiner_set
 from detectors.training.nets import CornerRefiner
+from detectors.training.onnx_init import replace_atomically, resume
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,13 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def export(model: CornerRefiner, path: Path) -> None:
+    """Write the ONNX refiner to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()
-    torch.onnx.export(
-        model, torch.zeros(1, 1, REFINE_SIZE[1], REFINE_SIZE[0]), str(path), input_names=["view"],
+    replace_atomically(lambda target: torch.onnx.export(
+        model, torch.zeros(1, 1, REFINE_SIZE[1], REFINE_SIZE[0]), str(target), input_names=["view"],
         output_names=["corners"], dynamic_axes={"view": {0: "n"}, "corners": {0: "n"}}, opset_version=17,
         dynamo=False,
-    )  # fmt: skip
+    ), path)  # fmt: skip
     model.train()
 
 
@@ -54,7 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--samples", type=int, default=12000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
+    )
+    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export refiner.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[31], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
     args = parser.parse_args(argv)
@@ -68,8 +75,10 @@ def main(argv: list[str] | None = None) -> None:
         (val["corners"].reshape(-1, 4, 2) - np.array([[0.2, 0.25], [0.8, 0.25], [0.8, 0.75], [0.2, 0.75]]))
         * np.array(REFINE_SIZE), axis=-1).mean()))  # fmt: skip
     model = CornerRefiner()
-    if args.resume and (CACHE / "refiner.pt").exists():
-        model.load_state_dict(torch.load(CACHE / "refiner.pt"))
+    if args.resume:
+        calibration = torch.from_numpy(train["views"][:512]).float().unsqueeze(1) / 255.0
+        start = resume(model, CACHE / "refiner.pt", MODELS / "refiner.onnx", calibration)
+        logger.info("fine-tuning from %s: %.2f px", start, pixel_error(model, val))
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(0)
     budget_s = args.minutes * 60
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             if step % 100 == 0:
                 logger.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.monotonic() - started)
         torch.save(model.state_dict(), CACHE / "refiner.pt")
-        export(model, MODELS / "refiner.onnx")
+        export(model, args.out / "refiner.onnx")
         logger.info("epoch done at step %d: validation error %.2f px", step, pixel_error(model, val))
 
 

@@ -24,6 +24,7 @@ import resource
 import statistics
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--negatives", type=int, default=100, help="plate-free frames")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     pinned = "not pinned" if args.no_pin else _pin_one_core()
     cv2.setNumThreads(1)
-    recognizer = PlateRecognizer.load(threads=1)
+    recognizer = PlateRecognizer.load(threads=1, models_dir=args.models)
     rng = np.random.default_rng(args.seed)
     recognizer.warm_up()
     frames = _frames(args, recognizer, rng)
