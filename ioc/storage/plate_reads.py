@@ -201,8 +201,15 @@ async def find_sightings(
     if before is not None:
         filters.append(sql.SQL("(captured_at, read_id) < (%(before_at)s, %(before_id)s)"))
         params.update(before_at=before.captured_at, before_id=before.read_id)
-    query = sql.SQL("SELECT {}, {} AND {} ORDER BY captured_at DESC, read_id DESC LIMIT %(limit)s").format(
-        _SIGHTING_COLUMNS, plate, sql.SQL(" AND ").join(filters))
+    where = sql.SQL(" AND ").join(filters)
+    matching = sql.SQL("SELECT {}, {} AND {}").format(_SIGHTING_COLUMNS, plate, where)
+    newest = sql.SQL(" ORDER BY captured_at DESC, read_id DESC LIMIT %(limit)s")
+    if pattern is not None and normalise_query(pattern)[0] in "*?":
+        # No literal prefix: walking the time index newest-first would test every read of
+        # the window. Collect the (trigram-indexed) matches first, then order those.
+        query = sql.SQL("WITH m AS MATERIALIZED ({}) SELECT * FROM m{}").format(matching, newest)
+    else:
+        query = matching + newest
     async with conn.cursor(row_factory=class_row(Sighting)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
