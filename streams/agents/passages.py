@@ -2,7 +2,8 @@
 
 Built from the reads recognised in frames as they are stored
 (``streams.live_passages``; an edge camera already sends one read per vehicle)
-and written every second: ``provisional`` while the vehicle may still be in view, then ``final``.
+and written every second: ``provisional`` while the vehicle may still be in
+view, then ``final``.
 Rows hold absolute values, so a replay or a rewrite cannot corrupt them. After a
 start, the reads of the last minute are loaded to rebuild the open passages a
 crash may have left unwritten.
