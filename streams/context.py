@@ -29,6 +29,7 @@ from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
+from streams.sinks import RowRejectedError
 
 E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -215,6 +216,18 @@ class WorkerContext:
             for message, reads in batch if reads
             for i in range(0, len(reads), chunk)
         ])
+
+    async def dead_letter_refused(
+        self, batch: list[tuple[Message, list[E]]], rejected: list[RowRejectedError]
+    ) -> set[int]:
+        """Dead-letter each message with a row the database refused; returns their ids."""
+        refused = set()
+        for message, rows in batch:
+            errors = [str(r.error) for r in rejected if any(r.row is row for row in rows)]
+            if errors:
+                await self.dead_letters.publish(message, "processing_error", "; ".join(errors))
+                refused.add(id(message))
+        return refused
 
     def count_stored(self, messages: Iterable[Message]) -> None:
         """Source messages fully processed and committed (what ``consumed`` must add up to)."""

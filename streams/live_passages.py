@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from detectors import plate_format
 from detectors.passages import Observation, Passage, PassageAssembler, vote
@@ -21,33 +20,20 @@ from ioc.storage.passages import LaneRead, PassageRow
 Lane = tuple[str, int]  # (camera_id, lane)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadPlace:
-    """Where and when a read was made: what a passage row needs besides the vote."""
-
-    read_id: uuid.UUID
-    camera_id: str
-    checkpoint_id: str
-    lane: int
-    direction: str
-    captured_at: datetime
-
-
 def _observe(read: PlateRead | LaneRead, candidates: tuple[tuple[str, float], ...]) -> Observation:
-    place = ReadPlace(read.read_id, read.camera_id, read.checkpoint_id, read.lane, str(read.direction),
-                      read.captured_at)
+    """The vote's view of a read; the read itself rides along for the passage row."""
     return Observation(str(read.read_id), read.captured_at.timestamp(), read.text, read.confidence,
-                       candidates, info=place)
+                       candidates, info=read)
 
 
 def passage_row(passage: Passage, *, final: bool) -> PassageRow:
     result = vote(passage.reads)
-    first: ReadPlace = passage.reads[0].info
-    last: ReadPlace = passage.reads[-1].info
+    first: PlateRead | LaneRead = passage.reads[0].info
+    last: PlateRead | LaneRead = passage.reads[-1].info
     return PassageRow(
         passage_id=uuid.uuid5(uuid.UUID(passage.key), "passage"),
         camera_id=first.camera_id, checkpoint_id=first.checkpoint_id, lane=first.lane,
-        direction=first.direction, started_at=first.captured_at, ended_at=last.captured_at,
+        direction=str(first.direction), started_at=first.captured_at, ended_at=last.captured_at,
         text=result.text, display=plate_format.display(result.text), confidence=result.confidence,
         reads=len(passage.reads), support=result.support,
         read_ids=[r.info.read_id for r in passage.reads], best_read_id=uuid.UUID(result.best_read_id),

@@ -40,12 +40,7 @@ async def store_reads(
     _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
     committed_at = utcnow()
     refused = {id(r.row) for r in rejected}
-    refused_messages = set()
-    for message, message_reads in batch:
-        errors = [str(r.error) for r in rejected if any(r.row is m for m in message_reads)]
-        if errors:
-            await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
-            refused_messages.add(id(message))
+    refused_messages = await ctx.dead_letter_refused(batch, rejected)
 
     stored = [read for read in reads if id(read) not in refused]
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]

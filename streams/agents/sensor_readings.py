@@ -18,14 +18,8 @@ async def store_batch(ctx: WorkerContext, batch: list[tuple[Message, list[Sensor
     if not readings:
         return
     _, rejected = await write_batch(await ctx.pool(), "sensor_readings", insert_sensor_readings, readings)
-    stored = []
-    for message, message_readings in batch:
-        errors = [str(r.error) for r in rejected if any(r.row is m for m in message_readings)]
-        if errors:
-            await ctx.dead_letters.publish(message, "processing_error", "; ".join(errors))
-        else:
-            stored.append(message)
-    ctx.count_stored(stored)
+    refused = await ctx.dead_letter_refused(batch, rejected)
+    ctx.count_stored(m for m, _ in batch if id(m) not in refused)
 
 
 def register(ctx: WorkerContext) -> None:
