@@ -7,6 +7,7 @@ tests start embedded components (Tansu broker, throwaway PostgreSQL) and fill th
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -77,6 +78,10 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
     worker_metrics_port: int = Field(9108, description="Prometheus /metrics of a worker process")
+    worker_data_dir: str = Field(
+        os.path.join(tempfile.gettempdir(), "ioc-faust"),
+        description="Faust data directory (tables stay in memory), one subdirectory per consumer group",
+    )
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
     recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")

@@ -21,6 +21,7 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
         settings.consumer_group,
         broker=brokers,
         store="memory://",
+        datadir=f"{settings.worker_data_dir}/{settings.consumer_group}",
         processing_guarantee="at_least_once",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

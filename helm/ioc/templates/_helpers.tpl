@@ -83,7 +83,7 @@ IOC_API_PORT: {{ .Values.api.port | quote }}
 IOC_WORKER_WEB_HOST: "0.0.0.0"
 IOC_WORKER_WEB_PORT: {{ .Values.worker.webPort | quote }}
 IOC_WORKER_METRICS_PORT: {{ .Values.worker.metricsPort | quote }}
-FAUST_DATADIR: "/tmp/ioc-faust"
+IOC_WORKER_DATA_DIR: "/tmp/ioc-faust"
 {{- range $key, $value := $c.extra }}
 {{ $key }}: {{ $value | quote }}
 {{- end }}
