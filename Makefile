@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint reliability
 
 $(BIN)/ioc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check ioc streams detectors tests
+
+# docs/reliability.md: fault, hostile-input and access tests plus a 10-minute soak run
+reliability: install
+	./scripts/test-services.sh
+	$(BIN)/python scripts/reliability_report.py --soak-minutes 10
