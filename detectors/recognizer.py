@@ -20,13 +20,13 @@ import numpy as np
 from detectors import plate_format
 from detectors.detection import CornerRefiner, Detection, PlateDetector
 from detectors.geometry import layout_from_aspect, order_corners, quad_size, rectify
+from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, decode
 
 __all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
 
 MODELS_DIR = Path(__file__).with_name("models")
-MAX_PIXELS = 40_000_000  # larger inputs are refused rather than risking memory
 _SMALL_IMAGE = 800  # images up to this size may be a tight crop: both paths are tried
 _EVIDENCE_HEIGHT = 64
 _MAX_PLATES = 6  # detections read per frame, best first

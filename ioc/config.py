@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         description="Reasons an officer may give when accepting or rejecting a hit",
     )
     token_ttl_seconds: int = 8 * 3600
+    api_live_replay_events: int = Field(
+        1000, ge=0, description="Newest alerts each API process keeps to replay to a live stream that"
+        " reconnects (Last-Event-ID); a longer gap makes the page reload the list")
+    api_live_replay_seconds: float = Field(3600.0, ge=0, description="Age of the oldest alert in that window")
 
     # --- simulator ---
     simulator_frames_per_s: float = 4.0

@@ -4,7 +4,13 @@ in ``_total``; labels come from small fixed sets (never a plate or a user).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # --- consumers: every message taken in is either stored or dead-lettered ---
 MESSAGES_CONSUMED = Counter(
@@ -16,10 +22,29 @@ MESSAGES_STORED = Counter(
 MESSAGES_DEAD_LETTERED = Counter(
     "ioc_messages_dead_lettered_total", "Messages sent to the dead-letter topic", ["topic", "reason"]
 )
+MESSAGES_PRODUCED = Counter(
+    "ioc_messages_produced_total", "Messages this process sent and the broker acknowledged", ["topic"]
+)
+CONSUMER_LAG = Gauge(
+    "ioc_consumer_lag_messages",
+    "Messages of an assigned source partition not yet committed (highwater minus committed offset)",
+    ["topic", "partition"],
+)
+BROKER_DATA_LOST = Counter(
+    "ioc_broker_data_lost_messages_total",
+    "Source messages the broker lost before this worker processed them (a partition's log went back)",
+    ["topic"],
+)
+BROKER_TOPICS_RECREATED = Counter(
+    "ioc_broker_topics_recreated_total", "Topics gone from the broker that this worker created again",
+    ["topic"],
+)
 
 # --- recognition ---
 FRAMES_PROCESSED = Counter("ioc_frames_processed_total", "Camera frames run through recognition")
-PLATES_READ = Counter("ioc_plates_read_total", "Plate reads produced", ["source"])
+PLATES_READ = Counter(
+    "ioc_plates_read_total", "Plate reads produced", ["source", "layout", "confidence"]
+)
 RECOGNITION_SECONDS = Histogram(
     "ioc_recognition_seconds",
     "Time to detect and read plates in one frame",
@@ -27,17 +52,40 @@ RECOGNITION_SECONDS = Histogram(
 )
 RECOGNITION_QUEUE = Gauge("ioc_recognition_queue_frames", "Frames waiting for a recognition thread")
 
+PASSAGES = Counter(
+    "ioc_passages_total", "Passage rows written (a passage is written provisional, then final)", ["status"]
+)
+
 # --- storage ---
 ROWS_WRITTEN = Counter("ioc_rows_written_total", "Rows written to the database", ["table"])
 DB_WRITE_SECONDS = Histogram("ioc_db_write_seconds", "Time of one batched database write", ["table"])
+DB_WRITE_BATCH_ROWS = Histogram(
+    "ioc_db_write_batch_rows",
+    "Rows handed to one batched database write",
+    ["table"],
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
 DB_ERRORS = Counter("ioc_db_errors_total", "Database errors that caused a retry", ["operation"])
 
-# --- alerts ---
+# --- alerts and checkpoints ---
 ALERTS_RAISED = Counter("ioc_alerts_raised_total", "Alerts raised", ["kind", "severity"])
+WATCHLIST_HITS = Counter(
+    "ioc_watchlist_hits_total", "Stored plate reads that matched a watchlist entry", ["match_kind"]
+)
 STORE_LATENCY_SECONDS = Histogram(
     "ioc_event_store_latency_seconds",
     "Capture time to row committed",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ALERT_LATENCY_SECONDS = Histogram(
+    "ioc_event_alert_latency_seconds",
+    "Capture time of a read to its watchlist alert acknowledged on the alerts topic",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CHECKPOINT_VEHICLES = Counter(
+    "ioc_checkpoint_vehicles_total",
+    "Stored plate reads, each counted into its checkpoint's count window",
+    ["checkpoint", "direction", "origin"],
 )
 
 # --- HTTP API ---
@@ -51,6 +99,56 @@ PLATE_QUERIES = Counter("ioc_plate_queries_total", "Audited plate queries", ["ki
 LOGIN_FAILURES = Counter("ioc_login_failures_total", "Failed logins")
 LIVE_STREAMS = Gauge("ioc_live_alert_streams", "Open live alert streams (operator pages) in this API process")
 ALERTS_STREAMED = Counter("ioc_alerts_streamed_total", "Alerts from the topic fanned out to live streams")
+LIVE_RESUMES = Counter(
+    "ioc_live_alert_resumes_total",
+    "Live streams reopened with a Last-Event-ID: replayed from the window, or reset (page reloads)",
+    ["outcome"],
+)
 WATCHLIST_PUBLISH_FAILURES = Counter(
     "ioc_watchlist_publish_failures_total", "Watchlist changes the broker did not take (republished later)"
 )
+
+
+# --- camera health, computed at scrape time ---
+class CameraLastSeen(Collector):
+    """``ioc_camera_last_seen_age_seconds{camera}``: seconds since this process last got
+    an event from each registered camera. Ages are computed when scraped, so a camera
+    that went silent keeps ageing without any event to update it."""
+
+    name = "ioc_camera_last_seen_age_seconds"
+
+    def __init__(self) -> None:
+        self._labelnames = ("camera",)  # where prometheus_client's own metrics keep them
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()  # marked on the event loop, read by the scrape thread
+
+    def seen(self, camera_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._seen[camera_id] = now
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            self.name, "Seconds since this process last got an event from the camera", labels=self._labelnames
+        )
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.monotonic()
+        with self._lock:
+            seen = list(self._seen.items())
+        family = self._family()
+        for camera_id, at in sorted(seen):
+            family.add_metric([camera_id], now - at)
+        yield family
+
+
+CAMERA_LAST_SEEN = CameraLastSeen()
+REGISTRY.register(CAMERA_LAST_SEEN)
+
+
+def confidence_band(confidence: float) -> str:
+    """The ``confidence`` label of ``ioc_plates_read_total``: high (>= 0.9), medium (>= 0.6) or low."""
+    return "high" if confidence >= 0.9 else "medium" if confidence >= 0.6 else "low"

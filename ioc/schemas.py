@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 SCHEMA_VERSION = 1
 
@@ -51,6 +51,26 @@ Base64Bytes = Annotated[
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# A capture outside these years came from no camera or sensor of ours, and its extremes
+# (year 1, year 9999 west of UTC) break time arithmetic, partitions and serialisation
+# downstream; such an event is refused (dead letter) like any other invalid one.
+EARLIEST_CAPTURE = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_CAPTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible_capture(moment: datetime) -> datetime:
+    if not EARLIEST_CAPTURE <= moment <= LATEST_CAPTURE:
+        raise ValueError(f"must be within {EARLIEST_CAPTURE.year}..{LATEST_CAPTURE.year}")
+    return moment
+
+
+CaptureTime = Annotated[AwareDatetime, AfterValidator(_plausible_capture)]
+# ids and short labels: no control characters (PostgreSQL text refuses NUL; tabs and
+# newlines would split log lines and CSV rows)
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
 
 
 class Direction(StrEnum):
@@ -130,11 +150,11 @@ class _Event(BaseModel):
 
 
 class _CameraContext(_Event):
-    camera_id: str = Field(min_length=1, max_length=64)
-    checkpoint_id: str = Field(min_length=1, max_length=64)
+    camera_id: Name
+    checkpoint_id: Name
     lane: int = Field(0, ge=0, le=16)
     direction: Direction
-    captured_at: AwareDatetime
+    captured_at: CaptureTime
 
 
 class CameraFrame(_CameraContext):
@@ -149,7 +169,7 @@ class CameraFrame(_CameraContext):
 class PlateCandidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    text: str
+    text: str = Field(max_length=16, pattern=_PRINTABLE)
     confidence: float = Field(ge=0.0, le=1.0)
 
 
@@ -159,7 +179,7 @@ class EdgePlateRead(_CameraContext):
     kind: Literal["edge_plate_read"] = "edge_plate_read"
     text: str = Field(min_length=1, max_length=16)
     confidence: float = Field(ge=0.0, le=1.0)
-    candidates: list[PlateCandidate] = Field(default_factory=list)
+    candidates: list[PlateCandidate] = Field(default_factory=list, max_length=20)
     vehicle_class: VehicleClass = VehicleClass.UNKNOWN
     crop_jpeg: Base64Bytes | None = None
 
@@ -168,12 +188,12 @@ class SensorReading(_Event):
     """A counter, QR check-in or environmental reading. Kafka key: sensor_id."""
 
     kind: Literal["sensor_reading"] = "sensor_reading"
-    sensor_id: str = Field(min_length=1, max_length=64)
-    checkpoint_id: str = Field(min_length=1, max_length=64)
+    sensor_id: Name
+    checkpoint_id: Name
     sensor_kind: SensorKind
-    captured_at: AwareDatetime
-    value: float
-    unit: str = Field("count", max_length=16)
+    captured_at: CaptureTime
+    value: float = Field(allow_inf_nan=False)
+    unit: str = Field("count", max_length=16, pattern=_PRINTABLE)
     direction: Direction | None = None
     vehicle_class: VehicleClass | None = None
 
@@ -252,7 +272,7 @@ class WatchlistEntry(BaseModel):
 
     entry_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     pattern: str = Field(min_length=2, max_length=16)
-    reason: str = Field(max_length=500)
+    reason: str = Field(max_length=500, pattern=r"^[^\x00]*$")  # free text, but never NUL (PostgreSQL)
     priority: int = Field(2, ge=1, le=5, description="1 = highest")
     expires_at: AwareDatetime | None = None
     added_by: str = "system"

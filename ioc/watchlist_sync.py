@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import WatchlistEntry
 
@@ -21,6 +22,7 @@ async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Itera
         value = entry.model_dump_json().encode() if entry.active else None
         # One message per batch: awaiting each send keeps batches single-message.
         await (await producer.send(topic, key=key, value=value))
+        metrics.MESSAGES_PRODUCED.labels(topic).inc()
 
 
 async def seed_watchlist(settings: Settings, plates: list[tuple[str, str]]) -> list[WatchlistEntry]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from ioc.config import Settings
@@ -17,6 +19,9 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
     if not settings.kafka_bootstrap:
         raise RuntimeError("IOC_KAFKA_BOOTSTRAP is not set (ioc demo starts an embedded broker)")
     brokers = [f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")]
+    # Faust creates only the last level of its data directory; the parent (by default in
+    # the temp dir, which may be cleaned at any time) must exist or the worker cannot start.
+    Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.consumer_group,
         broker=brokers,

@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import TypeVar
 
 import faust
-import psycopg
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.types import Message, ProducerT
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from ioc import metrics
@@ -29,7 +28,7 @@ from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
-from streams.sinks import RowRejectedError
+from streams.sinks import DATABASE_UNAVAILABLE, RowRejectedError
 
 E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -151,6 +150,7 @@ class WorkerContext:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, SEND_ERRORS):
                     raise outcome
             failed = [(m, o) for m, o in zip(pending, outcomes, strict=True) if isinstance(o, SEND_ERRORS)]
+            metrics.MESSAGES_PRODUCED.labels(name).inc(len(pending) - len(failed))
             if failed:
                 logger.warning("%d sends to %s failed (%s); retrying in %.1fs",
                                len(failed), name, failed[0][1], delay)
@@ -165,13 +165,26 @@ class WorkerContext:
     ) -> None:
         """Run an agent's batch handler. An unexpected failure (a bug) must not lose
         the batch: its messages go to the dead letter with the error, to be replayed
-        once the cause is fixed. Outages never get here: sinks retry them."""
-        try:
-            await handler(self, batch)
-        except Exception as exc:
-            logger.exception("batch of %d messages failed; dead-lettering them", len(batch))
-            for message, _ in batch:
-                await self.dead_letters.publish(message, "processing_error", repr(exc))
+        once the cause is fixed. A database outage is no reason to dead-letter valid
+        events: sinks retry their writes, and an outage met elsewhere (the camera
+        registry, opening the pool) runs the whole batch again after a back-off
+        (handlers are idempotent, so a second run stores nothing twice)."""
+        delay = SEND_BACKOFF_START_S
+        while True:
+            try:
+                await handler(self, batch)
+                return
+            except DATABASE_UNAVAILABLE as exc:
+                metrics.DB_ERRORS.labels("batch").inc()
+                logger.warning("database unavailable for a batch of %d messages (%s); running it again"
+                               " in %.1fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+            except Exception as exc:
+                logger.exception("batch of %d messages failed; dead-lettering them", len(batch))
+                for message, _ in batch:
+                    await self.dead_letters.publish(message, "processing_error", repr(exc))
+                return
 
     def timer(self, interval_s: float, *, name: str) -> Callable:
         """``app.timer`` that survives failures: an exception is logged and counted and
@@ -182,7 +195,7 @@ class WorkerContext:
             async def guarded() -> None:
                 try:
                     await fun()
-                except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+                except DATABASE_UNAVAILABLE as exc:
                     metrics.DB_ERRORS.labels(name).inc()
                     logger.warning("%s: database unavailable (%s); next try in %.0fs", name, exc, interval_s)
                 except Exception:
@@ -203,6 +216,7 @@ class WorkerContext:
         return camera_id in self._known_cameras
 
     def saw_camera(self, camera_id: str, at: datetime) -> None:
+        metrics.CAMERA_LAST_SEEN.seen(camera_id)
         if (last := self.camera_seen.get(camera_id)) is None or at > last:
             self.camera_seen[camera_id] = at
 

@@ -37,3 +37,4 @@ class DeadLetters:
         fut = await self._topic.send(key=letter.key, value=letter.model_dump_json().encode())
         await fut
         metrics.MESSAGES_DEAD_LETTERED.labels(message.topic, reason).inc()
+        metrics.MESSAGES_PRODUCED.labels(self._topic.get_topic_name()).inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from faust.types import Message
 from psycopg import AsyncConnection
@@ -25,6 +26,9 @@ from streams.tables import WatchlistIndex
 from streams.watchlist_alerts import record_hits
 
 logger = logging.getLogger(__name__)
+
+# as ioc.storage.checkpoint_counts derives a window's origin from the read's province
+_ORIGIN = {True: "out_of_province", False: "home", None: "unknown"}
 
 
 async def store_reads(
@@ -57,7 +61,17 @@ async def store_reads(
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
             ctx.passages.add(read)
+    _count_stored(stored, hits)
     return refused_messages
+
+
+def _count_stored(stored: list[PlateRead], hits: list[tuple[PlateRead, Hit]]) -> None:
+    """Checkpoint vehicles (what the count windows add up) and watchlist hits, per label set."""
+    vehicles = Counter((read.checkpoint_id, read.direction, _ORIGIN[read.out_of_province]) for read in stored)
+    for labels, n in vehicles.items():
+        metrics.CHECKPOINT_VEHICLES.labels(*labels).inc(n)
+    for match_kind, n in Counter(hit.match_kind for _, hit in hits).items():
+        metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
 
 
 async def _raise_alerts(
@@ -77,5 +91,12 @@ async def _raise_alerts(
     for error in failed:  # not expected: the rows come from validated events
         logger.error("watchlist hit not recorded: %s", error)
     await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
+    published_at = utcnow()
     for alert in to_publish.values():
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
+    # capture to alert, once per read whose incident was published (a replay publishes nothing new)
+    incidents = {(alert.evidence.get("entry_id"), alert.subject) for alert in to_publish.values()}
+    latencies = {read.read_id: (published_at - read.captured_at).total_seconds() for read, hit in hits
+                 if (str(hit.entry.entry_id), read.text) in incidents}
+    for seconds in latencies.values():
+        metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, seconds))

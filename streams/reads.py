@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from detectors.recognizer import PlateResult
 
 from detectors import plate_format
+from ioc import metrics
 from ioc.schemas import (
     CameraFrame,
     EdgePlateRead,
@@ -46,6 +49,15 @@ def reads_from_frame(
         )
         for index, (plate, crop) in enumerate(zip(plates, crops_jpeg, strict=True))
     ]
+
+
+def count_reads(reads: Iterable[PlateRead]) -> None:
+    """``ioc_plates_read_total`` by source, layout and confidence band: one increment per
+    label set, not per read (edge envelopes carry hundreds)."""
+    counts = Counter((read.source, read.layout or "unknown", metrics.confidence_band(read.confidence))
+                     for read in reads)
+    for labels, n in counts.items():
+        metrics.PLATES_READ.labels(*labels).inc(n)
 
 
 class InvalidPlateTextError(ValueError):

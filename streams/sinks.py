@@ -28,6 +28,14 @@ Writer = Callable[[AsyncConnection, Sequence[T]], Awaitable[int]]
 _BACKOFF_START_S = 0.2
 _BACKOFF_MAX_S = 10.0
 
+# The database cannot take writes right now, whatever the rows: wait it out, never
+# dead-letter. Lost connections and missing resources (disk full, out of memory, too
+# many connections, shutting down) are OperationalError; a read-only database (a
+# standby after a failover, default_transaction_read_only) is an InternalError.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, psycopg.errors.ReadOnlySqlTransaction,
+)
+
 
 class RowRejectedError(Exception):
     """A row the database refuses for what it is (not for an outage)."""
@@ -49,6 +57,7 @@ async def write_batch(
     """
     if not rows:
         return 0, []
+    metrics.DB_WRITE_BATCH_ROWS.labels(table).observe(len(rows))
     try:
         return await _write_with_retry(pool, table, write, rows), []
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
@@ -69,9 +78,16 @@ async def _write_with_retry(
     while True:
         started = time.perf_counter()
         try:
-            async with pool.connection() as conn, conn.transaction():
-                new = await write(conn, rows)
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            async with pool.connection() as conn:
+                try:
+                    async with conn.transaction():
+                        new = await write(conn, rows)
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    # A read-only session stays read-only (a standby, or a database default
+                    # read at connect): close it so the retry gets a new one.
+                    await conn.close()
+                    raise
+        except DATABASE_UNAVAILABLE as exc:
             metrics.DB_ERRORS.labels(table).inc()
             logger.warning("database unavailable writing %s (%s); retrying in %.1fs", table, exc, delay)
             await asyncio.sleep(delay)

@@ -56,8 +56,10 @@ class WatchlistFeed:
     async def follow(self) -> None:
         """Read the topic from the beginning, then follow it until cancelled."""
         topic = self._settings.topics.watchlist
+        # a log that went back (the broker lost it) is read again from the start
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
@@ -77,8 +79,23 @@ class WatchlistFeed:
                 if not batch and not self.caught_up.is_set():
                     logger.info("watchlist loaded: %d entries", len(self._entries))
                     self.caught_up.set()
+                if not batch:
+                    await _rewind_if_log_went_back(consumer, tps)
         finally:
             await consumer.stop()
+
+
+async def _rewind_if_log_went_back(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    """Read a partition again from the start when its log now ends before our position:
+    the broker lost the topic and it was created again (``streams.broker_loss``
+    republishes the entries). Kafka answers such a fetch with an out-of-range error
+    (``auto_offset_reset`` handles it); Tansu answers with nothing, for ever."""
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        if highwater is not None and highwater < await consumer.position(tp):
+            logger.error("watchlist topic %s[%d] now ends at offset %d, before this worker's position: the "
+                         "broker lost it; reading it again from the start", tp.topic, tp.partition, highwater)
+            await consumer.seek_to_beginning(tp)
 
 
 class WatchlistIndex:

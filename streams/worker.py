@@ -7,6 +7,7 @@ import logging
 import faust
 
 from ioc.config import Settings
+from streams import broker_loss, consumer_lag
 from streams.agents import (
     counts,
     edge_reads,
@@ -45,7 +46,7 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     async def follow_watchlist() -> None:
         await feed.follow()
 
-    for module in (sensor_readings, counts, health, passages):
+    for module in (sensor_readings, counts, health, passages, consumer_lag, broker_loss):
         module.register(ctx)
     for module in (frames, edge_reads):
         module.register(ctx, watchlist)

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+import psycopg
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
@@ -17,7 +22,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from ioc.api.accounts import UserDirectory
 from ioc.api.deps import roles_of
 from ioc.api.live_alerts import AlertBroadcaster
-from ioc.api.middleware import RequestMetrics, SecurityHeaders
+from ioc.api.middleware import RequestLimits, RequestMetrics, SecurityHeaders
 from ioc.api.publishing import EventPublisher
 from ioc.api.routes import alerts, audit, auth, cameras, counts, health, live, plates, reads, users, watchlist
 from ioc.api.security import LoginThrottle
@@ -76,6 +81,44 @@ def _document_roles(router: APIRouter) -> None:
         route.description = f"{route.description}\n\n**Roles:** {who}".strip()
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot take or compare (a NUL character, a time out of its
+    range) is the caller's mistake: 422, not a server error. Nothing was stored: the
+    request's connection rolls back."""
+    logger.warning("%s %s: value refused by the database: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "a value in the request cannot be stored or searched "
+                         "(control characters such as NUL, or out of range)"},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 answer, written as ASCII JSON: a lone surrogate escape (``"\\ud800"``,
+    valid JSON but not encodable as UTF-8) echoed in the error would otherwise make
+    writing the answer itself fail with a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True).encode()
+    return Response(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
+def _document_422(app: FastAPI) -> None:
+    """The 422 body as the API sends it: FastAPI documents ``detail`` as a list of field
+    errors, but checks in the handlers (a purpose that says nothing, a pattern that
+    would match every plate) answer with one message."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            error = schemas.get("HTTPValidationError", {}).get("properties", {})
+            if "detail" in error:
+                error["detail"] = {"title": "Detail", "anyOf": [
+                    {k: v for k, v in error["detail"].items() if k != "title"},
+                    {"type": "string", "description": "one message"}]}
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign] - FastAPI's documented way to amend the schema
+
+
 def _operator_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -92,10 +135,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=500)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestLimits)  # outermost: refuses before metrics label anything
+    app.add_exception_handler(psycopg.DataError, _unstorable_value)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     # live before alerts: /api/alerts/stream must not be read as an alert id
     for module in (health, auth, plates, reads, live, alerts, watchlist, counts, cameras, audit, users):
         _document_roles(module.router)
         app.include_router(module.router)
     app.add_api_route("/", _operator_page, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _document_422(app)
     return app

@@ -1,4 +1,4 @@
-"""ASGI middleware: per-route HTTP metrics and browser security headers.
+"""ASGI middleware: per-route HTTP metrics, browser security headers and request size limits.
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``), so streamed responses such as
 the live alert stream pass through untouched.
@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ioc import metrics
 
-__all__ = ["RequestMetrics", "SecurityHeaders"]
+__all__ = ["MAX_HEADER_BYTES", "MAX_QUERY_BYTES", "RequestLimits", "RequestMetrics", "SecurityHeaders"]
 
 
 class RequestMetrics:
@@ -80,3 +80,38 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+MAX_QUERY_BYTES = 8 * 1024    # the longest real query (a sightings search) is under 1 KiB
+MAX_HEADER_BYTES = 32 * 1024  # what common proxies allow in all (4 x 8 KiB); a token is about 300 bytes
+
+
+class RequestLimits:
+    """414 for an over-long query string, 431 for over-large headers, before any route runs.
+
+    uvicorn's parser takes headers of any size; refusing them here keeps them out of
+    logs, metrics labels, token parsing and the database.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_query_bytes: int = MAX_QUERY_BYTES,
+                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_query_bytes = max_query_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = None
+            if len(scope.get("query_string", b"")) > self.max_query_bytes:
+                refusal = 414, b"query string too long"
+            elif sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+                refusal = 431, b"request headers too large"
+            if refusal is not None:
+                status, detail = refusal
+                body = b'{"detail":"' + detail + b'"}'
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

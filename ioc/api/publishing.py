@@ -106,6 +106,7 @@ class EventPublisher:
         except Exception:
             logger.exception("alert %s status change not published", alert.alert_id)
             return False
+        metrics.MESSAGES_PRODUCED.labels(self._settings.topics.alerts).inc()
         return True
 
     def _behind(self, since: datetime) -> None:

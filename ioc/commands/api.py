@@ -34,5 +34,18 @@ def run(args: argparse.Namespace) -> int:
         # worker processes import the factory and read the same IOC_* environment
         uvicorn.run("ioc.api.main:create_app", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+
+        class _Server(uvicorn.Server):
+            async def shutdown(self, sockets: list | None = None) -> None:
+                # live streams would hold the graceful shutdown to its timeout; ended now, their
+                # clients reconnect (to another replica, or to this one restarted) and resume
+                if (alerts := getattr(app.state, "alerts", None)) is not None:
+                    alerts.drain()
+                await super().shutdown(sockets)
+
+        server = _Server(uvicorn.Config(app, **options))
+        server.run()
+        if not server.started:
+            return 3  # as uvicorn.run: the server never started (port taken, startup failed)
     return 0

@@ -172,6 +172,7 @@ class EmbeddedPostgres:
         self._dir: Path | None = None
         self._port: int | None = None
         self._pid: int | None = None
+        self._stopped_port: int | None = None  # set by stop_server()
         self.startup_seconds: float | None = None
 
     # --- what it is ---
@@ -250,7 +251,27 @@ class EmbeddedPostgres:
         """``pg_ctl stop -m fast``; the postmaster PID is killed if it outlives that."""
         atexit.unregister(self.stop)
         self._stop_postmaster()
+        self._stopped_port = None
         self._remove_dir()
+
+    def stop_server(self) -> None:
+        """Stop the server but keep its data directory and port, so :meth:`start_server`
+        brings the same cluster back: an outage, for tests of what clients do meanwhile."""
+        if not self.running or self._port is None:
+            raise RuntimeError("the embedded PostgreSQL is not running")
+        port = self._port
+        self._stop_postmaster()
+        self._stopped_port = port
+
+    def start_server(self) -> Self:
+        """Start the server :meth:`stop_server` stopped, on the same port and data."""
+        if self.running:
+            return self
+        if self._dir is None or self._stopped_port is None:
+            raise RuntimeError("no stopped server to start again: call start() first")
+        self._start_postmaster(port=self._stopped_port)
+        self._stopped_port = None
+        return self
 
     def __enter__(self) -> Self:
         return self.start()
@@ -356,11 +377,12 @@ class EmbeddedPostgres:
         with (self._dir / "data" / "postgresql.conf").open("a") as conf:
             conf.write("\n# ioc.embedded: throwaway cluster\n" + "\n".join(lines) + "\n")
 
-    def _start_postmaster(self) -> None:
+    def _start_postmaster(self, *, port: int | None = None) -> None:
         assert self._dir is not None
-        attempts = 1 if self._requested_port else _BIND_ATTEMPTS
+        fixed = port or self._requested_port
+        attempts = 1 if fixed else _BIND_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port(_HOST)
+            port = fixed or free_port(_HOST)
             result = subprocess.run(
                 self._as_owner([
                     self.server.program("pg_ctl"), "-D", str(self._dir / "data"),

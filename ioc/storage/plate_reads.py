@@ -17,7 +17,13 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from ioc.schemas import Direction, PlateRead
-from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton, wildcard_to_like
+from ioc.storage.plate_text import (
+    has_wildcards,
+    normalise_query,
+    plate_skeleton,
+    searchable_query,
+    wildcard_to_like,
+)
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
 
 __all__ = [
@@ -142,9 +148,7 @@ _SIGHTING_COLUMNS = sql.SQL(
 
 def _plate_condition(plate: str, fuzzy: bool) -> tuple[sql.Composable, dict]:
     """Match expression, FROM and WHERE for a plate or ``*``/``?`` pattern, with its parameters."""
-    query = normalise_query(plate)
-    if len(query.replace("*", "").replace("?", "")) < 2:
-        raise ValueError("a plate query needs at least two letters or digits")
+    query = searchable_query(plate)
     params: dict = {"q": query}
     if has_wildcards(query):
         params["like"] = wildcard_to_like(query)

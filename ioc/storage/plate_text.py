@@ -13,9 +13,12 @@ import re
 
 __all__ = [
     "LOOKALIKES",
+    "MIN_PATTERN_RUN",
+    "MIN_PLATE_CHARS",
     "has_wildcards",
     "normalise_query",
     "plate_skeleton",
+    "searchable_query",
     "skeleton_function_sql",
     "wildcard_to_like",
 ]
@@ -35,6 +38,10 @@ _FROM = "".join(LOOKALIKES.values())
 _TO = "".join(digit * len(letters) for digit, letters in LOOKALIKES.items())
 _TABLE = str.maketrans(_FROM, _TO)
 _NOT_PLATE = re.compile(r"[^0-9A-ZĐ*?]")
+_WILDCARDS = re.compile(r"[*?]")
+
+MIN_PLATE_CHARS = 2  # an exact (or look-alike) plate: an indexed equality, however short
+MIN_PATTERN_RUN = 3  # a * / ? pattern: a run of letters or digits the trigram index can search by
 
 
 def plate_skeleton(text: str) -> str:
@@ -49,6 +56,24 @@ def normalise_query(text: str) -> str:
 
 def has_wildcards(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
+
+
+def searchable_query(text: str) -> str:
+    """``text`` normalised (:func:`normalise_query`), or ValueError when it would match,
+    and so scan, nearly every plate.
+
+    A plate needs two letters or digits; a ``*``/``?`` pattern needs three of them in
+    a row: ``*12*`` or ``1?2*`` would flag a large share of all cars as wanted and make
+    a search read every row of its window (no index narrows a run under three).
+    """
+    query = normalise_query(text)
+    if has_wildcards(query):
+        if max(len(run) for run in _WILDCARDS.split(query)) < MIN_PATTERN_RUN:
+            raise ValueError(f"a * or ? pattern needs at least {MIN_PATTERN_RUN} letters or digits in a row, "
+                             f"got {query!r}")
+    elif len(query) < MIN_PLATE_CHARS:
+        raise ValueError(f"a plate needs at least {MIN_PLATE_CHARS} letters or digits, got {query!r}")
+    return query
 
 
 def wildcard_to_like(pattern: str) -> str:

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
 from ioc.schemas import WatchlistEntry
-from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton
+from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton, searchable_query
 
 __all__ = [
     "WatchlistMatch",
@@ -34,11 +34,10 @@ _LIVE = "active AND (expires_at IS NULL OR expires_at > %(at)s)"
 def normalised_entry(entry: WatchlistEntry) -> WatchlistEntry:
     """The entry with its pattern in canonical form (``30a-12*`` -> ``30A12*``).
 
-    A pattern needs two literal characters, so ``*`` alone cannot flag every car.
+    A pattern that would flag nearly every car (``*``, ``*12*``) is a ValueError
+    (:func:`~ioc.storage.plate_text.searchable_query`).
     """
-    pattern = normalise_query(entry.pattern)
-    if len(pattern.replace("*", "").replace("?", "")) < 2:
-        raise ValueError(f"watchlist pattern {entry.pattern!r} needs at least two letters or digits")
+    pattern = searchable_query(entry.pattern)
     return entry if pattern == entry.pattern else entry.model_copy(update={"pattern": pattern})
 
 
@@ -143,6 +142,7 @@ async def entries_matching(conn: AsyncConnection, plate: str, at: datetime) -> l
     text = normalise_query(plate)
     if has_wildcards(text):
         raise ValueError("check a plate, not a pattern")
+    searchable_query(text)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_MATCHING, {"plate": text, "skeleton": plate_skeleton(text), "at": at})
         rows = await cur.fetchall()

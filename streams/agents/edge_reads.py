@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from faust.types import Message
 
-from ioc import metrics
 from ioc.schemas import EdgePlateRead, EdgePlateReadBatch, PlateRead
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.plate_read_sink import store_reads
-from streams.reads import InvalidPlateTextError, read_from_edge
+from streams.reads import InvalidPlateTextError, count_reads, read_from_edge
 from streams.tables import WatchlistIndex
 
 decoder = EventDecoder(EdgePlateRead, EdgePlateReadBatch, "reads")
@@ -41,7 +40,7 @@ async def normalise_batch(
         else:
             done.append(message)
     refused = await store_reads(ctx, watchlist, normalised)
-    metrics.PLATES_READ.labels("edge").inc(sum(len(reads) for _, reads in normalised))
+    count_reads(read for _, reads in normalised for read in reads)
     ctx.count_stored(m for m in done if id(m) not in refused)
 
 

@@ -7,12 +7,11 @@ import asyncio
 from faust.types import Message
 
 from detectors.jpeg import UndecodableImageError
-from ioc import metrics
 from ioc.schemas import CameraFrame, PlateRead
 from streams.context import WorkerContext
 from streams.decoding import decode_event
 from streams.plate_read_sink import store_reads
-from streams.reads import reads_from_frame
+from streams.reads import count_reads, reads_from_frame
 from streams.tables import WatchlistIndex
 
 
@@ -44,7 +43,7 @@ async def recognize_batch(
         else:
             reads.append((message, reads_from_frame(frame, result.plates, result.crops_jpeg)))
     refused = await store_reads(ctx, watchlist, reads)
-    metrics.PLATES_READ.labels("camera").inc(sum(len(r) for _, r in reads))
+    count_reads(read for _, message_reads in reads for read in message_reads)
     ctx.count_stored(m for m, _ in reads if id(m) not in refused)
 
 

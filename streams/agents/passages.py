@@ -11,8 +11,10 @@ crash may have left unwritten.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
+from ioc import metrics
 from ioc.schemas import utcnow
 from ioc.storage.passages import lane_reads, upsert_passages
 from streams.context import WorkerContext
@@ -36,4 +38,7 @@ def register(ctx: WorkerContext) -> None:
                     ctx.passages.seed(read)
             seeded = True
         if rows := ctx.passages.flush():
-            await write_batch(pool, "passages", upsert_passages, rows)
+            _, rejected = await write_batch(pool, "passages", upsert_passages, rows)
+            refused = {id(r.row) for r in rejected}
+            for status, n in Counter(row.status for row in rows if id(row) not in refused).items():
+                metrics.PASSAGES.labels(status).inc(n)

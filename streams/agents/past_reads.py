@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
@@ -42,12 +43,16 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
         pool = await ctx.pool()
         for entry in fresh:
             to_publish: dict[uuid.UUID, Alert] = {}
+            match_kinds: Counter[str] = Counter()  # of the transaction that committed
 
-            async def search(conn: AsyncConnection, rows: list, entry=entry, to_publish=to_publish) -> int:  # noqa: ANN001
+            async def search(conn: AsyncConnection, rows: list, entry=entry, to_publish=to_publish,  # noqa: ANN001
+                             match_kinds=match_kinds) -> int:
                 matcher = WatchlistMatcher([entry])
                 reads: list[PlateRead] = await recent_reads_matching(conn, entry.pattern, now - lookback)
                 hits = [(read, hit) for read in reads
                         for hit in matcher.match(read.text, candidates=read.candidates, at=read.captured_at)]
+                match_kinds.clear()
+                match_kinds.update(hit.match_kind for _, hit in hits)
                 for alert in await record_hits(conn, hits, past_read=True):
                     to_publish[alert.alert_id] = alert
                 return len(reads)
@@ -57,4 +62,6 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
             await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
             for alert in to_publish.values():
                 metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
+            for match_kind, n in match_kinds.items():
+                metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
             logger.info("past-read matching for entry %s: %d alert(s)", entry.entry_id, len(to_publish))

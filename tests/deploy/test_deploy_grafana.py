@@ -1,16 +1,11 @@
-"""Grafana provisioning and dashboards. Grafana itself cannot be installed here, so the
-checkpoint dashboard's SQL runs for real: a PostgreSQL cluster (TimescaleDB and plain)
-set up the way the compose stack does it (deploy/timescaledb/initdb, ``ioc migrate``,
-grafana-grants.sql), with Grafana's macros expanded, as the read-only Grafana role."""
+"""Grafana provisioning and dashboards. Grafana itself cannot be installed here, so every
+dashboard's SQL runs for real: a PostgreSQL cluster (TimescaleDB and plain) set up the way
+the compose stack does it (deploy/timescaledb/initdb, ``ioc migrate``, grafana-grants.sql),
+with Grafana's macros expanded, as the read-only Grafana role."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import secrets
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,11 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 from deploy_files import DATASOURCES_FILE, DEPLOY, dashboard_panels, dashboard_targets, dashboards, load_yaml
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from ioc.embedded.postgres import EmbeddedPostgres, TimescaleUnavailable
+from grafana_queries import ProvisionedDatabase, expand_macros, provisioned_cluster
 
 PIPELINE, CHECKPOINTS = "ioc-pipeline.json", "ioc-checkpoints.json"
+OVERVIEW, RECOGNITION = "ioc-overview.json", "ioc-recognition.json"
 
 
 # ---------------------------------------------------------------- static checks
@@ -43,7 +37,7 @@ def test_datasources_are_provisioned_without_secrets() -> None:
 
 def test_dashboards_are_well_formed() -> None:
     boards = dashboards()
-    assert set(boards) == {PIPELINE, CHECKPOINTS}
+    assert set(boards) == {PIPELINE, CHECKPOINTS, OVERVIEW, RECOGNITION}
     uids = {ds["uid"] for ds in load_yaml(DATASOURCES_FILE)["datasources"]}
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     for name, board in boards.items():
@@ -74,6 +68,13 @@ def test_pipeline_dashboard_covers_the_pipeline() -> None:
         "alerts raised",
         "database write latency",
         "request latency",
+        "consumer lag per topic",
+        "consumer lag per partition",
+        "messages in and out per topic",
+        "capture to database latency",
+        "capture to alert latency",
+        "database write batch size",
+        "dead letters by reason",
     ):
         assert needed in titles, f"IOC pipeline has no panel for {needed!r}"
 
@@ -84,86 +85,60 @@ def test_checkpoint_dashboard_covers_checkpoints() -> None:
         assert needed in titles, f"IOC checkpoints has no panel for {needed!r}"
 
 
+def test_overview_dashboard_covers_alerts_hits_and_flows() -> None:
+    titles = _titles(OVERVIEW)
+    for needed in (
+        "alerts raised",
+        "watchlist hits",
+        "alerts by kind and status",
+        "alerts per checkpoint",
+        "vehicles per minute in and out",
+        "out-of-province share",
+        "busiest checkpoints",
+        "qr check-ins",
+        "prometheus alerts firing",
+    ):
+        assert needed in titles, f"IOC overview has no panel for {needed!r}"
+
+
+def test_recognition_dashboard_covers_quality_per_camera() -> None:
+    titles = _titles(RECOGNITION)
+    for needed in (
+        "by confidence",
+        "low-confidence share",
+        "by source and layout",
+        "passages",
+        "read quality per camera",
+        "weakest cameras",
+        "confidence by plate layout",
+        "most silent cameras",
+        "cameras offline",
+    ):
+        assert needed in titles, f"IOC recognition quality has no panel for {needed!r}"
+
+
+def test_overview_and_recognition_use_both_datasources() -> None:
+    for name in (OVERVIEW, RECOGNITION):
+        kinds = {target["datasource"]["uid"] for _, target in dashboard_targets(dashboards()[name])}
+        assert kinds == {"ioc-prometheus", "ioc-timescaledb"}, name
+
+
+def test_panels_are_not_empty_by_design() -> None:
+    """Counters that may have no series yet (no dead letter, no database error) fall back to
+    a zero series, so the panel shows 0 instead of "No data"."""
+    for name, board in dashboards().items():
+        for panel, target in dashboard_targets(board):
+            expr = target.get("expr", "")
+            if "ioc_messages_dead_lettered_total" in expr or "ioc_db_errors_total" in expr:
+                assert " or " in expr, f"{name}: {panel['title']}: no data while the counter has no series"
+
+
 # ---------------------------------------------------------------- the SQL, for real
-@dataclass(frozen=True)
-class ProvisionedDatabase:
-    layout: str
-    ioc_url: str
-    grafana_url: str
-
-
-def _psql() -> str:
-    found = shutil.which("psql") or shutil.which("psql", path="/usr/lib/postgresql/15/bin")
-    if not found:
-        pytest.skip("psql not installed (Debian postgresql-client)")
-    return found
-
-
-def _run_psql(psql: str, env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [psql, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module", params=["timescaledb", "postgres"])
 def provisioned(request: pytest.FixtureRequest) -> Iterator[ProvisionedDatabase]:
     """A fresh cluster set up like the compose stack's timescaledb service, then migrated."""
-    psql = _psql()
-    cluster = EmbeddedPostgres(timescale=request.param == "timescaledb")
-    try:
-        cluster.start()
-    except TimescaleUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        admin = conninfo_to_dict(cluster.url)
-        ioc_password, grafana_password = secrets.token_hex(16), secrets.token_hex(16)
-        server = {"PGHOST": admin["host"], "PGPORT": str(admin["port"])}
-        done = subprocess.run(
-            ["bash", str(DEPLOY / "timescaledb" / "initdb" / "10-ioc-roles.sh")],
-            env={
-                **os.environ,
-                **server,
-                "PGPASSWORD": admin["password"],
-                "POSTGRES_USER": "postgres",
-                "IOC_DB_PASSWORD": ioc_password,
-                "GRAFANA_DB_PASSWORD": grafana_password,
-                "PATH": f"{os.path.dirname(psql)}:{os.environ['PATH']}",
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        ioc_url = make_conninfo(
-            "", host=admin["host"], port=admin["port"], dbname="ioc", user="ioc", password=ioc_password
-        )
-        from ioc.storage.migrations import migrate
-
-        asyncio.run(migrate(ioc_url))
-        _run_psql(
-            psql,
-            {**server, "PGPASSWORD": ioc_password},
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "ioc",
-            "-d",
-            "ioc",
-            "-f",
-            str(DEPLOY / "timescaledb" / "grafana-grants.sql"),
-        )
-        grafana_url = make_conninfo(
-            "",
-            host=admin["host"],
-            port=admin["port"],
-            dbname="ioc",
-            user="ioc_grafana",
-            password=grafana_password,
-        )
-        yield ProvisionedDatabase(request.param, ioc_url, grafana_url)
-    finally:
-        cluster.stop()
+    with provisioned_cluster(request.param) as database:
+        yield database
 
 
 @pytest.mark.integration
@@ -178,11 +153,35 @@ def test_grafana_role_reads_only_the_dashboard_tables(provisioned: ProvisionedDa
     with psycopg.connect(provisioned.grafana_url, autocommit=True) as conn:
         for table in ("checkpoint_counts", "sensor_readings", "cameras", "checkpoint_counts_hourly"):
             conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (fixed names)
-        for table in ("users", "audit_log", "plate_reads", "plate_crops", "alerts", "watchlist_entries"):
+        for table in ("users", "audit_log", "plate_crops", "watchlist_entries", "alert_events"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
         with pytest.raises((psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
             conn.execute("DELETE FROM checkpoint_counts")
+
+
+# Tables that hold plates: the columns Grafana may read, and ones it must never see.
+READABLE_COLUMNS = {
+    "plate_reads": "captured_at, camera_id, checkpoint_id, source, layout, confidence",
+    "passages": "started_at, camera_id, checkpoint_id, reads, confidence, status",
+    "alerts": "raised_at, kind, severity, status, checkpoint_id",
+}
+HIDDEN_COLUMNS = {
+    "plate_reads": ("text", "skeleton", "display", "candidates", "read_id", "province", "*"),
+    "passages": ("text", "display", "read_ids", "best_read_id", "*"),
+    "alerts": ("subject", "evidence", "read_id", "alert_id", "*"),
+}
+
+
+@pytest.mark.integration
+def test_grafana_role_never_reads_a_plate(provisioned: ProvisionedDatabase) -> None:
+    with psycopg.connect(provisioned.grafana_url, autocommit=True) as conn:
+        for table, columns in READABLE_COLUMNS.items():
+            conn.execute(f"SELECT {columns} FROM {table} LIMIT 1")  # noqa: S608 (fixed names)
+        for table, columns in HIDDEN_COLUMNS.items():
+            for column in columns:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(f"SELECT {column} FROM {table} LIMIT 1")  # noqa: S608
 
 
 # Two minutes of counts at two checkpoints, and a few sensor readings.
@@ -208,9 +207,62 @@ SAMPLES = (
 )
 
 
+# Cameras (id, checkpoint, online) and their plate reads (camera, checkpoint, source, layout,
+# confidence); cam-3 sends reads without being registered.
+CAMERAS = (("cam-1", "cp-1", True), ("cam-2", "cp-2", False))
+READS = (
+    ("cam-1", "cp-1", "camera", "one_line", 0.95),
+    ("cam-1", "cp-1", "camera", "one_line", 0.92),
+    ("cam-1", "cp-1", "camera", "two_line", 0.5),
+    ("cam-2", "cp-2", "camera", "two_line", 0.7),
+    ("cam-2", "cp-2", "camera", "motorbike", 0.65),
+    ("cam-3", "cp-2", "edge", None, 0.99),
+)
+# Passages of cam-1: frames per vehicle.
+PASSAGES = (("cam-1", 3, "final"), ("cam-1", 1, "provisional"))
+# Alerts (kind, severity, status, checkpoint).
+ALERTS = (
+    ("watchlist_hit", "critical", "new", "cp-1"),
+    ("watchlist_hit", "critical", "acknowledged", "cp-1"),
+    ("camera_offline", "warning", "new", "cp-2"),
+)
+
+
+def _load_plate_tables(conn: psycopg.Connection, base: datetime) -> None:
+    for camera_id, checkpoint_id, online in CAMERAS:
+        conn.execute(
+            "INSERT INTO cameras (camera_id, checkpoint_id, last_seen, online) VALUES (%s, %s, %s, %s)",
+            [camera_id, checkpoint_id, base, online],
+        )
+    for i, (camera_id, checkpoint_id, source, layout, confidence) in enumerate(READS):
+        conn.execute(
+            "INSERT INTO plate_reads (read_id, captured_at, camera_id, checkpoint_id, direction, text,"
+            " display, confidence, layout, source, source_event_id, processed_at)"
+            " VALUES (%s, %s, %s, %s, 'in', '30A12345', '30A-123.45', %s, %s, %s, %s, %s)",
+            [uuid.uuid4(), base + timedelta(seconds=20 * i), camera_id, checkpoint_id, confidence, layout,
+             source, uuid.uuid4(), base],
+        )
+    for i, (camera_id, reads, status) in enumerate(PASSAGES):
+        read_ids = [uuid.uuid4() for _ in range(reads)]
+        conn.execute(
+            "INSERT INTO passages (passage_id, camera_id, checkpoint_id, lane, direction, started_at,"
+            " ended_at, text, display, confidence, reads, support, read_ids, best_read_id, status)"
+            " VALUES (%s, %s, 'cp-1', 0, 'in', %s, %s, '30A12345', '30A-123.45', 0.9, %s, %s, %s, %s, %s)",
+            [uuid.uuid4(), camera_id, base + timedelta(minutes=i), base + timedelta(minutes=i, seconds=2),
+             reads, reads, read_ids, read_ids[0], status],
+        )
+    for i, (kind, severity, status, checkpoint_id) in enumerate(ALERTS):
+        conn.execute(
+            "INSERT INTO alerts (alert_id, kind, severity, subject, status, raised_at, checkpoint_id)"
+            " VALUES (%s, %s, %s, '30A12345', %s, %s, %s)",
+            [uuid.uuid4(), kind, severity, status, base + timedelta(minutes=i), checkpoint_id],
+        )
+
+
 @pytest.fixture(scope="module")
 def sample_window(provisioned: ProvisionedDatabase) -> tuple[datetime, datetime]:
-    """Loads SAMPLES (as the owner, like the workers do); returns the dashboard's time range."""
+    """Loads SAMPLES, the sensor readings and the plate tables' rows (as the owner, like the
+    workers do); returns the dashboard's time range."""
     base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
     with psycopg.connect(provisioned.ioc_url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
@@ -241,29 +293,20 @@ def sample_window(provisioned: ProvisionedDatabase) -> tuple[datetime, datetime]
                 " value, unit) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [uuid.uuid4(), base + timedelta(seconds=10 * offset), sensor, "cp-2", kind, value, unit],
             )
+        _load_plate_tables(conn, base)
     return base - timedelta(minutes=5), base + timedelta(minutes=35)
 
 
-def expand_macros(
-    sql: str, *, start: datetime, end: datetime, checkpoints: list[str], interval_s: int = 60
-) -> str:
-    """Grafana's PostgreSQL macros and this dashboard's variable, as Grafana expands them."""
-    sql = re.sub(
-        r"\$__timeGroupAlias\(\s*(\w+)\s*,\s*\$__interval\s*\)",
-        rf'floor(extract(epoch from \1)/{interval_s})*{interval_s} AS "time"',
-        sql,
-    )
-    sql = re.sub(
-        r"\$__timeFilter\(\s*(\w+)\s*\)", rf"\1 BETWEEN '{start.isoformat()}' AND '{end.isoformat()}'", sql
-    )
-    sql = sql.replace("$__interval_ms", str(interval_s * 1000))
-    sql = sql.replace("$checkpoint", ", ".join("'" + c.replace("'", "''") + "'" for c in checkpoints))
-    assert "$" not in sql, f"unexpanded macro in {sql}"
-    return sql
+def _sql_queries(board: str) -> dict[str, dict[str, Any]]:
+    return {
+        panel["title"]: target
+        for panel, target in dashboard_targets(dashboards()[board])
+        if target["datasource"]["uid"] == "ioc-timescaledb"
+    }
 
 
 def _checkpoint_queries() -> dict[str, dict[str, Any]]:
-    return {panel["title"]: target for panel, target in dashboard_targets(dashboards()[CHECKPOINTS])}
+    return _sql_queries(CHECKPOINTS)
 
 
 def _query(url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -273,16 +316,21 @@ def _query(url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
 
 
 @pytest.mark.integration
-def test_every_checkpoint_panel_query_runs(provisioned: ProvisionedDatabase, sample_window: tuple) -> None:
+@pytest.mark.parametrize("board", [CHECKPOINTS, OVERVIEW, RECOGNITION])
+def test_every_sql_panel_query_runs(
+    provisioned: ProvisionedDatabase, sample_window: tuple, board: str
+) -> None:
     start, end = sample_window
-    for title, target in _checkpoint_queries().items():
+    queries = _sql_queries(board)
+    assert queries, f"{board} has no SQL panel"
+    for title, target in queries.items():
         columns, rows = _query(
             provisioned.grafana_url,
             expand_macros(target["rawSql"], start=start, end=end, checkpoints=["cp-1", "cp-2"]),
         )
-        assert rows, f"{title}: no rows"
+        assert rows, f"{board} / {title}: no rows"
         if target["format"] == "time_series":
-            assert columns[0] == "time", f"{title}: first column must be the time"
+            assert columns[0] == "time", f"{board} / {title}: first column must be the time"
 
 
 @pytest.mark.integration
@@ -366,3 +414,57 @@ def test_sensor_panels(provisioned: ProvisionedDatabase, sample_window: tuple) -
     )
     readings = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
     assert readings["air-1"]["readings"] == 2 and readings["loop-2"]["sensor_kind"] == "vehicle_count"
+
+
+def _sql_by_title(board: str, fragment: str) -> str:
+    matches = [t["rawSql"] for title, t in _sql_queries(board).items() if fragment in title.lower()]
+    assert len(matches) == 1, fragment
+    return matches[0]
+
+
+@pytest.mark.integration
+def test_read_quality_per_camera_matches_the_storage_module(
+    provisioned: ProvisionedDatabase, sample_window: tuple
+) -> None:
+    """The dashboard's per-camera figures are ioc.storage.camera_quality's, plus health and passages."""
+    from ioc.storage.camera_quality import read_quality
+
+    start, end = sample_window
+    sql = expand_macros(_sql_by_title(RECOGNITION, "read quality per camera"), start=start, end=end)
+    columns, rows = _query(provisioned.grafana_url, sql)
+    table = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
+
+    async def expected() -> dict[str, Any]:
+        async with await psycopg.AsyncConnection.connect(provisioned.ioc_url) as conn:
+            return await read_quality(conn, since=start)
+
+    quality = asyncio.run(expected())
+    assert set(table) == {"cam-1", "cam-2", "cam-3"} == set(quality)
+    for camera, q in quality.items():
+        assert table[camera]["reads"] == q.reads, camera
+        assert table[camera]["mean_confidence"] == pytest.approx(q.mean_confidence), camera
+        assert table[camera]["low_confidence_share"] == pytest.approx(q.low_confidence_share), camera
+    assert [row[0] for row in rows][0] == "cam-1", "the weakest camera comes first"
+    assert (table["cam-1"]["health"], table["cam-2"]["health"], table["cam-3"]["health"]) == (
+        "online",
+        "offline",
+        "unknown",
+    )
+    assert table["cam-3"]["checkpoint"] == "cp-2", "an unregistered camera keeps its reads' checkpoint"
+    assert (table["cam-1"]["passages"], table["cam-1"]["reads_per_passage"]) == (2, pytest.approx(2.0))
+    offline = expand_macros(_sql_by_title(RECOGNITION, "cameras offline"), start=start, end=end)
+    assert _query(provisioned.grafana_url, offline)[1] == [(1,)]
+
+
+@pytest.mark.integration
+def test_alerts_by_kind_and_status(provisioned: ProvisionedDatabase, sample_window: tuple) -> None:
+    start, end = sample_window
+    sql = expand_macros(_sql_by_title(OVERVIEW, "alerts by kind and status"), start=start, end=end)
+    columns, rows = _query(provisioned.grafana_url, sql)
+    table = {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in rows}
+    hits = table[("watchlist_hit", "critical")]
+    assert (hits["alerts"], hits["new"], hits["in_progress"], hits["closed"]) == (2, 1, 1, 0)
+    assert table[("camera_offline", "warning")]["alerts"] == 1
+    per_checkpoint = expand_macros(_sql_by_title(OVERVIEW, "alerts per checkpoint"), start=start, end=end)
+    _, rows = _query(provisioned.grafana_url, per_checkpoint)
+    assert rows == [("cp-1", 2, 0, 0), ("cp-2", 0, 1, 0)]

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from deploy_files import CHART, RULES_FILE, load_yaml, settings_env_names
+from deploy_files import CHART, DASHBOARDS, REPO, RULES_FILE, load_yaml, settings_env_names
 from helm_engine import Helm, RenderError, deep_merge
 
 KUBERNETES_VERSION = "1.32.0"
@@ -23,10 +23,12 @@ needs_helm = pytest.mark.skipif(
     "(docs/deployment.md, 'Checking the deployment files')",
 )
 DEFAULTS: dict[str, Any] = load_yaml(CHART / "values.yaml")
+DASHBOARD_NAMES = sorted(p.stem.removeprefix("ioc-") for p in DASHBOARDS.glob("*.json"))
+PROVINCE_FILE = REPO / "helm" / "examples" / "province.yaml"
 ALL_FEATURES: dict[str, Any] = {
     "image": {"digest": "sha256:" + "a" * 64},
     "config": {"extra": {"IOC_SINK_BATCH_SIZE": "500"}},
-    "worker": {"autoscaling": {"enabled": True, "maxReplicas": 8}},
+    "worker": {"autoscaling": {"enabled": True, "maxReplicas": 8}, "preStopSleepSeconds": 3},
     "api": {
         "ingress": {
             "enabled": True,
@@ -37,6 +39,7 @@ ALL_FEATURES: dict[str, Any] = {
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True},
+        "grafanaDashboards": {"enabled": True, "annotations": {"grafana_folder": "IOC"}},
     },
     "networkPolicy": {
         "enabled": True,
@@ -46,10 +49,18 @@ ALL_FEATURES: dict[str, Any] = {
         ],
         "egress": {"restrict": True, "to": [{"ports": [{"protocol": "TCP", "port": 9092}]}]},
     },
-    "kafkaTopics": {"strimzi": {"enabled": True, "clusterName": "ioc-kafka"}},
+    "kafkaTopics": {
+        "strimzi": {
+            "enabled": True,
+            "clusterName": "ioc-kafka",
+            "retentionMsByTopic": {"camera-frames": 43_200_000},
+        }
+    },
     "secrets": {"databaseUrl": {"secretName": "ioc-db-app", "key": "uri"}},
 }
 WORKLOAD_KINDS = {"Deployment", "Job", "CronJob"}
+# Renderings with the optional objects switched on.
+FEATURED = {"all-features", "province"}
 
 
 def values(**overrides: Any) -> dict[str, Any]:
@@ -81,6 +92,9 @@ def test_chart_metadata() -> None:
         "worker-pdb.yaml",
         "api-pdb.yaml",
         "networkpolicy.yaml",
+        "prometheusrule.yaml",
+        "grafana-dashboards.yaml",
+        "kafkatopics.yaml",
     } <= templates
 
 
@@ -100,8 +114,22 @@ def test_values_match_their_schema() -> None:
         {"secrets": {"existingSecret": ""}},
         {"podSecurityContext": {"runAsNonRoot": False}},
         {"typo": True},
+        {"api": {"preStopSleepSeconds": -1}},
+        {"kafkaTopics": {"strimzi": {"retentionMsByTopic": {"frames": 1000}}}},
+        {"metrics": {"grafanaDashboards": {"labels": {"grafana_dashboard": 1}}}},
     ],
-    ids=["replicas-type", "secret-in-extra", "non-ioc-extra", "env", "no-secret-name", "root", "unknown-key"],
+    ids=[
+        "replicas-type",
+        "secret-in-extra",
+        "non-ioc-extra",
+        "env",
+        "no-secret-name",
+        "root",
+        "unknown-key",
+        "negative-prestop",
+        "unknown-topic-retention",
+        "label-not-string",
+    ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
@@ -113,6 +141,32 @@ def test_prometheus_rules_file_is_the_deploy_one() -> None:
     assert linked.resolve() == RULES_FILE.resolve(), (
         "helm/ioc/files/prometheus-rules.yml must link to the deploy rules"
     )
+
+
+def test_dashboards_folder_is_the_deploy_one() -> None:
+    linked = CHART / "files" / "dashboards"
+    assert linked.resolve() == DASHBOARDS.resolve(), "helm/ioc/files/dashboards must link to deploy/grafana"
+
+
+def test_province_example_matches_the_schema() -> None:
+    province = values(**load_yaml(PROVINCE_FILE))
+    jsonschema.validate(province, _schema())
+    assert province["worker"]["autoscaling"]["maxReplicas"] <= province["config"]["topicPartitions"]
+
+
+# Figures values.yaml cites for its resource requests; each must be a measured one.
+CITED_FIGURES = ("41.8 frames/s", "16.8 ms", "12,600", "254 MB", "157.5", "435")
+
+
+def test_resource_sizing_cites_the_measured_figures() -> None:
+    comments = " ".join(
+        line.split("#", 1)[1] for line in (CHART / "values.yaml").read_text().splitlines() if "#" in line
+    )
+    benchmarks = " ".join((REPO / "docs" / "benchmarks.md").read_text().split())
+    for figure in CITED_FIGURES:
+        assert figure in comments, f"values.yaml no longer cites {figure}"
+        number = figure.split()[0]
+        assert number in benchmarks, f"{figure} is not a figure of docs/benchmarks.md"
 
 
 def test_migrate_job_is_a_pre_install_and_pre_upgrade_hook() -> None:
@@ -138,8 +192,23 @@ def test_helm_lint_passes(overrides: dict[str, Any]) -> None:
         ({"config": {"kafkaBootstrap": ""}}, "config.kafkaBootstrap is required"),
         ({"worker": {"autoscaling": {"enabled": True, "maxReplicas": 12}}}, "exceeds config.topicPartitions"),
         ({"kafkaTopics": {"strimzi": {"enabled": True}}}, "kafkaTopics.strimzi.clusterName is required"),
+        ({"worker": {"replicas": 9}}, "worker.replicas (9) exceeds config.topicPartitions (8)"),
+        ({"api": {"preStopSleepSeconds": 30}}, "must be shorter than api.terminationGracePeriodSeconds"),
+        (
+            {"worker": {"preStopSleepSeconds": 90, "terminationGracePeriodSeconds": 60}},
+            "must be shorter than worker.terminationGracePeriodSeconds",
+        ),
+        ({"api": {"ingress": {"enabled": True}}}, "api.ingress.tls is empty"),
     ],
-    ids=["no-kafka", "hpa-beyond-partitions", "strimzi-without-cluster"],
+    ids=[
+        "no-kafka",
+        "hpa-beyond-partitions",
+        "strimzi-without-cluster",
+        "replicas-beyond-partitions",
+        "api-prestop-beyond-grace",
+        "worker-prestop-beyond-grace",
+        "ingress-without-tls",
+    ],
 )
 def test_helm_refuses_unusable_values(overrides: dict[str, Any], expected: str) -> None:
     result = HELM.lint(CHART, values(**overrides))
@@ -151,11 +220,21 @@ def test_helm_lint_reports_schema_violations() -> None:
     assert not HELM.lint(CHART, values(worker={"replicas": "two"})).ok
 
 
-@pytest.fixture(scope="module", params=["defaults", "all-features"])
+@needs_helm
+def test_ingress_without_tls_only_when_asked_for() -> None:
+    plain = {"api": {"ingress": {"enabled": True, "allowWithoutTls": True}}}
+    assert HELM.lint(CHART, values(**plain)).ok
+    ingress = _objects(HELM.render(CHART, values(**plain)), "Ingress")["ioc-api"]
+    assert "tls" not in ingress["spec"]
+
+
+@pytest.fixture(scope="module", params=["defaults", "all-features", "province"])
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
     if HELM is None:
         pytest.skip("no Helm (see module docstring)")
-    overrides = {} if request.param == "defaults" else ALL_FEATURES
+    overrides = {"defaults": {}, "all-features": ALL_FEATURES, "province": load_yaml(PROVINCE_FILE)}[
+        request.param
+    ]
     try:
         return request.param, HELM.render(CHART, values(**overrides))
     except RenderError as exc:
@@ -164,6 +243,10 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]
 
 def _objects(rendered: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in rendered if o["kind"] == kind}
+
+
+def _partitions(objects: list[dict[str, Any]]) -> int:
+    return int(_objects(objects, "ConfigMap")["ioc-config"]["data"]["IOC_TOPIC_PARTITIONS"])
 
 
 def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +286,7 @@ def test_rendered_kinds(rendered: tuple[str, list[dict[str, Any]]]) -> None:
         ("PodDisruptionBudget", "ioc-api"),
         ("Pod", "ioc-test-api"),  # the `helm test` hook
     }
-    if name == "all-features":
+    if name in FEATURED:
         expected |= {
             ("HorizontalPodAutoscaler", "ioc-worker"),
             ("Ingress", "ioc-api"),
@@ -212,7 +295,7 @@ def test_rendered_kinds(rendered: tuple[str, list[dict[str, Any]]]) -> None:
             ("ServiceMonitor", "ioc-api"),
             ("ServiceMonitor", "ioc-worker"),
             ("PrometheusRule", "ioc"),
-        }
+        } | {("ConfigMap", f"ioc-dashboard-{board}") for board in DASHBOARD_NAMES}
     else:
         expected |= {("ServiceAccount", "ioc")}
     assert expected <= kinds, sorted(expected - kinds)
@@ -240,7 +323,7 @@ def test_pods_are_locked_down_and_sized(rendered: tuple[str, list[dict[str, Any]
 
 def test_secrets_come_from_secret_references(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     name, objects = rendered
-    database_secret = ("ioc-db-app", "uri") if name == "all-features" else ("ioc-secrets", "database-url")
+    database_secret = ("ioc-db-app", "uri") if name in FEATURED else ("ioc-secrets", "database-url")
     for obj in (o for o in objects if o["kind"] in WORKLOAD_KINDS):
         env = {e["name"]: e for c in _pod_spec(obj)["containers"] for e in c.get("env", [])}
         database = env["IOC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
@@ -290,7 +373,7 @@ def test_probes_and_commands(rendered: tuple[str, list[dict[str, Any]]]) -> None
 
 def test_monitoring_objects_use_the_rule_job_names(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     name, objects = rendered
-    if name != "all-features":
+    if name not in FEATURED:
         pytest.skip("monitoring objects are off by default")
     for component, monitor in _objects(objects, "ServiceMonitor").items():
         relabel = monitor["spec"]["endpoints"][0]["relabelings"][0]
@@ -298,7 +381,7 @@ def test_monitoring_objects_use_the_rule_job_names(rendered: tuple[str, list[dic
     rule = _objects(objects, "PrometheusRule")["ioc"]
     assert rule["spec"]["groups"] == load_yaml(RULES_FILE)["groups"]
     hpa = _objects(objects, "HorizontalPodAutoscaler")["ioc-worker"]
-    assert hpa["spec"]["maxReplicas"] <= DEFAULTS["config"]["topicPartitions"]
+    assert hpa["spec"]["maxReplicas"] <= _partitions(objects)
     assert "replicas" not in _objects(objects, "Deployment")["ioc-worker"]["spec"], (
         "the HPA owns the replica count"
     )
@@ -306,12 +389,12 @@ def test_monitoring_objects_use_the_rule_job_names(rendered: tuple[str, list[dic
 
 def test_strimzi_topics_match_the_topic_layout(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     name, objects = rendered
-    if name != "all-features":
+    if name not in FEATURED:
         pytest.skip("KafkaTopics are off by default")
     from ioc.config import Settings
     from streams.topics import topic_specs
 
-    settings = Settings(topic_partitions=DEFAULTS["config"]["topicPartitions"], topic_prefix="ioc")
+    settings = Settings(topic_partitions=_partitions(objects), topic_prefix="ioc")
     expected = {s.name: (s.partitions, s.compacted) for s in topic_specs(settings)}
     got = {
         t["spec"]["topicName"]: (
@@ -321,3 +404,55 @@ def test_strimzi_topics_match_the_topic_layout(rendered: tuple[str, list[dict[st
         for t in _objects(objects, "KafkaTopic").values()
     }
     assert got == expected
+
+    retention = {
+        topic["spec"]["topicName"]: topic["spec"]["config"].get("retention.ms")
+        for topic in _objects(objects, "KafkaTopic").values()
+    }
+    assert retention["ioc.camera-frames"] == 43_200_000, "frames keep their own, shorter retention"
+    assert retention["ioc.plate-reads"] == DEFAULTS["kafkaTopics"]["strimzi"]["retentionMs"]
+    assert retention["ioc.watchlist"] is None, "the compacted watchlist keeps every entry"
+
+
+def test_graceful_shutdown(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """SIGTERM leaves time to finish: the API first leaves the Service (preStop pause), the
+    worker finishes its batch and commits; a pause never eats the whole grace period."""
+    name, objects = rendered
+    deployments = _objects(objects, "Deployment")
+    for deployment in ("ioc-api", "ioc-worker"):
+        pod = deployments[deployment]["spec"]["template"]["spec"]
+        grace = pod["terminationGracePeriodSeconds"]
+        hook = pod["containers"][0].get("lifecycle", {}).get("preStop")
+        if hook is not None:
+            assert hook["exec"]["command"][0] == "sleep"
+            assert int(hook["exec"]["command"][1]) < grace, deployment
+        if deployment == "ioc-api":
+            assert hook is not None, "the API needs a pause to leave the Service's endpoints"
+        else:
+            assert grace >= 60, "a worker needs time to flush its batches and commit offsets"
+            assert (hook is not None) == (name == "all-features"), "worker preStop only when asked for"
+
+
+def test_dashboards_are_shipped_for_the_grafana_sidecar(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = rendered
+    maps = {n: o for n, o in _objects(objects, "ConfigMap").items() if n.startswith("ioc-dashboard-")}
+    if name not in FEATURED:
+        assert not maps, "dashboards are off by default"
+        return
+    assert set(maps) == {f"ioc-dashboard-{board}" for board in DASHBOARD_NAMES}
+    for configmap in maps.values():
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert configmap["metadata"]["annotations"]["grafana_folder"] == "IOC"
+        ((filename, text),) = configmap["data"].items()
+        assert json.loads(text) == json.loads((DASHBOARDS / filename).read_text())
+
+
+def test_province_sizing(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """The example for docs/operations.md: workers within the partitions, 2 CPUs each."""
+    name, objects = rendered
+    if name != "province":
+        pytest.skip("the province example only")
+    hpa = _objects(objects, "HorizontalPodAutoscaler")["ioc-worker"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"], _partitions(objects)) == (8, 32, 64)
+    worker = _objects(objects, "Deployment")["ioc-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert worker["resources"]["limits"]["cpu"] == "2"

@@ -154,6 +154,10 @@ def test_required_alerts_exist_with_severity_and_summary() -> None:
         "IOCRecognitionSlow": "ioc_recognition_seconds:p99",
         "IOCConsumerNotStoring": "ioc_messages_stored",
         "IOCApiErrorRate": "ioc_http_requests_errors",
+        "IOCConsumerLag": "ioc_consumer_lag_messages",
+        "IOCCameraOffline": "ioc_camera_last_seen_age_seconds",
+        "IOCNoReads": "ioc_plates_read_total",
+        "IOCAlertLatencyHigh": "ioc_event_alert_latency_seconds",
     }
     for name, needle in required.items():
         assert name in alerts, f"missing alert {name}"

@@ -8,14 +8,14 @@ import json
 import os
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from pipeline_helpers import dead_letters, scalar, wait_for, worker_metrics
 
 from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_scene
@@ -60,54 +60,6 @@ def _frame(plate: str, layout: str = "one_line") -> CameraFrame:
                             occlusion=0.0, glare=0.0)
     return CameraFrame(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
                        captured_at=utcnow(), jpeg=encode_jpeg(image, quality=90))
-
-
-async def _scalar(settings: Settings, query: str, params: list | None = None):  # noqa: ANN202
-    conn = await connect(settings.database_conninfo())
-    try:
-        cur = await conn.execute(query, params or [])
-        row = await cur.fetchone()
-        return row[0] if row else None
-    finally:
-        await conn.close()
-
-
-async def _wait_for(settings: Settings, query: str, params: list, want, timeout: float = 120):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = await _scalar(settings, query, params)
-        if (want(value) if callable(want) else value == want):
-            return value
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {query!r}: last value {value!r}")
-
-
-async def _dead_letters(settings: Settings, expected: int, timeout: float = 60) -> list[dict]:
-    consumer = AIOKafkaConsumer(settings.topics.dead_letter, bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    letters: list[dict] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(letters) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                letters += [json.loads(r.value) for r in records]
-    finally:
-        await consumer.stop()
-    return letters
-
-
-def _worker_metrics(settings: Settings) -> dict[str, float]:
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=5).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("ioc_messages_") and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 async def _alerts_through_api(settings: Settings, workdir: Path) -> list[dict]:
@@ -158,9 +110,9 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
     future = json.loads(edge.to_json()) | {"schema_version": 2, "text": "20A12345"}
     await producer.send_and_wait(t.edge_plate_reads, json.dumps(future).encode(), key=CAMERA.encode())
 
-    source = await _wait_for(settings, "SELECT source FROM plate_reads WHERE text = %s", [WANTED], "camera")
+    source = await wait_for(settings, "SELECT source FROM plate_reads WHERE text = %s", [WANTED], "camera")
     assert source == "camera"
-    alert_subject = await _wait_for(
+    alert_subject = await wait_for(
         settings, "SELECT subject FROM alerts WHERE kind = 'watchlist_hit' AND subject = %s",
         [WANTED], WANTED,
     )
@@ -168,7 +120,7 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
     alert = (await _alerts_through_api(settings, tmp_path))[0]
     assert alert["subject"] == WANTED and alert["evidence"]["match_kind"] == "exact"
 
-    letters = await _dead_letters(settings, expected=5)
+    letters = await dead_letters(settings, expected=5)
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons == sorted(
         ["bad_json", "undecodable_image", "unknown_camera", "invalid_event", "unknown_schema_version"]
@@ -180,7 +132,7 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
     assert bad["source_topic"] == t.frames
 
     # every message taken in was either stored or dead-lettered, per topic
-    metrics = _worker_metrics(settings)
+    metrics = worker_metrics(settings.worker_metrics_port)
     for topic in (t.frames, t.edge_plate_reads):
         consumed = metrics.get(f'ioc_messages_consumed_total{{topic="{topic}"}}', 0)
         stored = metrics.get(f'ioc_messages_stored_total{{topic="{topic}"}}', 0)
@@ -205,13 +157,13 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
         await producer.send(t.edge_plate_reads, batch.to_json(), key=f"gw{start % 4}".encode())
     await producer.flush()
     # kill the worker mid-stream, as soon as it has stored something
-    await _wait_for(settings, "SELECT count(*) FROM plate_reads", [], lambda n: n and n > 0)
+    await wait_for(settings, "SELECT count(*) FROM plate_reads", [], lambda n: n and n > 0)
     name, proc = worker.children[0]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     worker.children.clear()
     worker.start("worker-restarted", [sys.executable, "-m", "ioc", "worker"], child_env(settings), tmp_path)
 
-    await _wait_for(settings, "SELECT count(DISTINCT text) FROM plate_reads", [], len(plates), timeout=180)
+    await wait_for(settings, "SELECT count(DISTINCT text) FROM plate_reads", [], len(plates), timeout=180)
     await asyncio.sleep(3)  # anything replayed after the last new row would show up as a duplicate
-    assert await _scalar(settings, "SELECT count(*) FROM plate_reads") == len(plates)
+    assert await scalar(settings, "SELECT count(*) FROM plate_reads") == len(plates)

@@ -147,3 +147,20 @@ topologySpreadConstraints:
   emptyDir:
     sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
 {{- end }}
+
+{{/* A preStop pause before SIGTERM (pass .Values.api or .Values.worker); nothing when 0. */}}
+{{- define "ioc.preStop" -}}
+{{- if gt (int .preStopSleepSeconds) 0 }}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", {{ .preStopSleepSeconds | int | toString | quote }}]
+{{- end }}
+{{- end }}
+
+{{/* The pause must leave time for the graceful stop: pass (dict "name" "api" "values" .Values.api). */}}
+{{- define "ioc.checkPreStop" -}}
+{{- if ge (int .values.preStopSleepSeconds) (int .values.terminationGracePeriodSeconds) }}
+{{- fail (printf "%s.preStopSleepSeconds (%d) must be shorter than %s.terminationGracePeriodSeconds (%d): the pause counts against the grace period" .name (int .values.preStopSleepSeconds) .name (int .values.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- end }}

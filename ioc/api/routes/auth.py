@@ -61,7 +61,7 @@ async def _login_request(request: Request) -> LoginRequest:
         if not isinstance(fields, dict):
             raise ValueError("not an object")
         return LoginRequest.model_validate(fields)
-    except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+    except (ValueError, UnicodeDecodeError, ValidationError, RecursionError) as exc:  # deep JSON: Recursion
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "username and password required") from exc
 
 

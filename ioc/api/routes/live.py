@@ -1,45 +1,87 @@
 """The live alert stream (server-sent events) for operator pages.
 
 Each event is ``event: alert`` with an alert in the same JSON shape as
-``GET /api/alerts/{id}``; ``: keep-alive`` comments every 15 s keep proxies
-from closing an idle stream. The page reloads the list after reconnecting.
+``GET /api/alerts/{id}`` and an ``id:`` (the stream position, see
+``ioc.api.live_alerts``). A client that reconnects with that id, in the
+``Last-Event-ID`` header or the ``last_event_id`` query parameter, first gets
+every alert it missed, then the live ones, none twice. When the gap is too old to
+replay it gets ``event: reset`` instead and should reload the list
+(``GET /api/alerts``). ``retry:`` tells clients to reconnect after a second;
+``: keep-alive`` comments every 15 s keep proxies from closing an idle stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from ioc.api.deps import AlertReader
-from ioc.api.live_alerts import CLOSED, AlertBroadcaster
+from ioc.api.live_alerts import CLOSED, AlertBroadcaster, StreamEvent, Subscription
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 KEEPALIVE_S = 15.0
+RETRY_MS = 1000
+READY_WAIT_S = 5.0  # a starting process reads the replay window from the topic first
+REACH_WAIT_S = 1.0  # an id from a replica slightly ahead: wait for this process to catch up
 
 
-async def _events(request: Request, broadcaster: AlertBroadcaster) -> AsyncIterator[bytes]:
-    queue = broadcaster.subscribe()
+def _frame(event: StreamEvent, subscription: Subscription) -> bytes:
+    return b"id: %s\nevent: alert\ndata: %s\n\n" % (subscription.event_id.encode(), event.payload)
+
+
+async def _events(
+    request: Request, broadcaster: AlertBroadcaster, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    subscription = broadcaster.subscribe(last_event_id)
     try:
-        yield b"retry: 3000\n: connected\n\n"
+        head = b"retry: %d\nid: %s\n" % (RETRY_MS, subscription.event_id.encode())
+        if subscription.reset is not None:
+            yield head + b"event: reset\ndata: %s\n\n" % json.dumps({"reason": subscription.reset}).encode()
+        else:
+            yield head + b": connected, replaying %d\n\n" % len(subscription.replay)
+        for event in subscription.replay:
+            if subscription.accept(event):
+                yield _frame(event, subscription)
+        subscription.replay.clear()
         while not await request.is_disconnected():
             try:
-                payload = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+                event = await asyncio.wait_for(subscription.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            if payload == CLOSED:
+            if event is CLOSED:
                 return
-            yield b"event: alert\ndata: " + payload + b"\n\n"
+            if subscription.accept(event):
+                yield _frame(event, subscription)
     finally:
-        broadcaster.unsubscribe(queue)
+        broadcaster.unsubscribe(subscription)
 
 
-@router.get("/stream", summary="Server-sent events: every new or changed alert, as it happens",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(request: Request, _: AlertReader) -> StreamingResponse:
-    return StreamingResponse(_events(request, request.app.state.alerts), media_type="text/event-stream",
+@router.get("/stream", summary="Server-sent events: every new or changed alert, as it happens; resumable",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}},
+                       503: {"description": "live alerts not available yet (retry)"}})
+async def stream(
+    request: Request,
+    _: AlertReader,
+    # no length limit here: a refused id would refuse every reconnection; one that is not
+    # ours resets the page instead (and RequestLimits bounds headers and query strings)
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Query(
+        description="The last id received, for clients that cannot set Last-Event-ID")] = None,
+) -> StreamingResponse:
+    broadcaster: AlertBroadcaster = request.app.state.alerts
+    if not await broadcaster.wait_ready(READY_WAIT_S):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "live alerts not available yet",
+                            headers={"Retry-After": "5"})
+    last = last_event_id_header or last_event_id
+    await broadcaster.reach(last, REACH_WAIT_S)
+    return StreamingResponse(_events(request, broadcaster, last),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

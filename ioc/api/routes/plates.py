@@ -30,7 +30,8 @@ PAGE_DEFAULT, PAGE_MAX = 20, 100
 Purpose = Annotated[str, Query(min_length=3, max_length=200,
                                description="Case number or reason for the query (audited)")]
 PlateQuery = Annotated[str, Query(min_length=2, max_length=24,
-                                  description="Plate, any separators; `*` = any run, `?` = one character")]
+                                  description="Plate, any separators; `*` = any run, `?` = one character "
+                                              "(a pattern needs 3 letters or digits in a row)")]
 
 
 class SightingPublic(BaseModel):

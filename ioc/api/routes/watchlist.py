@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ from ioc.api.publishing import EventPublisher
 from ioc.api.security import Principal
 from ioc.schemas import WatchlistEntry
 from ioc.storage.audit import append_audit
-from ioc.storage.plate_text import normalise_query
+from ioc.storage.plate_text import searchable_query
 from ioc.storage.watchlist import add_entry, expire_entry, get_entry, list_entries, update_entry
 
 router = APIRouter(prefix="/api/watchlist", tags=["watchlist"])
@@ -34,7 +35,8 @@ CSV_COLUMNS = ("entry_id", "pattern", "reason", "priority", "expires_at", "activ
 
 
 class WatchlistCreate(BaseModel):
-    pattern: str = Field(min_length=2, max_length=24, description="Plate or pattern with * and ?")
+    pattern: str = Field(min_length=2, max_length=24, description="Plate or pattern with * and ? "
+                         "(a pattern needs 3 letters or digits in a row)")
     reason: str = Field(min_length=1, max_length=500)
     priority: int = Field(2, ge=1, le=5, description="1 = highest")
     expires_at: AwareDatetime | None = None
@@ -85,9 +87,7 @@ def _public(entry: WatchlistEntry) -> WatchlistPublic:
 
 def _entry(**fields: Any) -> WatchlistEntry:
     """A validated entry with its pattern in canonical form; 422 when it cannot be one."""
-    fields["pattern"] = normalise_query(str(fields["pattern"]))
-    if len(fields["pattern"].replace("*", "").replace("?", "")) < 2:
-        raise ValueError("a pattern needs at least two letters or digits")
+    fields["pattern"] = searchable_query(str(fields["pattern"]))
     return WatchlistEntry(**fields)
 
 
@@ -143,19 +143,35 @@ async def export_csv(conn: ConnDep, _: WatchlistReader, include_inactive: bool =
                     headers={"Content-Disposition": 'attachment; filename="watchlist.csv"'})
 
 
+def _rows(reader: csv.DictReader, errors: list[ImportProblem]) -> Iterator[dict[str, str | None]]:
+    """The reader's rows; a line the csv module cannot split (a field over its size
+    limit) becomes an error of its own and reading goes on with the next line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            errors.append(ImportProblem(line=reader.line_num + 1, error=str(exc)))  # the line it failed on
+
+
 def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], list[ImportProblem]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the CSV must be UTF-8") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"pattern", "reason"} <= {f.strip() for f in reader.fieldnames}:
+    reader = csv.DictReader(io.StringIO(text), strict=True)  # an unclosed quote is an error, not a field
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"line 1: {exc}") from exc
+    if not header or not {"pattern", "reason"} <= {f.strip() for f in header}:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "the first line must name the columns, at least pattern and reason")
     entries: list[WatchlistEntry] = []
     errors: list[ImportProblem] = []
     now = datetime.now(UTC)
-    for row in reader:
+    for row in _rows(reader, errors):
         if len(entries) + len(errors) >= MAX_IMPORT_ROWS:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {MAX_IMPORT_ROWS} rows")
         cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
@@ -167,6 +183,8 @@ def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], li
                                       "added_by": user.username, "added_at": now}
             if cells.get("entry_id"):
                 fields["entry_id"] = cells["entry_id"]
+            if not fields["reason"]:
+                raise ValueError("reason: every entry needs a reason (as POST /api/watchlist does)")
             entries.append(_entry(**fields))
         except (ValidationError, ValueError) as exc:
             message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \

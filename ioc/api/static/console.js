@@ -1,6 +1,7 @@
 "use strict";
 // IOC operator console: sign in, a live alert queue (server-sent events read with
-// fetch, so the bearer token travels in a header, never in a URL), acknowledge /
+// fetch, so the bearer token travels in a header, never in a URL; after a drop it
+// resumes from the last event id, as EventSource would), acknowledge /
 // escalate / resolve with a note, per-minute checkpoint flow, camera health.
 // Everything the page shows is set with textContent: alert data is never HTML.
 
@@ -21,6 +22,10 @@
     counts: null,
     cameras: null,
     streamAbort: null,
+    lastEventId: null,  // stream position: sent as Last-Event-ID when reconnecting
+    retryMs: 1000,  // the server's retry: hint
+    streamSeq: 0,  // counts alert states applied from the stream (and from our own changes)
+    streamed: new Map(),  // alert_id -> streamSeq of its newest such state
     timers: [],
   };
 
@@ -129,6 +134,8 @@
     state.timers.forEach(clearInterval);
     state.timers = [];
     state.alerts.clear();
+    state.streamed.clear();
+    state.lastEventId = null;
     state.crops.forEach((url) => URL.revokeObjectURL(url));
     state.crops.clear();
     $("#console-view").hidden = true;
@@ -161,12 +168,15 @@
     if (state.alerts.size > MAX_ALERTS) {
       const oldest = [...state.alerts.values()].sort((a, b) => a.raised_at.localeCompare(b.raised_at))[0];
       state.alerts.delete(oldest.alert_id);
+      state.streamed.delete(oldest.alert_id);
     }
   }
 
   async function loadAlerts() {
+    // a state the stream delivered after this request left is newer than the list's
+    const mark = state.streamSeq;
     const page = await apiJson("/api/alerts?limit=100");
-    page.data.forEach(remember);
+    page.data.forEach((alert) => { if ((state.streamed.get(alert.alert_id) || 0) <= mark) remember(alert); });
     renderAlerts();
   }
 
@@ -301,7 +311,9 @@
   }
 
   function received(alert, fresh) {
+    // one card per alert id: a replayed or repeated state updates it in place
     const known = state.alerts.get(alert.alert_id);
+    state.streamed.set(alert.alert_id, ++state.streamSeq);
     const merged = { ...known, ...alert };
     // a replayed or extended incident never takes an operator's status back to "new"
     if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
@@ -339,16 +351,19 @@
 
   // ---------- live stream (SSE over fetch) ----------
   async function stream() {
-    let delay = 1000;
+    let failures = 0;
     while (state.token) {
       const abort = new AbortController();
       state.streamAbort = abort;
       try {
-        const response = await api("/api/alerts/stream", { signal: abort.signal, headers: { Accept: "text/event-stream" } });
+        const headers = { Accept: "text/event-stream" };
+        // the server replays what came after this id, or sends "reset" if it is too old
+        if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+        const response = await api("/api/alerts/stream", { signal: abort.signal, headers });
         if (!response.ok) throw new Error(String(response.status));
         renderLive(true);
-        delay = 1000;
-        loadAlerts().catch(() => {});  // fill whatever was missed while away
+        failures = 0;
+        if (!state.lastEventId) loadAlerts().catch(() => {});  // first stream: the list up to now
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -365,17 +380,30 @@
         if (error instanceof SignedOut || abort.signal.aborted) return;
       }
       renderLive(false);
+      failures += 1;
+      const delay = Math.min(state.retryMs * 2 ** Math.max(0, failures - 2), 10000);
       await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 10000);
     }
   }
 
   function handleEvent(block) {
     let event = "message";
+    let id = null;
     const data = [];
     for (const line of block.split("\n")) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      const colon = line.indexOf(":");
+      if (colon === 0) continue;  // a comment (keep-alive)
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id" && !value.includes("\0")) id = value;
+      else if (field === "retry" && /^\d+$/.test(value)) state.retryMs = Number(value);
+    }
+    if (id !== null) state.lastEventId = id;  // a complete block: its id counts
+    if (event === "reset") {
+      loadAlerts().catch(() => {});  // the gap was too long to replay: take the list again
+      return;
     }
     if (event !== "alert" || !data.length) return;
     try {

@@ -1,0 +1,230 @@
+"""Notice that the broker lost data, say what was lost, and put the topics back.
+
+The memory-only dev broker (Tansu) forgets everything when it restarts, and a Kafka
+cluster rebuilt empty does the same. Consumers do not notice: the group simply
+starts again from the new, empty logs, and messages nobody had processed are gone
+without a word. Two signs are checked every second:
+
+- A topic of ours is missing: it is created again with its partitions (as
+  ``ioc`` would at setup), and a recreated watchlist topic gets the active entries
+  from the database (the source of truth), so workers started later still match.
+  A topic a client auto-created first has too few partitions; that is reported.
+- A source partition's highwater fell below the highest this worker had seen: the
+  log went back. Messages an agent's stream had pulled in are still processed (they
+  are in memory); the ones past them, fetched or not, are gone: each such partition
+  is logged at ERROR with its offsets, and the count goes to
+  ``ioc_broker_data_lost_messages_total{topic}``.
+
+Highwaters come from the consumer's fetches (exact on Tansu, whose ListOffsets is
+not). The count is a lower bound: messages sent after the worker's last fetch, or
+a new log that outgrows the old one within a second, cannot be seen from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from weakref import WeakSet
+
+import faust
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import IllegalStateError, KafkaError
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP, EventT, Message, StreamT
+
+from ioc import metrics
+from ioc.schemas import utcnow
+from streams.context import WorkerContext
+from streams.topics import create_topics, topic_specs
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BrokerWatch", "register"]
+
+CHECK_EVERY_S = 1.0
+
+
+class Intake(faust.Sensor):
+    """Where each partition's streams have got to, and what is in flight.
+
+    ``pulled``: the offset after the last message an agent's stream pulled in (from
+    there on a message is processed even if its partition is revoked; before, a
+    rebalance drops it). Messages in flight when their partition is revoked have
+    their acknowledgement dropped (:meth:`drop_acks`): the partition's next owner
+    (this worker again, perhaps) starts from the committed offset anyway, so the ack
+    would only save a replay, and after a broker lost its data it would commit an
+    offset of the old log into the new one, where it skips new messages.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pulled: dict[tuple[str, int], int] = {}
+        self._in_flight: dict[TP, WeakSet[Message]] = defaultdict(WeakSet)
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: StreamT, event: EventT) -> None:
+        key = (tp.topic, tp.partition)
+        if offset >= self.pulled.get(key, 0):
+            self.pulled[key] = offset + 1
+        self._in_flight[tp].add(event.message)
+
+    def drop_acks(self, revoked: Iterable[TP]) -> int:
+        """Mark the unacknowledged messages of ``revoked`` partitions as acknowledged
+        without telling the consumer, so their offsets are never committed."""
+        dropped = 0
+        for tp in revoked:
+            for message in list(self._in_flight.pop(tp, ())):
+                if not message.acked:
+                    message.acked = True
+                    dropped += 1
+        return dropped
+
+
+class BrokerWatch:
+    def __init__(self, ctx: WorkerContext, intake: Intake) -> None:
+        self._ctx = ctx
+        self._intake = intake
+        t = ctx.settings.topics
+        self._sources = {t.frames, t.edge_plate_reads, t.sensor_readings}
+        self._specs = topic_specs(ctx.settings)
+        self._high: dict[tuple[str, int], int] = {}  # highest highwater seen, per partition
+        self._short_reported: set[str] = set()
+        self._watchlist_pending = False  # recreated, entries not yet republished
+        self._client: AIOKafkaClient | None = None
+        # exported at 0 from the start, so dashboards and rules see a series before any loss
+        for topic in self._sources:
+            metrics.BROKER_DATA_LOST.labels(topic)
+        for spec in self._specs:
+            metrics.BROKER_TOPICS_RECREATED.labels(spec.name)
+
+    async def check(self) -> None:
+        await self.check_topics()
+        await self.check_partitions()
+
+    async def check_topics(self) -> None:
+        """Recreate our topics if the broker has lost them; report any with too few partitions."""
+        try:
+            cluster = await self._metadata()
+        except KafkaError as exc:  # the broker is away: nothing to judge yet
+            logger.debug("broker metadata unavailable: %s", exc)
+            return
+        present = cluster.topics()
+        missing = [spec for spec in self._specs if spec.name not in present]
+        if missing:
+            names = ", ".join(spec.name for spec in missing)
+            logger.error("topics gone from the broker (it restarted without its data?): %s; creating them "
+                         "again", names)
+            created = await asyncio.to_thread(create_topics, self._ctx.settings)
+            for name in created:
+                metrics.BROKER_TOPICS_RECREATED.labels(name).inc()
+            self._watchlist_pending |= self._ctx.settings.topics.watchlist in created
+        if self._watchlist_pending:  # until it works: the database may be down too
+            await self._republish_watchlist()
+            self._watchlist_pending = False
+        for spec in self._specs:
+            partitions = len(cluster.partitions_for_topic(spec.name) or ())
+            if 0 < partitions < spec.partitions and spec.name not in self._short_reported:
+                self._short_reported.add(spec.name)
+                logger.error("topic %s has %d partitions, not %d: a client created it before this worker "
+                             "could; delete and recreate it to restore parallelism", spec.name, partitions,
+                             spec.partitions)
+
+    async def check_partitions(self) -> None:
+        """Report source partitions whose log went back, with what was lost, and read
+        them from their new start."""
+        consumer = self._ctx.app.consumer
+        committed = self._ctx.app.monitor.tp_committed_offsets
+        try:
+            assignment = consumer.assignment()
+        except ConsumerNotStarted:
+            return
+        for tp in assignment:
+            if tp.topic not in self._sources:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except (AssertionError, IllegalStateError, ConsumerNotStarted):  # revoked meanwhile
+                continue
+            if highwater is None:
+                continue
+            key = (tp.topic, tp.partition)
+            seen = self._high.get(key, 0)
+            if highwater >= seen:
+                self._high[key] = highwater
+                continue
+            done = max(self._intake.pulled.get(key, 0), min(committed.get(tp) or 0, seen))
+            lost = max(0, seen - done)
+            logger.error(
+                "broker lost data of %s[%d]: its log had reached offset %d and now ends at %d; this worker "
+                "had taken in messages up to offset %d, so %d messages it never processed are lost (and any "
+                "sent after its last fetch)", tp.topic, tp.partition, seen, highwater, done, lost,
+            )
+            metrics.BROKER_DATA_LOST.labels(tp.topic).inc(lost)
+            self._high[key] = highwater
+            self._intake.pulled[key] = 0  # offsets start again in the new log
+            await self._rewind(tp, highwater)
+
+    async def _rewind(self, tp: TP, highwater: int) -> None:
+        """Move the consumer to the new log's start if it waits past its end: Kafka would
+        answer out-of-range (and the consumer reset), Tansu answers nothing, for ever."""
+        consumer = self._ctx.app.consumer
+        try:
+            position = await consumer.position(tp)
+            if position is not None and position > highwater:
+                logger.warning("%s[%d]: reading the new log from its start (was waiting at offset %d)",
+                               tp.topic, tp.partition, position)
+                await consumer.seek(tp, 0)
+        except (AssertionError, IllegalStateError, ConsumerNotStarted):  # revoked meanwhile
+            return
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def _metadata(self):  # noqa: ANN202 - aiokafka ClusterMetadata
+        if self._client is None:
+            client = AIOKafkaClient(bootstrap_servers=self._ctx.settings.kafka_bootstrap,
+                                    client_id="ioc-broker-watch")
+            await client.bootstrap()
+            self._client = client
+        # all topics: asking for ours by name would make the broker auto-create them
+        return await self._client.fetch_all_metadata()
+
+    async def _republish_watchlist(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from ioc.storage.watchlist import active_entries
+        from ioc.watchlist_sync import publish_entries
+
+        async with (await self._ctx.pool()).connection() as conn:
+            entries = await active_entries(conn, utcnow())
+        producer = AIOKafkaProducer(bootstrap_servers=self._ctx.settings.kafka_bootstrap, linger_ms=0)
+        await producer.start()
+        try:
+            await publish_entries(producer, self._ctx.settings.topics.watchlist, entries)
+        finally:
+            await producer.stop()
+        logger.warning("watchlist topic recreated: republished its %d active entries from the database",
+                       len(entries))
+
+
+def register(ctx: WorkerContext) -> None:
+    intake = Intake()
+    ctx.app.sensors.add(intake)
+    watch = BrokerWatch(ctx, intake)
+
+    @ctx.app.on_partitions_revoked.connect
+    async def _drop_acks(app: object, revoked: set[TP], **_: object) -> None:  # noqa: ARG001 - Faust signal
+        if dropped := intake.drop_acks(revoked):
+            logger.info("partitions revoked with %d messages in flight: they will be replayed from the "
+                        "committed offsets, not committed", dropped)
+
+    @ctx.timer(CHECK_EVERY_S, name="broker-watch")
+    async def check_broker() -> None:
+        await watch.check()
+
+    @ctx.app.on_before_shutdown.connect
+    async def _close(app: object, **_: object) -> None:  # noqa: ARG001 - Faust signal
+        await watch.close()
+

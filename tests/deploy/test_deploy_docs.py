@@ -1,0 +1,70 @@
+"""docs/operations.md against the files it describes: every alert has a runbook entry with
+its severity, every dashboard is listed, the measured figures it sizes with are the ones
+in docs/benchmarks.md, its arithmetic gives the example values in helm/examples, and its
+links point at files that exist."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from deploy_files import REPO, alerting_rules, dashboards, load_yaml
+
+DOCS = REPO / "docs"
+OPERATIONS = (DOCS / "operations.md").read_text()
+PROVINCE = load_yaml(REPO / "helm" / "examples" / "province.yaml")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_alert_has_a_runbook_row_with_its_severity() -> None:
+    rows = {
+        m[1]: m[2]
+        for m in re.finditer(r"^\| `(IOC\w+)` \| (\w+) \|", OPERATIONS, flags=re.MULTILINE)
+    }
+    rules = {rule["alert"]: rule["labels"]["severity"] for rule in alerting_rules()}
+    assert rows == rules, "docs/operations.md 'When an alert fires' must list every alert of rules.yml"
+
+
+def test_every_dashboard_is_described() -> None:
+    deployment = (DOCS / "deployment.md").read_text()
+    for board in dashboards().values():
+        assert f"**{board['title']}**" in OPERATIONS, f"operations.md does not describe {board['title']}"
+        assert f"*{board['title']}*" in deployment, f"deployment.md does not list {board['title']}"
+
+
+# The measured figures the sizing uses, as operations.md writes them.
+MEASURED = ("16.8 ms", "29.0 ms", "41.8 frames/s", "12,582", "52.2", "157.5", "88 ms", "254 MB", "1,000")
+
+
+def test_sizing_uses_the_measured_figures() -> None:
+    benchmarks = _flat((DOCS / "benchmarks.md").read_text())
+    flat = _flat(OPERATIONS)
+    for figure in MEASURED:
+        assert figure in flat, f"operations.md does not use {figure}"
+        assert figure.split()[0] in benchmarks, f"{figure} is not measured in docs/benchmarks.md"
+
+
+def test_sizing_arithmetic_gives_the_example_values() -> None:
+    cameras, frames_per_s, per_core, target = 400, 5, 42, 0.75
+    peak = cameras * frames_per_s
+    cores = math.ceil(math.ceil(peak / per_core) / target)
+    workers = cores // 2  # 2-CPU workers
+    assert (peak, cores, workers) == (2000, 64, 32)
+    flat = _flat(OPERATIONS)
+    for figure in ("**2,000 frames/s**", "**64 cores**", "**32 workers**", "**64 partitions**"):
+        assert figure in flat, figure
+    autoscaling = PROVINCE["worker"]["autoscaling"]
+    assert autoscaling["maxReplicas"] == workers
+    partitions = PROVINCE["config"]["topicPartitions"]
+    assert partitions == 64 and partitions % workers == 0, "each worker gets the same share at the peak"
+    assert PROVINCE["kafkaTopics"]["strimzi"]["retentionMsByTopic"]["camera-frames"] == 12 * 3600 * 1000
+
+
+def test_links_point_at_files_that_exist() -> None:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", OPERATIONS):
+        if "://" in target:
+            continue
+        assert (DOCS / target).resolve().exists(), f"operations.md links to a missing {target}"

@@ -1,0 +1,407 @@
+"""Faults on the real pipeline: a Tansu broker, ``ioc worker`` processes and PostgreSQL
+with TimescaleDB, fed a known mix of events (edge read envelopes with one watchlist hit
+each round, sensor reading envelopes, camera frames, bad messages of every kind).
+
+Each test counts every event produced against rows stored plus messages dead-lettered:
+the difference must be zero, no row may be stored twice, and only the bad messages may
+be dead-lettered. Why these faults: delivery is at-least-once from Kafka to PostgreSQL
+(offsets committed after the database commit, idempotent writes), and each fault below
+attacks one half of that promise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+from pipeline_helpers import (
+    WANTED,
+    EventMix,
+    Tally,
+    Workers,
+    open_producer,
+    prepared,
+    read_topic,
+    scalar,
+    stored_event_ids,
+    tally,
+    unstored,
+    wait_until_complete,
+)
+
+from ioc.config import Settings
+from ioc.embedded.broker import EmbeddedBroker
+from ioc.embedded.postgres import EmbeddedPostgres
+from streams.topics import topic_specs
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True),
+]
+
+STREAM = {"rounds": 24, "every_s": 0.25}  # 24 x (200 reads + 50 readings), 6 s; bad and frames every 10th
+HELD = "24 rounds over 6 s of 2 edge envelopes (100 reads) + 1 sensor envelope (50 readings), " \
+       "a frame and 7 bad messages every 10th round, on 4 partitions"
+SETTLE_S = 3.0  # after the last new row: time for a late replay to show up as a duplicate
+
+
+async def _warm_up(settings: Settings, mix: EventMix, producer: AIOKafkaProducer, group: Workers) -> float:
+    """One round through freshly started workers; returns the seconds until all of it is in."""
+    await mix.produce(producer, envelopes=2, sensor_envelopes=1, frames=1, bad=True)
+    counted, waited = await wait_until_complete(settings, mix, timeout=90, workers=group)
+    counted.assert_exact()
+    return waited
+
+
+async def _final(settings: Settings, mix: EventMix, *, timeout: float = 120) -> Tally:
+    """Wait until every event is accounted for, give replays time to show, count again."""
+    counted, _ = await wait_until_complete(settings, mix, timeout=timeout)
+    if counted.complete:
+        await asyncio.sleep(SETTLE_S)
+        counted = await tally(settings, mix)
+    return counted
+
+
+def _assert_incident(counted: Tally, mix: EventMix) -> None:
+    """All watchlist hits of the plate are one incident that counts each sighting once."""
+    assert counted.alerts == 1, f"{counted.alerts} incidents for one wanted plate"
+    assert counted.sightings == len(mix.wanted_read_ids), (counted.sightings, len(mix.wanted_read_ids))
+
+
+async def _rows(settings: Settings) -> int:
+    return int(await scalar(settings, "SELECT (SELECT count(*) FROM plate_reads)"
+                                      " + (SELECT count(*) FROM sensor_readings)"))
+
+
+async def test_sigkilled_worker_restarted(
+    settings: Settings, workers: Callable[[Settings], Workers], producer: AIOKafkaProducer,
+    reliability_record: Callable[..., None],
+) -> None:
+    """A worker SIGKILLed while events flow, then a new worker process: the events it had
+    taken but not committed are replayed, and idempotent writes absorb the replay."""
+    group = workers(settings)
+    group.start("worker-1")
+    mix = EventMix(settings)
+    await _warm_up(settings, mix, producer, group)
+
+    stream = asyncio.create_task(mix.stream(producer, **STREAM))
+    await asyncio.sleep(2.0)
+    in_flight = await unstored(settings, mix)
+    group.kill("worker-1")
+    await asyncio.sleep(1.0)
+    restarted, backlog = time.monotonic(), mix.snapshot()
+    group.start("worker-2")
+    await stream
+    caught_up, recovery_s = await wait_until_complete(settings, backlog, since=restarted, workers=group)
+
+    counted = await _final(settings, mix)
+    reliability_record(area="fault", held=HELD, fault="worker SIGKILLed mid-stream, restarted 1 s later",
+                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    assert caught_up.complete
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+
+
+async def test_survivor_takes_over_sigkilled_workers_partitions(
+    settings: Settings, workers: Callable[[Settings], Workers], producer: AIOKafkaProducer,
+    reliability_record: Callable[..., None],
+) -> None:
+    """Two workers in one group; one is SIGKILLed mid-stream and not restarted: the
+    survivor is given its partitions and replays what the dead one had not committed."""
+    group = workers(settings)
+    group.start("worker-1")
+    group.start("worker-2")
+    mix = EventMix(settings)
+    await _warm_up(settings, mix, producer, group)
+    await mix.produce(producer, envelopes=8, sensor_envelopes=4, bad=False)  # 8 gateway keys: all partitions
+    (await wait_until_complete(settings, mix, timeout=60, workers=group))[0].assert_exact()
+    for name in ("worker-1", "worker-2"):
+        consumed = sum(v for k, v in group.metrics(name, "ioc_messages_consumed_total").items())
+        assert consumed > 0, f"{name} was given no partition: the takeover would prove nothing"
+
+    stream = asyncio.create_task(mix.stream(producer, **STREAM))
+    await asyncio.sleep(2.0)
+    in_flight = await unstored(settings, mix)
+    killed, backlog = time.monotonic(), mix.snapshot()
+    group.kill("worker-1")
+    await stream
+    caught_up, recovery_s = await wait_until_complete(settings, backlog, since=killed, workers=group)
+
+    counted = await _final(settings, mix)
+    reliability_record(area="fault", held=HELD + ", 2 workers",
+                       fault="1 of 2 workers SIGKILLed mid-stream, not restarted (survivor takes over)",
+                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    assert caught_up.complete
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+    assert group.alive("worker-2")
+
+
+async def test_database_stopped_for_30_s(
+    fault_settings: Callable[..., Settings], own_cluster: EmbeddedPostgres,
+    workers: Callable[[Settings], Workers], reliability_record: Callable[..., None],
+) -> None:
+    """PostgreSQL stopped for 30 s while events flow: the worker backs off and retries
+    (nothing acknowledged, so nothing committed), then stores everything once."""
+    settings = await prepared(fault_settings(database_url=own_cluster.create_database("faults")))
+    group = workers(settings)
+    group.start("worker-1")
+    mix = EventMix(settings)
+    async with open_producer(settings.kafka_bootstrap or "") as producer:
+        await _warm_up(settings, mix, producer, group)
+        stream = asyncio.create_task(mix.stream(producer, **STREAM))
+        await asyncio.sleep(1.5)
+        in_flight = await unstored(settings, mix)
+        own_cluster.stop_server()
+        stopped = time.monotonic()
+        await stream
+        await asyncio.sleep(30.0 - (time.monotonic() - stopped))
+        assert group.alive("worker-1"), "the worker exited while the database was down"
+        own_cluster.start_server()
+        started, outage_s = time.monotonic(), time.monotonic() - stopped
+        _, recovery_s = await wait_until_complete(settings, mix, since=started, workers=group)
+        counted = await _final(settings, mix)
+
+    reliability_record(area="fault", held=HELD, fault=f"database stopped {outage_s:.0f} s mid-stream",
+                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    assert "database unavailable" in group.log("worker-1"), "the outage never reached the worker"
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+    assert group.alive("worker-1")
+
+
+async def test_database_read_only(
+    settings: Settings, workers: Callable[[Settings], Workers], producer: AIOKafkaProducer,
+    reliability_record: Callable[..., None],
+) -> None:
+    """The database turns read-only (as a primary demoted to a standby does) for 10 s:
+    a refused write is an outage to wait out, not a bad event to dead-letter, and the
+    worker must not keep read-only sessions once the database is writable again."""
+    group = workers(settings)
+    group.start("worker-1")
+    mix = EventMix(settings)
+    await _warm_up(settings, mix, producer, group)
+    dbname = await scalar(settings, "SELECT current_database()")
+
+    stream = asyncio.create_task(mix.stream(producer, **STREAM))
+    await asyncio.sleep(1.0)
+    in_flight = await unstored(settings, mix)
+    async with await psycopg.AsyncConnection.connect(settings.database_conninfo(), autocommit=True) as admin:
+        await admin.execute(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        await asyncio.sleep(1.0)
+        rows_at_start = await _rows(settings)
+        await stream
+        await asyncio.sleep(4.0)
+        rows_at_end = await _rows(settings)
+        # writable again; the worker's sessions are still read-only ones until it replaces them
+        await admin.execute(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only')
+    writable = time.monotonic()
+    _, recovery_s = await wait_until_complete(settings, mix, since=writable, workers=group)
+    counted = await _final(settings, mix)
+
+    reliability_record(area="fault", held=HELD, fault="database read-only ~10 s mid-stream",
+                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    assert rows_at_end == rows_at_start, "rows were written while the database was read-only"
+    assert "read-only transaction" in group.log("worker-1"), "the refusal never reached the worker"
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+    assert group.alive("worker-1")
+
+
+_DISK_FULL_TRIGGER = """
+CREATE FUNCTION rl_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'could not extend file: No space left on device (emulated)' USING ERRCODE = 'disk_full';
+END $$;
+CREATE TRIGGER rl_disk_full BEFORE INSERT ON plate_reads FOR EACH ROW EXECUTE FUNCTION rl_disk_full();
+CREATE TRIGGER rl_disk_full BEFORE INSERT ON sensor_readings FOR EACH ROW EXECUTE FUNCTION rl_disk_full();
+"""
+
+
+def _fill(path: Path) -> Path:
+    """Write zeros to ``path`` until its file system has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (b"\0" * 2**20, b"\0" * 4096, b"\0"):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, chunk)
+    finally:
+        os.close(fd)
+    return path
+
+
+@pytest.mark.parametrize("disk", ["tmpfs", "emulated"])
+async def test_database_disk_full(
+    disk: str, request: pytest.FixtureRequest, fault_settings: Callable[..., Settings],
+    workers: Callable[[Settings], Workers], reliability_record: Callable[..., None],
+) -> None:
+    """The database's disk is full for ~10 s mid-stream: the write fails with SQLSTATE
+    53100 (disk_full), the worker waits it out, and no valid event is dead-lettered.
+
+    ``tmpfs``: the test database lives in a tablespace on a 64 MB tmpfs that a filler
+    file then fills up, so the server really gets ENOSPC (needs root to mount; skipped
+    otherwise). ``emulated``: a trigger raises the error code the server gives on a full
+    disk, for machines where nothing can be mounted.
+    """
+    if disk == "tmpfs":
+        cluster: EmbeddedPostgres = request.getfixturevalue("own_cluster")
+        mount = request.getfixturevalue("small_tmpfs")
+        async with await psycopg.AsyncConnection.connect(cluster.url, autocommit=True) as admin:
+            await admin.execute(f"CREATE TABLESPACE rl_small LOCATION '{mount}'")
+            await admin.execute("CREATE DATABASE faults TEMPLATE template0 TABLESPACE rl_small")
+        settings = fault_settings(database_url=cluster.url_for("faults"))
+    else:
+        settings = fault_settings()
+    settings = await prepared(settings)
+    group = workers(settings)
+    group.start("worker-1")
+    mix = EventMix(settings)
+    async with open_producer(settings.kafka_bootstrap or "") as producer:
+        await _warm_up(settings, mix, producer, group)
+        stream = asyncio.create_task(mix.stream(producer, **STREAM))
+        await asyncio.sleep(1.0)
+        in_flight = await unstored(settings, mix)
+        if disk == "tmpfs":
+            filler = _fill(mount / "filler")
+        else:
+            async with await psycopg.AsyncConnection.connect(settings.database_conninfo(),
+                                                             autocommit=True) as admin:
+                await admin.execute(_DISK_FULL_TRIGGER)
+        await stream
+        await asyncio.sleep(4.0)
+        if disk == "tmpfs":
+            filler.unlink()
+        else:
+            async with await psycopg.AsyncConnection.connect(settings.database_conninfo(),
+                                                             autocommit=True) as admin:
+                await admin.execute("DROP TRIGGER rl_disk_full ON plate_reads;"
+                                    " DROP TRIGGER rl_disk_full ON sensor_readings")
+        freed = time.monotonic()
+        _, recovery_s = await wait_until_complete(settings, mix, since=freed, workers=group)
+        counted = await _final(settings, mix)
+
+    reliability_record(area="fault", held=HELD, fault=f"database disk full ~10 s mid-stream ({disk})",
+                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    assert "No space left on device" in group.log("worker-1"), "the full disk never reached the worker"
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+    assert group.alive("worker-1")
+
+
+async def _topic_partitions(bootstrap: str) -> dict[str, int]:
+    """Topics on the broker and their partition counts (asking for all, so none is auto-created)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id="rl-test")
+    try:
+        await client.bootstrap()
+        cluster = await client.fetch_all_metadata()
+        return {t: len(cluster.partitions_for_topic(t) or ()) for t in cluster.topics()}
+    except KafkaError:
+        return {}
+    finally:
+        await client.close()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> float:
+    """Seconds until ``check()`` is true; fails with ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < timeout, f"timed out waiting until {what}"
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
+
+
+def _lost_messages(counted_ids: set[uuid.UUID], mix: EventMix) -> int:
+    """Messages of ``mix`` none of whose events is stored."""
+    return sum(1 for ids in mix.message_events if not ids & counted_ids)
+
+
+async def test_broker_restarted_without_its_data(
+    fault_settings: Callable[..., Settings], own_broker: EmbeddedBroker,
+    workers: Callable[[Settings], Workers], reliability_record: Callable[..., None],
+) -> None:
+    """The memory-only dev broker restarts and loses everything. The worker must come
+    back by itself (reconnect, rejoin, recreate the topics with their partitions,
+    republish the watchlist), store what is sent afterwards, and say how many messages
+    were lost: those it had fetched or not yet fetched but never processed.
+
+    To have unprocessed messages when the broker goes, the test holds the worker's
+    writes with a table lock (and batches of one message): the first envelope of each
+    topic is in its agent, blocked on the lock, and is stored once the lock goes; the
+    later ones were fetched but not taken in, and are lost with the broker. The
+    worker's count must say exactly how many messages that was.
+    """
+    settings = await prepared(fault_settings(kafka_bootstrap=own_broker.bootstrap, sink_batch_size=1))
+    group = workers(settings)
+    group.start("worker-1")
+    before = EventMix(settings)
+    async with open_producer(own_broker.bootstrap) as producer:
+        # no bad messages before the restart: their dead letters would be lost with the broker
+        await before.produce(producer, envelopes=8, sensor_envelopes=4, frames=1, bad=False)
+        (await wait_until_complete(settings, before, timeout=90, workers=group))[0].assert_exact()
+        async with await psycopg.AsyncConnection.connect(settings.database_conninfo()) as lock:
+            await lock.execute("LOCK TABLE plate_reads, sensor_readings IN SHARE MODE")
+            await before.produce(producer, envelopes=1, sensor_envelopes=1, bad=False)
+            await asyncio.sleep(1.0)
+            await before.produce(producer, envelopes=10, sensor_envelopes=4, bad=False)
+            await asyncio.sleep(3.0)  # the worker fetches them (its highwaters move on)
+
+            own_broker.stop()
+            own_broker.start()
+            restarted = time.monotonic()
+            expected = {name: partitions for name, partitions in
+                        ((s.name, s.partitions) for s in topic_specs(settings))}
+
+            async def topics_back() -> bool:
+                present = await _topic_partitions(own_broker.bootstrap)
+                return all(present.get(name) == n for name, n in expected.items())
+
+            async def loss_reported() -> bool:
+                return sum(group.metrics("worker-1", "ioc_broker_data_lost_messages_total").values()) > 0
+
+            topics_s = await _until(topics_back, "the worker recreated the topics")
+            await _until(loss_reported, "the worker reported the loss")
+            await lock.rollback()  # the agents' blocked writes go through
+
+        after = EventMix(settings)
+        await after.produce(producer, envelopes=10, sensor_envelopes=4, frames=1, bad=True)
+        _, recovery_s = await wait_until_complete(settings, after, timeout=90, workers=group, since=restarted)
+    await asyncio.sleep(SETTLE_S)
+    counted_after = await tally(settings, after)
+    counted_before = await tally(settings, before, letters_timeout=1.0)
+    stored_ids = await stored_event_ids(settings)
+    lost_messages = _lost_messages(stored_ids, before)
+    reported = sum(group.metrics("worker-1", "ioc_broker_data_lost_messages_total").values())
+    watchlist = await read_topic(own_broker.bootstrap, settings.topics.watchlist, expected=1, timeout=10)
+
+    reliability_record(
+        area="fault", held="8+1+10 edge envelopes (100 reads) and 4+1+4 sensor envelopes (50 readings) "
+        "before, 10 + 4 + a frame + 7 bad messages after; writes held by a table lock",
+        fault="memory-only broker restarted (all its data lost) with messages unprocessed",
+        produced=before.produced + after.produced, stored=counted_before.stored + counted_after.stored,
+        dead_lettered=counted_after.dead_lettered, lost=counted_before.lost + counted_after.lost,
+        duplicated=counted_before.duplicated_rows + counted_after.duplicated_rows,
+        lost_messages=lost_messages, lost_messages_reported=reported,
+        topics_recreated_s=round(topics_s, 1), recovery_s=round(recovery_s, 1),
+    )
+    counted_after.assert_exact()
+    assert counted_before.duplicated_rows == 0
+    assert lost_messages > 0, "nothing was lost: the test did not hold messages back"
+    assert reported == lost_messages, f"the worker reported {reported} lost messages, {lost_messages} were"
+    assert counted_before.lost == sum(len(ids) for ids in before.message_events if not ids & stored_ids)
+    assert "broker lost data of" in group.log("worker-1")
+    assert any(WANTED.encode() in value for value in watchlist), \
+        "the recreated watchlist topic was not republished from the database"
+    assert group.alive("worker-1")
