@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from weakref import WeakSet
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.exceptions import ConsumerNotStarted
@@ -36,6 +37,8 @@ from faust.types import TP, EventT, Message, StreamT
 
 from ioc import metrics
 from ioc.schemas import utcnow
+from ioc.storage.watchlist import active_entries
+from ioc.watchlist_sync import publish_entries
 from streams.context import WorkerContext
 from streams.topics import create_topics, topic_specs
 
@@ -192,11 +195,6 @@ class BrokerWatch:
         return await self._client.fetch_all_metadata()
 
     async def _republish_watchlist(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        from ioc.storage.watchlist import active_entries
-        from ioc.watchlist_sync import publish_entries
-
         async with (await self._ctx.pool()).connection() as conn:
             entries = await active_entries(conn, utcnow())
         producer = AIOKafkaProducer(bootstrap_servers=self._ctx.settings.kafka_bootstrap, linger_ms=0)
