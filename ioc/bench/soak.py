@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import secrets
+import signal
 import statistics
 import sys
 import time
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         "worker_web_port": free_port(), "worker_metrics_port": free_port(),
         "auth_secret": SecretStr(secrets.token_urlsafe(32)),
     })
+    # SIGTERM takes Ctrl-C's path, so the worker, broker and database are stopped too
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with embedded_services(base, workdir) as settings:
         result = asyncio.run(_soak(settings, args, workdir))
     print(json.dumps(result), flush=True)
