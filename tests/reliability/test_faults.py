@@ -72,6 +72,18 @@ async def _final(settings: Settings, mix: EventMix, *, timeout: float = 120) -> 
     return counted
 
 
+def _record_fault(record: Callable[..., None], fault: str, counted: Tally, in_flight: int, recovery_s: float,
+                  *, held: str = HELD) -> None:
+    record(area="fault", held=held, fault=fault, **counted.figures(), unstored_at_fault=in_flight,
+           recovery_s=round(recovery_s, 1))
+
+
+def _assert_nothing_lost(counted: Tally, mix: EventMix) -> None:
+    """Every event stored or dead-lettered exactly once, the wanted plate one incident."""
+    counted.assert_exact()
+    _assert_incident(counted, mix)
+
+
 def _assert_incident(counted: Tally, mix: EventMix) -> None:
     """All watchlist hits of the plate are one incident that counts each sighting once."""
     assert counted.alerts == 1, f"{counted.alerts} incidents for one wanted plate"
@@ -105,11 +117,10 @@ async def test_sigkilled_worker_restarted(
     caught_up, recovery_s = await wait_until_complete(settings, backlog, since=restarted, workers=group)
 
     counted = await _final(settings, mix)
-    reliability_record(area="fault", held=HELD, fault="worker SIGKILLed mid-stream, restarted 1 s later",
-                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    _record_fault(reliability_record, "worker SIGKILLed mid-stream, restarted 1 s later",
+                  counted, in_flight, recovery_s)
     assert caught_up.complete
-    counted.assert_exact()
-    _assert_incident(counted, mix)
+    _assert_nothing_lost(counted, mix)
 
 
 async def test_survivor_takes_over_sigkilled_workers_partitions(
@@ -138,12 +149,11 @@ async def test_survivor_takes_over_sigkilled_workers_partitions(
     caught_up, recovery_s = await wait_until_complete(settings, backlog, since=killed, workers=group)
 
     counted = await _final(settings, mix)
-    reliability_record(area="fault", held=HELD + ", 2 workers",
-                       fault="1 of 2 workers SIGKILLed mid-stream, not restarted (survivor takes over)",
-                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    _record_fault(reliability_record,
+                  "1 of 2 workers SIGKILLed mid-stream, not restarted (survivor takes over)", counted,
+                  in_flight, recovery_s, held=HELD + ", 2 workers")
     assert caught_up.complete
-    counted.assert_exact()
-    _assert_incident(counted, mix)
+    _assert_nothing_lost(counted, mix)
     assert group.alive("worker-2")
 
 
@@ -172,11 +182,10 @@ async def test_database_stopped_for_30_s(
         _, recovery_s = await wait_until_complete(settings, mix, since=started, workers=group)
         counted = await _final(settings, mix)
 
-    reliability_record(area="fault", held=HELD, fault=f"database stopped {outage_s:.0f} s mid-stream",
-                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    _record_fault(reliability_record, f"database stopped {outage_s:.0f} s mid-stream",
+                  counted, in_flight, recovery_s)
     assert "database unavailable" in group.log("worker-1"), "the outage never reached the worker"
-    counted.assert_exact()
-    _assert_incident(counted, mix)
+    _assert_nothing_lost(counted, mix)
     assert group.alive("worker-1")
 
 
@@ -211,12 +220,11 @@ async def test_database_read_only(
     _, recovery_s = await wait_until_complete(settings, mix, since=writable, workers=group)
     counted = await _final(settings, mix)
 
-    reliability_record(area="fault", held=HELD, fault="database read-only ~10 s mid-stream",
-                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    _record_fault(reliability_record, "database read-only ~10 s mid-stream",
+                  counted, in_flight, recovery_s)
     assert rows_at_end == rows_at_start, "rows were written while the database was read-only"
     assert "read-only transaction" in group.log("worker-1"), "the refusal never reached the worker"
-    counted.assert_exact()
-    _assert_incident(counted, mix)
+    _assert_nothing_lost(counted, mix)
     assert group.alive("worker-1")
 
 
@@ -293,11 +301,10 @@ async def test_database_disk_full(
         _, recovery_s = await wait_until_complete(settings, mix, since=freed, workers=group)
         counted = await _final(settings, mix)
 
-    reliability_record(area="fault", held=HELD, fault=f"database disk full ~10 s mid-stream ({disk})",
-                       **counted.figures(), unstored_at_fault=in_flight, recovery_s=round(recovery_s, 1))
+    _record_fault(reliability_record, f"database disk full ~10 s mid-stream ({disk})",
+                  counted, in_flight, recovery_s)
     assert "No space left on device" in group.log("worker-1"), "the full disk never reached the worker"
-    counted.assert_exact()
-    _assert_incident(counted, mix)
+    _assert_nothing_lost(counted, mix)
     assert group.alive("worker-1")
 
 
