@@ -87,6 +87,9 @@ class Settings(BaseSettings):
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
     sink_batch_size: int = 500
     sink_batch_seconds: float = 0.2
+    consumer_fetch_max_wait_ms: int = Field(
+        100, ge=1, le=30_000, description="Longest a fetch waits for data (Faust fixes 1,500 ms; a broker "
+        "that holds fetches that long adds it to every hop's latency)")
     dead_letter_max_payload: int = Field(
         750_000, description="Bytes of the original message kept in a dead letter (fits 1 MB topics)"
     )

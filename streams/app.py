@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from ioc.config import Settings
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes fetch_max_wait_ms=1500 with no setting to change it; the consumer
+        # reads it only when it starts, so setting it here is in time.
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise RuntimeError("aiokafka no longer has _fetch_max_wait_ms: update streams/app.py")
+        consumer._fetch_max_wait_ms = self.app.conf.ioc_fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a configurable fetch wait (``IOC_CONSUMER_FETCH_MAX_WAIT_MS``)."""
+
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
@@ -22,7 +42,7 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
     # Faust creates only the last level of its data directory; the parent (by default in
     # the temp dir, which may be cleaned at any time) must exist or the worker cannot start.
     Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         settings.consumer_group,
         broker=brokers,
         store="memory://",
@@ -45,3 +65,6 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
         # dead letters carry the original message (up to IOC_DEAD_LETTER_MAX_PAYLOAD) in base64
         producer_max_request_size=4 * settings.dead_letter_max_payload // 3 + 65536,
     )
+    app.conf.ioc_fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    app.transport.Consumer = _Consumer
+    return app

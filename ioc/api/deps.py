@@ -36,7 +36,6 @@ __all__ = [
     "AuditReader",
     "ConnDep",
     "CountsReader",
-    "CurrentUser",
     "DecisionReporter",
     "HitDecider",
     "PlateSearcher",
@@ -80,12 +79,13 @@ async def _pool(request: Request) -> AsyncConnectionPool:
 PoolDep = Annotated[AsyncConnectionPool, Depends(_pool)]
 
 
-async def _conn(pool: PoolDep) -> AsyncIterator[AsyncConnection]:
+async def _conn(request: Request) -> AsyncIterator[AsyncConnection]:
     """One pooled connection for the endpoint call; committed on success, rolled back on error.
 
     ``scope="function"`` hands it back before the response is sent, so a slow
     client never holds a database connection.
     """
+    pool: AsyncConnectionPool = request.app.state.pool
     async with pool.connection() as conn:
         yield conn
 
@@ -97,15 +97,12 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _current_user(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """The token's user, as the database knows them now (a deactivated user or a changed
     role takes effect within the directory's cache time, not at token expiry)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorised("not authenticated")
+    settings: Settings = request.app.state.settings
     try:
         claimed = verify_token(credentials.credentials, secret=settings.auth_secret.get_secret_value())
     except InvalidTokenError as exc:
@@ -118,16 +115,17 @@ async def _current_user(
     return current
 
 
-CurrentUser = Annotated[Principal, Depends(_current_user)]
-
-
 def require_roles(*roles: str) -> Callable[..., Any]:
     """A dependency admitting only ``roles`` (401 without a valid token, 403 for other roles)."""
     unknown = set(roles) - set(EVERYONE)
     if unknown or not roles:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    async def check(user: CurrentUser) -> Principal:
+    # one level of dependencies, not a chain: FastAPI's cost per request grows with each
+    async def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        user = await _caller(request, credentials)
         if user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of: {', '.join(roles)}")
         return user

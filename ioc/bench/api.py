@@ -4,7 +4,7 @@
    into an embedded one (TimescaleDB when available), spread over ``--days`` days,
    about 20 sightings per vehicle, plus a watchlist of 2,000 entries;
 2. starts ``ioc api`` as its own process and measures, with concurrent HTTP
-   clients (httpx, keep-alive), the latency of exact, fuzzy (look-alike),
+   clients (aiohttp, keep-alive), the latency of exact, fuzzy (look-alike),
    partial (``*`` / ``?``) look-ups and "is it wanted?" checks, each audited as
    in production, then the look-ups per second of a mixed load;
 3. measures alert latency: alerts produced to the alerts topic until they
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
+import aiohttp
 from pydantic import SecretStr
 
 from ioc.config import Settings, get_settings
@@ -69,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
         runner: Callable = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would skew the client
     workdir = Path(".run/bench-api")
     workdir.mkdir(parents=True, exist_ok=True)
     base = get_settings().model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}"})
@@ -240,7 +239,7 @@ class PhaseResult:
 
 
 async def _phase(
-    client: httpx.AsyncClient, makers: list[QueryMaker], *, clients: int, seconds: float, seed: int
+    client: aiohttp.ClientSession, makers: list[QueryMaker], *, clients: int, seconds: float, seed: int
 ) -> PhaseResult:
     latencies: list[float] = []
     errors = 0
@@ -253,11 +252,12 @@ async def _phase(
             path, params = rng.choice(makers)(rng)
             started = time.perf_counter()
             try:
-                response = await client.get(path, params=params)
-            except httpx.HTTPError:
-                errors += 1
-                continue
-            if response.status_code == 200:
+                async with client.get(path, params=params) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except (aiohttp.ClientError, TimeoutError):  # counted, and the phase goes on
+                ok = False
+            if ok:
                 latencies.append(time.perf_counter() - started)
             else:
                 errors += 1
@@ -285,13 +285,14 @@ async def _api_process(settings: Settings, workdir: Path, workers: int) -> Async
         proc = subprocess.Popen([sys.executable, "-m", "ioc", "api", "--port", str(port), "--workers",
                                  str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with aiohttp.ClientSession(base_url=url) as client:
             for _ in range(300):
                 if proc.poll() is not None:
                     raise RuntimeError(f"ioc api exited with {proc.returncode}; see {workdir}/api.log")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with client.get("/healthz") as response:
+                        if response.status == 200:
+                            break
                 await asyncio.sleep(0.1)
         yield url
     finally:
@@ -315,9 +316,8 @@ async def _alert_latency(settings: Settings, url: str, token: str, count: int) -
     latencies: list[float] = []
     try:
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client, \
-                client.stream("GET", "/api/alerts/stream") as stream:
-            lines = stream.aiter_lines()
+        async with aiohttp.ClientSession(base_url=url, headers=headers) as client, \
+                client.get("/api/alerts/stream", timeout=aiohttp.ClientTimeout(total=None)) as stream:
             await asyncio.sleep(1.0)  # the stream is subscribed before the first alert
             for i in range(count):
                 alert = Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT,
@@ -327,7 +327,7 @@ async def _alert_latency(settings: Settings, url: str, token: str, count: int) -
                 await producer.send_and_wait(settings.topics.alerts, alert.to_json(),
                                              key=alert.subject.encode())
                 while True:
-                    line = await asyncio.wait_for(anext(lines), 10)
+                    line = (await asyncio.wait_for(stream.content.readline(), 10)).decode()
                     if line.startswith("data:"):
                         received = json.loads(line[5:])
                         if received["alert_id"] in sent:
@@ -364,9 +364,10 @@ async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) ->
                     "cpus": os.cpu_count()}
     async with _api_process(settings, workdir, args.api_workers) as url:
         connections = max(args.clients, args.throughput_clients)
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                                     limits=limits, timeout=30) as client:
+        async with aiohttp.ClientSession(
+            base_url=url, headers={"Authorization": f"Bearer {token}"},
+            connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=30),
+        ) as client:
             makers = _query_makers(fleet)
             await _phase(client, [makers["exact"]], clients=args.clients, seconds=2.0, seed=0)  # warm-up
             for seed, (name, maker) in enumerate(makers.items(), start=1):

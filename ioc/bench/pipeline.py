@@ -240,6 +240,7 @@ async def _alert_latency(settings: Settings, args: argparse.Namespace, rng: rand
     consumer = AIOKafkaConsumer(
         t.alerts, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
         auto_offset_reset="latest", enable_auto_commit=False,
+        fetch_max_wait_ms=50,  # the measuring consumer must not add a fetch wait of its own
     )
     await consumer.start()
     await consumer.seek_to_end()

@@ -17,7 +17,7 @@ from ioc.storage.alerts import (
     recent_alerts,
     update_alert_status,
 )
-from ioc.storage.audit import AuditRecord, append_audit, list_audit
+from ioc.storage.audit import AuditNote, AuditRecord, append_audit, audited, list_audit
 from ioc.storage.cameras import (
     Camera,
     get_camera,
@@ -90,7 +90,9 @@ __all__ = [
     "add_entry",
     "alert_decisions",
     "alert_history",
+    "AuditNote",
     "append_audit",
+    "audited",
     "authenticate",
     "connect",
     "counts_per_minute",

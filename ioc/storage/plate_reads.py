@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from ioc.schemas import Direction, PlateRead
+from ioc.storage.audit import AuditNote, audited
 from ioc.storage.plate_text import (
     has_wildcards,
     normalise_query,
@@ -115,9 +116,11 @@ class SightingCursor:
         return cls(captured_at, parsed)
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One read of a plate, compact enough for a handheld over a slow network."""
+class Sighting(NamedTuple):
+    """One read of a plate, compact enough for a handheld over a slow network.
+
+    A named tuple, built straight from the row: a look-up's page is the hottest
+    path of the API, and a frozen dataclass per row cost more than the query."""
 
     read_id: uuid.UUID
     captured_at: datetime
@@ -138,6 +141,11 @@ class Sighting:
     @property
     def cursor(self) -> SightingCursor:
         return SightingCursor(self.captured_at, self.read_id)
+
+
+def _sighting_rows(cursor: object) -> Callable[[Sequence[Any]], Sighting]:
+    """psycopg row factory: rows come in ``Sighting``'s field order."""
+    return Sighting._make
 
 
 _SIGHTING_COLUMNS = sql.SQL(
@@ -179,6 +187,7 @@ async def find_sightings(
     direction: Direction | str | None = None,
     limit: int = 50,
     before: SightingCursor | None = None,
+    audit: AuditNote | None = None,
 ) -> list[Sighting]:
     """Sightings of a plate in ``[since, until)``, newest first.
 
@@ -207,14 +216,17 @@ async def find_sightings(
         params.update(before_at=before.captured_at, before_id=before.read_id)
     where = sql.SQL(" AND ").join(filters)
     matching = sql.SQL("SELECT {}, {} AND {}").format(_SIGHTING_COLUMNS, plate, where)
-    newest = sql.SQL(" ORDER BY captured_at DESC, read_id DESC LIMIT %(limit)s")
+    order = sql.SQL("captured_at DESC, read_id DESC")
+    newest = sql.SQL(" ORDER BY {} LIMIT %(limit)s").format(order)
     if pattern is not None and normalise_query(pattern)[0] in "*?":
         # No literal prefix: walking the time index newest-first would test every read of
         # the window. Collect the (trigram-indexed) matches first, then order those.
         query = sql.SQL("WITH m AS MATERIALIZED ({}) SELECT * FROM m{}").format(matching, newest)
     else:
         query = matching + newest
-    async with conn.cursor(row_factory=class_row(Sighting)) as cur:
+    if audit is not None:
+        query, params = audited(query, params, audit, order_by=order)
+    async with conn.cursor(row_factory=_sighting_rows) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
 

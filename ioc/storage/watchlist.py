@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row, dict_row
 
 from ioc.schemas import WatchlistEntry
+from ioc.storage.audit import AuditNote, audited
 from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton, searchable_query
 
 __all__ = [
@@ -132,18 +133,25 @@ SELECT {_COLUMNS},
   FROM watchlist_entries
  WHERE {_LIVE}
    AND %(skeleton)s LIKE replace(replace(ioc_plate_skeleton(pattern), '*', '%%'), '?', '_')
- ORDER BY priority, (pattern = %(plate)s) DESC, added_at
 """
+_MATCHING_ORDER = "priority, (pattern = %(plate)s) DESC, added_at"
 
 
-async def entries_matching(conn: AsyncConnection, plate: str, at: datetime) -> list[WatchlistMatch]:
+async def entries_matching(
+    conn: AsyncConnection, plate: str, at: datetime, *, audit: AuditNote | None = None
+) -> list[WatchlistMatch]:
     """"Is this vehicle wanted?": entries in force whose pattern matches ``plate`` exactly,
-    as a wildcard, or with look-alike characters; highest priority first."""
+    as a wildcard, or with look-alike characters; highest priority first. With ``audit``,
+    the check's audit row is written by the same statement."""
     text = normalise_query(plate)
     if has_wildcards(text):
         raise ValueError("check a plate, not a pattern")
     searchable_query(text)
+    params = {"plate": text, "skeleton": plate_skeleton(text), "at": at}
+    query: sql.Composable = sql.SQL(f"{_MATCHING} ORDER BY {_MATCHING_ORDER}")
+    if audit is not None:
+        query, params = audited(sql.SQL(_MATCHING), params, audit, order_by=sql.SQL(_MATCHING_ORDER))
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_MATCHING, {"plate": text, "skeleton": plate_skeleton(text), "at": at})
+        await cur.execute(query, params)
         rows = await cur.fetchall()
     return [WatchlistMatch(WatchlistEntry.model_validate(row), row["match_kind"]) for row in rows]

@@ -207,3 +207,29 @@ async def test_is_this_vehicle_wanted(seeded: ApiServer) -> None:
     async with seeded.client("officer") as client:
         pattern = await client.get("/api/plates/wanted", params={"plate": "30A*", "purpose": PURPOSE})
     assert pattern.status_code == 422
+
+
+@pytest.mark.parametrize(("vehicle_class", "has_crop", "microsecond"),
+                         [("car", True, 123456), ("unknown", False, 0), ("motorbike", False, 7)])
+def test_sightings_are_written_as_their_documented_model(
+    vehicle_class: str, has_crop: bool, microsecond: int
+) -> None:
+    """The page is serialised by hand (the hot path): it must be byte for byte what the
+    documented ``SightingPublic`` model gives, so the OpenAPI document stays true."""
+    import uuid
+
+    import orjson
+
+    from ioc.api.routes.plates import SightingPublic, public_sighting
+    from ioc.storage.plate_reads import Sighting
+
+    sighting = Sighting(
+        read_id=uuid.uuid4(), captured_at=datetime(2026, 12, 2, 9, 30, 5, microsecond, tzinfo=UTC),
+        camera_id="cam-1", checkpoint_id="cp-1", lane=1, direction="in", text="30A12345",
+        display="30A-123.45", confidence=0.87654, vehicle_class=vehicle_class, colour="white", province="30",
+        out_of_province=True, has_crop=has_crop, match="lookalike")
+    by_hand = orjson.dumps(public_sighting(sighting), option=orjson.OPT_UTC_Z)
+    model = SightingPublic.model_validate(orjson.loads(by_hand))
+    assert by_hand == model.model_dump_json(exclude_none=True).encode()
+    assert ("crop_url" in model.model_fields_set) == has_crop
+    assert ("vehicle_class" in model.model_fields_set) == (vehicle_class != "unknown")
