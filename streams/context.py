@@ -128,6 +128,22 @@ class WorkerContext:
                 except EventRejectedError as exc:
                     await self.dead_letters.publish(message, exc.reason, exc.error)
             yield batch
+            # while waiting for the next batch, keep nothing of this one alive: a topic
+            # gone quiet would otherwise hold its last batch (10^5 objects in every full GC)
+            del batch, events
+
+    async def consume(
+        self,
+        stream: faust.StreamT,
+        decode: Callable[[bytes | None], list[E]],
+        handler: Callable[[WorkerContext, list[tuple[Message, list[E]]]], Awaitable[None]],
+        *,
+        size: int | None = None,
+    ) -> None:
+        """An agent's whole loop: decode each batch, then :meth:`process` it."""
+        async for batch in self.decoded_batches(stream, decode, size=size):
+            await self.process(batch, handler)
+            del batch  # as in decoded_batches: nothing outlives its batch
 
     async def send(self, topic: faust.TopicT, key: str, value: BaseModel) -> None:
         """Send and wait for the broker's acknowledgement, retrying while the broker

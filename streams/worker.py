@@ -64,9 +64,16 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
     from faust.worker import Worker
     from prometheus_client import start_http_server
 
+    from ioc.process_tuning import freeze_startup_objects
+
+    class _Worker(Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            freeze_startup_objects()
+
     start_http_server(settings.worker_metrics_port, addr=settings.worker_web_host)
     app = build_worker_app(settings, web_port=web_port)
-    Worker(app, loglevel=loglevel, loop=_event_loop()).execute_from_commandline()
+    _Worker(app, loglevel=loglevel, loop=_event_loop()).execute_from_commandline()
 
 
 def _event_loop():  # noqa: ANN202

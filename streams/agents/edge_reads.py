@@ -47,5 +47,4 @@ async def normalise_batch(
 def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     @ctx.app.agent(ctx.topics.edge_plate_reads, name="normalise-edge-reads")
     async def normalise_edge_reads(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decoder.decode):
-            await ctx.process(batch, lambda c, b: normalise_batch(c, watchlist, b))
+        await ctx.consume(stream, decoder.decode, lambda c, b: normalise_batch(c, watchlist, b))

@@ -50,5 +50,5 @@ async def recognize_batch(
 def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     @ctx.app.agent(ctx.topics.frames, name="recognize-frames")
     async def recognize_frames(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decode_frame, size=ctx.settings.recognition_queue):
-            await ctx.process(batch, lambda c, b: recognize_batch(c, watchlist, b))
+        await ctx.consume(stream, decode_frame, lambda c, b: recognize_batch(c, watchlist, b),
+                          size=ctx.settings.recognition_queue)

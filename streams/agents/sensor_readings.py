@@ -25,5 +25,4 @@ async def store_batch(ctx: WorkerContext, batch: list[tuple[Message, list[Sensor
 def register(ctx: WorkerContext) -> None:
     @ctx.app.agent(ctx.topics.sensor_readings, name="store-sensor-readings")
     async def store_sensor_readings(stream):  # noqa: ANN001 - Faust stream
-        async for batch in ctx.decoded_batches(stream, decoder.decode):
-            await ctx.process(batch, store_batch)
+        await ctx.consume(stream, decoder.decode, store_batch)
