@@ -27,6 +27,7 @@ from ioc.api.publishing import EventPublisher
 from ioc.api.routes import alerts, audit, auth, cameras, counts, health, live, plates, reads, users, watchlist
 from ioc.api.security import LoginThrottle
 from ioc.config import Settings, get_settings
+from ioc.process_tuning import freeze_startup_objects
 from ioc.storage.database import open_pool
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         if settings.kafka_bootstrap:
             await broadcaster.start()
+        freeze_startup_objects()
         yield
     finally:
         await broadcaster.stop()
