@@ -6,7 +6,9 @@
 2. starts ``ioc api`` as its own process and measures, with concurrent HTTP
    clients (aiohttp, keep-alive), the latency of exact, fuzzy (look-alike),
    partial (``*`` / ``?``) look-ups and "is it wanted?" checks, each audited as
-   in production, then the look-ups per second of a mixed load;
+   in production: first with 8 clients back to back (the server saturated), then
+   arriving at a steady ``--paced-rate`` (the latency an officer sees at that load);
+   then the look-ups per second of a mixed load;
 3. measures alert latency: alerts produced to the alerts topic until they
    arrive on an open server-sent-events stream.
 
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the latency phases")
     parser.add_argument("--throughput-clients", type=int, default=32, help="concurrent clients, mixed phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    parser.add_argument("--paced-rate", type=float, default=100.0,
+                        help="requests/s arriving independently in the paced latency phases (0: skip)")
     parser.add_argument("--api-workers", type=int, default=1, help="`ioc api --workers` (processes)")
     parser.add_argument("--alerts", type=int, default=200, help="alerts timed from topic to page (0: skip)")
     parser.set_defaults(func=run)
@@ -267,6 +271,40 @@ async def _phase(
     return PhaseResult(latencies, errors, time.perf_counter() - started)
 
 
+async def _paced_phase(
+    client: aiohttp.ClientSession, maker: QueryMaker, *, rate: float, seconds: float, seed: int
+) -> PhaseResult:
+    """Requests arriving at ``rate`` per second (Poisson), whatever the answers' speed: the
+    latency a handheld sees at that load. Timed from each request's scheduled start, so a
+    stalled server is charged for the requests that queued behind it."""
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(path: str, params: dict[str, str], due: float) -> None:
+        nonlocal errors
+        try:
+            async with client.get(path, params=params) as response:
+                await response.read()
+                ok = response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        if ok:
+            latencies.append(time.perf_counter() - due)
+        else:
+            errors += 1
+
+    started = due = time.perf_counter()
+    tasks = []
+    while due < started + seconds:
+        due += rng.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        path, params = maker(rng)
+        tasks.append(asyncio.create_task(one(path, params, due)))
+    await asyncio.gather(*tasks)
+    return PhaseResult(latencies, errors, time.perf_counter() - started)
+
+
 # ---------- the API process ----------
 
 @contextlib.asynccontextmanager
@@ -360,6 +398,7 @@ async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) ->
 
     result: dict = {"rows": args.rows, "layout": layout, "load_s": round(load_s, 1),
                     "clients": args.clients, "throughput_clients": args.throughput_clients,
+                    "paced_rate": args.paced_rate,
                     "api_workers": args.api_workers,
                     "cpus": os.cpu_count()}
     async with _api_process(settings, workdir, args.api_workers) as url:
@@ -378,6 +417,15 @@ async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) ->
                 result[f"{name}_errors"] = phase.errors
                 logger.info("%s: p50 %s ms, p99 %s ms, %s/s, %d errors", name, result[f"{name}_p50_ms"],
                             result[f"{name}_p99_ms"], phase.per_second, phase.errors)
+            if args.paced_rate:
+                for seed, name in enumerate(("exact", "fuzzy", "partial", "watchlist"), start=50):
+                    phase = await _paced_phase(client, makers[name], rate=args.paced_rate,
+                                               seconds=args.seconds, seed=seed)
+                    result[f"paced_{name}_p50_ms"] = phase.percentile_ms(0.50)
+                    result[f"paced_{name}_p99_ms"] = phase.percentile_ms(0.99)
+                    result[f"paced_{name}_errors"] = phase.errors
+                    logger.info("%s at %.0f/s: p50 %s ms, p99 %s ms, %d errors", name, args.paced_rate,
+                                result[f"paced_{name}_p50_ms"], result[f"paced_{name}_p99_ms"], phase.errors)
             mix = [makers["exact"]] * 7 + [makers["fuzzy"], makers["partial"], makers["watchlist"]]
             mixed = await _phase(client, mix, clients=args.throughput_clients, seconds=args.seconds, seed=99)
             result["lookups_per_s"] = mixed.per_second
