@@ -130,7 +130,7 @@ def province_of(text: str) -> str | None:
     """The two-digit province code of a plate, or None (military, unknown code, malformed)."""
     compact = canonical(text)
     code = compact[:2]
-    return code if code in PROVINCE_CODES and is_valid(compact) else None
+    return code if code in PROVINCE_CODES and _VALID.match(compact) else None
 
 
 def lookalike_key(text: str) -> str:
@@ -145,12 +145,16 @@ def _serial(digits: str) -> str:
     return f"{digits[:3]}.{digits[3:]}" if len(digits) == 5 else digits
 
 
+_CAR = re.compile(r"(\d{2})([A-ZĐ]{1,2})(\d{4,5})")
+_BIKE = re.compile(r"(\d{2})([A-Z][1-9]|M[DĐ][1-9])(\d{4,5})")
+_SPECIAL = re.compile(r"[A-Z]{2}\d{4}")
+_DIPLOMATIC = re.compile(r"(\d{2})(\d{3})([A-Z]{2})(\d{2,3})")
+
+
 def _parse(compact: str, *, motorbike_first: bool) -> tuple[str, str, str] | None:
     """Split ``29X504899`` into (province, series, serial), trying the likelier shape first."""
-    car = r"(\d{2})([A-ZĐ]{1,2})(\d{4,5})"
-    bike = r"(\d{2})([A-Z][1-9]|M[DĐ][1-9])(\d{4,5})"
-    for pattern in (bike, car) if motorbike_first else (car, bike):
-        match = re.fullmatch(pattern, compact)
+    for pattern in (_BIKE, _CAR) if motorbike_first else (_CAR, _BIKE):
+        match = pattern.fullmatch(compact)
         if match and _VALID.match(compact):
             province, series, serial = match.groups()
             return province, series, serial
@@ -169,9 +173,9 @@ def display(text: str, layout: str | None = None) -> str:
         compact = canonical(text)
         if not _VALID.match(compact):
             return compact
-    if re.fullmatch(r"[A-Z]{2}\d{4}", compact):
+    if _SPECIAL.fullmatch(compact):
         return f"{compact[:2]}-{compact[2:4]}-{compact[4:]}"
-    diplomatic = re.fullmatch(r"(\d{2})(\d{3})([A-Z]{2})(\d{2,3})", compact)
+    diplomatic = _DIPLOMATIC.fullmatch(compact)
     if diplomatic:
         return "-".join(diplomatic.groups())
     parsed = _parse(compact, motorbike_first=layout == Layout.MOTORBIKE)
