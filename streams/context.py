@@ -29,6 +29,7 @@ from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
 from streams.sinks import DATABASE_UNAVAILABLE, RowRejectedError
+from streams.touched_minutes import TouchedMinutes
 
 E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class WorkerContext:
     recognition: RecognitionPool
     camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
     passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
+    touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)  # read by the counts timer
     _known_cameras: set[str] = field(default_factory=set)
     _known_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None

@@ -47,6 +47,7 @@ async def store_reads(
     refused_messages = await ctx.dead_letter_refused(batch, rejected)
 
     stored = [read for read in reads if id(read) not in refused]
+    ctx.touched_minutes.add(read.captured_at for read in stored)
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
     # incidents (database) and the read stream (Kafka) wait on different servers: overlap them
     await asyncio.gather(

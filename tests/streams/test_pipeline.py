@@ -167,3 +167,7 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
     await wait_for(settings, "SELECT count(DISTINCT text) FROM plate_reads", [], len(plates), timeout=180)
     await asyncio.sleep(3)  # anything replayed after the last new row would show up as a duplicate
     assert await scalar(settings, "SELECT count(*) FROM plate_reads") == len(plates)
+    # the count windows hold every read exactly once, whichever worker stored it and refreshed
+    # its minutes (the restarted worker's first refresh sweeps what the killed one left)
+    await wait_for(settings, "SELECT coalesce(sum(vehicles), 0)::int FROM checkpoint_counts"
+                   " WHERE checkpoint_id = %s", [CHECKPOINT], len(plates), timeout=60)
