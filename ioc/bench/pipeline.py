@@ -93,9 +93,10 @@ async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) ->
     procs.start("worker-1", [sys.executable, "-m", "ioc", "worker"], child_env(settings), workdir)
     try:
         await _wait_worker_ready(settings, rng, plates)
-        # latency first: after the throughput burst the worker's periodic jobs (counts over
-        # the burst's reads) keep the database busy for seconds, which is not the steady
-        # state the latency is asked for (measured: about 5 s back to normal after 200,000 events)
+        # latency first: after the throughput burst the database stays busy for seconds
+        # (counting and analysing the burst's rows), which is not the steady state the
+        # latency is asked for (measured: 4-5 s until latency is back to normal after
+        # 200,000 events in one burst)
         alerts = await _alert_latency(settings, args, rng, plates, wanted)
         _say(f"at {args.alert_rate:.0f} reads/s: store latency p50 {alerts['store_latency_p50_ms']:.0f} ms, "
              f"p99 {alerts['store_latency_p99_ms']:.0f} ms; {alerts['alerts']} alerts, latency p50 "
