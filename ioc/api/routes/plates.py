@@ -50,7 +50,8 @@ class SightingPublic(BaseModel):
 
 def public_sighting(s: Sighting) -> dict[str, Any]:
     """A sighting exactly as ``SightingPublic`` serialises it (no empty fields), built as a
-    plain dict: validating our own rows through pydantic cost more than the query."""
+    plain dict: building, validating and serialising the models took about a tenth of
+    the API's CPU in a look-up benchmark."""
     item = {"read_id": s.read_id, "captured_at": s.captured_at, "plate": s.display,
             "checkpoint_id": s.checkpoint_id, "camera_id": s.camera_id, "direction": s.direction,
             "confidence": round(s.confidence, 3), "match": s.match}
