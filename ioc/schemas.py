@@ -173,7 +173,7 @@ class EdgePlateRead(_CameraContext):
     """A plate recognised on the camera itself. Kafka key: camera_id."""
 
     kind: Literal["edge_plate_read"] = "edge_plate_read"
-    text: str = Field(min_length=1, max_length=16)
+    text: str = Field(min_length=1, max_length=16, pattern=_PRINTABLE)
     confidence: float = Field(ge=0.0, le=1.0)
     candidates: list[PlateCandidate] = Field(default_factory=list, max_length=20)
     vehicle_class: VehicleClass = VehicleClass.UNKNOWN
