@@ -11,9 +11,12 @@ without a word. Two signs are checked every second:
   A topic a client auto-created first has too few partitions; that is reported.
 - A source partition's highwater fell below the highest this worker had seen: the
   log went back. Messages an agent's stream had pulled in are still processed (they
-  are in memory); the ones past them, fetched or not, are gone: each such partition
-  is logged at ERROR with its offsets, and the count goes to
-  ``ioc_broker_data_lost_messages_total{topic}``.
+  are in memory); the ones past them that never reached an agent's queue are gone:
+  each such partition is logged at ERROR with its offsets, and the count goes to
+  ``ioc_broker_data_lost_messages_total{topic}``. Messages waiting in an agent's
+  queue are undecided: processed if the agent reaches them first, dropped if the
+  rebalance that follows a broker's loss clears the queues first. They are
+  counted when their fate is known (every check, and at each revocation).
 
 Highwaters come from the consumer's fetches (exact on Tansu, whose ListOffsets is
 not). The count is a lower bound: messages sent after the worker's last fetch, or
@@ -25,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from weakref import WeakSet
 
 import faust
@@ -84,6 +87,18 @@ class Intake(faust.Sensor):
         return dropped
 
 
+def _queued(app: faust.App) -> Iterator[Message]:
+    """Messages delivered to the agents' channels and not yet taken by their streams.
+
+    Faust keeps no index of them; every channel queue is registered with the app's
+    flow control (mode's ``FlowControlEvent``), which is what a rebalance clears.
+    """
+    for queue in list(app.flow_control._queues):  # noqa: SLF001 - no public accessor
+        for item in list(queue._queue):  # noqa: SLF001 - asyncio.Queue's deque
+            if (message := getattr(item, "message", None)) is not None:
+                yield message
+
+
 class BrokerWatch:
     def __init__(self, ctx: WorkerContext, intake: Intake) -> None:
         self._ctx = ctx
@@ -94,6 +109,7 @@ class BrokerWatch:
         self._high: dict[tuple[str, int], int] = {}  # highest highwater seen, per partition
         self._short_reported: set[str] = set()
         self._watchlist_pending = False  # recreated, entries not yet republished
+        self._undecided: list[Message] = []  # queued messages of a lost log, not yet processed or dropped
         self._client: AIOKafkaClient | None = None
         # exported at 0 from the start, so dashboards and rules see a series before any loss
         for topic in self._sources:
@@ -102,6 +118,7 @@ class BrokerWatch:
             metrics.BROKER_TOPICS_RECREATED.labels(spec.name)
 
     async def check(self) -> None:
+        self.settle()
         await self.check_topics()
         await self.check_partitions()
 
@@ -157,16 +174,33 @@ class BrokerWatch:
                 self._high[key] = highwater
                 continue
             done = max(self._intake.pulled.get(key, 0), min(committed.get(tp) or 0, seen))
-            lost = max(0, seen - done)
+            queued = [m for m in _queued(self._ctx.app) if m.tp == tp and done <= m.offset < seen]
+            lost = max(0, seen - done - len(queued))
             logger.error(
                 "broker lost data of %s[%d]: its log had reached offset %d and now ends at %d; this worker "
-                "had taken in messages up to offset %d, so %d messages it never processed are lost (and any "
-                "sent after its last fetch)", tp.topic, tp.partition, seen, highwater, done, lost,
+                "had taken in messages up to offset %d and has %d more in its queues, so %d messages it "
+                "never processed are lost (and any sent after its last fetch)",
+                tp.topic, tp.partition, seen, highwater, done, len(queued), lost,
             )
             metrics.BROKER_DATA_LOST.labels(tp.topic).inc(lost)
+            self._undecided.extend(queued)
             self._high[key] = highwater
             self._intake.pulled[key] = 0  # offsets start again in the new log
             await self._rewind(tp, highwater)
+
+    def settle(self) -> None:
+        """Count the queued messages of a lost log that left their queue unprocessed
+        (a rebalance cleared it, or the stream skipped them during one)."""
+        if not self._undecided:
+            return
+        still_queued = {id(m) for m in _queued(self._ctx.app)}
+        dropped = [m for m in self._undecided if not m.tracked and id(m) not in still_queued]
+        self._undecided = [m for m in self._undecided if not m.tracked and id(m) in still_queued]
+        for message in dropped:
+            metrics.BROKER_DATA_LOST.labels(message.topic).inc()
+        if dropped:
+            logger.error("broker lost data: %d more messages of the lost logs were dropped from the agents' "
+                         "queues unprocessed (a rebalance cleared them)", len(dropped))
 
     async def _rewind(self, tp: TP, highwater: int) -> None:
         """Move the consumer to the new log's start if it waits past its end: Kafka would
@@ -217,6 +251,7 @@ def register(ctx: WorkerContext) -> None:
         if dropped := intake.drop_acks(revoked):
             logger.info("partitions revoked with %d messages in flight: they will be replayed from the "
                         "committed offsets, not committed", dropped)
+        watch.settle()  # the revocation has cleared the queues
 
     @ctx.timer(CHECK_EVERY_S, name="broker-watch")
     async def check_broker() -> None:

@@ -347,8 +347,9 @@ async def test_broker_restarted_without_its_data(
     To have unprocessed messages when the broker goes, the test holds the worker's
     writes with a table lock (and batches of one message): the first envelope of each
     topic is in its agent, blocked on the lock, and is stored once the lock goes; the
-    later ones were fetched but not taken in, and are lost with the broker. The
-    worker's count must say exactly how many messages that was.
+    later ones were fetched but not taken in: those still in the agents' queues when
+    the rebalance that follows the restart clears them, and those never queued, are
+    lost with the broker. The worker's count must say exactly how many messages that was.
     """
     settings = await prepared(fault_settings(kafka_bootstrap=own_broker.bootstrap, sink_batch_size=1))
     group = workers(settings)
