@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from ioc.schemas import Direction, PlateRead
 from ioc.storage.audit import AuditNote, audited
 from ioc.storage.plate_text import (
+    expand_single_wildcard,
     has_wildcards,
     normalise_query,
     plate_skeleton,
@@ -158,7 +159,16 @@ def _plate_condition(plate: str, fuzzy: bool) -> tuple[sql.Composable, dict]:
     """Match expression, FROM and WHERE for a plate or ``*``/``?`` pattern, with its parameters."""
     query = searchable_query(plate)
     params: dict = {"q": query}
-    if has_wildcards(query):
+    if (plates := expand_single_wildcard(query)) is not None:
+        if fuzzy:
+            params["skeletons"] = sorted({plate_skeleton(p) for p in plates})
+            params["like"] = wildcard_to_like(query)
+            where = sql.SQL("skeleton = ANY(%(skeletons)s)")
+            match = sql.SQL("CASE WHEN text LIKE %(like)s THEN 'pattern' ELSE 'lookalike' END")
+        else:
+            params["plates"] = plates
+            where, match = sql.SQL("text = ANY(%(plates)s)"), sql.SQL("'pattern'")
+    elif has_wildcards(query):
         params["like"] = wildcard_to_like(query)
         if fuzzy:
             params["skeleton_like"] = plate_skeleton(params["like"])

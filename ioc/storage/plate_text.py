@@ -16,6 +16,7 @@ __all__ = [
     "MIN_PATTERN_RUN",
     "MIN_PLATE_CHARS",
     "has_wildcards",
+    "expand_single_wildcard",
     "normalise_query",
     "plate_skeleton",
     "searchable_query",
@@ -74,6 +75,20 @@ def searchable_query(text: str) -> str:
     elif len(query) < MIN_PLATE_CHARS:
         raise ValueError(f"a plate needs at least {MIN_PLATE_CHARS} letters or digits, got {query!r}")
     return query
+
+
+PLATE_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZĐ"
+
+
+def expand_single_wildcard(pattern: str) -> list[str] | None:
+    """Every plate a pattern with one ``?`` and no ``*`` can stand for (37), else None.
+
+    ``26V?67558`` as a LIKE can only narrow by its prefix ``26V``: every read of every
+    26V plate in the window. As 37 exact plates it is 37 probes of the plate index.
+    """
+    if "*" in pattern or pattern.count("?") != 1:
+        return None
+    return [pattern.replace("?", c) for c in PLATE_CHARACTERS]
 
 
 def wildcard_to_like(pattern: str) -> str:

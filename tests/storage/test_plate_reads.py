@@ -112,9 +112,15 @@ async def test_wildcard_lookup(
     assert found == {"30A12345", "51F12345", "30B12345"}
     found = {r.text for r in await _all_pages(conn, now, 2, pattern="30?12345")}
     assert found == {"30A12345", "30B12345"}
+    found = {r.text for r in await _all_pages(conn, now, 2, pattern="?0A12345")}
+    assert found == {"30A12345"}
     # fuzzy wildcard: B reads like 8
     found = {r.text for r in await _all_pages(conn, now, 10, pattern="308*", fuzzy=True)}
     assert found == {"30B12345"}
+    rows = await _all_pages(conn, now, 10, pattern="30?1Z345", fuzzy=True)  # Z reads like 2
+    assert {r.text: r.match for r in rows} == {"30A12345": "lookalike", "30B12345": "lookalike"}
+    rows = await _all_pages(conn, now, 10, pattern="30A1?345", fuzzy=True)
+    assert {r.text: r.match for r in rows} == {"30A12345": "pattern"}
 
 
 async def test_filters_by_time_checkpoint_and_direction(
