@@ -213,11 +213,13 @@ async def test_a_gap_older_than_the_window_resets_the_page(
     pages: list[_Page] = []
     try:
         first = await _Page(api.url, token).open()
-        pages.append(first)
+        watcher = await _Page(api.url, token).open()  # stays connected: shows when the server has them
+        pages += [first, watcher]
         await _raise(producer, api, 1)
         seen = await first.alerts(1)
         await first.close()
         await _raise(producer, api, 5)  # more than the window holds
+        await watcher.alerts(6)
         late = await _Page(api.url, token, last_event_id=seen[-1].id).open()
         pages.append(late)
         (reset,) = await late.next(1)
