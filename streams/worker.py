@@ -64,12 +64,12 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
     from faust.worker import Worker
     from prometheus_client import start_http_server
 
-    from ioc.process_tuning import freeze_startup_objects
+    from ioc.process_tuning import tune_garbage_collection
 
     class _Worker(Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            freeze_startup_objects()
+            tune_garbage_collection()
 
     start_http_server(settings.worker_metrics_port, addr=settings.worker_web_host)
     app = build_worker_app(settings, web_port=web_port)

@@ -27,7 +27,7 @@ from ioc.api.publishing import EventPublisher
 from ioc.api.routes import alerts, audit, auth, cameras, counts, health, live, plates, reads, users, watchlist
 from ioc.api.security import LoginThrottle
 from ioc.config import Settings, get_settings
-from ioc.process_tuning import freeze_startup_objects
+from ioc.process_tuning import tune_garbage_collection
 from ioc.storage.database import open_pool
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         if settings.kafka_bootstrap:
             await broadcaster.start()
-        freeze_startup_objects()
+        tune_garbage_collection()
         yield
     finally:
         await broadcaster.stop()
