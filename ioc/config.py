@@ -86,11 +86,16 @@ class Settings(BaseSettings):
     recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
     sink_batch_size: int = 500
-    sink_batch_seconds: float = Field(0.1, gt=0, description="Longest an agent waits to fill a batch "
+    sink_batch_events: int = Field(10_000, ge=1, description="Most events an agent decodes and stores "
+                                   "at once (a memory bound: a gateway envelope carries hundreds)")
+    sink_batch_seconds: float = Field(0.05, gt=0, description="Longest an agent waits to fill a batch "
                                       "(part of every event's latency)")
     consumer_fetch_max_wait_ms: int = Field(
         50, ge=1, le=30_000, description="Longest a fetch waits for data (Faust fixes 1,500 ms; a broker "
         "that holds fetches that long adds it to every hop's latency)")
+    producer_max_batch_bytes: int = Field(
+        1_000_000, ge=16_384, description="Bytes of messages per partition in one produce request "
+        "(Faust's 16 KB holds less than one message of 200 plate reads: every send was a round trip)")
     dead_letter_max_payload: int = Field(
         750_000, description="Bytes of the original message kept in a dead letter (fits 1 MB topics)"
     )

@@ -7,7 +7,9 @@ candidates; or a wildcard entry (``30A12*``, ``29?1234``). Each hit says how it
 matched and with what score, so operators can rank hits.
 
 Lookups are indexed (exact text, look-alike skeleton, single-deletion
-variants); only wildcard entries are scanned, and they are few.
+variants, and wildcard entries by their literal prefix), so a read costs a few
+dictionary probes however long the watchlist; only the wildcard entries whose
+prefix the read starts with run their pattern.
 """
 
 from __future__ import annotations
@@ -69,18 +71,21 @@ class WatchlistMatcher:
         self._exact: dict[str, list[WatchlistEntry]] = defaultdict(list)
         self._by_skeleton: dict[str, list[WatchlistEntry]] = defaultdict(list)
         self._by_deletion: dict[str, list[WatchlistEntry]] = defaultdict(list)
-        self._wildcards: list[tuple[re.Pattern[str], WatchlistEntry]] = []
+        # wildcard entries by the literal text before their first wildcard ("" for `*12345`)
+        self._wildcards: dict[str, list[tuple[re.Pattern[str], WatchlistEntry]]] = defaultdict(list)
         self.size = 0
         for entry in entries:
             self.size += 1
             pattern = normalise_pattern(entry.pattern)
             if is_wildcard(pattern):
-                self._wildcards.append((wildcard_regex(pattern), entry))
+                prefix = re.split(r"[*?]", pattern, maxsplit=1)[0]
+                self._wildcards[prefix].append((wildcard_regex(pattern), entry))
                 continue
             self._exact[pattern].append(entry)
             self._by_skeleton[skeleton(pattern)].append(entry)
             for variant in _deletions(pattern):
                 self._by_deletion[variant].append(entry)
+        self._prefix_lengths = sorted({len(prefix) for prefix in self._wildcards})
 
     def match(
         self, text: str, *, candidates: Sequence[PlateCandidate] = (), at: datetime | None = None
@@ -109,9 +114,12 @@ class WatchlistMatcher:
     def _direct_hits(self, text: str) -> Iterable[tuple[WatchlistEntry, MatchKind, float, str]]:
         for entry in self._exact.get(text, ()):
             yield entry, "exact", SCORES["exact"], text
-        for regex, entry in self._wildcards:
-            if regex.match(text):
-                yield entry, "wildcard", SCORES["wildcard"], text
+        for length in self._prefix_lengths:  # ascending
+            if length > len(text):
+                break
+            for regex, entry in self._wildcards.get(text[:length], ()):
+                if regex.match(text):
+                    yield entry, "wildcard", SCORES["wildcard"], text
         for entry in self._by_skeleton.get(skeleton(text), ()):
             pattern = normalise_pattern(entry.pattern)
             if pattern != text and sum(a != b for a, b in zip(pattern, text, strict=True)) == 1:

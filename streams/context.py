@@ -115,20 +115,31 @@ class WorkerContext:
     ) -> AsyncIterator[list[tuple[Message, list[E]]]]:
         """Batches of (message, its events); undecodable messages go to the dead letter.
 
-        Faust acknowledges a batch when the agent asks for the next one, i.e. after
-        the agent has finished (and committed) the previous batch.
+        Faust acknowledges the messages it took when the agent asks for more, i.e. after
+        the agent has finished (and committed) all of them. Gateway envelopes carry
+        hundreds of events each, so the messages taken at once are decoded and yielded
+        in batches of at most about ``sink_batch_events`` events: memory stays bounded
+        (500 envelopes of 200 reads took a worker to 1 GB).
         """
         size, within = size or self.settings.sink_batch_size, self.settings.sink_batch_seconds
+        most_events = self.settings.sink_batch_events
         async for events in stream.take_events(size, within=within):
             for topic, n in Counter(event.message.topic for event in events).items():
                 metrics.MESSAGES_CONSUMED.labels(topic).inc(n)
             batch: list[tuple[Message, list[E]]] = []
+            in_batch = 0
             for event in events:
                 message = event.message
                 try:
-                    batch.append((message, decode(message.value)))
+                    decoded = decode(message.value)
                 except EventRejectedError as exc:
                     await self.dead_letters.publish(message, exc.reason, exc.error)
+                    continue
+                batch.append((message, decoded))
+                in_batch += len(decoded)
+                if in_batch >= most_events:
+                    yield batch
+                    batch, in_batch = [], 0
             yield batch
             # while waiting for the next batch, keep nothing of this one alive: a topic
             # gone quiet would otherwise hold its last batch (10^5 objects in every full GC)

@@ -1,9 +1,10 @@
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ioc.schemas import PlateCandidate, WatchlistEntry
-from ioc.watchlist_matcher import WatchlistMatcher
+from ioc.watchlist_matcher import WatchlistMatcher, wildcard_regex
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -61,3 +62,31 @@ def test_candidate_hit_is_scored_by_candidate_confidence(matcher: WatchlistMatch
 def test_best_hit_per_entry_and_ordering(matcher: WatchlistMatcher) -> None:
     hits = matcher.match("51F86988", candidates=[PlateCandidate(text="51F86988", confidence=0.9)], at=NOW)
     assert len(hits) == 1 and hits[0].score == 1.0
+
+
+def test_wildcard_index_finds_what_a_scan_of_every_pattern_finds() -> None:
+    """Wildcard entries are indexed by their literal prefix: the hits must be exactly
+    those of matching every pattern, whatever the prefix (none, longer than the read)."""
+    rng = random.Random(7)
+    alphabet = "0123456789ABCDEFGHKLMNPSTUVXYZ"
+
+    def plate() -> str:
+        return f"{rng.randint(11, 99)}{rng.choice('ABCDEFGH')}{rng.randint(10000, 99999)}"
+
+    patterns = set()
+    for _ in range(400):
+        text = list(plate())
+        for _ in range(rng.randint(1, 2)):
+            text[rng.randrange(len(text))] = "?"
+        if rng.random() < 0.5:
+            text = text[: rng.randint(1, len(text) - 1)] + ["*"]
+        patterns.add("".join(text))
+    patterns |= {"*5", "?" * 8, "51F86988123*"}
+    matcher = WatchlistMatcher([entry(p) for p in patterns])
+    reads = [plate() for _ in range(300)] + ["".join(rng.choice(alphabet) for _ in range(7))]
+    reads += [p.replace("?", "7").replace("*", "") for p in list(patterns)[:100]]
+    for read in reads:
+        found = {h.entry.pattern for h in matcher.match(read) if h.match_kind == "wildcard"}
+        expected = {p for p in patterns if wildcard_regex(p).match(read)}
+        assert found == expected, read
+    assert sum(bool(matcher.match(r)) for r in reads) > 100  # the reads do hit patterns

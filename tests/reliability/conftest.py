@@ -25,10 +25,13 @@ from ioc.embedded.broker import EmbeddedBroker
 from ioc.embedded.ports import free_port
 from ioc.embedded.postgres import EmbeddedPostgres
 
-# Fast enough to show a fault within seconds; 4 partitions so two workers split them.
+# Fast enough to show a fault within seconds; 4 partitions so two workers split them;
+# the messages an agent takes at once are stored in several batches (envelopes hold
+# 100 reads), so every fault also meets a worker between two batches of one take.
 WORKER_SETTINGS: dict[str, Any] = {
     "recognition_threads": 1,
     "sink_batch_seconds": 0.05,
+    "sink_batch_events": 250,
     "topic_partitions": 4,
 }
 

@@ -32,7 +32,9 @@ CAMERA, CHECKPOINT = "IT-CP01-CAM1", "IT-CP01"
 
 @pytest.fixture
 async def settings(settings_factory) -> Settings:
-    s = settings_factory(recognition_threads=1, sink_batch_seconds=0.05, topic_partitions=4)
+    # envelopes of 100 reads: the messages an agent takes are stored in several batches
+    s = settings_factory(recognition_threads=1, sink_batch_seconds=0.05, sink_batch_events=250,
+                         topic_partitions=4)
     await prepare(s, [(WANTED, "integration test: stolen")], [(CAMERA, CHECKPOINT)])
     return s
 

@@ -1,7 +1,15 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from ioc.schemas import AlertKind, Direction, EdgePlateRead, PlateRead, Severity, WatchlistEntry
+from ioc.schemas import (
+    AlertKind,
+    Direction,
+    EdgePlateRead,
+    PlateCandidate,
+    PlateRead,
+    Severity,
+    WatchlistEntry,
+)
 from ioc.watchlist_matcher import Hit
 from streams.reads import InvalidPlateTextError, read_from_edge
 from streams.watchlist_alerts import alert_for_hit
@@ -22,6 +30,22 @@ def test_edge_read_is_normalised_and_classified_by_province() -> None:
     assert read.display == "29A-123.45"
     assert read.province == "29" and read.out_of_province is True
     assert read_from_edge(edge("20A12345"), home_province="20").out_of_province is False
+
+
+def test_edge_read_is_the_model_validation_would_build() -> None:
+    """Edge reads are built without validation (the hot path): they must be exactly
+    what validating the same values gives, candidates and crop included."""
+    event = edge("51f-869.88").model_copy(update={
+        "candidates": [PlateCandidate(text="51F86988", confidence=0.9),
+                       PlateCandidate(text="51F-869.86", confidence=0.1)],
+        "crop_jpeg": b"\xff\xd8 crop",
+    })
+    read = read_from_edge(event, home_province="20")
+    validated = PlateRead.model_validate(read.model_dump())
+    assert read == validated
+    assert read.model_dump_json() == validated.model_dump_json()
+    assert read.model_fields_set == validated.model_fields_set
+    assert [c.text for c in read.candidates] == ["51F86988", "51F86986"]
 
 
 def test_edge_read_id_is_stable_across_replays() -> None:
