@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "CAR_SERIES_LETTERS",
@@ -21,10 +21,12 @@ __all__ = [
     "SERIES_LETTERS",
     "TEMPLATES",
     "Layout",
+    "PlateText",
     "canonical",
     "display",
     "is_valid",
     "lookalike_key",
+    "parse",
     "province_of",
     "random_plate_text",
 ]
@@ -112,6 +114,8 @@ class _Rng(Protocol):
 
 def canonical(text: str) -> str:
     """Uppercase letters and digits only, Đ folded to D: ``"51f-869.88"`` -> ``"51F86988"``."""
+    if text.isascii() and text.isalnum() and text.isupper():
+        return text  # already canonical (what cameras and gateways mostly send)
     folded = text.upper().replace("Đ", "D")
     return "".join(ch for ch in folded if ch.isascii() and ch.isalnum())
 
@@ -152,10 +156,10 @@ _DIPLOMATIC = re.compile(r"(\d{2})(\d{3})([A-Z]{2})(\d{2,3})")
 
 
 def _parse(compact: str, *, motorbike_first: bool) -> tuple[str, str, str] | None:
-    """Split ``29X504899`` into (province, series, serial), trying the likelier shape first."""
+    """Split a valid ``29X504899`` into (province, series, serial), trying the likelier shape first."""
     for pattern in (_BIKE, _CAR) if motorbike_first else (_CAR, _BIKE):
         match = pattern.fullmatch(compact)
-        if match and _VALID.match(compact):
+        if match:
             province, series, serial = match.groups()
             return province, series, serial
     return None
@@ -173,6 +177,31 @@ def display(text: str, layout: str | None = None) -> str:
         compact = canonical(text)
         if not _VALID.match(compact):
             return compact
+    return _display_valid(compact, layout)
+
+
+class PlateText(NamedTuple):
+    text: str  # canonical
+    display: str
+    province: str | None  # as province_of
+
+
+def parse(text: str, layout: str | None = None) -> PlateText | None:
+    """Canonical text, its display form and the province of a plate, or None if it is not one.
+
+    What :func:`canonical`, :func:`is_valid`, :func:`display` and :func:`province_of`
+    give for the canonical text, with one normalisation and one grammar match instead
+    of one each: it runs for every edge read a worker takes in.
+    """
+    compact = canonical(text)
+    if not _VALID.match(compact):
+        return None
+    code = compact[:2]
+    return PlateText(compact, _display_valid(compact, layout), code if code in PROVINCE_CODES else None)
+
+
+def _display_valid(compact: str, layout: str | None) -> str:
+    """:func:`display` of a compact text that matches the grammar."""
     if _SPECIAL.fullmatch(compact):
         return f"{compact[:2]}-{compact[2:4]}-{compact[4:]}"
     diplomatic = _DIPLOMATIC.fullmatch(compact)

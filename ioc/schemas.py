@@ -198,7 +198,8 @@ class PlateRead(_CameraContext):
     """A plate read produced by the system (from a frame or a validated edge read).
 
     ``read_id`` is derived from the source event, so a replayed source event yields
-    the same id and storage stays idempotent. Kafka key: camera_id.
+    the same id and storage stays idempotent; the read's ``event_id`` is its
+    ``read_id``, so consumers of the topic can drop a replay too. Kafka key: camera_id.
     """
 
     kind: Literal["plate_read"] = "plate_read"

@@ -7,7 +7,8 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -34,6 +35,9 @@ from streams.touched_minutes import TouchedMinutes
 E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
+# the batch a handler's batch follows (see WorkerContext.consume); None for the first of a take
+_PREVIOUS_BATCH: ContextVar[asyncio.Task[None] | None] = ContextVar("previous_batch", default=None)
+
 KNOWN_CAMERAS_REFRESH_S = 5.0
 READS_PER_MESSAGE = 200  # keeps messages well under Kafka's 1 MB default, crops included
 SEND_BACKOFF_START_S = 0.2
@@ -47,6 +51,15 @@ SEND_ERRORS = (KafkaError, ProducerSendError)
 async def _deliver(producer: ProducerT, topic: str, key: bytes, payload: bytes) -> None:
     """Straight to the app's producer: Faust's channel layer costs more than the send itself."""
     await (await producer.send(topic, key, payload, None, None, None))
+
+
+def _start(work: Coroutine[object, object, None], *, after: asyncio.Task[None] | None) -> asyncio.Task[None]:
+    """``work`` as a task whose :meth:`WorkerContext.earlier_batches_done` waits for ``after``."""
+    token = _PREVIOUS_BATCH.set(after)
+    try:
+        return asyncio.create_task(work)  # the task copies the context as it is now
+    finally:
+        _PREVIOUS_BATCH.reset(token)
 
 
 @dataclass
@@ -112,8 +125,9 @@ class WorkerContext:
 
     async def decoded_batches(
         self, stream: faust.StreamT, decode: Callable[[bytes | None], list[E]], *, size: int | None = None
-    ) -> AsyncIterator[list[tuple[Message, list[E]]]]:
-        """Batches of (message, its events); undecodable messages go to the dead letter.
+    ) -> AsyncIterator[tuple[list[tuple[Message, list[E]]], bool]]:
+        """Batches of (message, its events), each with whether it ends its take;
+        undecodable messages go to the dead letter.
 
         Faust acknowledges the messages it took when the agent asks for more, i.e. after
         the agent has finished (and committed) all of them. Gateway envelopes carry
@@ -128,7 +142,7 @@ class WorkerContext:
                 metrics.MESSAGES_CONSUMED.labels(topic).inc(n)
             batch: list[tuple[Message, list[E]]] = []
             in_batch = 0
-            for event in events:
+            for position, event in enumerate(events, 1):
                 message = event.message
                 try:
                     decoded = decode(message.value)
@@ -137,10 +151,10 @@ class WorkerContext:
                     continue
                 batch.append((message, decoded))
                 in_batch += len(decoded)
-                if in_batch >= most_events:
-                    yield batch
+                if in_batch >= most_events and position < len(events):
+                    yield batch, False
                     batch, in_batch = [], 0
-            yield batch
+            yield batch, True
             # while waiting for the next batch, keep nothing of this one alive: a topic
             # gone quiet would otherwise hold its last batch (10^5 objects in every full GC)
             del batch, events
@@ -153,10 +167,40 @@ class WorkerContext:
         *,
         size: int | None = None,
     ) -> None:
-        """An agent's whole loop: decode each batch, then :meth:`process` it."""
-        async for batch in self.decoded_batches(stream, decode, size=size):
-            await self.process(batch, handler)
-            del batch  # as in decoded_batches: nothing outlives its batch
+        """An agent's whole loop: decode each batch, then :meth:`process` it.
+
+        Two batches of a take are in flight at once: while one waits on the database or
+        the broker, the next is decoded and started (measured: an agent waited for the
+        database a third of the time). Handlers keep what must stay in order (publishing,
+        incidents) behind :meth:`earlier_batches_done`. A take's batches all finish before
+        Faust is asked for more, which acknowledges them.
+        """
+        previous: asyncio.Task[None] | None = None
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            async for batch, take_ends in self.decoded_batches(stream, decode, size=size):
+                current = _start(self.process(batch, handler), after=previous)
+                in_flight.add(current)
+                del batch  # as in decoded_batches: nothing outlives its batch
+                if previous is not None:
+                    await previous
+                    in_flight.discard(previous)
+                previous = current
+                if take_ends:
+                    await current
+                    in_flight.discard(current)
+                    previous = None
+        finally:
+            for task in in_flight:  # the agent is stopping: so are its batches
+                task.cancel()
+
+    @staticmethod
+    async def earlier_batches_done() -> None:
+        """Wait until the agent's previous batch (and so every earlier one) has finished:
+        what a handler does after this runs in the order the batches were taken."""
+        previous = _PREVIOUS_BATCH.get()
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
 
     async def send(self, topic: faust.TopicT, key: str, value: BaseModel) -> None:
         """Send and wait for the broker's acknowledgement, retrying while the broker

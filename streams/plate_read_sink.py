@@ -49,6 +49,8 @@ async def store_reads(
     stored = [read for read in reads if id(read) not in refused]
     ctx.touched_minutes.add(read.captured_at for read in stored)
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
+    # a camera's reads reach the topic, its incidents and its passages in the order taken
+    await ctx.earlier_batches_done()
     # incidents (database) and the read stream (Kafka) wait on different servers: overlap them
     await asyncio.gather(
         _raise_alerts(ctx, pool, hits),

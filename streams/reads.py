@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -28,7 +27,8 @@ def reads_from_frame(
 ) -> list[PlateRead]:
     return [
         PlateRead(
-            read_id=PlateRead.derive_id(frame.event_id, index),
+            event_id=(read_id := PlateRead.derive_id(frame.event_id, index)),
+            read_id=read_id,
             source="camera",
             source_event_id=frame.event_id,
             camera_id=frame.camera_id,
@@ -70,15 +70,16 @@ def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
     The hot path of edge traffic: every field comes from an already validated
     event, so the read is built without validating it again.
     """
-    text = plate_format.canonical(edge.text)
-    if not plate_format.is_valid(text):
+    plate = plate_format.parse(edge.text)
+    if plate is None:
         raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
-    province = plate_format.province_of(text)
+    province = plate.province
+    read_id = PlateRead.derive_id(edge.event_id, 0)
     return PlateRead.model_construct(
         schema_version=edge.schema_version,
-        event_id=uuid.uuid4(),
+        event_id=read_id,
         kind="plate_read",
-        read_id=PlateRead.derive_id(edge.event_id, 0),
+        read_id=read_id,
         source="edge",
         source_event_id=edge.event_id,
         camera_id=edge.camera_id,
@@ -86,8 +87,8 @@ def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
         lane=edge.lane,
         direction=edge.direction,
         captured_at=edge.captured_at,
-        text=text,
-        display=plate_format.display(text),
+        text=plate.text,
+        display=plate.display,
         confidence=edge.confidence,
         layout=None,
         colour=PlateColour.UNKNOWN,

@@ -61,6 +61,34 @@ def test_display_round_trips_through_canonical() -> None:
             assert plate_format.canonical(plate_format.display(text, layout)) == text
 
 
+def _mangled(rng: random.Random, text: str) -> str:
+    """``text`` as cameras and gateways might send it: case, separators, Đ, typos."""
+    chars = list(text.lower() if rng.random() < 0.3 else text)
+    for _ in range(rng.randrange(3)):
+        chars.insert(rng.randrange(len(chars) + 1), rng.choice("-. Đđ0OI1xyz"))
+    if rng.random() < 0.2 and chars:
+        del chars[rng.randrange(len(chars))]
+    return "".join(chars)
+
+
+def test_parse_agrees_with_the_single_questions() -> None:
+    rng, np_rng = random.Random(11), np.random.default_rng(11)
+    layouts = ("one_line", "two_line", "motorbike")
+    texts = ["", "TM1234", "80011NG01", "29MĐ101353", "10A12345", "0000", "ĐĐ", "51F86988 "]
+    for _ in range(3000):
+        layout = rng.choice(layouts)
+        texts.append(_mangled(rng, plate_format.random_plate_text(np_rng, layout=layout)))
+    for text in texts:
+        parsed = plate_format.parse(text)
+        canonical = plate_format.canonical(text)
+        if not plate_format.is_valid(canonical):
+            assert parsed is None, text
+            continue
+        assert parsed == (canonical, plate_format.display(canonical), plate_format.province_of(text)), text
+        for layout in layouts:
+            assert plate_format.parse(text, layout).display == plate_format.display(canonical, layout)
+
+
 def test_province_of() -> None:
     assert plate_format.province_of("20A12345") == "20"
     assert plate_format.province_of("51F-869.88") == "51"

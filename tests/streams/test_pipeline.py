@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline_helpers import dead_letters, scalar, wait_for, worker_metrics
+from pipeline_helpers import dead_letters, read_topic, scalar, wait_for, worker_metrics
 
 from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_scene
@@ -142,6 +142,28 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
                    if k.startswith("ioc_messages_dead_lettered_total") and f'topic="{topic}"' in k)
         assert consumed == stored + dead, (topic, consumed, stored, dead)
     assert worker.children[0][1].poll() is None, "bad input must not stop the worker"
+
+
+async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """Envelopes taken together are stored in overlapping batches of 250 reads; what the
+    topic carries for one key still comes in the order it was sent."""
+    t = settings.topics
+    plates = [f"20A{n:05d}" for n in range(2000)]
+    for start in range(0, len(plates), 100):
+        batch = EdgePlateReadBatch(reads=[
+            EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
+                          captured_at=utcnow(), text=p, confidence=0.9)
+            for p in plates[start:start + 100]
+        ])
+        await producer.send(t.edge_plate_reads, batch.to_json(), key=b"gw-ordered")
+    await producer.flush()
+
+    values = await read_topic(settings.kafka_bootstrap, t.plate_reads, expected=len(plates) // 100,
+                              timeout=120)
+    published = [read["text"] for value in values for read in json.loads(value)["reads"]]
+    assert published == plates
 
 
 @pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)

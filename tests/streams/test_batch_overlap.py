@@ -1,0 +1,82 @@
+"""How an agent's batches overlap (``WorkerContext.consume``): the next batch starts
+while one waits, what follows ``earlier_batches_done`` runs in the order taken, and a
+take is finished before Faust is asked for the next one (which acknowledges it).
+
+The stream is a stand-in for Faust's: only ``take_events``, with Faust's contract that
+asking for the next take acknowledges the previous one. The real worker is covered by
+the pipeline and reliability tests (order on the plate-reads topic, SIGKILL, outages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+from ioc.config import Settings
+from streams.context import WorkerContext
+
+
+class TakesStream:
+    def __init__(self, takes: list[list[int]], log: list[tuple[str, int]]) -> None:
+        self._takes, self._log = takes, log
+
+    async def take_events(self, size: int, *, within: float) -> AsyncIterator[list[SimpleNamespace]]:
+        for index, take in enumerate(self._takes):
+            self._log.append(("take", index))
+            yield [SimpleNamespace(message=SimpleNamespace(topic="t", value=n)) for n in take]
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.published: list[tuple[object, str]] = []
+
+    async def publish(self, message: object, reason: str, error: str) -> None:
+        self.published.append((message.value, reason))
+
+
+def _context(dead_letters: RecordingDeadLetters) -> WorkerContext:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", sink_batch_events=2)
+    return WorkerContext(settings=settings, app=None, topics=None, dead_letters=dead_letters,
+                         recognition=None)
+
+
+async def test_next_batch_starts_while_one_waits_and_ordered_parts_keep_take_order() -> None:
+    log: list[tuple[str, int]] = []
+    ctx = _context(RecordingDeadLetters())
+
+    async def handler(_: WorkerContext, batch: list) -> None:
+        first = batch[0][1][0]
+        log.append(("start", first))
+        await asyncio.sleep(0.05 if first in (0, 6) else 0)  # these batches' database is slow
+        await ctx.earlier_batches_done()
+        log.append(("ordered", first))
+
+    stream = TakesStream([[0, 1, 2, 3, 4, 5], [6, 7, 8, 9]], log)
+    await ctx.consume(stream, lambda value: [value], handler)
+
+    # events 0-5 are three batches of two; the second starts before the first is done
+    assert log.index(("start", 2)) < log.index(("ordered", 0))
+    assert [n for kind, n in log if kind == "ordered"] == [0, 2, 4, 6, 8]
+    # the second take is asked for (acknowledging the first) only once the first is done
+    assert log.index(("take", 1)) > log.index(("ordered", 4))
+    assert log.index(("start", 8)) < log.index(("ordered", 6))
+
+
+async def test_a_failing_batch_is_dead_lettered_and_does_not_hold_up_the_next() -> None:
+    log: list[tuple[str, int]] = []
+    dead = RecordingDeadLetters()
+    ctx = _context(dead)
+
+    async def handler(_: WorkerContext, batch: list) -> None:
+        first = batch[0][1][0]
+        if first == 0:
+            await asyncio.sleep(0.02)
+            raise RuntimeError("a bug in this batch")
+        await ctx.earlier_batches_done()
+        log.append(("ordered", first))
+
+    await ctx.consume(TakesStream([[0, 1, 2, 3, 4, 5]], log), lambda value: [value], handler)
+
+    assert dead.published == [(0, "processing_error"), (1, "processing_error")]
+    assert [n for kind, n in log if kind == "ordered"] == [2, 4]
