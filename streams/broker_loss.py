@@ -8,7 +8,9 @@ without a word. Two signs are checked every second:
 - A topic of ours is missing: it is created again with its partitions (as
   ``ioc`` would at setup), and a recreated watchlist topic gets the active entries
   from the database (the source of truth), so workers started later still match.
-  A topic a client auto-created first has too few partitions; that is reported.
+  A source topic a client auto-created first has too few partitions; that is
+  reported. A watchlist topic found while others are missing was auto-created by a
+  client since (a consumer's metadata request is enough): it is replaced.
 - A source partition's highwater fell below the highest this worker had seen: the
   log went back. Messages an agent's stream had pulled in are still processed (they
   are in memory); the ones past them that never reached an agent's queue are gone:
@@ -131,11 +133,21 @@ class BrokerWatch:
             return
         present = cluster.topics()
         missing = [spec for spec in self._specs if spec.name not in present]
-        if missing:
-            names = ", ".join(spec.name for spec in missing)
-            logger.error("topics gone from the broker (it restarted without its data?): %s; creating them "
-                         "again", names)
-            created = await asyncio.to_thread(create_topics, self._ctx.settings)
+        # a watchlist topic that outlived the others, or with other than its one partition, was
+        # made by a client asking for it (a consumer's metadata request is enough) with the
+        # broker's defaults (Tansu: 4 partitions, no compaction): it is made again and refilled
+        watchlist = next(spec for spec in self._specs if spec.compacted)
+        stale = watchlist.name in present and (
+            bool(missing) or len(cluster.partitions_for_topic(watchlist.name) or ()) != watchlist.partitions)
+        if missing or stale:
+            if missing:
+                logger.error("topics gone from the broker (it restarted without its data?): %s; creating "
+                             "them again", ", ".join(spec.name for spec in missing))
+            if stale:
+                logger.error("watchlist topic %s was created by a client, not as specified; replacing it",
+                             watchlist.name)
+            created = await asyncio.to_thread(
+                create_topics, self._ctx.settings, replace=[watchlist.name] if stale else [])
             for name in created:
                 metrics.BROKER_TOPICS_RECREATED.labels(name).inc()
             self._watchlist_pending |= self._ctx.settings.topics.watchlist in created

@@ -9,10 +9,11 @@ sensor readings, entry_id for the compacted watchlist.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ioc.config import Settings
 
@@ -40,13 +41,27 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def create_topics(settings: Settings) -> list[str]:
-    """Create missing topics; returns the names created. Safe to run repeatedly."""
+def create_topics(settings: Settings, *, replace: Collection[str] = ()) -> list[str]:
+    """Create missing topics; returns the names created. Safe to run repeatedly.
+
+    Topics named in ``replace`` are deleted first where they exist: one a client had
+    the broker create with its defaults (auto-created, not compacted, the broker's
+    partition count) is made again as specified.
+    """
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="ioc-admin", request_timeout_ms=15000
     )
     try:
         existing = set(admin.list_topics())
+        stale = sorted(existing.intersection(replace))
+        if stale:
+            try:
+                admin.delete_topics(stale)
+            except KafkaError as exc:  # e.g. already being deleted: a later call creates it
+                logger.warning("could not delete topics %s: %s", stale, exc)
+                return []
+            existing.difference_update(stale)
+            logger.warning("deleted topics %s to create them again as specified", stale)
         missing = [s for s in topic_specs(settings) if s.name not in existing]
         created = []
         for spec in missing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 from pipeline_helpers import (
@@ -321,11 +322,27 @@ async def _topic_partitions(bootstrap: str) -> dict[str, int]:
         await client.close()
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> float:
-    """Seconds until ``check()`` is true; fails with ``what`` after ``timeout``."""
+async def _ask_for_topic(bootstrap: str, topic: str) -> int:
+    """Subscribe to ``topic`` as any consumer would (its metadata request makes the broker
+    auto-create a missing topic with the broker's defaults); returns its partition count."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        present = await _topic_partitions(bootstrap)
+        assert topic in present, f"the broker did not auto-create {topic}"
+        return present[topic]
+    finally:
+        await consumer.stop()
+
+
+async def _until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60, *, seen: Callable[[], object] = str
+) -> float:
+    """Seconds until ``check()`` is true; fails with ``what`` (and what ``seen()`` says
+    was last seen) after ``timeout``."""
     started = time.monotonic()
     while not await check():
-        assert time.monotonic() - started < timeout, f"timed out waiting until {what}"
+        assert time.monotonic() - started < timeout, f"timed out waiting until {what}; last seen: {seen()}"
         await asyncio.sleep(0.5)
     return time.monotonic() - started
 
@@ -335,9 +352,11 @@ def _lost_messages(counted_ids: set[uuid.UUID], mix: EventMix) -> int:
     return sum(1 for ids in mix.message_events if not ids & counted_ids)
 
 
+@pytest.mark.parametrize("watchlist_asked_first", [False, True], ids=["worker-first", "auto-created"])
 async def test_broker_restarted_without_its_data(
     fault_settings: Callable[..., Settings], own_broker: EmbeddedBroker,
     workers: Callable[[Settings], Workers], reliability_record: Callable[..., None],
+    watchlist_asked_first: bool,
 ) -> None:
     """The memory-only dev broker restarts and loses everything. The worker must come
     back by itself (reconnect, rejoin, recreate the topics with their partitions,
@@ -350,6 +369,10 @@ async def test_broker_restarted_without_its_data(
     later ones were fetched but not taken in: those still in the agents' queues when
     the rebalance that follows the restart clears them, and those never queued, are
     lost with the broker. The worker's count must say exactly how many messages that was.
+
+    ``auto-created``: a client asks for the watchlist topic before the worker
+    notices, so the broker creates it with its defaults (Tansu: 4 partitions); the
+    worker must still end up with the specified topic, refilled from the database.
     """
     settings = await prepared(fault_settings(kafka_bootstrap=own_broker.bootstrap, sink_batch_size=1))
     group = workers(settings)
@@ -366,20 +389,30 @@ async def test_broker_restarted_without_its_data(
             await before.produce(producer, envelopes=10, sensor_envelopes=4, bad=False)
             await asyncio.sleep(3.0)  # the worker fetches them (its highwaters move on)
 
+            if watchlist_asked_first:  # the worker looks only once the client has asked
+                os.kill(group.pid("worker-1"), signal.SIGSTOP)
             own_broker.stop()
             own_broker.start()
             restarted = time.monotonic()
+            if watchlist_asked_first:
+                auto_partitions = await _ask_for_topic(own_broker.bootstrap, settings.topics.watchlist)
+                assert auto_partitions != 1, "the broker made the topic as specified: nothing to replace"
+                os.kill(group.pid("worker-1"), signal.SIGCONT)
             expected = {name: partitions for name, partitions in
                         ((s.name, s.partitions) for s in topic_specs(settings))}
 
+            present: dict[str, int] = {}
+
             async def topics_back() -> bool:
-                present = await _topic_partitions(own_broker.bootstrap)
+                present.clear()
+                present.update(await _topic_partitions(own_broker.bootstrap))
                 return all(present.get(name) == n for name, n in expected.items())
 
             async def loss_reported() -> bool:
                 return sum(group.metrics("worker-1", "ioc_broker_data_lost_messages_total").values()) > 0
 
-            topics_s = await _until(topics_back, "the worker recreated the topics")
+            topics_s = await _until(topics_back, "the worker recreated the topics",
+                                    seen=lambda: {"expected": expected, "on the broker": present})
             await _until(loss_reported, "the worker reported the loss")
             await lock.rollback()  # the agents' blocked writes go through
 
@@ -397,7 +430,8 @@ async def test_broker_restarted_without_its_data(
     reliability_record(
         area="fault", held="8+1+10 edge envelopes (100 reads) and 4+1+4 sensor envelopes (50 readings) "
         "before, 10 + 4 + a frame + 7 bad messages after; writes held by a table lock",
-        fault="memory-only broker restarted (all its data lost) with messages unprocessed",
+        fault="memory-only broker restarted (all its data lost) with messages unprocessed"
+        + ("; a client asked for the watchlist topic first (auto-created)" if watchlist_asked_first else ""),
         produced=before.produced + after.produced, stored=counted_before.stored + counted_after.stored,
         dead_lettered=counted_after.dead_lettered, lost=counted_before.lost + counted_after.lost,
         duplicated=counted_before.duplicated_rows + counted_after.duplicated_rows,
