@@ -9,8 +9,9 @@ without a word. Two signs are checked every second:
   ``ioc`` would at setup), and a recreated watchlist topic gets the active entries
   from the database (the source of truth), so workers started later still match.
   A source topic a client auto-created first has too few partitions; that is
-  reported. A watchlist topic found while others are missing was auto-created by a
-  client since (a consumer's metadata request is enough): it is replaced.
+  reported. A watchlist topic found while others are missing, or with other than its
+  one partition, was auto-created by a client since (a consumer's metadata request
+  is enough): it is replaced and refilled.
 - A source partition's highwater fell below the highest this worker had seen: the
   log went back. Messages an agent's stream had pulled in are still processed (they
   are in memory); the ones past them that never reached an agent's queue are gone:
