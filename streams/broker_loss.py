@@ -151,7 +151,7 @@ class BrokerWatch:
                 create_topics, self._ctx.settings, replace=[watchlist.name] if stale else [])
             for name in created:
                 metrics.BROKER_TOPICS_RECREATED.labels(name).inc()
-            self._watchlist_pending |= self._ctx.settings.topics.watchlist in created
+            self._watchlist_pending |= watchlist.name in created
         if self._watchlist_pending:  # until it works: the database may be down too
             await self._republish_watchlist()
             self._watchlist_pending = False

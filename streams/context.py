@@ -176,23 +176,20 @@ class WorkerContext:
         A take's batches all finish before Faust is asked for more, which acknowledges them.
         """
         previous: asyncio.Task[None] | None = None
-        in_flight: set[asyncio.Task[None]] = set()
+        current: asyncio.Task[None] | None = None
         try:
             async for batch, take_ends in self.decoded_batches(stream, decode, size=size):
                 current = _start(self.process(batch, handler), after=previous)
-                in_flight.add(current)
                 del batch  # as in decoded_batches: nothing outlives its batch
                 if previous is not None:
                     await previous
-                    in_flight.discard(previous)
-                previous = current
                 if take_ends:
                     await current
-                    in_flight.discard(current)
-                    previous = None
+                previous = None if take_ends else current
         finally:
-            for task in in_flight:  # the agent is stopping: so are its batches
-                task.cancel()
+            for task in (previous, current):  # the agent is stopping: so are its batches
+                if task is not None:
+                    task.cancel()  # nothing for a task that is done
 
     @staticmethod
     async def earlier_batches_done() -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,20 @@ def _frame(plate: str, layout: str = "one_line") -> CameraFrame:
                             occlusion=0.0, glare=0.0)
     return CameraFrame(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
                        captured_at=utcnow(), jpeg=encode_jpeg(image, quality=90))
+
+
+async def _send_edge_envelopes(
+    producer: AIOKafkaProducer, topic: str, plates: list[str], *, key: Callable[[int], bytes]
+) -> None:
+    """``plates`` as gateway envelopes of 100 edge reads; ``key`` gets each envelope's first index."""
+    for start in range(0, len(plates), 100):
+        batch = EdgePlateReadBatch(reads=[
+            EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
+                          captured_at=utcnow(), text=p, confidence=0.9)
+            for p in plates[start:start + 100]
+        ])
+        await producer.send(topic, batch.to_json(), key=key(start))
+    await producer.flush()
 
 
 async def _alerts_through_api(settings: Settings, workdir: Path) -> list[dict]:
@@ -151,14 +165,7 @@ async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
     topic carries for one key still comes in the order it was sent."""
     t = settings.topics
     plates = [f"20A{n:05d}" for n in range(2000)]
-    for start in range(0, len(plates), 100):
-        batch = EdgePlateReadBatch(reads=[
-            EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
-                          captured_at=utcnow(), text=p, confidence=0.9)
-            for p in plates[start:start + 100]
-        ])
-        await producer.send(t.edge_plate_reads, batch.to_json(), key=b"gw-ordered")
-    await producer.flush()
+    await _send_edge_envelopes(producer, t.edge_plate_reads, plates, key=lambda _: b"gw-ordered")
 
     values = await read_topic(settings.kafka_bootstrap, t.plate_reads, expected=len(plates) // 100,
                               timeout=120)
@@ -172,14 +179,8 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
 ) -> None:
     t = settings.topics
     plates = [f"20A{n:05d}" for n in range(3000)]
-    for start in range(0, len(plates), 100):
-        batch = EdgePlateReadBatch(reads=[
-            EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
-                          captured_at=utcnow(), text=p, confidence=0.9)
-            for p in plates[start:start + 100]
-        ])
-        await producer.send(t.edge_plate_reads, batch.to_json(), key=f"gw{start % 4}".encode())
-    await producer.flush()
+    await _send_edge_envelopes(producer, t.edge_plate_reads, plates,
+                               key=lambda start: f"gw{start % 4}".encode())
     # kill the worker mid-stream, as soon as it has stored something
     await wait_for(settings, "SELECT count(*) FROM plate_reads", [], lambda n: n and n > 0)
     name, proc = worker.children[0]
