@@ -1,6 +1,6 @@
 """Finding plates in a frame: the ONNX CenterNet-style detector and its decoding.
 
-The frame is scaled to fit 512x288 (letterboxed), the network predicts a plate-
+The frame is scaled to fit 640x384 (letterboxed), the network predicts a plate-
 centre heat map on a stride-4 grid plus each plate's four corners and layout;
 peaks of the heat map become detections in frame coordinates.
 """
@@ -18,7 +18,13 @@ from detectors.plate_format import Layout
 
 __all__ = ["INPUT_SIZE", "CornerRefiner", "Detection", "PlateDetector"]
 
-INPUT_SIZE = (512, 288)  # (width, height)
+# (width, height); both multiples of 32, the network's coarsest stride. The network is
+# trained on 512x288 frames but is fully convolutional: at 640x384 a 1280x720 frame is
+# halved exactly (area averaging) and plates 45-100 px wide stay findable. Measured on
+# held-out frames (two seeds, 281 and 283 plates): 14 and 16 plates never detected at
+# 512x288, 5 and 3 at 640x384, no plate-free frame flagged; the detector costs 4 ms
+# instead of 2.3 ms on one core. At 704 and 768 px wide large plates were missed.
+INPUT_SIZE = (640, 384)
 _STRIDE = 4
 _CORNER_UNIT = 16.0
 _LAYOUTS = (Layout.ONE_LINE, Layout.TWO_LINE, Layout.MOTORBIKE)
@@ -74,7 +80,7 @@ class PlateDetector:
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def maps(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """The network's ``(12, 72, 128)`` output for ``frame`` and the letterbox scale."""
+        """The network's ``(12, 96, 160)`` output for ``frame`` and the letterbox scale."""
         canvas, scale = letterbox(frame)
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
         return self._session.run(None, {"image": blob})[0][0], scale

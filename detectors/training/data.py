@@ -15,6 +15,7 @@ import numpy as np
 
 from detectors.geometry import REFINE_SIZE, order_corners, quad_size, rectify, refine_view
 from detectors.synthetic import (
+    Colour,
     _draw_distractor_text,
     _scene_background,
     random_plate_spec,
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "anpr"
 DETECTOR_SIZE = (512, 288)  # (width, height) the detector sees; frames are scaled to fit
 DETECTOR_STRIDE = 4
+# Colour shares (white, yellow, blue, red) of the reader's training plates. Blue and
+# red plates are oversampled against their street shares (0.62, 0.22, 0.08, 0.08):
+# at street shares the reader saw few letter-first military plates (red) and learned
+# to expect digits at the left end, reading "FX7808" as "52Y7808".
+READER_COLOUR_SHARES = (0.4, 0.2, 0.2, 0.2)
+READER_SET_VERSION = 2  # part of the cache name: bump when reader_sample changes
 
 
 def jitter_corners(quad: np.ndarray, rng: np.random.Generator, *, amount: float = 1.0) -> np.ndarray:
@@ -45,7 +52,8 @@ def reader_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.nd
     """One ``(32, 192) uint8`` strip, its canonical text ('' for a non-plate) and layout."""
     if rng.random() < 0.04:
         return _negative_strip(rng, style)
-    spec = random_plate_spec(rng)
+    colour = rng.choice(list(Colour), p=READER_COLOUR_SHARES) if style == "train" else None
+    spec = random_plate_spec(rng, colour=colour)
     night = rng.random() < 0.2
     patch, quad = render_plate_patch(spec, rng=rng, style=style, night=night, occlusion=0.12, glare=0.12)
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
@@ -81,7 +89,8 @@ def _reader_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[str], li
 
 def reader_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, np.ndarray]:
     """``n`` reader samples as arrays ``strips (n, 32, 192) uint8``, ``texts``, ``layouts`` (cached)."""
-    path = CACHE / f"reader-{style}-{seed}-{n}.npz"
+    version = f"-v{READER_SET_VERSION}" if style == "train" else ""
+    path = CACHE / f"reader-{style}-{seed}-{n}{version}.npz"
     if path.exists():
         with np.load(path) as data:
             return {key: data[key] for key in data.files}

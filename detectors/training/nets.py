@@ -1,7 +1,7 @@
 """The two small networks: a CTC strip reader and a CenterNet-style plate detector.
 
 Both are sized for one CPU core at run time (about 30 M multiply-adds per
-plate strip, about 150 M per 512x288 frame) and export to ONNX with their input
+plate strip, about 250 M per 640x384 frame) and export to ONNX with their input
 normalisation inside, so the runtime passes plain ``float32`` pixels in [0, 1].
 """
 
@@ -66,7 +66,9 @@ class StripReader(nn.Module):
 
 
 class PlateDetector(nn.Module):
-    """``(N, 3, 288, 512)`` BGR in [0, 1] -> ``(N, 12, 72, 128)``: heat, 8 corner offsets, 3 layout logits.
+    """``(N, 3, H, W)`` BGR in [0, 1] -> ``(N, 12, H / 4, W / 4)``: heat, 8 corner offsets, 3 layout logits.
+
+    H and W must be multiples of 32. Trained on 512x288 frames, run on 640x384.
 
     Heat is a sigmoid probability of a plate centre in the cell; corner offsets are
     relative to the cell centre in units of 16 input pixels.

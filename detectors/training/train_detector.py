@@ -134,6 +134,7 @@ def export(model: PlateDetector, path: Path) -> None:
     model.eval()
     replace_atomically(lambda target: torch.onnx.export(
         model, torch.zeros(1, 3, 288, 512), str(target), input_names=["image"], output_names=["maps"],
+        dynamic_axes={"image": {2: "height", 3: "width"}, "maps": {2: "rows", 3: "columns"}},
         opset_version=17, dynamo=False,
     ), path)  # fmt: skip
     model.train()
