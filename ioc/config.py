@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     sink_batch_size: int = 500
     sink_batch_events: int = Field(10_000, ge=1, description="Most events an agent decodes and stores "
                                    "at once (a memory bound: a gateway envelope carries hundreds)")
+    sink_batches_in_flight: int = Field(2, ge=1, description="Batches an agent stores at once: the "
+                                        "next is decoded while earlier ones wait on the database")
     sink_batch_seconds: float = Field(0.05, gt=0, description="Longest an agent waits to fill a batch "
                                       "(part of every event's latency)")
     consumer_fetch_max_wait_ms: int = Field(

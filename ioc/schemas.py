@@ -8,6 +8,7 @@ so producers can be upgraded first. See docs/events.md for examples.
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -221,7 +222,29 @@ class PlateRead(_CameraContext):
 
     @staticmethod
     def derive_id(source_event_id: uuid.UUID, index: int) -> uuid.UUID:
-        return uuid.uuid5(source_event_id, f"plate:{index}")
+        """``uuid.uuid5(source_event_id, f"plate:{index}")``, the same bytes in about
+        two thirds of the time (it runs for every edge read)."""
+        digest = hashlib.sha1(source_event_id.bytes + b"plate:%d" % index).digest()
+        return uuid.UUID(bytes=digest[:16], version=5)
+
+    @classmethod
+    def from_fields(cls, **fields: Any) -> PlateRead:
+        """A read from values validated elsewhere, every field given.
+
+        ``model_construct`` looks up aliases and defaults field by field, which took
+        half the time of normalising an edge read; this only checks that no field is
+        missing or unknown, and keeps the fields in declaration order (JSON follows it).
+        """
+        names = cls.__pydantic_fields__.keys()
+        if fields.keys() != names:
+            missing, unknown = names - fields.keys(), fields.keys() - names
+            raise TypeError(f"PlateRead.from_fields: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        read = cls.__new__(cls)
+        object.__setattr__(read, "__dict__", {name: fields[name] for name in names})
+        object.__setattr__(read, "__pydantic_fields_set__", set(names))
+        object.__setattr__(read, "__pydantic_extra__", None)
+        object.__setattr__(read, "__pydantic_private__", None)
+        return read
 
 
 class EdgePlateReadBatch(_Event):

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -169,27 +169,25 @@ class WorkerContext:
     ) -> None:
         """An agent's whole loop: decode each batch, then :meth:`process` it.
 
-        Two batches of a take are in flight at once: while one waits on the database or
-        the broker, the next is decoded and started (one at a time, a worker working off
-        a backlog used 0.7 of a core and its database half of one). Handlers keep what
-        must stay in order (publishing, incidents) behind :meth:`earlier_batches_done`.
+        Up to ``sink_batches_in_flight`` batches of a take are in flight at once: while
+        they wait on the database or the broker, the next is decoded and started (one at
+        a time, a worker working off a backlog used 0.7 of a core and its database half
+        of one). Handlers keep what must stay in order (publishing, incidents) behind
+        :meth:`earlier_batches_done`.
         A take's batches all finish before Faust is asked for more, which acknowledges them.
         """
-        previous: asyncio.Task[None] | None = None
-        current: asyncio.Task[None] | None = None
+        depth = self.settings.sink_batches_in_flight
+        in_flight: deque[asyncio.Task[None]] = deque()
         try:
             async for batch, take_ends in self.decoded_batches(stream, decode, size=size):
-                current = _start(self.process(batch, handler), after=previous)
+                after = in_flight[-1] if in_flight else None
+                in_flight.append(_start(self.process(batch, handler), after=after))
                 del batch  # as in decoded_batches: nothing outlives its batch
-                if previous is not None:
-                    await previous
-                if take_ends:
-                    await current
-                previous = None if take_ends else current
+                while in_flight and (take_ends or len(in_flight) >= depth):
+                    await in_flight.popleft()
         finally:
-            for task in (previous, current):  # the agent is stopping: so are its batches
-                if task is not None:
-                    task.cancel()  # nothing for a task that is done
+            for task in in_flight:  # the agent is stopping: so are its batches
+                task.cancel()  # nothing for a task that is done
 
     @staticmethod
     async def earlier_batches_done() -> None:

@@ -75,7 +75,7 @@ def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
         raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
     province = plate.province
     read_id = PlateRead.derive_id(edge.event_id, 0)
-    return PlateRead.model_construct(
+    return PlateRead.from_fields(
         schema_version=edge.schema_version,
         event_id=read_id,
         kind="plate_read",

@@ -52,8 +52,10 @@ async def test_same_batch_twice_stores_each_read_once(
     # a batch overlapping the stored rows counts only the new ones, and duplicates inside it once
     more = [make_read("51F86988") for _ in range(5)]
     assert await insert_plate_reads(conn, reads[:10] + more + more) == 5
+    twin = make_read("29A12345")  # a new batch repeating a read of its own
+    assert await insert_plate_reads(conn, [twin, twin]) == 1
     await conn.commit()
-    assert await _count(conn, "plate_reads") == 55
+    assert await _count(conn, "plate_reads") == 56
     assert await _count(conn, "plate_crops") == 25
 
 
