@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
@@ -103,11 +103,13 @@ async def _bench(settings: Settings, args: argparse.Namespace, workdir: Path) ->
         _say(f"at {args.alert_rate:.0f} reads/s: store latency p50 {alerts['store_latency_p50_ms']:.0f} ms, "
              f"p99 {alerts['store_latency_p99_ms']:.0f} ms; {alerts['alerts']} alerts, latency p50 "
              f"{alerts['alert_latency_p50_ms']} ms, p99 {alerts['alert_latency_p99_ms']} ms")
+        # the baselines read what the throughput phase sent, not the latency phase's reads
+        since = await _end_offsets(settings)
         throughput = await _throughput(settings, args, rng, plates)
         _say(f"pipeline: {throughput['events_per_s']:,.0f} events/s")
     finally:
         procs.stop()
-    baselines = await _baselines(settings)
+    baselines = await _baselines(settings, since)
     baseline = baselines["baseline_events_per_s"]
     _say(f"baseline (bare aiokafka + COPY into tables like the pipeline's): {baseline:,.0f} events/s")
     _say(f"baseline (bare aiokafka + COPY of three columns, no index): "
@@ -334,8 +336,20 @@ _BARE_SENSOR_COLUMNS = ("event_id", "captured_at", "sensor_id", "checkpoint_id",
                         "value", "unit", "direction", "vehicle_class")
 
 
-async def _baselines(settings: Settings) -> dict:
-    """The same messages through two bare consume -> COPY loops.
+async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """Where the edge-read and sensor topics end now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        t = settings.topics
+        return await consumer.end_offsets([TopicPartition(topic, p) for topic in (t.edge_plate_reads,
+                                           t.sensor_readings) for p in range(settings.topic_partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def _baselines(settings: Settings, since: dict[TopicPartition, int]) -> dict:
+    """The throughput phase's messages (from ``since``) through two bare consume -> COPY loops.
 
     ``same_tables`` copies every event into tables shaped like the pipeline's (same
     columns, generated skeleton, indexes, hypertables): the least any program storing
@@ -343,8 +357,8 @@ async def _baselines(settings: Settings) -> dict:
     ``unindexed`` copies three columns into an unindexed temporary table: Kafka and
     COPY alone.
     """
-    same = await _bare_loop(settings, _SameTables())
-    unindexed = await _bare_loop(settings, _Unindexed())
+    same = await _bare_loop(settings, _SameTables(), since)
+    unindexed = await _bare_loop(settings, _Unindexed(), since)
     return {"baseline_events_per_s": round(same), "baseline_unindexed_events_per_s": round(unindexed)}
 
 
@@ -408,20 +422,22 @@ class _SameTables:
                     ))
 
 
-async def _bare_loop(settings: Settings, target: _SameTables | _Unindexed) -> float:
-    """Consume the edge-read and sensor topics from the start, COPY, commit, then commit offsets."""
+async def _bare_loop(settings: Settings, target: _SameTables | _Unindexed,
+                     since: dict[TopicPartition, int]) -> float:
+    """Consume from ``since``, COPY, commit, then commit the offsets."""
     from ioc.storage.database import connect
 
-    t = settings.topics
     consumer = AIOKafkaConsumer(
-        t.edge_plate_reads, t.sensor_readings, bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"baseline-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+        bootstrap_servers=settings.kafka_bootstrap, group_id=f"baseline-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
     conn = await connect(settings.database_conninfo())
     await target.prepare(conn)
     await consumer.start()
+    consumer.assign(list(since))
+    for partition, offset in since.items():
+        consumer.seek(partition, offset)
     events, started, last = 0, None, None
     try:
         while True:
