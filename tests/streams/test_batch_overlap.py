@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
+import pytest
+
 from ioc.config import Settings
 from streams.context import WorkerContext
 
@@ -35,15 +37,16 @@ class RecordingDeadLetters:
         self.published.append((message.value, reason))
 
 
-def _context(dead_letters: RecordingDeadLetters) -> WorkerContext:
-    settings = Settings(kafka_bootstrap="127.0.0.1:9", sink_batch_events=2)
+def _context(dead_letters: RecordingDeadLetters, in_flight: int = 2) -> WorkerContext:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", sink_batch_events=2, sink_batches_in_flight=in_flight)
     return WorkerContext(settings=settings, app=None, topics=None, dead_letters=dead_letters,
                          recognition=None)
 
 
-async def test_next_batch_starts_while_one_waits_and_ordered_parts_keep_take_order() -> None:
+@pytest.mark.parametrize("in_flight", [1, 2, 3])
+async def test_next_batch_starts_while_one_waits_and_ordered_parts_keep_take_order(in_flight: int) -> None:
     log: list[tuple[str, int]] = []
-    ctx = _context(RecordingDeadLetters())
+    ctx = _context(RecordingDeadLetters(), in_flight)
 
     async def handler(_: WorkerContext, batch: list) -> None:
         first = batch[0][1][0]
@@ -55,12 +58,13 @@ async def test_next_batch_starts_while_one_waits_and_ordered_parts_keep_take_ord
     stream = TakesStream([[0, 1, 2, 3, 4, 5], [6, 7, 8, 9]], log)
     await ctx.consume(stream, lambda value: [value], handler)
 
-    # events 0-5 are three batches of two; the second starts before the first is done
-    assert log.index(("start", 2)) < log.index(("ordered", 0))
+    # events 0-5 are three batches of two; up to `in_flight` start before the first is done
+    started_early = [n for n in (2, 4) if log.index(("start", n)) < log.index(("ordered", 0))]
+    assert started_early == [2, 4][: in_flight - 1]
     assert [n for kind, n in log if kind == "ordered"] == [0, 2, 4, 6, 8]
     # the second take is asked for (acknowledging the first) only once the first is done
     assert log.index(("take", 1)) > log.index(("ordered", 4))
-    assert log.index(("start", 8)) < log.index(("ordered", 6))
+    assert (log.index(("start", 8)) < log.index(("ordered", 6))) == (in_flight > 1)
 
 
 async def test_a_failing_batch_is_dead_lettered_and_does_not_hold_up_the_next() -> None:

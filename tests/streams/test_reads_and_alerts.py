@@ -1,6 +1,8 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ioc.schemas import (
     AlertKind,
     Direction,
@@ -53,6 +55,21 @@ def test_edge_read_id_is_stable_across_replays() -> None:
     assert read_from_edge(event, home_province="20").read_id == read_from_edge(
         event, home_province="20"
     ).read_id
+
+
+def test_read_ids_are_uuid5_of_the_source_event() -> None:
+    """Stored ids must not change with an upgrade: a replay after it must find its rows."""
+    source = uuid.UUID("d5c5908d-2817-481e-b371-834c2b94db26")
+    for index in (0, 1, 12):
+        assert PlateRead.derive_id(source, index) == uuid.uuid5(source, f"plate:{index}")
+
+
+def test_a_read_from_fields_needs_every_field() -> None:
+    fields = read_from_edge(edge("51F86988"), home_province="20").model_dump()
+    with pytest.raises(TypeError, match="missing \\['text'\\]"):
+        PlateRead.from_fields(**{k: v for k, v in fields.items() if k != "text"})
+    with pytest.raises(TypeError, match="unknown \\['plate'\\]"):
+        PlateRead.from_fields(**fields, plate="51F86988")
 
 
 def test_edge_read_with_impossible_text_is_refused() -> None:
