@@ -9,7 +9,9 @@ ones unless configured), then:
 2. throughput: pushes a fixed number of edge plate reads and sensor readings
    (in gateway envelopes, serialised beforehand so the producer does not compete
    with the worker for the CPU) and waits until every one is a committed row;
-3. baseline: the same messages through a bare aiokafka consume-and-COPY loop;
+3. baselines: the throughput phase's messages through bare aiokafka consume-and-COPY
+   loops, one into tables like the pipeline's (the ratio is to it), one into an
+   unindexed temporary table;
 4. frames: recognition throughput with 1 and 2 worker processes.
 
 The last line of stdout is a JSON object with the figures.
@@ -401,20 +403,21 @@ class _SameTables:
                 )
         await conn.commit()
 
+    def _copy(self, table: str, columns: tuple[str, ...]) -> sql.Composed:
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(self.schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+
     async def store(self, conn: AsyncConnection, reads: list[dict], readings: list[dict]) -> None:
         now = datetime.now(UTC)
         async with conn.cursor() as cur:
-            reads_copy = f"COPY {self.schema}.plate_reads ({', '.join(_BARE_READ_COLUMNS)}) FROM STDIN"
-            async with cur.copy(reads_copy) as copy:
+            async with cur.copy(self._copy("plate_reads", _BARE_READ_COLUMNS)) as copy:
                 for i in reads:
                     await copy.write_row((
                         i["event_id"], i["captured_at"], i["camera_id"], i["checkpoint_id"], i.get("lane", 0),
                         i["direction"], i["text"], i["text"], i["confidence"], "edge", i["event_id"],
                         Jsonb(i.get("candidates", [])), i.get("vehicle_class", "unknown"), now,
                     ))
-            async with cur.copy(
-                f"COPY {self.schema}.sensor_readings ({', '.join(_BARE_SENSOR_COLUMNS)}) FROM STDIN"
-            ) as copy:
+            async with cur.copy(self._copy("sensor_readings", _BARE_SENSOR_COLUMNS)) as copy:
                 for i in readings:
                     await copy.write_row((
                         i["event_id"], i["captured_at"], i["sensor_id"], i["checkpoint_id"], i["sensor_kind"],
