@@ -47,6 +47,8 @@ from ioc.schemas import (
     SensorReadingBatch,
     utcnow,
 )
+from ioc.storage.database import detect_capabilities
+from ioc.storage.migrations import create_hypertable
 
 logger = logging.getLogger(__name__)
 
@@ -386,8 +388,7 @@ class _SameTables:
     async def prepare(self, conn: AsyncConnection) -> None:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
-        timescale = await (await conn.execute(
-            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).fetchone() is not None
+        timescale = (await detect_capabilities(conn)).timescaledb
         for table in ("plate_reads", "sensor_readings"):
             await conn.execute(sql.SQL("CREATE TABLE {} (LIKE public.{} INCLUDING ALL)").format(
                 sql.Identifier(self.schema, table), sql.Identifier(table)))
@@ -396,11 +397,7 @@ class _SameTables:
                     "SELECT column_name, time_interval FROM timescaledb_information.dimensions"
                     " WHERE hypertable_schema = 'public' AND hypertable_name = %s", [table],
                 )).fetchone()
-                await conn.execute(
-                    "SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval),"
-                    " create_default_indexes => false)",
-                    [f"{self.schema}.{table}", *dimension],
-                )
+                await create_hypertable(conn, f"{self.schema}.{table}", *dimension)
         await conn.commit()
 
     def _copy(self, table: str, columns: tuple[str, ...]) -> sql.Composed:

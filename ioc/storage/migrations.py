@@ -31,7 +31,9 @@ from ioc.storage.plate_text import skeleton_function_sql
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MIGRATIONS", "Migration", "MigrationError", "PARTITION_DAYS_AHEAD", "migrate"]
+__all__ = [
+    "MIGRATIONS", "Migration", "MigrationError", "PARTITION_DAYS_AHEAD", "create_hypertable", "migrate",
+]
 
 _LOCK_KEY = 0x10C_0001
 PARTITION_DAYS_AHEAD = 7
@@ -95,15 +97,21 @@ async def _time_series(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0002_time_series.sql", partition_by=partition_by))
     if caps.timescaledb:
         for table, column, interval in _HYPERTABLES:
-            await conn.execute(
-                "SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval),"
-                " create_default_indexes => false)",
-                [table, column, interval],
-            )
+            await create_hypertable(conn, table, column, interval)
     else:
         today = datetime.now(UTC)
         await ensure_partitions(conn, today + timedelta(days=PARTITION_DAYS_AHEAD),
                                 since=today - timedelta(days=1))
+
+
+async def create_hypertable(
+    conn: AsyncConnection, table: str, column: str, interval: str | timedelta
+) -> None:
+    """Chunk ``table`` by ``column``; its indexes are the schema's own, not TimescaleDB's defaults."""
+    await conn.execute(
+        "SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval), create_default_indexes => false)",
+        [table, column, interval],
+    )
 
 
 async def _counts(conn: AsyncConnection, caps: Capabilities) -> None:
