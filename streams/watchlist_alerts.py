@@ -10,8 +10,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, Severity
-from ioc.storage.alerts import get_alert, insert_alerts
-from ioc.storage.incidents import append_sightings, lock_incident, open_incident
+from ioc.storage.alerts import AlertRecord, get_alerts, insert_alerts
+from ioc.storage.incidents import IncidentKey, append_sightings, lock_incidents, open_incidents
 from ioc.watchlist_matcher import Hit
 
 INCIDENT_WINDOW = timedelta(minutes=30)
@@ -33,11 +33,16 @@ def sighting(read: PlateRead, hit: Hit) -> dict[str, Any]:
     }
 
 
+def alert_id_for(read: PlateRead, hit: Hit) -> uuid.UUID:
+    """Deterministic, so a replayed read opens no second incident."""
+    return uuid.uuid5(read.read_id, f"watchlist:{hit.entry.entry_id}")
+
+
 def alert_for_hit(read: PlateRead, hit: Hit, *, past_read: bool = False) -> Alert:
-    """The alert opening an incident; its id is deterministic so replays don't duplicate."""
+    """The alert opening an incident."""
     entry = hit.entry
     return Alert(
-        alert_id=uuid.uuid5(read.read_id, f"watchlist:{entry.entry_id}"),
+        alert_id=alert_id_for(read, hit),
         alert_kind=AlertKind.WATCHLIST_HIT,
         severity=_SEVERITY_BY_PRIORITY.get(entry.priority, Severity.INFO),
         subject=read.text,
@@ -68,39 +73,47 @@ async def record_hits(
 ) -> list[Alert]:
     """Open or extend one incident per (entry, plate); returns the alerts to publish
     (each incident's current state, once). Call inside a transaction: the advisory
-    locks hold until it ends."""
-    groups: dict[tuple[uuid.UUID, str], list[tuple[PlateRead, Hit]]] = defaultdict(list)
+    locks hold until it ends.
+
+    A batch's hits cost the same few statements however many plates they are for
+    (a burst of edge reads carries dozens of watchlisted plates per batch).
+    """
+    groups: dict[IncidentKey, list[tuple[PlateRead, Hit]]] = defaultdict(list)
     for read, hit in sorted(hits, key=lambda pair: pair[0].captured_at):
         groups[(hit.entry.entry_id, read.text)].append((read, hit))
-    alerts = []
-    for (entry_id, plate), group in sorted(groups.items(), key=lambda item: (str(item[0][0]), item[0][1])):
-        if (alert := await _record_group(conn, entry_id, plate, group, past_read=past_read)) is not None:
-            alerts.append(alert)
-    return alerts
-
-
-async def _record_group(
-    conn: AsyncConnection, entry_id: uuid.UUID, plate: str, group: list[tuple[PlateRead, Hit]], *,
-    past_read: bool,
-) -> Alert | None:
-    await lock_incident(conn, entry_id, plate)  # locks taken in a fixed order: no deadlocks
-    openings = [alert_for_hit(read, hit, past_read=past_read) for read, hit in group]
-    existing = await open_incident(
-        conn, entry_id=entry_id, plate=plate, since=group[0][0].captured_at - INCIDENT_WINDOW
+    if not groups:
+        return []
+    await lock_incidents(conn, list(groups))
+    existing = await open_incidents(
+        conn, [(key, group[0][0].captured_at - INCIDENT_WINDOW) for key, group in groups.items()]
     )
-    if existing is None:
-        await insert_alerts(conn, openings[:1])
-        existing, group = openings[0].alert_id, group[1:]
-        changed = True
-    else:  # a replay of the opening read publishes the incident again (consumers dedupe by id)
-        changed = any(opening.alert_id == existing for opening in openings)
-    sightings = [sighting(read, hit) for read, hit in group]
-    if sightings and await append_sightings(conn, existing, sightings, keep=ROUTE_KEEP):
-        changed = True
-    if not changed:
-        return None
-    record = await get_alert(conn, existing)
-    assert record is not None
+    incident_of: dict[IncidentKey, uuid.UUID] = {}
+    openings: list[Alert] = []
+    changed: set[uuid.UUID] = set()
+    additions = []
+    for key, group in groups.items():
+        opening_ids = {alert_id_for(read, hit) for read, hit in group}
+        if key in existing:
+            alert_id, route = existing[key]
+            if alert_id in opening_ids:  # a replay of the opening read publishes the incident again
+                changed.add(alert_id)
+        else:
+            opening = alert_for_hit(*group[0], past_read=past_read)
+            openings.append(opening)
+            alert_id, route, group = opening.alert_id, opening.evidence["route"], group[1:]
+            changed.add(alert_id)
+        incident_of[key] = alert_id
+        if group:
+            additions.append((alert_id, route, [sighting(read, hit) for read, hit in group]))
+    await insert_alerts(conn, openings)
+    changed |= await append_sightings(conn, additions, keep=ROUTE_KEEP)
+    records = await get_alerts(conn, list(changed))
+    # in the order the locks are taken, as before: incidents by entry, then plate
+    return [_alert(records[incident_of[key]]) for key in sorted(groups, key=lambda k: (str(k[0]), k[1]))
+            if incident_of[key] in changed]
+
+
+def _alert(record: AlertRecord) -> Alert:
     return Alert(
         alert_id=record.alert_id, alert_kind=AlertKind(record.kind), severity=Severity(record.severity),
         subject=record.subject, raised_at=record.raised_at, captured_at=record.captured_at,

@@ -20,6 +20,7 @@ __all__ = [
     "alert_decisions",
     "alert_history",
     "get_alert",
+    "get_alerts",
     "insert_alerts",
     "recent_alerts",
     "update_alert_status",
@@ -98,6 +99,14 @@ async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID) -> AlertRecord |
         await cur.execute(sql.SQL("SELECT {} FROM alerts WHERE alert_id = %s").format(_ALERT_COLUMNS),
                           [alert_id])
         return await cur.fetchone()
+
+
+async def get_alerts(conn: AsyncConnection, alert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AlertRecord]:
+    """Several alerts in one round trip, by id (ids not stored are left out)."""
+    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
+        await cur.execute(sql.SQL("SELECT {} FROM alerts WHERE alert_id = ANY(%s)").format(_ALERT_COLUMNS),
+                          [list(alert_ids)])
+        return {record.alert_id: record for record in await cur.fetchall()}
 
 
 async def recent_alerts(

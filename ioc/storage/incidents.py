@@ -12,61 +12,76 @@ workers from opening two incidents.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-__all__ = ["append_sightings", "lock_incident", "open_incident"]
+__all__ = ["IncidentKey", "append_sightings", "lock_incidents", "open_incidents"]
+
+IncidentKey = tuple[uuid.UUID, str]  # (watchlist entry, plate)
 
 _CLOSED = ("resolved", "rejected")
 
 
-async def lock_incident(conn: AsyncConnection, entry_id: uuid.UUID, plate: str) -> None:
-    """Serialise incident decisions for one (entry, plate) until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{entry_id}:{plate}"])
+async def lock_incidents(conn: AsyncConnection, keys: Sequence[IncidentKey]) -> None:
+    """Serialise incident decisions for these (entry, plate) pairs until the transaction
+    ends. The locks are taken in sorted order, one statement for all: two workers cannot
+    deadlock, and a batch with many hits costs one round trip, not one per plate."""
+    names = sorted(f"{entry_id}:{plate}" for entry_id, plate in keys)
+    # a function scan returns the array's elements in order: the locks follow it
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+                       [names])
 
 
-async def open_incident(
-    conn: AsyncConnection, *, entry_id: uuid.UUID, plate: str, since: datetime
-) -> uuid.UUID | None:
-    """The newest open watchlist alert for this entry and plate raised after ``since``."""
+async def open_incidents(
+    conn: AsyncConnection, wanted: Sequence[tuple[IncidentKey, datetime]]
+) -> dict[IncidentKey, tuple[uuid.UUID, list[dict[str, Any]]]]:
+    """For each (entry, plate) raised after its time, the newest open watchlist alert and
+    its route. Call with the incidents' locks held: only their holders change routes."""
+    if not wanted:
+        return {}
     cur = await conn.execute(
-        "SELECT alert_id FROM alerts WHERE kind = 'watchlist_hit' AND subject = %s"
-        " AND evidence->>'entry_id' = %s AND status <> ALL(%s) AND raised_at >= %s"
-        " ORDER BY raised_at DESC LIMIT 1",
-        [plate, str(entry_id), list(_CLOSED), since],
+        "SELECT DISTINCT ON (k.entry_id, k.plate) k.entry_id, k.plate, a.alert_id,"
+        " coalesce(a.evidence->'route', '[]'::jsonb)"
+        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(entry_id, plate, since)"
+        " JOIN alerts a ON a.subject = k.plate AND a.raised_at >= k.since AND a.kind = 'watchlist_hit'"
+        " AND a.evidence->>'entry_id' = k.entry_id AND a.status <> ALL(%s)"
+        " ORDER BY k.entry_id, k.plate, a.raised_at DESC",
+        [[str(entry_id) for (entry_id, _), _ in wanted], [plate for (_, plate), _ in wanted],
+         [since for _, since in wanted], list(_CLOSED)],
     )
-    row = await cur.fetchone()
-    return row[0] if row else None
+    rows = await cur.fetchall()
+    return {(uuid.UUID(entry_id), plate): (alert_id, route) for entry_id, plate, alert_id, route in rows}
 
 
 async def append_sightings(
-    conn: AsyncConnection, alert_id: uuid.UUID, sightings: list[dict[str, Any]], *, keep: int
-) -> bool:
-    """Add sightings to the incident's route unless already there (same ``read_id``),
-    keeping the newest ``keep`` in the route and counting all in ``evidence.sightings``;
-    returns whether anything changed. Call with the incident's lock held."""
-    cur = await conn.execute(
-        "SELECT coalesce(evidence->'route', '[]'::jsonb) FROM alerts WHERE alert_id = %s FOR UPDATE",
-        [alert_id],
-    )
-    row = await cur.fetchone()
-    if row is None:
-        return False
-    route = row[0]
-    known = {s.get("read_id") for s in route}
-    new = [s for s in sightings if s["read_id"] not in known]
-    if not new:
-        return False
-    await conn.execute(
-        """UPDATE alerts
-              SET evidence = jsonb_set(
-                      jsonb_set(evidence, '{route}', %s),
-                      '{sightings}', to_jsonb(coalesce((evidence->>'sightings')::int, 1) + %s)),
-                  updated_at = now()
-            WHERE alert_id = %s""",
-        [Jsonb((route + new)[-keep:]), len(new), alert_id],
-    )
-    return True
+    conn: AsyncConnection, additions: Sequence[tuple[uuid.UUID, list[dict[str, Any]], list[dict[str, Any]]]],
+    *, keep: int,
+) -> set[uuid.UUID]:
+    """Add sightings to incidents' routes: each addition is (alert id, its route as
+    :func:`open_incidents` read it, sightings). A sighting already in the route (same
+    ``read_id``) is skipped; the route keeps the newest ``keep`` and ``evidence.sightings``
+    counts all. Returns the incidents that changed. Call with their locks held."""
+    ids, routes, added = [], [], []
+    for alert_id, route, sightings in additions:
+        known = {s.get("read_id") for s in route}
+        new = [s for s in sightings if s["read_id"] not in known]
+        if new:
+            ids.append(alert_id)
+            routes.append(Jsonb((route + new)[-keep:]))
+            added.append(len(new))
+    if ids:
+        await conn.execute(
+            """UPDATE alerts AS a
+                  SET evidence = jsonb_set(
+                          jsonb_set(a.evidence, '{route}', u.route),
+                          '{sightings}', to_jsonb(coalesce((a.evidence->>'sightings')::int, 1) + u.added)),
+                      updated_at = now()
+                 FROM unnest(%s::uuid[], %s::jsonb[], %s::int[]) AS u(alert_id, route, added)
+                WHERE a.alert_id = u.alert_id""",
+            [ids, routes, added],
+        )
+    return set(ids)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -57,3 +58,50 @@ async def test_hits_of_one_plate_become_one_incident_with_a_bounded_route(databa
         assert evidence["sightings"] == 2 + len(many)
         cur = await conn.execute("SELECT count(*) FROM alerts WHERE kind = 'watchlist_hit'")
         assert (await cur.fetchone())[0] == 1
+
+
+async def test_a_batch_of_many_plates_opens_and_extends_one_incident_each(database_url: str) -> None:
+    await migrate(database_url)
+    entries = [WatchlistEntry(pattern=p, reason="wanted", priority=3) for p in ("51F11111", "51F22222")]
+    matcher = WatchlistMatcher(entries)
+
+    def hits(reads: list[PlateRead]) -> list:
+        return [(r, h) for r in reads for h in matcher.match(r.text, at=r.captured_at)]
+
+    async with await connect(database_url) as conn:
+        first = await record_hits(conn, hits([_read(0, text="51F11111")]))
+        await conn.commit()
+        # one batch: a sighting of the open incident and a first sighting of another plate
+        both = [_read(5, "CP02-CAM1", text="51F11111"), _read(6, "CP02-CAM1", text="51F22222"),
+                _read(7, "CP03-CAM1", text="51F22222")]
+        alerts = await record_hits(conn, hits(both))
+        await conn.commit()
+    by_plate = {a.subject: a for a in alerts}
+    assert sorted(by_plate) == ["51F11111", "51F22222"]
+    assert by_plate["51F11111"].alert_id == first[0].alert_id
+    assert [s["checkpoint_id"] for s in by_plate["51F11111"].evidence["route"]] == ["CP01", "CP02"]
+    assert [s["checkpoint_id"] for s in by_plate["51F22222"].evidence["route"]] == ["CP02", "CP03"]
+    assert by_plate["51F22222"].evidence["sightings"] == 2
+
+
+async def test_two_workers_recording_the_same_hits_at_once_open_one_incident_per_plate(
+    database_url: str,
+) -> None:
+    """As during a rebalance, when two workers briefly hold the same reads."""
+    await migrate(database_url)
+    entries = [WatchlistEntry(pattern=p, reason="wanted", priority=3) for p in ("88A10001", "88A10002")]
+    matcher = WatchlistMatcher(entries)
+    reads = [_read(i, f"CP0{i % 3 + 1}-CAM1", text=("88A10001", "88A10002")[i % 2]) for i in range(6)]
+    hits = [(r, h) for r in reads for h in matcher.match(r.text, at=r.captured_at)]
+
+    async def worker(ordered: list) -> None:
+        async with await connect(database_url) as conn:
+            await record_hits(conn, ordered)
+            await conn.commit()
+
+    await asyncio.gather(worker(hits), worker(list(reversed(hits))))
+    async with await connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT subject, count(*), sum(jsonb_array_length(evidence->'route')) FROM alerts"
+            " WHERE subject = ANY(%s) GROUP BY subject ORDER BY subject", [["88A10001", "88A10002"]])
+        assert await cur.fetchall() == [("88A10001", 1, 3), ("88A10002", 1, 3)]
