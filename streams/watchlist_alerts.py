@@ -94,17 +94,17 @@ async def record_hits(
     for key, group in groups.items():
         opening_ids = {alert_id_for(read, hit) for read, hit in group}
         if key in existing:
-            alert_id, route = existing[key]
+            alert_id = existing[key]
             if alert_id in opening_ids:  # a replay of the opening read publishes the incident again
                 changed.add(alert_id)
         else:
             opening = alert_for_hit(*group[0], past_read=past_read)
             openings.append(opening)
-            alert_id, route, group = opening.alert_id, opening.evidence["route"], group[1:]
+            alert_id, group = opening.alert_id, group[1:]
             changed.add(alert_id)
         incident_of[key] = alert_id
         if group:
-            additions.append((alert_id, route, [sighting(read, hit) for read, hit in group]))
+            additions.append((alert_id, [sighting(read, hit) for read, hit in group]))
     await insert_alerts(conn, openings)
     changed |= await append_sightings(conn, additions, keep=ROUTE_KEEP)
     records = await get_alerts(conn, list(changed))

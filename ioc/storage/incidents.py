@@ -38,14 +38,12 @@ async def lock_incidents(conn: AsyncConnection, keys: Sequence[IncidentKey]) -> 
 
 async def open_incidents(
     conn: AsyncConnection, wanted: Sequence[tuple[IncidentKey, datetime]]
-) -> dict[IncidentKey, tuple[uuid.UUID, list[dict[str, Any]]]]:
-    """For each (entry, plate) raised after its time, the newest open watchlist alert and
-    its route. Call with the incidents' locks held: only their holders change routes."""
+) -> dict[IncidentKey, uuid.UUID]:
+    """For each (entry, plate) raised after its time, the newest open watchlist alert."""
     if not wanted:
         return {}
     cur = await conn.execute(
-        "SELECT DISTINCT ON (k.entry_id, k.plate) k.entry_id, k.plate, a.alert_id,"
-        " coalesce(a.evidence->'route', '[]'::jsonb)"
+        "SELECT DISTINCT ON (k.entry_id, k.plate) k.entry_id, k.plate, a.alert_id"
         " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(entry_id, plate, since)"
         " JOIN alerts a ON a.subject = k.plate AND a.raised_at >= k.since AND a.kind = 'watchlist_hit'"
         " AND a.evidence->>'entry_id' = k.entry_id AND a.status <> ALL(%s)"
@@ -53,35 +51,49 @@ async def open_incidents(
         [[str(entry_id) for (entry_id, _), _ in wanted], [plate for (_, plate), _ in wanted],
          [since for _, since in wanted], list(_CLOSED)],
     )
-    rows = await cur.fetchall()
-    return {(uuid.UUID(entry_id), plate): (alert_id, route) for entry_id, plate, alert_id, route in rows}
+    return {(uuid.UUID(entry_id), plate): alert_id for entry_id, plate, alert_id in await cur.fetchall()}
+
+
+# Only the new sightings travel; the database skips those already in the route, appends
+# the rest and trims (a wanted car parked in front of a camera would otherwise send its
+# whole route again with every batch).
+_APPEND_SIGHTINGS = """
+WITH added AS (
+    SELECT u.alert_id, (
+               SELECT jsonb_agg(s.sighting ORDER BY s.n)
+                 FROM jsonb_array_elements(u.new) WITH ORDINALITY AS s(sighting, n)
+                WHERE NOT coalesce(a.evidence->'route', '[]'::jsonb)
+                          @> jsonb_build_array(jsonb_build_object('read_id', s.sighting->'read_id'))
+           ) AS new
+      FROM jsonb_to_recordset(%(additions)s) AS u(alert_id uuid, new jsonb)
+      JOIN alerts AS a USING (alert_id)
+)
+UPDATE alerts AS a
+   SET evidence = jsonb_set(
+           jsonb_set(a.evidence, '{route}', (
+               SELECT jsonb_agg(r.sighting ORDER BY r.n)
+                 FROM jsonb_array_elements(coalesce(a.evidence->'route', '[]'::jsonb) || added.new)
+                      WITH ORDINALITY AS r(sighting, n)
+                WHERE r.n > jsonb_array_length(coalesce(a.evidence->'route', '[]'::jsonb) || added.new)
+                            - %(keep)s)),
+           '{sightings}',
+           to_jsonb(coalesce((a.evidence->>'sightings')::int, 1) + jsonb_array_length(added.new))),
+       updated_at = now()
+  FROM added
+ WHERE a.alert_id = added.alert_id AND added.new IS NOT NULL
+RETURNING a.alert_id
+"""
 
 
 async def append_sightings(
-    conn: AsyncConnection, additions: Sequence[tuple[uuid.UUID, list[dict[str, Any]], list[dict[str, Any]]]],
-    *, keep: int,
+    conn: AsyncConnection, additions: Sequence[tuple[uuid.UUID, list[dict[str, Any]]]], *, keep: int
 ) -> set[uuid.UUID]:
-    """Add sightings to incidents' routes: each addition is (alert id, its route as
-    :func:`open_incidents` read it, sightings). A sighting already in the route (same
-    ``read_id``) is skipped; the route keeps the newest ``keep`` and ``evidence.sightings``
-    counts all. Returns the incidents that changed. Call with their locks held."""
-    ids, routes, added = [], [], []
-    for alert_id, route, sightings in additions:
-        known = {s.get("read_id") for s in route}
-        new = [s for s in sightings if s["read_id"] not in known]
-        if new:
-            ids.append(alert_id)
-            routes.append(Jsonb((route + new)[-keep:]))
-            added.append(len(new))
-    if ids:
-        await conn.execute(
-            """UPDATE alerts AS a
-                  SET evidence = jsonb_set(
-                          jsonb_set(a.evidence, '{route}', u.route),
-                          '{sightings}', to_jsonb(coalesce((a.evidence->>'sightings')::int, 1) + u.added)),
-                      updated_at = now()
-                 FROM unnest(%s::uuid[], %s::jsonb[], %s::int[]) AS u(alert_id, route, added)
-                WHERE a.alert_id = u.alert_id""",
-            [ids, routes, added],
-        )
-    return set(ids)
+    """Add sightings to incidents' routes, each addition an (alert id, sightings) pair. A
+    sighting already in the route (same ``read_id``) is skipped; the route keeps the newest
+    ``keep`` and ``evidence.sightings`` counts all. Returns the incidents that changed.
+    Call with their locks held (a route is read, then written)."""
+    if not additions:
+        return set()
+    rows = [{"alert_id": str(alert_id), "new": sightings} for alert_id, sightings in additions]
+    cur = await conn.execute(_APPEND_SIGHTINGS, {"additions": Jsonb(rows), "keep": keep})
+    return {alert_id for (alert_id,) in await cur.fetchall()}
