@@ -78,7 +78,7 @@ LOOKALIKES: tuple[frozenset[str], ...] = (
     frozenset("8B"),
     frozenset("4A"),
 )
-_LOOKALIKE_REPRESENTATIVE = {ch: min(group) for group in LOOKALIKES for ch in group}
+_LOOKALIKE_REPRESENTATIVE = str.maketrans({ch: min(group) for group in LOOKALIKES for ch in group})
 
 _VALID = re.compile(
     r"^(?:\d{2}(?:[ABCDEFGHKLMNPRSTUVXYZĐ]{1,2}|[ABCDEFGHKLMNPRSTUVXYZ][1-9]|M[DĐ][1-9])\d{4,5}"
@@ -142,7 +142,7 @@ def lookalike_key(text: str) -> str:
 
     Two plates with the same key differ only by look-alike substitutions.
     """
-    return "".join(_LOOKALIKE_REPRESENTATIVE.get(ch, ch) for ch in canonical(text))
+    return canonical(text).translate(_LOOKALIKE_REPRESENTATIVE)
 
 
 def _serial(digits: str) -> str:

@@ -234,17 +234,24 @@ class PlateRead(_CameraContext):
         ``model_construct`` looks up aliases and defaults field by field, which took
         half the time of normalising an edge read; this only checks that no field is
         missing or unknown, and keeps the fields in declaration order (JSON follows it).
+        Given in that order, the arguments become the read's fields as they are.
         """
-        names = cls.__pydantic_fields__.keys()
-        if fields.keys() != names:
-            missing, unknown = names - fields.keys(), fields.keys() - names
-            raise TypeError(f"PlateRead.from_fields: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        if tuple(fields) != _PLATE_READ_FIELDS:
+            names = cls.__pydantic_fields__.keys()
+            if fields.keys() != names:
+                missing, unknown = names - fields.keys(), fields.keys() - names
+                raise TypeError(
+                    f"PlateRead.from_fields: missing {sorted(missing)}, unknown {sorted(unknown)}")
+            fields = {name: fields[name] for name in names}
         read = cls.__new__(cls)
-        object.__setattr__(read, "__dict__", {name: fields[name] for name in names})
-        object.__setattr__(read, "__pydantic_fields_set__", set(names))
+        object.__setattr__(read, "__dict__", fields)
+        object.__setattr__(read, "__pydantic_fields_set__", set(_PLATE_READ_FIELDS))
         object.__setattr__(read, "__pydantic_extra__", None)
         object.__setattr__(read, "__pydantic_private__", None)
         return read
+
+
+_PLATE_READ_FIELDS = tuple(PlateRead.__pydantic_fields__)
 
 
 class EdgePlateReadBatch(_Event):

@@ -91,48 +91,48 @@ class WatchlistMatcher:
         self, text: str, *, candidates: Sequence[PlateCandidate] = (), at: datetime | None = None
     ) -> list[Hit]:
         """Best hit per entry for a read, highest score first."""
-        best: dict[object, Hit] = {}
-
-        def offer(entry: WatchlistEntry, kind: MatchKind, score: float, matched: str) -> None:
-            if not _is_live(entry, at):
-                return
-            current = best.get(entry.entry_id)
-            if current is None or score > current.score:
-                best[entry.entry_id] = Hit(entry, kind, round(score, 4), matched)
-
         text = canonical(text)
-        for hit in self._direct_hits(text):
-            offer(*hit)
+        found = self._direct_hits(text)
         for candidate in candidates:
             cand_text = canonical(candidate.text)
             if cand_text == text or candidate.confidence < MIN_CANDIDATE_CONFIDENCE:
                 continue
             for entry in self._exact.get(cand_text, ()):
-                offer(entry, "candidate", SCORES["candidate"] * candidate.confidence, cand_text)
+                found.append((entry, "candidate", SCORES["candidate"] * candidate.confidence, cand_text))
+        if not found:  # nearly every read: a few dictionary probes and out
+            return []
+        best: dict[object, Hit] = {}
+        for entry, kind, score, matched in found:
+            if not _is_live(entry, at):
+                continue
+            current = best.get(entry.entry_id)
+            if current is None or score > current.score:
+                best[entry.entry_id] = Hit(entry, kind, round(score, 4), matched)
         return sorted(best.values(), key=lambda h: h.score, reverse=True)
 
-    def _direct_hits(self, text: str) -> Iterable[tuple[WatchlistEntry, MatchKind, float, str]]:
+    def _direct_hits(self, text: str) -> list[tuple[WatchlistEntry, MatchKind, float, str]]:
+        found: list[tuple[WatchlistEntry, MatchKind, float, str]] = []
         for entry in self._exact.get(text, ()):
-            yield entry, "exact", SCORES["exact"], text
+            found.append((entry, "exact", SCORES["exact"], text))
         for length in self._prefix_lengths:  # ascending
             if length > len(text):
                 break
             for regex, entry in self._wildcards.get(text[:length], ()):
                 if regex.match(text):
-                    yield entry, "wildcard", SCORES["wildcard"], text
+                    found.append((entry, "wildcard", SCORES["wildcard"], text))
         for entry in self._by_skeleton.get(skeleton(text), ()):
             pattern = normalise_pattern(entry.pattern)
             if pattern != text and sum(a != b for a, b in zip(pattern, text, strict=True)) == 1:
-                yield entry, "lookalike", SCORES["lookalike"], text
+                found.append((entry, "lookalike", SCORES["lookalike"], text))
         # one character dropped from the read, or one extra character in it
-        for entry in self._exact_for_any(_deletions(text)):
-            yield entry, "edit", SCORES["edit"], text
+        deletions = _deletions(text)
+        if not self._exact.keys().isdisjoint(deletions):
+            for variant in deletions:
+                for entry in self._exact.get(variant, ()):
+                    found.append((entry, "edit", SCORES["edit"], text))
         for entry in self._by_deletion.get(text, ()):
-            yield entry, "edit", SCORES["edit"], text
-
-    def _exact_for_any(self, texts: Iterable[str]) -> Iterable[WatchlistEntry]:
-        for variant in texts:
-            yield from self._exact.get(variant, ())
+            found.append((entry, "edit", SCORES["edit"], text))
+        return found
 
 
 def _is_live(entry: WatchlistEntry, at: datetime | None) -> bool:

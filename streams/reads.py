@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -64,29 +65,33 @@ class InvalidPlateTextError(ValueError):
     pass
 
 
-def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
+def read_from_edge(
+    edge: EdgePlateRead, *, home_province: str, processed_at: datetime | None = None
+) -> PlateRead:
     """Validate and normalise an on-camera read into the system's plate read.
 
     The hot path of edge traffic: every field comes from an already validated
-    event, so the read is built without validating it again.
+    event, so the read is built without validating it again. An envelope's reads
+    share one ``processed_at`` (now, if not given).
     """
+    processed_at = processed_at or utcnow()
     plate = plate_format.parse(edge.text)
     if plate is None:
         raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
     province = plate.province
     read_id = PlateRead.derive_id(edge.event_id, 0)
-    return PlateRead.from_fields(
+    return PlateRead.from_fields(  # in declaration order: the fast path
         schema_version=edge.schema_version,
         event_id=read_id,
-        kind="plate_read",
-        read_id=read_id,
-        source="edge",
-        source_event_id=edge.event_id,
         camera_id=edge.camera_id,
         checkpoint_id=edge.checkpoint_id,
         lane=edge.lane,
         direction=edge.direction,
         captured_at=edge.captured_at,
+        kind="plate_read",
+        read_id=read_id,
+        source="edge",
+        source_event_id=edge.event_id,
         text=plate.text,
         display=plate.display,
         confidence=edge.confidence,
@@ -101,5 +106,5 @@ def read_from_edge(edge: EdgePlateRead, *, home_province: str) -> PlateRead:
         ],
         vehicle_class=edge.vehicle_class,
         crop_jpeg=edge.crop_jpeg,
-        processed_at=utcnow(),
+        processed_at=processed_at,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import Message
 
-from ioc.schemas import EdgePlateRead, EdgePlateReadBatch, PlateRead
+from ioc.schemas import EdgePlateRead, EdgePlateReadBatch, PlateRead, utcnow
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.plate_read_sink import store_reads
@@ -25,10 +25,11 @@ async def normalise_batch(
             await ctx.dead_letters.publish(message, "unknown_camera", ", ".join(unknown))
             continue
         invalid, reads = [], []
+        home, now = ctx.settings.home_province, utcnow()
         for index, edge in enumerate(edges):
             ctx.saw_camera(edge.camera_id, edge.captured_at)
             try:
-                reads.append(read_from_edge(edge, home_province=ctx.settings.home_province))
+                reads.append(read_from_edge(edge, home_province=home, processed_at=now))
             except InvalidPlateTextError as exc:
                 invalid.append(f"read {index}: {exc}")
         normalised.append((message, reads))

@@ -72,6 +72,16 @@ def test_a_read_from_fields_needs_every_field() -> None:
         PlateRead.from_fields(**fields, plate="51F86988")
 
 
+def test_a_read_from_fields_in_any_order_is_the_same_read() -> None:
+    """Fields given in declaration order are used as they are; any other order is rearranged."""
+    fields = read_from_edge(edge("51F86988"), home_province="20").model_dump()
+    in_order = PlateRead.from_fields(**fields)
+    shuffled = PlateRead.from_fields(**dict(reversed(fields.items())))
+    assert in_order == shuffled
+    assert list(shuffled.__dict__) == list(PlateRead.model_fields)
+    assert shuffled.model_dump_json() == in_order.model_dump_json()
+
+
 def test_edge_read_with_impossible_text_is_refused() -> None:
     for text in ("HELLO", "20I12345", "1"):
         try:
