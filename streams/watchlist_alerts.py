@@ -92,10 +92,10 @@ async def record_hits(
     changed: set[uuid.UUID] = set()
     additions = []
     for key, group in groups.items():
-        opening_ids = {alert_id_for(read, hit) for read, hit in group}
         if key in existing:
             alert_id = existing[key]
-            if alert_id in opening_ids:  # a replay of the opening read publishes the incident again
+            # a replay of the opening read publishes the incident again (consumers dedupe by id)
+            if any(alert_id_for(read, hit) == alert_id for read, hit in group):
                 changed.add(alert_id)
         else:
             opening = alert_for_hit(*group[0], past_read=past_read)
@@ -108,7 +108,7 @@ async def record_hits(
     await insert_alerts(conn, openings)
     changed |= await append_sightings(conn, additions, keep=ROUTE_KEEP)
     records = await get_alerts(conn, list(changed))
-    # in the order the locks are taken, as before: incidents by entry, then plate
+    # by entry, then plate: the order the locks are taken in
     return [_alert(records[incident_of[key]]) for key in sorted(groups, key=lambda k: (str(k[0]), k[1]))
             if incident_of[key] in changed]
 

@@ -105,3 +105,30 @@ async def test_two_workers_recording_the_same_hits_at_once_open_one_incident_per
             "SELECT subject, count(*), sum(jsonb_array_length(evidence->'route')) FROM alerts"
             " WHERE subject = ANY(%s) GROUP BY subject ORDER BY subject", [["88A10001", "88A10002"]])
         assert await cur.fetchall() == [("88A10001", 1, 3), ("88A10002", 1, 3)]
+
+
+async def test_a_replay_after_the_incident_was_resolved_adds_nothing_to_it(database_url: str) -> None:
+    """The resolved alert is not an open incident any more, but its opening read's alert
+    id is taken: the replay must not grow its route, and a new sighting opens a new one."""
+    await migrate(database_url)
+    entry = WatchlistEntry(pattern="43C55555", reason="wanted", priority=2)
+    matcher = WatchlistMatcher([entry])
+
+    def hits(reads: list[PlateRead]) -> list:
+        return [(r, h) for r in reads for h in matcher.match(r.text, at=r.captured_at)]
+
+    reads = [_read(200, "CP01-CAM1", text="43C55555"), _read(230, "CP02-CAM1", text="43C55555")]
+    async with await connect(database_url) as conn:
+        [first] = await record_hits(conn, hits(reads))
+        await conn.execute("UPDATE alerts SET status = 'resolved' WHERE alert_id = %s", [first.alert_id])
+        await conn.commit()
+        await record_hits(conn, hits(reads))  # the same reads again
+        await conn.commit()
+        cur = await conn.execute("SELECT evidence FROM alerts WHERE alert_id = %s", [first.alert_id])
+        evidence = (await cur.fetchone())[0]
+        assert len(evidence["route"]) == 2 and evidence.get("sightings", 1) == 2
+
+        [fresh] = await record_hits(conn, hits([_read(260, "CP03-CAM1", text="43C55555")]))
+        await conn.commit()
+    assert fresh.alert_id != first.alert_id
+    assert [s["checkpoint_id"] for s in fresh.evidence["route"]] == ["CP03"]
