@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, Severity
-from ioc.storage.alerts import AlertRecord, get_alerts, insert_alerts
+from ioc.storage.alerts import get_alerts, insert_alerts
 from ioc.storage.incidents import IncidentKey, append_sightings, lock_incidents, open_incidents
 from ioc.watchlist_matcher import Hit
 
@@ -109,14 +109,6 @@ async def record_hits(
     changed |= await append_sightings(conn, additions, keep=ROUTE_KEEP)
     records = await get_alerts(conn, list(changed))
     # by entry, then plate: the order the locks are taken in
-    return [_alert(records[incident_of[key]]) for key in sorted(groups, key=lambda k: (str(k[0]), k[1]))
+    return [records[incident_of[key]].as_event() for key in sorted(groups, key=lambda k: (str(k[0]), k[1]))
             if incident_of[key] in changed]
 
-
-def _alert(record: AlertRecord) -> Alert:
-    return Alert(
-        alert_id=record.alert_id, alert_kind=AlertKind(record.kind), severity=Severity(record.severity),
-        subject=record.subject, raised_at=record.raised_at, captured_at=record.captured_at,
-        checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
-        status=record.status, evidence=record.evidence,
-    )

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
-from ioc.schemas import Alert, AlertKind, AlertStatus
+from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
 
 __all__ = [
@@ -56,6 +56,15 @@ class AlertRecord:
     evidence: dict[str, Any]
     updated_at: datetime
 
+    def as_event(self) -> Alert:
+        """The alert as the alerts topic carries it."""
+        return Alert(
+            alert_id=self.alert_id, alert_kind=AlertKind(self.kind), severity=Severity(self.severity),
+            subject=self.subject, raised_at=self.raised_at, captured_at=self.captured_at,
+            checkpoint_id=self.checkpoint_id, camera_id=self.camera_id, read_id=self.read_id,
+            status=AlertStatus(self.status), evidence=self.evidence,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
@@ -95,10 +104,7 @@ async def insert_alerts(conn: AsyncConnection, alerts: Sequence[Alert]) -> int:
 
 
 async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID) -> AlertRecord | None:
-    async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
-        await cur.execute(sql.SQL("SELECT {} FROM alerts WHERE alert_id = %s").format(_ALERT_COLUMNS),
-                          [alert_id])
-        return await cur.fetchone()
+    return (await get_alerts(conn, [alert_id])).get(alert_id)
 
 
 async def get_alerts(conn: AsyncConnection, alert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AlertRecord]:

@@ -26,7 +26,7 @@ from ioc.api.deps import (
 )
 from ioc.api.publishing import EventPublisher
 from ioc.api.routes.plates import crop_url
-from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
+from ioc.schemas import Alert, AlertKind, AlertStatus
 from ioc.storage.alert_review import lock_alert
 from ioc.storage.alerts import (
     AlertEvent,
@@ -82,15 +82,6 @@ class AlertPublic(BaseModel):
 
 def _crop(read_id: uuid.UUID | None, captured_at: datetime | None) -> str | None:
     return crop_url(read_id, captured_at) if read_id is not None and captured_at is not None else None
-
-
-def as_event(record: AlertRecord) -> Alert:
-    return Alert(
-        alert_id=record.alert_id, alert_kind=AlertKind(record.kind), severity=Severity(record.severity),
-        subject=record.subject, raised_at=record.raised_at, captured_at=record.captured_at,
-        checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
-        status=AlertStatus(record.status), evidence=record.evidence,
-    )
 
 
 class AlertsPublic(BaseModel):
@@ -198,7 +189,7 @@ async def _change(
         record = await update_alert_status(conn, alert_id, new_status, actor, note=note, reason=reason)
     assert record is not None  # locked above
     publisher: EventPublisher = request.app.state.publisher
-    await publisher.alert_changed(as_event(record))
+    await publisher.alert_changed(record.as_event())
     return AlertPublic.of(record)
 
 
