@@ -25,6 +25,12 @@ __all__ = ["INPUT_SIZE", "CornerRefiner", "Detection", "PlateDetector"]
 # 512x288, 5 and 3 at 640x384, no plate-free frame flagged; the detector costs 4 ms
 # instead of 2.3 ms on one core. At 704 and 768 px wide large plates were missed.
 INPUT_SIZE = (640, 384)
+# Pyramid levels (halvings of the letterboxed frame): the network finds plates up to about
+# 170 px wide at its input, so a plate filling a third of a 1280x720 frame or more was
+# missed at full size alone. Coarser levels only report confident peaks: their false peaks
+# cost a refinement and a read each.
+PYRAMID = (1, 2, 4)
+_COARSE_THRESHOLD = 0.5
 _STRIDE = 4
 _CORNER_UNIT = 16.0
 _LAYOUTS = (Layout.ONE_LINE, Layout.TWO_LINE, Layout.MOTORBIKE)
@@ -79,31 +85,67 @@ class PlateDetector:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
+    def _maps(self, canvas: np.ndarray) -> np.ndarray:
+        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+        return self._session.run(None, {"image": blob})[0][0]
+
     def maps(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's ``(12, 96, 160)`` output for ``frame`` and the letterbox scale."""
         canvas, scale = letterbox(frame)
-        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
-        return self._session.run(None, {"image": blob})[0][0], scale
+        return self._maps(canvas), scale
 
     def detect(self, frame: np.ndarray, *, threshold: float = 0.3, limit: int = 8) -> list[Detection]:
-        """Plates in an ``(H, W, 3) uint8 BGR`` frame, highest score first."""
-        maps, scale = self.maps(frame)
-        heat = maps[0]
-        peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
-        ys, xs = np.nonzero(peaks)
-        order = np.argsort(-heat[ys, xs])[: limit * 2]
+        """Plates in an ``(H, W, 3) uint8 BGR`` frame, highest score first.
+
+        The letterboxed frame and its halvings (:data:`PYRAMID`) each go through the
+        network; a plate too large for the network's view in one is found in a smaller one.
+        """
+        canvas, scale = letterbox(frame)
+        candidates: list[Detection] = []
+        for factor in PYRAMID:
+            if factor == 1:
+                level, level_threshold = canvas, threshold
+            else:
+                size = (INPUT_SIZE[0] // factor, INPUT_SIZE[1] // factor)
+                level = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+                level_threshold = max(threshold, _COARSE_THRESHOLD)
+            candidates += _peaks(self._maps(level), level_threshold, scale / factor, limit)
+        candidates.sort(key=lambda d: d.score, reverse=True)
         detections: list[Detection] = []
-        for y, x in zip(ys[order], xs[order], strict=True):
-            centre = np.array([(x + 0.5) * _STRIDE, (y + 0.5) * _STRIDE], np.float32)
-            corners = centre + maps[1:9, y, x].reshape(4, 2) * _CORNER_UNIT
-            corners = corners / scale
-            layout = _LAYOUTS[int(np.argmax(maps[9:12, y, x]))]
-            candidate = Detection(corners.astype(np.float32), float(heat[y, x]), layout)
-            if all(_iou(candidate.corners, kept.corners) < 0.3 for kept in detections):
+        for candidate in candidates:
+            if all(_distinct(candidate, kept) for kept in detections):
                 detections.append(candidate)
-            if len(detections) >= limit:
-                break
+                if len(detections) >= limit:
+                    break
         return detections
+
+
+def _peaks(maps: np.ndarray, threshold: float, scale: float, limit: int) -> list[Detection]:
+    """The ``limit * 2`` strongest heat-map peaks of one pyramid level, in frame coordinates."""
+    heat = maps[0]
+    peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
+    ys, xs = np.nonzero(peaks)
+    order = np.argsort(-heat[ys, xs])[: limit * 2]
+    found = []
+    for y, x in zip(ys[order], xs[order], strict=True):
+        centre = np.array([(x + 0.5) * _STRIDE, (y + 0.5) * _STRIDE], np.float32)
+        corners = (centre + maps[1:9, y, x].reshape(4, 2) * _CORNER_UNIT) / scale
+        layout = _LAYOUTS[int(np.argmax(maps[9:12, y, x]))]
+        found.append(Detection(corners.astype(np.float32), float(heat[y, x]), layout))
+    return found
+
+
+def _distinct(candidate: Detection, kept: Detection) -> bool:
+    """Whether ``candidate`` is another plate than ``kept``: little overlap, and neither
+    centre inside the other (plates do not nest; a part of a large plate is not a plate)."""
+    if _iou(candidate.corners, kept.corners) >= 0.3:
+        return False
+    return not (_contains(kept.corners, candidate.corners.mean(axis=0))
+                or _contains(candidate.corners, kept.corners.mean(axis=0)))  # fmt: skip
+
+
+def _contains(quad: np.ndarray, point: np.ndarray) -> bool:
+    return cv2.pointPolygonTest(quad.reshape(-1, 1, 2), (float(point[0]), float(point[1])), False) >= 0
 
 
 class CornerRefiner:

@@ -27,7 +27,11 @@ from detectors.reading import ALPHABET, Reading, StripReader, decode
 __all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
 
 MODELS_DIR = Path(__file__).with_name("models")
-_SMALL_IMAGE = 800  # images up to this size may be a tight crop: both paths are tried
+# Either entry point may get a tight crop of one plate. The crop path is tried on images up
+# to this size, and on larger ones where the detector read nothing sure: the detector does
+# not find a plate that fills the whole image, and a high-resolution crop can be 2000 px wide.
+_SMALL_IMAGE = 800
+_SURE = 0.9
 _EVIDENCE_HEIGHT = 64
 _MAX_PLATES = 6  # detections read per frame, best first
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
@@ -209,12 +213,12 @@ class PlateRecognizer:
         frame = as_bgr(image)
         found = self._detector.detect(frame, threshold=self._calibration.min_detection, limit=_MAX_PLATES)
         results = self._read_detections(frame, found)
-        if max(frame.shape[:2]) <= _SMALL_IMAGE:
+        best = max((r.confidence for r in results), default=0.0)
+        if max(frame.shape[:2]) <= _SMALL_IMAGE or best < _SURE:
             crop_result = self._read_as_crop(frame)
-            best = max((r.confidence for r in results), default=0.0)
             if crop_result is not None and crop_result.confidence > best:
-                overlapping = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
-                results = [crop_result, *overlapping]
+                elsewhere = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
+                results = [crop_result, *elsewhere]
         return sorted(results, key=lambda r: r.confidence, reverse=True)
 
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:

@@ -503,13 +503,15 @@ def render_scene(
     occlusion: float = 0.15,
     glare: float = 0.15,
     distractors: bool = True,
+    plate_scale: float = 1.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
     ``plates`` are :class:`PlateSpec` or ``(text, layout, colour)`` tuples (an empty
     list gives a plate-free frame). ``size`` is ``(width, height)``. Returns an
     ``(H, W, 3) uint8 BGR`` image and one :class:`PlateTruth` per plate, in order.
-    ``occlusion`` and ``glare`` are the chances of each damage per plate.
+    ``occlusion`` and ``glare`` are the chances of each damage per plate. ``plate_scale``
+    multiplies the plates' drawn widths (above 1: vehicles closer to the camera).
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -519,12 +521,12 @@ def render_scene(
     quads: list[np.ndarray] = []
     plate_images = []
     for index, spec in enumerate(specs):
-        plate_w = min(_plate_pixel_width(spec.layout, rng) * width / 1280, slot_w * 0.8)
+        plate_w = min(_plate_pixel_width(spec.layout, rng) * width / 1280 * plate_scale, slot_w * 0.8)
         mm_w, mm_h = PLATE_SIZES_MM[spec.layout]
         plate_h = plate_w * mm_h / mm_w
         render_scale = max(plate_w / mm_w * 2.0, 0.35)  # render at ~2x then downscale when warping
         plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng,
-                                 style=style, scale=min(render_scale, 1.2))  # fmt: skip
+                                 style=style, scale=min(render_scale, 1.2 * plate_scale))  # fmt: skip
         quad = _perspective_quad(plate_w, plate_h, rng)
         extent = quad.max(axis=0) - quad.min(axis=0)
         low_x = extent[0] / 2 + 4

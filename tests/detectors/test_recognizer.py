@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -100,7 +101,7 @@ def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layout: str) -> None:
     rng = np.random.default_rng(len(layout))
-    right_crop = right_recognize = 0
+    right_crop = right_recognize = right_large = 0
     for _ in range(5):
         spec = _spec(rng, layout, "white")
         patch, quad = render_plate_patch(spec, rng=rng, style="test", occlusion=0.0, glare=0.0)
@@ -111,7 +112,26 @@ def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layo
         right_crop += result is not None and result.text == spec.text
         results = recognizer.recognize(crop)
         right_recognize += bool(results) and results[0].text == spec.text
-    assert right_crop >= 4 and right_recognize >= 4
+        # the same crop from a high-resolution camera (larger than the frames the detector sees)
+        large = cv2.resize(crop, None, fx=1600 / crop.shape[1], fy=1600 / crop.shape[1])
+        results = recognizer.recognize(large)
+        right_large += bool(results) and results[0].text == spec.text
+    assert right_crop >= 4 and right_recognize >= 4 and right_large >= 4, (right_crop, right_recognize,
+                                                                            right_large)  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_plates_close_to_the_camera(recognizer: PlateRecognizer, layout: str) -> None:
+    """Plates drawn three times as wide as at a checkpoint (street photos, handheld shots):
+    up to 1000 px in a 1280x720 frame, beyond what the detector's network sees at full size."""
+    rng = np.random.default_rng(30 + len(layout))
+    right = 0
+    for colour in COLOURS:
+        spec = _spec(rng, layout, colour)
+        image, truths = render_scene([spec], rng=rng, style="test", occlusion=0.0, plate_scale=3.0)
+        result = _found(recognizer.recognize(image), truths[0])
+        right += result is not None and result.text == spec.text
+    assert right >= 3, f"{right} of {len(COLOURS)}"
 
 
 @pytest.mark.parametrize(
