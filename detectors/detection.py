@@ -86,13 +86,9 @@ class PlateDetector:
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _maps(self, canvas: np.ndarray) -> np.ndarray:
+        """The network's ``(12, H / 4, W / 4)`` output for an ``(H, W, 3)`` canvas."""
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
         return self._session.run(None, {"image": blob})[0][0]
-
-    def maps(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """The network's ``(12, 96, 160)`` output for ``frame`` and the letterbox scale."""
-        canvas, scale = letterbox(frame)
-        return self._maps(canvas), scale
 
     def detect(self, frame: np.ndarray, *, threshold: float = 0.3, limit: int = 8) -> list[Detection]:
         """Plates in an ``(H, W, 3) uint8 BGR`` frame, highest score first.
