@@ -73,6 +73,9 @@ class WatchlistMatcher:
         self._by_deletion: dict[str, list[WatchlistEntry]] = defaultdict(list)
         # wildcard entries by the literal text before their first wildcard ("" for `*12345`)
         self._wildcards: dict[str, list[tuple[re.Pattern[str], WatchlistEntry]]] = defaultdict(list)
+        # exact patterns by (length, first three characters) and (length, last three): see _may_drop_to_entry
+        self._heads: set[tuple[int, str]] = set()
+        self._tails: set[tuple[int, str]] = set()
         self.size = 0
         for entry in entries:
             self.size += 1
@@ -82,6 +85,8 @@ class WatchlistMatcher:
                 self._wildcards[prefix].append((wildcard_regex(pattern), entry))
                 continue
             self._exact[pattern].append(entry)
+            self._heads.add((len(pattern), pattern[:3]))
+            self._tails.add((len(pattern), pattern[-3:]))
             self._by_skeleton[skeleton(pattern)].append(entry)
             for variant in _deletions(pattern):
                 self._by_deletion[variant].append(entry)
@@ -125,14 +130,24 @@ class WatchlistMatcher:
             if pattern != text and sum(a != b for a, b in zip(pattern, text, strict=True)) == 1:
                 found.append((entry, "lookalike", SCORES["lookalike"], text))
         # one character dropped from the read, or one extra character in it
-        deletions = _deletions(text)
-        if not self._exact.keys().isdisjoint(deletions):
-            for variant in deletions:
+        if self._may_drop_to_entry(text):
+            for variant in _deletions(text):
                 for entry in self._exact.get(variant, ()):
                     found.append((entry, "edit", SCORES["edit"], text))
         for entry in self._by_deletion.get(text, ()):
             found.append((entry, "edit", SCORES["edit"], text))
         return found
+
+    def _may_drop_to_entry(self, text: str) -> bool:
+        """Whether ``text`` less one character might be an exact entry: two set probes
+        instead of building its deletions, which took half the time of matching a read.
+
+        ``text`` less its character i starts with ``text``'s first three characters
+        when i >= 3, and ends with its last three when i < len(text) - 3: for a text of
+        six or more characters, one of the two holds whatever i is.
+        """
+        shorter = len(text) - 1
+        return len(text) < 6 or (shorter, text[:3]) in self._heads or (shorter, text[-3:]) in self._tails
 
 
 def _is_live(entry: WatchlistEntry, at: datetime | None) -> bool:

@@ -180,33 +180,34 @@ async def _producer(settings: Settings) -> AIOKafkaProducer:
     return producer
 
 
-async def _counts(settings: Settings) -> tuple[int, int]:
-    from ioc.storage.database import table_counts
+async def _wait_for_rows(settings: Settings, captured_at: datetime, events: int, timeout: float) -> float:
+    """When ``events`` rows captured at ``captured_at`` are stored (plate reads and sensor
+    readings together; each phase stamps its events with one moment of its own).
 
-    rows = await table_counts(settings.database_conninfo(), ["plate_reads", "sensor_readings"])
-    return rows["plate_reads"], rows["sensor_readings"]
-
-
-async def _wait_for_rows(settings: Settings, reads: int, sensors: int, timeout: float) -> float:
-    """When the tables hold ``reads`` and ``sensors`` rows.
-
-    Counting scans the tables, loading the database being measured (every 0.25 s it
-    took 5 % of the database's time in a run): polls are rare while much is left and
-    every 0.1 s near the end, so the time found is at most that late.
+    Counting loads the database being measured: this counts only that moment's rows (in
+    the captured-time indexes, not whole tables), from one connection (not a new one per
+    count), rarely while much is left and every 0.1 s near the end, so the time found is
+    at most that late.
     """
+    from ioc.storage.database import connect
+
     started = time.monotonic()
     deadline = started + timeout
     first: tuple[float, int] | None = None
-    while time.monotonic() < deadline:
-        have_reads, have_sensors = await _counts(settings)
-        if have_reads >= reads and have_sensors >= sensors:
-            return time.monotonic()
-        now, have = time.monotonic(), have_reads + have_sensors
-        first = first or (now, have)
-        rate = (have - first[1]) / (now - first[0]) if now > first[0] else 0.0
-        left_s = (reads + sensors - have) / rate if rate > 0 else 0.0
-        await asyncio.sleep(min(1.0, max(0.1, left_s / 2)))
-    raise TimeoutError(f"pipeline did not store {reads} reads and {sensors} readings in {timeout}s")
+    async with await connect(settings.database_conninfo(), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM plate_reads WHERE captured_at = %(at)s)"
+                " + (SELECT count(*) FROM sensor_readings WHERE captured_at = %(at)s)", {"at": captured_at})
+            have = (await cur.fetchone())[0]
+            if have >= events:
+                return time.monotonic()
+            now = time.monotonic()
+            first = first or (now, have)
+            rate = (have - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            left_s = (events - have) / rate if rate > 0 else 0.0
+            await asyncio.sleep(min(1.0, max(0.1, left_s / 2)))
+    raise TimeoutError(f"pipeline did not store {events} events captured at {captured_at} in {timeout}s")
 
 
 async def _wait_worker_ready(settings: Settings, rng: random.Random, plates: list[str]) -> None:
@@ -217,14 +218,13 @@ async def _wait_worker_ready(settings: Settings, rng: random.Random, plates: lis
                                      key=event.camera_id.encode())
     finally:
         await producer.stop()
-    await _wait_for_rows(settings, 1, 0, timeout=120)
+    await _wait_for_rows(settings, event.captured_at, 1, timeout=120)
 
 
 async def _throughput(settings: Settings, args: argparse.Namespace, rng: random.Random,
                       plates: list[str]) -> dict:
     """Push ``--events`` events in envelopes, as fast as the producer goes."""
     t = settings.topics
-    reads_before, sensors_before = await _counts(settings)
     half = args.events // 2
     # the messages are built before the clock starts: the producer must not compete with
     # the worker for the CPU while it is being measured
@@ -245,7 +245,7 @@ async def _throughput(settings: Settings, args: argparse.Namespace, rng: random.
     finally:
         await producer.stop()
     produced_in = time.monotonic() - started
-    done = await _wait_for_rows(settings, reads_before + half, sensors_before + half, timeout=600)
+    done = await _wait_for_rows(settings, now, 2 * half, timeout=600)
     elapsed = done - started
     _say(f"produced {2 * half:,} events in {produced_in:.1f}s; all stored after {elapsed:.1f}s")
     return {"events": 2 * half, "events_per_s": round(2 * half / elapsed)}

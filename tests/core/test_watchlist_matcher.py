@@ -90,3 +90,34 @@ def test_wildcard_index_finds_what_a_scan_of_every_pattern_finds() -> None:
         expected = {p for p in patterns if wildcard_regex(p).match(read)}
         assert found == expected, read
     assert sum(bool(matcher.match(r)) for r in reads) > 100  # the reads do hit patterns
+
+
+def test_edit_hits_are_exactly_those_one_character_apart() -> None:
+    """Edit hits skip building a read's deletions when no entry can be one of them:
+    they must still be exactly the entries one character shorter or longer than the
+    read, whatever the lengths (short texts included) and wherever the character is."""
+    rng = random.Random(11)
+    alphabet = "0123456789ACFHKLMX"
+
+    def text(length: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    patterns = {text(rng.randint(2, 10)) for _ in range(300)}
+    matcher = WatchlistMatcher([entry(p) for p in patterns])
+    reads = [text(rng.randint(1, 11)) for _ in range(300)]
+    for p in list(patterns)[:150]:  # each pattern with one character dropped or added
+        i = rng.randrange(len(p))
+        reads += [p[:i] + p[i + 1:], p[:i] + rng.choice(alphabet) + p[i:]]
+
+    def one_apart(a: str, b: str) -> bool:
+        longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+        return len(longer) == len(shorter) + 1 and any(
+            longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
+
+    edits = 0
+    for read in reads:
+        hits = {h.entry.pattern for h in matcher.match(read) if h.match_kind == "edit"}
+        expected = {p for p in patterns if one_apart(read, p)}
+        assert hits == expected, read
+        edits += len(hits)
+    assert edits > 150  # the reads do hit entries
