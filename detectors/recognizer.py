@@ -211,9 +211,15 @@ class PlateRecognizer:
         Raises :class:`ImageError` for unusable input. A frame without a plate gives ``[]``.
         """
         frame = as_bgr(image)
-        found = self._detector.detect(frame, threshold=self._calibration.min_detection, limit=_MAX_PLATES)
+        threshold = self._calibration.min_detection
+        found = self._detector.detect(frame, threshold=threshold, limit=_MAX_PLATES)
         results = self._read_detections(frame, found)
         best = max((r.confidence for r in results), default=0.0)
+        if best < _SURE:  # a large frame's small plates, looked for only then: it costs 4 detections
+            small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=found)
+            if small:
+                results = _suppress_duplicates(results + self._read_detections(frame, small))
+                best = max((r.confidence for r in results), default=0.0)
         if max(frame.shape[:2]) <= _SMALL_IMAGE or best < _SURE:
             crop_result = self._read_as_crop(frame)
             if crop_result is not None and crop_result.confidence > best:

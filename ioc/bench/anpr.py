@@ -8,9 +8,10 @@ degradations that training never used. Measured:
 - exact full-plate accuracy on frames and on crops, by layout and colour;
 - how often reads with confidence >= 0.9 are right (calibration);
 - plate-free frames on which anything was reported (false positives);
-- exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above)
-  and on angled views (one plate turned up to 40 degrees instead of 20);
-- peak resident memory.
+- exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above),
+  on angled views (one plate turned up to 40 degrees instead of 20) and on large frames
+  (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per large frame;
+- peak resident memory before the large frames, and after them (rendering them costs more);
 
 The process is pinned to one core, with OpenCV and onnxruntime single-threaded.
 The last line of stdout is a JSON object with ``frame_ms``, ``crop_ms`` and
@@ -20,6 +21,7 @@ The last line of stdout is a JSON object with ``frame_ms``, ``crop_ms`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -44,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--close-ups", type=int, default=100,
                         help="frames with one plate drawn 1.5-3x as wide (street photos)")  # fmt: skip
     parser.add_argument("--angled", type=int, default=100, help="frames with one plate turned up to 40°")
+    parser.add_argument("--large", type=int, default=100,
+                        help="2560x1440 frames, one plate as many pixels wide as at 1280x720")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     parser.add_argument("--models", type=Path, default=None,
@@ -133,24 +137,39 @@ def _negatives(args: argparse.Namespace, recognizer: Any, rng: np.random.Generat
 
 def _one_plate_frames(
     count: int, recognizer: Any, rng: np.random.Generator, *, scale: tuple[float, float] = (1.0, 1.0),
-    **scene: float,
+    mosaic: int = 1, **scene: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """Accuracy on ``count`` 1280x720 frames of one plate each, the plate drawn ``scale`` times as
-    wide as in the frames above (a range); ``scene`` holds further ``render_scene`` options."""
+    """Accuracy and ms per frame on ``count`` frames of one plate each, the plate drawn ``scale``
+    times as wide as in the frames above (a range); ``scene`` holds further ``render_scene``
+    options. A frame is ``mosaic`` x ``mosaic`` scenes of 1280x720, one with the plate: a
+    larger frame with plates of the same pixel size (rendering it whole took 240 MB more)."""
     from detectors.synthetic import random_plate_spec, render_scene
 
-    hits, confident = 0, Counter()
+    hits, confident, times = 0, Counter(), []
     for _ in range(count):
         spec, night = random_plate_spec(rng), rng.random() < 0.2
-        image, (truth,) = render_scene([spec], rng=rng, night=night, style="test",
-                                       plate_scale=float(rng.uniform(*scale)), **scene)  # fmt: skip
-        found = [r for r in recognizer.recognize(image) if _matches(r, truth)]
+        tiles = mosaic * mosaic
+        holder = int(rng.integers(tiles)) if tiles > 1 else 0  # (the sets drawn before stay the same)
+        scenes = [render_scene([spec] if i == holder else [], rng=rng, night=night, style="test",
+                               plate_scale=float(rng.uniform(*scale)), **scene) for i in range(tiles)]
+        rows = [np.hstack([image for image, _ in scenes[r * mosaic : (r + 1) * mosaic]])
+                for r in range(mosaic)]
+        image = np.ascontiguousarray(np.vstack(rows))
+        (truth,) = scenes[holder][1]
+        height, width = scenes[holder][0].shape[:2]
+        offset = np.array([holder % mosaic * width, holder // mosaic * height], np.float32)
+        truth = dataclasses.replace(truth, corners=truth.corners + offset)
+        started = time.perf_counter()
+        results = recognizer.recognize(image)
+        times.append((time.perf_counter() - started) * 1000)
+        found = [r for r in results if _matches(r, truth)]
         right = bool(found) and found[0].text == truth.text
         hits += right
         if found and found[0].confidence >= 0.9:
             confident["reads"] += 1
             confident["right"] += right
-    return {"accuracy": hits / max(count, 1), "confident": confident}
+    return {"accuracy": hits / max(count, 1), "confident": confident,
+            "ms": statistics.mean(times) if times else None}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,12 +189,17 @@ def run(args: argparse.Namespace) -> int:
     close_ups = _one_plate_frames(args.close_ups, recognizer, rng, scale=(1.5, 3.0))
     angled = _one_plate_frames(args.angled, recognizer, rng, max_yaw=_ANGLED_MAX_YAW)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # a higher-resolution camera with a wider view: the plates keep their pixel size. Last, and
+    # its memory apart: rendering four scenes per frame grows this process more than reading does
+    large = _one_plate_frames(args.large, recognizer, rng, mosaic=2)
+    large_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     frame_ms = statistics.mean(frames["times"])
     crop_ms = statistics.mean(crops["times"])
     accuracy = frames["hits"] / max(frames["total"], 1)
     crop_accuracy = crops["hits"] / max(args.crops, 1)
-    confident = frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
+    confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
+                 + large["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -186,14 +210,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
     print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
-        share = confident["reads"] / (frames["total"] + args.crops + args.close_ups + args.angled)
+        plates = frames["total"] + args.crops + args.close_ups + args.angled + args.large
+        share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
         )
     print(f"plate-free frames with a reported plate: {negatives} of {args.negatives}")
     print(f"close-ups (plate 1.5-3x as wide): {args.close_ups}, exact accuracy {close_ups['accuracy']:.3f}")
     print(f"angled views (yaw up to 40 degrees): {args.angled}, exact accuracy {angled['accuracy']:.3f}")
-    print(f"peak RSS {rss_mb:.0f} MB")
+    if args.large:
+        print(f"large frames (2560x1440, plates as wide as at 1280x720): {args.large}, "
+              f"exact accuracy {large['accuracy']:.3f}, {large['ms']:.1f} ms/frame")
+    print(f"peak RSS {rss_mb:.0f} MB before the large frames, {large_rss_mb:.0f} MB after them")
     summary = {
         "frame_ms": round(frame_ms, 3),
         "frames_per_s": round(1000 / frame_ms, 2),
@@ -208,7 +236,10 @@ def run(args: argparse.Namespace) -> int:
         "negative_frames": args.negatives,
         "close_up_accuracy": round(close_ups["accuracy"], 4),
         "angled_accuracy": round(angled["accuracy"], 4),
+        "large_frame_accuracy": round(large["accuracy"], 4),
+        "large_frame_ms": None if large["ms"] is None else round(large["ms"], 2),
         "rss_mb": round(rss_mb, 1),
+        "rss_mb_with_large_frames": round(large_rss_mb, 1),
     }
     print(json.dumps(summary))
     return 0

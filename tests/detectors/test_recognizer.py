@@ -134,6 +134,22 @@ def test_plates_close_to_the_camera(recognizer: PlateRecognizer, layout: str) ->
     assert right >= 3, f"{right} of {len(COLOURS)}"
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_small_plates_in_a_large_frame(recognizer: PlateRecognizer, layout: str) -> None:
+    """A 2560x1440 frame (a higher-resolution camera, a phone photo) whose plates are as many
+    pixels wide as at a 1280x720 checkpoint: scaled to the detector's input, many are too
+    small to find."""
+    rng = np.random.default_rng(50 + len(layout))
+    right = 0
+    for colour in COLOURS:
+        spec = _spec(rng, layout, colour)
+        image, truths = render_scene([spec], size=(2560, 1440), rng=rng, style="test", occlusion=0.0,
+                                     plate_scale=0.5)
+        result = _found(recognizer.recognize(image), truths[0])
+        right += result is not None and result.text == spec.text
+    assert right >= 3, f"{right} of {len(COLOURS)}"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
