@@ -11,7 +11,7 @@ degradations that training never used. Measured:
 - exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above),
   on angled views (one plate turned up to 40 degrees instead of 20) and on large frames
   (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per large frame;
-- peak resident memory before the large frames, and after them (rendering them costs more);
+- peak resident memory before the large frames, and after them (rendering them costs more).
 
 The process is pinned to one core, with OpenCV and onnxruntime single-threaded.
 The last line of stdout is a JSON object with ``frame_ms``, ``crop_ms`` and
@@ -142,7 +142,7 @@ def _one_plate_frames(
     """Accuracy and ms per frame on ``count`` frames of one plate each, the plate drawn ``scale``
     times as wide as in the frames above (a range); ``scene`` holds further ``render_scene``
     options. A frame is ``mosaic`` x ``mosaic`` scenes of 1280x720, one with the plate: a
-    larger frame with plates of the same pixel size (rendering it whole took 240 MB more)."""
+    larger frame with plates of the same pixel size (rendering one whole took far more memory)."""
     from detectors.synthetic import random_plate_spec, render_scene
 
     hits, confident, times = 0, Counter(), []
