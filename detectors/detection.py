@@ -48,10 +48,16 @@ class Detection:
     layout: Layout
 
 
+def _fit_scale(frame: np.ndarray, canvas_size: tuple[int, int]) -> float:
+    """The scale at which ``frame`` just fits ``canvas_size``."""
+    height, width = frame.shape[:2]
+    return min(canvas_size[0] / width, canvas_size[1] / height)
+
+
 def letterbox(frame: np.ndarray, canvas_size: tuple[int, int] = INPUT_SIZE) -> tuple[np.ndarray, float]:
     """``frame`` scaled to fit ``canvas_size`` on a grey canvas, and the scale used."""
     height, width = frame.shape[:2]
-    scale = min(canvas_size[0] / width, canvas_size[1] / height)
+    scale = _fit_scale(frame, canvas_size)
     size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
     factor = int(1 / scale)
     if factor >= 2:  # integer-factor area averaging is fast; finish with a gentle linear step
@@ -122,8 +128,7 @@ class PlateDetector:
         in a 1920x1080 frame, 132 px in a 3840x2160 one. Here the frame goes through the
         network at :data:`FINE_SIZE`, which costs about four times as much as at its input.
         """
-        height, width = frame.shape[:2]
-        if min(INPUT_SIZE[0] / width, INPUT_SIZE[1] / height) >= 0.5:
+        if _fit_scale(frame, INPUT_SIZE) >= 0.5:
             return []
         canvas, scale = letterbox(frame, FINE_SIZE)
         candidates = [c for c in _peaks(self._maps(canvas), threshold, scale, limit)
