@@ -63,14 +63,14 @@ _CROPS = StagedTable(
 
 
 def _read_row(read: PlateRead) -> tuple[object, ...]:
+    # the enum fields are StrEnums: psycopg dumps them as the strings they are (their values)
     return (
         read.read_id, read.captured_at, read.camera_id, read.checkpoint_id, read.lane,
-        read.direction.value, read.text, read.display, read.confidence,
-        read.layout.value if read.layout is not None else None, read.colour.value,
+        read.direction, read.text, read.display, read.confidence, read.layout, read.colour,
         read.province, read.out_of_province, read.source, read.source_event_id,
         [{"text": c.text, "confidence": c.confidence} for c in read.candidates],
         list(read.bbox) if read.bbox is not None else None,
-        read.vehicle_class.value, read.crop_jpeg is not None, read.processed_at,
+        read.vehicle_class, read.crop_jpeg is not None, read.processed_at,
     )
 
 

@@ -27,11 +27,10 @@ _READINGS = StagedTable(
 
 
 def _row(reading: SensorReading) -> tuple[object, ...]:
+    # the enum fields are StrEnums: psycopg dumps them as the strings they are (their values)
     return (
         reading.event_id, reading.captured_at, reading.sensor_id, reading.checkpoint_id,
-        reading.sensor_kind.value, reading.value, reading.unit,
-        reading.direction.value if reading.direction is not None else None,
-        reading.vehicle_class.value if reading.vehicle_class is not None else None,
+        reading.sensor_kind, reading.value, reading.unit, reading.direction, reading.vehicle_class,
     )
 
 
