@@ -343,6 +343,7 @@ def _draw_distractor_text(image: np.ndarray, rng: np.random.Generator, style: St
 
 
 MAX_YAW = 0.35  # radians (20 degrees) a plate turns away from the camera, unless asked otherwise
+MAX_ROLL = 12.0  # degrees a plate turns in the image plane (a tilted camera or vehicle), likewise
 
 
 def _plate_pixel_width(layout: Layout, rng: np.random.Generator) -> float:
@@ -352,7 +353,7 @@ def _plate_pixel_width(layout: Layout, rng: np.random.Generator) -> float:
 
 
 def _perspective_quad(
-    w: float, h: float, rng: np.random.Generator, *, max_yaw: float = MAX_YAW, max_roll: float = 12.0
+    w: float, h: float, rng: np.random.Generator, *, max_yaw: float = MAX_YAW, max_roll: float = MAX_ROLL
 ) -> np.ndarray:
     """Corners of a ``w x h`` plate seen under random yaw, pitch and roll (centred on 0)."""
     yaw = rng.uniform(-max_yaw, max_yaw)
@@ -508,6 +509,7 @@ def render_scene(
     distractors: bool = True,
     plate_scale: float = 1.0,
     max_yaw: float = MAX_YAW,
+    max_roll: float = MAX_ROLL,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -516,7 +518,8 @@ def render_scene(
     ``(H, W, 3) uint8 BGR`` image and one :class:`PlateTruth` per plate, in order.
     ``occlusion`` and ``glare`` are the chances of each damage per plate. ``plate_scale``
     multiplies the plates' drawn widths (above 1: vehicles closer to the camera);
-    ``max_yaw`` bounds how far (radians) a plate turns away from the camera.
+    ``max_yaw`` bounds how far (radians) a plate turns away from the camera, ``max_roll``
+    how far (degrees) it turns in the image plane.
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -532,7 +535,7 @@ def render_scene(
         render_scale = max(plate_w / mm_w * 2.0, 0.35)  # render at ~2x then downscale when warping
         plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng,
                                  style=style, scale=min(render_scale, 1.2 * plate_scale))  # fmt: skip
-        quad = _perspective_quad(plate_w, plate_h, rng, max_yaw=max_yaw)
+        quad = _perspective_quad(plate_w, plate_h, rng, max_yaw=max_yaw, max_roll=max_roll)
         extent = quad.max(axis=0) - quad.min(axis=0)
         low_x = extent[0] / 2 + 4
         cx = slot_w * index + rng.uniform(low_x, max(slot_w - low_x, low_x + 1))
@@ -581,6 +584,7 @@ def render_plate_patch(
     glare: float = 0.15,
     margin: float = 0.6,
     max_yaw: float = MAX_YAW,
+    max_roll: float = MAX_ROLL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A small scene patch around one plate, damaged like :func:`render_scene` frames.
 
@@ -595,7 +599,7 @@ def render_plate_patch(
     plate_height = plate_width * mm_h / mm_w
     plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng, style=style,
                              scale=min(max(plate_width / mm_w * 2.0, 0.35), 1.2))  # fmt: skip
-    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw)
+    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw, max_roll=max_roll)
     extent = quad.max(axis=0) - quad.min(axis=0)
     pad = extent * margin + 8
     size = (int(extent[0] + 2 * pad[0]), int(extent[1] + 2 * pad[1]))

@@ -9,8 +9,10 @@ degradations that training never used. Measured:
 - how often reads with confidence >= 0.9 are right (calibration);
 - plate-free frames on which anything was reported (false positives);
 - exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above),
-  on angled views (one plate turned up to 40 degrees instead of 20) and on large frames
-  (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per large frame;
+  on angled views (one plate turned up to 40 degrees instead of 20), on tilted views (one
+  plate turned up to 40 degrees in the image plane instead of 12: a phone held askew) and on
+  large frames (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per
+  large frame;
 - peak resident memory before the large frames, and after them (rendering them costs more).
 
 The process is pinned to one core, with OpenCV and onnxruntime single-threaded.
@@ -36,6 +38,7 @@ import numpy as np
 __all__ = ["register", "run"]
 
 _ANGLED_MAX_YAW = 0.7  # radians (40 degrees); checkpoint frames above turn plates up to 20
+_TILTED_MAX_ROLL = 40.0  # degrees in the image plane; checkpoint frames above turn plates up to 12
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--close-ups", type=int, default=100,
                         help="frames with one plate drawn 1.5-3x as wide (street photos)")  # fmt: skip
     parser.add_argument("--angled", type=int, default=100, help="frames with one plate turned up to 40°")
+    parser.add_argument("--tilted", type=int, default=100,
+                        help="frames with one plate turned up to 40° in the image plane")  # fmt: skip
     parser.add_argument("--large", type=int, default=100,
                         help="2560x1440 frames, one plate as many pixels wide as at 1280x720")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -193,13 +198,15 @@ def run(args: argparse.Namespace) -> int:
     # its memory apart: rendering four scenes per frame grows this process more than reading does
     large = _one_plate_frames(args.large, recognizer, rng, mosaic=2)
     large_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # drawn last so the sets above stay as they were
+    tilted = _one_plate_frames(args.tilted, recognizer, rng, max_roll=_TILTED_MAX_ROLL)
 
     frame_ms = statistics.mean(frames["times"])
     crop_ms = statistics.mean(crops["times"])
     accuracy = frames["hits"] / max(frames["total"], 1)
     crop_accuracy = crops["hits"] / max(args.crops, 1)
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
-                 + large["confident"])
+                 + large["confident"] + tilted["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -210,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
     print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
-        plates = frames["total"] + args.crops + args.close_ups + args.angled + args.large
+        plates = frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -218,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"plate-free frames with a reported plate: {negatives} of {args.negatives}")
     print(f"close-ups (plate 1.5-3x as wide): {args.close_ups}, exact accuracy {close_ups['accuracy']:.3f}")
     print(f"angled views (yaw up to 40 degrees): {args.angled}, exact accuracy {angled['accuracy']:.3f}")
+    print(f"tilted views (roll up to 40 degrees): {args.tilted}, exact accuracy {tilted['accuracy']:.3f}")
     if args.large:
         print(f"large frames (2560x1440, plates as wide as at 1280x720): {args.large}, "
               f"exact accuracy {large['accuracy']:.3f}, {large['ms']:.1f} ms/frame")
@@ -236,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         "negative_frames": args.negatives,
         "close_up_accuracy": round(close_ups["accuracy"], 4),
         "angled_accuracy": round(angled["accuracy"], 4),
+        "tilted_accuracy": round(tilted["accuracy"], 4),
         "large_frame_accuracy": round(large["accuracy"], 4),
         "large_frame_ms": None if large["ms"] is None else round(large["ms"], 2),
         "rss_mb": round(rss_mb, 1),

@@ -1,0 +1,29 @@
+"""``ioc bench anpr`` on a handful of images, as a user runs it: a line per figure, and the
+JSON summary last with the fields the issue names. Speed and accuracy are not judged here
+(too few images); the benchmark's own figures are in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SHARES = {"accuracy", "crop_accuracy", "close_up_accuracy", "angled_accuracy", "tilted_accuracy",
+          "large_frame_accuracy"}
+
+
+def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "3", "--crops", "3", "--negatives", "2",
+         "--close-ups", "1", "--angled", "1", "--tilted", "1", "--large", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary.keys() >= {"frame_ms", "crop_ms", "accuracy", "rss_mb"} | SHARES
+    assert summary["frame_ms"] > 0 and summary["crop_ms"] > 0
+    assert all(0.0 <= summary[share] <= 1.0 for share in SHARES), summary
+    assert summary["negative_frames"] == 2 and 0 <= summary["false_positive_frames"] <= 2
+    assert any(line.startswith("tilted views") for line in lines)
