@@ -584,7 +584,6 @@ def render_plate_patch(
     glare: float = 0.15,
     margin: float = 0.6,
     max_yaw: float = MAX_YAW,
-    max_roll: float = MAX_ROLL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A small scene patch around one plate, damaged like :func:`render_scene` frames.
 
@@ -599,7 +598,7 @@ def render_plate_patch(
     plate_height = plate_width * mm_h / mm_w
     plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng, style=style,
                              scale=min(max(plate_width / mm_w * 2.0, 0.35), 1.2))  # fmt: skip
-    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw, max_roll=max_roll)
+    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw)
     extent = quad.max(axis=0) - quad.min(axis=0)
     pad = extent * margin + 8
     size = (int(extent[0] + 2 * pad[0]), int(extent[1] + 2 * pad[1]))
