@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kafka", "aiokafka"):  # connection chatter at INFO
+    for noisy in ("kafka", "aiokafka", "httpx"):  # connection chatter, a line per request, at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return int(args.func(args) or 0)
 

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -76,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
     workdir = Path(".run/bench-pipeline")
     workdir.mkdir(parents=True, exist_ok=True)
-    base = get_settings().model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}"})
+    from ioc.embedded.ports import free_port
+
+    base = get_settings().model_copy(update={
+        "topic_prefix": f"bench{uuid.uuid4().hex[:8]}",
+        "worker_web_port": free_port(), "worker_metrics_port": free_port(),  # a running worker keeps its own
+    })
     with embedded_services(base, workdir) as settings:
         result = asyncio.run(_bench(settings, args, workdir))
     print(json.dumps(result), flush=True)
@@ -467,68 +473,133 @@ async def _bare_loop(settings: Settings, target: _SameTables | _Unindexed,
 
 
 async def _frames(settings: Settings, args: argparse.Namespace, workdir: Path) -> dict:
-    """Frames/s with one and two worker processes (recognition-bound)."""
+    """Frames/s with one and two worker processes (recognition-bound), one recognition
+    thread each, and frames per CPU-second of the workers: the rate per busy core.
+
+    Before the clock starts every worker has recognised a warm-up frame, so all have joined
+    the consumer group, loaded their models and hold their partitions: with 100 frames the
+    group's join (seconds on this broker) had been most of the measured time.
+    """
     from ioc.demo import DemoProcesses, child_env
+    from ioc.embedded.ports import free_port
     from ioc.simulator import TrafficSimulator
 
     sim = TrafficSimulator(settings, seed=11)
     cameras = [c for c in sim.cameras if not c.edge]
-    frames: list[CameraFrame] = []
-    for _ in range(args.frames):
-        frames.append(sim.frame_event(sim.next_vehicle(), sim.rng.choice(cameras)))
-    result = {}
+    frames = [sim.frame_event(sim.next_vehicle(), sim.rng.choice(cameras)) for _ in range(args.frames)]
+    result: dict[str, float] = {}
     for workers in (1, 2):
         procs = DemoProcesses()
-        env = child_env(settings)
-        for i in range(workers):
-            env_i = dict(env, IOC_RECOGNITION_THREADS="1")
+        env = dict(child_env(settings), IOC_RECOGNITION_THREADS="1")
+        ports = [free_port() for _ in range(workers)]
+        for i, port in enumerate(ports):
             procs.start(f"frames-worker-{workers}-{i}",
-                        [sys.executable, "-m", "ioc", "worker", "--web-port",
-                         str(settings.worker_web_port + 10 + i), "--metrics-port",
-                         str(settings.worker_metrics_port + 10 + i)], env_i, workdir)
+                        [sys.executable, "-m", "ioc", "worker", "--web-port", str(free_port()),
+                         "--metrics-port", str(port)], env, workdir)
+        metrics = _WorkerMetrics(settings, ports)
         try:
-            await asyncio.sleep(12)  # group join on this broker takes a few seconds
-            per_s = await _push_frames(settings, frames, workers)
+            await _warm_up_frames(settings, frames[0], metrics)
+            before = await metrics.read()
+            started, busy_before = time.monotonic(), _machine_busy_s()
+            await _push_frames(settings, frames, metrics, sum(n for n, _ in before) + len(frames))
+            elapsed, busy = time.monotonic() - started, _machine_busy_s() - busy_before
+            after = await metrics.read()
         finally:
+            await metrics.aclose()
             procs.stop()
+        per_s = len(frames) / elapsed
+        cpu_s = sum(cpu for _, cpu in after) - sum(cpu for _, cpu in before)
         result[f"frames_per_s_{workers}_workers"] = round(per_s, 1)
-        _say(f"frames: {per_s:.1f} frames/s with {workers} worker process(es), 1 thread each")
+        result[f"frames_per_cpu_s_{workers}_workers"] = round(len(frames) / cpu_s, 1) if cpu_s > 0 else 0.0
+        result[f"frames_cores_busy_{workers}_workers"] = round(busy / elapsed, 2)
+        shares = "/".join(str(a - b) for (a, _), (b, _) in zip(after, before, strict=True))
+        _say(f"frames: {per_s:.1f} frames/s with {workers} worker process(es) ({shares} frames), 1 thread "
+             f"each; {result[f'frames_per_cpu_s_{workers}_workers']} frames per worker CPU-second; "
+             f"workers {cpu_s / elapsed:.2f} and the whole machine {busy / elapsed:.2f} of "
+             f"{os.cpu_count()} cores busy")
+    result["frames_scaling"] = round(result["frames_per_s_2_workers"] / result["frames_per_s_1_workers"], 2)
     return result
 
 
-async def _push_frames(settings: Settings, frames: list[CameraFrame], workers: int) -> float:
-    """Send the frames and wait until the workers' counters say all were recognised."""
-    t = settings.topics
+def _machine_busy_s() -> float:
+    """CPU-seconds all cores of the machine have been busy since boot (Linux ``/proc/stat``):
+    what the broker, the database and this process took besides the workers."""
+    fields = Path("/proc/stat").read_text().split()[1:9]  # the first line: all cores
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields)
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+async def _warm_up_frames(settings: Settings, frame: CameraFrame, metrics: _WorkerMetrics) -> None:
+    """Send a frame to every partition until each worker has recognised one and none is pending."""
     producer = await _producer(settings)
-    started = time.monotonic()
+    sent = 0
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            for partition in range(settings.topic_partitions):
+                fresh = frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
+                await producer.send(settings.topics.frames, fresh.to_json(), partition=partition)
+                sent += 1
+            await producer.flush()
+            counters = await metrics.read()
+            while sum(n for n, _ in counters) < sent:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the frame workers did not all start within 180 s")
+                await asyncio.sleep(0.5)
+                counters = await metrics.read()
+            if all(n > 0 for n, _ in counters):
+                return
+    finally:
+        await producer.stop()
+
+
+async def _push_frames(
+    settings: Settings, frames: list[CameraFrame], metrics: _WorkerMetrics, done: int
+) -> None:
+    """Send the frames and wait until the workers' counters reach ``done``."""
+    producer = await _producer(settings)
     try:
         for frame in frames:
             fresh = frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
-            await producer.send(t.frames, fresh.to_json(), key=frame.camera_id.encode())
+            await producer.send(settings.topics.frames, fresh.to_json(), key=frame.camera_id.encode())
         await producer.flush()
     finally:
         await producer.stop()
     deadline = time.monotonic() + 300
-    while await _frames_done(settings, workers) < len(frames):
+    while sum(n for n, _ in await metrics.read()) < done:
         if time.monotonic() > deadline:
             raise TimeoutError("frames were not all recognised within 300 s")
-        await asyncio.sleep(0.2)
-    return len(frames) / (time.monotonic() - started)
+        await asyncio.sleep(0.1)
 
 
-async def _frames_done(settings: Settings, workers: int) -> int:
-    """Frames the workers have finished, from their Prometheus counters."""
-    import httpx
+class _WorkerMetrics:
+    """Each worker's frames recognised and CPU-seconds used, from its Prometheus metrics
+    (0 for one not answering yet). One client for all polls: a client per poll (its TLS
+    context set up each time) cost this process a quarter of a core, taken from the workers."""
 
-    total = 0
-    async with httpx.AsyncClient(timeout=2) as client:
-        for i in range(workers):
-            port = settings.worker_metrics_port + 10 + i
+    def __init__(self, settings: Settings, ports: list[int]) -> None:
+        import httpx
+
+        self._urls = [f"http://{settings.worker_web_host}:{port}/metrics" for port in ports]
+        self._client = httpx.AsyncClient(timeout=2)
+
+    async def read(self) -> list[tuple[int, float]]:
+        import httpx
+
+        counters = []
+        for url in self._urls:
+            frames, cpu = 0, 0.0
             try:
-                text = (await client.get(f"http://{settings.worker_web_host}:{port}/metrics")).text
+                text = (await self._client.get(url)).text
             except httpx.HTTPError:
-                continue
+                text = ""
             for line in text.splitlines():
                 if line.startswith("ioc_frames_processed_total "):
-                    total += int(float(line.split()[1]))
-    return total
+                    frames = int(float(line.split()[1]))
+                elif line.startswith("process_cpu_seconds_total "):
+                    cpu = float(line.split()[1])
+            counters.append((frames, cpu))
+        return counters
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

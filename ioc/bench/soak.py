@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0 or args.rate <= 0 or args.envelope < 1:
         raise SystemExit("--minutes, --rate and --envelope must be positive")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the table
     workdir = Path(".run/bench-soak")
     workdir.mkdir(parents=True, exist_ok=True)
     # embedded broker and database whatever the environment says: loopback only, thrown away after
