@@ -574,8 +574,11 @@ async def _push_frames(
 
 class _WorkerMetrics:
     """Each worker's frames recognised and CPU-seconds used, from its Prometheus metrics
-    (0 for one not answering yet). One client for all polls: a client per poll (its TLS
-    context set up each time) cost this process a quarter of a core, taken from the workers."""
+    (0 for one not answering yet). Polled ten times a second, so cheaply: one client for all
+    polls (a client per poll, its TLS context set up each time, cost this process a quarter
+    of a core) and only these two metrics asked for (the whole page cost each worker 5 %)."""
+
+    _NAMES = ("ioc_frames_processed_total", "process_cpu_seconds_total")
 
     def __init__(self, settings: Settings, ports: list[int]) -> None:
         import httpx
@@ -590,7 +593,7 @@ class _WorkerMetrics:
         for url in self._urls:
             frames, cpu = 0, 0.0
             try:
-                text = (await self._client.get(url)).text
+                text = (await self._client.get(url, params={"name[]": self._NAMES})).text
             except httpx.HTTPError:
                 text = ""
             for line in text.splitlines():
