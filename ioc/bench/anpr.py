@@ -173,8 +173,18 @@ def _one_plate_frames(
         if found and found[0].confidence >= 0.9:
             confident["reads"] += 1
             confident["right"] += right
-    return {"accuracy": hits / max(count, 1), "confident": confident,
+    return {"accuracy": hits / count if count else None, "confident": confident,
             "ms": statistics.mean(times) if times else None}  # fmt: skip
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
+def _confident(outcome: dict[str, Any]) -> str:
+    """Of one set's reads at confidence >= 0.9, how many were right (calibration holds per set?)."""
+    reads = outcome["confident"]["reads"]
+    return f"; at >= 0.9: {outcome['confident']['right']} of {reads} right" if reads else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,21 +211,24 @@ def run(args: argparse.Namespace) -> int:
     # drawn last so the sets above stay as they were
     tilted = _one_plate_frames(args.tilted, recognizer, rng, max_roll=_TILTED_MAX_ROLL)
 
-    frame_ms = statistics.mean(frames["times"])
-    crop_ms = statistics.mean(crops["times"])
-    accuracy = frames["hits"] / max(frames["total"], 1)
-    crop_accuracy = crops["hits"] / max(args.crops, 1)
+    frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
+    crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
+    accuracy = frames["hits"] / frames["total"] if frames["total"] else None
+    crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
-    print(f"  {frame_ms:.2f} ms/frame (p50 {statistics.median(frames['times']):.2f}, "
-          f"p95 {np.percentile(frames['times'], 95):.2f}), {1000 / frame_ms:.1f} frames/s")  # fmt: skip
-    print(f"  exact plate accuracy {accuracy:.3f}; extra reads not on a plate: {frames['false_reads']}")
+    if frame_ms is not None:
+        print(f"  {frame_ms:.2f} ms/frame (p50 {statistics.median(frames['times']):.2f}, "
+              f"p95 {np.percentile(frames['times'], 95):.2f}), {1000 / frame_ms:.1f} frames/s")  # fmt: skip
+    if accuracy is not None:
+        print(f"  exact plate accuracy {accuracy:.3f}; extra reads not on a plate: {frames['false_reads']}")
     for key, counts in sorted(frames["groups"].items()):
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
-    print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
+    if crop_ms is not None:
+        print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
         share = confident["reads"] / plates
@@ -223,29 +236,33 @@ def run(args: argparse.Namespace) -> int:
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
         )
     print(f"plate-free frames with a reported plate: {negatives} of {args.negatives}")
-    print(f"close-ups (plate 1.5-3x as wide): {args.close_ups}, exact accuracy {close_ups['accuracy']:.3f}")
-    print(f"angled views (yaw up to 40 degrees): {args.angled}, exact accuracy {angled['accuracy']:.3f}")
-    print(f"tilted views (roll up to 40 degrees): {args.tilted}, exact accuracy {tilted['accuracy']:.3f}")
-    if args.large:
-        print(f"large frames (2560x1440, plates as wide as at 1280x720): {args.large}, "
-              f"exact accuracy {large['accuracy']:.3f}, {large['ms']:.1f} ms/frame")
+    one_plate_sets = (
+        ("close-ups (plate 1.5-3x as wide)", args.close_ups, close_ups),
+        ("angled views (yaw up to 40 degrees)", args.angled, angled),
+        ("tilted views (roll up to 40 degrees)", args.tilted, tilted),
+        ("large frames (2560x1440, plates as wide as at 1280x720)", args.large, large),
+    )
+    for name, count, outcome in one_plate_sets:
+        if count:
+            speed = f", {outcome['ms']:.1f} ms/frame" if outcome is large else ""
+            print(f"{name}: {count}, exact accuracy {outcome['accuracy']:.3f}{speed}{_confident(outcome)}")
     print(f"peak RSS {rss_mb:.0f} MB before the large frames, {large_rss_mb:.0f} MB after them")
     summary = {
-        "frame_ms": round(frame_ms, 3),
-        "frames_per_s": round(1000 / frame_ms, 2),
-        "crop_ms": round(crop_ms, 3),
-        "accuracy": round(accuracy, 4),
-        "crop_accuracy": round(crop_accuracy, 4),
+        "frame_ms": None if frame_ms is None else round(frame_ms, 3),
+        "frames_per_s": None if frame_ms is None else round(1000 / frame_ms, 2),
+        "crop_ms": None if crop_ms is None else round(crop_ms, 3),
+        "accuracy": _rounded(accuracy),
+        "crop_accuracy": _rounded(crop_accuracy),
         "plates": frames["total"],
         "extra_reads": frames["false_reads"],
         "precision_at_0_9": None if precision_09 is None else round(precision_09, 4),
         "reads_at_0_9": confident["reads"],
         "false_positive_frames": negatives,
         "negative_frames": args.negatives,
-        "close_up_accuracy": round(close_ups["accuracy"], 4),
-        "angled_accuracy": round(angled["accuracy"], 4),
-        "tilted_accuracy": round(tilted["accuracy"], 4),
-        "large_frame_accuracy": round(large["accuracy"], 4),
+        "close_up_accuracy": _rounded(close_ups["accuracy"]),
+        "angled_accuracy": _rounded(angled["accuracy"]),
+        "tilted_accuracy": _rounded(tilted["accuracy"]),
+        "large_frame_accuracy": _rounded(large["accuracy"]),
         "large_frame_ms": None if large["ms"] is None else round(large["ms"], 2),
         "rss_mb": round(rss_mb, 1),
         "rss_mb_with_large_frames": round(large_rss_mb, 1),

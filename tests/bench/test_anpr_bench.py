@@ -27,3 +27,16 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
     assert all(0.0 <= summary[share] <= 1.0 for share in SHARES), summary
     assert summary["negative_frames"] == 2 and 0 <= summary["false_positive_frames"] <= 2
     assert any(line.startswith("tilted views") for line in lines)
+
+
+def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "0", "--crops", "0", "--negatives", "0",
+         "--close-ups", "0", "--angled", "2", "--tilted", "0", "--large", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["frame_ms"] is None and summary["crop_ms"] is None
+    assert summary["accuracy"] is None and summary["tilted_accuracy"] is None
+    assert 0.0 <= summary["angled_accuracy"] <= 1.0
