@@ -25,6 +25,7 @@ __all__ = [
     "canonical",
     "display",
     "is_valid",
+    "layouts",
     "lookalike_key",
     "parse",
     "province_of",
@@ -128,6 +129,20 @@ def _compact_keep_d_stroke(text: str) -> str:
 def is_valid(text: str) -> bool:
     """Whether ``text`` (any separators, any case) is a well-formed Vietnamese plate."""
     return bool(_VALID.match(_compact_keep_d_stroke(text))) or bool(_VALID.match(canonical(text)))
+
+
+def layouts(text: str) -> frozenset[Layout]:
+    """The layouts a plate with this text can have (:data:`TEMPLATES`): ``75U82787`` fits a
+    two-line car plate (``75U-827.87``) and a motorbike one (``75-U8 2787``), ``34F2922`` only
+    car plates. Empty for text that fits no template."""
+    compact = canonical(text)
+    return frozenset(
+        layout
+        for template, template_layouts in TEMPLATES
+        if len(template) == len(compact)
+        and all(ch in CHARACTER_CLASSES[cls] for ch, cls in zip(compact, template, strict=True))
+        for layout in template_layouts
+    )
 
 
 def province_of(text: str) -> str | None:

@@ -319,7 +319,7 @@ class PlateRecognizer:
         if confidences[0] < self._calibration.min_confidence:
             return None
         text = reading.texts[0]
-        layout = _final_layout(text, shape, detection.layout)
+        layout = _final_layout(text, shape, corners)
         province = plate_format.province_of(text)
         crop = _evidence_crop(frame, corners, layout)
         height, width = frame.shape[:2]
@@ -359,15 +359,22 @@ def _ambiguous_shape(corners: np.ndarray) -> bool:
     return 2.3 <= width / max(height, 1e-6) <= 4.0
 
 
-def _final_layout(text: str, shape: Layout, detected: Layout) -> Layout:
+def _final_layout(text: str, shape: Layout, corners: np.ndarray) -> Layout:
+    """The layout to report for a plate read with the rows of ``shape``.
+
+    A two-row read is the two-row layout its text fits (:func:`plate_format.layouts`); where
+    it fits both (``75U82787``), the plate's outline decides: a two-line car plate is about
+    twice as wide as high, a motorbike plate about 1.36 times. (The series letter followed
+    by a digit had decided alone: 82 of 87 two-line car plates read right were reported as
+    motorbikes on held-out frames.)
+    """
     if shape == Layout.ONE_LINE:
         return Layout.ONE_LINE
-    series = text[2:4]
-    if len(series) == 2 and series[0].isalpha() and series[1].isdigit():
-        return Layout.MOTORBIKE
-    if text[2:5] in ("MD1", "MD2", "MD3", "MD4", "MD5", "MD6", "MD7", "MD8", "MD9"):
-        return Layout.MOTORBIKE
-    return detected if detected != Layout.ONE_LINE else Layout.TWO_LINE
+    fits = plate_format.layouts(text) & {Layout.TWO_LINE, Layout.MOTORBIKE}
+    if len(fits) == 1:
+        return next(iter(fits))
+    by_aspect = layout_from_aspect(*quad_size(corners))
+    return Layout.MOTORBIKE if by_aspect == Layout.MOTORBIKE else Layout.TWO_LINE
 
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

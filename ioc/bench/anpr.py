@@ -6,6 +6,7 @@ degradations that training never used. Measured:
 - ms per 1280x720 frame with one or two plates (detection and reading) and frames/s;
 - ms per tight plate crop (``read_crop``);
 - exact full-plate accuracy on frames and on crops, by layout and colour;
+- of the frame plates read right, the share reported with their true layout;
 - how often reads with confidence >= 0.9 are right (calibration);
 - plate-free frames on which anything was reported (false positives);
 - exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above),
@@ -78,7 +79,7 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
     from detectors.synthetic import random_plate_spec, render_scene
 
     times, per_group, confident = [], defaultdict(Counter), Counter()
-    hits = total = false_reads = 0
+    hits = total = false_reads = layouts_right = 0
     for _ in range(args.frames):
         specs = [random_plate_spec(rng) for _ in range(1 if rng.random() < 0.6 else 2)]
         image, truths = render_scene(specs, rng=rng, night=rng.random() < 0.2, style="test")
@@ -92,6 +93,7 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
             claimed.update(id(r) for r in found[:1])
             total += 1
             hits += right
+            layouts_right += right and found[0].layout == truth.layout
             for key in (f"layout:{truth.layout}", f"colour:{truth.colour}"):
                 per_group[key]["total"] += 1
                 per_group[key]["right"] += right
@@ -100,7 +102,7 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
                 confident["right"] += right
         false_reads += sum(id(r) not in claimed for r in results)
     return {"times": times, "hits": hits, "total": total, "groups": per_group, "confident": confident,
-            "false_reads": false_reads}  # fmt: skip
+            "false_reads": false_reads, "layouts_right": layouts_right}  # fmt: skip
 
 
 def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
@@ -214,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
     accuracy = frames["hits"] / frames["total"] if frames["total"] else None
+    layout_accuracy = frames["layouts_right"] / frames["hits"] if frames["hits"] else None
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"])
@@ -225,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
               f"p95 {np.percentile(frames['times'], 95):.2f}), {1000 / frame_ms:.1f} frames/s")  # fmt: skip
     if accuracy is not None:
         print(f"  exact plate accuracy {accuracy:.3f}; extra reads not on a plate: {frames['false_reads']}")
+    if layout_accuracy is not None:
+        print(f"  layout right for {layout_accuracy:.3f} of the plates read right")
     for key, counts in sorted(frames["groups"].items()):
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
     if crop_ms is not None:
@@ -253,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         "crop_ms": None if crop_ms is None else round(crop_ms, 3),
         "accuracy": _rounded(accuracy),
         "crop_accuracy": _rounded(crop_accuracy),
+        "layout_accuracy": _rounded(layout_accuracy),
         "plates": frames["total"],
         "extra_reads": frames["false_reads"],
         "precision_at_0_9": None if precision_09 is None else round(precision_09, 4),

@@ -127,12 +127,25 @@ def test_motorbike_plates_have_motorbike_series() -> None:
 
 def test_templates_cover_generated_plates() -> None:
     rng = np.random.default_rng(3)
-    classes = plate_format.CHARACTER_CLASSES
     for layout in ("one_line", "two_line", "motorbike"):
         for _ in range(300):
             text = plate_format.random_plate_text(rng, layout=layout)
-            assert any(
-                len(t) == len(text) and all(ch in classes[c] for ch, c in zip(text, t, strict=True))
-                for t, layouts in plate_format.TEMPLATES
-                if layout in layouts
-            ), text
+            assert layout in plate_format.layouts(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("75U82787", {"one_line", "two_line", "motorbike"}),  # car 75U-827.87 or motorbike 75-U8 2787
+        ("34F2922", {"one_line", "two_line"}),  # a motorbike's series would be F2 and its serial 3 digits
+        ("29X504899", {"motorbike"}),
+        ("29-X5 048.99", {"motorbike"}),
+        ("30LD12345", {"one_line", "two_line", "motorbike"}),
+        ("80011NG01", {"one_line"}),
+        ("TM1234", {"one_line", "two_line"}),
+        ("51I12345", set()),
+        ("", set()),
+    ],
+)
+def test_layouts_a_text_fits(text: str, expected: set[str]) -> None:
+    assert plate_format.layouts(text) == expected

@@ -53,7 +53,7 @@ def test_reads_every_layout_and_colour_in_scenes(recognizer: PlateRecognizer) ->
 
 def test_held_out_accuracy_and_result_fields(recognizer: PlateRecognizer) -> None:
     rng = np.random.default_rng(99)
-    total = right = 0
+    total = right = wrong_layout = 0
     for _ in range(60):
         specs = [random_plate_spec(rng) for _ in range(int(rng.integers(1, 3)))]
         image, truths = render_scene(specs, rng=rng, style="test", night=rng.random() < 0.2)
@@ -66,7 +66,7 @@ def test_held_out_accuracy_and_result_fields(recognizer: PlateRecognizer) -> Non
                 continue
             right += 1
             assert result.display == plate_format.display(truth.text, result.layout)
-            assert result.layout == truth.layout or truth.layout != "one_line"
+            wrong_layout += result.layout != truth.layout
             assert result.province == plate_format.province_of(truth.text)
             assert result.out_of_province == (None if result.province is None else result.province != "20")
             assert 0.0 <= result.confidence <= 1.0
@@ -75,6 +75,9 @@ def test_held_out_accuracy_and_result_fields(recognizer: PlateRecognizer) -> Non
     # A regression guard, not the goal: `ioc bench anpr` measures 0.90 on 271 held-out plates
     # (the goal is 0.95). About 90 plates here: 0.80 leaves two standard deviations of sampling.
     assert right / total >= 0.80, f"{right} of {total}"
+    # two-line car plates whose text a motorbike plate could also carry (75U82787) were all
+    # reported as motorbikes; the outline decides now (the benchmark: 0 of 501 wrong)
+    assert wrong_layout <= 1, f"{wrong_layout} of {right} plates read right have the wrong layout"
 
 
 def test_colour_classes(recognizer: PlateRecognizer) -> None:
