@@ -6,7 +6,8 @@ degradations that training never used. Measured:
 - ms per 1280x720 frame with one or two plates (detection and reading) and frames/s;
 - ms per tight plate crop (``read_crop``);
 - exact full-plate accuracy on frames and on crops, by layout and colour;
-- of the frame plates read right, the share reported with their true layout;
+- of the frame plates read right, the share reported with their true layout, and in daylight
+  frames with their true colour;
 - how often reads with confidence >= 0.9 are right (calibration);
 - plate-free frames on which anything was reported (false positives);
 - exact accuracy on close-ups (one plate drawn 1.5-3 times as wide as in the frames above),
@@ -80,9 +81,11 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
 
     times, per_group, confident = [], defaultdict(Counter), Counter()
     hits = total = false_reads = layouts_right = 0
+    colours = Counter()  # of plates read right in daylight: night frames are infrared, colourless
     for _ in range(args.frames):
         specs = [random_plate_spec(rng) for _ in range(1 if rng.random() < 0.6 else 2)]
-        image, truths = render_scene(specs, rng=rng, night=rng.random() < 0.2, style="test")
+        night = rng.random() < 0.2
+        image, truths = render_scene(specs, rng=rng, night=night, style="test")
         started = time.perf_counter()
         results = recognizer.recognize(image)
         times.append((time.perf_counter() - started) * 1000)
@@ -94,6 +97,9 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
             total += 1
             hits += right
             layouts_right += right and found[0].layout == truth.layout
+            if right and not night:
+                colours["read"] += 1
+                colours["right"] += found[0].colour == truth.colour
             for key in (f"layout:{truth.layout}", f"colour:{truth.colour}"):
                 per_group[key]["total"] += 1
                 per_group[key]["right"] += right
@@ -102,7 +108,8 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
                 confident["right"] += right
         false_reads += sum(id(r) not in claimed for r in results)
     return {"times": times, "hits": hits, "total": total, "groups": per_group, "confident": confident,
-            "false_reads": false_reads, "layouts_right": layouts_right}  # fmt: skip
+            "false_reads": false_reads, "layouts_right": layouts_right,
+            "colours": colours}  # fmt: skip
 
 
 def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
@@ -217,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
     accuracy = frames["hits"] / frames["total"] if frames["total"] else None
     layout_accuracy = frames["layouts_right"] / frames["hits"] if frames["hits"] else None
+    colours = frames["colours"]
+    colour_accuracy = colours["right"] / colours["read"] if colours["read"] else None
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"])
@@ -230,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  exact plate accuracy {accuracy:.3f}; extra reads not on a plate: {frames['false_reads']}")
     if layout_accuracy is not None:
         print(f"  layout right for {layout_accuracy:.3f} of the plates read right")
+    if colour_accuracy is not None:
+        print(f"  colour right for {colour_accuracy:.3f} of the plates read right in daylight "
+              f"(night frames are infrared: no colour to see)")
     for key, counts in sorted(frames["groups"].items()):
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
     if crop_ms is not None:
@@ -259,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         "accuracy": _rounded(accuracy),
         "crop_accuracy": _rounded(crop_accuracy),
         "layout_accuracy": _rounded(layout_accuracy),
+        "colour_accuracy": _rounded(colour_accuracy),
         "plates": frames["total"],
         "extra_reads": frames["false_reads"],
         "precision_at_0_9": None if precision_09 is None else round(precision_09, 4),

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHARES = {"accuracy", "crop_accuracy", "layout_accuracy", "close_up_accuracy", "angled_accuracy",
-          "tilted_accuracy", "large_frame_accuracy"}
+SHARES = {"accuracy", "crop_accuracy", "layout_accuracy", "colour_accuracy", "close_up_accuracy",
+          "angled_accuracy", "tilted_accuracy", "large_frame_accuracy"}
 
 
 def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:

@@ -92,6 +92,23 @@ def test_colour_classes(recognizer: PlateRecognizer) -> None:
     assert hits >= 10
 
 
+def test_colour_of_coloured_plates_in_daylight_scenes(recognizer: PlateRecognizer) -> None:
+    """Blue and red plates carry bold white characters, which once outnumbered the
+    background pixels and made the plate read as white (3 of these 23 were)."""
+    rng = np.random.default_rng(7)
+    right = found_plates = 0
+    for colour in ("blue", "red", "yellow"):
+        for layout in LAYOUTS:
+            for _ in range(3):
+                spec = _spec(rng, layout, colour)
+                image, truths = render_scene([spec], rng=rng, style="test", occlusion=0.0)
+                result = _found(recognizer.recognize(image), truths[0])
+                if result is not None:
+                    found_plates += 1
+                    right += result.colour == colour
+    assert found_plates >= 20 and right >= found_plates - 1, f"{right} of {found_plates}"
+
+
 def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
     rng = np.random.default_rng(5)
     for index in range(8):
