@@ -74,11 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ioc.demo import embedded_services
+    from ioc.embedded.ports import free_port
 
     workdir = Path(".run/bench-pipeline")
     workdir.mkdir(parents=True, exist_ok=True)
-    from ioc.embedded.ports import free_port
-
     base = get_settings().model_copy(update={
         "topic_prefix": f"bench{uuid.uuid4().hex[:8]}",
         "worker_web_port": free_port(), "worker_metrics_port": free_port(),  # a running worker keeps its own
