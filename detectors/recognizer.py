@@ -9,6 +9,7 @@ be shared by a thread pool; loading one per thread works too (about 25 MB each).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,11 @@ MODELS_DIR = Path(__file__).with_name("models")
 _SMALL_IMAGE = 800
 _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
+# An image whose pixels all have channels within this many levels is colourless (infrared)...
+_GREY_SPREAD = 6
+# ... unless the plate fills more than this share of it: a tight crop of a white plate can
+# be as grey as an infrared frame, and its colour is then the plate's own (white).
+_CROP_SHARE = 0.25
 _MAX_PLATES = 6  # detections read per frame, best first
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
 _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop has the time for one)
@@ -157,6 +163,22 @@ def plate_colour(crop: np.ndarray) -> str:
     return "unknown"
 
 
+def _colourless(frame: np.ndarray) -> bool:
+    """Whether a scene carries no colour at all: an infrared (night) camera's frame, whose
+    plates' colours cannot be seen. A daylight scene has coloured pixels somewhere (cars,
+    signs, vegetation, sky); 99 % of this one's pixels have channels within a few levels."""
+    small = cv2.resize(frame, (160, max(int(160 * frame.shape[0] / frame.shape[1]), 1)),
+                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    spread = small.max(axis=2).astype(np.int16) - small.min(axis=2)
+    return float(np.percentile(spread, 99)) <= _GREY_SPREAD
+
+
+def _plate_share(result: PlateResult, frame: np.ndarray) -> float:
+    """The share of the image the plate's box covers (near 1 for a tight crop)."""
+    _, _, width, height = result.bbox
+    return width * height / (frame.shape[0] * frame.shape[1])
+
+
 def _evidence_crop(image: np.ndarray, corners: np.ndarray, layout: Layout) -> np.ndarray:
     mm_w, mm_h = {Layout.ONE_LINE: (520, 110), Layout.TWO_LINE: (330, 165), Layout.MOTORBIKE: (190, 140)}[
         layout
@@ -230,6 +252,9 @@ class PlateRecognizer:
             if crop_result is not None and crop_result.confidence > best:
                 elsewhere = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
                 results = [crop_result, *elsewhere]
+        if results and _colourless(frame):
+            results = [r if _plate_share(r, frame) > _CROP_SHARE else dataclasses.replace(r, colour="unknown")
+                       for r in results]  # fmt: skip
         return sorted(results, key=lambda r: r.confidence, reverse=True)
 
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:

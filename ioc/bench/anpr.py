@@ -100,6 +100,9 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
             if right and not night:
                 colours["read"] += 1
                 colours["right"] += found[0].colour == truth.colour
+            elif right:
+                colours["night_read"] += 1
+                colours["night_unknown"] += found[0].colour == "unknown"
             for key in (f"layout:{truth.layout}", f"colour:{truth.colour}"):
                 per_group[key]["total"] += 1
                 per_group[key]["right"] += right
@@ -240,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
     if layout_accuracy is not None:
         print(f"  layout right for {layout_accuracy:.3f} of the plates read right")
     if colour_accuracy is not None:
-        print(f"  colour right for {colour_accuracy:.3f} of the plates read right in daylight "
-              f"(night frames are infrared: no colour to see)")
+        print(f"  colour right for {colour_accuracy:.3f} of the plates read right in daylight; in infrared "
+              f"night frames {colours['night_unknown']} of {colours['night_read']} reported with unknown "
+              f"colour (the others' frames have a colour cast)")
     for key, counts in sorted(frames["groups"].items()):
         print(f"    {key:18s} {counts['right'] / counts['total']:.3f} ({counts['total']})")
     if crop_ms is not None:

@@ -109,6 +109,22 @@ def test_colour_of_coloured_plates_in_daylight_scenes(recognizer: PlateRecognize
     assert found_plates >= 20 and right >= found_plates - 1, f"{right} of {found_plates}"
 
 
+def test_infrared_frames_give_no_colour_grey_crops_keep_theirs(recognizer: PlateRecognizer) -> None:
+    rng = np.random.default_rng(4)
+    image, truths = render_scene([_spec(rng, "one_line", "yellow")], rng=rng, style="test", occlusion=0.0)
+    infrared = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    in_colour = _found(recognizer.recognize(image), truths[0])
+    in_infrared = _found(recognizer.recognize(infrared), truths[0])
+    assert in_colour is not None and in_colour.colour == "yellow"
+    assert in_infrared is not None and in_infrared.colour == "unknown"
+    # a tight crop is all plate: a grey one is a white plate, whichever entry point reads it
+    plate = render_plate(plate_format.random_plate_text(rng, layout="one_line"), layout="one_line",
+                         colour="white", rng=rng, style="test", scale=0.6)  # fmt: skip
+    grey_crop = cv2.cvtColor(cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert [r.colour for r in recognizer.recognize(grey_crop)][:1] == ["white"]
+    assert recognizer.read_crop(grey_crop).colour == "white"
+
+
 def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
     rng = np.random.default_rng(5)
     for index in range(8):
