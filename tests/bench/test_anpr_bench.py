@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 SHARES = {"accuracy", "crop_accuracy", "layout_accuracy", "colour_accuracy", "close_up_accuracy",
-          "angled_accuracy", "tilted_accuracy", "large_frame_accuracy"}
+          "angled_accuracy", "tilted_accuracy", "large_frame_accuracy", "passage_frame_accuracy",
+          "passage_accuracy"}
 
 
 def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "3", "--crops", "3", "--negatives", "2",
-         "--close-ups", "1", "--angled", "1", "--tilted", "1", "--large", "1"],
+         "--close-ups", "1", "--angled", "1", "--tilted", "1", "--large", "1", "--passages", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -32,11 +33,12 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
 def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "0", "--crops", "0", "--negatives", "0",
-         "--close-ups", "0", "--angled", "2", "--tilted", "0", "--large", "0"],
+         "--close-ups", "0", "--angled", "2", "--tilted", "0", "--large", "0", "--passages", "0"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["frame_ms"] is None and summary["crop_ms"] is None
     assert summary["accuracy"] is None and summary["tilted_accuracy"] is None
+    assert summary["passage_accuracy"] is None
     assert 0.0 <= summary["angled_accuracy"] <= 1.0
