@@ -479,12 +479,18 @@ async def _frames(settings: Settings, args: argparse.Namespace, workdir: Path) -
 
     Before the clock starts every worker has recognised a warm-up frame, so all have joined
     the consumer group, loaded their models and hold their partitions: with 100 frames the
-    group's join (seconds on this broker) had been most of the measured time.
+    group's join (seconds on this broker) had been most of the measured time. The phase has
+    topics and a consumer group of its own: the worker started after it, in the group these
+    workers had just left, once never got its partitions (Tansu).
     """
     from ioc.demo import DemoProcesses, child_env
     from ioc.embedded.ports import free_port
     from ioc.simulator import TrafficSimulator
+    from streams.topics import create_topics
 
+    settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}-frames",
+                                           "consumer_group": f"{settings.consumer_group}-frames"})
+    await asyncio.to_thread(create_topics, settings)
     sim = TrafficSimulator(settings, seed=11)
     cameras = [c for c in sim.cameras if not c.edge]
     frames = [sim.frame_event(sim.next_vehicle(), sim.rng.choice(cameras)) for _ in range(args.frames)]
