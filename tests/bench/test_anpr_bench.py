@@ -14,14 +14,18 @@ SHARES = {"accuracy", "crop_accuracy", "layout_accuracy", "colour_accuracy", "cl
           "passage_accuracy"}
 
 
-def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "3", "--crops", "3", "--negatives", "2",
-         "--close-ups", "1", "--angled", "1", "--tilted", "1", "--large", "1", "--passages", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+def _bench_anpr(cwd: Path, **counts: int) -> list[str]:
+    """stdout lines of ``ioc bench anpr`` with these set sizes (``close_ups=1`` is ``--close-ups 1``)."""
+    options = [arg for name, count in counts.items() for arg in (f"--{name.replace('_', '-')}", str(count))]
+    run = subprocess.run([sys.executable, "-m", "ioc", "bench", "anpr", *options],
+                         cwd=cwd, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    lines = run.stdout.strip().splitlines()
+    return run.stdout.strip().splitlines()
+
+
+def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:
+    lines = _bench_anpr(tmp_path, frames=3, crops=3, negatives=2, close_ups=1, angled=1, tilted=1, large=1,
+                        passages=1)  # fmt: skip
     summary = json.loads(lines[-1])
     assert summary.keys() >= {"frame_ms", "crop_ms", "accuracy", "rss_mb"} | SHARES
     assert summary["frame_ms"] > 0 and summary["crop_ms"] > 0
@@ -31,13 +35,9 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
 
 
 def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "ioc", "bench", "anpr", "--frames", "0", "--crops", "0", "--negatives", "0",
-         "--close-ups", "0", "--angled", "2", "--tilted", "0", "--large", "0", "--passages", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    lines = _bench_anpr(tmp_path, frames=0, crops=0, negatives=0, close_ups=0, angled=2, tilted=0, large=0,
+                        passages=0)  # fmt: skip
+    summary = json.loads(lines[-1])
     assert summary["frame_ms"] is None and summary["crop_ms"] is None
     assert summary["accuracy"] is None and summary["tilted_accuracy"] is None
     assert summary["passage_accuracy"] is None
