@@ -228,8 +228,9 @@ def _passages(count: int, recognizer: Any, rng: np.random.Generator) -> dict[str
             "accuracy": passages_right / count if count else None}  # fmt: skip
 
 
-def _rounded(share: float | None) -> float | None:
-    return None if share is None else round(share, 4)
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    """``value`` rounded, or None for a figure not measured (a set asked for none of)."""
+    return None if value is None else round(value, digits)
 
 
 def _confident(outcome: dict[str, Any]) -> str:
@@ -312,16 +313,16 @@ def run(args: argparse.Namespace) -> int:
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
     print(f"peak RSS {rss_mb:.0f} MB before the large frames, {large_rss_mb:.0f} MB after them")
     summary = {
-        "frame_ms": None if frame_ms is None else round(frame_ms, 3),
+        "frame_ms": _rounded(frame_ms, 3),
         "frames_per_s": None if frame_ms is None else round(1000 / frame_ms, 2),
-        "crop_ms": None if crop_ms is None else round(crop_ms, 3),
+        "crop_ms": _rounded(crop_ms, 3),
         "accuracy": _rounded(accuracy),
         "crop_accuracy": _rounded(crop_accuracy),
         "layout_accuracy": _rounded(layout_accuracy),
         "colour_accuracy": _rounded(colour_accuracy),
         "plates": frames["total"],
         "extra_reads": frames["false_reads"],
-        "precision_at_0_9": None if precision_09 is None else round(precision_09, 4),
+        "precision_at_0_9": _rounded(precision_09),
         "reads_at_0_9": confident["reads"],
         "false_positive_frames": negatives,
         "negative_frames": args.negatives,
@@ -329,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
         "large_frame_accuracy": _rounded(large["accuracy"]),
-        "large_frame_ms": None if large["ms"] is None else round(large["ms"], 2),
+        "large_frame_ms": _rounded(large["ms"], 2),
         "passage_frame_accuracy": _rounded(passages["frame_accuracy"]),
         "passage_accuracy": _rounded(passages["accuracy"]),
         "rss_mb": round(rss_mb, 1),

@@ -540,20 +540,14 @@ async def _warm_up_frames(settings: Settings, frame: CameraFrame, metrics: _Work
     """Send a frame to every partition until each worker has recognised one and none is pending."""
     producer = await _producer(settings)
     sent = 0
-    deadline = time.monotonic() + 180
+    deadline, late = time.monotonic() + 180, "the frame workers did not all start within 180 s"
     try:
         while True:
             for partition in range(settings.topic_partitions):
-                fresh = frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
-                await producer.send(settings.topics.frames, fresh.to_json(), partition=partition)
+                await producer.send(settings.topics.frames, _fresh(frame).to_json(), partition=partition)
                 sent += 1
             await producer.flush()
-            counters = await metrics.read()
-            while sum(n for n, _ in counters) < sent:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the frame workers did not all start within 180 s")
-                await asyncio.sleep(0.5)
-                counters = await metrics.read()
+            counters = await metrics.wait_for(sent, deadline, late)
             if all(n > 0 for n, _ in counters):
                 return
     finally:
@@ -567,16 +561,16 @@ async def _push_frames(
     producer = await _producer(settings)
     try:
         for frame in frames:
-            fresh = frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
-            await producer.send(settings.topics.frames, fresh.to_json(), key=frame.camera_id.encode())
+            await producer.send(settings.topics.frames, _fresh(frame).to_json(), key=frame.camera_id.encode())
         await producer.flush()
     finally:
         await producer.stop()
-    deadline = time.monotonic() + 300
-    while sum(n for n, _ in await metrics.read()) < done:
-        if time.monotonic() > deadline:
-            raise TimeoutError("frames were not all recognised within 300 s")
-        await asyncio.sleep(0.1)
+    await metrics.wait_for(done, time.monotonic() + 300, "frames were not all recognised within 300 s")
+
+
+def _fresh(frame: CameraFrame) -> CameraFrame:
+    """The frame as a new event captured now."""
+    return frame.model_copy(update={"event_id": uuid.uuid4(), "captured_at": datetime.now(UTC)})
 
 
 class _WorkerMetrics:
@@ -610,6 +604,17 @@ class _WorkerMetrics:
                     cpu = float(line.split()[1])
             counters.append((frames, cpu))
         return counters
+
+    async def wait_for(self, total: int, deadline: float, timeout_message: str) -> list[tuple[int, float]]:
+        """Poll until the workers have recognised ``total`` frames together; their counters then.
+        ``deadline`` is on the ``time.monotonic()`` clock."""
+        while True:
+            counters = await self.read()
+            if sum(n for n, _ in counters) >= total:
+                return counters
+            if time.monotonic() > deadline:
+                raise TimeoutError(timeout_message)
+            await asyncio.sleep(0.1)
 
     async def aclose(self) -> None:
         await self._client.aclose()
