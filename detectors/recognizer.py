@@ -20,7 +20,7 @@ import numpy as np
 
 from detectors import plate_format
 from detectors.detection import CornerRefiner, Detection, PlateDetector
-from detectors.geometry import layout_from_aspect, order_corners, quad_size, rectify
+from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, decode
@@ -44,6 +44,9 @@ _SCENE_SHARE = 1 / 16
 _MAX_PLATES = 6  # detections read per frame, best first
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
 _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop has the time for one)
+# An unsure read is looked at again with its corners moved by these shares of the plate's width
+# and height (see PlateRecognizer._look_again_if_unsure)
+_NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
 
 
 class ImageError(ValueError):
@@ -279,7 +282,8 @@ class PlateRecognizer:
             return None
         whole = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
         detection = Detection(whole, 1.0, layout_from_aspect(width, height))
-        results = self._read_detections(crop, [detection], keep_all=True, passes=1, looks=1, outline=True)
+        results = self._read_detections(crop, [detection], keep_all=True, passes=1, looks=1, outline=True,
+                                        look_again=False)  # fmt: skip
         return results[0] if results else None
 
     def _read_detections(
@@ -291,6 +295,7 @@ class PlateRecognizer:
         passes: int = _FRAME_PASSES,
         looks: int = _FRAME_LOOKS,
         outline: bool = False,
+        look_again: bool = True,
     ) -> list[PlateResult]:
         """Refine, rectify, read and decode each detection.
 
@@ -298,7 +303,8 @@ class PlateRecognizer:
         the string probabilities are averaged, which evens out corner jitter.
         ``outline`` says the detections are crop outlines, whose layout guess (from
         the crop's aspect, which a tilted plate distorts) is worth less than the
-        aspect of the refined corners.
+        aspect of the refined corners. ``look_again`` reads unsure plates again at
+        nudged corners (a crop, read in 3 ms, has not the time: 1 ms more on average).
         """
         detections = [d for d in detections if d.score >= self._calibration.min_detection]
         if not detections:
@@ -313,10 +319,14 @@ class PlateRecognizer:
         strips = [rectify(grey, c, s) for step in steps for c, s in zip(step, shapes, strict=True)]
         probs = self._reader.read(np.stack(strips))
         probs = probs.reshape(len(steps), len(detections), -1, len(ALPHABET) + 1)
+        looks = [[decode(look[i], two_row=shape != Layout.ONE_LINE) for look in probs]
+                 for i, shape in enumerate(shapes)]  # fmt: skip
+        if look_again:
+            readings = self._look_again_if_unsure(grey, corners, shapes, looks)
+        else:
+            readings = [_average(plate_looks) for plate_looks in looks]
         results = []
-        for index, (detection, quad, shape) in enumerate(zip(detections, corners, shapes, strict=True)):
-            two_row = shape != Layout.ONE_LINE
-            reading = _average([decode(look[index], two_row=two_row) for look in probs])
+        for detection, quad, shape, reading in zip(detections, corners, shapes, readings, strict=True):
             unsure = not reading.texts or reading.scores[0] < 0.3
             if unsure and detection.score >= 0.5 and _ambiguous_shape(quad):  # try the other row arrangement
                 other = Layout.TWO_LINE if shape == Layout.ONE_LINE else Layout.ONE_LINE
@@ -331,6 +341,32 @@ class PlateRecognizer:
         if not keep_all:
             results = _suppress_duplicates(results)
         return results
+
+    def _look_again_if_unsure(
+        self, grey: np.ndarray, corners: list[np.ndarray], shapes: list[Layout], looks: list[list[Reading]]
+    ) -> list[Reading]:
+        """Each plate's looks averaged, an unsure plate's after reading it again at nudged corners.
+
+        Strips warped from corners moved by a pixel or two, averaged with the first looks,
+        settle an unsure read (below :data:`_SURE`) of a plate narrower than its strip (one
+        the warp enlarges, where a pixel of corner error is much of a character) a little
+        more often right than wrong: held-out frames of five seeds +6 of about 1,600 plates,
+        more reads at >= 0.9 and their precision unchanged, about 0.5 ms a frame. Nudging
+        wider plates too lost as many close-ups as it gained elsewhere. One reader call takes
+        the nudged strips of every unsure plate. A plate with no reading at all is left
+        alone: nudging read none of those and cost about 5 ms a frame.
+        """
+        readings = [_average(plate_looks) for plate_looks in looks]
+        unsure = [i for i, r in enumerate(readings) if r.texts and self._calibration(r.scores[0]) < _SURE
+                  and quad_size(corners[i])[0] < _strip_width(shapes[i])]  # fmt: skip
+        if not unsure:
+            return readings
+        strips = [rectify(grey, quad, shapes[i]) for i in unsure for quad in _nudged(corners[i])]
+        probs = self._reader.read(np.stack(strips)).reshape(len(unsure), len(_NUDGES), -1, len(ALPHABET) + 1)
+        for i, plate_probs in zip(unsure, probs, strict=True):
+            again = [decode(p, two_row=shapes[i] != Layout.ONE_LINE) for p in plate_probs]
+            readings[i] = _average(looks[i] + again)
+        return readings
 
     @staticmethod
     def _shape(detection: Detection, corners: np.ndarray, *, outline: bool = False) -> Layout:
@@ -377,6 +413,17 @@ class PlateRecognizer:
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
         )
+
+
+def _strip_width(shape: Layout) -> int:
+    """How wide the reader's strip shows a plate of ``shape`` (each row of a two-row plate: half)."""
+    return READER_WIDTH if shape == Layout.ONE_LINE else READER_WIDTH // 2
+
+
+def _nudged(quad: np.ndarray) -> list[np.ndarray]:
+    """``quad`` moved diagonally by each of :data:`_NUDGES` (shares of its width and height)."""
+    size = np.array(quad_size(quad), np.float32)
+    return [quad + nudge * size for nudge in _NUDGES]
 
 
 def _average(readings: list[Reading]) -> Reading:

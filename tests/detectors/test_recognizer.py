@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from detectors import plate_format
+from detectors.reading import Reading, StripReader
 from detectors.recognizer import ImageError, PlateRecognizer, PlateResult
 from detectors.synthetic import PlateSpec, random_plate_spec, render_plate, render_plate_patch, render_scene
 
@@ -132,6 +133,45 @@ def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
         assert recognizer.recognize(image) == []
     assert recognizer.recognize(np.zeros((720, 1280, 3), np.uint8)) == []
     assert recognizer.recognize(np.full((720, 1280, 3), 255, np.uint8)) == []
+
+
+def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a plate again at nudged corners costs 4 strips: it pays for plates read unsure and
+    narrower than their strip, not for sure reads (most plates) nor wider plates (close-ups lost
+    as many as they gained), so only those are read again, all in one reader call."""
+    batches: list[int] = []
+    read = StripReader.read
+    monkeypatch.setattr(StripReader, "read", lambda self, strips: batches.append(len(strips)) or read(self, strips))  # noqa: E501
+    rng = np.random.default_rng(12)
+    image, _ = render_scene([_spec(rng, "one_line", "white")], rng=rng, style="test")
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+    def quad(width: float) -> np.ndarray:
+        return np.array([[100, 100], [100 + width, 100], [100 + width, 130], [100, 130]], np.float32)
+
+    sure, unsure = Reading(("51F86988",), (0.9995,)), Reading(("51F86988", "51F86989"), (0.3, 0.2))
+    looks = [[sure, sure], [unsure, unsure], [unsure, unsure], [unsure, unsure]]
+    one_line, two_row = plate_format.Layout.ONE_LINE, plate_format.Layout.TWO_LINE
+    shapes = [one_line, one_line, one_line, two_row]  # a two-row plate's rows are strips of 96 px
+    corners = [quad(120), quad(120), quad(400), quad(120)]
+    readings = recognizer._look_again_if_unsure(grey, corners, shapes, looks)
+    assert batches == [4]  # the small unsure plate alone, in one call
+    assert readings[0] == sure and readings[2] == unsure and readings[3] == unsure
+    assert readings[1] != unsure  # averaged with the 4 new looks
+    batches.clear()
+    assert recognizer._look_again_if_unsure(grey, [quad(120)], shapes[:1], [[sure, sure]]) == [sure]
+    assert batches == []
+    # a tight crop (read in about 3 ms) is not read again, even when small and unsure
+    patch, corners = render_plate_patch(_spec(rng, "one_line", "white"), rng=rng, style="test", occlusion=0.0)
+    x0, y0 = np.maximum(np.floor(corners.min(axis=0)), 0).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+    scale = 40 / (x1 - x0)  # 40 px wide: read unsure
+    crop = cv2.resize(patch[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    result = recognizer.read_crop(crop)
+    assert result is not None and result.confidence < 0.9
+    assert batches and all(size == 1 for size in batches), batches
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
