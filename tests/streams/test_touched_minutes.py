@@ -30,3 +30,10 @@ def test_a_failed_refresh_gives_its_minutes_back() -> None:
     touched.add([T0 + timedelta(minutes=1)])
     touched.restore(taken)
     assert as_ranges(touched.take()) == [(T0, T0 + timedelta(minutes=1))]
+
+
+def test_the_same_clock_time_in_two_zones_is_two_minutes() -> None:
+    touched = TouchedMinutes()
+    hanoi = timezone(timedelta(hours=7))
+    touched.add([T0, T0.replace(tzinfo=hanoi), T0 + timedelta(seconds=30)])
+    assert as_ranges(touched.take()) == [(T0 - timedelta(hours=7), T0 - timedelta(hours=7)), (T0, T0)]
