@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 ISSUE_FIELDS = {"events_per_s", "baseline_events_per_s", "ratio", "store_latency_p99_ms",
@@ -39,3 +41,23 @@ def test_a_small_run_prints_each_phase_and_the_json_summary_last(tmp_path: Path)
     # the two workers shared the frames: each recognised some, none twice
     shares = [int(n) for n in re.search(r"\(([\d/]+) frames\)", frame_lines[1]).group(1).split("/")]
     assert len(shares) == 2 and min(shares) > 0 and sum(shares) == FRAMES, frame_lines[1]
+
+
+def test_alert_latency_is_measured_from_watchlist_hits_only() -> None:
+    """Camera-offline and flow alerts can come during the latency phase: they have no capture
+    time (a run once ended on one), so they are counted apart, not measured."""
+    from ioc.bench.pipeline import newest_capture
+    from ioc.schemas import Alert, AlertKind, Severity
+
+    def as_json(alert: Alert) -> dict:
+        return json.loads(alert.model_dump_json())
+
+    offline = Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.CAMERA_OFFLINE, severity=Severity.WARNING,
+                    subject="cam-1")  # fmt: skip
+    assert newest_capture(as_json(offline)) is None
+    first, later = datetime(2026, 12, 4, 9, 0, tzinfo=UTC), datetime(2026, 12, 4, 9, 0, 5, tzinfo=UTC)
+    route = [{"captured_at": first.isoformat()}, {"captured_at": later.isoformat()}]
+    hit = Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT, severity=Severity.CRITICAL,
+                subject="51F86988", captured_at=first, evidence={"route": route})  # fmt: skip
+    assert newest_capture(as_json(hit)) == later
+    assert newest_capture(as_json(hit.model_copy(update={"evidence": {}}))) == first
