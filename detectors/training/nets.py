@@ -1,7 +1,7 @@
 """The two small networks: a CTC strip reader and a CenterNet-style plate detector.
 
 Both are sized for one CPU core at run time (about 30 M multiply-adds per
-plate strip, about 250 M per 640x384 frame) and export to ONNX with their input
+plate strip, about 215 M per 640x384 frame) and export to ONNX with their input
 normalisation inside, so the runtime passes plain ``float32`` pixels in [0, 1].
 """
 
@@ -86,10 +86,10 @@ class PlateDetector(nn.Module):
         self.lat8 = nn.Conv2d(64, 64, 1)
         self.top16 = nn.Conv2d(96, 64, 1)
         self.fuse8 = _separable(64, 64)
-        self.lat4 = nn.Conv2d(32, 48, 1)
-        self.top8 = nn.Conv2d(64, 48, 1)
-        self.fuse4 = _separable(48, 48)
-        self.head = nn.Sequential(_conv(48, 48, kernel=1, padding=0), nn.Conv2d(48, 12, 1))
+        self.lat4 = nn.Conv2d(32, 32, 1)
+        self.top8 = nn.Conv2d(64, 32, 1)
+        self.fuse4 = _separable(32, 32)
+        self.head = nn.Sequential(_conv(32, 32, kernel=1, padding=0), nn.Conv2d(32, 12, 1))
         nn.init.constant_(self.head[-1].bias[:1], -4.0)
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
