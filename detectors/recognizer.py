@@ -36,10 +36,10 @@ _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
 # An image whose pixels all have channels within this many levels is colourless (infrared)...
 _GREY_SPREAD = 6
-_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for that
 # ... unless the plate fills more than this share of it: a tight crop of a white plate can
 # be as grey as an infrared frame, and its colour is then the plate's own (white).
 _CROP_SHARE = 0.25
+_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for colour (see _colourless)
 # A plate read covering less than this share of an image makes it a scene (see _is_scene)
 _SCENE_SHARE = 1 / 16
 _MAX_PLATES = 6  # detections read per frame, best first
