@@ -115,10 +115,16 @@ def _measure_statistics(
 def resume(model: nn.Module, checkpoint: Path, shipped: Path, calibration: torch.Tensor) -> str:
     """Fine-tuning start: the torch ``checkpoint`` if there is one, else the shipped ONNX model."""
     if checkpoint.exists():
-        model.load_state_dict(torch.load(checkpoint))
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
         return str(checkpoint)
     load_folded(model, shipped, calibration)
     return str(shipped)
+
+
+def save_checkpoint(model: nn.Module, checkpoint: Path) -> None:
+    """Save the weights as CPU tensors, so a checkpoint written on a GPU resumes anywhere."""
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({name: value.cpu() for name, value in model.state_dict().items()}, checkpoint)
 
 
 def replace_atomically(write: Callable[[Path], None], path: Path) -> None:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import time
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,8 @@ from torch import nn
 
 from detectors.training.data import CACHE, DETECTOR_STRIDE, detector_set
 from detectors.training.nets import PlateDetector
-from detectors.training.onnx_init import replace_atomically, resume
+from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
+from detectors.training.options import add_hardware_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ def targets(corners: np.ndarray, layouts: np.ndarray, size: tuple[int, int]) -> 
     return {"heat": heat, "offsets": offsets, "layout": layout, "weight": weight}
 
 
-def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     images, heats, offsets, layouts, weights = [], [], [], [], []
     full_h, full_w = data["images"].shape[1:3]
     for i in indices:
@@ -89,12 +94,31 @@ def sample_batch(data: dict, indices: np.ndarray, rng: np.random.Generator) -> d
         layouts.append(t["layout"])
         weights.append(t["weight"])
     return {
-        "images": torch.from_numpy(np.stack(images)),
-        "heat": torch.from_numpy(np.stack(heats)),
-        "offsets": torch.from_numpy(np.stack(offsets)),
-        "layout": torch.from_numpy(np.stack(layouts)),
-        "weight": torch.from_numpy(np.stack(weights)),
+        "images": np.stack(images),
+        "heat": np.stack(heats),
+        "offsets": np.stack(offsets),
+        "layout": np.stack(layouts),
+        "weight": np.stack(weights),
     }
+
+
+_FRAMES: dict[str, np.ndarray] = {}  # the training set, shared with the batch workers by fork
+
+
+def _batch_job(job: tuple[np.ndarray, int]) -> dict[str, np.ndarray]:
+    indices, seed = job
+    return sample_batch(_FRAMES, indices, np.random.default_rng(seed))
+
+
+def prefetched_batches(pool: Pool, jobs: list[tuple[np.ndarray, int]], depth: int) -> Iterator[dict]:
+    """The batches of ``jobs`` in order, at most ``depth`` being made ahead (they are large)."""
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_batch_job, (job,)))
+        if len(pending) >= depth:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,8 +156,9 @@ def loss_terms(raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch
 def export(model: PlateDetector, path: Path) -> None:
     """Write the ONNX detector to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()
+    dummy = torch.zeros(1, 3, 288, 512, device=next(model.parameters()).device)
     replace_atomically(lambda target: torch.onnx.export(
-        model, torch.zeros(1, 3, 288, 512), str(target), input_names=["image"], output_names=["maps"],
+        model, dummy, str(target), input_names=["image"], output_names=["maps"],
         dynamic_axes={"image": {2: "height", 3: "width"}, "maps": {2: "rows", 3: "columns"}},
         opset_version=17, dynamo=False,
     ), path)  # fmt: skip
@@ -153,27 +178,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=MODELS, help="folder to export detector.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
+    add_hardware_arguments(parser, batch=32)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    sets = [detector_set(args.frames, seed=seed, style="train") for seed in args.seeds]
-    data = {key: np.concatenate([part[key] for part in sets]) for key in ("images", "corners", "layouts")}
-    model = PlateDetector()
-    checkpoint = CACHE / "detector.pt"
-    if args.resume:
-        calibration = torch.from_numpy(data["images"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-        logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS / "detector.onnx", calibration))
+    device = torch.device(args.device)
+    sets = [detector_set(args.frames, seed=seed, style="train", workers=args.workers) for seed in args.seeds]
+    _FRAMES.update(
+        {key: np.concatenate([part[key] for part in sets]) for key in ("images", "corners", "layouts")}
+    )
+    # the batch workers fork before this process starts CUDA
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+        model = PlateDetector()
+        if args.resume:
+            calibration = _FRAMES["images"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            start = resume(
+                model, CACHE / "detector.pt", MODELS / "detector.onnx", torch.from_numpy(calibration)
+            )
+            logger.info("fine-tuning from %s", start)
+        fit(model.to(device), pool, args)
+
+
+def fit(model: PlateDetector, pool: Pool, args: argparse.Namespace) -> None:
+    """Train for ``args.minutes`` with a cosine learning rate; checkpoint and export every 300 steps."""
+    device = next(model.parameters()).device
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(0)
-    batch_size = 32
     budget_s = args.minutes * 60
     started = time.monotonic()
     step, estimated_steps = 0, None
-    n = len(data["images"])
+    n = len(_FRAMES["images"])
     while time.monotonic() - started < budget_s:
         order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1, batch_size):
+        jobs = [(order[start : start + args.batch], int(rng.integers(2**63)))
+                for start in range(0, n - args.batch + 1, args.batch)]  # fmt: skip
+        for arrays in prefetched_batches(pool, jobs, depth=2 * args.workers):
             elapsed = time.monotonic() - started
             if elapsed > budget_s:
                 break
@@ -183,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress = min(step / estimated_steps, 1.0)
                 for group in optimiser.param_groups:
                     group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
-            batch = sample_batch(data, order[start : start + batch_size], rng)
+            batch = {key: torch.from_numpy(value).to(device) for key, value in arrays.items()}
             focal, corner, layout = loss_terms(model.raw(batch["images"]), batch)
             loss = focal + corner + 0.5 * layout
             optimiser.zero_grad()
@@ -195,9 +235,9 @@ def main(argv: list[str] | None = None) -> None:
                 logger.info("step %d focal %.3f corner %.3f layout %.3f (%.0fs)", step, focal.item(),
                             corner.item(), layout.item(), time.monotonic() - started)  # fmt: skip
             if step % 300 == 0:
-                torch.save(model.state_dict(), checkpoint)
+                save_checkpoint(model, CACHE / "detector.pt")
                 export(model, args.out / "detector.onnx")
-        torch.save(model.state_dict(), checkpoint)
+        save_checkpoint(model, CACHE / "detector.pt")
         export(model, args.out / "detector.onnx")
         logger.info("epoch done at step %d", step)
 

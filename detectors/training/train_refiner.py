@@ -22,7 +22,8 @@ from torch import nn
 from detectors.geometry import REFINE_SIZE
 from detectors.training.data import CACHE, refiner_set
 from detectors.training.nets import CornerRefiner
-from detectors.training.onnx_init import replace_atomically, resume
+from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
+from detectors.training.options import add_hardware_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def export(model: CornerRefiner, path: Path) -> None:
     """Write the ONNX refiner to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()
+    dummy = torch.zeros(1, 1, REFINE_SIZE[1], REFINE_SIZE[0], device=next(model.parameters()).device)
     replace_atomically(lambda target: torch.onnx.export(
-        model, torch.zeros(1, 1, REFINE_SIZE[1], REFINE_SIZE[0]), str(target), input_names=["view"],
+        model, dummy, str(target), input_names=["view"],
         output_names=["corners"], dynamic_axes={"view": {0: "n"}, "corners": {0: "n"}}, opset_version=17,
         dynamo=False,
     ), path)  # fmt: skip
@@ -45,7 +47,7 @@ def pixel_error(model: CornerRefiner, data: dict[str, np.ndarray]) -> float:
     model.eval()
     with torch.no_grad():
         views = torch.from_numpy(data["views"]).float().unsqueeze(1) / 255.0
-        predicted = model(views).numpy().reshape(-1, 4, 2)
+        predicted = model(views.to(next(model.parameters()).device)).cpu().numpy().reshape(-1, 4, 2)
     model.train()
     truth = data["corners"].reshape(-1, 4, 2)
     return float(np.linalg.norm((predicted - truth) * np.array(REFINE_SIZE), axis=-1).mean())
@@ -64,13 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=MODELS, help="folder to export refiner.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[31], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
+    add_hardware_arguments(parser, batch=128)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    sets = [refiner_set(args.samples, seed=seed, style="train") for seed in args.seeds]
+    device = torch.device(args.device)
+    sets = [refiner_set(args.samples, seed=seed, style="train", workers=args.workers) for seed in args.seeds]
     train = {key: np.concatenate([part[key] for part in sets]) for key in ("views", "corners")}
-    val = refiner_set(1000, seed=34, style="train")
+    val = refiner_set(1000, seed=34, style="train", workers=args.workers)
     logger.info("before training: %.2f px", float(np.linalg.norm(
         (val["corners"].reshape(-1, 4, 2) - np.array([[0.2, 0.25], [0.8, 0.25], [0.8, 0.75], [0.2, 0.75]]))
         * np.array(REFINE_SIZE), axis=-1).mean()))  # fmt: skip
@@ -79,13 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         calibration = torch.from_numpy(train["views"][:512]).float().unsqueeze(1) / 255.0
         start = resume(model, CACHE / "refiner.pt", MODELS / "refiner.onnx", calibration)
         logger.info("fine-tuning from %s: %.2f px", start, pixel_error(model, val))
+    model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)
     budget_s = args.minutes * 60
     started = time.monotonic()
-    step, estimated_steps, batch_size = 0, None, 128
+    step, estimated_steps, batch_size = 0, None, args.batch
     while time.monotonic() - started < budget_s:
-        order = torch.randperm(len(train["views"]), generator=generator).numpy()
+        order = torch.randperm(len(train["views"]), generator=generator, device=device).cpu().numpy()
         for start in range(0, len(order) - batch_size + 1, batch_size):
             elapsed = time.monotonic() - started
             if elapsed > budget_s:
@@ -97,10 +102,11 @@ def main(argv: list[str] | None = None) -> None:
                 for group in optimiser.param_groups:
                     group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
             idx = order[start : start + batch_size]
-            views = torch.from_numpy(train["views"][idx]).float().unsqueeze(1) / 255.0
-            gain = torch.empty(len(idx), 1, 1, 1).uniform_(0.7, 1.3, generator=generator)
-            views = (views * gain + torch.randn(views.shape, generator=generator) * 0.02).clamp(0, 1)
-            target = torch.from_numpy(train["corners"][idx])
+            views = torch.from_numpy(train["views"][idx]).to(device).float().unsqueeze(1) / 255.0
+            gain = torch.empty(len(idx), 1, 1, 1, device=device).uniform_(0.7, 1.3, generator=generator)
+            noise = torch.randn(views.shape, generator=generator, device=device) * 0.02
+            views = (views * gain + noise).clamp(0, 1)
+            target = torch.from_numpy(train["corners"][idx]).to(device)
             loss = nn.functional.smooth_l1_loss(model(views), target, beta=0.01)
             optimiser.zero_grad()
             loss.backward()
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             step += 1
             if step % 100 == 0:
                 logger.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.monotonic() - started)
-        torch.save(model.state_dict(), CACHE / "refiner.pt")
+        save_checkpoint(model, CACHE / "refiner.pt")
         export(model, args.out / "refiner.onnx")
         logger.info("epoch done at step %d: validation error %.2f px", step, pixel_error(model, val))
 
