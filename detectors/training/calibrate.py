@@ -6,7 +6,11 @@ Runs the exported models through the real runtime path on validation frames,
 crops and plate-free frames (training style, seeds never used for training),
 fits an isotonic map from the reader's raw string probability to the chance that
 the read is exactly right, and caps it below 0.9 wherever validation precision
-would fall under 99.5 %, so that ``confidence >= 0.9`` keeps its promise.
+would fall under 99.7 %, so that ``confidence >= 0.9`` keeps its promise of 99 %
+also on plates unlike the training data. The margin is for that shift: at a 99.5 %
+target, the reader fine-tuned on 2026-12-04 kept 99.5 % on validation but 99.3 %
+on a held-out set in the test style (unseen fonts and damage, seed 7001 of 600
+frames and 900 crops, not the benchmark's); at 99.7 % it kept 99.7 % there.
 The threshold below which a read is not reported is set from the plate-free
 frames.
 """
@@ -27,7 +31,7 @@ from detectors.synthetic import random_plate_spec, render_plate_patch, render_sc
 logger = logging.getLogger(__name__)
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-_TARGET_PRECISION = 0.995
+_TARGET_PRECISION = 0.997
 
 
 def isotonic(x: np.ndarray, y: np.ndarray, *, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +108,8 @@ def negatives(recognizer: PlateRecognizer, *, frames: int, seed: int) -> list[fl
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=500)
-    parser.add_argument("--crops", type=int, default=1500)
+    parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--crops", type=int, default=3000)
     parser.add_argument("--negatives", type=int, default=200)
     parser.add_argument("--models", type=Path, default=MODELS, help="folder of the models to calibrate")
     args = parser.parse_args(argv)
