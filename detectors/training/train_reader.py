@@ -110,8 +110,9 @@ def _resolution_loss(batch: torch.Tensor, generator: torch.Generator) -> torch.T
     return batch
 
 
-def evaluate(model: StripReader, data: dict[str, np.ndarray], device: torch.device) -> float:
+def evaluate(model: StripReader, data: dict[str, np.ndarray]) -> float:
     model.eval()
+    device = next(model.parameters()).device
     hits = 0
     with torch.no_grad():
         for start in range(0, len(data["strips"]), 512):
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS / "reader.onnx", calibration))
     model.to(device)
     if args.resume:
-        logger.info("start: val %.4f test %.4f", evaluate(model, val, device), evaluate(model, test, device))
+        logger.info("start: val %.4f test %.4f", evaluate(model, val), evaluate(model, test))
     batch_size = args.batch
     steps_per_epoch = len(train["strips"]) // batch_size
     budget_s = args.minutes * 60
@@ -205,9 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         epoch += 1
         save_checkpoint(model, checkpoint)
         export(model, args.out / "reader.onnx")
-        logger.info(
-            "epoch %d: val %.4f test %.4f", epoch, evaluate(model, val, device), evaluate(model, test, device)
-        )
+        logger.info("epoch %d: val %.4f test %.4f", epoch, evaluate(model, val), evaluate(model, test))
 
 
 if __name__ == "__main__":
