@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     producer_max_batch_bytes: int = Field(
         1_000_000, ge=16_384, description="Bytes of messages per partition in one produce request "
         "(Faust's 16 KB holds less than one message of 200 plate reads: every send was a round trip)")
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Codec of the batches the worker publishes (plate reads, alerts, dead "
+        "letters). Any codec is read from the source topics, whatever this says")
     dead_letter_max_payload: int = Field(
         750_000, description="Bytes of the original message kept in a dead letter (fits 1 MB topics)"
     )

@@ -62,6 +62,9 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
         broker_commit_interval=0.5,
         stream_wait_empty=False,
         producer_linger_ms=0,
+        producer_compression_type=(
+            None if settings.producer_compression == "none" else settings.producer_compression
+        ),
         # aiokafka sends one batch per partition per round trip (see Settings)
         producer_max_batch_size=settings.producer_max_batch_bytes,
         # dead letters carry the original message (up to IOC_DEAD_LETTER_MAX_PAYLOAD) in base64

@@ -31,10 +31,16 @@ CAMERA, CHECKPOINT = "IT-CP01-CAM1", "IT-CP01"
 
 
 @pytest.fixture
-async def settings(settings_factory) -> Settings:
+def settings_overrides(request: pytest.FixtureRequest) -> dict:
+    """Further settings for one test (``indirect`` parametrisation); none by default."""
+    return getattr(request, "param", {})
+
+
+@pytest.fixture
+async def settings(settings_factory, settings_overrides: dict) -> Settings:
     # envelopes of 100 reads: the messages an agent takes are stored in several batches
     s = settings_factory(recognition_threads=1, sink_batch_seconds=0.05, sink_batch_events=250,
-                         topic_partitions=4)
+                         topic_partitions=4, **settings_overrides)
     await prepare(s, [(WANTED, "integration test: stolen")], [(CAMERA, CHECKPOINT)])
     return s
 
@@ -171,6 +177,35 @@ async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
                               timeout=120)
     published = [read["text"] for value in values for read in json.loads(value)["reads"]]
     assert published == plates
+
+
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+
+
+@pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
+@pytest.mark.parametrize("settings_overrides", [{"producer_compression": "zstd"}], indirect=True)
+async def test_compressed_batches_are_read_and_published(settings: Settings, worker: DemoProcesses) -> None:
+    """Gateways built on other Kafka clients compress their batches (librdkafka and the Java
+    client offer all four codecs); the worker reads each, and publishes compressed if told to."""
+    t = settings.topics
+    plates = {codec: [f"20A{i}{n:04d}" for n in range(100)] for i, codec in enumerate(CODECS, start=1)}
+    for codec in CODECS:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, compression_type=codec)
+        await producer.start()
+        try:
+            await _send_edge_envelopes(producer, t.edge_plate_reads, plates[codec],
+                                       key=lambda _, codec=codec: codec.encode())
+        finally:
+            await producer.stop()
+
+    everything = sorted(p for batch in plates.values() for p in batch)
+    await wait_for(settings, "SELECT count(*) FROM plate_reads", [], len(everything), timeout=120)
+    stored = await scalar(settings, "SELECT array_agg(text ORDER BY text) FROM plate_reads")
+    assert stored == everything
+    values = await read_topic(settings.kafka_bootstrap, t.plate_reads, timeout=60)
+    published = sorted(read["text"] for value in values for read in json.loads(value)["reads"])
+    assert published == everything
+    assert worker.children[0][1].poll() is None
 
 
 @pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
