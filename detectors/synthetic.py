@@ -342,6 +342,74 @@ def _draw_distractor_text(image: np.ndarray, rng: np.random.Generator, style: St
         region[:] = region * (1 - mask) + colour * mask
 
 
+# On-screen display fonts: cameras and video recorders burn the time, the camera's name and
+# the like into every frame, most often in a plain vector or bitmap face.
+_OVERLAY_FONTS: dict[str, tuple[int, ...]] = {
+    "train": (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_TRIPLEX),
+    "test": (cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL),
+}
+
+
+def _overlay_line(rng: np.random.Generator) -> str:
+    """One line of a camera's on-screen display: times, places, ids, speeds."""
+    n = lambda low, high: int(rng.integers(low, high))  # noqa: E731
+    year, month, day = n(2019, 2031), n(1, 13), n(1, 29)
+    clock = f"{n(0, 24):02d}:{n(0, 60):02d}:{n(0, 60):02d}"
+    lines = (
+        f"{year}-{month:02d}-{day:02d} {clock}",
+        f"{day:02d}/{month:02d}/{year} {clock}",
+        f"{month:02d}-{day:02d}-{year} THU {clock}.{n(0, 1000):03d}",
+        f"CAM{n(1, 100):02d} KM{n(0, 300)}+{n(0, 1000):03d} QL{n(1, 60)}",
+        f"CH{n(1, 40):02d}-LANE {n(1, 5)} {'IN' if rng.random() < 0.5 else 'OUT'}",
+        f"SPEED {n(10, 130)} KM/H  LIMIT {n(4, 13) * 10}",
+        f"ID:{n(10_000, 10_000_000)}  CP{n(1, 60):02d}",
+        f"{n(10, 24)}.{n(0, 10_000):04d}N {n(102, 110)}.{n(0, 10_000):04d}E",
+        f"CHOT KIEM SOAT SO {n(1, 30)}",
+    )
+    return lines[n(0, len(lines))]
+
+
+def _draw_camera_overlay(
+    image: np.ndarray, rng: np.random.Generator, style: Style, keep_clear: list[np.ndarray]
+) -> None:
+    """One to three lines of on-screen display text: digits and letters that are not a plate.
+
+    Lines never cover the quads in ``keep_clear`` (the plates): hiding a plate is what
+    occlusion does; this is for text that could be taken for one.
+    """
+    height, width = image.shape[:2]
+    clear = [(*q.min(axis=0), *q.max(axis=0)) for q in keep_clear]
+    fonts = _OVERLAY_FONTS[style]
+    for _ in range(int(rng.integers(1, 4))):
+        text, font = _overlay_line(rng), fonts[int(rng.integers(len(fonts)))]
+        thickness = int(rng.integers(1, 3))
+        (text_w, text_h), _ = cv2.getTextSize(text, font, 1.0, thickness)
+        scale = rng.uniform(14, 42) * width / 1280 / text_h
+        (text_w, text_h), base = cv2.getTextSize(text, font, scale, thickness)
+        if text_w >= width - 8:
+            continue
+        x = int(rng.integers(4, width - text_w - 3))
+        top, bottom = text_h + 4, height - base - 2
+        band = height // 6  # most displays sit in the top or bottom band, some anywhere
+        where = rng.random()
+        if where < 0.35 and band > top:
+            y = int(rng.integers(top, band))
+        elif where < 0.7 and height - band < bottom:
+            y = int(rng.integers(height - band, bottom))
+        else:
+            y = int(rng.integers(top, max(bottom, top + 1)))
+        box = (x - 4, y - text_h - 5, x + text_w + 4, y + base + 3)
+        if any(box[0] < x1 and x0 < box[2] and box[1] < y1 and y0 < box[3] for x0, y0, x1, y1 in clear):
+            continue
+        ink = (255.0, 255.0, 255.0) if rng.random() < 0.75 else (0.0, 255.0, 255.0)
+        backing = rng.random()
+        if backing < 0.35:  # a dark band behind the text
+            cv2.rectangle(image, box[:2], box[2:], (0.0, 0.0, 0.0), -1)
+        elif backing < 0.7:  # a dark outline around each stroke
+            cv2.putText(image, text, (x, y), font, scale, (0.0, 0.0, 0.0), thickness + 2, cv2.LINE_AA)
+        cv2.putText(image, text, (x, y), font, scale, ink, thickness, cv2.LINE_AA)
+
+
 MAX_YAW = 0.35  # radians (20 degrees) a plate turns away from the camera, unless asked otherwise
 MAX_ROLL = 12.0  # degrees a plate turns in the image plane (a tilted camera or vehicle), likewise
 
@@ -439,8 +507,17 @@ def _motion_blur(image: np.ndarray, length: int, angle: float) -> np.ndarray:
     return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
 
 
-def _degrade(image: np.ndarray, rng: np.random.Generator, style: Style) -> np.ndarray:
-    """Camera damage on a float32 BGR image; returns uint8 BGR after JPEG."""
+def _degrade(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    style: Style,
+    *,
+    overlay: float = 0.0,
+    keep_clear: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Camera damage on a float32 BGR image; returns uint8 BGR after JPEG. With chance
+    ``overlay`` the camera's on-screen text (clear of the quads in ``keep_clear``) goes on
+    after the optics and sensor, before the JPEG, as cameras draw it."""
     if style == "train":
         if rng.random() < 0.4:
             sigma = rng.uniform(0.3, 1.6)
@@ -462,6 +539,8 @@ def _degrade(image: np.ndarray, rng: np.random.Generator, style: Style) -> np.nd
         # signal-dependent (shot-like) noise instead of uniform Gaussian noise
         image += rng.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(np.clip(image, 1, 255)) * 0.6
         quality = int(rng.integers(25, 90))
+    if overlay and rng.random() < overlay:
+        _draw_camera_overlay(image, rng, style, keep_clear or [])
     clipped = np.clip(image, 0, 255).astype(np.uint8)
     ok, buffer = cv2.imencode(".jpg", clipped, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(buffer, cv2.IMREAD_COLOR) if ok else clipped
@@ -510,6 +589,7 @@ def render_scene(
     plate_scale: float = 1.0,
     max_yaw: float = MAX_YAW,
     max_roll: float = MAX_ROLL,
+    overlay: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -519,7 +599,9 @@ def render_scene(
     ``occlusion`` and ``glare`` are the chances of each damage per plate. ``plate_scale``
     multiplies the plates' drawn widths (above 1: vehicles closer to the camera);
     ``max_yaw`` bounds how far (radians) a plate turns away from the camera, ``max_roll``
-    how far (degrees) it turns in the image plane.
+    how far (degrees) it turns in the image plane. ``overlay`` is the chance of the camera's
+    on-screen display (time, place, speed) burnt into the frame; at 0 no random number is drawn
+    for it, so seeds give the frames they gave before it existed.
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -565,7 +647,7 @@ def render_scene(
                                  (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), quad))  # fmt: skip
     if night:
         image = _night(image, rng, quads)
-    return _degrade(image, rng, style), truths
+    return _degrade(image, rng, style, overlay=overlay, keep_clear=quads), truths
 
 
 def degrade_crop(crop: np.ndarray, rng: np.random.Generator, *, style: Style = "train") -> np.ndarray:

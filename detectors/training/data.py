@@ -39,6 +39,8 @@ READER_COLOUR_SHARES = (0.4, 0.2, 0.2, 0.2)
 TRAIN_MAX_YAW = 0.6
 READER_SET_VERSION = 3  # part of the cache name: bump when reader_sample changes
 REFINER_SET_VERSION = 2  # likewise for refiner_sample
+DETECTOR_SET_VERSION = 2  # likewise for detector_sample (2: cameras' on-screen text)
+DETECTOR_OVERLAY = 0.3  # share of detector frames with a camera's on-screen text (time, place)
 
 
 def jitter_corners(quad: np.ndarray, rng: np.random.Generator, *, amount: float = 1.0) -> np.ndarray:
@@ -124,11 +126,13 @@ def detector_sample(
     specs = [random_plate_spec(rng) for _ in range(count)]
     night = rng.random() < 0.2
     if rng.random() < 0.15:  # some frames rendered at full size and scaled down like at run time
-        image, truths = render_scene(specs, rng=rng, night=night, style=style)  # type: ignore[arg-type]
+        image, truths = render_scene(specs, rng=rng, night=night, style=style,  # type: ignore[arg-type]
+                                     overlay=DETECTOR_OVERLAY)
         factor = DETECTOR_SIZE[0] / image.shape[1]
         image = cv2.resize(image, DETECTOR_SIZE, interpolation=cv2.INTER_AREA)
     else:
-        image, truths = render_scene(specs, size=DETECTOR_SIZE, rng=rng, night=night, style=style)  # type: ignore[arg-type]
+        image, truths = render_scene(specs, size=DETECTOR_SIZE, rng=rng, night=night,  # type: ignore[arg-type]
+                                     style=style, overlay=DETECTOR_OVERLAY)
         factor = 1.0
     layouts = {"one_line": 0, "two_line": 1, "motorbike": 2}
     corners = np.array([t.corners * factor for t in truths], np.float32).reshape(-1, 4, 2)
@@ -150,7 +154,8 @@ def _detector_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[np.nda
 
 def detector_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, object]:
     """``n`` detector frames with padded corners ``(n, 3, 4, 2)``, layouts ``(n, 3)`` (-1 = none)."""
-    path = CACHE / f"detector-{style}-{seed}-{n}.npz"
+    version = f"-v{DETECTOR_SET_VERSION}" if style == "train" else ""
+    path = CACHE / f"detector-{style}{version}-{seed}-{n}.npz"
     if path.exists():
         with np.load(path) as data:
             return {key: data[key] for key in data.files}

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=200, help="held-out frames with 1-2 plates")
     parser.add_argument("--crops", type=int, default=300, help="held-out tight plate crops")
     parser.add_argument("--negatives", type=int, default=100, help="plate-free frames")
+    parser.add_argument("--overlaid", type=int, default=100,
+                        help="frames with one plate and the camera's on-screen text, and as many "
+                             "plate-free frames with that text")  # fmt: skip
     parser.add_argument("--close-ups", type=int, default=100,
                         help="frames with one plate drawn 1.5-3x as wide (street photos)")  # fmt: skip
     parser.add_argument("--angled", type=int, default=100, help="frames with one plate turned up to 40°")
@@ -147,12 +150,12 @@ def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) 
     return {"times": times, "hits": hits, "confident": confident}
 
 
-def _negatives(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) -> int:
+def _negatives(count: int, recognizer: Any, rng: np.random.Generator, *, overlay: float = 0.0) -> int:
     from detectors.synthetic import render_scene
 
     flagged = 0
-    for _ in range(args.negatives):
-        image, _ = render_scene([], rng=rng, night=rng.random() < 0.2, style="test")
+    for _ in range(count):
+        image, _ = render_scene([], rng=rng, night=rng.random() < 0.2, style="test", overlay=overlay)
         flagged += bool(recognizer.recognize(image))
     return flagged
 
@@ -251,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer.warm_up()
     frames = _frames(args, recognizer, rng)
     crops = _crops(args, recognizer, rng)
-    negatives = _negatives(args, recognizer, rng)
+    negatives = _negatives(args.negatives, recognizer, rng)
     # vehicles close to the camera (street photos, handheld shots): plates up to ~1000 px wide
     close_ups = _one_plate_frames(args.close_ups, recognizer, rng, scale=(1.5, 3.0))
     angled = _one_plate_frames(args.angled, recognizer, rng, max_yaw=_ANGLED_MAX_YAW)
@@ -263,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
     # drawn last so the sets above stay as they were
     tilted = _one_plate_frames(args.tilted, recognizer, rng, max_roll=_TILTED_MAX_ROLL)
     passages = _passages(args.passages, recognizer, rng)
+    # the time, place and speed that cameras burn into their frames: text that is not a plate
+    overlaid = _one_plate_frames(args.overlaid, recognizer, rng, overlay=1.0)
+    overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -272,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     colour_accuracy = colours["right"] / colours["read"] if colours["read"] else None
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
-                 + large["confident"] + tilted["confident"])
+                 + large["confident"] + tilted["confident"] + overlaid["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -292,12 +298,17 @@ def run(args: argparse.Namespace) -> int:
     if crop_ms is not None:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
-        plates = frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
+        plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
+                  + args.overlaid)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
         )
     print(f"plate-free frames with a reported plate: {negatives} of {args.negatives}")
+    if args.overlaid:
+        print(f"with the camera's on-screen text: plate-free frames with a reported plate "
+              f"{overlaid_negatives} of {args.overlaid}; one-plate frames, exact accuracy "
+              f"{overlaid['accuracy']:.3f}{_confident(overlaid)}")
     one_plate_sets = (
         ("close-ups (plate 1.5-3x as wide)", args.close_ups, close_ups),
         ("angled views (yaw up to 40 degrees)", args.angled, angled),
@@ -326,6 +337,9 @@ def run(args: argparse.Namespace) -> int:
         "reads_at_0_9": confident["reads"],
         "false_positive_frames": negatives,
         "negative_frames": args.negatives,
+        "overlaid_false_positive_frames": overlaid_negatives,
+        "overlaid_negative_frames": args.overlaid,
+        "overlaid_accuracy": _rounded(overlaid["accuracy"]),
         "close_up_accuracy": _rounded(close_ups["accuracy"]),
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),

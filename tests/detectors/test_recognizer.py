@@ -135,6 +135,15 @@ def test_plate_free_frames_give_nothing(recognizer: PlateRecognizer) -> None:
     assert recognizer.recognize(np.full((720, 1280, 3), 255, np.uint8)) == []
 
 
+def test_camera_on_screen_text_is_not_a_plate(recognizer: PlateRecognizer) -> None:
+    """Cameras burn the time, place and speed into their frames: digits and letters a reader
+    could take for a plate."""
+    rng = np.random.default_rng(12)
+    for index in range(8):
+        image, _ = render_scene([], rng=rng, style="test", night=index % 4 == 0, overlay=1.0)
+        assert recognizer.recognize(image) == []
+
+
 def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
     recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

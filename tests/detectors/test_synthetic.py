@@ -67,3 +67,17 @@ def test_plate_patch_corners_lie_in_patch() -> None:
     assert quad.shape == (4, 2)
     assert (quad[:, 0] >= 0).all() and (quad[:, 0] <= width).all()
     assert (quad[:, 1] >= 0).all() and (quad[:, 1] <= height).all()
+
+
+def test_camera_overlay_adds_text_and_leaves_the_rest_as_it_was() -> None:
+    plates = [("51F86988", "one_line", "white")]
+    plain, truths = render_scene(plates, rng=np.random.default_rng(6))
+    unset, _ = render_scene(plates, rng=np.random.default_rng(6), overlay=0.0)
+    overlaid, overlaid_truths = render_scene(plates, rng=np.random.default_rng(6), overlay=1.0)
+    # no overlay draws no random number: seeded sets made before overlays existed stay the same
+    assert np.array_equal(plain, unset)
+    assert [t.text for t in overlaid_truths] == [t.text for t in truths]
+    assert all(np.allclose(a.corners, b.corners) for a, b in zip(truths, overlaid_truths, strict=True))
+    # white or yellow text: some pixels far brighter than they were
+    brighter = overlaid.astype(int).max(axis=2) - plain.astype(int).max(axis=2)
+    assert (brighter > 100).sum() > 200
