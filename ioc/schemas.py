@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -125,6 +125,10 @@ class AlertStatus(StrEnum):
     REJECTED = "rejected"
 
 
+# uuid5 namespace of the ids derived for events that arrive without an event_id
+_DERIVED_ID_NAMESPACE = uuid.UUID("0b6f3c1e-63a4-5d0e-9c57-4e2f8a1d7b93")
+
+
 class _Event(BaseModel):
     """Common envelope: immutable, strict about unknown versions, bytes as base64."""
 
@@ -140,6 +144,22 @@ class _Event(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def with_derived_id(self) -> Self:
+        """This event, or, when it came without an ``event_id``, a copy with one derived from
+        its content.
+
+        A random id (the default) would differ each time the message is read, so a replayed
+        or re-sent message would be stored twice; an id derived from the content is the same
+        every time. Two events of identical content (the capture time taken in UTC, whatever
+        offset it was written with) are one event, sent twice.
+        """
+        if "event_id" in self.__pydantic_fields_set__:
+            return self
+        captured = getattr(self, "captured_at", None)
+        utc = self if captured is None else self.model_copy(update={"captured_at": captured.astimezone(UTC)})
+        content = utc.model_dump_json(exclude={"event_id"})
+        return self.model_copy(update={"event_id": uuid.uuid5(_DERIVED_ID_NAMESPACE, content)})
 
     @classmethod
     def from_json(cls, payload: bytes | str):  # noqa: ANN206 - returns cls

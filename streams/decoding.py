@@ -33,12 +33,18 @@ def _classify(exc: ValidationError) -> EventRejectedError:
     return EventRejectedError("invalid_event", summary)
 
 
+def _with_ids(event: E) -> E:
+    """``event`` with its own ``event_id``, or one derived from its content (see ``ioc.schemas``)."""
+    derive = getattr(event, "with_derived_id", None)
+    return derive() if derive is not None else event
+
+
 def decode_event(model: type[E], payload: bytes | None) -> E:
     """Validate ``payload`` as ``model``, classifying failures for the dead letter."""
     if not payload:
         raise EventRejectedError("bad_json", "empty message")
     try:
-        return model.model_validate_json(payload)
+        return _with_ids(model.model_validate_json(payload))
     except ValidationError as exc:
         raise _classify(exc) from exc
 
@@ -66,4 +72,8 @@ class EventDecoder(Generic[E]):
                 event = other.model_validate_json(payload)
             except ValidationError:
                 raise _classify(exc) from exc
-        return [event] if isinstance(event, self._single) else getattr(event, self._field)
+        events = [event] if isinstance(event, self._single) else getattr(event, self._field)
+        # an attribute test per event; a copy only for events that came without an id
+        if all("event_id" in e.__pydantic_fields_set__ for e in events):
+            return events
+        return [_with_ids(e) for e in events]

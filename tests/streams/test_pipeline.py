@@ -179,6 +179,30 @@ async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
     assert published == plates
 
 
+async def test_events_without_ids_are_stored_once_however_often_they_are_sent(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """Clients that send no ``event_id`` (it is optional) still get idempotent storage: a
+    gateway's retry of an envelope, or a replay, must not store its reads twice."""
+    t = settings.topics
+    reads = [{"camera_id": CAMERA, "checkpoint_id": CHECKPOINT, "direction": "in", "text": f"20B{n:05d}",
+              "captured_at": utcnow().isoformat(), "confidence": 0.9} for n in range(50)]
+    envelope = json.dumps({"reads": reads}).encode()
+    for _ in range(3):
+        await producer.send_and_wait(t.edge_plate_reads, envelope, key=b"gw-without-ids")
+    await producer.send_and_wait(t.edge_plate_reads, envelope, key=b"gw-without-ids-elsewhere")
+    # a marker sent last, on the first key: once it is stored, everything before it was handled
+    marker = EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
+                           captured_at=utcnow(), text="20C99999", confidence=0.9)
+    await producer.send_and_wait(t.edge_plate_reads, marker.to_json(), key=b"gw-without-ids")
+    await wait_for(settings, "SELECT count(*) FROM plate_reads WHERE text = %s", ["20C99999"], 1)
+    await wait_for(settings, "SELECT count(*) FROM plate_reads", [], len(reads) + 1, timeout=60)
+    metrics = worker_metrics(settings.worker_metrics_port)
+    consumed = metrics.get(f'ioc_messages_consumed_total{{topic="{t.edge_plate_reads}"}}', 0)
+    assert consumed == 5
+    assert await scalar(settings, "SELECT count(*) FROM plate_reads") == len(reads) + 1
+
+
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
