@@ -27,6 +27,7 @@ from detectors.training.data import CACHE, DETECTOR_STRIDE, detector_set
 from detectors.training.nets import PlateDetector
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
 from detectors.training.options import add_hardware_arguments
+from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,8 @@ def fit(model: PlateDetector, pool: Pool, args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     budget_s = args.minutes * 60
     started = time.monotonic()
-    step, estimated_steps = 0, None
+    schedule = CosineOverTime(optimiser, args.lr, budget_s, pace_steps=30)
+    step = 0
     n = len(_FRAMES["images"])
     while time.monotonic() - started < budget_s:
         order = rng.permutation(n)
@@ -217,12 +219,7 @@ def fit(model: PlateDetector, pool: Pool, args: argparse.Namespace) -> None:
             elapsed = time.monotonic() - started
             if elapsed > budget_s:
                 break
-            if step == 30:
-                estimated_steps = int(budget_s / (elapsed / 30))
-            if estimated_steps:
-                progress = min(step / estimated_steps, 1.0)
-                for group in optimiser.param_groups:
-                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            schedule.update(step, elapsed)
             batch = {key: torch.from_numpy(value).to(device) for key, value in arrays.items()}
             focal, corner, layout = loss_terms(model.raw(batch["images"]), batch)
             loss = focal + corner + 0.5 * layout

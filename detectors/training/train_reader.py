@@ -22,6 +22,7 @@ from detectors.training.data import CACHE, reader_set
 from detectors.training.nets import ALPHABET, StripReader
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
 from detectors.training.options import add_hardware_arguments
+from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
@@ -175,20 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     generator = torch.Generator(device=device).manual_seed(0)
     started = time.monotonic()
+    schedule = CosineOverTime(optimiser, args.lr, budget_s)
     step, epoch = 0, 0
-    estimated_steps = None
     while time.monotonic() - started < budget_s:
         order = torch.randperm(len(train["strips"]), generator=generator, device=device).cpu().numpy()
         for batch_index in range(steps_per_epoch):
             elapsed = time.monotonic() - started
             if elapsed > budget_s:
                 break
-            if step == 50:
-                estimated_steps = int(budget_s / (elapsed / 50))
-            if estimated_steps:  # cosine decay over the time budget
-                progress = min(step / estimated_steps, 1.0)
-                for group in optimiser.param_groups:
-                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            schedule.update(step, elapsed)
             idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
             strips = torch.from_numpy(train["strips"][idx]).to(device).float().unsqueeze(1) / 255.0
             strips = augment(strips, generator)

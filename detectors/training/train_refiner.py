@@ -24,6 +24,7 @@ from detectors.training.data import CACHE, refiner_set
 from detectors.training.nets import CornerRefiner
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
 from detectors.training.options import add_hardware_arguments
+from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +89,15 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator(device=device).manual_seed(0)
     budget_s = args.minutes * 60
     started = time.monotonic()
-    step, estimated_steps, batch_size = 0, None, args.batch
+    schedule = CosineOverTime(optimiser, args.lr, budget_s)
+    step, batch_size = 0, args.batch
     while time.monotonic() - started < budget_s:
         order = torch.randperm(len(train["views"]), generator=generator, device=device).cpu().numpy()
         for start in range(0, len(order) - batch_size + 1, batch_size):
             elapsed = time.monotonic() - started
             if elapsed > budget_s:
                 break
-            if step == 50:
-                estimated_steps = int(budget_s / (elapsed / 50))
-            if estimated_steps:
-                progress = min(step / estimated_steps, 1.0)
-                for group in optimiser.param_groups:
-                    group["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+            schedule.update(step, elapsed)
             idx = order[start : start + batch_size]
             views = torch.from_numpy(train["views"][idx]).to(device).float().unsqueeze(1) / 255.0
             gain = torch.empty(len(idx), 1, 1, 1, device=device).uniform_(0.7, 1.3, generator=generator)
