@@ -21,6 +21,7 @@ import numpy as np
 from detectors import plate_format
 from detectors.detection import CornerRefiner, Detection, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
+from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, decode
@@ -32,6 +33,7 @@ MODELS_DIR = Path(__file__).with_name("models")
 # to this size, and on larger ones where the detector read nothing sure: the detector does
 # not find a plate that fills the whole image, and a high-resolution crop can be 2000 px wide.
 _SMALL_IMAGE = 800
+_SMALL_FRAME_ROWS = 64  # an image under twice this height is a crop, not an interlaced frame
 _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
 # An image whose pixels all have channels within this many levels is colourless (infrared)...
@@ -267,6 +269,9 @@ class PlateRecognizer:
             if small:
                 results = _suppress_duplicates(results + self._read_detections(frame, small))
                 best = max((r.confidence for r in results), default=0.0)
+        if any(r.confidence < _SURE for r in results) or not results:
+            results = self._read_fields_if_interlaced(frame, found, results)
+            best = max((r.confidence for r in results), default=0.0)
         if max(frame.shape[:2]) <= _SMALL_IMAGE or (best < _SURE and not _is_scene(results, frame)):
             crop_result = self._read_as_crop(frame)
             if crop_result is not None and crop_result.confidence > best:
@@ -276,6 +281,24 @@ class PlateRecognizer:
             results = [r if _plate_share(r, frame) > _CROP_SHARE else dataclasses.replace(r, colour="unknown")
                        for r in results]  # fmt: skip
         return sorted(results, key=lambda r: r.confidence, reverse=True)
+
+    def _read_fields_if_interlaced(
+        self, frame: np.ndarray, found: list[Detection], results: list[PlateResult]
+    ) -> list[PlateResult]:
+        """For a combed frame (``detectors.interlacing``), also read it rebuilt from one field;
+        where both read a plate, the surer read stays. Only frames with an unsure plate or none
+        pay for the check (0.25 ms at 1280x720), and only combed ones for the
+        second reading."""
+        if frame.shape[0] < 2 * _SMALL_FRAME_ROWS or not is_interlaced(frame, [d.corners for d in found]):
+            return results
+        field = one_field(frame)
+        found = self._detector.detect(field, threshold=self._calibration.min_detection, limit=_MAX_PLATES)
+        kept: list[PlateResult] = []
+        for result in sorted(results + self._read_detections(field, found), key=lambda r: r.confidence,
+                             reverse=True):  # fmt: skip
+            if not any(_overlaps(k.bbox, result.bbox) for k in kept):
+                kept.append(result)
+        return kept
 
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:
         """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable."""

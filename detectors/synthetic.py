@@ -514,10 +514,14 @@ def _degrade(
     *,
     overlay: float = 0.0,
     keep_clear: list[np.ndarray] | None = None,
+    interlace: float = 0.0,
 ) -> np.ndarray:
     """Camera damage on a float32 BGR image; returns uint8 BGR after JPEG. With chance
     ``overlay`` the camera's on-screen text (clear of the quads in ``keep_clear``) goes on
-    after the optics and sensor, before the JPEG, as cameras draw it."""
+    after the optics and sensor, before the JPEG, as cameras draw it; with chance ``interlace``
+    the odd rows (the second field) are taken 2-12 px further along, as an interlaced camera
+    sees a scene that moves between its fields (here the whole scene: a simplification, real
+    combing is on the moving vehicle)."""
     if style == "train":
         if rng.random() < 0.4:
             sigma = rng.uniform(0.3, 1.6)
@@ -539,6 +543,9 @@ def _degrade(
         # signal-dependent (shot-like) noise instead of uniform Gaussian noise
         image += rng.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(np.clip(image, 1, 255)) * 0.6
         quality = int(rng.integers(25, 90))
+    if interlace and rng.random() < interlace:
+        shift = int(rng.integers(2, 13)) * (1 if rng.random() < 0.5 else -1)
+        image[1::2] = np.roll(image[1::2], shift, axis=1)
     if overlay and rng.random() < overlay:
         _draw_camera_overlay(image, rng, style, keep_clear or [])
     clipped = np.clip(image, 0, 255).astype(np.uint8)
@@ -590,6 +597,7 @@ def render_scene(
     max_yaw: float = MAX_YAW,
     max_roll: float = MAX_ROLL,
     overlay: float = 0.0,
+    interlace: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -601,7 +609,8 @@ def render_scene(
     ``max_yaw`` bounds how far (radians) a plate turns away from the camera, ``max_roll``
     how far (degrees) it turns in the image plane. ``overlay`` is the chance of the camera's
     on-screen display (time, place, speed) burnt into the frame; at 0 no random number is drawn
-    for it, so seeds give the frames they gave before it existed.
+    for it, so seeds give the frames they gave before it existed. ``interlace`` is the chance
+    of an interlaced camera's combing (likewise, none at 0).
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -647,7 +656,7 @@ def render_scene(
                                  (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), quad))  # fmt: skip
     if night:
         image = _night(image, rng, quads)
-    return _degrade(image, rng, style, overlay=overlay, keep_clear=quads), truths
+    return _degrade(image, rng, style, overlay=overlay, keep_clear=quads, interlace=interlace), truths
 
 
 def degrade_crop(crop: np.ndarray, rng: np.random.Generator, *, style: Style = "train") -> np.ndarray:

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--overlaid", type=int, default=100,
                         help="frames with one plate and the camera's on-screen text, and as many "
                              "plate-free frames with that text")  # fmt: skip
+    parser.add_argument("--interlaced", type=int, default=100,
+                        help="one-plate frames from an interlaced camera (fields 2-12 px apart)")  # fmt: skip
     parser.add_argument("--close-ups", type=int, default=100,
                         help="frames with one plate drawn 1.5-3x as wide (street photos)")  # fmt: skip
     parser.add_argument("--angled", type=int, default=100, help="frames with one plate turned up to 40°")
@@ -269,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
     # the time, place and speed that cameras burn into their frames: text that is not a plate
     overlaid = _one_plate_frames(args.overlaid, recognizer, rng, overlay=1.0)
     overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
+    interlaced = _one_plate_frames(args.interlaced, recognizer, rng, interlace=1.0)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -278,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
     colour_accuracy = colours["right"] / colours["read"] if colours["read"] else None
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
-                 + large["confident"] + tilted["confident"] + overlaid["confident"])
+                 + large["confident"] + tilted["confident"] + overlaid["confident"]
+                 + interlaced["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -299,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
-                  + args.overlaid)
+                  + args.overlaid + args.interlaced)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -314,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
         ("angled views (yaw up to 40 degrees)", args.angled, angled),
         ("tilted views (roll up to 40 degrees)", args.tilted, tilted),
         ("large frames (2560x1440, plates as wide as at 1280x720)", args.large, large),
+        ("interlaced frames (fields 2-12 px apart)", args.interlaced, interlaced),
     )
     for name, count, outcome in one_plate_sets:
         if count:
@@ -340,6 +345,7 @@ def run(args: argparse.Namespace) -> int:
         "overlaid_false_positive_frames": overlaid_negatives,
         "overlaid_negative_frames": args.overlaid,
         "overlaid_accuracy": _rounded(overlaid["accuracy"]),
+        "interlaced_accuracy": _rounded(interlaced["accuracy"]),
         "close_up_accuracy": _rounded(close_ups["accuracy"]),
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
