@@ -287,8 +287,7 @@ class PlateRecognizer:
     ) -> list[PlateResult]:
         """For a combed frame (``detectors.interlacing``), also read it rebuilt from one field;
         where both read a plate, the surer read stays. Only frames with an unsure plate or none
-        pay for the check (0.25 ms at 1280x720), and only combed ones for the
-        second reading."""
+        pay for the check (0.25 ms at 1280x720), only combed ones for the second reading."""
         if frame.shape[0] < 2 * _SMALL_FRAME_ROWS or not is_interlaced(frame, [d.corners for d in found]):
             return results
         field = one_field(frame)
