@@ -19,6 +19,11 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if not hasattr(consumer, "_fetch_max_wait_ms"):
             raise RuntimeError("aiokafka no longer has _fetch_max_wait_ms: update streams/app.py")
         consumer._fetch_max_wait_ms = self.app.conf.ioc_fetch_max_wait_ms
+        # Producers the worker does not know may write in transactions: read only what they
+        # committed (Faust reads uncommitted unless it runs transactions itself).
+        if not hasattr(consumer, "_isolation_level"):
+            raise RuntimeError("aiokafka no longer has _isolation_level: update streams/app.py")
+        consumer._isolation_level = "read_committed"
         return consumer
 
 
