@@ -292,12 +292,7 @@ class PlateRecognizer:
             return results
         field = one_field(frame)
         found = self._detector.detect(field, threshold=self._calibration.min_detection, limit=_MAX_PLATES)
-        kept: list[PlateResult] = []
-        for result in sorted(results + self._read_detections(field, found), key=lambda r: r.confidence,
-                             reverse=True):  # fmt: skip
-            if not any(_overlaps(k.bbox, result.bbox) for k in kept):
-                kept.append(result)
-        return kept
+        return _suppress_duplicates(results + self._read_detections(field, found), any_text=True)
 
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:
         """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable."""
@@ -499,9 +494,10 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
     return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
-def _suppress_duplicates(results: list[PlateResult]) -> list[PlateResult]:
+def _suppress_duplicates(results: list[PlateResult], *, any_text: bool = False) -> list[PlateResult]:
+    """The surest of overlapping reads of the same text (of any text: ``any_text``)."""
     kept: list[PlateResult] = []
     for result in sorted(results, key=lambda r: r.confidence, reverse=True):
-        if not any(k.text == result.text and _overlaps(k.bbox, result.bbox) for k in kept):
+        if not any((any_text or k.text == result.text) and _overlaps(k.bbox, result.bbox) for k in kept):
             kept.append(result)
     return kept

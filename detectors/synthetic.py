@@ -383,8 +383,8 @@ def _draw_camera_overlay(
     for _ in range(int(rng.integers(1, 4))):
         text, font = _overlay_line(rng), fonts[int(rng.integers(len(fonts)))]
         thickness = int(rng.integers(1, 3))
-        (text_w, text_h), _ = cv2.getTextSize(text, font, 1.0, thickness)
-        scale = rng.uniform(14, 42) * width / 1280 / text_h
+        (_, unit_h), _ = cv2.getTextSize(text, font, 1.0, thickness)
+        scale = rng.uniform(14, 42) * width / 1280 / unit_h
         (text_w, text_h), base = cv2.getTextSize(text, font, scale, thickness)
         if text_w >= width - 8:
             continue
