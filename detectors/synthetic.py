@@ -12,13 +12,13 @@ import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from detectors import plate_format
+from detectors import camera_faults, plate_format
+from detectors.camera_faults import Style
 from detectors.plate_format import Layout
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "render_scene",
 ]
 
-Style = Literal["train", "test"]
 
 FONT_DIR = Path(__file__).with_name("fonts")
 _FONTS: dict[str, tuple[str, ...]] = {
@@ -499,14 +498,6 @@ def _glare(image: np.ndarray, centre: np.ndarray, radius: float, strength: float
     image[y0:y1, x0:x1] += strength * falloff[..., None]
 
 
-def _motion_blur(image: np.ndarray, length: int, angle: float) -> np.ndarray:
-    kernel = np.zeros((length, length), np.float32)
-    kernel[length // 2, :] = 1.0
-    rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
-    kernel = cv2.warpAffine(kernel, rotation, (length, length))
-    return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
-
-
 def _degrade(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -515,8 +506,11 @@ def _degrade(
     overlay: float = 0.0,
     keep_clear: list[np.ndarray] | None = None,
     interlace: float = 0.0,
+    faults: float = 0.0,
 ) -> np.ndarray:
     """Camera damage on a float32 BGR image; returns uint8 BGR after JPEG. With chance
+    ``faults`` one harsh condition of :mod:`detectors.camera_faults` (rain, haze, over-sharpening,
+    a low-bitrate stream) comes on top of the usual damage. With chance
     ``overlay`` the camera's on-screen text (clear of the quads in ``keep_clear``) goes on
     after the optics and sensor, before the JPEG, as cameras draw it; with chance ``interlace``
     the odd rows (the second field) are taken 2-12 px further along, as an interlaced camera
@@ -527,7 +521,7 @@ def _degrade(
             sigma = rng.uniform(0.3, 1.6)
             image = cv2.GaussianBlur(image, (0, 0), sigma)
         if rng.random() < 0.3:
-            image = _motion_blur(image, int(rng.integers(3, 8)), float(rng.uniform(0, 180)))
+            image = camera_faults.motion_blur(image, int(rng.integers(3, 8)), float(rng.uniform(0, 180)))
         image = image * rng.uniform(0.6, 1.3) + rng.uniform(-40, 30)
         image += rng.normal(0, rng.uniform(0, 9), image.shape).astype(np.float32)
         quality = int(rng.integers(35, 96))
@@ -537,12 +531,15 @@ def _degrade(
             disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             image = cv2.filter2D(image, -1, disc.astype(np.float32) / disc.sum())
         if rng.random() < 0.3:
-            image = _motion_blur(image, int(rng.integers(3, 9)), float(rng.uniform(0, 180)))
+            image = camera_faults.motion_blur(image, int(rng.integers(3, 9)), float(rng.uniform(0, 180)))
         gamma = rng.uniform(0.6, 1.6)
         image = 255.0 * (np.clip(image, 0, 255) / 255.0) ** gamma
         # signal-dependent (shot-like) noise instead of uniform Gaussian noise
         image += rng.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(np.clip(image, 1, 255)) * 0.6
         quality = int(rng.integers(25, 90))
+    if faults and rng.random() < faults:
+        image, low_quality = camera_faults.apply_fault(image, rng, style)
+        quality = low_quality or quality
     if interlace and rng.random() < interlace:
         shift = int(rng.integers(2, 13)) * (1 if rng.random() < 0.5 else -1)
         image[1::2] = np.roll(image[1::2], shift, axis=1)
@@ -598,6 +595,7 @@ def render_scene(
     max_roll: float = MAX_ROLL,
     overlay: float = 0.0,
     interlace: float = 0.0,
+    faults: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -610,7 +608,8 @@ def render_scene(
     how far (degrees) it turns in the image plane. ``overlay`` is the chance of the camera's
     on-screen display (time, place, speed) burnt into the frame; at 0 no random number is drawn
     for it, so seeds give the frames they gave before it existed. ``interlace`` is the chance
-    of an interlaced camera's combing (likewise, none at 0).
+    of an interlaced camera's combing, ``faults`` of a harsh condition such as rain or a
+    low-bitrate stream (likewise, none at 0).
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -656,7 +655,8 @@ def render_scene(
                                  (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), quad))  # fmt: skip
     if night:
         image = _night(image, rng, quads)
-    return _degrade(image, rng, style, overlay=overlay, keep_clear=quads, interlace=interlace), truths
+    frame = _degrade(image, rng, style, overlay=overlay, keep_clear=quads, interlace=interlace, faults=faults)
+    return frame, truths
 
 
 def degrade_crop(crop: np.ndarray, rng: np.random.Generator, *, style: Style = "train") -> np.ndarray:
@@ -675,6 +675,7 @@ def render_plate_patch(
     glare: float = 0.15,
     margin: float = 0.6,
     max_yaw: float = MAX_YAW,
+    faults: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A small scene patch around one plate, damaged like :func:`render_scene` frames.
 
@@ -705,4 +706,4 @@ def render_plate_patch(
         _glare(image, centre, float(plate_width * rng.uniform(0.08, 0.25)), float(rng.uniform(80, 220)))
     if night:
         image = _night(image, rng, [quad])
-    return _degrade(image, rng, style), quad.astype(np.float32)
+    return _degrade(image, rng, style, faults=faults), quad.astype(np.float32)

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "plate-free frames with that text")  # fmt: skip
     parser.add_argument("--interlaced", type=int, default=100,
                         help="one-plate frames from an interlaced camera (fields 2-12 px apart)")  # fmt: skip
+    parser.add_argument("--harsh", type=int, default=100,
+                        help="one-plate frames in rain, haze, over-sharpened or from a low-bitrate "
+                             "stream")  # fmt: skip
     parser.add_argument("--close-ups", type=int, default=100,
                         help="frames with one plate drawn 1.5-3x as wide (street photos)")  # fmt: skip
     parser.add_argument("--angled", type=int, default=100, help="frames with one plate turned up to 40°")
@@ -272,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     overlaid = _one_plate_frames(args.overlaid, recognizer, rng, overlay=1.0)
     overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
     interlaced = _one_plate_frames(args.interlaced, recognizer, rng, interlace=1.0)
+    harsh = _one_plate_frames(args.harsh, recognizer, rng, faults=1.0)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -282,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
-                 + interlaced["confident"])
+                 + interlaced["confident"] + harsh["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -303,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
-                  + args.overlaid + args.interlaced)
+                  + args.overlaid + args.interlaced + args.harsh)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -319,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
         ("tilted views (roll up to 40 degrees)", args.tilted, tilted),
         ("large frames (2560x1440, plates as wide as at 1280x720)", args.large, large),
         ("interlaced frames (fields 2-12 px apart)", args.interlaced, interlaced),
+        ("harsh conditions (rain, haze, over-sharpening, low bitrate)", args.harsh, harsh),
     )
     for name, count, outcome in one_plate_sets:
         if count:
@@ -346,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
         "overlaid_negative_frames": args.overlaid,
         "overlaid_accuracy": _rounded(overlaid["accuracy"]),
         "interlaced_accuracy": _rounded(interlaced["accuracy"]),
+        "harsh_accuracy": _rounded(harsh["accuracy"]),
         "close_up_accuracy": _rounded(close_ups["accuracy"]),
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
