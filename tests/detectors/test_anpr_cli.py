@@ -77,3 +77,29 @@ def test_plain_output_and_success_status(tmp_path: Path) -> None:
     completed = _run(str(tmp_path / "crop.png"))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith(str(tmp_path / "crop.png") + ": 51F-869.88")
+
+
+def test_phone_photos_stored_sideways_and_grey_images_are_read_upright(tmp_path: Path) -> None:
+    """A phone stores a photo as the sensor saw it and says in its EXIF orientation tag how to
+    turn it; an infrared camera may write one grey channel. Both read like the upright colour image."""
+    from PIL import Image
+
+    rng = np.random.default_rng(37)
+    upright, _ = render_scene([("20A12345", "one_line", "white")], rng=rng, style="test",
+                              occlusion=0.0, glare=0.0)  # fmt: skip
+    cv2.imwrite(str(tmp_path / "upright.jpg"), upright, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to display
+    Image.fromarray(sideways[..., ::-1]).save(tmp_path / "phone.jpg", quality=95, exif=exif.tobytes())
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(upright, cv2.COLOR_BGR2GRAY))
+
+    completed = _run("--json", *(str(tmp_path / name) for name in ("upright.jpg", "phone.jpg", "grey.png")))
+
+    assert completed.returncode == 0, completed.stderr
+    upright_line, phone_line, grey_line = (json.loads(line) for line in completed.stdout.splitlines())
+    assert [p["text"] for p in upright_line["plates"]] == ["20A12345"]
+    assert [p["text"] for p in phone_line["plates"]] == ["20A12345"]
+    assert [p["text"] for p in grey_line["plates"]] == ["20A12345"]
+    (x, y, w, h), (x2, y2, w2, h2) = upright_line["plates"][0]["bbox"], phone_line["plates"][0]["bbox"]
+    assert abs(x - x2) <= 4 and abs(y - y2) <= 4 and w > h and w2 > h2  # the same place, upright
