@@ -119,11 +119,11 @@ class PlateDetector:
         return _distinct_best(candidates, limit)
 
     def detect_small(
-        self, frame: np.ndarray, *, threshold: float = 0.3, limit: int = 8, known: Sequence[Detection] = ()
+        self, frame: np.ndarray, *, threshold: float = 0.3, limit: int = 8, known: Sequence[np.ndarray] = ()
     ) -> list[Detection]:
         """Plates of a frame more than twice the network's input (a 1080p or 4K camera, a
-        phone photo) too small for :meth:`detect`, other than the ``known`` ones; none in
-        a smaller frame.
+        phone photo) too small for :meth:`detect`, other than those at the ``known`` corners
+        (plates already read); none in a smaller frame.
 
         :meth:`detect` finds plates down to about 22 px * (frame width / 640) wide: 66 px
         in a 1920x1080 frame, 132 px in a 3840x2160 one. Here the frame goes through the
@@ -133,7 +133,7 @@ class PlateDetector:
             return []
         canvas, scale = letterbox(frame, FINE_SIZE)
         candidates = [c for c in _peaks(self._maps(canvas), threshold, scale, limit)
-                      if all(_distinct(c, k) for k in known)]
+                      if all(_distinct(c.corners, quad) for quad in known)]
         return _distinct_best(candidates, limit)
 
 
@@ -141,7 +141,7 @@ def _distinct_best(candidates: list[Detection], limit: int) -> list[Detection]:
     """The best-scoring ``limit`` candidates that are distinct plates (:func:`_distinct`)."""
     detections: list[Detection] = []
     for candidate in sorted(candidates, key=lambda d: d.score, reverse=True):
-        if all(_distinct(candidate, kept) for kept in detections):
+        if all(_distinct(candidate.corners, kept.corners) for kept in detections):
             detections.append(candidate)
             if len(detections) >= limit:
                 break
@@ -163,13 +163,13 @@ def _peaks(maps: np.ndarray, threshold: float, scale: float, limit: int) -> list
     return found
 
 
-def _distinct(candidate: Detection, kept: Detection) -> bool:
-    """Whether ``candidate`` is another plate than ``kept``: little overlap, and neither
-    centre inside the other (plates do not nest; a part of a large plate is not a plate)."""
-    if _iou(candidate.corners, kept.corners) >= 0.3:
+def _distinct(candidate: np.ndarray, kept: np.ndarray) -> bool:
+    """Whether the plate at corners ``candidate`` is another than the one at ``kept``: little
+    overlap, and neither centre inside the other (plates do not nest; a part of a large plate
+    is not a plate)."""
+    if _iou(candidate, kept) >= 0.3:
         return False
-    return not (_contains(kept.corners, candidate.corners.mean(axis=0))
-                or _contains(candidate.corners, kept.corners.mean(axis=0)))  # fmt: skip
+    return not (_contains(kept, candidate.mean(axis=0)) or _contains(candidate, kept.mean(axis=0)))
 
 
 def _contains(quad: np.ndarray, point: np.ndarray) -> bool:

@@ -265,7 +265,10 @@ class PlateRecognizer:
         results = self._read_detections(frame, found)
         best = max((r.confidence for r in results), default=0.0)
         if best < _SURE:  # a large frame's small plates, looked for only then: it costs 4 detections
-            small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=found)
+            # only plates read count as known: a false detection that read nothing, often a
+            # large outline, must not hide the small plates inside it
+            read = [np.asarray(r.corners, np.float32) for r in results]
+            small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
             if small:
                 results = _suppress_duplicates(results + self._read_detections(frame, small))
                 best = max((r.confidence for r in results), default=0.0)

@@ -14,7 +14,8 @@ degradations that training never used. Measured:
   on angled views (one plate turned up to 40 degrees instead of 20), on tilted views (one
   plate turned up to 40 degrees in the image plane instead of 12: a phone held askew) and on
   large frames (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per
-  large frame;
+  large frame, and on portrait photos (1080x1920: a phone held upright), with plate-free
+  portrait photos;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
 - peak resident memory before the large frames, and after them (rendering them costs more).
@@ -43,6 +44,7 @@ __all__ = ["register", "run"]
 
 _ANGLED_MAX_YAW = 0.7  # radians (40 degrees); checkpoint frames above turn plates up to 20
 _TILTED_MAX_ROLL = 40.0  # degrees in the image plane; checkpoint frames above turn plates up to 12
+_PORTRAIT = (1080, 1920)  # (width, height) of a phone photo taken upright
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
 
 
@@ -66,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="frames with one plate turned up to 40° in the image plane")  # fmt: skip
     parser.add_argument("--large", type=int, default=100,
                         help="2560x1440 frames, one plate as many pixels wide as at 1280x720")  # fmt: skip
+    parser.add_argument("--portrait", type=int, default=100,
+                        help="1080x1920 photos (a phone held upright) of one plate, and as many "
+                             "plate-free ones")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -155,19 +160,20 @@ def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) 
     return {"times": times, "hits": hits, "confident": confident}
 
 
-def _negatives(count: int, recognizer: Any, rng: np.random.Generator, *, overlay: float = 0.0) -> int:
+def _negatives(count: int, recognizer: Any, rng: np.random.Generator, **scene: Any) -> int:
+    """Plate-free frames (``scene``: further ``render_scene`` options) with anything reported."""
     from detectors.synthetic import render_scene
 
     flagged = 0
     for _ in range(count):
-        image, _ = render_scene([], rng=rng, night=rng.random() < 0.2, style="test", overlay=overlay)
+        image, _ = render_scene([], rng=rng, night=rng.random() < 0.2, style="test", **scene)
         flagged += bool(recognizer.recognize(image))
     return flagged
 
 
 def _one_plate_frames(
     count: int, recognizer: Any, rng: np.random.Generator, *, scale: tuple[float, float] = (1.0, 1.0),
-    mosaic: int = 1, **scene: float,
+    mosaic: int = 1, **scene: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy and ms per frame on ``count`` frames of one plate each, the plate drawn ``scale``
     times as wide as in the frames above (a range); ``scene`` holds further ``render_scene``
@@ -276,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
     interlaced = _one_plate_frames(args.interlaced, recognizer, rng, interlace=1.0)
     harsh = _one_plate_frames(args.harsh, recognizer, rng, faults=1.0)
+    portrait = _one_plate_frames(args.portrait, recognizer, rng, size=_PORTRAIT)
+    portrait_negatives = _negatives(args.portrait, recognizer, rng, size=_PORTRAIT)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -286,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
-                 + interlaced["confident"] + harsh["confident"])
+                 + interlaced["confident"] + harsh["confident"] + portrait["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -307,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
-                  + args.overlaid + args.interlaced + args.harsh)
+                  + args.overlaid + args.interlaced + args.harsh + args.portrait)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -324,11 +332,14 @@ def run(args: argparse.Namespace) -> int:
         ("large frames (2560x1440, plates as wide as at 1280x720)", args.large, large),
         ("interlaced frames (fields 2-12 px apart)", args.interlaced, interlaced),
         ("harsh conditions (rain, haze, over-sharpening, low bitrate)", args.harsh, harsh),
+        ("portrait photos (1080x1920)", args.portrait, portrait),
     )
     for name, count, outcome in one_plate_sets:
         if count:
-            speed = f", {outcome['ms']:.1f} ms/frame" if outcome is large else ""
+            speed = f", {outcome['ms']:.1f} ms/frame" if outcome is large or outcome is portrait else ""
             print(f"{name}: {count}, exact accuracy {outcome['accuracy']:.3f}{speed}{_confident(outcome)}")
+    if args.portrait:
+        print(f"plate-free portrait photos with a reported plate: {portrait_negatives} of {args.portrait}")
     if args.passages:
         print(f"passages: {args.passages} vehicles x {len(_PASSAGE_SCALES)} frames as they approach, exact "
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
@@ -352,6 +363,9 @@ def run(args: argparse.Namespace) -> int:
         "overlaid_accuracy": _rounded(overlaid["accuracy"]),
         "interlaced_accuracy": _rounded(interlaced["accuracy"]),
         "harsh_accuracy": _rounded(harsh["accuracy"]),
+        "portrait_accuracy": _rounded(portrait["accuracy"]),
+        "portrait_ms": _rounded(portrait["ms"], 2),
+        "portrait_false_positive_frames": portrait_negatives,
         "close_up_accuracy": _rounded(close_ups["accuracy"]),
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
