@@ -1,6 +1,8 @@
 """Finding plates in a frame: the ONNX CenterNet-style detector and its decoding.
 
-The frame is scaled to fit 640x384 (letterboxed), the network predicts a plate-
+The frame is scaled to fit 640x384 (letterboxed: a frame of another shape than 16:9, a
+portrait photo, leaves part of that unused, and the canvas is cut to the frame), the
+network predicts a plate-
 centre heat map on a stride-4 grid plus each plate's four corners and layout;
 peaks of the heat map become detections in frame coordinates.
 """
@@ -35,6 +37,8 @@ _COARSE_THRESHOLD = 0.5
 # Twice the input: small plates in a frame more than twice its size (see detect_small)
 FINE_SIZE = (INPUT_SIZE[0] * 2, INPUT_SIZE[1] * 2)
 _STRIDE = 4
+# Canvas sides are multiples of the network's coarsest stride (32) at every pyramid level
+_CANVAS_STEP = 32 * PYRAMID[-1]
 _CORNER_UNIT = 16.0
 _LAYOUTS = (Layout.ONE_LINE, Layout.TWO_LINE, Layout.MOTORBIKE)
 
@@ -55,10 +59,17 @@ def _fit_scale(frame: np.ndarray, canvas_size: tuple[int, int]) -> float:
 
 
 def letterbox(frame: np.ndarray, canvas_size: tuple[int, int] = INPUT_SIZE) -> tuple[np.ndarray, float]:
-    """``frame`` scaled to fit ``canvas_size`` on a grey canvas, and the scale used."""
+    """``frame`` scaled to fit ``canvas_size`` on a grey canvas, and the scale used.
+
+    The canvas is no larger than the scaled frame rounded up to :data:`_CANVAS_STEP`: a
+    1080x1920 portrait photo is 256x384 at the detector's input, not 640x384 of which two
+    thirds grey (the network is fully convolutional; the grey cost time and memory).
+    """
     height, width = frame.shape[:2]
     scale = _fit_scale(frame, canvas_size)
     size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
+    canvas_size = (min(canvas_size[0], -(-size[0] // _CANVAS_STEP) * _CANVAS_STEP),
+                   min(canvas_size[1], -(-size[1] // _CANVAS_STEP) * _CANVAS_STEP))  # fmt: skip
     factor = int(1 / scale)
     if factor >= 2:  # integer-factor area averaging is fast; finish with a gentle linear step
         frame = cv2.resize(frame, (0, 0), fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
@@ -112,7 +123,7 @@ class PlateDetector:
             if factor == 1:
                 level, level_threshold = canvas, threshold
             else:
-                size = (INPUT_SIZE[0] // factor, INPUT_SIZE[1] // factor)
+                size = (canvas.shape[1] // factor, canvas.shape[0] // factor)
                 level = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
                 level_threshold = max(threshold, _COARSE_THRESHOLD)
             candidates += _peaks(self._maps(level), level_threshold, scale / factor, limit)
