@@ -11,7 +11,7 @@ import pytest
 
 from detectors import plate_format
 from detectors.reading import Reading, StripReader
-from detectors.recognizer import ImageError, PlateRecognizer, PlateResult
+from detectors.recognizer import ImageError, PlateRecognizer, PlateResult, plate_colour
 from detectors.synthetic import PlateSpec, random_plate_spec, render_plate, render_plate_patch, render_scene
 
 LAYOUTS = ("one_line", "two_line", "motorbike")
@@ -91,6 +91,22 @@ def test_colour_classes(recognizer: PlateRecognizer) -> None:
             result = recognizer.read_crop(plate)
             hits += result is not None and result.colour == colour
     assert hits >= 10
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_white_plates_with_tinted_characters_stay_white_and_shaded_colours_stay(layout: str) -> None:
+    """A small white plate's characters are nearly half of it; a colour cast or compression
+    gives their near-black a tint that HSV saturation magnifies (a one-line plate with navy
+    characters was reported blue). Coloured plates in shade, at half brightness, keep their colour."""
+    rng = np.random.default_rng(5)
+    for colour in COLOURS:
+        text = plate_format.random_plate_text(rng, layout=layout)
+        plate = render_plate(text, layout=layout, colour=colour, rng=rng, style="test", scale=0.6)
+        assert plate_colour(plate) == colour
+        assert plate_colour((plate * 0.5).astype(np.uint8)) == colour
+        if colour == "white":
+            plate[cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY) < 100] = (60, 40, 30)  # BGR: navy
+            assert plate_colour(plate) == "white"
 
 
 def test_colour_of_coloured_plates_in_daylight_scenes(recognizer: PlateRecognizer) -> None:
