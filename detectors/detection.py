@@ -1,10 +1,8 @@
 """Finding plates in a frame: the ONNX CenterNet-style detector and its decoding.
 
-The frame is scaled to fit 640x384 (letterboxed: a frame of another shape than 16:9, a
-portrait photo, leaves part of that unused, and the canvas is cut to the frame), the
-network predicts a plate-
-centre heat map on a stride-4 grid plus each plate's four corners and layout;
-peaks of the heat map become detections in frame coordinates.
+The frame is scaled to fit 640x384 (letterboxed, the canvas cut to the frame's shape), the
+network predicts a plate-centre heat map on a stride-4 grid plus each plate's four corners
+and layout; peaks of the heat map become detections in frame coordinates.
 """
 
 from __future__ import annotations
