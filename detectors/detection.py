@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from detectors.geometry import REFINE_SIZE, refine_view, view_to_image
+from detectors.onnx_session import cpu_session
 from detectors.plate_format import Layout
 
 __all__ = ["INPUT_SIZE", "CornerRefiner", "Detection", "PlateDetector"]
@@ -96,13 +97,7 @@ class PlateDetector:
     """The ONNX plate detector. ``detect`` is thread-safe (onnxruntime sessions are)."""
 
     def __init__(self, path: Path, *, threads: int = 1) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads=threads)
 
     def _maps(self, canvas: np.ndarray) -> np.ndarray:
         """The network's ``(12, H / 4, W / 4)`` output for an ``(H, W, 3)`` canvas."""
@@ -189,13 +184,7 @@ class CornerRefiner:
     """The ONNX corner refiner: moves rough corners onto the plate's edges. Thread-safe."""
 
     def __init__(self, path: Path, *, threads: int = 1) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads=threads)
 
     def refine(self, grey: np.ndarray, quads: list[np.ndarray], *, passes: int = 2) -> list[np.ndarray]:
         """Refined ``(4, 2) float32`` corners for each rough quad in ``grey`` ``(H, W) uint8``."""

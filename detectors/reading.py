@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors import plate_format
+from detectors.onnx_session import cpu_session
 from detectors.plate_format import Layout
 
 __all__ = ["ALPHABET", "Reading", "StripReader", "decode"]
@@ -146,13 +147,7 @@ class StripReader:
     """The ONNX strip reader. ``read`` is thread-safe (onnxruntime sessions are)."""
 
     def __init__(self, path: Path, *, threads: int = 1) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads=threads)
 
     def read(self, strips: np.ndarray) -> np.ndarray:
         """``(N, 32, 192) uint8`` strips -> ``(N, T, 37) float32`` column probabilities.
