@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "PlateText",
     "canonical",
     "display",
+    "home_codes",
     "is_valid",
     "layouts",
     "lookalike_key",
@@ -150,6 +152,21 @@ def province_of(text: str) -> str | None:
     compact = canonical(text)
     code = compact[:2]
     return code if code in PROVINCE_CODES and _VALID.match(compact) else None
+
+
+@lru_cache(maxsize=8)
+def home_codes(home: str) -> tuple[str, ...]:
+    """The plate codes of a home province written ``"20"`` or ``"20,97"``.
+
+    Plates keep their codes when provinces merge (2025: Bắc Kạn, 97, into Thái Nguyên, 20),
+    so a merged province has several. ValueError for a code no province uses: a typo in
+    the setting would otherwise make every plate out-of-province.
+    """
+    codes = tuple(dict.fromkeys(code.strip() for code in home.split(",")))
+    unknown = [code for code in codes if code not in PROVINCE_CODES]
+    if unknown:
+        raise ValueError(f"not a province code: {', '.join(repr(c) for c in unknown)} in {home!r}")
+    return codes
 
 
 def lookalike_key(text: str) -> str:

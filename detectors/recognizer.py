@@ -237,6 +237,7 @@ class PlateRecognizer:
         self._reader = reader
         self._refiner = refiner
         self.home_province = home_province
+        self._home_codes = plate_format.home_codes(home_province)
         self._calibration = calibration or _Calibration()
 
     @classmethod
@@ -447,7 +448,7 @@ class PlateRecognizer:
             layout=str(layout),
             colour=plate_colour(crop),
             province=province,
-            out_of_province=None if province is None else province != self.home_province,
+            out_of_province=None if province is None else province not in self._home_codes,
             bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
             corners=[[round(float(x), 1), round(float(y), 1)] for x, y in corners],
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],

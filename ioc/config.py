@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detectors import plate_format
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -111,7 +113,9 @@ class Settings(BaseSettings):
     require_known_cameras: bool = Field(
         True, description="Dead-letter frames and reads from cameras not in the cameras table"
     )
-    home_province: str = "20"
+    home_province: str = Field(
+        "20", description="Plate code(s) of the home province, comma-separated where it has several: "
+        "plates keep their codes when provinces merge (Thái Nguyên since 2025: 20,97)")
     read_retention_days: int = 30
     alert_retention_days: int = 365
 
@@ -139,6 +143,11 @@ class Settings(BaseSettings):
     simulator_sensor_per_s: float = 10.0
     simulator_checkpoints: int = 4
     simulator_seed: int | None = None
+
+    @field_validator("home_province")
+    @classmethod
+    def _known_province_codes(cls, value: str) -> str:
+        return ",".join(plate_format.home_codes(value))
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> Settings:

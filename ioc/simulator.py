@@ -108,7 +108,8 @@ class TrafficSimulator:
         self.settings = settings
         self.rng = random.Random(seed if seed is not None else settings.simulator_seed)
         self._np_rng = np.random.default_rng(self.rng.randrange(2**32))
-        self.vehicles = build_population(self.rng, population, settings.home_province)
+        home = plate_format.home_codes(settings.home_province)[0]
+        self.vehicles = build_population(self.rng, population, home)
         self.cameras = build_cameras(settings.simulator_checkpoints)
         wanted = max(1, int(len(self.vehicles) * watchlist_share))
         self.watchlisted = self.rng.sample(self.vehicles, wanted)

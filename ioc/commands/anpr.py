@@ -27,10 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("anpr", help="recognise licence plates in image files")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
-    parser.add_argument(
-        "--home-province", default=None, help="province code for out-of-province (default: settings)"
-    )
+    parser.add_argument("--home-province", default=None, type=_home_province,
+                        help="home province plate code(s), e.g. 20 or 20,97 (default: settings)")
     parser.set_defaults(func=run)
+
+
+def _home_province(value: str) -> str:
+    from detectors.plate_format import home_codes
+
+    try:
+        return ",".join(home_codes(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _load_decoders() -> None:

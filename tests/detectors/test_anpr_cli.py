@@ -103,3 +103,9 @@ def test_phone_photos_stored_sideways_and_grey_images_are_read_upright(tmp_path:
     assert [p["text"] for p in grey_line["plates"]] == ["20A12345"]
     (x, y, w, h), (x2, y2, w2, h2) = upright_line["plates"][0]["bbox"], phone_line["plates"][0]["bbox"]
     assert abs(x - x2) <= 4 and abs(y - y2) <= 4 and w > h and w2 > h2  # the same place, upright
+
+
+def test_an_unknown_home_province_is_a_usage_error(tmp_path: Path) -> None:
+    completed = _run("--home-province", "2O", str(tmp_path / "any.jpg"))
+    assert completed.returncode == 2 and "not a province code: '2O'" in completed.stderr
+    assert completed.stdout == ""

@@ -149,3 +149,14 @@ def test_templates_cover_generated_plates() -> None:
 )
 def test_layouts_a_text_fits(text: str, expected: set[str]) -> None:
     assert plate_format.layouts(text) == expected
+
+
+@pytest.mark.parametrize(("home", "codes"), [("20", ("20",)), ("20,97", ("20", "97")), (" 20 , 97,20", ("20", "97"))])
+def test_home_codes(home: str, codes: tuple[str, ...]) -> None:
+    assert plate_format.home_codes(home) == codes
+
+
+@pytest.mark.parametrize("home", ["", "2O", "20,", "20;97", "39", "Thái Nguyên"])
+def test_home_codes_refuse_what_no_province_uses(home: str) -> None:
+    with pytest.raises(ValueError, match="not a province code"):
+        plate_format.home_codes(home)

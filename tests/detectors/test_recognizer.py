@@ -109,6 +109,22 @@ def test_white_plates_with_tinted_characters_stay_white_and_shaded_colours_stay(
             assert plate_colour(plate) == "white"
 
 
+def test_a_merged_home_province_has_each_of_its_codes() -> None:
+    """Thái Nguyên since 2025 (20, and Bắc Kạn's 97): plates of either code are home."""
+    merged = PlateRecognizer.load(home_province="20,97")
+    rng = np.random.default_rng(8)
+    for text, away in (("20A12345", False), ("97C67890", False), ("29K24680", True)):
+        plate = render_plate(text, layout="one_line", colour="white", rng=rng, style="test")
+        result = merged.read_crop(plate)
+        assert result is not None and result.text == text
+        assert result.province == text[:2] and result.out_of_province is away
+
+
+def test_an_unknown_home_province_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a province code"):
+        PlateRecognizer.load(home_province="2O")
+
+
 def test_colour_of_coloured_plates_in_daylight_scenes(recognizer: PlateRecognizer) -> None:
     """Blue and red plates carry bold white characters, which once outnumbered the
     background pixels and made the plate read as white (3 of these 23 were)."""

@@ -32,6 +32,14 @@ def test_edge_read_is_normalised_and_classified_by_province() -> None:
     assert read.display == "29A-123.45"
     assert read.province == "29" and read.out_of_province is True
     assert read_from_edge(edge("20A12345"), home_province="20").out_of_province is False
+    assert read_from_edge(edge("97A12345"), home_province="20").out_of_province is True
+
+
+def test_a_merged_home_province_has_each_of_its_codes() -> None:
+    """Thái Nguyên since 2025: its own plates (20) and those of Bắc Kạn (97) are home."""
+    assert read_from_edge(edge("97A12345"), home_province="20,97").out_of_province is False
+    assert read_from_edge(edge("20A12345"), home_province="20,97").out_of_province is False
+    assert read_from_edge(edge("29A12345"), home_province="20,97").out_of_province is True
 
 
 def test_edge_read_is_the_model_validation_would_build() -> None:
