@@ -411,6 +411,10 @@ def _draw_camera_overlay(
 
 MAX_YAW = 0.35  # radians (20 degrees) a plate turns away from the camera, unless asked otherwise
 MAX_ROLL = 12.0  # degrees a plate turns in the image plane (a tilted camera or vehicle), likewise
+# radians a camera looks down on (or up at) a plate, likewise. Checkpoint and street cameras on
+# poles and gantries, and officers' phones, look down on plates by 15-45 degrees: larger values
+# draw pitch in [-MAX_PITCH, max_pitch], most of it a camera above the plate.
+MAX_PITCH = 0.2
 
 
 def _plate_pixel_width(layout: Layout, rng: np.random.Generator) -> float:
@@ -420,14 +424,22 @@ def _plate_pixel_width(layout: Layout, rng: np.random.Generator) -> float:
 
 
 def _perspective_quad(
-    w: float, h: float, rng: np.random.Generator, *, max_yaw: float = MAX_YAW, max_roll: float = MAX_ROLL
+    w: float,
+    h: float,
+    rng: np.random.Generator,
+    *,
+    max_yaw: float = MAX_YAW,
+    max_roll: float = MAX_ROLL,
+    max_pitch: float = MAX_PITCH,
 ) -> np.ndarray:
     """Corners of a ``w x h`` plate seen under random yaw, pitch and roll (centred on 0)."""
     yaw = rng.uniform(-max_yaw, max_yaw)
-    pitch = rng.uniform(-0.2, 0.2)
+    pitch = rng.uniform(-MAX_PITCH, max_pitch)
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]], np.float32)
-    # foreshortening: the far side shrinks
-    depth = 1.0 + yaw * corners[:, 0] / (w / 2) * 0.5 + pitch * corners[:, 1] / (h / 2) * 0.5
+    # foreshortening: the far side shrinks (a steep look from above mostly flattens the plate:
+    # its top and bottom edges are nearly as far from the camera)
+    keystone = float(np.clip(pitch, -MAX_PITCH, MAX_PITCH))
+    depth = 1.0 + yaw * corners[:, 0] / (w / 2) * 0.5 + keystone * corners[:, 1] / (h / 2) * 0.5
     corners = corners * np.array([np.cos(yaw), np.cos(pitch)], np.float32) / depth[:, None]
     angle = np.deg2rad(rng.uniform(-max_roll, max_roll))
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
@@ -593,6 +605,7 @@ def render_scene(
     plate_scale: float = 1.0,
     max_yaw: float = MAX_YAW,
     max_roll: float = MAX_ROLL,
+    max_pitch: float = MAX_PITCH,
     overlay: float = 0.0,
     interlace: float = 0.0,
     faults: float = 0.0,
@@ -605,7 +618,8 @@ def render_scene(
     ``occlusion`` and ``glare`` are the chances of each damage per plate. ``plate_scale``
     multiplies the plates' drawn widths (above 1: vehicles closer to the camera);
     ``max_yaw`` bounds how far (radians) a plate turns away from the camera, ``max_roll``
-    how far (degrees) it turns in the image plane. ``overlay`` is the chance of the camera's
+    how far (degrees) it turns in the image plane, ``max_pitch`` how steeply (radians) the
+    camera looks down on it. ``overlay`` is the chance of the camera's
     on-screen display (time, place, speed) burnt into the frame; at 0 no random number is drawn
     for it, so seeds give the frames they gave before it existed. ``interlace`` is the chance
     of an interlaced camera's combing, ``faults`` of a harsh condition such as rain or a
@@ -625,7 +639,8 @@ def render_scene(
         render_scale = max(plate_w / mm_w * 2.0, 0.35)  # render at ~2x then downscale when warping
         plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng,
                                  style=style, scale=min(render_scale, 1.2 * plate_scale))  # fmt: skip
-        quad = _perspective_quad(plate_w, plate_h, rng, max_yaw=max_yaw, max_roll=max_roll)
+        quad = _perspective_quad(plate_w, plate_h, rng, max_yaw=max_yaw, max_roll=max_roll,
+                                 max_pitch=max_pitch)  # fmt: skip
         extent = quad.max(axis=0) - quad.min(axis=0)
         low_x = extent[0] / 2 + 4
         cx = slot_w * index + rng.uniform(low_x, max(slot_w - low_x, low_x + 1))
@@ -675,6 +690,7 @@ def render_plate_patch(
     glare: float = 0.15,
     margin: float = 0.6,
     max_yaw: float = MAX_YAW,
+    max_pitch: float = MAX_PITCH,
     faults: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A small scene patch around one plate, damaged like :func:`render_scene` frames.
@@ -690,7 +706,7 @@ def render_plate_patch(
     plate_height = plate_width * mm_h / mm_w
     plate_img = render_plate(spec.text, layout=spec.layout, colour=spec.colour, rng=rng, style=style,
                              scale=min(max(plate_width / mm_w * 2.0, 0.35), 1.2))  # fmt: skip
-    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw)
+    quad = _perspective_quad(plate_width, plate_height, rng, max_yaw=max_yaw, max_pitch=max_pitch)
     extent = quad.max(axis=0) - quad.min(axis=0)
     pad = extent * margin + 8
     size = (int(extent[0] + 2 * pad[0]), int(extent[1] + 2 * pad[1]))

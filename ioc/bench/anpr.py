@@ -14,8 +14,9 @@ degradations that training never used. Measured:
   on angled views (one plate turned up to 40 degrees instead of 20), on tilted views (one
   plate turned up to 40 degrees in the image plane instead of 12: a phone held askew) and on
   large frames (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per
-  large frame, and on portrait photos (1080x1920: a phone held upright), with plate-free
-  portrait photos;
+  large frame, on portrait photos (1080x1920: a phone held upright), with plate-free
+  portrait photos, and on pitched views (a camera looking down on the plate by up to 46
+  degrees instead of 11: a pole, a gantry or an officer's phone);
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
 - peak resident memory before the large frames, and after them (rendering them costs more).
@@ -44,6 +45,7 @@ __all__ = ["register", "run"]
 
 _ANGLED_MAX_YAW = 0.7  # radians (40 degrees); checkpoint frames above turn plates up to 20
 _TILTED_MAX_ROLL = 40.0  # degrees in the image plane; checkpoint frames above turn plates up to 12
+_PITCHED_MAX_PITCH = 0.8  # radians (46 degrees) a camera looks down; checkpoint frames above up to 11
 _PORTRAIT = (1080, 1920)  # (width, height) of a phone photo taken upright
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
 
@@ -71,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--portrait", type=int, default=100,
                         help="1080x1920 photos (a phone held upright) of one plate, and as many "
                              "plate-free ones")  # fmt: skip
+    parser.add_argument("--pitched", type=int, default=100,
+                        help="frames with one plate seen from up to 46° above")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -284,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
     harsh = _one_plate_frames(args.harsh, recognizer, rng, faults=1.0)
     portrait = _one_plate_frames(args.portrait, recognizer, rng, size=_PORTRAIT)
     portrait_negatives = _negatives(args.portrait, recognizer, rng, size=_PORTRAIT)
+    pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -294,7 +299,8 @@ def run(args: argparse.Namespace) -> int:
     crop_accuracy = crops["hits"] / args.crops if args.crops else None
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
-                 + interlaced["confident"] + harsh["confident"] + portrait["confident"])
+                 + interlaced["confident"] + harsh["confident"] + portrait["confident"]
+                 + pitched["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -315,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
-                  + args.overlaid + args.interlaced + args.harsh + args.portrait)
+                  + args.overlaid + args.interlaced + args.harsh + args.portrait + args.pitched)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -333,6 +339,7 @@ def run(args: argparse.Namespace) -> int:
         ("interlaced frames (fields 2-12 px apart)", args.interlaced, interlaced),
         ("harsh conditions (rain, haze, over-sharpening, low bitrate)", args.harsh, harsh),
         ("portrait photos (1080x1920)", args.portrait, portrait),
+        ("pitched views (camera up to 46 degrees above)", args.pitched, pitched),
     )
     for name, count, outcome in one_plate_sets:
         if count:
@@ -369,6 +376,7 @@ def run(args: argparse.Namespace) -> int:
         "close_up_accuracy": _rounded(close_ups["accuracy"]),
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
+        "pitched_accuracy": _rounded(pitched["accuracy"]),
         "large_frame_accuracy": _rounded(large["accuracy"]),
         "large_frame_ms": _rounded(large["ms"], 2),
         "passage_frame_accuracy": _rounded(passages["frame_accuracy"]),

@@ -151,7 +151,9 @@ def test_layouts_a_text_fits(text: str, expected: set[str]) -> None:
     assert plate_format.layouts(text) == expected
 
 
-@pytest.mark.parametrize(("home", "codes"), [("20", ("20",)), ("20,97", ("20", "97")), (" 20 , 97,20", ("20", "97"))])
+@pytest.mark.parametrize(
+    ("home", "codes"), [("20", ("20",)), ("20,97", ("20", "97")), (" 20 , 97,20", ("20", "97"))]
+)
 def test_home_codes(home: str, codes: tuple[str, ...]) -> None:
     assert plate_format.home_codes(home) == codes
 
