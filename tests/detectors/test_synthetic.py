@@ -69,6 +69,26 @@ def test_plate_patch_corners_lie_in_patch() -> None:
     assert (quad[:, 1] >= 0).all() and (quad[:, 1] <= height).all()
 
 
+def test_plates_seen_from_above_look_flatter() -> None:
+    """``max_pitch``: a camera looking down shortens a plate's height (by cos(pitch)), not its width."""
+
+    def aspects(max_pitch: float) -> list[float]:
+        shapes = []
+        for seed in range(40):  # a seed per plate: each plate's other draws are the same at both pitches
+            _, quad = render_plate_patch(("51F86988", "one_line", "white"), rng=np.random.default_rng(seed),
+                                         plate_width=200.0, max_pitch=max_pitch)  # fmt: skip
+            width = np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])
+            height = np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])
+            shapes.append(width / height)
+        return shapes
+
+    level, above = np.array(aspects(0.2)), np.array(aspects(0.8))
+    mm_w, mm_h = PLATE_SIZES_MM["one_line"]
+    assert abs(np.median(level) - mm_w / mm_h) < 0.5
+    flatter = above / level  # pitch drawn in [-0.2, 0.8] against [-0.2, 0.2]: 28 % above 0.52 radians
+    assert np.mean(flatter > 1.12) >= 0.1 and flatter.max() > 1.2, flatter
+
+
 def test_camera_overlay_adds_text_and_leaves_the_rest_as_it_was() -> None:
     plates = [("51F86988", "one_line", "white")]
     plain, truths = render_scene(plates, rng=np.random.default_rng(6))
