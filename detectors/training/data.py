@@ -15,7 +15,6 @@ import numpy as np
 
 from detectors.geometry import REFINE_SIZE, order_corners, quad_size, rectify, refine_view
 from detectors.synthetic import (
-    MAX_PITCH,
     MAX_ROLL,
     Colour,
     _draw_distractor_text,
@@ -39,26 +38,15 @@ READER_COLOUR_SHARES = (0.4, 0.2, 0.2, 0.2)
 # degrees; scenes default to 20): at 20-40 degrees of yaw, models trained on plates turned
 # up to 20 degrees read 0.89 of held-out plates from their true corners, 0.83 end to end.
 TRAIN_MAX_YAW = 0.6
-READER_SET_VERSION = 4  # part of the cache name: bump when reader_sample changes (4: pitched plates)
-REFINER_SET_VERSION = 3  # likewise for refiner_sample (3: pitched plates)
-# likewise for detector_sample (2: cameras' on-screen text, 3: tilted frames, 4: pitched frames)
-DETECTOR_SET_VERSION = 4
+READER_SET_VERSION = 3  # part of the cache name: bump when reader_sample changes
+REFINER_SET_VERSION = 2  # likewise for refiner_sample
+DETECTOR_SET_VERSION = 3  # likewise for detector_sample (2: cameras' on-screen text, 3: tilted frames)
 DETECTOR_OVERLAY = 0.3  # share of detector frames with a camera's on-screen text (time, place)
 # Share of detector frames whose plates turn up to DETECTOR_MAX_ROLL degrees in the image plane
 # (a phone held askew, a camera mounted crooked) instead of synthetic.MAX_ROLL (12): one-line
 # plates rolled 28-40 degrees were often missed, or found with scores under the cut of 0.3.
 DETECTOR_TILTED = 0.25
 DETECTOR_MAX_ROLL = 40.0
-# Share of samples (all three models) seen from a camera looking down on the plate by up to
-# PITCHED_MAX_PITCH radians (46 degrees) instead of synthetic.MAX_PITCH (11): poles, gantries and
-# officers' phones look down on plates by 15-45 degrees. Held-out frames with plates 17-40 degrees
-# below the camera: 0.902 -> 0.879 exact, the detector's layout wrong for 35 plates of 343 against 4.
-PITCHED = 0.3
-PITCHED_MAX_PITCH = 0.8
-
-
-def _max_pitch(rng: np.random.Generator) -> float:
-    return PITCHED_MAX_PITCH if rng.random() < PITCHED else MAX_PITCH
 
 
 def jitter_corners(quad: np.ndarray, rng: np.random.Generator, *, amount: float = 1.0) -> np.ndarray:
@@ -81,7 +69,7 @@ def reader_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.nd
     spec = random_plate_spec(rng, colour=colour)
     night = rng.random() < 0.2
     patch, quad = render_plate_patch(spec, rng=rng, style=style, night=night, occlusion=0.12, glare=0.12,
-                                     max_yaw=TRAIN_MAX_YAW, max_pitch=_max_pitch(rng))  # fmt: skip
+                                     max_yaw=TRAIN_MAX_YAW)  # fmt: skip
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
     corners = jitter_corners(quad, rng, amount=float(rng.uniform(0.2, 1.3)))
     return rectify(grey, corners, spec.layout), spec.text, str(spec.layout)
@@ -144,16 +132,14 @@ def detector_sample(
     specs = [random_plate_spec(rng) for _ in range(count)]
     night = rng.random() < 0.2
     max_roll = DETECTOR_MAX_ROLL if rng.random() < DETECTOR_TILTED else MAX_ROLL
-    max_pitch = _max_pitch(rng)
     if rng.random() < 0.15:  # some frames rendered at full size and scaled down like at run time
         image, truths = render_scene(specs, rng=rng, night=night, style=style,  # type: ignore[arg-type]
-                                     overlay=DETECTOR_OVERLAY, max_roll=max_roll, max_pitch=max_pitch)
+                                     overlay=DETECTOR_OVERLAY, max_roll=max_roll)
         factor = DETECTOR_SIZE[0] / image.shape[1]
         image = cv2.resize(image, DETECTOR_SIZE, interpolation=cv2.INTER_AREA)
     else:
         image, truths = render_scene(specs, size=DETECTOR_SIZE, rng=rng, night=night,  # type: ignore[arg-type]
-                                     style=style, overlay=DETECTOR_OVERLAY, max_roll=max_roll,
-                                     max_pitch=max_pitch)
+                                     style=style, overlay=DETECTOR_OVERLAY, max_roll=max_roll)
         factor = 1.0
     layouts = {"one_line": 0, "two_line": 1, "motorbike": 2}
     corners = np.array([t.corners * factor for t in truths], np.float32).reshape(-1, 4, 2)
@@ -204,7 +190,7 @@ def refiner_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.n
     """A ``(64, 128) uint8`` view around a badly placed quad and the true corners in view units ``(8,)``."""
     spec = random_plate_spec(rng)
     patch, quad = render_plate_patch(spec, rng=rng, style=style, night=rng.random() < 0.2, margin=0.8,
-                                     max_yaw=TRAIN_MAX_YAW, max_pitch=_max_pitch(rng))  # fmt: skip
+                                     max_yaw=TRAIN_MAX_YAW)  # fmt: skip
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
     if rng.random() < 0.5:  # a tight or loose crop, outlined by its own border as at run time
         grey, quad, rough = _crop_outline(grey, quad, rng)
