@@ -167,9 +167,11 @@ def plate_colour(crop: np.ndarray) -> str:
     sides = [side for side in (bright, ~bright) if side.any()]
     if not sides:
         return "unknown"
-    background = max(sides, key=lambda side: side.mean() * float(np.median(colourfulness[side])))
+    side_colour = [float(np.median(colourfulness[side])) for side in sides]  # chroma x 255
+    best = max(range(len(sides)), key=lambda i: sides[i].mean() * side_colour[i])
+    background = sides[best]
     hue, saturation = np.median(hsv[..., 0][background]), np.median(hsv[..., 1][background])
-    if saturation < 70 or np.median(colourfulness[background]) < _MIN_PLATE_CHROMA * 255:
+    if saturation < 70 or side_colour[best] < _MIN_PLATE_CHROMA * 255:
         return "white"
     if 12 <= hue <= 40:
         return "yellow"
