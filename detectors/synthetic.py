@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detectors import camera_faults, plate_format
 from detectors.camera_faults import Style
+from detectors.geometry import quad_size
 from detectors.plate_format import Layout
 
 __all__ = [
@@ -467,6 +468,61 @@ def _composite(image: np.ndarray, plate: np.ndarray, quad: np.ndarray) -> None:
     region[:] = region * (1 - alpha[..., None]) + warped * alpha[..., None]
 
 
+def _composite_bent(image: np.ndarray, plate: np.ndarray, quad: np.ndarray, rng: np.random.Generator) -> None:
+    """Like :func:`_composite`, for a bent plate (motorbike plates often are): its rows bow by
+    up to a fifth of its height between the corners, which stay on ``quad``."""
+    ph, pw = plate.shape[:2]
+    quad_w, quad_h = quad_size(quad)
+    small = (max(int(quad_w), 2), max(int(quad_h), 2))  # shrink first: remap has no area averaging
+    plate = cv2.resize(plate.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    ph, pw = plate.shape[:2]
+    bow = rng.uniform(0.06, 0.2) * ph * (1 if rng.random() < 0.5 else -1)
+    height, width = image.shape[:2]
+    margin = abs(bow) * 1.5 + 2
+    x0, y0 = np.maximum(np.floor(quad.min(axis=0) - margin), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(quad.max(axis=0) + margin), [width, height]).astype(int)
+    if x1 <= x0 or y1 <= y0:
+        return
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    to_plate = cv2.getPerspectiveTransform(quad.astype(np.float32), src)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    u, v = cv2.perspectiveTransform(np.dstack([xs, ys]), to_plate).transpose(2, 0, 1)
+    v = v + bow * (1 - 4 * (u / pw - 0.5) ** 2)  # the middle of each row moves by ``bow``, the ends stay
+    warped = cv2.remap(plate, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = cv2.remap(np.ones((ph, pw), np.float32), u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    region = image[y0:y1, x0:x1]
+    region[:] = region * (1 - alpha[..., None]) + warped * alpha[..., None]
+
+
+def _cast_shadow(image: np.ndarray, quad: np.ndarray, rng: np.random.Generator, style: Style) -> None:
+    """A hard sunlit shadow across part of the plate, from the vehicle's body, a pole or a tree.
+
+    Training draws straight edges; held-out frames draw a pole's band or a curved edge.
+    """
+    centre = quad.mean(axis=0)
+    extent = quad.max(axis=0) - quad.min(axis=0)
+    height, width = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(centre - extent * 1.5), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(centre + extent * 1.5), [width, height]).astype(int)
+    if x1 <= x0 or y1 <= y0:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    normal = np.array([np.cos(angle), np.sin(angle)], np.float32)
+    offset = rng.uniform(-0.35, 0.35) * float(extent.min())
+    inside = (xs - centre[0]) * normal[0] + (ys - centre[1]) * normal[1] - offset  # > 0: in the shadow
+    if style == "test" and rng.random() < 0.5:  # a pole's or a cable's shadow: a band
+        inside = rng.uniform(0.1, 0.3) * float(extent[1]) - np.abs(inside)
+    elif style == "test":  # a tree's or an awning's curved edge
+        radius = rng.uniform(1.5, 4.0) * float(extent[0])
+        middle = centre + normal * (offset + radius)
+        inside = radius - np.hypot(xs - middle[0], ys - middle[1])
+    softness = rng.uniform(0.4, 2.5)
+    shade = 0.5 * (1 + np.tanh(inside / (2 * softness)))
+    darkness = rng.uniform(0.3, 0.65)  # the light left in the shadow
+    image[y0:y1, x0:x1] *= (1 - shade * (1 - darkness))[..., None]
+
+
 def _occlude(image: np.ndarray, quad: np.ndarray, rng: np.random.Generator) -> None:
     """A barrier arm, a mud smear or a bracket across part of the plate."""
     centre = quad.mean(axis=0)
@@ -592,6 +648,21 @@ def _as_spec(plate: PlateSpec | tuple[str, str, str]) -> PlateSpec:
     return PlateSpec(plate_format.canonical(text), Layout(layout), Colour(colour))
 
 
+def _place_plate(
+    image: np.ndarray, plate: np.ndarray, quad: np.ndarray, rng: np.random.Generator, style: Style, *,
+    night: bool, occlusion: float, shadow: float, bend: float,
+) -> None:  # fmt: skip
+    """Draw ``plate`` at ``quad``, bent, occluded and shadowed by chance (no sun shadows at night)."""
+    if bend and rng.random() < bend:
+        _composite_bent(image, plate, quad, rng)
+    else:
+        _composite(image, plate, quad)
+    if rng.random() < occlusion:
+        _occlude(image, quad, rng)
+    if shadow and not night and rng.random() < shadow:
+        _cast_shadow(image, quad, rng, style)
+
+
 def render_scene(
     plates: list[PlateSpec] | list[tuple[str, str, str]],
     *,
@@ -609,6 +680,8 @@ def render_scene(
     overlay: float = 0.0,
     interlace: float = 0.0,
     faults: float = 0.0,
+    shadow: float = 0.0,
+    bend: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -623,7 +696,8 @@ def render_scene(
     on-screen display (time, place, speed) burnt into the frame; at 0 no random number is drawn
     for it, so seeds give the frames they gave before it existed. ``interlace`` is the chance
     of an interlaced camera's combing, ``faults`` of a harsh condition such as rain or a
-    low-bitrate stream (likewise, none at 0).
+    low-bitrate stream, ``shadow`` of a hard shadow across a plate in daylight, ``bend`` of a
+    bent plate (likewise, none at 0).
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -656,9 +730,8 @@ def render_scene(
         _draw_distractor_text(image, rng, style)
     truths = []
     for spec, quad, plate_img in zip(specs, quads, plate_images, strict=True):
-        _composite(image, plate_img, quad)
-        if rng.random() < occlusion:
-            _occlude(image, quad, rng)
+        _place_plate(image, plate_img, quad, rng, style, night=night, occlusion=occlusion, shadow=shadow,
+                     bend=bend)  # fmt: skip
         if not night and rng.random() < glare:
             centre = quad.mean(axis=0) + rng.normal(0, 1, 2) * (quad.max(axis=0) - quad.min(axis=0)) * 0.3
             span = float(np.linalg.norm(quad[1] - quad[0]))
@@ -692,6 +765,8 @@ def render_plate_patch(
     max_yaw: float = MAX_YAW,
     max_pitch: float = MAX_PITCH,
     faults: float = 0.0,
+    shadow: float = 0.0,
+    bend: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A small scene patch around one plate, damaged like :func:`render_scene` frames.
 
@@ -714,9 +789,8 @@ def render_plate_patch(
     image = _scene_background(size, rng, style)
     if rng.random() < 0.5:
         _draw_distractor_text(image, rng, style)
-    _composite(image, plate_img, quad.astype(np.float32))
-    if rng.random() < occlusion:
-        _occlude(image, quad, rng)
+    _place_plate(image, plate_img, quad.astype(np.float32), rng, style, night=night, occlusion=occlusion,
+                 shadow=shadow, bend=bend)  # fmt: skip
     if not night and rng.random() < glare:
         centre = quad.mean(axis=0) + rng.normal(0, 1, 2) * extent * 0.3
         _glare(image, centre, float(plate_width * rng.uniform(0.08, 0.25)), float(rng.uniform(80, 220)))

@@ -15,8 +15,9 @@ degradations that training never used. Measured:
   plate turned up to 40 degrees in the image plane instead of 12: a phone held askew) and on
   large frames (2560x1440, one plate as many pixels wide as in a 1280x720 frame), with ms per
   large frame, on portrait photos (1080x1920: a phone held upright), with plate-free
-  portrait photos, and on pitched views (a camera looking down on the plate by up to 46
-  degrees instead of 11: a pole, a gantry or an officer's phone);
+  portrait photos, on pitched views (a camera looking down on the plate by up to 46
+  degrees instead of 11: a pole, a gantry or an officer's phone), on plates with a hard
+  sun shadow across them and on bent plates;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
 - peak resident memory before the large frames, and after them (rendering them costs more).
@@ -75,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "plate-free ones")  # fmt: skip
     parser.add_argument("--pitched", type=int, default=100,
                         help="frames with one plate seen from up to 46° above")  # fmt: skip
+    parser.add_argument("--shadowed", type=int, default=100,
+                        help="daylight frames with one plate under a hard shadow's edge")  # fmt: skip
+    parser.add_argument("--bent", type=int, default=100, help="frames with one bent plate")
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -177,17 +181,18 @@ def _negatives(count: int, recognizer: Any, rng: np.random.Generator, **scene: A
 
 def _one_plate_frames(
     count: int, recognizer: Any, rng: np.random.Generator, *, scale: tuple[float, float] = (1.0, 1.0),
-    mosaic: int = 1, **scene: Any,
+    mosaic: int = 1, night_share: float = 0.2, **scene: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy and ms per frame on ``count`` frames of one plate each, the plate drawn ``scale``
-    times as wide as in the frames above (a range); ``scene`` holds further ``render_scene``
-    options. A frame is ``mosaic`` x ``mosaic`` scenes of 1280x720, one with the plate: a
-    larger frame with plates of the same pixel size (rendering one whole took far more memory)."""
+    times as wide as in the frames above (a range), ``night_share`` of them infrared night
+    frames; ``scene`` holds further ``render_scene`` options. A frame is ``mosaic`` x ``mosaic``
+    scenes of 1280x720, one with the plate: a larger frame with plates of the same pixel size
+    (rendering one whole took far more memory)."""
     from detectors.synthetic import random_plate_spec, render_scene
 
     hits, confident, times = 0, Counter(), []
     for _ in range(count):
-        spec, night = random_plate_spec(rng), rng.random() < 0.2
+        spec, night = random_plate_spec(rng), rng.random() < night_share
         tiles = mosaic * mosaic
         holder = int(rng.integers(tiles)) if tiles > 1 else 0  # (the sets drawn before stay the same)
         scenes = [render_scene([spec] if i == holder else [], rng=rng, night=night, style="test",
@@ -289,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
     portrait = _one_plate_frames(args.portrait, recognizer, rng, size=_PORTRAIT)
     portrait_negatives = _negatives(args.portrait, recognizer, rng, size=_PORTRAIT)
     pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
+    shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
+    bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -300,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
                  + interlaced["confident"] + harsh["confident"] + portrait["confident"]
-                 + pitched["confident"])
+                 + pitched["confident"] + shadowed["confident"] + bent["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -321,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"crops: {args.crops}: {crop_ms:.2f} ms/crop, exact accuracy {crop_accuracy:.3f}")
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
-                  + args.overlaid + args.interlaced + args.harsh + args.portrait + args.pitched)
+                  + args.overlaid + args.interlaced + args.harsh + args.portrait + args.pitched
+                  + args.shadowed + args.bent)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -340,6 +348,8 @@ def run(args: argparse.Namespace) -> int:
         ("harsh conditions (rain, haze, over-sharpening, low bitrate)", args.harsh, harsh),
         ("portrait photos (1080x1920)", args.portrait, portrait),
         ("pitched views (camera up to 46 degrees above)", args.pitched, pitched),
+        ("shadowed plates (a pole's band or a curved edge, daylight)", args.shadowed, shadowed),
+        ("bent plates (rows bowed by up to a fifth of the height)", args.bent, bent),
     )
     for name, count, outcome in one_plate_sets:
         if count:
@@ -377,6 +387,8 @@ def run(args: argparse.Namespace) -> int:
         "angled_accuracy": _rounded(angled["accuracy"]),
         "tilted_accuracy": _rounded(tilted["accuracy"]),
         "pitched_accuracy": _rounded(pitched["accuracy"]),
+        "shadowed_accuracy": _rounded(shadowed["accuracy"]),
+        "bent_accuracy": _rounded(bent["accuracy"]),
         "large_frame_accuracy": _rounded(large["accuracy"]),
         "large_frame_ms": _rounded(large["ms"], 2),
         "passage_frame_accuracy": _rounded(passages["frame_accuracy"]),

@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from detectors.synthetic import PLATE_SIZES_MM, render_plate, render_plate_patch, render_scene
+from detectors.synthetic import (
+    PLATE_SIZES_MM,
+    _cast_shadow,
+    _composite_bent,
+    render_plate,
+    render_plate_patch,
+    render_scene,
+)
 
 LAYOUTS = ("one_line", "two_line", "motorbike")
 COLOURS = ("white", "yellow", "blue", "red")
@@ -101,3 +108,45 @@ def test_camera_overlay_adds_text_and_leaves_the_rest_as_it_was() -> None:
     # white or yellow text: some pixels far brighter than they were
     brighter = overlaid.astype(int).max(axis=2) - plain.astype(int).max(axis=2)
     assert (brighter > 100).sum() > 200
+
+
+def test_shadows_and_bends_are_drawn_only_when_asked_and_keep_the_plates_where_they_were() -> None:
+    plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow")]
+    plain, truths = render_scene(plates, rng=np.random.default_rng(8))
+    unset, _ = render_scene(plates, rng=np.random.default_rng(8), shadow=0.0, bend=0.0)
+    damaged, damaged_truths = render_scene(plates, rng=np.random.default_rng(8), shadow=1.0, bend=1.0)
+    assert np.array_equal(plain, unset)  # none asked for draws no random number: old seeds stay the same
+    assert not np.array_equal(plain, damaged)
+    assert all(np.allclose(a.corners, b.corners) for a, b in zip(truths, damaged_truths, strict=True))
+
+
+@pytest.mark.parametrize("style", ["train", "test"])
+def test_a_cast_shadow_darkens_part_of_the_plate_only(style: str) -> None:
+    quad = np.array([[300, 80], [500, 80], [500, 130], [300, 130]], np.float32)
+    inside = (slice(82, 128), slice(302, 498))
+    for seed in range(20):
+        image = np.full((240, 800, 3), 200.0, np.float32)
+        _cast_shadow(image, quad, np.random.default_rng(seed), style)  # type: ignore[arg-type]
+        plate = image[inside][..., 0]
+        assert image.max() <= 200.0 and image.min() >= 200.0 * 0.3 - 1e-3
+        assert (plate < 200 * 0.7).any() and (plate > 199).any(), seed  # a shadow's edge crosses the plate
+        assert (image[:, :90] == 200).all() and (image[:, 710:] == 200).all()  # far from the plate
+
+
+def _dark_line_row(covered: np.ndarray, x: int) -> float:
+    """The middle of the dark line between a light plate's top and bottom edges in column ``x``."""
+    rows = np.flatnonzero(covered[:, x])
+    return float(np.mean([r for r in range(rows.min(), rows.max()) if not covered[r, x]]))
+
+
+def test_a_bent_plate_bows_its_rows_and_keeps_its_corners() -> None:
+    plate = np.full((100, 200, 3), 255, np.uint8)
+    plate[48:53] = 0  # a dark line along the middle row
+    quad = np.array([[50, 50], [250, 50], [250, 150], [50, 150]], np.float32)
+    for seed in range(10):
+        image = np.zeros((220, 300, 3), np.float32)
+        _composite_bent(image, plate, quad, np.random.default_rng(seed))
+        covered = image[..., 0] > 128
+        bow = _dark_line_row(covered, 150) - _dark_line_row(covered, 55)
+        assert 4 <= abs(bow) <= 22, (seed, bow)  # 6-20 % of the height at the middle, little at the ends
+        assert covered[53, 53] and covered[146, 246] and not covered[45, 45] and not covered[155, 255]
