@@ -471,7 +471,6 @@ def _composite(image: np.ndarray, plate: np.ndarray, quad: np.ndarray) -> None:
 def _composite_bent(image: np.ndarray, plate: np.ndarray, quad: np.ndarray, rng: np.random.Generator) -> None:
     """Like :func:`_composite`, for a bent plate (motorbike plates often are): its rows bow by
     up to a fifth of its height between the corners, which stay on ``quad``."""
-    ph, pw = plate.shape[:2]
     quad_w, quad_h = quad_size(quad)
     small = (max(int(quad_w), 2), max(int(quad_h), 2))  # shrink first: remap has no area averaging
     plate = cv2.resize(plate.astype(np.float32), small, interpolation=cv2.INTER_AREA)
