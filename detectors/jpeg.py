@@ -4,21 +4,48 @@ Frames come from the network, so :func:`decode_jpeg` trusts nothing: only JPEG a
 PNG are decoded, and their declared size is checked *before* decoding, so a
 100-byte file claiming 12000x12000 pixels (a decompression bomb) is refused
 without allocating the 430 MB it asks for.
+
+Large photos (an officer's phone takes 48-108 megapixels) are decoded at 1/2, 1/4 or
+1/8 of their sides, to at most :data:`DECODED_PIXELS`: the recogniser never looks at a
+frame at more than 1280x768 and a plate it can find there keeps its pixels, while a
+full-size decode would put a recogniser process far over 300 MB. libjpeg scales a
+sequential JPEG while decoding it, without holding the full-size image, so those are
+accepted up to :data:`MAX_SCALED_JPEG_PIXELS`; any other image (a progressive JPEG keeps
+all its coefficients, a PNG is decoded in full before it is scaled) only up to
+:data:`MAX_PIXELS`.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["MAX_PIXELS", "UndecodableImageError", "declared_size", "decode_jpeg", "encode_jpeg"]
+__all__ = [
+    "DECODED_PIXELS",
+    "DecodedImage",
+    "MAX_PIXELS",
+    "MAX_SCALED_JPEG_PIXELS",
+    "UndecodableImageError",
+    "declared_size",
+    "decode_image",
+    "decode_jpeg",
+    "decode_scaled",
+    "encode_jpeg",
+    "pixel_limit",
+]
 
 MAX_PIXELS = 40_000_000  # larger images are refused rather than risking memory
+MAX_SCALED_JPEG_PIXELS = 120_000_000  # a sequential JPEG's limit: a 108 MP phone photo, decoded at 1/4
+DECODED_PIXELS = 16_800_000  # larger images are decoded scaled down (4096x4096; a 64 MP photo at 1/2)
+_SCALED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # start-of-frame markers carry the size: SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_SEQUENTIAL_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC9})  # baseline, extended, arithmetic sequential
 _STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
 _START_OF_SCAN = 0xDA
 
@@ -27,7 +54,17 @@ class UndecodableImageError(ValueError):
     """The bytes are not an image OpenCV can decode."""
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class DecodedImage:
+    """An ``(H, W, 3) uint8 BGR`` image whose sides are ``1/scale`` of the file's: multiply
+    positions found in it by ``scale`` to get the file's pixels."""
+
+    image: np.ndarray
+    scale: int
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """``(width, height, start-of-frame marker)`` from a JPEG's frame header."""
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
@@ -45,7 +82,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             if i + 9 > len(data):
                 return None
             height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return width, height
+            return width, height, marker
         (length,) = struct.unpack(">H", data[i + 2:i + 4])
         if length < 2:
             return None
@@ -53,38 +90,67 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def declared_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` as a JPEG or PNG header declares it (nothing is decoded);
-    None when ``data`` is neither or its header is cut short."""
+def _header(data: bytes) -> tuple[int, int, bool] | None:
+    """``(width, height, whether libjpeg can scale it while decoding)`` for a JPEG or PNG."""
     if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
+        return width, height, False
+    if data[:2] == b"\xff\xd8" and (frame := _jpeg_frame(data)) is not None:
+        width, height, marker = frame
+        return width, height, marker in _SEQUENTIAL_SOF_MARKERS
     return None
 
 
-def decode_jpeg(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode JPEG (or PNG) bytes to an ``(H, W, 3) uint8 BGR`` image.
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` as a JPEG or PNG header declares it (nothing is decoded);
+    None when ``data`` is neither or its header is cut short."""
+    header = _header(data)
+    return None if header is None else header[:2]
 
-    Raises :class:`UndecodableImageError` for anything else, for a header that
-    declares no pixels or more than ``max_pixels``, and for data OpenCV cannot decode.
+
+def pixel_limit(*, scaled_while_decoding: bool) -> int:
+    """The most pixels an image may declare: more for a sequential JPEG, which libjpeg
+    decodes scaled down without ever holding it at full size."""
+    return MAX_SCALED_JPEG_PIXELS if scaled_while_decoding else MAX_PIXELS
+
+
+def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage | None:
+    """Decode with OpenCV at the largest of 1, 1/2, 1/4 or 1/8 of ``width`` x ``height``
+    (the declared size) that has at most :data:`DECODED_PIXELS`; None when OpenCV cannot.
+    An EXIF orientation is applied, as ``cv2.imdecode`` does by default."""
+    scale = next((s for s in (1, 2, 4) if width * height <= DECODED_PIXELS * s * s), 8)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _SCALED_FLAGS[scale])
+    return None if image is None or image.size == 0 else DecodedImage(image, scale)
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode JPEG (or PNG) bytes to an ``(H, W, 3) uint8 BGR`` image, scaled down to at
+    most :data:`DECODED_PIXELS` where larger (:func:`decode_image` tells by how much)."""
+    return decode_image(data).image
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decode JPEG (or PNG) bytes, scaled down to at most :data:`DECODED_PIXELS` where larger.
+
+    Raises :class:`UndecodableImageError` for anything else, for a header that declares
+    no pixels or more than its limit (:func:`pixel_limit`), and for data OpenCV cannot decode.
     """
-    size = declared_size(data)
-    if size is None:
+    header = _header(data)
+    if header is None:
         raise UndecodableImageError(f"{len(data)} bytes are not a JPEG or PNG image with a readable header")
-    width, height = size
+    width, height, scalable = header
     if width * height == 0:
         raise UndecodableImageError(f"image declares {width}x{height} pixels")
-    if width * height > max_pixels:
-        raise UndecodableImageError(f"image declares {width}x{height} pixels, over the {max_pixels} allowed")
+    limit = pixel_limit(scaled_while_decoding=scalable)
+    if width * height > limit:
+        raise UndecodableImageError(f"image too large: {width}x{height} pixels, over the {limit} allowed")
     try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        decoded = decode_scaled(data, width, height)
     except cv2.error as exc:
         raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image: {exc.err}") from exc
-    if image is None or image.size == 0:
+    if decoded is None:
         raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image")
-    return image
+    return decoded
 
 
 def encode_jpeg(image: np.ndarray, *, quality: int = 85) -> bytes:

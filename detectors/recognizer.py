@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,15 @@ class PlateResult:
             "corners": self.corners,
             "candidates": [[text, conf] for text, conf in self.candidates],
         }
+
+    def scaled(self, factor: int) -> PlateResult:
+        """The same plate with its box and corners in the pixels of an image ``factor`` times
+        as large: a photo decoded scaled down (:class:`detectors.jpeg.DecodedImage`)."""
+        if factor == 1:
+            return self
+        x, y, w, h = self.bbox
+        corners = [[round(cx * factor, 1), round(cy * factor, 1)] for cx, cy in self.corners]
+        return replace(self, bbox=(x * factor, y * factor, w * factor, h * factor), corners=corners)
 
 
 @dataclass(frozen=True)

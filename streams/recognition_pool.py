@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from detectors.jpeg import decode_jpeg, encode_jpeg
+from detectors.jpeg import decode_image, encode_jpeg
 from detectors.recognizer import PlateRecognizer, PlateResult
 from ioc import metrics
 
@@ -41,8 +41,8 @@ class RecognitionPool:
 
     def _run(self, jpeg: bytes) -> FrameResult:
         started = time.perf_counter()
-        image = decode_jpeg(jpeg)  # raises UndecodableImageError
-        plates = self._recognizer().recognize(image)
+        decoded = decode_image(jpeg)  # raises UndecodableImageError; a huge frame comes scaled down
+        plates = [p.scaled(decoded.scale) for p in self._recognizer().recognize(decoded.image)]
         crops = [encode_jpeg(p.crop, quality=80) if p.crop is not None else None for p in plates]
         return FrameResult(plates, crops, time.perf_counter() - started)
 

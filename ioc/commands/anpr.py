@@ -13,12 +13,16 @@ command goes on with the next image and exits 1 if any image failed.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from detectors.jpeg import DecodedImage
 
 __all__ = ["read_image", "register", "run"]
 
@@ -51,33 +55,39 @@ def _load_decoders() -> None:
     cv2.imdecode(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1], cv2.IMREAD_COLOR)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file to ``(H, W, 3) uint8 BGR``; ValueError with a reason if it cannot be used."""
+def read_image(path: Path) -> DecodedImage:
+    """Decode an image file, a large photo scaled down (:mod:`detectors.jpeg`); ValueError
+    with a reason if it cannot be used. Formats other than JPEG and PNG are sized by Pillow
+    before OpenCV decodes them; one Pillow cannot size is refused rather than decoded blind."""
     import cv2
     from PIL import Image
 
-    from detectors.recognizer import MAX_PIXELS
+    from detectors.jpeg import MAX_PIXELS, declared_size, decode_image, decode_scaled
 
     try:
-        with Image.open(path) as header:  # reads only the header: refuse huge images before decoding
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
+    if declared_size(data) is not None:
+        return decode_image(data)  # JPEG and PNG; its UndecodableImageError is a ValueError
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # reads only the header: refuse huge images
             width, height = header.size
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large: {exc}") from exc
     except OSError:
-        width = height = None  # not a format Pillow knows; let OpenCV try
-    if width is not None and height is not None:
-        if width * height == 0:
-            raise ValueError(f"empty image ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise ValueError(f"image too large: {width}x{height} exceeds {MAX_PIXELS} pixels")
+        raise ValueError("not a readable image") from None
+    if width * height == 0:
+        raise ValueError(f"empty image ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"image too large: {width}x{height} pixels, over the {MAX_PIXELS} allowed")
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.size == 0:
+        decoded = decode_scaled(data, width, height)
+    except cv2.error:
+        decoded = None
+    if decoded is None:
         raise ValueError("not a readable image")
-    return image
+    return decoded
 
 
 def _plate_json(plate: Any) -> dict[str, Any]:
@@ -113,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.images:
         started = time.perf_counter()
         try:
-            plates = recognizer.recognize(read_image(Path(name)))
+            decoded = read_image(Path(name))
+            plates = [p.scaled(decoded.scale) for p in recognizer.recognize(decoded.image)]
         except (ValueError, ImageError) as exc:
             failures += 1
             ms = round((time.perf_counter() - started) * 1000, 2)

@@ -105,6 +105,25 @@ def test_phone_photos_stored_sideways_and_grey_images_are_read_upright(tmp_path:
     assert abs(x - x2) <= 4 and abs(y - y2) <= 4 and w > h and w2 > h2  # the same place, upright
 
 
+def test_a_large_photo_is_read_scaled_down_and_boxed_in_its_own_pixels(tmp_path: Path) -> None:
+    """A 19-megapixel photo is decoded at half its size (memory), and the plate's box is
+    still given in the photo's pixels, where the same scene at 1280x720 puts it 4.5 times smaller."""
+    upright, _ = render_scene([("20A12345", "one_line", "white")], rng=np.random.default_rng(37),
+                              style="test", occlusion=0.0, glare=0.0)  # fmt: skip
+    cv2.imwrite(str(tmp_path / "small.jpg"), upright, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    large = cv2.resize(upright, (5760, 3240), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(tmp_path / "large.jpg"), large, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    del large
+
+    completed = _run("--json", str(tmp_path / "small.jpg"), str(tmp_path / "large.jpg"))
+
+    assert completed.returncode == 0, completed.stderr
+    small_line, large_line = (json.loads(line) for line in completed.stdout.splitlines())
+    assert [p["text"] for p in large_line["plates"]] == ["20A12345"]
+    small_box = np.array(small_line["plates"][0]["bbox"]) * 4.5
+    assert np.abs(np.array(large_line["plates"][0]["bbox"]) - small_box).max() <= 0.15 * small_box[2]
+
+
 def test_an_unknown_home_province_is_a_usage_error(tmp_path: Path) -> None:
     completed = _run("--home-province", "2O", str(tmp_path / "any.jpg"))
     assert completed.returncode == 2 and "not a province code: '2O'" in completed.stderr

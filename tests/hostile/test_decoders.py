@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from hostile_inputs import BAD_TIMESTAMPS, INJECTIONS, examples
@@ -30,7 +31,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from detectors import plate_format
-from detectors.jpeg import MAX_PIXELS, UndecodableImageError, declared_size, decode_jpeg, encode_jpeg
+from detectors.jpeg import (
+    DECODED_PIXELS,
+    MAX_PIXELS,
+    UndecodableImageError,
+    declared_size,
+    decode_image,
+    decode_jpeg,
+    encode_jpeg,
+)
 from detectors.recognizer import PlateRecognizer
 from detectors.synthetic import render_scene
 from ioc.schemas import CameraFrame, DeadLetter, EdgePlateRead, SensorReading, WatchlistEntry
@@ -424,6 +433,25 @@ def test_bombs_and_empty_images_are_refused_before_decoding(name: str) -> None:
     assert size is None or math.prod(size) == 0 or math.prod(size) > MAX_PIXELS, size
     with pytest.raises(UndecodableImageError):
         decode_jpeg(BOMBS[name])
+
+
+def test_a_large_sequential_jpeg_is_decoded_scaled_and_a_progressive_one_refused() -> None:
+    """libjpeg scales a sequential JPEG while decoding it, so a phone's 48-megapixel photo is
+    accepted and decoded at half its sides; a progressive one would hold every coefficient
+    at full size, so over MAX_PIXELS it is refused before decoding, like a bomb."""
+    sequential = _jpeg_claiming(8000, 6000)
+    decoded = decode_image(sequential)
+    assert decoded.scale == 2 and decoded.image.shape == (3000, 4000, 3)
+    assert decoded.image.shape[0] * decoded.image.shape[1] <= DECODED_PIXELS
+    ok, buffer = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    progressive = bytearray(buffer.tobytes())
+    at = progressive.index(b"\xff\xc2")
+    progressive[at + 5:at + 9] = struct.pack(">HH", 6000, 8000)
+    assert ok and declared_size(bytes(progressive)) == (8000, 6000)
+    with pytest.raises(UndecodableImageError, match="too large"):
+        decode_image(bytes(progressive))
+    small = decode_image(encode_jpeg(np.zeros((720, 1280, 3), np.uint8)))
+    assert small.scale == 1 and small.image.shape == (720, 1280, 3)
 
 
 _MEMORY_PROBE = """
