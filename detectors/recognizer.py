@@ -59,6 +59,14 @@ _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop ha
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
+# A plate cut by the frame's edge (a vehicle entering or leaving the view) often reads as a
+# shorter plate that is just as valid (`17Z7288` for `17Z72887`: four-digit serials exist),
+# and the reader is sure of it. The refiner then puts its corners beyond the edge, where it
+# expects the rest of the plate; such a read's confidences are multiplied by this. Held-out
+# frames cut through a plate (seed 11, 200): 70 of 71 reads had corners beyond the edge, 23
+# right, and of the 18 at >= 0.9, 11 right; 200 with the plate whole but 2-30 % of its size
+# from the edge: none beyond it.
+_CUT_PLATE_FACTOR = 0.5
 
 
 class ImageError(ValueError):
@@ -387,7 +395,8 @@ class PlateRecognizer:
                 )
                 if retry.texts and (not reading.texts or retry.scores[0] > reading.scores[0]):
                     reading, shape = retry, other
-            result = self._result(frame, detection, quad, shape, reading)
+            cut = not outline and _beyond_frame(quad, frame)  # a crop's outline is its edge
+            result = self._result(frame, detection, quad, shape, reading, cut=cut)
             if result is not None:
                 results.append(result)
         if not keep_all:
@@ -438,11 +447,19 @@ class PlateRecognizer:
         return detection.layout
 
     def _result(
-        self, frame: np.ndarray, detection: Detection, corners: np.ndarray, shape: Layout, reading: Reading
+        self,
+        frame: np.ndarray,
+        detection: Detection,
+        corners: np.ndarray,
+        shape: Layout,
+        reading: Reading,
+        *,
+        cut: bool = False,
     ) -> PlateResult | None:
         if not reading.texts:
             return None
-        confidences = [self._calibration(s) for s in reading.scores]
+        factor = _CUT_PLATE_FACTOR if cut else 1.0
+        confidences = [factor * self._calibration(s) for s in reading.scores]
         if confidences[0] < self._calibration.min_confidence:
             return None
         text = reading.texts[0]
@@ -465,6 +482,12 @@ class PlateRecognizer:
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
         )
+
+
+def _beyond_frame(corners: np.ndarray, frame: np.ndarray) -> bool:
+    """Whether a refined corner lies outside the frame: the plate is cut by its edge."""
+    height, width = frame.shape[:2]
+    return bool((corners < 0).any() or (corners[:, 0] > width).any() or (corners[:, 1] > height).any())
 
 
 def _strip_width(shape: Layout) -> int:

@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--shadowed", type=int, default=100,
                         help="daylight frames with one plate under a hard shadow's edge")  # fmt: skip
     parser.add_argument("--bent", type=int, default=100, help="frames with one bent plate")
+    parser.add_argument("--cut", type=int, default=100,
+                        help="frames with one plate cut by the frame's edge (a vehicle entering the "
+                             "view)")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -217,6 +220,34 @@ def _one_plate_frames(
             "ms": statistics.mean(times) if times else None}  # fmt: skip
 
 
+def _cut_frames(count: int, recognizer: Any, rng: np.random.Generator) -> Counter:
+    """Reads, and reads at >= 0.9 and how many of those are wrong, on ``count`` one-plate frames
+    cut through the plate at one side (10-60 % of its width or height out of view): what a
+    camera sees as a vehicle enters. A cut plate often reads as a shorter valid one."""
+    from detectors.synthetic import random_plate_spec, render_scene
+
+    outcome: Counter = Counter()
+    for _ in range(count):
+        spec = random_plate_spec(rng)
+        image, (truth,) = render_scene([spec], rng=rng, night=rng.random() < 0.2, style="test")
+        (left, top), (right, bottom) = truth.corners.min(axis=0), truth.corners.max(axis=0)
+        side, share = int(rng.integers(4)), float(rng.uniform(0.1, 0.6))
+        if side == 0:
+            image = image[:, int(left + share * (right - left)):]
+        elif side == 1:
+            image = image[:, : int(right - share * (right - left))]
+        elif side == 2:
+            image = image[int(top + share * (bottom - top)):]
+        else:
+            image = image[: int(bottom - share * (bottom - top))]
+        for result in recognizer.recognize(np.ascontiguousarray(image)):
+            outcome["reads"] += 1
+            if result.confidence >= 0.9:
+                outcome["sure"] += 1
+                outcome["sure_wrong"] += result.text != truth.text
+    return outcome
+
+
 def _passages(count: int, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
     """Exact accuracy of single frames and of the passage vote (:func:`detectors.passages.vote`)
     over ``count`` vehicles seen in :data:`_PASSAGE_SCALES` frames each, as they approach.
@@ -296,6 +327,7 @@ def run(args: argparse.Namespace) -> int:
     pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
     shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
     bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
+    cut = _cut_frames(args.cut, recognizer, rng)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -357,6 +389,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {count}, exact accuracy {outcome['accuracy']:.3f}{speed}{_confident(outcome)}")
     if args.portrait:
         print(f"plate-free portrait photos with a reported plate: {portrait_negatives} of {args.portrait}")
+    if args.cut:
+        print(f"plates cut by the frame's edge: {args.cut} frames, {cut['reads']} reads, {cut['sure']} at "
+              f">= 0.9, of which {cut['sure_wrong']} wrong")
     if args.passages:
         print(f"passages: {args.passages} vehicles x {len(_PASSAGE_SCALES)} frames as they approach, exact "
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
@@ -389,6 +424,8 @@ def run(args: argparse.Namespace) -> int:
         "pitched_accuracy": _rounded(pitched["accuracy"]),
         "shadowed_accuracy": _rounded(shadowed["accuracy"]),
         "bent_accuracy": _rounded(bent["accuracy"]),
+        "cut_reads_at_0_9": cut["sure"] if args.cut else None,
+        "cut_wrong_at_0_9": cut["sure_wrong"] if args.cut else None,
         "large_frame_accuracy": _rounded(large["accuracy"]),
         "large_frame_ms": _rounded(large["ms"], 2),
         "passage_frame_accuracy": _rounded(passages["frame_accuracy"]),

@@ -302,6 +302,24 @@ def test_small_plates_in_a_large_frame(recognizer: PlateRecognizer, layout: str)
     assert right >= 3, f"{right} of {len(COLOURS)}"
 
 
+@pytest.mark.parametrize(
+    ("text", "layout", "seed"), [("17Z72887", "one_line", 0), ("62D46404", "two_line", 1)]
+)
+def test_a_plate_cut_by_the_frame_edge_is_never_read_sure(
+    recognizer: PlateRecognizer, text: str, layout: str, seed: int
+) -> None:
+    """A vehicle entering the view shows part of its plate, which reads as a shorter valid plate
+    (``17Z7288``: four-digit serials exist) and was reported at 0.997; the same plate wholly in
+    view, however close to the edge, stays sure."""
+    image, (truth,) = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
+                                   occlusion=0.0, glare=0.0)  # fmt: skip
+    left, right = truth.corners[:, 0].min(), truth.corners[:, 0].max()
+    whole = recognizer.recognize(np.ascontiguousarray(image[:, : int(right + 0.03 * (right - left))]))
+    assert [(p.text, p.confidence >= 0.9) for p in whole] == [(text, True)]
+    cut = recognizer.recognize(np.ascontiguousarray(image[:, : int(right - 0.2 * (right - left))]))
+    assert cut and all(p.confidence < 0.9 for p in cut)
+
+
 def test_crowded_street_photos(recognizer: PlateRecognizer) -> None:
     """Eight motorbikes side by side in a 1920x1080 photo: plates beyond the six best detections
     are read too (18 of these 24 plates were read while six was the limit, 23 after;
