@@ -30,6 +30,7 @@ __all__ = [
     "PlateTruth",
     "Style",
     "degrade_crop",
+    "hide_plate_end",
     "plate_lines",
     "random_plate_spec",
     "render_plate",
@@ -552,6 +553,29 @@ def _occlude(image: np.ndarray, quad: np.ndarray, rng: np.random.Generator) -> N
         size = int(plate_h * rng.uniform(0.2, 0.35))
         cv2.rectangle(image, tuple((corner - size / 2).astype(int)), tuple((corner + size / 2).astype(int)),
                       (30, 30, 30), -1)  # fmt: skip
+
+
+def hide_plate_end(image: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Something in front of the plate (another vehicle's edge, a rider's leg, a post) hides one
+    end of it, 10-40 % of its length, and reaches well above and below it. Drawn on a finished
+    ``image`` (in place, its own sensor noise added) at the plate's true ``corners``; returns the
+    corners of the part still in view."""
+    tl, tr, br, bl = np.asarray(corners, np.float64)
+    share = rng.uniform(0.1, 0.4)
+    if rng.random() < 0.5:  # the right end
+        top, bottom = tl + (1 - share) * (tr - tl), bl + (1 - share) * (br - bl)
+        hidden, visible = np.array([top, tr, br, bottom]), np.array([tl, top, bottom, bl])
+    else:
+        top, bottom = tl + share * (tr - tl), bl + share * (br - bl)
+        hidden, visible = np.array([tl, top, bottom, bl]), np.array([top, tr, br, bottom])
+    up = (tl - bl) * rng.uniform(0.4, 1.0)
+    hidden += np.array([up, up, -up, -up])
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(hidden).astype(np.int32)], 255, cv2.LINE_AA)
+    tone = rng.uniform(20, 200, 3) + rng.normal(0, 6, image.shape)
+    alpha = (mask.astype(np.float32) / 255)[..., None]
+    image[:] = np.clip(image * (1 - alpha) + tone * alpha, 0, 255).astype(np.uint8)
+    return visible.astype(np.float32)
 
 
 def _glare(image: np.ndarray, centre: np.ndarray, radius: float, strength: float) -> None:

@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--shadowed", type=int, default=100,
                         help="daylight frames with one plate under a hard shadow's edge")  # fmt: skip
     parser.add_argument("--bent", type=int, default=100, help="frames with one bent plate")
+    parser.add_argument("--end-hidden", type=int, default=100,
+                        help="frames with one end of the plate (10-40 %%) hidden by something in "
+                             "front")  # fmt: skip
     parser.add_argument("--cut", type=int, default=100,
                         help="frames with one plate cut by the frame's edge (a vehicle entering the "
                              "view)")  # fmt: skip
@@ -220,11 +223,12 @@ def _one_plate_frames(
             "ms": statistics.mean(times) if times else None}  # fmt: skip
 
 
-def _cut_frames(count: int, recognizer: Any, rng: np.random.Generator) -> Counter:
+def _cut_frames(count: int, recognizer: Any, rng: np.random.Generator, *, hide_end: bool = False) -> Counter:
     """Reads, and reads at >= 0.9 and how many of those are wrong, on ``count`` one-plate frames
     cut through the plate at one side (10-60 % of its width or height out of view): what a
-    camera sees as a vehicle enters. A cut plate often reads as a shorter valid one."""
-    from detectors.synthetic import random_plate_spec, render_scene
+    camera sees as a vehicle enters. With ``hide_end``, the frame stays whole and something in
+    front hides one end of the plate instead. Either part often reads as a shorter valid plate."""
+    from detectors.synthetic import hide_plate_end, random_plate_spec, render_scene
 
     outcome: Counter = Counter()
     for _ in range(count):
@@ -232,7 +236,9 @@ def _cut_frames(count: int, recognizer: Any, rng: np.random.Generator) -> Counte
         image, (truth,) = render_scene([spec], rng=rng, night=rng.random() < 0.2, style="test")
         (left, top), (right, bottom) = truth.corners.min(axis=0), truth.corners.max(axis=0)
         side, share = int(rng.integers(4)), float(rng.uniform(0.1, 0.6))
-        if side == 0:
+        if hide_end:
+            hide_plate_end(image, truth.corners, rng)
+        elif side == 0:
             image = image[:, int(left + share * (right - left)):]
         elif side == 1:
             image = image[:, : int(right - share * (right - left))]
@@ -328,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
     shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
     bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
     cut = _cut_frames(args.cut, recognizer, rng)
+    end_hidden = _cut_frames(args.end_hidden, recognizer, rng, hide_end=True)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -392,6 +399,10 @@ def run(args: argparse.Namespace) -> int:
     if args.cut:
         print(f"plates cut by the frame's edge: {args.cut} frames, {cut['reads']} reads, {cut['sure']} at "
               f">= 0.9, of which {cut['sure_wrong']} wrong")
+    if args.end_hidden:
+        print(f"plates with one end hidden by something in front: {args.end_hidden} frames, "
+              f"{end_hidden['reads']} reads, {end_hidden['sure']} at >= 0.9, of which "
+              f"{end_hidden['sure_wrong']} wrong")
     if args.passages:
         print(f"passages: {args.passages} vehicles x {len(_PASSAGE_SCALES)} frames as they approach, exact "
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
@@ -426,6 +437,8 @@ def run(args: argparse.Namespace) -> int:
         "bent_accuracy": _rounded(bent["accuracy"]),
         "cut_reads_at_0_9": cut["sure"] if args.cut else None,
         "cut_wrong_at_0_9": cut["sure_wrong"] if args.cut else None,
+        "end_hidden_reads_at_0_9": end_hidden["sure"] if args.end_hidden else None,
+        "end_hidden_wrong_at_0_9": end_hidden["sure_wrong"] if args.end_hidden else None,
         "large_frame_accuracy": _rounded(large["accuracy"]),
         "large_frame_ms": _rounded(large["ms"], 2),
         "passage_frame_accuracy": _rounded(passages["frame_accuracy"]),

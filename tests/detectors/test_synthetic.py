@@ -10,6 +10,7 @@ from detectors.synthetic import (
     PLATE_SIZES_MM,
     _cast_shadow,
     _composite_bent,
+    hide_plate_end,
     render_plate,
     render_plate_patch,
     render_scene,
@@ -150,3 +151,24 @@ def test_a_bent_plate_bows_its_rows_and_keeps_its_corners() -> None:
         bow = _dark_line_row(covered, 150) - _dark_line_row(covered, 55)
         assert 4 <= abs(bow) <= 22, (seed, bow)  # 6-20 % of the height at the middle, little at the ends
         assert covered[53, 53] and covered[146, 246] and not covered[45, 45] and not covered[155, 255]
+
+
+def test_something_in_front_hides_one_end_of_the_plate_and_reaches_past_it() -> None:
+    image, (truth,) = render_scene([("17Z72887", "one_line", "white")], rng=np.random.default_rng(4),
+                                   occlusion=0.0, glare=0.0)  # fmt: skip
+    hidden = image.copy()
+    visible = hide_plate_end(hidden, truth.corners, np.random.default_rng(1))
+    changed = np.abs(hidden.astype(int) - image).max(axis=2) > 12
+    tl, tr, br, bl = truth.corners
+    plate_w = np.linalg.norm(tr - tl)
+    visible_w = np.linalg.norm(visible[1] - visible[0])
+    assert 0.6 * plate_w <= visible_w <= 0.9 * plate_w + 1
+    # the visible part is one end of the plate, untouched; the hidden end is covered, above it too
+    inside = np.mean(visible, axis=0).round().astype(int)
+    assert not changed[inside[1], inside[0]]
+    shown_end = visible[[1, 2]] if np.allclose(visible[0], tl) else visible[[0, 3]]
+    gone_end = (tr + br) / 2 if np.allclose(visible[0], tl) else (tl + bl) / 2
+    near_gone = (gone_end * 0.9 + shown_end.mean(axis=0) * 0.1).round().astype(int)
+    assert changed[near_gone[1], near_gone[0]]
+    above = (gone_end * 0.9 + shown_end.mean(axis=0) * 0.1 + (tl - bl) * 0.7).round().astype(int)
+    assert changed[above[1], above[0]] or not 0 <= above[1] < image.shape[0]
