@@ -34,7 +34,6 @@ __all__ = [
     "decode_jpeg",
     "decode_scaled",
     "encode_jpeg",
-    "pixel_limit",
 ]
 
 MAX_PIXELS = 40_000_000  # larger images are refused rather than risking memory
@@ -108,12 +107,6 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     return None if header is None else header[:2]
 
 
-def pixel_limit(*, scaled_while_decoding: bool) -> int:
-    """The most pixels an image may declare: more for a sequential JPEG, which libjpeg
-    decodes scaled down without ever holding it at full size."""
-    return MAX_SCALED_JPEG_PIXELS if scaled_while_decoding else MAX_PIXELS
-
-
 def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage | None:
     """Decode with OpenCV at the largest of 1, 1/2, 1/4 or 1/8 of ``width`` x ``height``
     (the declared size) that has at most :data:`DECODED_PIXELS`; None when OpenCV cannot.
@@ -133,7 +126,8 @@ def decode_image(data: bytes) -> DecodedImage:
     """Decode JPEG (or PNG) bytes, scaled down to at most :data:`DECODED_PIXELS` where larger.
 
     Raises :class:`UndecodableImageError` for anything else, for a header that declares
-    no pixels or more than its limit (:func:`pixel_limit`), and for data OpenCV cannot decode.
+    no pixels or more than its limit (:data:`MAX_SCALED_JPEG_PIXELS` for a sequential JPEG,
+    :data:`MAX_PIXELS` for any other), and for data OpenCV cannot decode.
     """
     header = _header(data)
     if header is None:
@@ -141,7 +135,7 @@ def decode_image(data: bytes) -> DecodedImage:
     width, height, scalable = header
     if width * height == 0:
         raise UndecodableImageError(f"image declares {width}x{height} pixels")
-    limit = pixel_limit(scaled_while_decoding=scalable)
+    limit = MAX_SCALED_JPEG_PIXELS if scalable else MAX_PIXELS
     if width * height > limit:
         raise UndecodableImageError(f"image too large: {width}x{height} pixels, over the {limit} allowed")
     try:

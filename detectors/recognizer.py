@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,8 @@ class PlateResult:
             return self
         x, y, w, h = self.bbox
         corners = [[round(cx * factor, 1), round(cy * factor, 1)] for cx, cy in self.corners]
-        return replace(self, bbox=(x * factor, y * factor, w * factor, h * factor), corners=corners)
+        bbox = (x * factor, y * factor, w * factor, h * factor)
+        return dataclasses.replace(self, bbox=bbox, corners=corners)
 
 
 @dataclass(frozen=True)

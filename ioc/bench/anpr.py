@@ -79,12 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--shadowed", type=int, default=100,
                         help="daylight frames with one plate under a hard shadow's edge")  # fmt: skip
     parser.add_argument("--bent", type=int, default=100, help="frames with one bent plate")
-    parser.add_argument("--end-hidden", type=int, default=100,
-                        help="frames with one end of the plate (10-40 %%) hidden by something in "
-                             "front")  # fmt: skip
     parser.add_argument("--cut", type=int, default=100,
                         help="frames with one plate cut by the frame's edge (a vehicle entering the "
                              "view)")  # fmt: skip
+    parser.add_argument("--end-hidden", type=int, default=100,
+                        help="frames with one end of the plate (10-40 %%) hidden by something in "
+                             "front")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -223,7 +223,9 @@ def _one_plate_frames(
             "ms": statistics.mean(times) if times else None}  # fmt: skip
 
 
-def _cut_frames(count: int, recognizer: Any, rng: np.random.Generator, *, hide_end: bool = False) -> Counter:
+def _partial_plate_frames(
+    count: int, recognizer: Any, rng: np.random.Generator, *, hide_end: bool = False
+) -> Counter:
     """Reads, and reads at >= 0.9 and how many of those are wrong, on ``count`` one-plate frames
     cut through the plate at one side (10-60 % of its width or height out of view): what a
     camera sees as a vehicle enters. With ``hide_end``, the frame stays whole and something in
@@ -333,8 +335,8 @@ def run(args: argparse.Namespace) -> int:
     pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
     shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
     bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
-    cut = _cut_frames(args.cut, recognizer, rng)
-    end_hidden = _cut_frames(args.end_hidden, recognizer, rng, hide_end=True)
+    cut = _partial_plate_frames(args.cut, recognizer, rng)
+    end_hidden = _partial_plate_frames(args.end_hidden, recognizer, rng, hide_end=True)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
