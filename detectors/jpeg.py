@@ -107,13 +107,18 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     return None if header is None else header[:2]
 
 
-def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage | None:
+def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage:
     """Decode with OpenCV at the largest of 1, 1/2, 1/4 or 1/8 of ``width`` x ``height``
-    (the declared size) that has at most :data:`DECODED_PIXELS`; None when OpenCV cannot.
-    An EXIF orientation is applied, as ``cv2.imdecode`` does by default."""
+    (the declared size) that has at most :data:`DECODED_PIXELS`; :class:`UndecodableImageError`
+    when OpenCV cannot. An EXIF orientation is applied, as ``cv2.imdecode`` does by default."""
     scale = next((s for s in (1, 2, 4) if width * height <= DECODED_PIXELS * s * s), 8)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _SCALED_FLAGS[scale])
-    return None if image is None or image.size == 0 else DecodedImage(image, scale)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _SCALED_FLAGS[scale])
+    except cv2.error as exc:
+        raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image: {exc.err}") from exc
+    if image is None or image.size == 0:
+        raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image")
+    return DecodedImage(image, scale)
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
@@ -138,13 +143,7 @@ def decode_image(data: bytes) -> DecodedImage:
     limit = MAX_SCALED_JPEG_PIXELS if scalable else MAX_PIXELS
     if width * height > limit:
         raise UndecodableImageError(f"image too large: {width}x{height} pixels, over the {limit} allowed")
-    try:
-        decoded = decode_scaled(data, width, height)
-    except cv2.error as exc:
-        raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image: {exc.err}") from exc
-    if decoded is None:
-        raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image")
-    return decoded
+    return decode_scaled(data, width, height)
 
 
 def encode_jpeg(image: np.ndarray, *, quality: int = 85) -> bytes:

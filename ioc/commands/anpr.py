@@ -59,7 +59,6 @@ def read_image(path: Path) -> DecodedImage:
     """Decode an image file, a large photo scaled down (:mod:`detectors.jpeg`); ValueError
     with a reason if it cannot be used. Formats other than JPEG and PNG are sized by Pillow
     before OpenCV decodes them; one Pillow cannot size is refused rather than decoded blind."""
-    import cv2
     from PIL import Image
 
     from detectors.jpeg import MAX_PIXELS, declared_size, decode_image, decode_scaled
@@ -81,13 +80,7 @@ def read_image(path: Path) -> DecodedImage:
         raise ValueError(f"empty image ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise ValueError(f"image too large: {width}x{height} pixels, over the {MAX_PIXELS} allowed")
-    try:
-        decoded = decode_scaled(data, width, height)
-    except cv2.error:
-        decoded = None
-    if decoded is None:
-        raise ValueError("not a readable image")
-    return decoded
+    return decode_scaled(data, width, height)  # its UndecodableImageError is a ValueError
 
 
 def _plate_json(plate: Any) -> dict[str, Any]:

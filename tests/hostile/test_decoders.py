@@ -347,10 +347,13 @@ def _png(width: int, height: int, pixels: bytes = b"") -> bytes:
             + chunk(b"IEND", b""))
 
 
-def _jpeg_claiming(width: int, height: int) -> bytes:
-    """A real 16x16 JPEG whose frame header claims ``width`` x ``height``."""
-    data = bytearray(encode_jpeg(np.full((16, 16, 3), 128, np.uint8)))
-    at = data.index(b"\xff\xc0")
+def _jpeg_claiming(width: int, height: int, *, progressive: bool = False) -> bytes:
+    """A real 16x16 JPEG (baseline or progressive) whose frame header claims ``width`` x ``height``."""
+    options = [cv2.IMWRITE_JPEG_QUALITY, 85, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    ok, buffer = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8), options)
+    assert ok
+    data = bytearray(buffer.tobytes())
+    at = data.index(b"\xff\xc2" if progressive else b"\xff\xc0")
     data[at + 5:at + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
@@ -443,13 +446,10 @@ def test_a_large_sequential_jpeg_is_decoded_scaled_and_a_progressive_one_refused
     decoded = decode_image(sequential)
     assert decoded.scale == 2 and decoded.image.shape == (3000, 4000, 3)
     assert decoded.image.shape[0] * decoded.image.shape[1] <= DECODED_PIXELS
-    ok, buffer = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
-    progressive = bytearray(buffer.tobytes())
-    at = progressive.index(b"\xff\xc2")
-    progressive[at + 5:at + 9] = struct.pack(">HH", 6000, 8000)
-    assert ok and declared_size(bytes(progressive)) == (8000, 6000)
+    progressive = _jpeg_claiming(8000, 6000, progressive=True)
+    assert declared_size(progressive) == (8000, 6000)
     with pytest.raises(UndecodableImageError, match="too large"):
-        decode_image(bytes(progressive))
+        decode_image(progressive)
     small = decode_image(encode_jpeg(np.zeros((720, 1280, 3), np.uint8)))
     assert small.scale == 1 and small.image.shape == (720, 1280, 3)
 
