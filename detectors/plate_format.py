@@ -32,6 +32,7 @@ __all__ = [
     "parse",
     "province_of",
     "random_plate_text",
+    "serial",
 ]
 
 
@@ -230,6 +231,17 @@ def parse(text: str, layout: str | None = None) -> PlateText | None:
         return None
     code = compact[:2]
     return PlateText(compact, _display_valid(compact, layout), code if code in PROVINCE_CODES else None)
+
+
+def serial(text: str, layout: str | None = None) -> str | None:
+    """The serial digits of a plate (``86988`` of ``51F-869.88``, ``5688`` of ``52P-5688``), read
+    as ``layout`` would have them (``75U82787``: ``82787`` on a car, ``2787`` on a motorbike);
+    None for military and diplomatic plates and for text that is not a plate."""
+    compact = canonical(text)
+    if not _VALID.match(compact):
+        return None
+    parsed = _parse(compact, motorbike_first=layout == Layout.MOTORBIKE)
+    return None if parsed is None else parsed[2]
 
 
 def _display_valid(compact: str, layout: str | None) -> str:

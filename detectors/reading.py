@@ -21,7 +21,7 @@ from detectors import plate_format
 from detectors.onnx_session import cpu_session
 from detectors.plate_format import Layout
 
-__all__ = ["ALPHABET", "Reading", "StripReader", "decode"]
+__all__ = ["ALPHABET", "Reading", "StripReader", "character_columns", "decode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # CTC class i + 1; class 0 is the blank
 _MIN_CHAR_PROB = 5e-3  # characters below this in a column are not considered there
@@ -29,6 +29,7 @@ _MIN_INK = 4.0  # expected number of character columns below which a strip holds
 _UNKNOWN_PROVINCE_PRIOR = 0.05
 _RELATIVE_FLOOR = 1e-3  # prefixes this much less likely than the best are dropped early
 READ_BATCH = 8  # strips per run of the reader network
+_CENTRE_REACH = 2  # columns each side of a character's alignment weighed for its centre
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,68 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
     complete.sort(key=lambda item: item[1], reverse=True)
     complete = complete[:top]
     return Reading(tuple(t for t, _ in complete), tuple(float(s) for _, s in complete))
+
+
+def character_columns(probs: np.ndarray, text: str) -> np.ndarray:
+    """Where each character of ``text`` lies in the strip, in reader columns (fractional).
+
+    The columns the best CTC alignment of ``text`` to the ``(T, 37)`` column probabilities
+    gives each character, then its probability-weighted centre within :data:`_CENTRE_REACH`
+    columns of them: a column is 4 pixels of the strip, coarser than the spacing differences
+    worth seeing (the dot of ``869.88``).
+    """
+    aligned = _greedy_alignment(probs, text) or _best_alignment(probs, text)
+    centres = np.empty(len(text))
+    for i, (char, at) in enumerate(zip(text, aligned, strict=True)):
+        middle = round(float(np.mean(at))) if at else 0
+        low, high = max(middle - _CENTRE_REACH, 0), min(middle + _CENTRE_REACH + 1, len(probs))
+        weights = probs[low:high, _INDEX[char] + 1].astype(np.float64)
+        centres[i] = float(np.arange(low, high) @ weights / max(weights.sum(), 1e-12))
+    return centres
+
+
+def _greedy_alignment(probs: np.ndarray, text: str) -> list[list[int]] | None:
+    """Each character's columns where the likeliest class of each column spells ``text`` (then
+    that is the best alignment too); None where it does not. Ten times as fast as the search."""
+    likeliest = probs.argmax(axis=1).tolist()
+    runs: list[list[int]] = []
+    previous = 0
+    for t, k in enumerate(likeliest):
+        if k and k == previous:
+            runs[-1].append(t)
+        elif k:
+            runs.append([t])
+        previous = k
+    spelt = "".join(ALPHABET[likeliest[run[0]] - 1] for run in runs)
+    return runs if spelt == text else None
+
+
+def _best_alignment(probs: np.ndarray, text: str) -> list[list[int]]:
+    """Each character's columns in the best CTC alignment of ``text`` (Viterbi)."""
+    labels = np.zeros(2 * len(text) + 1, np.int64)  # blank, c1, blank, c2, ..., blank
+    labels[1::2] = [_INDEX[char] + 1 for char in text]
+    states, columns = len(labels), len(probs)
+    log_p = np.log(np.maximum(probs.astype(np.float64), 1e-12))[:, labels]
+    may_skip = np.zeros(states, bool)  # a character may follow the previous one without a blank
+    may_skip[3::2] = labels[3::2] != labels[1:-2:2]
+    score = np.full(states, -np.inf)
+    score[:2] = log_p[0, :2]
+    moves = np.zeros((columns, states), np.int64)  # 0 stay, 1 from the previous state, 2 skip a blank
+    for t in range(1, columns):
+        step = np.full(states, -np.inf)
+        step[1:] = score[:-1]
+        skip = np.full(states, -np.inf)
+        skip[2:] = np.where(may_skip[2:], score[:-2], -np.inf)
+        options = np.stack((score, step, skip))
+        moves[t] = options.argmax(axis=0)
+        score = options[moves[t], np.arange(states)] + log_p[t]
+    state = states - 1 if score[-1] >= score[-2] else states - 2
+    aligned: list[list[int]] = [[] for _ in text]
+    for t in range(columns - 1, -1, -1):
+        if state % 2:
+            aligned[state // 2].append(t)
+        state -= int(moves[t, state])
+    return aligned
 
 
 def _column_options(chars: np.ndarray, *, per_column: int = 4) -> list[list[tuple[str, float]]]:

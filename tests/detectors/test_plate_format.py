@@ -162,3 +162,20 @@ def test_home_codes(home: str, codes: tuple[str, ...]) -> None:
 def test_home_codes_refuse_what_no_province_uses(home: str) -> None:
     with pytest.raises(ValueError, match="not a province code"):
         plate_format.home_codes(home)
+
+
+@pytest.mark.parametrize(
+    ("text", "layout", "serial"),
+    [
+        ("51F-869.88", None, "86988"),
+        ("52P5688", "one_line", "5688"),
+        ("75U82787", "two_line", "82787"),
+        ("75U82787", "motorbike", "2787"),
+        ("29MD101353", "motorbike", "01353"),
+        ("TM1234", None, None),
+        ("80011NG01", None, None),
+        ("51I86988", None, None),
+    ],
+)
+def test_serial_digits_as_the_layout_has_them(text: str, layout: str | None, serial: str | None) -> None:
+    assert plate_format.serial(text, layout) == serial

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.reading import ALPHABET, decode
+from detectors.reading import ALPHABET, character_columns, decode
 
 
 def _columns(spec: list[dict[str, float]], *, blank_between: bool = True) -> np.ndarray:
@@ -60,3 +60,17 @@ def test_noise_gives_no_plate() -> None:
     assert decode(blank_only, two_row=True).texts == ()
     too_short = _columns([{c: 0.99} for c in "51F8"])
     assert decode(too_short, two_row=False).texts == ()
+
+
+def test_character_columns_are_the_centres_of_the_aligned_characters() -> None:
+    probs = np.zeros((20, len(ALPHABET) + 1), np.float32)
+    probs[:, 0] = 1.0
+    for column, char, p in [(2, "5", 0.99), (6, "8", 0.5), (7, "8", 0.5), (11, "8", 0.99), (15, "1", 0.9),
+                            (16, "1", 0.3)]:  # fmt: skip
+        probs[column, ALPHABET.index(char) + 1] = p
+        probs[column, 0] = 1.0 - p
+    # the two 8s are two characters (a blank between them), each placed between its columns
+    assert np.allclose(character_columns(probs, "5881"), [2.0, 6.5, 11.0, 15.25])
+    # where the likeliest class of each column spells something else (I for 1), the search aligns
+    probs[15, [0, ALPHABET.index("I") + 1, ALPHABET.index("1") + 1]] = [0.1, 0.5, 0.4]
+    assert np.allclose(character_columns(probs, "5881"), [2.0, 6.5, 11.0, (15 * 0.4 + 16 * 0.3) / 0.7])

@@ -12,7 +12,14 @@ import pytest
 from detectors import plate_format
 from detectors.reading import Reading, StripReader
 from detectors.recognizer import ImageError, PlateRecognizer, PlateResult, plate_colour
-from detectors.synthetic import PlateSpec, random_plate_spec, render_plate, render_plate_patch, render_scene
+from detectors.synthetic import (
+    PlateSpec,
+    hide_plate_end,
+    random_plate_spec,
+    render_plate,
+    render_plate_patch,
+    render_scene,
+)
 
 LAYOUTS = ("one_line", "two_line", "motorbike")
 COLOURS = ("white", "yellow", "blue", "red")
@@ -318,6 +325,36 @@ def test_a_plate_cut_by_the_frame_edge_is_never_read_sure(
     assert [(p.text, p.confidence >= 0.9) for p in whole] == [(text, True)]
     cut = recognizer.recognize(np.ascontiguousarray(image[:, : int(right - 0.2 * (right - left))]))
     assert cut and all(p.confidence < 0.9 for p in cut)
+
+
+@pytest.mark.parametrize(
+    ("text", "layout", "seed"),
+    [("51F86988", "one_line", 3), ("30A12345", "two_line", 1), ("79G179083", "motorbike", 6)],
+)
+def test_a_plate_with_one_end_hidden_is_never_read_sure(
+    recognizer: PlateRecognizer, text: str, layout: str, seed: int
+) -> None:
+    """Something in front hides one end, and the part in view reads as a shorter valid plate
+    (``51F8698``, ``30A2345``, ``79G7908``) that was reported at 0.999: the four-digit serial
+    shows the dot of a five-digit one, and the motorbike plate's part in view is too narrow for
+    the two-line car plate its text makes it."""
+    image, (truth,) = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
+                                   occlusion=0.0, glare=0.0)  # fmt: skip
+    assert [(p.text, p.confidence >= 0.9) for p in recognizer.recognize(image)] == [(text, True)]
+    hide_plate_end(image, truth.corners, np.random.default_rng(seed))
+    hidden = recognizer.recognize(image)
+    assert hidden and all(p.confidence < 0.9 for p in hidden)
+
+
+@pytest.mark.parametrize(("text", "layout"), [("52P5688", "one_line"), ("92F0277", "two_line"),
+                                              ("29X51234", "motorbike")])  # fmt: skip
+def test_whole_plates_with_four_digit_serials_stay_sure(
+    recognizer: PlateRecognizer, text: str, layout: str
+) -> None:
+    for seed in range(4):
+        image, _ = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
+                                occlusion=0.0, glare=0.0)  # fmt: skip
+        assert [(p.text, p.confidence >= 0.9) for p in recognizer.recognize(image)] == [(text, True)], seed
 
 
 def test_crowded_street_photos(recognizer: PlateRecognizer) -> None:
