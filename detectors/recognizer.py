@@ -18,13 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors import plate_format
+from detectors import partial_plates, plate_format
 from detectors.detection import CornerRefiner, Detection, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
-from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode
+from detectors.reading import ALPHABET, Reading, StripReader, decode
 
 __all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
 
@@ -59,29 +59,6 @@ _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop ha
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
-# Part of a plate often reads as a shorter plate that is just as valid (`17Z7288` for
-# `17Z72887`: four-digit serials exist), and the reader is sure of it. Such a read's
-# confidences are multiplied by this: reported, never sure. Two signs give a part away:
-# - the plate is cut by the frame's edge (a vehicle entering or leaving the view): the refiner
-#   then puts its corners beyond the edge, where it expects the rest of the plate. Held-out
-#   frames cut through a plate (seed 11, 200): 70 of 71 reads had corners beyond the edge, 23
-#   right, and of the 18 at >= 0.9, 11 right; 200 with the plate whole but 2-30 % of its size
-#   from the edge: none beyond it;
-# - something in front hides one end, and the four-digit serial read shows the dot that only
-#   five-digit serials have (see _shows_serial_dot);
-# - the text makes it a two-line car plate (330x165 mm), but its outline is narrower than
-#   _TWO_LINE_MIN_ASPECT: the part of a motorbike plate (`28-K2 1329` read `28K1329`), or a
-#   two-line one, in view; a whole one turned so far is rare (held-out frames turned up to 40
-#   degrees, seed 32: none of 206 reads under 1.55).
-_PARTIAL_PLATE_FACTOR = 0.5
-# A five-digit serial is printed with a dot (`869.88`), a four-digit one without (`5688`). The
-# part of `869.88` in view, `869.8` or `69.88`, reads as four digits with the dot's gap between
-# the third and fourth or the second and third: wider than the other two gaps' mean by more
-# than this share. Held-out one-plate frames, reads at >= 0.9 with four-digit serials: of 57
-# wrong ones of plates with one end hidden (seed 12), 53 were over it; of 343 right ones of whole
-# plates with four-digit serials (seed 22), 6.
-_DOT_GAP = 0.3
-_TWO_LINE_MIN_ASPECT = 1.45  # 2.0 turned 43 degrees away
 
 
 class ImageError(ValueError):
@@ -411,8 +388,7 @@ class PlateRecognizer:
                 retry = decode(other_columns, two_row=other != Layout.ONE_LINE)
                 if retry.texts and (not reading.texts or retry.scores[0] > reading.scores[0]):
                     reading, shape, columns = retry, other, other_columns
-            cut = not outline and _beyond_frame(quad, frame)  # a crop's outline is its edge
-            result = self._result(frame, detection, quad, shape, reading, columns, cut=cut)
+            result = self._result(frame, detection, quad, shape, reading, columns, outline=outline)
             if result is not None:
                 results.append(result)
         if not keep_all:
@@ -471,16 +447,16 @@ class PlateRecognizer:
         reading: Reading,
         columns: np.ndarray,
         *,
-        cut: bool = False,
+        outline: bool = False,
     ) -> PlateResult | None:
-        """The plate read from the strip whose column probabilities are ``columns``; ``cut``:
-        by the frame's edge."""
+        """The plate read from the strip whose column probabilities are ``columns``, its
+        confidences lowered if it is only part of one (:mod:`detectors.partial_plates`)."""
         if not reading.texts:
             return None
         text = reading.texts[0]
         layout = _final_layout(text, shape, corners)
-        partial = cut or _narrow_two_line(corners, layout) or _shows_serial_dot(columns, text, layout)
-        factor = _PARTIAL_PLATE_FACTOR if partial else 1.0
+        partial = partial_plates.is_partial(corners, frame.shape, columns, text, layout, outline=outline)
+        factor = partial_plates.PARTIAL_PLATE_FACTOR if partial else 1.0
         confidences = [factor * self._calibration(s) for s in reading.scores]
         if confidences[0] < self._calibration.min_confidence:
             return None
@@ -502,30 +478,6 @@ class PlateRecognizer:
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
         )
-
-
-def _beyond_frame(corners: np.ndarray, frame: np.ndarray) -> bool:
-    """Whether a refined corner lies outside the frame: the plate is cut by its edge."""
-    height, width = frame.shape[:2]
-    return bool((corners < 0).any() or (corners[:, 0] > width).any() or (corners[:, 1] > height).any())
-
-
-def _narrow_two_line(corners: np.ndarray, layout: Layout) -> bool:
-    """Whether a two-line car plate's outline is too narrow for a whole one (:data:`_TWO_LINE_MIN_ASPECT`)."""
-    width, height = quad_size(corners)
-    return layout == Layout.TWO_LINE and width < _TWO_LINE_MIN_ASPECT * height
-
-
-def _shows_serial_dot(columns: np.ndarray, text: str, layout: Layout) -> bool:
-    """Whether a read with a four-digit serial shows the dot of a five-digit one between its
-    digits (:data:`_DOT_GAP`): the plate's other end is out of view."""
-    serial = plate_format.serial(text, layout)
-    if serial is None or len(serial) != 4:
-        return False
-    gaps = np.diff(character_columns(columns, text)[-4:])
-    widest = 1 if gaps[1] >= gaps[2] else 2  # the dot can only follow the second or third digit
-    others = np.delete(gaps, widest).mean()
-    return bool(gaps[widest] > (1 + _DOT_GAP) * others)
 
 
 def _strip_width(shape: Layout) -> int:
