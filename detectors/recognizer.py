@@ -59,6 +59,10 @@ _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop ha
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
+# A detection at least this sure that reads unsure or not at all is worth a second attempt:
+# with the other row arrangement, and, where it read nothing, at its own corners (see
+# PlateRecognizer._read_detections)
+_CLEAR_DETECTION = 0.5
 
 
 class ImageError(ValueError):
@@ -349,6 +353,7 @@ class PlateRecognizer:
         looks: int = _FRAME_LOOKS,
         outline: bool = False,
         look_again: bool = True,
+        refine: bool = True,
     ) -> list[PlateResult]:
         """Refine, rectify, read and decode each detection.
 
@@ -358,13 +363,18 @@ class PlateRecognizer:
         the crop's aspect, which a tilted plate distorts) is worth less than the
         aspect of the refined corners. ``look_again`` reads unsure plates again at
         nudged corners; not tight crops, whose goal is 3 ms each: that added 1 ms per crop.
+        A clear detection of a frame whose refined corners read nothing is read again at the
+        detector's own corners: the refiner, which never saw hard shadows, can take a shadow's
+        edge for the plate's (held-out shadowed frames, seed 515: 142 -> 146 of 200 plates read
+        right; other sets and plate-free frames as before, 0.2-0.5 ms a frame).
         """
         detections = [d for d in detections if d.score >= self._calibration.min_detection]
         if not detections:
             return []
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         steps = [[d.corners if outline else order_corners(d.corners) for d in detections]]
-        if self._refiner is not None:
+        refine = refine and self._refiner is not None
+        if refine:
             steps = self._refiner.refine_steps(grey, steps[0], passes=passes)
             steps = [[order_corners(c) for c in step] for step in steps[-looks:]]
         corners = steps[-1]
@@ -378,11 +388,12 @@ class PlateRecognizer:
             readings = self._look_again_if_unsure(grey, corners, shapes, looks)
         else:
             readings = [_average(plate_looks) for plate_looks in looks]
-        results = []
+        results, unread = [], []
         for detection, quad, shape, reading, columns in zip(detections, corners, shapes, readings, probs[-1],
                                                             strict=True):  # fmt: skip
+            clear = detection.score >= _CLEAR_DETECTION
             unsure = not reading.texts or reading.scores[0] < 0.3
-            if unsure and detection.score >= 0.5 and _ambiguous_shape(quad):  # try the other row arrangement
+            if unsure and clear and _ambiguous_shape(quad):  # try the other row arrangement
                 other = Layout.TWO_LINE if shape == Layout.ONE_LINE else Layout.ONE_LINE
                 other_columns = self._reader.read(rectify(grey, quad, other)[None])[0]
                 retry = decode(other_columns, two_row=other != Layout.ONE_LINE)
@@ -391,6 +402,10 @@ class PlateRecognizer:
             result = self._result(frame, detection, quad, shape, reading, columns, outline=outline)
             if result is not None:
                 results.append(result)
+            elif clear and refine and not outline:
+                unread.append(detection)
+        if unread:
+            results += self._read_detections(frame, unread, keep_all=True, look_again=False, refine=False)
         if not keep_all:
             results = _suppress_duplicates(results)
         return results

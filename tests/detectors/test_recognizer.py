@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 
@@ -355,6 +356,30 @@ def test_whole_plates_with_four_digit_serials_stay_sure(
         image, _ = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
                                 occlusion=0.0, glare=0.0)  # fmt: skip
         assert [(p.text, p.confidence >= 0.9) for p in recognizer.recognize(image)] == [(text, True)], seed
+
+
+class _StrayRefiner:
+    """A corner refiner gone astray: every plate's corners moved three plate heights down (as the
+    real one, which never saw hard shadows, can move them to a shadow's edge or a grille)."""
+
+    def refine_steps(
+        self, grey: np.ndarray, quads: list[np.ndarray], *, passes: int = 2
+    ) -> list[list[np.ndarray]]:
+        moved = [q + np.array([0, 3 * np.ptp(q[:, 1])], np.float32) for q in quads]
+        return [moved] * passes
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_clear_detection_is_read_at_its_own_corners_when_refined_ones_read_nothing(
+    recognizer: PlateRecognizer, layout: str
+) -> None:
+    stray = copy.copy(recognizer)
+    stray._refiner = _StrayRefiner()  # type: ignore[assignment]  # a test double for a failure mode
+    for seed in (0, 3):
+        spec = _spec(np.random.default_rng(seed), layout, "white")
+        rng = np.random.default_rng(seed)
+        image, _ = render_scene([spec], rng=rng, style="test", occlusion=0.0, glare=0.0)
+        assert [p.text for p in stray.recognize(image)] == [spec.text], seed
 
 
 def test_crowded_street_photos(recognizer: PlateRecognizer) -> None:
