@@ -48,7 +48,17 @@ _GREY_SPREAD = 6
 # ... unless the plate fills more than this share of it: a tight crop of a white plate can
 # be as grey as an infrared frame, and its colour is then the plate's own (white).
 _CROP_SHARE = 0.25
-_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for colour (see _colourless)
+_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for colour (see _thumbnail)
+# In warm light (low sun, tungsten or sodium lamps, a camera's white balance off) a white plate's
+# background has a yellow hue, and it is as saturated as the scene's neutral surfaces: those of
+# the least saturated quarter of the scene (_cast_saturation). A plate of yellow hue is yellow
+# only if its background is this much more saturated than they are (HSV, 0-255), and white
+# otherwise; never more than _MOST_YELLOW_NEEDS, below yellow plates' own saturation. Held-out
+# daylight frames (seed 909 and 1313, 5th-95th percentiles): yellow plates 167-233; the least
+# saturated quarter of a scene 10-64 in neutral light; with blue at 0.7 and green at 0.9 of red,
+# white plates 67-92 and that quarter 60-102; with blue at 0.5 and green at 0.8, 120-139 and 109-131.
+_CAST_MARGIN = 40
+_MOST_YELLOW_NEEDS = 160
 # A plate read covering less than this share of an image makes it a scene (see _is_scene)
 _SCENE_SHARE = 1 / 16
 # Detections read per frame, best first. A street photo can hold many plates: at 6, frames of
@@ -162,8 +172,9 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise ImageError(f"expected 1, 3 or 4 channels, got {channels}")
 
 
-def plate_colour(crop: np.ndarray) -> str:
-    """Colour class of a rectified ``(H, W, 3) uint8 BGR`` plate from its background (majority) pixels.
+def plate_colour(crop: np.ndarray, *, cast_saturation: float = 0.0) -> str:
+    """Colour class of a rectified ``(H, W, 3) uint8 BGR`` plate from its background (majority) pixels;
+    ``cast_saturation``: the scene's light's own (:func:`_cast_saturation`), 0 in neutral light.
 
     The plate is shrunk about 16 pixels high by an integer factor: OpenCV's area
     averaging is several times faster at integer factors than at arbitrary sizes.
@@ -188,7 +199,7 @@ def plate_colour(crop: np.ndarray) -> str:
     if saturation < 70 or side_colour[best] < _MIN_PLATE_CHROMA * 255:
         return "white"
     if 12 <= hue <= 40:
-        return "yellow"
+        return "yellow" if saturation >= min(cast_saturation + _CAST_MARGIN, _MOST_YELLOW_NEEDS) else "white"
     if 85 <= hue <= 135:
         return "blue"
     if hue <= 10 or hue >= 160:
@@ -196,21 +207,51 @@ def plate_colour(crop: np.ndarray) -> str:
     return "unknown"
 
 
-def _colourless(frame: np.ndarray) -> bool:
-    """Whether a scene carries no colour at all: an infrared (night) camera's frame, whose
-    plates' colours cannot be seen. A daylight scene has coloured pixels somewhere (cars,
-    signs, vegetation, sky); 99 % of this one's pixels have channels within a few levels.
-
-    The frame is shrunk to about 160 px wide by halvings: OpenCV's area averaging by 2 is
-    several times faster than by 8 (in the recogniser, 0.8 against 2.0 ms per 1280x720 frame
-    with the spread).
-    """
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    """The frame shrunk to about 160 px wide by halvings, to look at its colours: OpenCV's area
+    averaging by 2 is several times faster than by 8 (in the recogniser, 0.8 against 2.0 ms per
+    1280x720 frame with :func:`_colourless`)."""
     small = frame
     while small.shape[1] >= 2 * _COLOUR_CHECK_WIDTH and small.shape[0] >= 2:
         small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return small
+
+
+def _colourless(small: np.ndarray) -> bool:
+    """Whether a scene (its :func:`_thumbnail`) carries no colour at all: an infrared (night)
+    camera's frame, whose plates' colours cannot be seen. A daylight scene has coloured pixels
+    somewhere (cars, signs, vegetation, sky); 99 % of this one's pixels have channels within a
+    few levels."""
     blue, green, red = cv2.split(small)
     spread = cv2.subtract(cv2.max(cv2.max(blue, green), red), cv2.min(cv2.min(blue, green), red))
     return float(np.percentile(spread, 99)) <= _GREY_SPREAD
+
+
+def _cast_saturation(small: np.ndarray) -> float:
+    """How saturated (HSV, 0-255) the least saturated quarter of a scene (its :func:`_thumbnail`)
+    is: near 0 in neutral light, where road, walls and vehicles are grey; the light's own tint
+    where it (or the camera's white balance) tints them all."""
+    return float(np.percentile(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], 25))
+
+
+def _colours_in_the_scene_light(results: list[PlateResult], frame: np.ndarray) -> list[PlateResult]:
+    """The plates' colours as the scene's light allows: unknown in an infrared frame, and white
+    for a yellow-looking one no more saturated than warm light makes white (:data:`_CAST_MARGIN`).
+    A plate filling much of the image (a tight crop) keeps its colour: the image is the plate."""
+    in_scene = {id(r) for r in results if _plate_share(r, frame) <= _CROP_SHARE}
+    if not in_scene:
+        return results
+    small = _thumbnail(frame)
+    if _colourless(small):
+        return [dataclasses.replace(r, colour="unknown") if id(r) in in_scene else r for r in results]
+    yellow = {id(r) for r in results if id(r) in in_scene and r.colour == "yellow" and r.crop is not None}
+    if not yellow:
+        return results
+    cast = _cast_saturation(small)
+    return [
+        dataclasses.replace(r, colour=plate_colour(r.crop, cast_saturation=cast)) if id(r) in yellow else r
+        for r in results
+    ]
 
 
 def _is_scene(results: list[PlateResult], frame: np.ndarray) -> bool:
@@ -309,9 +350,8 @@ class PlateRecognizer:
             if crop_result is not None and crop_result.confidence > best:
                 elsewhere = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
                 results = [crop_result, *elsewhere]
-        if results and _colourless(frame):
-            results = [r if _plate_share(r, frame) > _CROP_SHARE else dataclasses.replace(r, colour="unknown")
-                       for r in results]  # fmt: skip
+        if results:
+            results = _colours_in_the_scene_light(results, frame)
         return sorted(results, key=lambda r: r.confidence, reverse=True)
 
     def _read_fields_if_interlaced(

@@ -150,6 +150,27 @@ def test_colour_of_coloured_plates_in_daylight_scenes(recognizer: PlateRecognize
     assert found_plates >= 20 and right >= found_plates - 1, f"{right} of {found_plates}"
 
 
+@pytest.mark.parametrize("tint", [(0.7, 0.9, 1.0), (0.5, 0.8, 1.0)], ids=["low-sun", "sodium-lamp"])
+def test_white_plates_in_warm_light_stay_white_and_yellow_ones_yellow(
+    recognizer: PlateRecognizer, tint: tuple[float, float, float]
+) -> None:
+    """Warm light (or a camera's white balance off) gives a white plate a yellow hue: half the white
+    plates in such frames were reported yellow (commercial vehicles), nearly all under sodium lamps."""
+    rng = np.random.default_rng(21)
+    right = found_plates = 0
+    for colour in ("white", "yellow"):
+        for layout in LAYOUTS:
+            for _ in range(3):
+                spec = _spec(rng, layout, colour)
+                image, truths = render_scene([spec], rng=rng, style="test", occlusion=0.0)
+                warm = np.clip(image * np.array(tint, np.float32), 0, 255).astype(np.uint8)  # BGR
+                result = _found(recognizer.recognize(warm), truths[0])
+                if result is not None:
+                    found_plates += 1
+                    right += result.colour == colour
+    assert found_plates >= 16 and right >= found_plates - 1, f"{right} of {found_plates}"
+
+
 def test_infrared_frames_give_no_colour_grey_crops_keep_theirs(recognizer: PlateRecognizer) -> None:
     rng = np.random.default_rng(4)
     image, truths = render_scene([_spec(rng, "one_line", "yellow")], rng=rng, style="test", occlusion=0.0)
