@@ -49,16 +49,17 @@ _GREY_SPREAD = 6
 # be as grey as an infrared frame, and its colour is then the plate's own (white).
 _CROP_SHARE = 0.25
 _COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for colour (see _thumbnail)
-# In warm light (low sun, tungsten or sodium lamps, a camera's white balance off) a white plate's
-# background has a yellow hue, and it is as saturated as the scene's neutral surfaces: those of
-# the least saturated quarter of the scene (_cast_saturation). A plate of yellow hue is yellow
-# only if its background is this much more saturated than they are (HSV, 0-255), and white
-# otherwise; never more than _MOST_YELLOW_NEEDS, below yellow plates' own saturation. Held-out
-# daylight frames (seed 909 and 1313, 5th-95th percentiles): yellow plates 167-233; the least
-# saturated quarter of a scene 10-64 in neutral light; with blue at 0.7 and green at 0.9 of red,
-# white plates 67-92 and that quarter 60-102; with blue at 0.5 and green at 0.8, 120-139 and 109-131.
+# A tinted light (a low sun, tungsten or sodium lamps, shade under a blue sky, a camera's white
+# balance off) tints a white plate's background as much as the scene's neutral surfaces: those
+# of the least saturated quarter of the scene (_cast_saturation). A plate is reported coloured
+# only if its background is this much more saturated than they are (HSV, 0-255), white
+# otherwise; never more than _MOST_COLOUR_NEEDS, below coloured plates' own saturation.
+# Held-out daylight frames (seeds 909, 1313 and 808, 5th-95th percentiles): coloured plates'
+# backgrounds 130-245; the least saturated quarter of a scene 10-64 in neutral light; with blue
+# at 0.7 and green at 0.9 of red, white plates 67-92 and that quarter 60-102; with 0.5 and 0.8
+# (sodium lamps), 120-139 and 109-131; with red at 0.6 and green at 0.85 of blue, 87-114 and 87-105.
 _CAST_MARGIN = 40
-_MOST_YELLOW_NEEDS = 160
+_MOST_COLOUR_NEEDS = 150
 # A plate read covering less than this share of an image makes it a scene (see _is_scene)
 _SCENE_SHARE = 1 / 16
 # Detections read per frame, best first. A street photo can hold many plates: at 6, frames of
@@ -198,8 +199,10 @@ def plate_colour(crop: np.ndarray, *, cast_saturation: float = 0.0) -> str:
     hue, saturation = np.median(hsv[..., 0][background]), np.median(hsv[..., 1][background])
     if saturation < 70 or side_colour[best] < _MIN_PLATE_CHROMA * 255:
         return "white"
+    if saturation < min(cast_saturation + _CAST_MARGIN, _MOST_COLOUR_NEEDS):
+        return "white"
     if 12 <= hue <= 40:
-        return "yellow" if saturation >= min(cast_saturation + _CAST_MARGIN, _MOST_YELLOW_NEEDS) else "white"
+        return "yellow"
     if 85 <= hue <= 135:
         return "blue"
     if hue <= 10 or hue >= 160:
@@ -236,7 +239,7 @@ def _cast_saturation(small: np.ndarray) -> float:
 
 def _colours_in_the_scene_light(results: list[PlateResult], frame: np.ndarray) -> list[PlateResult]:
     """The plates' colours as the scene's light allows: unknown in an infrared frame, and white
-    for a yellow-looking one no more saturated than warm light makes white (:data:`_CAST_MARGIN`).
+    for a coloured-looking one no more saturated than tinted light makes white (:data:`_CAST_MARGIN`).
     A plate filling much of the image (a tight crop) keeps its colour: the image is the plate."""
     in_scene = {id(r) for r in results if _plate_share(r, frame) <= _CROP_SHARE}
     if not in_scene:
@@ -244,12 +247,12 @@ def _colours_in_the_scene_light(results: list[PlateResult], frame: np.ndarray) -
     small = _thumbnail(frame)
     if _colourless(small):
         return [dataclasses.replace(r, colour="unknown") if id(r) in in_scene else r for r in results]
-    yellow = {id(r) for r in results if id(r) in in_scene and r.colour == "yellow" and r.crop is not None}
-    if not yellow:
+    coloured = {id(r) for r in results if id(r) in in_scene and r.colour != "white" and r.crop is not None}
+    if not coloured:
         return results
     cast = _cast_saturation(small)
     return [
-        dataclasses.replace(r, colour=plate_colour(r.crop, cast_saturation=cast)) if id(r) in yellow else r
+        dataclasses.replace(r, colour=plate_colour(r.crop, cast_saturation=cast)) if id(r) in coloured else r
         for r in results
     ]
 
