@@ -142,6 +142,8 @@ def character_columns(probs: np.ndarray, text: str) -> np.ndarray:
     columns of them: a column is 4 pixels of the strip, coarser than the spacing differences
     worth seeing (the dot of ``869.88``).
     """
+    if not text:
+        return np.empty(0)
     aligned = _greedy_alignment(probs, text) or _best_alignment(probs, text)
     centres = np.empty(len(text))
     for i, (char, at) in enumerate(zip(text, aligned, strict=True)):

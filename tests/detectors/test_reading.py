@@ -74,3 +74,4 @@ def test_character_columns_are_the_centres_of_the_aligned_characters() -> None:
     # where the likeliest class of each column spells something else (I for 1), the search aligns
     probs[15, [0, ALPHABET.index("I") + 1, ALPHABET.index("1") + 1]] = [0.1, 0.5, 0.4]
     assert np.allclose(character_columns(probs, "5881"), [2.0, 6.5, 11.0, (15 * 0.4 + 16 * 0.3) / 0.7])
+    assert character_columns(probs, "").shape == (0,)
