@@ -71,8 +71,8 @@ _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop ha
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
 # A detection at least this sure that reads unsure or not at all is worth a second attempt:
-# with the other row arrangement, and, where it read nothing, at its own corners (see
-# PlateRecognizer._read_detections)
+# with the other row arrangement, and, where it read nothing in a frame with no sure read, at
+# its own corners (see PlateRecognizer._read_detections)
 _CLEAR_DETECTION = 0.5
 
 
