@@ -168,8 +168,8 @@ def test_white_plates_in_tinted_light_stay_white_and_coloured_ones_coloured(
             for _ in range(3):
                 spec = _spec(rng, layout, colour)
                 image, truths = render_scene([spec], rng=rng, style="test", occlusion=0.0)
-                warm = np.clip(image * np.array(tint, np.float32), 0, 255).astype(np.uint8)  # BGR
-                result = _found(recognizer.recognize(warm), truths[0])
+                tinted = np.clip(image * np.array(tint, np.float32), 0, 255).astype(np.uint8)  # BGR
+                result = _found(recognizer.recognize(tinted), truths[0])
                 if result is not None:
                     found_plates += 1
                     right += result.colour == colour
