@@ -12,13 +12,15 @@ full-size decode would put a recogniser process far over 300 MB. libjpeg scales 
 sequential JPEG while decoding it, without holding the full-size image, so those are
 accepted up to :data:`MAX_SCALED_JPEG_PIXELS`; any other image (a progressive JPEG keeps
 all its coefficients, a PNG is decoded in full before it is scaled) only up to
-:data:`MAX_PIXELS`.
+:data:`MAX_PIXELS`. A file is best read with :func:`decode_file`, which leaves reading it
+to OpenCV: a large PNG's bytes are not held while it is decoded.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,13 +32,17 @@ __all__ = [
     "MAX_SCALED_JPEG_PIXELS",
     "UndecodableImageError",
     "declared_size",
+    "decode_file",
     "decode_image",
     "decode_jpeg",
     "decode_scaled",
     "encode_jpeg",
 ]
 
-MAX_PIXELS = 40_000_000  # larger images are refused rather than risking memory
+# larger images are refused rather than risking memory: decoding holds an image twice (OpenCV's
+# buffer and the array copied from it), and a PNG at full size before it is scaled, so a 24 MP
+# one peaks a recogniser process at about 260 MB and a 40 MP one went over 330 MB
+MAX_PIXELS = 24_000_000
 MAX_SCALED_JPEG_PIXELS = 120_000_000  # a sequential JPEG's limit: a 108 MP phone photo, decoded at 1/4
 DECODED_PIXELS = 16_800_000  # larger images are decoded scaled down (4096x4096; a 64 MP photo at 1/2)
 _SCALED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -47,6 +53,9 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SEQUENTIAL_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC9})  # baseline, extended, arithmetic sequential
 _STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
 _START_OF_SCAN = 0xDA
+# a file's first bytes, where its size is looked for: a JPEG's frame header follows its EXIF
+# (at most 64 KiB), colour-profile and XMP segments
+_HEAD_BYTES = 256 * 1024
 
 
 class UndecodableImageError(ValueError):
@@ -111,7 +120,7 @@ def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage:
     """Decode with OpenCV at the largest of 1, 1/2, 1/4 or 1/8 of ``width`` x ``height``
     (the declared size) that has at most :data:`DECODED_PIXELS`; :class:`UndecodableImageError`
     when OpenCV cannot. An EXIF orientation is applied, as ``cv2.imdecode`` does by default."""
-    scale = next((s for s in (1, 2, 4) if width * height <= DECODED_PIXELS * s * s), 8)
+    scale = _scale(width, height)
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _SCALED_FLAGS[scale])
     except cv2.error as exc:
@@ -119,6 +128,10 @@ def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage:
     if image is None or image.size == 0:
         raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image")
     return DecodedImage(image, scale)
+
+
+def _scale(width: int, height: int) -> int:
+    return next((s for s in (1, 2, 4) if width * height <= DECODED_PIXELS * s * s), 8)
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:
@@ -137,13 +150,44 @@ def decode_image(data: bytes) -> DecodedImage:
     header = _header(data)
     if header is None:
         raise UndecodableImageError(f"{len(data)} bytes are not a JPEG or PNG image with a readable header")
-    width, height, scalable = header
+    width, height = _allowed_size(*header)
+    return decode_scaled(data, width, height)
+
+
+def decode_file(path: Path) -> DecodedImage | None:
+    """:func:`decode_image` of a file, read by OpenCV itself so that its bytes are not held while
+    it is decoded (a 24 MP PNG's can be 70 MB); None for a file that is neither JPEG nor PNG.
+
+    Raises :class:`UndecodableImageError` as :func:`decode_image` does, and OSError when the
+    file cannot be read.
+    """
+    with path.open("rb") as file:
+        head = file.read(_HEAD_BYTES)
+    header = _header(head)
+    if header is None:
+        if len(head) < _HEAD_BYTES or not head.startswith(b"\xff\xd8"):
+            return None
+        return decode_image(path.read_bytes())  # a JPEG whose frame header lies further in
+    width, height = _allowed_size(*header)
+    scale = _scale(width, height)
+    try:
+        image = cv2.imread(str(path), _SCALED_FLAGS[scale])
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:  # OpenCV could not, or not by this name: from the bytes
+        return decode_scaled(path.read_bytes(), width, height)
+    return DecodedImage(image, scale)
+
+
+def _allowed_size(width: int, height: int, scalable: bool) -> tuple[int, int]:
+    """``(width, height)`` of a header; :class:`UndecodableImageError` when it declares no pixels
+    or more than its limit."""
     if width * height == 0:
         raise UndecodableImageError(f"image declares {width}x{height} pixels")
     limit = MAX_SCALED_JPEG_PIXELS if scalable else MAX_PIXELS
     if width * height > limit:
         raise UndecodableImageError(f"image too large: {width}x{height} pixels, over the {limit} allowed")
-    return decode_scaled(data, width, height)
+    return width, height
 
 
 def encode_jpeg(image: np.ndarray, *, quality: int = 85) -> bytes:

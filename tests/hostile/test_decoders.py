@@ -36,6 +36,7 @@ from detectors.jpeg import (
     MAX_PIXELS,
     UndecodableImageError,
     declared_size,
+    decode_file,
     decode_image,
     decode_jpeg,
     encode_jpeg,
@@ -452,6 +453,35 @@ def test_a_large_sequential_jpeg_is_decoded_scaled_and_a_progressive_one_refused
         decode_image(progressive)
     small = decode_image(encode_jpeg(np.zeros((720, 1280, 3), np.uint8)))
     assert small.scale == 1 and small.image.shape == (720, 1280, 3)
+
+
+def test_image_files_are_decoded_like_their_bytes(tmp_path: Path) -> None:
+    """:func:`decode_file` leaves reading the file to OpenCV, under the same limits as the bytes:
+    a PNG over DECODED_PIXELS is decoded at half its sides, one over MAX_PIXELS is refused, a JPEG
+    whose frame header lies past the first bytes read is still sized, and other files are not
+    taken for JPEG or PNG."""
+    image = np.zeros((3000, 6000, 3), np.uint8)  # 18 MP
+    image[1000:2000, 2000:4000] = (0, 128, 255)
+    cv2.imwrite(str(tmp_path / "large.png"), image)
+    decoded = decode_file(tmp_path / "large.png")
+    assert decoded is not None and decoded.scale == 2 and decoded.image.shape == (1500, 3000, 3)
+    assert decoded.image[750, 1500].tolist() == [0, 128, 255]
+
+    (tmp_path / "huge.png").write_bytes(_png(6000, 4001, b"\x00" * 1000))
+    with pytest.raises(UndecodableImageError, match="too large"):
+        decode_file(tmp_path / "huge.png")
+
+    jpeg = encode_jpeg(np.full((48, 64, 3), 200, np.uint8))
+    comment = b"\xff\xfe" + struct.pack(">H", 65535) + b"c" * 65533  # COM segments before the frame header
+    (tmp_path / "late.jpg").write_bytes(jpeg[:2] + comment * 5 + jpeg[2:])
+    late = decode_file(tmp_path / "late.jpg")
+    assert late is not None and late.scale == 1 and late.image.shape == (48, 64, 3)
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert decode_file(tmp_path / "notes.txt") is None
+    (tmp_path / "cut.png").write_bytes(cv2.imencode(".png", image[:64, :64])[1].tobytes()[:40])
+    with pytest.raises(UndecodableImageError):
+        decode_file(tmp_path / "cut.png")
 
 
 _MEMORY_PROBE = """
