@@ -197,9 +197,8 @@ def plate_colour(crop: np.ndarray, *, cast_saturation: float = 0.0) -> str:
     best = max(range(len(sides)), key=lambda i: sides[i].mean() * side_colour[i])
     background = sides[best]
     hue, saturation = np.median(hsv[..., 0][background]), np.median(hsv[..., 1][background])
-    if saturation < 70 or side_colour[best] < _MIN_PLATE_CHROMA * 255:
-        return "white"
-    if saturation < min(cast_saturation + _CAST_MARGIN, _MOST_COLOUR_NEEDS):
+    needed = max(70, min(cast_saturation + _CAST_MARGIN, _MOST_COLOUR_NEEDS))
+    if saturation < needed or side_colour[best] < _MIN_PLATE_CHROMA * 255:
         return "white"
     if 12 <= hue <= 40:
         return "yellow"

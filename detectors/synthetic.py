@@ -705,6 +705,7 @@ def render_scene(
     faults: float = 0.0,
     shadow: float = 0.0,
     bend: float = 0.0,
+    bare: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -720,7 +721,9 @@ def render_scene(
     for it, so seeds give the frames they gave before it existed. ``interlace`` is the chance
     of an interlaced camera's combing, ``faults`` of a harsh condition such as rain or a
     low-bitrate stream, ``shadow`` of a hard shadow across a plate in daylight, ``bend`` of a
-    bent plate (likewise, none at 0).
+    bent plate, ``bare`` of a plate drawn without the vehicle shape around it (likewise, none
+    at 0): real vehicles look like none of the drawn ones, and a detector that only ever saw
+    plates on those shapes learnt to look for the shapes.
     """
     width, height = size
     image = _scene_background(size, rng, style)
@@ -745,8 +748,9 @@ def render_scene(
         quad = quad + np.array([cx, cy], np.float32)
         vehicle_w = plate_w * rng.uniform(2.5, 5.0)
         vehicle_h = vehicle_w * rng.uniform(0.6, 0.9)
-        _draw_vehicle(image, (int(cx - vehicle_w / 2), int(cy - vehicle_h * 0.7), int(vehicle_w),
-                              int(vehicle_h)), rng)  # fmt: skip
+        if not (bare and rng.random() < bare):
+            _draw_vehicle(image, (int(cx - vehicle_w / 2), int(cy - vehicle_h * 0.7), int(vehicle_w),
+                                  int(vehicle_h)), rng)  # fmt: skip
         quads.append(quad)
         plate_images.append(plate_img)
     if distractors:

@@ -17,7 +17,8 @@ degradations that training never used. Measured:
   large frame, on portrait photos (1080x1920: a phone held upright), with plate-free
   portrait photos, on pitched views (a camera looking down on the plate by up to 46
   degrees instead of 11: a pole, a gantry or an officer's phone), on plates with a hard
-  sun shadow across them and on bent plates;
+  sun shadow across them, on bent plates, and on plates drawn without the vehicle shape
+  around them (real vehicles look like none of the drawn ones);
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
 - peak resident memory before the large frames, and after them (rendering them costs more).
@@ -85,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--end-hidden", type=int, default=100,
                         help="frames with one end of the plate (10-40 %%) hidden by something in "
                              "front")  # fmt: skip
+    parser.add_argument("--bare", type=int, default=100,
+                        help="frames with one plate drawn without the vehicle shape around it")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -337,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
     cut = _partial_plate_frames(args.cut, recognizer, rng)
     end_hidden = _partial_plate_frames(args.end_hidden, recognizer, rng, hide_end=True)
+    bare = _one_plate_frames(args.bare, recognizer, rng, bare=1.0)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -348,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     confident = (frames["confident"] + crops["confident"] + close_ups["confident"] + angled["confident"]
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
                  + interlaced["confident"] + harsh["confident"] + portrait["confident"]
-                 + pitched["confident"] + shadowed["confident"] + bent["confident"])
+                 + pitched["confident"] + shadowed["confident"] + bent["confident"] + bare["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations")
     print(f"frames: {args.frames} at 1280x720, {frames['total']} plates")
@@ -370,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
                   + args.overlaid + args.interlaced + args.harsh + args.portrait + args.pitched
-                  + args.shadowed + args.bent)
+                  + args.shadowed + args.bent + args.bare)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -391,6 +395,7 @@ def run(args: argparse.Namespace) -> int:
         ("pitched views (camera up to 46 degrees above)", args.pitched, pitched),
         ("shadowed plates (a pole's band or a curved edge, daylight)", args.shadowed, shadowed),
         ("bent plates (rows bowed by up to a fifth of the height)", args.bent, bent),
+        ("bare plates (no vehicle shape drawn around them)", args.bare, bare),
     )
     for name, count, outcome in one_plate_sets:
         if count:
@@ -437,6 +442,7 @@ def run(args: argparse.Namespace) -> int:
         "pitched_accuracy": _rounded(pitched["accuracy"]),
         "shadowed_accuracy": _rounded(shadowed["accuracy"]),
         "bent_accuracy": _rounded(bent["accuracy"]),
+        "bare_accuracy": _rounded(bare["accuracy"]),
         "cut_reads_at_0_9": cut["sure"] if args.cut else None,
         "cut_wrong_at_0_9": cut["sure_wrong"] if args.cut else None,
         "end_hidden_reads_at_0_9": end_hidden["sure"] if args.end_hidden else None,

@@ -121,6 +121,24 @@ def test_shadows_and_bends_are_drawn_only_when_asked_and_keep_the_plates_where_t
     assert all(np.allclose(a.corners, b.corners) for a, b in zip(truths, damaged_truths, strict=True))
 
 
+def test_bare_plates_are_drawn_without_a_vehicle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.synthetic as synthetic
+
+    plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow")]
+    plain, truths = render_scene(plates, rng=np.random.default_rng(9))
+    unset, _ = render_scene(plates, rng=np.random.default_rng(9), bare=0.0)
+    assert np.array_equal(plain, unset)  # none asked for draws no random number: old seeds stay the same
+    drawn: list[tuple[int, int, int, int]] = []
+    draw_vehicle = synthetic._draw_vehicle
+    monkeypatch.setattr(synthetic, "_draw_vehicle", lambda image, box, rng: drawn.append(box)
+                        or draw_vehicle(image, box, rng))  # fmt: skip
+    render_scene(plates, rng=np.random.default_rng(9))
+    assert len(drawn) == 2
+    bare, bare_truths = render_scene(plates, rng=np.random.default_rng(9), bare=1.0)
+    assert len(drawn) == 2  # no vehicle for either plate
+    assert [t.text for t in bare_truths] == [t.text for t in truths]
+    assert np.allclose(bare_truths[0].corners, truths[0].corners)  # placed before any vehicle is drawn
+
 @pytest.mark.parametrize("style", ["train", "test"])
 def test_a_cast_shadow_darkens_part_of_the_plate_only(style: str) -> None:
     quad = np.array([[300, 80], [500, 80], [500, 130], [300, 130]], np.float32)
