@@ -157,6 +157,9 @@ def decode_image(data: bytes) -> DecodedImage:
 def decode_file(path: Path) -> DecodedImage | None:
     """:func:`decode_image` of a file, read by OpenCV itself so that its bytes are not held while
     it is decoded (a 24 MP PNG's can be 70 MB); None for a file that is neither JPEG nor PNG.
+    A JPEG file cut short is decoded as far as it goes (libjpeg greys the rest and warns on
+    stderr), where :func:`decode_image` refuses its bytes: a photo copied in part still shows
+    what it holds.
 
     Raises :class:`UndecodableImageError` as :func:`decode_image` does, and OSError when the
     file cannot be read.
