@@ -31,6 +31,7 @@ __all__ = [
     "MAX_PIXELS",
     "MAX_SCALED_JPEG_PIXELS",
     "UndecodableImageError",
+    "allowed_size",
     "declared_size",
     "decode_file",
     "decode_image",
@@ -150,7 +151,7 @@ def decode_image(data: bytes) -> DecodedImage:
     header = _header(data)
     if header is None:
         raise UndecodableImageError(f"{len(data)} bytes are not a JPEG or PNG image with a readable header")
-    width, height = _allowed_size(*header)
+    width, height = allowed_size(*header)
     return decode_scaled(data, width, height)
 
 
@@ -171,7 +172,7 @@ def decode_file(path: Path) -> DecodedImage | None:
         if len(head) < _HEAD_BYTES or not head.startswith(b"\xff\xd8"):
             return None
         return decode_image(path.read_bytes())  # a JPEG whose frame header lies further in
-    width, height = _allowed_size(*header)
+    width, height = allowed_size(*header)
     scale = _scale(width, height)
     try:
         image = cv2.imread(str(path), _SCALED_FLAGS[scale])
@@ -182,9 +183,9 @@ def decode_file(path: Path) -> DecodedImage | None:
     return DecodedImage(image, scale)
 
 
-def _allowed_size(width: int, height: int, scalable: bool) -> tuple[int, int]:
-    """``(width, height)`` of a header; :class:`UndecodableImageError` when it declares no pixels
-    or more than its limit."""
+def allowed_size(width: int, height: int, scalable: bool) -> tuple[int, int]:
+    """``(width, height)`` as declared (``scalable``: a sequential JPEG, which libjpeg scales while
+    decoding); :class:`UndecodableImageError` when it is no pixels or more than its limit."""
     if width * height == 0:
         raise UndecodableImageError(f"image declares {width}x{height} pixels")
     limit = MAX_SCALED_JPEG_PIXELS if scalable else MAX_PIXELS

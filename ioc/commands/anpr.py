@@ -61,7 +61,7 @@ def read_image(path: Path) -> DecodedImage:
     before OpenCV decodes them; one Pillow cannot size is refused rather than decoded blind."""
     from PIL import Image
 
-    from detectors.jpeg import MAX_PIXELS, decode_file, decode_scaled
+    from detectors.jpeg import allowed_size, decode_file, decode_scaled
 
     try:
         decoded = decode_file(path)  # JPEG and PNG; its UndecodableImageError is a ValueError
@@ -77,11 +77,8 @@ def read_image(path: Path) -> DecodedImage:
         raise ValueError(f"image too large: {exc}") from exc
     except OSError:
         raise ValueError("not a readable image") from None
-    if width * height == 0:
-        raise ValueError(f"empty image ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise ValueError(f"image too large: {width}x{height} pixels, over the {MAX_PIXELS} allowed")
-    return decode_scaled(data, width, height)  # its UndecodableImageError is a ValueError
+    width, height = allowed_size(width, height, False)  # decoded at full size, as a PNG is
+    return decode_scaled(data, width, height)  # their UndecodableImageError is a ValueError
 
 
 def _plate_json(plate: Any) -> dict[str, Any]:
