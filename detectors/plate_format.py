@@ -33,6 +33,7 @@ __all__ = [
     "province_of",
     "random_plate_text",
     "serial",
+    "top_row_length",
 ]
 
 
@@ -242,6 +243,17 @@ def serial(text: str, layout: str | None = None) -> str | None:
         return None
     parsed = _parse(compact, motorbike_first=layout == Layout.MOTORBIKE)
     return None if parsed is None else parsed[2]
+
+
+def top_row_length(text: str, layout: str) -> int | None:
+    """How many characters the top row of a two-row plate with this text holds as ``layout``
+    lays it out (``30F78286``: 3 on a two-line car plate, ``30F``, 4 on a motorbike's, ``30-F7``);
+    None for a one-line layout and for text that is not such a plate."""
+    compact = canonical(text)
+    if layout == Layout.ONE_LINE or not _VALID.match(compact):
+        return None
+    parsed = _parse(compact, motorbike_first=layout == Layout.MOTORBIKE)
+    return None if parsed is None else len(parsed[0]) + len(parsed[1])
 
 
 def _display_valid(compact: str, layout: str | None) -> str:

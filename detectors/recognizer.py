@@ -24,7 +24,7 @@ from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, 
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
-from detectors.reading import ALPHABET, Reading, StripReader, decode
+from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode
 
 __all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
 
@@ -514,7 +514,7 @@ class PlateRecognizer:
         if not reading.texts:
             return None
         text = reading.texts[0]
-        layout = _final_layout(text, shape, corners)
+        layout = _final_layout(text, shape, corners, columns)
         partial = partial_plates.is_partial(corners, frame.shape, columns, text, layout, outline=outline)
         factor = partial_plates.PARTIAL_PLATE_FACTOR if partial else 1.0
         confidences = [factor * self._calibration(s) for s in reading.scores]
@@ -570,20 +570,28 @@ def _ambiguous_shape(corners: np.ndarray) -> bool:
     return 2.3 <= width / max(height, 1e-6) <= 4.0
 
 
-def _final_layout(text: str, shape: Layout, corners: np.ndarray) -> Layout:
-    """The layout to report for a plate read with the rows of ``shape``.
+def _final_layout(text: str, shape: Layout, corners: np.ndarray, columns: np.ndarray) -> Layout:
+    """The layout to report for a plate read with the rows of ``shape`` from the strip whose
+    column probabilities are ``columns``.
 
-    A two-row read is the two-row layout its text fits (:func:`plate_format.layouts`); where
-    it fits both (``75U82787``), the plate's outline decides: a two-line car plate is about
-    twice as wide as high, a motorbike plate about 1.36 times. (The series letter followed
-    by a digit had decided alone: 82 of 87 two-line car plates read right were reported as
-    motorbikes on held-out frames.)
+    A two-row read is the two-row layout its text fits (:func:`plate_format.layouts`). Where it
+    fits both (``30F78286``: ``30F`` over ``782.86`` on a car, ``30-F7`` over ``8286`` on a
+    motorbike), how many characters were read in the top row decides (a two-row strip is the
+    top row's columns, then the bottom row's), and where that fits neither, the plate's
+    outline: a two-line car plate is about twice as wide as high, a motorbike plate about 1.36
+    times. The outline alone was wrong for real car plates about as square as a motorbike's
+    (held in a short frame, or seen from the side).
     """
     if shape == Layout.ONE_LINE:
         return Layout.ONE_LINE
     fits = plate_format.layouts(text) & {Layout.TWO_LINE, Layout.MOTORBIKE}
     if len(fits) == 1:
         return next(iter(fits))
+    on_top = int((character_columns(columns, text) < len(columns) / 2).sum())
+    by_rows = [layout for layout in (Layout.TWO_LINE, Layout.MOTORBIKE)
+               if plate_format.top_row_length(text, layout) == on_top]  # fmt: skip
+    if len(by_rows) == 1:
+        return by_rows[0]
     by_aspect = layout_from_aspect(*quad_size(corners))
     return Layout.MOTORBIKE if by_aspect == Layout.MOTORBIKE else Layout.TWO_LINE
 

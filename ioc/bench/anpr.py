@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "run"]
+__all__ = ["pin_one_core", "register", "run"]
 
 _ANGLED_MAX_YAW = 0.7  # radians (40 degrees); checkpoint frames above turn plates up to 20
 _TILTED_MAX_ROLL = 40.0  # degrees in the image plane; checkpoint frames above turn plates up to 12
@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _pin_one_core() -> str:
+def pin_one_core() -> str:
+    """Pin this process to one core (the lowest it may run on); says which, for the report."""
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned"
     core = min(os.sched_getaffinity(0))
@@ -309,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detectors.recognizer import PlateRecognizer
 
-    pinned = "not pinned" if args.no_pin else _pin_one_core()
+    pinned = "not pinned" if args.no_pin else pin_one_core()
     cv2.setNumThreads(1)
     recognizer = PlateRecognizer.load(threads=1, models_dir=args.models)
     rng = np.random.default_rng(args.seed)

@@ -179,3 +179,18 @@ def test_home_codes_refuse_what_no_province_uses(home: str) -> None:
 )
 def test_serial_digits_as_the_layout_has_them(text: str, layout: str | None, serial: str | None) -> None:
     assert plate_format.serial(text, layout) == serial
+
+
+@pytest.mark.parametrize(
+    ("text", "layout", "length"),
+    [
+        ("30F78286", "two_line", 3),
+        ("30F78286", "motorbike", 4),
+        ("29BK04366", "motorbike", 4),
+        ("30LD12345", "two_line", 4),
+        ("52P5688", "one_line", None),
+        ("51I12345", "two_line", None),
+    ],
+)
+def test_top_row_length_as_the_layout_lays_the_text_out(text: str, layout: str, length: int | None) -> None:
+    assert plate_format.top_row_length(text, layout) == length

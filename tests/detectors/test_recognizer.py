@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from detectors import plate_format
+from detectors.plate_format import Layout
 from detectors.reading import Reading, StripReader
 from detectors.recognizer import ImageError, PlateRecognizer, PlateResult, plate_colour
 from detectors.synthetic import (
+    PLATE_SIZES_MM,
     PlateSpec,
     hide_plate_end,
     random_plate_spec,
@@ -386,6 +388,21 @@ def test_whole_plates_with_four_digit_serials_stay_sure(
         image, _ = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
                                 occlusion=0.0, glare=0.0)  # fmt: skip
         assert [(p.text, p.confidence >= 0.9) for p in recognizer.recognize(image)] == [(text, True)], seed
+
+
+@pytest.mark.parametrize("layout", ["two_line", "motorbike"])
+@pytest.mark.parametrize("text", ["30F78286", "75U82787"])
+def test_a_text_both_two_row_layouts_fit_is_laid_out_as_its_rows_were_read(
+    recognizer: PlateRecognizer, text: str, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``30F78286`` is ``30F`` over ``782.86`` on a car, ``30-F7`` over ``8286`` on a motorbike. Real
+    two-line car plates are often about as square as a motorbike's (seen on street photos), so
+    the characters read in the top row decide, not the outline's aspect."""
+    monkeypatch.setitem(PLATE_SIZES_MM, Layout.TWO_LINE, (240, 175))  # as square as a motorbike plate
+    for seed in range(3):
+        image, _ = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
+                                occlusion=0.0, glare=0.0)  # fmt: skip
+        assert [(p.text, p.layout) for p in recognizer.recognize(image)] == [(text, layout)], seed
 
 
 class _StrayRefiner:

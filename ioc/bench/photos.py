@@ -1,0 +1,162 @@
+"""``ioc bench photos LABELS``: the recogniser on your own labelled photographs.
+
+``ioc bench anpr`` measures generated data; what counts is a province's own cameras.
+LABELS is a CSV file (a TSV where it ends in ``.tsv``) with a header row naming at least
+``image`` (a path, relative to the labels file's folder) and ``plates`` (the plates a reader
+should get, separated by spaces, canonical ``51F86988`` or unspaced display ``51F-869.88``;
+empty for a plate-free photo). Other columns are ignored. List every plate a person can read
+in full: a read of an unlisted plate counts as matching no label.
+
+Each photo is decoded and read as ``ioc anpr`` does, on one core, timed alone. Printed: exact
+reads of the labelled plates, reads at confidence >= 0.9 and how many of them are right,
+plate-free photos with a plate reported, reads matching no label, ms per photo, and each
+photo with a plate missed or misread; the last line of stdout is a JSON object with
+``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LabelledPhoto", "load_labels", "register", "run"]
+
+_SURE = 0.9
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    path: Path
+    plates: tuple[str, ...]  # canonical texts; empty for a plate-free photo
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("photos", help="licence-plate recogniser on labelled photographs")
+    parser.add_argument("labels", type=Path, metavar="LABELS",
+                        help="CSV (or .tsv) with columns image and plates")  # fmt: skip
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="folder with candidate models (default: the packaged ones)")  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def load_labels(path: Path) -> list[LabelledPhoto]:
+    """The labelled photos of a labels file; ValueError naming the line for a bad one."""
+    from detectors.plate_format import canonical
+
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = csv.DictReader(file, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        missing = {"image", "plates"} - set(rows.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: the header must name the columns image and plates (missing: "
+                             f"{', '.join(sorted(missing))})")  # fmt: skip
+        photos = []
+        for row in rows:
+            image = (row["image"] or "").strip()
+            if not image:
+                raise ValueError(f"{path}, line {rows.line_num}: no image named")
+            plates = tuple(canonical(text) for text in (row["plates"] or "").split())
+            if not all(plates):
+                raise ValueError(f"{path}, line {rows.line_num}: a plate with no letters or digits")
+            photos.append(LabelledPhoto(path.parent / image, plates))
+    if not photos:
+        raise ValueError(f"{path}: no photos listed")
+    return photos
+
+
+def _read(recognizer: Any, photo: LabelledPhoto) -> tuple[list[Any], float]:
+    """The plates read in one photo (in the file's pixels) and the ms it took, decode included."""
+    from ioc.commands.anpr import read_image
+
+    started = time.perf_counter()
+    decoded = read_image(photo.path)
+    plates = [plate.scaled(decoded.scale) for plate in recognizer.recognize(decoded.image)]
+    return plates, (time.perf_counter() - started) * 1000
+
+
+def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
+    times: list[float] = []
+    tally = dict(plates=0, right=0, sure=0, sure_right=0, unmatched=0, plate_free=0, flagged=0)
+    misses, errors = [], []
+    for photo in photos:
+        try:
+            plates, ms = _read(recognizer, photo)
+        except ValueError as exc:  # an unreadable photo is reported and the run goes on
+            errors.append(f"{photo.path}: {exc}")
+            continue
+        times.append(ms)
+        texts = {plate.text for plate in plates}
+        wanted = set(photo.plates)
+        tally["plates"] += len(photo.plates)
+        tally["right"] += sum(text in texts for text in photo.plates)
+        sure = [plate for plate in plates if plate.confidence >= _SURE]
+        tally["sure"] += len(sure)
+        tally["sure_right"] += sum(plate.text in wanted for plate in sure)
+        tally["unmatched"] += sum(plate.text not in wanted for plate in plates)
+        tally["plate_free"] += not photo.plates
+        tally["flagged"] += bool(not photo.plates and plates)
+        if not wanted <= texts or texts - wanted:
+            got = ", ".join(f"{plate.text} ({plate.confidence:.2f})" for plate in plates) or "nothing"
+            misses.append(f"{photo.path.name}: labelled {' '.join(photo.plates) or 'plate-free'}; read {got}")
+    return {"tally": tally, "times": times, "misses": misses, "errors": errors}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from detectors.recognizer import PlateRecognizer
+    from ioc.bench.anpr import pin_one_core
+
+    try:
+        photos = load_labels(args.labels)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    pinned = "not pinned" if args.no_pin else pin_one_core()
+    cv2.setNumThreads(1)
+    recognizer = PlateRecognizer.load(threads=1, models_dir=args.models)
+    recognizer.warm_up()
+    outcome = _score(photos, recognizer)
+    tally, times = outcome["tally"], outcome["times"]
+    accuracy = _share(tally["right"], tally["plates"])
+    precision = _share(tally["sure_right"], tally["sure"])
+    print(f"photos: {len(photos)} ({tally['plate_free']} plate-free), {len(outcome['errors'])} could not be "
+          f"read; {tally['plates']} plates labelled in those read; {pinned}")  # fmt: skip
+    print(f"exact reads: {tally['right']} of {tally['plates']} plates ({accuracy})")
+    print(f"reads at >= 0.9: {tally['sure']}, of them right {tally['sure_right']} ({precision})")
+    print(f"plate-free photos with a plate reported: {tally['flagged']} of {tally['plate_free']}")
+    print(f"reads matching no label: {tally['unmatched']}")
+    ms = p95 = None
+    if times:
+        ms = round(statistics.fmean(times), 2)
+        p95 = round(sorted(times)[min(len(times) - 1, int(0.95 * len(times)))], 2)
+        print(f"ms per photo (decode and recognition): mean {ms}, p95 {p95}")
+    for line in outcome["misses"]:
+        print(f"  missed or misread: {line}")
+    for line in outcome["errors"]:
+        print(f"  error: {line}")
+    summary = {
+        "photos": len(photos),
+        "plates": tally["plates"],
+        "accuracy": accuracy,
+        "reads_at_0_9": tally["sure"],
+        "precision_at_0_9": precision,
+        "plate_free_photos": tally["plate_free"],
+        "false_positive_photos": tally["flagged"],
+        "unmatched_reads": tally["unmatched"],
+        "errors": len(outcome["errors"]),
+        "ms": ms,
+        "ms_p95": p95,
+    }
+    print(json.dumps(summary))
+    return 1 if outcome["errors"] else 0

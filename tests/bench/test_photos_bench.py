@@ -1,0 +1,75 @@
+"""``ioc bench photos LABELS``: the recogniser scored against a labels file, as a province runs
+it on its own cameras' photos. Generated photos stand in for real ones here; what is checked is
+the bookkeeping (right, misread, plate-free, unreadable), not the recogniser's accuracy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.recognizer import PlateRecognizer
+from detectors.synthetic import render_scene
+from ioc.bench.photos import LabelledPhoto, load_labels
+
+
+def _bench_photos(labels: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", "bench", "photos", str(labels)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    scene, truths = render_scene([("20A12345", "one_line", "white")], rng=rng, style="test",
+                                 occlusion=0.0, glare=0.0)  # fmt: skip
+    empty, _ = render_scene([], rng=rng, style="test")
+    cv2.imwrite(str(tmp_path / "right.jpg"), scene, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(tmp_path / "mislabelled.png"), scene)
+    cv2.imwrite(str(tmp_path / "empty.png"), empty)
+    (tmp_path / "labels.csv").write_text(
+        "image,plates,notes\n"
+        f"right.jpg,{truths[0].text},display forms and canonical ones alike\n"
+        "mislabelled.png,99A-999.99,\n"
+        "empty.png,,plate-free\n"
+        "gone.jpg,51F86988,no such file\n"
+    )
+    read = PlateRecognizer.load().recognize(cv2.imread(str(tmp_path / "right.jpg")))
+    assert [plate.text for plate in read] == ["20A12345"]  # the scene is one a reader gets right
+
+    completed = _bench_photos(tmp_path / "labels.csv")
+
+    assert completed.returncode == 1, completed.stderr  # a photo could not be read
+    lines = completed.stdout.splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["photos"] == 4 and summary["plates"] == 2 and summary["errors"] == 1
+    assert summary["accuracy"] == round(1 / 2, 4)  # right.jpg read, mislabelled.png not (gone.jpg: an error)
+    assert summary["plate_free_photos"] == 1
+    assert summary["unmatched_reads"] >= 1  # the mislabelled photo's read of 20A12345
+    assert 0 <= summary["false_positive_photos"] <= 1
+    assert summary["reads_at_0_9"] >= 1 and 0.0 <= summary["precision_at_0_9"] <= 1.0
+    assert summary["ms"] > 0
+    assert any(line.startswith("  missed or misread: mislabelled.png: labelled 99A99999") for line in lines)
+    assert not any("right.jpg" in line for line in lines)
+    assert any(line.startswith("  error: ") and "gone.jpg" in line for line in lines)
+
+
+def test_labels_files_in_either_delimiter_and_their_errors(tmp_path: Path) -> None:
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("image\tplates\n/elsewhere/a.jpg\t29-X5 51F-869.88\nb.png\t\n")
+    assert load_labels(tsv) == [LabelledPhoto(Path("/elsewhere/a.jpg"), ("29X5", "51F86988")),
+                                LabelledPhoto(tmp_path / "b.png", ())]  # fmt: skip
+    for text, reason in (("photo,text\na.jpg,51F86988\n", "must name the columns image and plates"),
+                         ("image,plates\n,51F86988\n", "line 2: no image named"),
+                         ("image,plates\na.jpg,51F86988 -.-\n", "line 2: a plate with no letters"),
+                         ("image,plates\n", "no photos listed")):  # fmt: skip
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=reason):
+            load_labels(bad)
+    completed = _bench_photos(bad)
+    assert completed.returncode == 2 and "no photos listed" in completed.stdout
