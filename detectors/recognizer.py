@@ -67,6 +67,12 @@ _SCENE_SHARE = 1 / 16
 _MAX_PLATES = 12
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
 _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop has the time for one)
+# The detector looks closer (detect_small) at a frame with no sure read that its input
+# shrinks below this share, and at a smaller one it shrinks when nothing was read at all: real
+# 1280x720 street photos, 28 legible plates in 13, read 7 without a closer look, 17 with it
+# where nothing was read, 18 wherever nothing was sure. Held-out 1280x720 frames of one or two
+# plates took 18.0 -> 18.9 ms (-> 21.6 ms wherever nothing was sure), plate-free ones 14.5 -> 42.4.
+_LOOK_CLOSER_BELOW = 0.5
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
@@ -336,9 +342,10 @@ class PlateRecognizer:
         found = self._detector.detect(frame, threshold=threshold, limit=_MAX_PLATES)
         results = self._read_detections(frame, found)
         best = max((r.confidence for r in results), default=0.0)
-        if best < _SURE:  # a large frame's small plates, looked for only then: it costs 4 detections
-            # only plates read count as known: a false detection that read nothing, often a
-            # large outline, must not hide the small plates inside it
+        if best < _SURE and (not results or self._detector.input_scale(frame) < _LOOK_CLOSER_BELOW):
+            # small plates, looked for only then: the closer look costs 4.5 detections. Only
+            # plates read count as known: a false detection that read nothing, often a large
+            # outline, must not hide the small plates inside it
             read = [np.asarray(r.corners, np.float32) for r in results]
             small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
             if small:

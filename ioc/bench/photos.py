@@ -2,10 +2,11 @@
 
 ``ioc bench anpr`` measures generated data; what counts is a province's own cameras.
 LABELS is a CSV file (a TSV where it ends in ``.tsv``) with a header row naming at least
-``image`` (a path, relative to the labels file's folder) and ``plates`` (the plates a reader
-should get, separated by spaces, canonical ``51F86988`` or unspaced display ``51F-869.88``;
-empty for a plate-free photo). Other columns are ignored. List every plate a person can read
-in full: a read of an unlisted plate counts as matching no label.
+``image`` (a path from ``--root``, by default the labels file's folder) and ``plates`` (the
+plates a reader should get, separated by spaces, canonical ``51F86988`` or unspaced display
+``51F-869.88``; empty for a plate-free photo). Other columns are ignored. List every plate a
+person can read in full: a read of an unlisted plate counts as matching no label.
+``docs/photos/`` holds labels for public photos (docs/benchmarks.md says where to get them).
 
 Each photo is decoded and read as ``ioc anpr`` does, on one core, timed alone. Printed: exact
 reads of the labelled plates, reads at confidence >= 0.9 and how many of them are right,
@@ -32,6 +33,7 @@ _SURE = 0.9
 
 @dataclass(frozen=True)
 class LabelledPhoto:
+    name: str  # as the labels file gives it
     path: Path
     plates: tuple[str, ...]  # canonical texts; empty for a plate-free photo
 
@@ -40,14 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("photos", help="licence-plate recogniser on labelled photographs")
     parser.add_argument("labels", type=Path, metavar="LABELS",
                         help="CSV (or .tsv) with columns image and plates")  # fmt: skip
+    parser.add_argument("--root", type=Path, default=None,
+                        help="folder the image paths start from (default: the labels file's)")  # fmt: skip
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     parser.add_argument("--models", type=Path, default=None,
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
-def load_labels(path: Path) -> list[LabelledPhoto]:
-    """The labelled photos of a labels file; ValueError naming the line for a bad one."""
+def load_labels(path: Path, root: Path | None = None) -> list[LabelledPhoto]:
+    """The labelled photos of a labels file, their paths from ``root`` (by default the file's
+    folder); ValueError naming the line for a bad one."""
     from detectors.plate_format import canonical
 
     with path.open(newline="", encoding="utf-8") as file:
@@ -64,7 +69,7 @@ def load_labels(path: Path) -> list[LabelledPhoto]:
             plates = tuple(canonical(text) for text in (row["plates"] or "").split())
             if not all(plates):
                 raise ValueError(f"{path}, line {rows.line_num}: a plate with no letters or digits")
-            photos.append(LabelledPhoto(path.parent / image, plates))
+            photos.append(LabelledPhoto(image, (root or path.parent) / image, plates))
     if not photos:
         raise ValueError(f"{path}: no photos listed")
     return photos
@@ -88,7 +93,7 @@ def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
         try:
             plates, ms = _read(recognizer, photo)
         except ValueError as exc:  # an unreadable photo is reported and the run goes on
-            errors.append(f"{photo.path}: {exc}")
+            errors.append(f"{photo.name}: {exc}")
             continue
         times.append(ms)
         texts = {plate.text for plate in plates}
@@ -103,7 +108,7 @@ def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
         tally["flagged"] += bool(not photo.plates and plates)
         if not wanted <= texts or texts - wanted:
             got = ", ".join(f"{plate.text} ({plate.confidence:.2f})" for plate in plates) or "nothing"
-            misses.append(f"{photo.path.name}: labelled {' '.join(photo.plates) or 'plate-free'}; read {got}")
+            misses.append(f"{photo.name}: labelled {' '.join(photo.plates) or 'plate-free'}; read {got}")
     return {"tally": tally, "times": times, "misses": misses, "errors": errors}
 
 
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ioc.bench.anpr import pin_one_core
 
     try:
-        photos = load_labels(args.labels)
+        photos = load_labels(args.labels, args.root)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}")
         return 2

@@ -49,6 +49,8 @@ def test_outlines_beyond_the_frame_or_too_narrow_are_parts() -> None:
     assert not is_partial(beyond, FRAME, columns, "52P5688", Layout.ONE_LINE, outline=True)  # a crop's edge
     two_line = np.array([[100, 100], [300, 100], [300, 200], [100, 200]], np.float32)  # 2:1
     assert not is_partial(two_line, FRAME, columns, "52P5688", Layout.TWO_LINE)
-    narrow = np.array([[100, 100], [230, 100], [230, 200], [100, 200]], np.float32)  # 1.3:1
+    square = np.array([[100, 100], [238, 100], [238, 200], [100, 200]], np.float32)  # 1.38:1, a rear plate
+    assert not is_partial(square, FRAME, columns, "52P5688", Layout.TWO_LINE)
+    narrow = np.array([[100, 100], [210, 100], [210, 200], [100, 200]], np.float32)  # 1.1:1
     assert is_partial(narrow, FRAME, columns, "52P5688", Layout.TWO_LINE)
     assert not is_partial(narrow, FRAME, columns, "52P5688", Layout.MOTORBIKE)  # a motorbike plate's shape

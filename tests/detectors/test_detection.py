@@ -1,0 +1,37 @@
+"""The detector's closer look (``detect_small``): run in bands, it finds what the whole canvas does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors import detection
+from detectors.detection import INPUT_SIZE, PlateDetector, _bands, _distinct_best, _peaks, letterbox
+from detectors.recognizer import MODELS_DIR
+from detectors.synthetic import render_scene
+
+
+@pytest.mark.parametrize("height", [128, 384, 448, 512, 768, 1024, 1536])
+def test_bands_cover_the_canvas_overlapping_on_the_networks_stride(height: int) -> None:
+    bands = _bands(height)
+    assert bands[0][0] == 0 and bands[-1][1] == height
+    assert all(top % 32 == 0 and bottom - top <= INPUT_SIZE[1] + 64 for top, bottom in bands)
+    for (_, bottom), (top, _) in zip(bands, bands[1:], strict=False):
+        assert bottom - top >= 64  # a plate's centre lies 32 px or more inside one band
+
+
+def test_the_closer_look_in_bands_finds_the_plates_the_whole_canvas_does() -> None:
+    detector = PlateDetector(MODELS_DIR / "detector.onnx")
+    rng = np.random.default_rng(8)
+    plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow"),
+              ("30F78286", "two_line", "white")]  # fmt: skip
+    for _ in range(3):
+        image, truths = render_scene(plates, rng=rng, style="test", occlusion=0.0, plate_scale=0.6)
+        canvas, scale = letterbox(image, detection.FINE_SIZE)
+        maps = detector._maps(canvas)  # noqa: SLF001 - the network's output for the whole canvas at once
+        whole = _distinct_best(_peaks(maps, 0.3, scale, 8), 8)
+        banded = detector.detect_small(image, threshold=0.3)
+        assert len(whole) >= len(truths) and len(banded) == len(whole)
+        for found, in_bands in zip(whole, banded, strict=True):
+            assert np.abs(found.corners - in_bands.corners).max() < 1.0
+            assert found.score == pytest.approx(in_bands.score, abs=0.02)
