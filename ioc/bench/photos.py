@@ -3,9 +3,10 @@
 ``ioc bench anpr`` measures generated data; what counts is a province's own cameras.
 LABELS is a CSV file (a TSV where it ends in ``.tsv``) with a header row naming at least
 ``image`` (a path from ``--root``, by default the labels file's folder) and ``plates`` (the
-plates a reader should get, separated by spaces, canonical ``51F86988`` or unspaced display
-``51F-869.88``; empty for a plate-free photo). Other columns are ignored. List every plate a
-person can read in full: a read of an unlisted plate counts as matching no label.
+plates a reader should get, separated by spaces, commas or semicolons, canonical ``51F86988``
+or unspaced display ``51F-869.88``; empty for a plate-free photo). Other columns are ignored.
+List every plate a person can read in full: a read of an unlisted plate counts as matching no
+label.
 ``docs/photos/`` holds labels for public photos (docs/benchmarks.md says where to get them).
 
 Each photo is decoded and read as ``ioc anpr`` does, on one core, timed alone. Printed: exact
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from typing import Any
 __all__ = ["LabelledPhoto", "load_labels", "register", "run"]
 
 _SURE = 0.9
+_SEPARATORS = re.compile(r"[\s,;]+")  # between the plates of one photo
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_labels(path: Path, root: Path | None = None) -> list[LabelledPhoto]:
     """The labelled photos of a labels file, their paths from ``root`` (by default the file's
     folder); ValueError naming the line for a bad one."""
-    from detectors.plate_format import canonical
+    from detectors.plate_format import canonical, is_valid
 
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:  # a spreadsheet's export may start with a BOM
         rows = csv.DictReader(file, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         missing = {"image", "plates"} - set(rows.fieldnames or ())
         if missing:
@@ -66,9 +69,11 @@ def load_labels(path: Path, root: Path | None = None) -> list[LabelledPhoto]:
             image = (row["image"] or "").strip()
             if not image:
                 raise ValueError(f"{path}, line {rows.line_num}: no image named")
-            plates = tuple(canonical(text) for text in (row["plates"] or "").split())
-            if not all(plates):
-                raise ValueError(f"{path}, line {rows.line_num}: a plate with no letters or digits")
+            texts = _SEPARATORS.split((row["plates"] or "").strip())
+            plates = tuple(canonical(text) for text in texts if text)
+            wrong = [text for text in plates if not is_valid(text)]
+            if wrong:
+                raise ValueError(f"{path}, line {rows.line_num}: not a Vietnamese plate: {', '.join(wrong)}")
             photos.append(LabelledPhoto(image, (root or path.parent) / image, plates))
     if not photos:
         raise ValueError(f"{path}: no photos listed")

@@ -60,14 +60,17 @@ def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
 
 def test_labels_files_in_either_delimiter_and_their_errors(tmp_path: Path) -> None:
     tsv = tmp_path / "labels.tsv"
-    tsv.write_text("image\tplates\n/elsewhere/a.jpg\t29-X5 51F-869.88\nb.png\t\n")
-    elsewhere = LabelledPhoto("/elsewhere/a.jpg", Path("/elsewhere/a.jpg"), ("29X5", "51F86988"))
+    rows = "image\tplates\n/elsewhere/a.jpg\t29X504899; 51F-869.88\nb.png\t\n"
+    tsv.write_text("\ufeff" + rows, encoding="utf-8")  # a spreadsheet's export starts with a BOM
+    elsewhere = LabelledPhoto("/elsewhere/a.jpg", Path("/elsewhere/a.jpg"), ("29X504899", "51F86988"))
     assert load_labels(tsv) == [elsewhere, LabelledPhoto("b.png", tmp_path / "b.png", ())]
     assert load_labels(tsv, Path("/photos"))[1] == LabelledPhoto("b.png", Path("/photos/b.png"), ())
-    for text, reason in (("photo,text\na.jpg,51F86988\n", "must name the columns image and plates"),
-                         ("image,plates\n,51F86988\n", "line 2: no image named"),
-                         ("image,plates\na.jpg,51F86988 -.-\n", "line 2: a plate with no letters"),
-                         ("image,plates\n", "no photos listed")):  # fmt: skip
+    for text, reason in [
+        ("photo,text\na.jpg,51F86988\n", "must name the columns image and plates"),
+        ("image,plates\n,51F86988\n", "line 2: no image named"),
+        ("image,plates\na.jpg,51F86988 51I12345\n", "line 2: not a Vietnamese plate: 51I12345"),
+        ("image,plates\n", "no photos listed"),
+    ]:
         bad = tmp_path / "bad.csv"
         bad.write_text(text)
         with pytest.raises(ValueError, match=reason):
