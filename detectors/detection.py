@@ -39,9 +39,9 @@ _BAND_OVERLAP = 64
 # Twice the input: small plates in a frame the input shrinks (see detect_small)
 FINE_SIZE = (INPUT_SIZE[0] * 2, INPUT_SIZE[1] * 2)
 # The fine pass looks at frames whose sides the input shrinks below this share (wider than
-# 853 px or taller than 512): real plates in a 1280x720 street photo, 40-100 px wide, mostly
-# scored under the reporting cut at half size and were found at full size (below, and
-# docs/benchmarks.md)
+# 853 px or taller than 512): real plates in 1280x720 street photos, 40-100 px wide, mostly
+# scored under the detection threshold at half size and were found at full size
+# (docs/benchmarks.md, "Real photographs")
 _FINE_BELOW = 0.75
 _STRIDE = 4
 # Canvas sides are multiples of the network's coarsest stride (32) at every pyramid level

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors import detection
-from detectors.detection import INPUT_SIZE, PlateDetector, _bands, _distinct_best, _peaks, letterbox
+from detectors.detection import (
+    FINE_SIZE,
+    INPUT_SIZE,
+    PlateDetector,
+    _bands,
+    _distinct_best,
+    _peaks,
+    letterbox,
+)
 from detectors.recognizer import MODELS_DIR
 from detectors.synthetic import render_scene
 
@@ -27,7 +34,7 @@ def test_the_closer_look_in_bands_finds_the_plates_the_whole_canvas_does() -> No
               ("30F78286", "two_line", "white")]  # fmt: skip
     for _ in range(3):
         image, truths = render_scene(plates, rng=rng, style="test", occlusion=0.0, plate_scale=0.6)
-        canvas, scale = letterbox(image, detection.FINE_SIZE)
+        canvas, scale = letterbox(image, FINE_SIZE)
         maps = detector._maps(canvas)  # noqa: SLF001 - the network's output for the whole canvas at once
         whole = _distinct_best(_peaks(maps, 0.3, scale, 8), 8)
         banded = detector.detect_small(image, threshold=0.3)
