@@ -15,8 +15,8 @@ never sure. Three signs give a part away:
 - the text makes it a two-line car plate, but its outline is narrower than
   :data:`_TWO_LINE_MIN_ASPECT`: the part of a motorbike plate (`28-K2 1329` read `28K1329`),
   or of a two-line one, in view. Two-line car plates are 330x165 mm (2.0), but on real street
-  photos the rear ones of cars were about 1.35-1.4, near a motorbike plate's 1.36 (four of four:
-  `ioc bench photos`, docs/benchmarks.md).
+  photos four of six were outlined 1.27-1.4, near a motorbike plate's 1.36 (`ioc bench photos`,
+  docs/benchmarks.md).
 """
 
 from __future__ import annotations

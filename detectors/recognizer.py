@@ -586,7 +586,8 @@ def _final_layout(text: str, shape: Layout, corners: np.ndarray, columns: np.nda
     motorbike), how many characters were read in the top row decides (a two-row strip is the
     top row's columns, then the bottom row's), and where that fits neither, the plate's
     outline: a two-line car plate is about twice as wide as high, a motorbike plate about 1.36
-    times. The outline alone was wrong for real rear plates of cars, about 1.4 (street photos).
+    times. The outline alone was wrong for real two-line car plates, often about 1.3-1.4 (street
+    photos).
     """
     if shape == Layout.ONE_LINE:
         return Layout.ONE_LINE
