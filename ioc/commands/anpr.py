@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
 
-__all__ = ["read_image", "register", "run"]
+__all__ = ["load_decoders", "read_image", "read_plates", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def _home_province(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _load_decoders() -> None:
+def load_decoders() -> None:
     """Import Pillow's format plugins and run OpenCV's decoder once, before any image is timed:
     the first image was charged about 33 ms for Pillow's import and plugin loading."""
     import cv2
@@ -81,6 +81,14 @@ def read_image(path: Path) -> DecodedImage:
     return decode_scaled(data, width, height)  # their UndecodableImageError is a ValueError
 
 
+def read_plates(recognizer: Any, path: Path) -> list[Any]:
+    """The plates a recogniser reads in an image file, their boxes and corners in the file's
+    pixels (a large photo is decoded scaled down); ValueError as :func:`read_image` raises it,
+    :class:`detectors.recognizer.ImageError` for pixels the recogniser cannot use."""
+    decoded = read_image(path)
+    return [plate.scaled(decoded.scale) for plate in recognizer.recognize(decoded.image)]
+
+
 def _plate_json(plate: Any) -> dict[str, Any]:
     return {
         "text": plate.text,
@@ -109,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         home = get_settings().home_province
     recognizer = PlateRecognizer.load(home_province=home)
     recognizer.warm_up()
-    _load_decoders()
+    load_decoders()
     failures = sum(not _report(recognizer, name, as_json=args.json) for name in args.images)
     return 1 if failures else 0
 
@@ -125,8 +133,7 @@ def _report(recognizer: Any, name: str, *, as_json: bool) -> bool:
 
     started = time.perf_counter()
     try:
-        decoded = read_image(Path(name))
-        plates = [p.scaled(decoded.scale) for p in recognizer.recognize(decoded.image)]
+        plates = read_plates(recognizer, Path(name))
     except (ValueError, ImageError) as exc:
         ms = round((time.perf_counter() - started) * 1000, 2)
         if as_json:
