@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than r
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode
 
-__all__ = ["MAX_PIXELS", "ImageError", "PlateRecognizer", "PlateResult"]
+__all__ = ["MAX_PIXELS", "ImageError", "LookCloser", "PlateRecognizer", "PlateResult"]
 
 MODELS_DIR = Path(__file__).with_name("models")
 # Either entry point may get a tight crop of one plate. The crop path is tried on images up
@@ -34,6 +35,24 @@ MODELS_DIR = Path(__file__).with_name("models")
 # not find a plate that fills the whole image, and a high-resolution crop can be 2000 px wide.
 _SMALL_IMAGE = 800
 _SMALL_FRAME_ROWS = 64  # an image under twice this height is a crop, not an interlaced frame
+
+
+class LookCloser(StrEnum):
+    """When a frame the detector's input shrinks is looked at again at full size for small plates
+    (:meth:`PlateDetector.detect_small`: about 27 ms more for a 1280x720 frame on one core).
+
+    A camera framed for plates (a checkpoint, a toll gate: plates 100 px wide and more) needs it
+    rarely, a street camera (vehicles near and far) often: its near plates read sure stop the
+    default from looking for the far ones. Legible plates read in real street photos (`ioc bench
+    photos`, docs/photos), never / unsure / always: 5 / 17 / 18 of 28 in eleven 1280x720 frames,
+    2 / 2 / 4 of 7 in a 2000x2000 collage.
+    """
+
+    NEVER = "never"  # a plate-free 1280x720 frame takes about 15 ms instead of 42
+    UNSURE = "unsure"  # where nothing was read sure, and at 1280x720 or less where nothing was read
+    ALWAYS = "always"  # street cameras: far plates beside the near ones
+
+
 _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
 # Below this chroma (max - min channel, in levels) a plate's background is white, however
@@ -67,7 +86,7 @@ _SCENE_SHARE = 1 / 16
 _MAX_PLATES = 12
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
 _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop has the time for one)
-# The detector looks closer (detect_small) at a frame with no sure read that its input
+# As LookCloser.UNSURE, the detector looks closer (detect_small) at a frame with no sure read that its input
 # shrinks below this share, and at a smaller one it shrinks when nothing was read at all: real
 # 1280x720 street photos, 28 legible plates in 11, read 7 without a closer look, 17 with it
 # where nothing was read, 18 wherever nothing was sure. Held-out 1280x720 frames of one or two
@@ -297,6 +316,7 @@ class PlateRecognizer:
         refiner: CornerRefiner | None = None,
         home_province: str = "20",
         calibration: _Calibration | None = None,
+        look_closer: LookCloser = LookCloser.UNSURE,
     ) -> None:
         self._detector = detector
         self._reader = reader
@@ -304,10 +324,16 @@ class PlateRecognizer:
         self.home_province = home_province
         self._home_codes = plate_format.home_codes(home_province)
         self._calibration = calibration or _Calibration()
+        self.look_closer = LookCloser(look_closer)
 
     @classmethod
     def load(
-        cls, *, home_province: str = "20", models_dir: Path | None = None, threads: int = 1
+        cls,
+        *,
+        home_province: str = "20",
+        models_dir: Path | None = None,
+        threads: int = 1,
+        look_closer: LookCloser | str = LookCloser.UNSURE,
     ) -> PlateRecognizer:
         """Load the models from ``models_dir`` (the packaged ones by default); ``threads`` per session."""
         folder = models_dir or MODELS_DIR
@@ -318,6 +344,7 @@ class PlateRecognizer:
             refiner=CornerRefiner(refiner_path, threads=threads) if refiner_path.exists() else None,
             home_province=home_province,
             calibration=_Calibration.load(folder / "calibration.json"),
+            look_closer=LookCloser(look_closer),
         )
 
     def warm_up(self) -> None:
@@ -342,10 +369,9 @@ class PlateRecognizer:
         found = self._detector.detect(frame, threshold=threshold, limit=_MAX_PLATES)
         results = self._read_detections(frame, found)
         best = max((r.confidence for r in results), default=0.0)
-        if best < _SURE and (not results or self._detector.input_scale(frame) < _LOOK_CLOSER_BELOW):
-            # small plates, looked for only then: the closer look costs 4.5 detections. Only
-            # plates read count as known: a false detection that read nothing, often a large
-            # outline, must not hide the small plates inside it
+        if self._looks_closer(frame, results, best):
+            # Only plates read count as known: a false detection that read nothing, often a
+            # large outline, must not hide the small plates inside it
             read = [np.asarray(r.corners, np.float32) for r in results]
             small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
             if small:
@@ -362,6 +388,13 @@ class PlateRecognizer:
         if results:
             results = _colours_in_the_scene_light(results, frame)
         return sorted(results, key=lambda r: r.confidence, reverse=True)
+
+    def _looks_closer(self, frame: np.ndarray, results: list[PlateResult], best: float) -> bool:
+        """Whether to look for small plates (:class:`LookCloser`); ``best`` is the surest read's
+        confidence. ``detect_small`` itself skips frames the input hardly shrinks."""
+        if self.look_closer != LookCloser.UNSURE:
+            return self.look_closer == LookCloser.ALWAYS
+        return best < _SURE and (not results or self._detector.input_scale(frame) < _LOOK_CLOSER_BELOW)
 
     def _read_fields_if_interlaced(
         self, frame: np.ndarray, found: list[Detection], results: list[PlateResult]

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from detectors.jpeg import decode_image, encode_jpeg
-from detectors.recognizer import PlateRecognizer, PlateResult
+from detectors.recognizer import LookCloser, PlateRecognizer, PlateResult
 from ioc import metrics
 
 
@@ -26,16 +26,19 @@ class FrameResult:
 
 
 class RecognitionPool:
-    def __init__(self, *, threads: int, home_province: str) -> None:
+    def __init__(self, *, threads: int, home_province: str, look_closer: str = LookCloser.UNSURE) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anpr")
         self._home_province = home_province
+        self._look_closer = LookCloser(look_closer)
         self._local = threading.local()
         self._pending = 0
 
     def _recognizer(self) -> PlateRecognizer:
         recognizer = getattr(self._local, "recognizer", None)
         if recognizer is None:
-            recognizer = PlateRecognizer.load(home_province=self._home_province)
+            recognizer = PlateRecognizer.load(
+                home_province=self._home_province, look_closer=self._look_closer
+            )
             self._local.recognizer = recognizer
         return recognizer
 

@@ -36,7 +36,8 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
         topics=topics,
         dead_letters=DeadLetters(topics.dead_letter, max_payload=settings.dead_letter_max_payload),
         recognition=RecognitionPool(
-            threads=settings.recognition_threads, home_province=settings.home_province
+            threads=settings.recognition_threads, home_province=settings.home_province,
+            look_closer=settings.anpr_look_closer,
         ),
     )
     feed = WatchlistFeed(settings)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ioc.commands.anpr import add_look_closer_argument
+
 __all__ = ["LabelledPhoto", "load_labels", "register", "run"]
 
 _SURE = 0.9
@@ -50,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     parser.add_argument("--models", type=Path, default=None,
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
+    add_look_closer_argument(parser, default="unsure")
     parser.set_defaults(func=run)
 
 
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     pinned = "not pinned" if args.no_pin else pin_one_core()
     cv2.setNumThreads(1)
-    recognizer = PlateRecognizer.load(threads=1, models_dir=args.models)
+    recognizer = PlateRecognizer.load(threads=1, models_dir=args.models, look_closer=args.look_closer)
     recognizer.warm_up()
     load_decoders()  # so that the first photo is not charged for it
     outcome = _score(photos, recognizer)
@@ -143,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     accuracy = _share(tally["right"], tally["plates"])
     precision = _share(tally["sure_right"], tally["sure"])
     print(f"photos: {len(photos)} ({tally['plate_free']} plate-free), {len(outcome['errors'])} could not be "
-          f"read; {tally['plates']} plates labelled in those read; {pinned}")  # fmt: skip
+          f"read; {tally['plates']} plates labelled in those read; {pinned}; look closer: "
+          f"{args.look_closer}")  # fmt: skip
     print(f"exact reads: {tally['right']} of {tally['plates']} plates ({accuracy})")
     print(f"reads at >= 0.9: {tally['sure']}, of them right {tally['sure_right']} ({precision})")
     print(f"plate-free photos with a plate reported: {tally['flagged']} of {tally['plate_free']}")
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  error: {line}")
     summary = {
         "photos": len(photos),
+        "look_closer": args.look_closer,
         "plates": tally["plates"],
         "accuracy": accuracy,
         "reads_at_0_9": tally["sure"],

@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
 
-__all__ = ["load_decoders", "read_image", "read_plates", "register", "run"]
+__all__ = ["add_look_closer_argument", "load_decoders", "read_image", "read_plates", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
     parser.add_argument("--home-province", default=None, type=_home_province,
                         help="home province plate code(s), e.g. 20 or 20,97 (default: settings)")
+    add_look_closer_argument(parser, default=None)
     parser.set_defaults(func=run)
+
+
+def add_look_closer_argument(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    """``--look-closer``: when to look again at full size for small plates (``LookCloser``)."""
+    parser.add_argument("--look-closer", choices=("never", "unsure", "always"), default=default,
+                        help="when to look again at full size for small plates: 'always' for street "
+                             "cameras (about 27 ms more per 1280x720 frame), 'never' for cameras "
+                             f"framed for plates (default: {default or 'settings'})")  # fmt: skip
 
 
 def _home_province(value: str) -> str:
@@ -110,12 +119,13 @@ def _describe(plate: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from detectors.recognizer import PlateRecognizer
 
-    home = args.home_province
-    if home is None:
+    home, look_closer = args.home_province, args.look_closer
+    if home is None or look_closer is None:
         from ioc.config import get_settings
 
-        home = get_settings().home_province
-    recognizer = PlateRecognizer.load(home_province=home)
+        settings = get_settings()
+        home, look_closer = home or settings.home_province, look_closer or settings.anpr_look_closer
+    recognizer = PlateRecognizer.load(home_province=home, look_closer=look_closer)
     recognizer.warm_up()
     load_decoders()
     failures = sum(not _report(recognizer, name, as_json=args.json) for name in args.images)

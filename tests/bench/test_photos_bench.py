@@ -47,6 +47,7 @@ def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
     lines = completed.stdout.splitlines()
     summary = json.loads(lines[-1])
     assert summary["photos"] == 4 and summary["plates"] == 2 and summary["errors"] == 1
+    assert summary["look_closer"] == "unsure"  # the recogniser's default
     assert summary["accuracy"] == round(1 / 2, 4)  # right.jpg read, mislabelled.png not (gone.jpg: an error)
     assert summary["plate_free_photos"] == 1
     assert summary["unmatched_reads"] >= 1  # the mislabelled photo's read of 20A12345

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -27,9 +28,10 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ioc", "anpr", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "ioc", "anpr", *args], capture_output=True, text=True, timeout=120,
+        check=False, env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -128,3 +130,20 @@ def test_an_unknown_home_province_is_a_usage_error(tmp_path: Path) -> None:
     completed = _run("--home-province", "2O", str(tmp_path / "any.jpg"))
     assert completed.returncode == 2 and "not a province code: '2O'" in completed.stderr
     assert completed.stdout == ""
+
+
+def test_a_street_camera_setting_looks_closer_and_the_option_overrides_it(tmp_path: Path) -> None:
+    """A near plate read sure and a far motorbike only a closer look finds (see the recogniser's
+    tests): ``IOC_ANPR_LOOK_CLOSER=always`` reads both, ``--look-closer unsure`` only the near one."""
+    rng = np.random.default_rng(2)
+    near, _ = render_scene([("51F86988", "one_line", "white")], size=(640, 720), rng=rng, style="test",
+                           occlusion=0.0, glare=0.0, plate_scale=2.0)  # fmt: skip
+    far, _ = render_scene([("29X504899", "motorbike", "white")], size=(640, 720), rng=rng, style="test",
+                          occlusion=0.0, glare=0.0, plate_scale=0.9)  # fmt: skip
+    cv2.imwrite(str(tmp_path / "street.png"), np.hstack([near, far]))
+    street = {"IOC_ANPR_LOOK_CLOSER": "always"}
+    runs = (([], ["29X504899", "51F86988"]), (["--look-closer", "unsure"], ["51F86988"]))
+    for options, texts in runs:
+        completed = _run("--json", *options, str(tmp_path / "street.png"), env=street)
+        assert completed.returncode == 0, completed.stderr
+        assert sorted(p["text"] for p in json.loads(completed.stdout)["plates"]) == texts

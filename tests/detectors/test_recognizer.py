@@ -14,7 +14,7 @@ import pytest
 from detectors import plate_format
 from detectors.plate_format import Layout
 from detectors.reading import Reading, StripReader
-from detectors.recognizer import ImageError, PlateRecognizer, PlateResult, plate_colour
+from detectors.recognizer import ImageError, LookCloser, PlateRecognizer, PlateResult, plate_colour
 from detectors.synthetic import (
     PLATE_SIZES_MM,
     PlateSpec,
@@ -358,6 +358,31 @@ def test_a_closer_look_finds_a_small_plate_in_a_frame_where_nothing_was_read(
     without._detector.detect_small = lambda *args, **kwargs: []  # type: ignore[method-assign]
     assert text not in [p.text for p in without.recognize(image)]
     assert [p.text for p in recognizer.recognize(image)] == [text]
+
+
+@pytest.mark.parametrize("seed", [2, 9])
+def test_a_street_camera_looks_closer_for_far_plates_beside_a_near_one_read_sure(
+    recognizer: PlateRecognizer, seed: int
+) -> None:
+    """A near plate read sure stops the default (``unsure``) from looking for small ones; a street
+    camera's ``always`` finds the far motorbike too, and ``never`` reads only what the first look
+    found."""
+    rng = np.random.default_rng(seed)
+    near, _ = render_scene([("51F86988", "one_line", "white")], size=(640, 720), rng=rng, style="test",
+                           occlusion=0.0, glare=0.0, plate_scale=2.0)  # fmt: skip
+    far, _ = render_scene([("29X504899", "motorbike", "white")], size=(640, 720), rng=rng, style="test",
+                          occlusion=0.0, glare=0.0, plate_scale=0.9)  # fmt: skip
+    frame = np.ascontiguousarray(np.hstack([near, far]))
+    read = {}
+    for mode in LookCloser:
+        policy = copy.copy(recognizer)
+        policy.look_closer = mode
+        read[mode] = [p.text for p in policy.recognize(frame)]
+    assert read[LookCloser.NEVER] == read[LookCloser.UNSURE] == ["51F86988"]
+    assert sorted(read[LookCloser.ALWAYS]) == ["29X504899", "51F86988"]
+    never = copy.copy(recognizer)
+    never.look_closer = LookCloser.NEVER
+    assert never.recognize(np.ascontiguousarray(np.hstack([np.full_like(near, 90), far]))) == []
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ IOC_TOPIC_PARTITIONS: {{ $c.topicPartitions | quote }}
 IOC_TOPIC_REPLICATION: {{ $c.topicReplication | quote }}
 IOC_CONSUMER_GROUP: {{ $c.consumerGroup | quote }}
 IOC_HOME_PROVINCE: {{ $c.homeProvince | quote }}
+IOC_ANPR_LOOK_CLOSER: {{ $c.anprLookCloser | quote }}
 IOC_READ_RETENTION_DAYS: {{ $c.readRetentionDays | quote }}
 IOC_ALERT_RETENTION_DAYS: {{ $c.alertRetentionDays | quote }}
 IOC_DATABASE_POOL_SIZE: {{ $c.databasePoolSize | quote }}
