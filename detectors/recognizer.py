@@ -39,7 +39,7 @@ _SMALL_FRAME_ROWS = 64  # an image under twice this height is a crop, not an int
 
 class LookCloser(StrEnum):
     """When a frame the detector's input shrinks is looked at again at full size for small plates
-    (:meth:`PlateDetector.detect_small`: about 27 ms more for a 1280x720 frame on one core).
+    (:meth:`PlateDetector.detect_small`: about 35 ms more for a 1280x720 frame on one core).
 
     A camera framed for plates (a checkpoint, a toll gate: plates 100 px wide and more) needs it
     rarely, a street camera (vehicles near and far) often: its near plates read sure stop the

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
     anpr_look_closer: Literal["never", "unsure", "always"] = Field(
         "unsure", description="When the recogniser looks again at full size for small plates: "
-        "'always' for street cameras (far vehicles beside near ones; about 27 ms more per 1280x720 "
+        "'always' for street cameras (far vehicles beside near ones; about 35 ms more per 1280x720 "
         "frame), 'never' for cameras framed for plates (detectors.recognizer.LookCloser)")
     recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
