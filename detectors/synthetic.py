@@ -117,14 +117,6 @@ class PlateTruth:
 # ----------------------------------------------------------------------------- plates
 
 
-# The least a two-row plate's top row is stretched from its font's natural width (up to 1.25).
-# Real top rows are often narrow, centred with wide margins (`29E` over `074.76`, `59-Y3` over
-# `724.79`: 40-75 % of the plate's width), and a reader trained only on top rows nearly as wide
-# as the bottom one read real ones unsure, and misread their series letters. The held-out style
-# keeps the old look, so the benchmark's sets stay as they were.
-_ROW_STRETCH: dict[str, float] = {"train": 0.7, "test": 0.95}
-
-
 @functools.lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_DIR / name), size)
@@ -228,8 +220,7 @@ def render_plate(
         target_h = max(int(row_h * rng.uniform(0.9, 1.0)), 4)
         natural_w = glyphs.shape[1] * target_h / glyphs.shape[0]
         avail_w = width - 2 * margin_x
-        least = _ROW_STRETCH[style] if len(rows) == 2 and i == 0 else 0.95
-        target_w = int(min(avail_w, natural_w * rng.uniform(least, 1.25)))
+        target_w = int(min(avail_w, natural_w * rng.uniform(0.95, 1.25)))
         if len(rows) == 1 or i == 1:
             target_w = int(max(target_w, avail_w * rng.uniform(0.85, 0.97)))
         target_w = max(min(target_w, int(avail_w)), 4)

@@ -38,7 +38,7 @@ READER_COLOUR_SHARES = (0.4, 0.2, 0.2, 0.2)
 # degrees; scenes default to 20): at 20-40 degrees of yaw, models trained on plates turned
 # up to 20 degrees read 0.89 of held-out plates from their true corners, 0.83 end to end.
 TRAIN_MAX_YAW = 0.6
-READER_SET_VERSION = 5  # part of the cache name: bump when reader_sample changes (5: narrow top rows)
+READER_SET_VERSION = 3  # part of the cache name: bump when reader_sample changes
 REFINER_SET_VERSION = 2  # likewise for refiner_sample
 DETECTOR_SET_VERSION = 4  # likewise for detector_sample (2: on-screen text, 3: tilted frames, 4: bare plates)
 DETECTOR_OVERLAY = 0.3  # share of detector frames with a camera's on-screen text (time, place)
