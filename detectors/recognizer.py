@@ -316,7 +316,7 @@ class PlateRecognizer:
         refiner: CornerRefiner | None = None,
         home_province: str = "20",
         calibration: _Calibration | None = None,
-        look_closer: LookCloser = LookCloser.UNSURE,
+        look_closer: LookCloser | str = LookCloser.UNSURE,
     ) -> None:
         self._detector = detector
         self._reader = reader
@@ -344,7 +344,7 @@ class PlateRecognizer:
             refiner=CornerRefiner(refiner_path, threads=threads) if refiner_path.exists() else None,
             home_province=home_province,
             calibration=_Calibration.load(folder / "calibration.json"),
-            look_closer=LookCloser(look_closer),
+            look_closer=look_closer,
         )
 
     def warm_up(self) -> None:
