@@ -21,7 +21,7 @@ from detectors import plate_format
 from detectors.onnx_session import cpu_session
 from detectors.plate_format import Layout
 
-__all__ = ["ALPHABET", "Reading", "StripReader", "character_columns", "decode"]
+__all__ = ["ALPHABET", "Reading", "StripReader", "character_columns", "decode", "holds_characters"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # CTC class i + 1; class 0 is the blank
 _MIN_CHAR_PROB = 5e-3  # characters below this in a column are not considered there
@@ -78,9 +78,9 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
     ``two_row`` allows motorbike shapes (two-row strips). Returns up to ``top``
     complete, valid plate strings with their probabilities, best first.
     """
-    columns = probs.astype(np.float64)
-    if float((1.0 - columns[:, 0]).sum()) < _MIN_INK:  # hardly any character anywhere: not a plate
+    if not holds_characters(probs):
         return Reading((), ())
+    columns = probs.astype(np.float64)
     blank = columns[:, 0].tolist()
     # per column, the few characters worth considering (index into ALPHABET, probability)
     options = _column_options(columns[:, 1:])
@@ -132,6 +132,12 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
     complete.sort(key=lambda item: item[1], reverse=True)
     complete = complete[:top]
     return Reading(tuple(t for t, _ in complete), tuple(float(s) for _, s in complete))
+
+
+def holds_characters(probs: np.ndarray) -> bool:
+    """Whether a strip's ``(T, 37)`` column probabilities expect at least :data:`_MIN_INK` character
+    columns; a strip with fewer holds no plate (:func:`decode` reads none there)."""
+    return float((1.0 - probs[:, 0].astype(np.float64)).sum()) >= _MIN_INK
 
 
 def character_columns(probs: np.ndarray, text: str) -> np.ndarray:

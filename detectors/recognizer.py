@@ -25,7 +25,7 @@ from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, 
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
 from detectors.plate_format import Layout
-from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode
+from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode, holds_characters
 
 __all__ = ["MAX_PIXELS", "ImageError", "LookCloser", "PlateRecognizer", "PlateResult"]
 
@@ -86,6 +86,9 @@ _SCENE_SHARE = 1 / 16
 _MAX_PLATES = 12
 _FRAME_PASSES = 3  # corner refinement passes for detections in a frame
 _FRAME_LOOKS = 2  # of which the last this many are read and averaged (a crop has the time for one)
+# A read at the final corners this sure (calibrated) is not looked at again at earlier ones: on
+# 200 held-out frames the same plates read, no confidence moved by more than 0.02 or across 0.9
+_SETTLED = 0.99
 # As LookCloser.UNSURE, the detector looks closer (detect_small) at a frame with no sure read that its input
 # shrinks below this share, and at a smaller one it shrinks when nothing was read at all: real
 # 1280x720 street photos, 28 legible plates in 11, read 7 without a closer look, 17 with it
@@ -440,7 +443,8 @@ class PlateRecognizer:
         """Refine, rectify, read and decode each detection.
 
         Each plate is read at the corners of the last ``looks`` refinement passes and
-        the string probabilities are averaged, which evens out corner jitter.
+        the string probabilities are averaged, which evens out corner jitter; a plate
+        settled at its final corners is read there only (:meth:`_look_at_earlier_corners`).
         ``outline`` says the detections are crop outlines, whose layout guess (from
         the crop's aspect, which a tilted plate distorts) is worth less than the
         aspect of the refined corners. ``look_again`` reads unsure plates again at
@@ -464,17 +468,16 @@ class PlateRecognizer:
             steps = [[order_corners(c) for c in step] for step in steps[-looks:]]
         corners = steps[-1]
         shapes = [self._shape(d, c, outline=outline) for d, c in zip(detections, corners, strict=True)]
-        strips = [rectify(grey, c, s) for step in steps for c, s in zip(step, shapes, strict=True)]
-        probs = self._reader.read(np.stack(strips))
-        probs = probs.reshape(len(steps), len(detections), -1, len(ALPHABET) + 1)
-        looks = [[decode(look[i], two_row=shape != Layout.ONE_LINE) for look in probs]
-                 for i, shape in enumerate(shapes)]  # fmt: skip
+        strips = [rectify(grey, c, s) for c, s in zip(corners, shapes, strict=True)]
+        final = self._reader.read(np.stack(strips))
+        looks = [[decode(p, two_row=s != Layout.ONE_LINE)] for p, s in zip(final, shapes, strict=True)]
+        self._look_at_earlier_corners(grey, steps[:-1], shapes, final, looks)
         if look_again:
             readings = self._look_again_if_unsure(grey, corners, shapes, looks)
         else:
             readings = [_average(plate_looks) for plate_looks in looks]
         results, unread = [], []
-        for detection, quad, shape, reading, columns in zip(detections, corners, shapes, readings, probs[-1],
+        for detection, quad, shape, reading, columns in zip(detections, corners, shapes, readings, final,
                                                             strict=True):  # fmt: skip
             clear = detection.score >= _CLEAR_DETECTION
             unsure = not reading.texts or reading.scores[0] < 0.3
@@ -494,6 +497,36 @@ class PlateRecognizer:
         if not keep_all:
             results = _suppress_duplicates(results)
         return results
+
+    def _look_at_earlier_corners(
+        self,
+        grey: np.ndarray,
+        earlier: list[list[np.ndarray]],
+        shapes: list[Layout],
+        final: np.ndarray,
+        looks: list[list[Reading]],
+    ) -> None:
+        """Put each unsettled plate's reads at the ``earlier`` passes' corners before its read at
+        the final ones (``looks[i]``, from the strip whose columns are ``final[i]``).
+
+        A plate is settled, and read once, where its strip holds no characters (about half the
+        detections in held-out frames are grilles, signs or lamps; no detection that gave a read
+        had so empty a strip) or its read is beyond doubt (:data:`_SETTLED`). The reader is the
+        dearest network per image (0.6 ms a strip on one core): `ioc bench anpr` read the same
+        plates in every set as with every look read, 20.4 against 22.9 ms per frame.
+        """
+        unsettled = [i for i, (plate_looks, columns) in enumerate(zip(looks, final, strict=True))
+                     if holds_characters(columns) and not self._settled(plate_looks[0])]  # fmt: skip
+        if not earlier or not unsettled:
+            return
+        strips = [rectify(grey, step[i], shapes[i]) for step in earlier for i in unsettled]
+        probs = self._reader.read(np.stack(strips))
+        probs = probs.reshape(len(earlier), len(unsettled), -1, len(ALPHABET) + 1)
+        for k, i in enumerate(unsettled):
+            looks[i] = [decode(look[k], two_row=shapes[i] != Layout.ONE_LINE) for look in probs] + looks[i]
+
+    def _settled(self, reading: Reading) -> bool:
+        return bool(reading.texts) and self._calibration(reading.scores[0]) >= _SETTLED
 
     def _look_again_if_unsure(
         self, grey: np.ndarray, corners: list[np.ndarray], shapes: list[Layout], looks: list[list[Reading]]

@@ -290,6 +290,39 @@ def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
     assert batches and all(size == 1 for size in batches), batches
 
 
+def test_only_unsettled_plates_are_read_at_earlier_corners(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame's plate is read at its final corners, and at the earlier passes' only where that
+    read is not beyond doubt and the strip holds characters: the reader is the recogniser's
+    dearest network per image, and grilles, signs and sure plates need no second look."""
+    batches: list[int] = []
+    read = StripReader.read
+    monkeypatch.setattr(StripReader, "read", lambda self, strips: batches.append(len(strips)) or read(self, strips))  # noqa: E501
+    rng = np.random.default_rng(12)
+    image, _ = render_scene([_spec(rng, "one_line", "white")], rng=rng, style="test")
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    quad = np.array([[100, 100], [220, 100], [220, 130], [100, 130]], np.float32)
+    inked = np.zeros((48, 37), np.float32)
+    inked[:, 0] = 1.0
+    inked[10:30, 0], inked[10:30, 6] = 0.0, 1.0  # 20 columns of a character: ink
+    blank = np.zeros((48, 37), np.float32)
+    blank[:, 0] = 1.0
+    sure, unsure = Reading(("51F86988",), (0.9995,)), Reading(("51F86988", "51F86989"), (0.3, 0.2))
+    empty = Reading((), ())
+    looks = [[sure], [unsure], [empty], [empty]]
+    final = np.stack([inked, inked, blank, inked])  # the last: characters, but no valid plate read yet
+    shapes = [plate_format.Layout.ONE_LINE] * 4
+    earlier = [[quad] * 4]  # one earlier pass
+    recognizer._look_at_earlier_corners(grey, earlier, shapes, final, looks)
+    assert batches == [2]  # the unsure plate and the inked one, in one call
+    assert [len(plate_looks) for plate_looks in looks] == [1, 2, 1, 2]
+    assert looks[1][-1] == unsure and looks[3][-1] == empty  # the earlier look goes first
+    batches.clear()
+    recognizer._look_at_earlier_corners(grey, [], shapes[:1], final[:1], [[unsure]])  # a crop: one look
+    assert batches == []
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layout: str) -> None:
     rng = np.random.default_rng(len(layout))
