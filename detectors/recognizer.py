@@ -39,7 +39,7 @@ _SMALL_FRAME_ROWS = 64  # an image under twice this height is a crop, not an int
 
 class LookCloser(StrEnum):
     """When a frame the detector's input shrinks is looked at again at full size for small plates
-    (:meth:`PlateDetector.detect_small`: about 35 ms more for a 1280x720 frame on one core).
+    (:meth:`PlateDetector.detect_small`: about 28 ms more for a 1280x720 frame on one core).
 
     A camera framed for plates (a checkpoint, a toll gate: plates 100 px wide and more) needs it
     rarely, a street camera (vehicles near and far) often: its near plates read sure stop the
@@ -362,17 +362,21 @@ class PlateRecognizer:
 
     # ------------------------------------------------------------------ public entry points
 
-    def recognize(self, image: np.ndarray) -> list[PlateResult]:
-        """All plates in ``image`` (a ``(H, W, 3) uint8 BGR`` frame or a tight plate crop), best first.
+    def recognize(
+        self, image: np.ndarray, *, look_closer: LookCloser | str | None = None
+    ) -> list[PlateResult]:
+        """All plates in ``image`` (a ``(H, W, 3) uint8 BGR`` frame or a tight plate crop), best first;
+        ``look_closer`` overrides :attr:`look_closer` for this image (a camera's own setting).
 
         Raises :class:`ImageError` for unusable input. A frame without a plate gives ``[]``.
         """
         frame = as_bgr(image)
+        mode = self.look_closer if look_closer is None else LookCloser(look_closer)
         threshold = self._calibration.min_detection
         found = self._detector.detect(frame, threshold=threshold, limit=_MAX_PLATES)
         results = self._read_detections(frame, found)
         best = max((r.confidence for r in results), default=0.0)
-        if self._looks_closer(frame, results, best):
+        if self._looks_closer(mode, frame, results, best):
             # Only plates read count as known: a false detection that read nothing, often a
             # large outline, must not hide the small plates inside it
             read = [np.asarray(r.corners, np.float32) for r in results]
@@ -392,11 +396,13 @@ class PlateRecognizer:
             results = _colours_in_the_scene_light(results, frame)
         return sorted(results, key=lambda r: r.confidence, reverse=True)
 
-    def _looks_closer(self, frame: np.ndarray, results: list[PlateResult], best: float) -> bool:
-        """Whether to look for small plates (:class:`LookCloser`); ``best`` is the surest read's
-        confidence. ``detect_small`` itself skips frames the input hardly shrinks."""
-        if self.look_closer != LookCloser.UNSURE:
-            return self.look_closer == LookCloser.ALWAYS
+    def _looks_closer(
+        self, mode: LookCloser, frame: np.ndarray, results: list[PlateResult], best: float
+    ) -> bool:
+        """Whether to look for small plates (:class:`LookCloser` ``mode``); ``best`` is the surest
+        read's confidence. ``detect_small`` itself skips frames the input hardly shrinks."""
+        if mode != LookCloser.UNSURE:
+            return mode == LookCloser.ALWAYS
         return best < _SURE and (not results or self._detector.input_scale(frame) < _LOOK_CLOSER_BELOW)
 
     def _read_fields_if_interlaced(

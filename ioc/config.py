@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
     anpr_look_closer: Literal["never", "unsure", "always"] = Field(
         "unsure", description="When the recogniser looks again at full size for small plates: "
-        "'always' for street cameras (far vehicles beside near ones; about 35 ms more per 1280x720 "
-        "frame), 'never' for cameras framed for plates (detectors.recognizer.LookCloser)")
+        "'always' for street cameras (far vehicles beside near ones; about 28 ms more per 1280x720 "
+        "frame), 'never' for cameras framed for plates (detectors.recognizer.LookCloser); for cameras "
+        "registered without a setting of their own (ioc cameras add --look-closer)")
     recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
     sink_batch_size: int = 500

@@ -102,8 +102,8 @@ class WorkerContext:
     camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
     passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
     touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)  # read by the counts timer
-    _known_cameras: set[str] = field(default_factory=set)
-    _known_loaded_at: float = float("-inf")
+    _cameras: dict[str, str | None] = field(default_factory=dict)  # id -> its look-closer setting
+    _cameras_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -273,15 +273,19 @@ class WorkerContext:
 
         return decorate
 
-    async def is_known_camera(self, camera_id: str) -> bool:
-        """Whether the camera is registered; the registry is re-read at most every few seconds."""
-        if not self.settings.require_known_cameras or camera_id in self._known_cameras:
-            return True
-        if time.monotonic() - self._known_loaded_at >= KNOWN_CAMERAS_REFRESH_S:
+    async def cameras(self) -> dict[str, str | None]:
+        """The registered cameras, each with its look-closer setting (None: the worker's), re-read
+        at most every :data:`KNOWN_CAMERAS_REFRESH_S`: a camera registered or changed with
+        ``ioc cameras add`` reaches every worker within seconds."""
+        if time.monotonic() - self._cameras_loaded_at >= KNOWN_CAMERAS_REFRESH_S:
             async with (await self.pool()).connection() as conn:
-                self._known_cameras = {c.camera_id for c in await list_cameras(conn)}
-            self._known_loaded_at = time.monotonic()
-        return camera_id in self._known_cameras
+                self._cameras = {c.camera_id: c.look_closer for c in await list_cameras(conn)}
+            self._cameras_loaded_at = time.monotonic()
+        return self._cameras
+
+    async def is_known_camera(self, camera_id: str) -> bool:
+        """Whether the camera is registered (always, where unregistered cameras are accepted)."""
+        return not self.settings.require_known_cameras or camera_id in await self.cameras()
 
     def saw_camera(self, camera_id: str, at: datetime) -> None:
         metrics.CAMERA_LAST_SEEN.seen(camera_id)

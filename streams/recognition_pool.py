@@ -42,18 +42,21 @@ class RecognitionPool:
             self._local.recognizer = recognizer
         return recognizer
 
-    def _run(self, jpeg: bytes) -> FrameResult:
+    def _run(self, jpeg: bytes, look_closer: str | None) -> FrameResult:
         started = time.perf_counter()
         decoded = decode_image(jpeg)  # raises UndecodableImageError; a huge frame comes scaled down
-        plates = [p.scaled(decoded.scale) for p in self._recognizer().recognize(decoded.image)]
+        found = self._recognizer().recognize(decoded.image, look_closer=look_closer)
+        plates = [p.scaled(decoded.scale) for p in found]
         crops = [encode_jpeg(p.crop, quality=80) if p.crop is not None else None for p in plates]
         return FrameResult(plates, crops, time.perf_counter() - started)
 
-    async def recognize(self, jpeg: bytes) -> FrameResult:
+    async def recognize(self, jpeg: bytes, *, look_closer: str | None = None) -> FrameResult:
+        """Plates in a JPEG frame; ``look_closer`` is its camera's own setting (None: the pool's)."""
         self._pending += 1
         metrics.RECOGNITION_QUEUE.set(self._pending)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, jpeg)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self._run, jpeg, look_closer)
         finally:
             self._pending -= 1
             metrics.RECOGNITION_QUEUE.set(self._pending)

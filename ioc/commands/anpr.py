@@ -41,7 +41,7 @@ def add_look_closer_argument(parser: argparse.ArgumentParser, *, default: str | 
     """``--look-closer``: when to look again at full size for small plates (``LookCloser``)."""
     parser.add_argument("--look-closer", choices=("never", "unsure", "always"), default=default,
                         help="when to look again at full size for small plates: 'always' for street "
-                             "cameras (about 35 ms more per 1280x720 frame), 'never' for cameras "
+                             "cameras (about 28 ms more per 1280x720 frame), 'never' for cameras "
                              f"framed for plates (default: {default or 'settings'})")  # fmt: skip
 
 

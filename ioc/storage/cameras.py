@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 __all__ = ["Camera", "get_camera", "list_cameras", "record_seen", "set_online", "silent_cameras",
            "upsert_camera"]
 
-_COLUMNS = "camera_id, checkpoint_id, expected_interval_s, last_seen, online, updated_at"
+_COLUMNS = "camera_id, checkpoint_id, expected_interval_s, look_closer, last_seen, online, updated_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,22 +20,32 @@ class Camera:
     camera_id: str
     checkpoint_id: str
     expected_interval_s: float
+    look_closer: str | None  # detectors.recognizer.LookCloser for its frames; None: the worker's setting
     last_seen: datetime | None
     online: bool | None
     updated_at: datetime
 
 
 async def upsert_camera(
-    conn: AsyncConnection, camera_id: str, checkpoint_id: str, *, expected_interval_s: float = 60.0
+    conn: AsyncConnection,
+    camera_id: str,
+    checkpoint_id: str,
+    *,
+    expected_interval_s: float = 60.0,
+    look_closer: str | None = None,
 ) -> Camera:
-    """Register a camera or change its checkpoint / expected interval (keeps ``last_seen``)."""
+    """Register a camera or change its checkpoint, expected interval and look-closer setting
+    (keeps ``last_seen``). A ``look_closer`` other than never, unsure and always is refused
+    by the table (``CheckViolation``)."""
     async with conn.cursor(row_factory=class_row(Camera)) as cur:
         await cur.execute(
-            "INSERT INTO cameras (camera_id, checkpoint_id, expected_interval_s) VALUES (%s, %s, %s)"
+            "INSERT INTO cameras (camera_id, checkpoint_id, expected_interval_s, look_closer)"
+            " VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (camera_id) DO UPDATE SET checkpoint_id = excluded.checkpoint_id,"
-            " expected_interval_s = excluded.expected_interval_s, updated_at = now()"
+            " expected_interval_s = excluded.expected_interval_s, look_closer = excluded.look_closer,"
+            " updated_at = now()"
             f" RETURNING {_COLUMNS}",
-            [camera_id, checkpoint_id, expected_interval_s],
+            [camera_id, checkpoint_id, expected_interval_s, look_closer],
         )
         camera = await cur.fetchone()
     assert camera is not None

@@ -136,6 +136,10 @@ async def _passages(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0006_passages.sql"))
 
 
+async def _camera_look_closer(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0007_camera_look_closer.sql"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core", _core),
     Migration("0002_time_series", _time_series),
@@ -143,6 +147,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_trigram_index", _trigram_index, requires=lambda caps: caps.pg_trgm),
     Migration("0005_timescale_license", _timescale_license, requires=lambda caps: caps.tsl),
     Migration("0006_passages", _passages),
+    Migration("0007_camera_look_closer", _camera_look_closer),
 )
 
 

@@ -23,17 +23,18 @@ async def recognize_batch(
     ctx: WorkerContext, watchlist: WatchlistIndex, decoded: list[tuple[Message, list[CameraFrame]]]
 ) -> None:
     batch = []
+    cameras = await ctx.cameras()
     for message, (frame,) in decoded:
         if await ctx.is_known_camera(frame.camera_id):
             ctx.saw_camera(frame.camera_id, frame.captured_at)
             batch.append((message, frame))
         else:
             await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)
-    # All frames of the batch run in parallel on the pool; the batch size
-    # bounds the work in flight (back-pressure on the consumer).
-    results = await asyncio.gather(
-        *(ctx.recognition.recognize(frame.jpeg) for _, frame in batch), return_exceptions=True
-    )
+    # All frames of the batch run in parallel on the pool, each as closely as its camera is set
+    # to be looked at; the batch size bounds the work in flight (back-pressure on the consumer).
+    results = await asyncio.gather(*(
+        ctx.recognition.recognize(frame.jpeg, look_closer=cameras.get(frame.camera_id)) for _, frame in batch
+    ), return_exceptions=True)
     reads: list[tuple[Message, list[PlateRead]]] = []
     for (message, frame), result in zip(batch, results, strict=True):
         if isinstance(result, UndecodableImageError):

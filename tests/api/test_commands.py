@@ -1,4 +1,4 @@
-"""``ioc users`` and ``ioc api`` as an operator runs them: real processes, real database."""
+"""``ioc users``, ``ioc cameras`` and ``ioc api`` as an operator runs them: real processes, real database."""
 
 from __future__ import annotations
 
@@ -63,3 +63,27 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
         api.send_signal(signal.SIGTERM)
         api.wait(20)
     assert api.returncode == 0
+
+
+async def test_cameras_add_registers_and_changes_a_camera_and_list_shows_it(database_url: str) -> None:
+    """A province registers its cameras (frames from others are dead-lettered): a street camera
+    that looks closer at every frame, a checkpoint camera that follows the worker's setting;
+    adding a registered camera again changes it."""
+    await migrate(database_url)
+    env = {**os.environ, "IOC_DATABASE_URL": database_url}
+    env.pop("IOC_KAFKA_BOOTSTRAP", None)
+    street = _ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "always")
+    assert street.returncode == 0, street.stderr
+    checkpoint = _ioc(env, "cameras", "add", "CP01-CAM1", "--checkpoint", "CP01", "--interval", "30")
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    listing = _ioc(env, "cameras", "list").stdout.splitlines()
+    assert listing == ["camera_id\tcheckpoint_id\tinterval_s\tlook_closer\tlast_seen",
+                       "CP01-CAM1\tCP01\t30\tdefault\tnever", "ST01-CAM1\tST01\t60\talways\tnever"]
+    changed = _ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "never")
+    assert changed.returncode == 0, changed.stderr
+    only = _ioc(env, "cameras", "list", "--checkpoint", "ST01").stdout.splitlines()
+    assert only[1:] == ["ST01-CAM1\tST01\t60\tnever\tnever"]
+    refused = _ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--look-closer", "sometimes")
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr
+    assert _ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--interval", "0").returncode == 1
+    assert len(_ioc(env, "cameras", "list").stdout.splitlines()) == 3  # nothing registered by the refusals

@@ -399,7 +399,7 @@ def test_a_street_camera_looks_closer_for_far_plates_beside_a_near_one_read_sure
 ) -> None:
     """A near plate read sure stops the default (``unsure``) from looking for small ones; a street
     camera's ``always`` finds the far motorbike too, and ``never`` reads only what the first look
-    found."""
+    found. A camera's own setting, given with the image, overrides the recogniser's."""
     rng = np.random.default_rng(seed)
     near, _ = render_scene([("51F86988", "one_line", "white")], size=(640, 720), rng=rng, style="test",
                            occlusion=0.0, glare=0.0, plate_scale=2.0)  # fmt: skip
@@ -411,6 +411,9 @@ def test_a_street_camera_looks_closer_for_far_plates_beside_a_near_one_read_sure
         policy = copy.copy(recognizer)
         policy.look_closer = mode
         read[mode] = [p.text for p in policy.recognize(frame)]
+        other = LookCloser.NEVER if mode == LookCloser.ALWAYS else LookCloser.ALWAYS
+        policy.look_closer = other
+        assert [p.text for p in policy.recognize(frame, look_closer=mode)] == read[mode]
     assert read[LookCloser.NEVER] == read[LookCloser.UNSURE] == ["51F86988"]
     assert sorted(read[LookCloser.ALWAYS]) == ["29X504899", "51F86988"]
     never = copy.copy(recognizer)

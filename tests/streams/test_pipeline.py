@@ -22,12 +22,14 @@ from detectors.synthetic import render_scene
 from ioc.config import Settings
 from ioc.demo import DemoProcesses, child_env, prepare
 from ioc.schemas import CameraFrame, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
+from ioc.storage.cameras import upsert_camera
 from ioc.storage.database import connect
 
 pytestmark = pytest.mark.integration
 
 WANTED = "51F86988"
 CAMERA, CHECKPOINT = "IT-CP01-CAM1", "IT-CP01"
+STREET_CAMERA, STREET = "IT-ST01-CAM1", "IT-ST01"
 
 
 @pytest.fixture
@@ -162,6 +164,37 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
                    if k.startswith("ioc_messages_dead_lettered_total") and f'topic="{topic}"' in k)
         assert consumed == stored + dead, (topic, consumed, stored, dead)
     assert worker.children[0][1].poll() is None, "bad input must not stop the worker"
+
+
+@pytest.fixture
+async def street_camera(settings: Settings) -> str:
+    """A street camera registered to look closer at every frame (before the worker starts)."""
+    async with await connect(settings.database_conninfo()) as conn:
+        await upsert_camera(conn, STREET_CAMERA, STREET, look_closer="always")
+        await conn.commit()
+    return STREET_CAMERA
+
+
+async def test_each_camera_is_looked_at_as_closely_as_it_is_registered_to_be(
+    settings: Settings, street_camera: str, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """The same frame, a near car read sure beside a far motorbike, from two cameras: the street
+    camera registered with ``look_closer=always`` reads both plates; the checkpoint camera,
+    registered without a setting, follows the worker's (``unsure``: a sure read stops the closer
+    look) and reads the near one only."""
+    rng = np.random.default_rng(2)
+    near, _ = render_scene([("51F86988", "one_line", "white")], size=(640, 720), rng=rng, style="test",
+                           occlusion=0.0, glare=0.0, plate_scale=2.0)  # fmt: skip
+    far, _ = render_scene([("29X504899", "motorbike", "white")], size=(640, 720), rng=rng, style="test",
+                          occlusion=0.0, glare=0.0, plate_scale=0.9)  # fmt: skip
+    jpeg = encode_jpeg(np.ascontiguousarray(np.hstack([near, far])), quality=90)
+    for camera, checkpoint in ((CAMERA, CHECKPOINT), (street_camera, STREET)):
+        frame = CameraFrame(camera_id=camera, checkpoint_id=checkpoint, direction=Direction.IN,
+                            captured_at=utcnow(), jpeg=jpeg)
+        await producer.send_and_wait(settings.topics.frames, frame.to_json(), key=camera.encode())
+    query = "SELECT string_agg(text, ' ' ORDER BY text) FROM plate_reads WHERE camera_id = %s"
+    assert await wait_for(settings, query, [street_camera], "29X504899 51F86988")
+    assert await wait_for(settings, query, [CAMERA], "51F86988")
 
 
 async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
