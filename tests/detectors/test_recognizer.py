@@ -248,18 +248,29 @@ def test_plates_rolled_far_in_the_image_plane_are_read(recognizer: PlateRecogniz
     assert right >= 10  # 11 of these 12; 8 with the detector trained on rolls up to 12 degrees
 
 
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many strips each call of the reader took, in order."""
+    sizes: list[int] = []
+    read = StripReader.read
+    monkeypatch.setattr(StripReader, "read", lambda self, strips: sizes.append(len(strips)) or read(self, strips))  # noqa: E501
+    return sizes
+
+
+def _grey_scene() -> tuple[np.ndarray, np.random.Generator]:
+    """A grey held-out scene to cut strips from, and the generator that drew it."""
+    rng = np.random.default_rng(12)
+    image, _ = render_scene([_spec(rng, "one_line", "white")], rng=rng, style="test")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), rng
+
+
 def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+    recognizer: PlateRecognizer, batches: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading a plate again at nudged corners costs 4 strips: it pays for plates read unsure and
     narrower than their strip, not for sure reads (most plates) nor wider plates (close-ups lost
     as many as they gained), so only those are read again, all in one reader call."""
-    batches: list[int] = []
-    read = StripReader.read
-    monkeypatch.setattr(StripReader, "read", lambda self, strips: batches.append(len(strips)) or read(self, strips))  # noqa: E501
-    rng = np.random.default_rng(12)
-    image, _ = render_scene([_spec(rng, "one_line", "white")], rng=rng, style="test")
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    grey, rng = _grey_scene()
 
     def quad(width: float) -> np.ndarray:
         return np.array([[100, 100], [100 + width, 100], [100 + width, 130], [100, 130]], np.float32)
@@ -291,17 +302,12 @@ def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
 
 
 def test_only_unsettled_plates_are_read_at_earlier_corners(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+    recognizer: PlateRecognizer, batches: list[int]
 ) -> None:
     """A frame's plate is read at its final corners, and at the earlier passes' only where that
     read is not beyond doubt and the strip holds characters: the reader is the recogniser's
     dearest network per image, and grilles, signs and sure plates need no second look."""
-    batches: list[int] = []
-    read = StripReader.read
-    monkeypatch.setattr(StripReader, "read", lambda self, strips: batches.append(len(strips)) or read(self, strips))  # noqa: E501
-    rng = np.random.default_rng(12)
-    image, _ = render_scene([_spec(rng, "one_line", "white")], rng=rng, style="test")
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    grey, _ = _grey_scene()
     quad = np.array([[100, 100], [220, 100], [220, 130], [100, 130]], np.float32)
     inked = np.zeros((48, 37), np.float32)
     inked[:, 0] = 1.0
