@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="seconds of silence after which the camera counts as offline (default 60)")
     add_look_closer_argument(add, default=None)  # None: the worker's IOC_ANPR_LOOK_CLOSER
     add.set_defaults(func=run_add)
+    remove = cameras.add_parser("remove", help="unregister a decommissioned camera (its reads stay; its "
+                                               "frames are dead-lettered from then on)")
+    remove.add_argument("camera_id")
+    remove.set_defaults(func=run_remove)
     listing = cameras.add_parser("list", help="list registered cameras (tab-separated)")
     listing.add_argument("--checkpoint", default=None, help="only this checkpoint's cameras")
     listing.set_defaults(func=run_list)
@@ -56,6 +60,23 @@ def run_add(args: argparse.Namespace) -> int:
     closer = args.look_closer or "the worker's setting"
     print(f"registered {args.camera_id} at {args.checkpoint} (offline after {args.interval:g} s silent; "
           f"look closer: {closer})")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from ioc.storage.cameras import remove_camera
+    from ioc.storage.database import connect
+
+    async def remove() -> bool:
+        async with await connect(_conninfo()) as conn:
+            removed = await remove_camera(conn, args.camera_id)
+            await conn.commit()
+            return removed
+
+    if not asyncio.run(remove()):
+        print(f"no camera {args.camera_id}", file=sys.stderr)
+        return 1
+    print(f"removed {args.camera_id}")
     return 0
 
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-__all__ = ["Camera", "get_camera", "list_cameras", "record_seen", "set_online", "silent_cameras",
-           "upsert_camera"]
+__all__ = ["Camera", "get_camera", "list_cameras", "record_seen", "remove_camera", "set_online",
+           "silent_cameras", "upsert_camera"]
 
 _COLUMNS = "camera_id, checkpoint_id, expected_interval_s, look_closer, last_seen, online, updated_at"
 
@@ -50,6 +50,12 @@ async def upsert_camera(
         camera = await cur.fetchone()
     assert camera is not None
     return camera
+
+
+async def remove_camera(conn: AsyncConnection, camera_id: str) -> bool:
+    """Unregister a decommissioned camera (its reads stay); False if it was not registered."""
+    cur = await conn.execute("DELETE FROM cameras WHERE camera_id = %s", [camera_id])
+    return cur.rowcount == 1
 
 
 async def record_seen(conn: AsyncConnection, last_seen: Mapping[str, datetime]) -> int:

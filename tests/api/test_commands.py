@@ -65,10 +65,10 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
     assert api.returncode == 0
 
 
-async def test_cameras_add_registers_and_changes_a_camera_and_list_shows_it(database_url: str) -> None:
+async def test_cameras_add_change_list_and_remove(database_url: str) -> None:
     """A province registers its cameras (frames from others are dead-lettered): a street camera
     that looks closer at every frame, a checkpoint camera that follows the worker's setting;
-    adding a registered camera again changes it."""
+    adding a registered camera again changes it; a decommissioned one is removed."""
     await migrate(database_url)
     env = {**os.environ, "IOC_DATABASE_URL": database_url}
     env.pop("IOC_KAFKA_BOOTSTRAP", None)
@@ -87,3 +87,7 @@ async def test_cameras_add_registers_and_changes_a_camera_and_list_shows_it(data
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
     assert _ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--interval", "0").returncode == 1
     assert len(_ioc(env, "cameras", "list").stdout.splitlines()) == 3  # nothing registered by the refusals
+    assert _ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 0
+    assert _ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 1  # no longer there
+    left = _ioc(env, "cameras", "list").stdout.splitlines()[1:]
+    assert [line.split("\t")[0] for line in left] == ["ST01-CAM1"]
