@@ -8,7 +8,6 @@ seconds, so a camera added or changed is taken up without a restart.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from ioc.commands.anpr import add_look_closer_argument
@@ -41,7 +40,7 @@ def _conninfo() -> str:
 
 def run_add(args: argparse.Namespace) -> int:
     from ioc.storage.cameras import upsert_camera
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
 
     if not args.camera_id.strip() or not args.checkpoint.strip():
         print("not registered: a camera id and a checkpoint id are needed", file=sys.stderr)
@@ -50,13 +49,9 @@ def run_add(args: argparse.Namespace) -> int:
         print("not registered: --interval must be above 0", file=sys.stderr)
         return 1
 
-    async def add() -> None:
-        async with await connect(_conninfo()) as conn:
-            await upsert_camera(conn, args.camera_id, args.checkpoint, expected_interval_s=args.interval,
-                                look_closer=args.look_closer)
-            await conn.commit()
-
-    asyncio.run(add())
+    run_committed(_conninfo(), lambda conn: upsert_camera(
+        conn, args.camera_id, args.checkpoint, expected_interval_s=args.interval, look_closer=args.look_closer
+    ))
     closer = args.look_closer or "the worker's setting"
     print(f"registered {args.camera_id} at {args.checkpoint} (offline after {args.interval:g} s silent; "
           f"look closer: {closer})")
@@ -65,15 +60,9 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_remove(args: argparse.Namespace) -> int:
     from ioc.storage.cameras import remove_camera
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
 
-    async def remove() -> bool:
-        async with await connect(_conninfo()) as conn:
-            removed = await remove_camera(conn, args.camera_id)
-            await conn.commit()
-            return removed
-
-    if not asyncio.run(remove()):
+    if not run_committed(_conninfo(), lambda conn: remove_camera(conn, args.camera_id)):
         print(f"no camera {args.camera_id}", file=sys.stderr)
         return 1
     print(f"removed {args.camera_id}")
@@ -82,15 +71,12 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from ioc.storage.cameras import list_cameras
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
 
-    async def show() -> None:
-        async with await connect(_conninfo()) as conn:
-            print("camera_id\tcheckpoint_id\tinterval_s\tlook_closer\tlast_seen")
-            for camera in await list_cameras(conn, checkpoint_id=args.checkpoint):
-                seen = camera.last_seen.isoformat() if camera.last_seen else "never"
-                print(f"{camera.camera_id}\t{camera.checkpoint_id}\t{camera.expected_interval_s:g}\t"
-                      f"{camera.look_closer or 'default'}\t{seen}")
-
-    asyncio.run(show())
+    cameras = run_committed(_conninfo(), lambda conn: list_cameras(conn, checkpoint_id=args.checkpoint))
+    print("camera_id\tcheckpoint_id\tinterval_s\tlook_closer\tlast_seen")
+    for camera in cameras:
+        seen = camera.last_seen.isoformat() if camera.last_seen else "never"
+        print(f"{camera.camera_id}\t{camera.checkpoint_id}\t{camera.expected_interval_s:g}\t"
+              f"{camera.look_closer or 'default'}\t{seen}")
     return 0

@@ -7,7 +7,6 @@ shell history would keep them), and are stored only as scrypt hashes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 
@@ -55,18 +54,12 @@ def _conninfo() -> str:
 def run_add(args: argparse.Namespace) -> int:
     from psycopg import errors
 
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
     from ioc.storage.users import create_user
 
     password = _password()
-
-    async def add() -> None:
-        async with await connect(_conninfo()) as conn:
-            await create_user(conn, args.username, args.role, password)
-            await conn.commit()
-
     try:
-        asyncio.run(add())
+        run_committed(_conninfo(), lambda conn: create_user(conn, args.username, args.role, password))
     except (ValueError, errors.UniqueViolation, errors.CheckViolation) as exc:
         print(f"not created: {exc}", file=sys.stderr)
         return 1
@@ -75,19 +68,12 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_passwd(args: argparse.Namespace) -> int:
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
     from ioc.storage.users import set_password
 
     password = _password()
-
-    async def change() -> bool:
-        async with await connect(_conninfo()) as conn:
-            changed = await set_password(conn, args.username, password)
-            await conn.commit()
-            return changed
-
     try:
-        changed = asyncio.run(change())
+        changed = run_committed(_conninfo(), lambda conn: set_password(conn, args.username, password))
     except ValueError as exc:
         print(f"not changed: {exc}", file=sys.stderr)
         return 1
@@ -99,16 +85,10 @@ def run_passwd(args: argparse.Namespace) -> int:
 
 
 def run_set_active(args: argparse.Namespace) -> int:
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
     from ioc.storage.users import set_active
 
-    async def toggle() -> bool:
-        async with await connect(_conninfo()) as conn:
-            changed = await set_active(conn, args.username, args.active)
-            await conn.commit()
-            return changed
-
-    if not asyncio.run(toggle()):
+    if not run_committed(_conninfo(), lambda conn: set_active(conn, args.username, args.active)):
         print(f"no user {args.username}", file=sys.stderr)
         return 1
     print(f"{args.username} {'activated' if args.active else 'deactivated'}")
@@ -116,31 +96,22 @@ def run_set_active(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:  # noqa: ARG001
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
     from ioc.storage.users import list_users
 
-    async def show() -> None:
-        async with await connect(_conninfo()) as conn:
-            for user in await list_users(conn):
-                print(f"{user.username}\t{user.role}\t{'active' if user.active else 'deactivated'}")
-
-    asyncio.run(show())
+    for user in run_committed(_conninfo(), list_users):
+        print(f"{user.username}\t{user.role}\t{'active' if user.active else 'deactivated'}")
     return 0
 
 
 def run_token(args: argparse.Namespace) -> int:
     from ioc.api.security import Principal, issue_token
     from ioc.config import get_settings
-    from ioc.storage.database import connect
+    from ioc.storage.database import run_committed
     from ioc.storage.users import get_user
 
     settings = get_settings()
-
-    async def find():  # noqa: ANN202
-        async with await connect(settings.database_conninfo()) as conn:
-            return await get_user(conn, args.username)
-
-    user = asyncio.run(find())
+    user = run_committed(settings.database_conninfo(), lambda conn: get_user(conn, args.username))
     if user is None or not user.active:
         print(f"no active user {args.username}", file=sys.stderr)
         return 1

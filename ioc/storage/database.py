@@ -7,12 +7,13 @@ features, or plain PostgreSQL), so everything that depends on it asks
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import orjson
 from psycopg import AsyncConnection, sql
@@ -27,6 +28,7 @@ __all__ = [
     "connect",
     "detect_capabilities",
     "json_dumps",
+    "run_committed",
     "open_pool",
     "table_counts",
 ]
@@ -154,6 +156,22 @@ async def connect(conninfo: str, *, autocommit: bool = False) -> AsyncConnection
     if not autocommit:
         await conn.commit()
     return conn
+
+
+_T = TypeVar("_T")
+
+
+def run_committed(conninfo: str, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+    """Run ``work`` on a connection of its own and commit: one command-line action, from a
+    synchronous command. An exception rolls back and reaches the caller."""
+
+    async def run() -> _T:
+        async with await connect(conninfo) as conn:
+            result = await work(conn)
+            await conn.commit()
+            return result
+
+    return asyncio.run(run())
 
 
 async def table_counts(conninfo: str, tables: Sequence[str]) -> dict[str, int]:
