@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 _PREVIOUS_BATCH: ContextVar[asyncio.Task[None] | None] = ContextVar("previous_batch", default=None)
 
 KNOWN_CAMERAS_REFRESH_S = 5.0
+# a camera missing from the registry as last read has it read again, if it is older than this
+UNKNOWN_CAMERA_RECHECK_S = 0.5
 READS_PER_MESSAGE = 200  # keeps messages well under Kafka's 1 MB default, crops included
 SEND_BACKOFF_START_S = 0.2
 SEND_BACKOFF_MAX_S = 10.0
@@ -273,19 +275,26 @@ class WorkerContext:
 
         return decorate
 
-    async def cameras(self) -> dict[str, str | None]:
+    async def cameras(self, *, max_age_s: float = KNOWN_CAMERAS_REFRESH_S) -> dict[str, str | None]:
         """The registered cameras, each with its look-closer setting (None: the worker's), re-read
-        at most every :data:`KNOWN_CAMERAS_REFRESH_S`: a camera registered or changed with
-        ``ioc cameras add`` reaches every worker within seconds."""
-        if time.monotonic() - self._cameras_loaded_at >= KNOWN_CAMERAS_REFRESH_S:
+        when older than ``max_age_s``: a setting changed with ``ioc cameras add`` reaches every
+        worker within :data:`KNOWN_CAMERAS_REFRESH_S`."""
+        if time.monotonic() - self._cameras_loaded_at >= max_age_s:
             async with (await self.pool()).connection() as conn:
                 self._cameras = {c.camera_id: c.look_closer for c in await list_cameras(conn)}
             self._cameras_loaded_at = time.monotonic()
         return self._cameras
 
     async def is_known_camera(self, camera_id: str) -> bool:
-        """Whether the camera is registered (always, where unregistered cameras are accepted)."""
-        return not self.settings.require_known_cameras or camera_id in await self.cameras()
+        """Whether the camera is registered (always, where unregistered cameras are accepted).
+
+        A camera missing from the registry as last read may have been registered since: the
+        registry is read again (at most every :data:`UNKNOWN_CAMERA_RECHECK_S`, so a flood of
+        frames from an unregistered camera costs the database little) before its frames are
+        dead-lettered."""
+        if not self.settings.require_known_cameras or camera_id in await self.cameras():
+            return True
+        return camera_id in await self.cameras(max_age_s=UNKNOWN_CAMERA_RECHECK_S)
 
     def saw_camera(self, camera_id: str, at: datetime) -> None:
         metrics.CAMERA_LAST_SEEN.seen(camera_id)

@@ -23,13 +23,13 @@ async def recognize_batch(
     ctx: WorkerContext, watchlist: WatchlistIndex, decoded: list[tuple[Message, list[CameraFrame]]]
 ) -> None:
     batch = []
-    cameras = await ctx.cameras()
     for message, (frame,) in decoded:
         if await ctx.is_known_camera(frame.camera_id):
             ctx.saw_camera(frame.camera_id, frame.captured_at)
             batch.append((message, frame))
         else:
             await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)
+    cameras = await ctx.cameras()  # after the checks, which may have read the registry again
     # All frames of the batch run in parallel on the pool, each as closely as its camera is set
     # to be looked at; the batch size bounds the work in flight (back-pressure on the consumer).
     results = await asyncio.gather(*(

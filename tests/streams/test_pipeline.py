@@ -24,6 +24,7 @@ from ioc.demo import DemoProcesses, child_env, prepare
 from ioc.schemas import CameraFrame, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
 from ioc.storage.cameras import upsert_camera
 from ioc.storage.database import connect
+from streams.context import UNKNOWN_CAMERA_RECHECK_S
 
 pytestmark = pytest.mark.integration
 
@@ -195,6 +196,27 @@ async def test_each_camera_is_looked_at_as_closely_as_it_is_registered_to_be(
     query = "SELECT string_agg(text, ' ' ORDER BY text) FROM plate_reads WHERE camera_id = %s"
     assert await wait_for(settings, query, [street_camera], "29X504899 51F86988")
     assert await wait_for(settings, query, [CAMERA], "51F86988")
+
+
+async def test_a_camera_registered_while_the_worker_runs_is_taken_at_once(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """Workers keep the camera registry in memory and re-read it every few seconds; a frame
+    from a camera registered since the last read must not be dead-lettered as unknown."""
+    query = "SELECT count(*) FROM plate_reads WHERE camera_id = %s"
+    frame = _frame(WANTED)
+    await producer.send_and_wait(settings.topics.frames, frame.to_json(), key=CAMERA.encode())
+    assert await wait_for(settings, query, [CAMERA], 1)  # the worker has read the registry
+    await asyncio.sleep(UNKNOWN_CAMERA_RECHECK_S)  # frames come on: not a flood of them
+    async with await connect(settings.database_conninfo()) as conn:
+        await upsert_camera(conn, STREET_CAMERA, STREET)
+        await conn.commit()
+    newcomer = frame.model_copy(update={"event_id": uuid.uuid4(), "camera_id": STREET_CAMERA,
+                                        "checkpoint_id": STREET})
+    await producer.send_and_wait(settings.topics.frames, newcomer.to_json(), key=STREET_CAMERA.encode())
+    assert await wait_for(settings, query, [STREET_CAMERA], 1, timeout=60)
+    metrics = worker_metrics(settings.worker_metrics_port)
+    assert not any(k.startswith("ioc_messages_dead_lettered_total") and v for k, v in metrics.items())
 
 
 async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
