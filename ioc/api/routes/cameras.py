@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ioc.api.deps import ConnDep, CountsReader
 from ioc.storage.camera_quality import read_quality
@@ -27,6 +27,10 @@ class CameraHealth(BaseModel):
     reads_15m: int
     mean_confidence: float | None
     low_confidence_share: float | None
+    look_closer: Literal["never", "unsure", "always"] | None = Field(
+        description="when the recogniser looks again at full size for small plates in this camera's"
+        " frames (`ioc cameras add --look-closer`); null: the workers' setting, IOC_ANPR_LOOK_CLOSER"
+    )
 
 
 def _status(camera: Camera, now: datetime) -> Literal["online", "offline", "unknown"]:
@@ -54,5 +58,6 @@ async def cameras(conn: ConnDep, _: CountsReader, checkpoint_id: str | None = No
             reads_15m=q.reads if q else 0,
             mean_confidence=round(q.mean_confidence, 3) if q else None,
             low_confidence_share=round(q.low_confidence_share, 3) if q else None,
+            look_closer=camera.look_closer,
         ))
     return result
