@@ -24,7 +24,11 @@ import numpy as np
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
 
-__all__ = ["add_look_closer_argument", "load_decoders", "read_image", "read_plates", "register", "run"]
+__all__ = ["LOOK_CLOSER_CHOICES", "add_look_closer_argument", "load_decoders", "read_image", "read_plates",
+           "register", "run"]
+
+# detectors.recognizer.LookCloser's values, spelt out so that commands need not import OpenCV
+LOOK_CLOSER_CHOICES = ("never", "unsure", "always")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_look_closer_argument(parser: argparse.ArgumentParser, *, default: str | None) -> None:
     """``--look-closer``: when to look again at full size for small plates (``LookCloser``)."""
-    parser.add_argument("--look-closer", choices=("never", "unsure", "always"), default=default,
+    parser.add_argument("--look-closer", choices=LOOK_CLOSER_CHOICES, default=default,
                         help="when to look again at full size for small plates: 'always' for street "
                              "cameras (about 28 ms more per 1280x720 frame), 'never' for cameras "
                              f"framed for plates (default: {default or 'settings'})")  # fmt: skip

@@ -1,28 +1,62 @@
 """``ioc cameras``: the camera registry that workers check frames and reads against.
 
 With ``IOC_REQUIRE_KNOWN_CAMERAS`` (the default) a camera's frames and reads are
-dead-lettered until it is registered here. Workers re-read the registry every few
+dead-lettered until it is registered here, one camera at a time (``add``) or a file of
+them (``import``: what ``list`` prints, or a CSV). Workers re-read the registry every few
 seconds, so a camera added or changed is taken up without a restart.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ioc.commands.anpr import add_look_closer_argument
+from ioc.commands.anpr import LOOK_CLOSER_CHOICES, add_look_closer_argument
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+DEFAULT_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CameraEntry:
+    """One camera to register, checked: what ``add`` takes and each line of an ``import`` file."""
+
+    camera_id: str
+    checkpoint_id: str
+    interval_s: float = DEFAULT_INTERVAL_S
+    look_closer: str | None = None  # None: the worker's IOC_ANPR_LOOK_CLOSER
+
+    def __post_init__(self) -> None:
+        if not self.camera_id.strip() or not self.checkpoint_id.strip():
+            raise ValueError("a camera id and a checkpoint id are needed")
+        if not (math.isfinite(self.interval_s) and self.interval_s > 0):
+            raise ValueError("the interval must be a number of seconds above 0")
+        if self.look_closer is not None and self.look_closer not in LOOK_CLOSER_CHOICES:
+            choices = ", ".join(LOOK_CLOSER_CHOICES)
+            raise ValueError(f"look_closer {self.look_closer!r} is not one of {choices} (or empty)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("cameras", help="register cameras and list them")
+    parser = sub.add_parser("cameras", help="register cameras, one or a file of them, and list them")
     cameras = parser.add_subparsers(dest="action", required=True)
     add = cameras.add_parser("add", help="register a camera, or change a registered one")
     add.add_argument("camera_id")
     add.add_argument("--checkpoint", required=True, help="the checkpoint the camera watches")
-    add.add_argument("--interval", type=float, default=60.0,
+    add.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S,
                      help="seconds of silence after which the camera counts as offline (default 60)")
     add_look_closer_argument(add, default=None)  # None: the worker's IOC_ANPR_LOOK_CLOSER
     add.set_defaults(func=run_add)
+    bulk = cameras.add_parser("import", help="register or change the cameras listed in a file, all or none")
+    bulk.add_argument("file", help="CSV or tab-separated, with a header: camera_id, checkpoint_id and "
+                                   "optionally interval_s and look_closer (what `list` prints); '-': stdin")
+    bulk.set_defaults(func=run_import)
     remove = cameras.add_parser("remove", help="unregister a decommissioned camera (its reads stay; its "
                                                "frames are dead-lettered from then on)")
     remove.add_argument("camera_id")
@@ -39,23 +73,80 @@ def _conninfo() -> str:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    try:
+        camera = CameraEntry(args.camera_id, args.checkpoint, args.interval, args.look_closer)
+    except ValueError as exc:
+        print(f"not registered: {exc}", file=sys.stderr)
+        return 1
+    _register([camera])
+    closer = camera.look_closer or "the worker's setting"
+    print(f"registered {camera.camera_id} at {camera.checkpoint_id} (offline after {camera.interval_s:g} s "
+          f"silent; look closer: {closer})")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"nothing registered: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    cameras, errors = read_camera_file(text)
+    for error in errors:
+        print(f"{args.file}: {error}", file=sys.stderr)
+    if errors or not cameras:
+        print("nothing registered" + ("" if errors else ": the file lists no cameras"), file=sys.stderr)
+        return 1
+    _register(cameras)
+    print(f"registered or changed {len(cameras)} cameras")
+    return 0
+
+
+def read_camera_file(text: str) -> tuple[list[CameraEntry], list[str]]:
+    """The cameras of a CSV or tab-separated ``text`` with a header line, and an error for
+    each line that cannot be registered (other columns, like ``list``'s last_seen, are ignored)."""
+    lines = text.splitlines()
+    reader = csv.DictReader(lines, delimiter="\t" if lines and "\t" in lines[0] else ",")
+    missing = {"camera_id", "checkpoint_id"} - {name.strip() for name in reader.fieldnames or ()}
+    if missing:
+        return [], [f"line 1: the header has no {' or '.join(sorted(missing))} column"]
+    cameras: dict[str, CameraEntry] = {}
+    errors = []
+    for row in reader:
+        line = reader.line_num
+        try:
+            camera = _camera_of_row({key.strip(): (value or "").strip() for key, value in row.items() if key})
+        except ValueError as exc:
+            errors.append(f"line {line}: {exc}")
+            continue
+        if camera.camera_id in cameras:
+            errors.append(f"line {line}: {camera.camera_id} is listed more than once")
+        cameras[camera.camera_id] = camera
+    return list(cameras.values()), errors
+
+
+def _camera_of_row(row: dict[str, str]) -> CameraEntry:
+    interval = row.get("interval_s", "")
+    try:
+        interval_s = float(interval) if interval else DEFAULT_INTERVAL_S
+    except ValueError:
+        raise ValueError(f"interval_s {interval!r} is not a number") from None
+    look_closer = row.get("look_closer", "").lower()
+    return CameraEntry(row["camera_id"], row["checkpoint_id"], interval_s,
+                       None if look_closer in ("", "default") else look_closer)  # fmt: skip
+
+
+def _register(cameras: list[CameraEntry]) -> None:
+    """Register or change ``cameras`` in one transaction."""
     from ioc.storage.cameras import upsert_camera
     from ioc.storage.database import run_committed
 
-    if not args.camera_id.strip() or not args.checkpoint.strip():
-        print("not registered: a camera id and a checkpoint id are needed", file=sys.stderr)
-        return 1
-    if not args.interval > 0:
-        print("not registered: --interval must be above 0", file=sys.stderr)
-        return 1
+    async def register_all(conn: AsyncConnection) -> None:
+        for c in cameras:
+            await upsert_camera(conn, c.camera_id, c.checkpoint_id, expected_interval_s=c.interval_s,
+                                look_closer=c.look_closer)  # fmt: skip
 
-    run_committed(_conninfo(), lambda conn: upsert_camera(
-        conn, args.camera_id, args.checkpoint, expected_interval_s=args.interval, look_closer=args.look_closer
-    ))
-    closer = args.look_closer or "the worker's setting"
-    print(f"registered {args.camera_id} at {args.checkpoint} (offline after {args.interval:g} s silent; "
-          f"look closer: {closer})")
-    return 0
+    run_committed(_conninfo(), register_all)
 
 
 def run_remove(args: argparse.Namespace) -> int:

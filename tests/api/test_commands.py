@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -91,3 +92,35 @@ async def test_cameras_add_change_list_and_remove(database_url: str) -> None:
     assert _ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 1  # no longer there
     left = _ioc(env, "cameras", "list").stdout.splitlines()[1:]
     assert [line.split("\t")[0] for line in left] == ["ST01-CAM1"]
+
+
+async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: str, tmp_path: Path) -> None:
+    """A province registers hundreds of cameras from a file (CSV, or what ``list`` prints); a
+    file with a bad line registers nothing and names every bad line."""
+    await migrate(database_url)
+    env = {**os.environ, "IOC_DATABASE_URL": database_url}
+    env.pop("IOC_KAFKA_BOOTSTRAP", None)
+    good = tmp_path / "cameras.csv"
+    good.write_text("camera_id,checkpoint_id,interval_s,look_closer\n"
+                    "CP01-CAM1,CP01,30,\nCP01-CAM2,CP01,,never\n\nST01-CAM1,ST01,,always\n")  # fmt: skip
+    imported = _ioc(env, "cameras", "import", str(good))
+    assert imported.returncode == 0, imported.stderr
+    listing = _ioc(env, "cameras", "list").stdout
+    assert listing.splitlines()[1:] == [
+        "CP01-CAM1\tCP01\t30\tdefault\tnever",
+        "CP01-CAM2\tCP01\t60\tnever\tnever",
+        "ST01-CAM1\tST01\t60\talways\tnever",
+    ]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("camera_id,checkpoint_id,interval_s,look_closer\n"
+                   "CP01-CAM1,CP01,soon,\nCP01-CAM3,CP01,30,sometimes\nCP01-CAM4,,30,\n"
+                   "CP01-CAM5,CP01,30,\nCP01-CAM5,CP01,45,\n")  # fmt: skip
+    refused = _ioc(env, "cameras", "import", str(bad))
+    assert refused.returncode == 1 and "nothing registered" in refused.stderr
+    assert [line.split(": ")[1] for line in refused.stderr.splitlines()[:-1]] == [
+        "line 2", "line 3", "line 4", "line 6"]
+    assert _ioc(env, "cameras", "list").stdout == listing  # nothing changed
+    assert _ioc(env, "cameras", "import", str(tmp_path / "missing.csv")).returncode == 1
+    changed = listing.replace("30\tdefault", "15\talways")  # a list, edited, goes back in through stdin
+    assert _ioc(env, "cameras", "import", "-", stdin=changed).returncode == 0
+    assert "CP01-CAM1\tCP01\t15\talways\tnever" in _ioc(env, "cameras", "list").stdout
