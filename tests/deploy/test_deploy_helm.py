@@ -15,6 +15,8 @@ import pytest
 from deploy_files import CHART, DASHBOARDS, REPO, RULES_FILE, load_yaml, settings_env_names
 from helm_engine import Helm, RenderError, deep_merge
 
+from ioc.commands.cameras import read_camera_file
+
 KUBERNETES_VERSION = "1.32.0"
 HELM = Helm.find()
 needs_helm = pytest.mark.skipif(
@@ -57,6 +59,11 @@ ALL_FEATURES: dict[str, Any] = {
         }
     },
     "secrets": {"databaseUrl": {"secretName": "ioc-db-app", "key": "uri"}},
+    "cameras": [
+        {"id": "TN-CP03-CAM1", "checkpoint": "TN-CP03", "intervalSeconds": 30, "lookCloser": "never"},
+        {"id": "HN-ST12-CAM1", "checkpoint": "HN-ST12", "lookCloser": "always"},
+        {"id": "TN-CP03-CAM2", "checkpoint": "TN-CP03"},
+    ],
 }
 WORKLOAD_KINDS = {"Deployment", "Job", "CronJob"}
 # Renderings with the optional objects switched on.
@@ -117,6 +124,10 @@ def test_values_match_their_schema() -> None:
         {"api": {"preStopSleepSeconds": -1}},
         {"kafkaTopics": {"strimzi": {"retentionMsByTopic": {"frames": 1000}}}},
         {"metrics": {"grafanaDashboards": {"labels": {"grafana_dashboard": 1}}}},
+        {"cameras": [{"id": "CAM,1", "checkpoint": "CP01"}]},
+        {"cameras": [{"id": "CAM1"}]},
+        {"cameras": [{"id": "CAM1", "checkpoint": "CP01", "lookCloser": "sometimes"}]},
+        {"cameras": [{"id": "CAM1", "checkpoint": "CP01", "intervalSeconds": 0}]},
     ],
     ids=[
         "replicas-type",
@@ -129,6 +140,10 @@ def test_values_match_their_schema() -> None:
         "negative-prestop",
         "unknown-topic-retention",
         "label-not-string",
+        "camera-id-with-comma",
+        "camera-without-checkpoint",
+        "camera-look-closer",
+        "camera-interval",
     ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
@@ -304,9 +319,9 @@ def test_rendered_kinds(rendered: tuple[str, list[dict[str, Any]]]) -> None:
 
 
 def test_pods_are_locked_down_and_sized(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = rendered
+    name, objects = rendered
     workloads = [o for o in objects if o["kind"] in WORKLOAD_KINDS]
-    assert len(workloads) == 4
+    assert len(workloads) == (5 if name == "all-features" else 4)  # its cameras' Job
     for obj in workloads:
         pod = _pod_spec(obj)
         where = f"{obj['kind']}/{obj['metadata']['name']}"
@@ -370,6 +385,34 @@ def test_probes_and_commands(rendered: tuple[str, list[dict[str, Any]]]) -> None
     ]
     cron = _pod_spec(_objects(objects, "CronJob")["ioc-retention"])
     assert cron["containers"][0]["args"] == ["migrate", "--retention"]
+
+
+def test_cameras_in_values_are_registered_after_install_and_upgrade(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The Job runs `ioc cameras import` on a file that the command reads back as the cameras
+    listed in values; without cameras there is no Job."""
+    name, objects = rendered
+    jobs = _objects(objects, "Job")
+    if name != "all-features":
+        assert "ioc-cameras" not in jobs
+        return
+    job = jobs["ioc-cameras"]
+    # rendered without its hook annotations (helm_engine.chart_copy): the template's say when it runs
+    assert "helm.sh/hook: post-install,post-upgrade" in (CHART / "templates" / "cameras-job.yaml").read_text()
+    container = _pod_spec(job)["containers"][0]
+    assert container["args"][:2] == ["cameras", "import"]
+    folder, file = container["args"][2].rsplit("/", 1)
+    assert {"name": "cameras", "mountPath": folder, "readOnly": True} in container["volumeMounts"]
+    volume = next(v for v in _pod_spec(job)["volumes"] if v["name"] == "cameras")
+    text = _objects(objects, "ConfigMap")[volume["configMap"]["name"]]["data"][file]
+    cameras, errors = read_camera_file(text)
+    assert not errors
+    assert [(c.camera_id, c.checkpoint_id, c.interval_s, c.look_closer) for c in cameras] == [
+        ("TN-CP03-CAM1", "TN-CP03", 30.0, "never"),
+        ("HN-ST12-CAM1", "HN-ST12", 60.0, "always"),
+        ("TN-CP03-CAM2", "TN-CP03", 60.0, None),
+    ]
 
 
 def test_monitoring_objects_use_the_rule_job_names(rendered: tuple[str, list[dict[str, Any]]]) -> None:
