@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors import plate_format
 
 Environment = Literal["dev", "test", "prod"]
+# detectors.recognizer.LookCloser's values: a worker's default and each camera's own setting
+LookCloserSetting = Literal["never", "unsure", "always"]
 
 _PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
 
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
         description="Faust data directory (tables stay in memory), one subdirectory per consumer group",
     )
     recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
-    anpr_look_closer: Literal["never", "unsure", "always"] = Field(
+    anpr_look_closer: LookCloserSetting = Field(
         "unsure", description="When the recogniser looks again at full size for small plates: "
         "'always' for street cameras (far vehicles beside near ones; about 28 ms more per 1280x720 "
         "frame), 'never' for cameras framed for plates (detectors.recognizer.LookCloser); for cameras "

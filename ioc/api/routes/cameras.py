@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ioc.api.deps import ConnDep, CountsReader
+from ioc.config import LookCloserSetting
 from ioc.storage.camera_quality import read_quality
 from ioc.storage.cameras import Camera, list_cameras
 
@@ -27,7 +28,7 @@ class CameraHealth(BaseModel):
     reads_15m: int
     mean_confidence: float | None
     low_confidence_share: float | None
-    look_closer: Literal["never", "unsure", "always"] | None = Field(
+    look_closer: LookCloserSetting | None = Field(
         description="when the recogniser looks again at full size for small plates in this camera's"
         " frames (`ioc cameras add --look-closer`); null: the workers' setting, IOC_ANPR_LOOK_CLOSER"
     )
