@@ -32,9 +32,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def _register(sub: argparse._SubParsersAction, package: ModuleType, words: Sequence[str]) -> None:
-    """Register the modules of ``package``: only the one named ``words[0]`` if there is one."""
+    """Register the modules of ``package``: only the one named ``words[0]`` if there is one
+    (``dead-letters`` is the module ``dead_letters``)."""
     names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
-    for name in [words[0]] if words and words[0] in names else names:
+    named = words[0].replace("-", "_") if words else None
+    for name in [named] if named in names else names:
         module = importlib.import_module(f"{package.__name__}.{name}")
         nested = module.register(sub)
         if hasattr(module, "SUBCOMMANDS"):

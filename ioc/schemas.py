@@ -342,4 +342,5 @@ class DeadLetter(BaseModel):
     ]
     error: str
     payload: Base64Bytes
+    payload_truncated: bool = False  # cut to IOC_DEAD_LETTER_MAX_PAYLOAD: not replayable
     dead_at: AwareDatetime = Field(default_factory=utcnow)

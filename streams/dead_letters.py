@@ -29,6 +29,7 @@ class DeadLetters:
             reason=reason,  # type: ignore[arg-type]
             error=error[:2000],
             payload=payload[: self._max_payload],
+            payload_truncated=len(payload) > self._max_payload,
         )
         logger.warning(
             "dead letter %s[%s]@%s: %s: %s",

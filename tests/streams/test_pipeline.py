@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +22,7 @@ from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_scene
 from ioc.config import Settings
 from ioc.demo import DemoProcesses, child_env, prepare
-from ioc.schemas import CameraFrame, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
+from ioc.schemas import CameraFrame, DeadLetter, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
 from ioc.storage.cameras import upsert_camera
 from ioc.storage.database import connect
 from streams.context import UNKNOWN_CAMERA_RECHECK_S
@@ -217,6 +218,43 @@ async def test_a_camera_registered_while_the_worker_runs_is_taken_at_once(
     assert await wait_for(settings, query, [STREET_CAMERA], 1, timeout=60)
     metrics = worker_metrics(settings.worker_metrics_port)
     assert not any(k.startswith("ioc_messages_dead_lettered_total") and v for k, v in metrics.items())
+
+
+async def test_dead_letters_are_replayed_once_their_cause_is_fixed(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """A frame from a camera not yet registered is dead-lettered; once the camera is registered,
+    ``ioc dead-letters replay`` sends it back and it is read. Letters it cannot replay (a payload
+    cut to the size limit, another deployment's topic) are counted, not sent."""
+    t = settings.topics
+    frame = _frame(WANTED).model_copy(update={"camera_id": STREET_CAMERA, "checkpoint_id": STREET})
+    await producer.send_and_wait(t.frames, frame.to_json(), key=STREET_CAMERA.encode())
+    (letter,) = await dead_letters(settings, expected=1)
+    assert (letter["reason"], letter["payload_truncated"]) == ("unknown_camera", False)
+    unfit = [DeadLetter(source_topic=t.frames, key=STREET_CAMERA.encode(), reason="unknown_camera",
+                        error=STREET_CAMERA, payload=frame.to_json()[:100], payload_truncated=True),
+             DeadLetter(source_topic="elsewhere.camera-frames", key=STREET_CAMERA.encode(),
+                        reason="unknown_camera", error=STREET_CAMERA, payload=frame.to_json())]  # fmt: skip
+    for unfit_letter in unfit:
+        await producer.send_and_wait(t.dead_letter, unfit_letter.model_dump_json().encode(),
+                                     key=unfit_letter.key)
+    async with await connect(settings.database_conninfo()) as conn:
+        await upsert_camera(conn, STREET_CAMERA, STREET)
+        await conn.commit()
+
+    env = child_env(settings)
+    listed = _run_ioc(env, "dead-letters", "list", "--reason", "unknown_camera")
+    assert [line.split("\t")[3] for line in listed.stdout.splitlines()[1:]] == [STREET_CAMERA] * 3
+    replayed = _run_ioc(env, "dead-letters", "replay", "--reason", "unknown_camera", "--key", STREET_CAMERA)
+    assert replayed.returncode == 1 and "sent 1 messages" in replayed.stdout, replayed.stderr
+    assert "1 letters whose payload was cut" in replayed.stderr and "1 letters from topics" in replayed.stderr
+    query = "SELECT string_agg(text, ' ') FROM plate_reads WHERE camera_id = %s"
+    assert await wait_for(settings, query, [STREET_CAMERA], WANTED)
+
+
+def _run_ioc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", *args], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
 
 
 async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
