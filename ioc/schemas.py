@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 SCHEMA_VERSION = 1
 
 __all__ = [
+    "PRINTABLE",
     "SCHEMA_VERSION",
     "Alert",
     "AlertKind",
@@ -28,6 +29,7 @@ __all__ = [
     "Direction",
     "EdgePlateRead",
     "EdgePlateReadBatch",
+    "Name",
     "PlateCandidate",
     "PlateColour",
     "PlateLayout",
@@ -66,8 +68,8 @@ LATEST_CAPTURE = datetime(2100, 1, 1, tzinfo=UTC)
 CaptureTime = Annotated[AwareDatetime, Field(ge=EARLIEST_CAPTURE, le=LATEST_CAPTURE)]
 # ids and short labels: no control characters (PostgreSQL text refuses NUL; tabs and
 # newlines would split log lines and CSV rows)
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
 
 
 class Direction(StrEnum):
@@ -186,7 +188,7 @@ class CameraFrame(_CameraContext):
 class PlateCandidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    text: str = Field(max_length=16, pattern=_PRINTABLE)
+    text: str = Field(max_length=16, pattern=PRINTABLE)
     confidence: float = Field(ge=0.0, le=1.0)
 
 
@@ -194,7 +196,7 @@ class EdgePlateRead(_CameraContext):
     """A plate recognised on the camera itself. Kafka key: camera_id."""
 
     kind: Literal["edge_plate_read"] = "edge_plate_read"
-    text: str = Field(min_length=1, max_length=16, pattern=_PRINTABLE)
+    text: str = Field(min_length=1, max_length=16, pattern=PRINTABLE)
     confidence: float = Field(ge=0.0, le=1.0)
     candidates: list[PlateCandidate] = Field(default_factory=list, max_length=20)
     vehicle_class: VehicleClass = VehicleClass.UNKNOWN
@@ -210,7 +212,7 @@ class SensorReading(_Event):
     sensor_kind: SensorKind
     captured_at: CaptureTime
     value: float = Field(allow_inf_nan=False)
-    unit: str = Field("count", max_length=16, pattern=_PRINTABLE)
+    unit: str = Field("count", max_length=16, pattern=PRINTABLE)
     direction: Direction | None = None
     vehicle_class: VehicleClass | None = None
 

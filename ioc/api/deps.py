@@ -22,6 +22,7 @@ __all__ = [
     "ALERT_HANDLERS",
     "ALERT_READERS",
     "AUDIT_READERS",
+    "CAMERA_ADMINS",
     "COUNTS_READERS",
     "DECISION_REPORTERS",
     "EVERYONE",
@@ -34,6 +35,7 @@ __all__ = [
     "AlertReader",
     "AnyRole",
     "AuditReader",
+    "CameraAdmin",
     "ConnDep",
     "CountsReader",
     "DecisionReporter",
@@ -60,6 +62,7 @@ WATCHLIST_EDITORS = ("operator", "supervisor")
 COUNTS_READERS = ("operator", "supervisor", "admin")          # counts, camera health
 AUDIT_READERS = ("auditor",)                                  # everyone's audit trail
 USER_ADMINS = ("admin",)
+CAMERA_ADMINS = ("admin",)                                    # register and remove cameras
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /api/auth/token")
 
@@ -158,3 +161,4 @@ WatchlistEditor = Annotated[Principal, Depends(require_roles(*WATCHLIST_EDITORS)
 CountsReader = Annotated[Principal, Depends(require_roles(*COUNTS_READERS))]
 AuditReader = Annotated[Principal, Depends(require_roles(*AUDIT_READERS))]
 UserAdmin = Annotated[Principal, Depends(require_roles(*USER_ADMINS))]
+CameraAdmin = Annotated[Principal, Depends(require_roles(*CAMERA_ADMINS))]

@@ -46,6 +46,8 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/watchlist/{entry_id}/expire"): {OPERATOR, SUPERVISOR},
     ("GET", "/api/counts"): {OPERATOR, SUPERVISOR, ADMIN},
     ("GET", "/api/cameras"): {OPERATOR, SUPERVISOR, ADMIN},
+    ("PUT", "/api/cameras/{camera_id}"): {ADMIN},
+    ("DELETE", "/api/cameras/{camera_id}"): {ADMIN},
     ("GET", "/api/audit"): {AUDITOR},
     ("GET", "/api/audit/mine"): EVERYONE,
     ("GET", "/api/users"): {ADMIN},
@@ -71,12 +73,14 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/users"): {"json": {"username": "matrix-user", "role": "officer",
                                       "password": "long enough pass"}},
     ("POST", "/api/auth/token"): {"data": {"username": OFFICER, "password": PASSWORD}},
+    ("PUT", "/api/cameras/{camera_id}"): {"json": {"checkpoint_id": "CP-MATRIX"}},
 }
 
 
 def _url(path: str) -> str:
     return (path.replace("{alert_id}", str(uuid.uuid4())).replace("{entry_id}", str(uuid.uuid4()))
-            .replace("{read_id}", str(uuid.uuid4())).replace("{username}", "nobody"))
+            .replace("{read_id}", str(uuid.uuid4())).replace("{username}", "nobody")
+            .replace("{camera_id}", "MATRIX-CAM1"))
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]) -> int:

@@ -55,7 +55,8 @@ ROLE_PREFERENCE = ("supervisor", "auditor", "admin", "operator", "officer")
 AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("POST", "/api/watchlist"),
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
            ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
-           ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate")}
+           ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
+           ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}")}
 
 
 # ----------------------------------------------------------------------------- shared set-up
@@ -116,6 +117,8 @@ class Ledger:
     audited: int = 0
     watchlist_added: int = 0
     users_added: int = 0
+    cameras_registered: set[str] = field(default_factory=set)
+    cameras_removed: int = 0  # of those registered here (none other exists)
     failures: list[str] = field(default_factory=list)
 
     def note(self, method: str, path: str, status: int, body: bytes, what: str) -> None:
@@ -132,6 +135,10 @@ class Ledger:
                 self.watchlist_added += json.loads(body)["added"]
             elif (method, path) == ("POST", "/api/users"):
                 self.users_added += 1
+            elif (method, path) == ("PUT", "/api/cameras/{camera_id}"):
+                self.cameras_registered.add(json.loads(body)["camera_id"])
+            elif (method, path) == ("DELETE", "/api/cameras/{camera_id}"):
+                self.cameras_removed += 1
 
 
 def _statuses(ledger: Ledger) -> dict[int, int]:
@@ -139,14 +146,15 @@ def _statuses(ledger: Ledger) -> dict[int, int]:
 
 
 async def _assert_accounted(api: ApiServer, before: dict[str, Any], ledger: Ledger) -> None:
-    """Every table still there; only the audit log, watchlist and users grew, by what the
-    successful requests account for; nobody's role changed."""
+    """Every table still there; only the audit log, watchlist, users and cameras grew, by what
+    the successful requests account for; nobody's role changed."""
     after = await _snapshot(api)
     assert set(after["counts"]) == set(before["counts"]), "a table appeared or disappeared"
     grown = {t: after["counts"][t] - before["counts"][t] for t in after["counts"]
              if after["counts"][t] != before["counts"][t]}
     expected = {"audit_log": ledger.audited, "watchlist_entries": ledger.watchlist_added,
-                "users": ledger.users_added}
+                "users": ledger.users_added,
+                "cameras": len(ledger.cameras_registered) - ledger.cameras_removed}
     # alert status changes keep a history row each; the seeded alert may take a few
     grown.pop("alert_events", None)
     assert grown == {t: n for t, n in expected.items() if n}, (grown, expected)
@@ -278,6 +286,10 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
                                                            json={"note": "done"}),
         ("GET", "/api/counts"): Call("operator", query={"granularity": "hour", "minutes": "120"}),
         ("GET", "/api/cameras"): Call("operator"),
+        ("PUT", "/api/cameras/{camera_id}"): Call("admin", path={"camera_id": "FUZZ-CAM1"},
+                                                  json={"checkpoint_id": "FUZZ", "expected_interval_s": 30,
+                                                        "look_closer": "always"}),
+        ("DELETE", "/api/cameras/{camera_id}"): Call("admin", path={"camera_id": "FUZZ-CAM2"}),
         ("GET", "/api/audit"): Call("auditor", query={"limit": "10"}),
         ("GET", "/api/audit/mine"): Call("officer", query={"limit": "10"}),
         ("GET", "/api/users"): Call("admin"),

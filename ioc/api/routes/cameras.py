@@ -1,17 +1,20 @@
-"""Camera health: online or offline, and how well each camera has been reading plates."""
+"""Cameras: health (online or offline, how well each has been reading plates) and, for
+admins, the registry that workers check frames against (``ioc cameras`` on the command line)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from ioc.api.deps import ConnDep, CountsReader
+from ioc.api.deps import CameraAdmin, ConnDep, CountsReader
 from ioc.config import LookCloserSetting
+from ioc.schemas import PRINTABLE, Name
+from ioc.storage.audit import append_audit
 from ioc.storage.camera_quality import read_quality
-from ioc.storage.cameras import Camera, list_cameras
+from ioc.storage.cameras import Camera, list_cameras, remove_camera, upsert_camera
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
@@ -62,3 +65,45 @@ async def cameras(conn: ConnDep, _: CountsReader, checkpoint_id: str | None = No
             look_closer=camera.look_closer,
         ))
     return result
+
+
+class CameraRegistration(BaseModel):
+    checkpoint_id: Name
+    expected_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="seconds of silence after which the camera counts as offline"
+    )
+    look_closer: LookCloserSetting | None = Field(
+        None, description="its own look-closer setting; null: the workers' (IOC_ANPR_LOOK_CLOSER)"
+    )
+
+
+class RegisteredCamera(CameraRegistration):
+    camera_id: str
+
+
+CameraId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE)]  # as in frames (Name)
+
+
+@router.put("/{camera_id}", response_model=RegisteredCamera,
+            summary="Register a camera, or change a registered one (workers take it up within seconds)")
+async def register_camera(
+    camera_id: CameraId, body: CameraRegistration, conn: ConnDep, admin: CameraAdmin
+) -> RegisteredCamera:
+    async with conn.transaction():
+        camera = await upsert_camera(conn, camera_id, body.checkpoint_id, look_closer=body.look_closer,
+                                     expected_interval_s=body.expected_interval_s)
+        await append_audit(conn, actor=admin.username, role=admin.role, action="camera.register",
+                           query={"camera_id": camera_id, **body.model_dump()}, purpose="camera registry",
+                           result_count=1)  # fmt: skip
+    return RegisteredCamera(camera_id=camera.camera_id, checkpoint_id=camera.checkpoint_id,
+                            expected_interval_s=camera.expected_interval_s, look_closer=camera.look_closer)
+
+
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Unregister a decommissioned camera (its reads stay; its frames are dead-lettered)")
+async def unregister_camera(camera_id: CameraId, conn: ConnDep, admin: CameraAdmin) -> None:
+    async with conn.transaction():
+        if not await remove_camera(conn, camera_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+        await append_audit(conn, actor=admin.username, role=admin.role, action="camera.remove",
+                           query={"camera_id": camera_id}, purpose="camera registry", result_count=1)
