@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 import typing
+from collections.abc import Callable
 
 from ioc.config import get_settings
 from ioc.schemas import DeadLetter
@@ -28,20 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--reason", action="append", choices=REASONS, required=required,
                             help="only letters dead-lettered for this reason (repeatable)")
         action.add_argument("--key", default=None, help="only letters with this original key (a camera id)")
-    replay.add_argument("--dry-run", action="store_true", help="count what would be sent, send nothing")
     listing.set_defaults(func=run_list)
     replay.set_defaults(func=run_replay)
 
 
-def _chosen(args: argparse.Namespace) -> tuple[list[DeadLetter], int]:
-    from ioc.dead_letter_replay import read_dead_letters
-
+def _chooser(args: argparse.Namespace) -> Callable[[DeadLetter], bool]:
+    """Whether a letter is one ``--reason`` and ``--key`` choose."""
     key = args.key.encode() if args.key is not None else None
 
-    def keep(letter: DeadLetter) -> bool:
+    def chosen(letter: DeadLetter) -> bool:
         return (not args.reason or letter.reason in args.reason) and (key is None or letter.key == key)
 
-    return asyncio.run(read_dead_letters(get_settings(), keep))
+    return chosen
 
 
 def _unreadable_note(unreadable: int) -> None:
@@ -50,29 +49,35 @@ def _unreadable_note(unreadable: int) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    letters, unreadable = _chosen(args)
+    from ioc.dead_letter_replay import dead_letters
+
+    chosen = _chooser(args)
+
+    async def print_chosen() -> int:
+        unreadable = 0
+        async for _, _, letter in dead_letters(get_settings()):
+            if letter is None:
+                unreadable += 1
+            elif chosen(letter):
+                key = letter.key.decode(errors="replace") if letter.key is not None else ""
+                error = " ".join(letter.error.split())[:ERROR_SHOWN]
+                print(f"{letter.dead_at.isoformat()}\t{letter.source_topic}\t{letter.reason}\t{key}\t{error}")
+        return unreadable
+
     print("dead_at\tsource_topic\treason\tkey\terror")
-    for letter in letters:
-        key = letter.key.decode(errors="replace") if letter.key is not None else ""
-        error = " ".join(letter.error.split())[:ERROR_SHOWN]
-        print(f"{letter.dead_at.isoformat()}\t{letter.source_topic}\t{letter.reason}\t{key}\t{error}")
-    _unreadable_note(unreadable)
+    _unreadable_note(asyncio.run(print_chosen()))
     return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:
     from ioc.dead_letter_replay import replay
 
-    letters, unreadable = _chosen(args)
-    _unreadable_note(unreadable)
-    if args.dry_run:
-        print(f"would send {len(letters)} messages back (dry run)")
-        return 0
-    done = asyncio.run(replay(get_settings(), letters))
-    print(f"sent {done.sent} messages back to their topics")
+    done = asyncio.run(replay(get_settings(), _chooser(args)))
+    _unreadable_note(done.unreadable)
+    print(f"sent {done.sent} of {done.chosen} chosen letters' messages back to their topics")
     if done.truncated:
         print(f"not sent: {done.truncated} letters whose payload was cut to IOC_DEAD_LETTER_MAX_PAYLOAD",
               file=sys.stderr)
     if done.elsewhere:
         print(f"not sent: {done.elsewhere} letters from topics no worker here reads", file=sys.stderr)
-    return 0 if done.sent == len(letters) else 1
+    return 0 if done.sent == done.chosen else 1
