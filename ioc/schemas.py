@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 SCHEMA_VERSION = 1
 
 __all__ = [
+    "MAX_NAME_LENGTH",
     "PRINTABLE",
     "SCHEMA_VERSION",
     "Alert",
@@ -69,7 +70,8 @@ CaptureTime = Annotated[AwareDatetime, Field(ge=EARLIEST_CAPTURE, le=LATEST_CAPT
 # ids and short labels: no control characters (PostgreSQL text refuses NUL; tabs and
 # newlines would split log lines and CSV rows)
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+MAX_NAME_LENGTH = 64
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
 
 
 class Direction(StrEnum):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ioc.commands.anpr import LOOK_CLOSER_CHOICES, add_look_closer_argument
+from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -36,6 +38,9 @@ class CameraEntry:
     def __post_init__(self) -> None:
         if not self.camera_id.strip() or not self.checkpoint_id.strip():
             raise ValueError("a camera id and a checkpoint id are needed")
+        for name in (self.camera_id, self.checkpoint_id):  # as frames carry them (ioc.schemas.Name)
+            if len(name) > MAX_NAME_LENGTH or not re.fullmatch(PRINTABLE, name):
+                raise ValueError(f"{name!r}: ids are {MAX_NAME_LENGTH} characters at most, no control ones")
         if not (math.isfinite(self.interval_s) and self.interval_s > 0):
             raise ValueError("the interval must be a number of seconds above 0")
         if self.look_closer is not None and self.look_closer not in LOOK_CLOSER_CHOICES:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ioc.api.deps import CameraAdmin, ConnDep, CountsReader
 from ioc.config import LookCloserSetting
-from ioc.schemas import PRINTABLE, Name
+from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE, Name
 from ioc.storage.audit import append_audit
 from ioc.storage.camera_quality import read_quality
 from ioc.storage.cameras import Camera, list_cameras, remove_camera, upsert_camera
@@ -81,7 +81,7 @@ class RegisteredCamera(CameraRegistration):
     camera_id: str
 
 
-CameraId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE)]  # as in frames (Name)
+CameraId = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]  # as Name
 
 
 @router.put("/{camera_id}", response_model=RegisteredCamera,
