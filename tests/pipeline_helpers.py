@@ -1,5 +1,6 @@
-"""What tests that run real worker processes share: waiting on database counts, reading a
-topic back, a worker's metrics, and a known mix of events counted from end to end.
+"""What tests that run real worker processes share: running an ``ioc`` command, waiting on
+database counts, reading a topic back, a worker's metrics, and a known mix of events counted
+from end to end.
 
 Importable as ``pipeline_helpers`` from any test (``tests/`` is on the path through its
 root conftest), so the pipeline and reliability tests count the same way.
@@ -11,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import subprocess
 import sys
 import time
 import uuid
@@ -69,6 +71,12 @@ async def scalar(settings: Settings, query: str, params: list | None = None) -> 
         return row[0] if row else None
     finally:
         await conn.close()
+
+
+def run_ioc(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``ioc ARGS`` as an operator runs it: a process of its own with ``env``, output captured."""
+    return subprocess.run([sys.executable, "-m", "ioc", *args], input=stdin, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
 
 
 async def wait_for(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pipeline_helpers import run_ioc
 
 from ioc.embedded.ports import free_port
 from ioc.storage.migrations import migrate
@@ -18,26 +19,21 @@ from ioc.storage.migrations import migrate
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
-def _ioc(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ioc", *args], input=stdin, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
 async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(database_url: str) -> None:
     await migrate(database_url)
     env = {**os.environ, "IOC_DATABASE_URL": database_url, "IOC_AUTH_SECRET": "command-test-secret",
            "IOC_API_PORT": str(free_port())}
     env.pop("IOC_KAFKA_BOOTSTRAP", None)
-    added = _ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
+    added = run_ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
     assert added.returncode == 0, added.stderr
     assert "a long passphrase" not in added.stdout + added.stderr
-    again = _ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
+    again = run_ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
     assert again.returncode == 1 and "not created" in again.stderr
-    short = _ioc(env, "users", "add", "cli-short", "--role", "officer", stdin="short\n")
+    short = run_ioc(env, "users", "add", "cli-short", "--role", "officer", stdin="short\n")
     assert short.returncode == 1
-    listing = _ioc(env, "users", "list")
+    listing = run_ioc(env, "users", "list")
     assert "cli-officer\tofficer\tactive" in listing.stdout
-    token = _ioc(env, "users", "token", "cli-officer").stdout.strip()
+    token = run_ioc(env, "users", "token", "cli-officer").stdout.strip()
     assert token.count(".") == 2
 
     api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
@@ -56,7 +52,7 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
             assert login.status_code == 200, login.text
             me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
             assert me.json() == {"username": "cli-officer", "role": "officer"}
-            assert _ioc(env, "users", "deactivate", "cli-officer").returncode == 0
+            assert run_ioc(env, "users", "deactivate", "cli-officer").returncode == 0
             refused = await client.post("/api/auth/token", data={"username": "cli-officer",
                                                                  "password": "a long passphrase"})
             assert refused.status_code == 401
@@ -73,24 +69,26 @@ async def test_cameras_add_change_list_and_remove(database_url: str) -> None:
     await migrate(database_url)
     env = {**os.environ, "IOC_DATABASE_URL": database_url}
     env.pop("IOC_KAFKA_BOOTSTRAP", None)
-    street = _ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "always")
+    street = run_ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "always")
     assert street.returncode == 0, street.stderr
-    checkpoint = _ioc(env, "cameras", "add", "CP01-CAM1", "--checkpoint", "CP01", "--interval", "30")
+    checkpoint = run_ioc(env, "cameras", "add", "CP01-CAM1", "--checkpoint", "CP01", "--interval", "30")
     assert checkpoint.returncode == 0, checkpoint.stderr
-    listing = _ioc(env, "cameras", "list").stdout.splitlines()
+    listing = run_ioc(env, "cameras", "list").stdout.splitlines()
     assert listing == ["camera_id\tcheckpoint_id\tinterval_s\tlook_closer\tlast_seen",
                        "CP01-CAM1\tCP01\t30\tdefault\tnever", "ST01-CAM1\tST01\t60\talways\tnever"]
-    changed = _ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "never")
+    changed = run_ioc(env, "cameras", "add", "ST01-CAM1", "--checkpoint", "ST01", "--look-closer", "never")
     assert changed.returncode == 0, changed.stderr
-    only = _ioc(env, "cameras", "list", "--checkpoint", "ST01").stdout.splitlines()
+    only = run_ioc(env, "cameras", "list", "--checkpoint", "ST01").stdout.splitlines()
     assert only[1:] == ["ST01-CAM1\tST01\t60\tnever\tnever"]
-    refused = _ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--look-closer", "sometimes")
+    refused = run_ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01",
+                      "--look-closer", "sometimes")
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
-    assert _ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--interval", "0").returncode == 1
-    assert len(_ioc(env, "cameras", "list").stdout.splitlines()) == 3  # nothing registered by the refusals
-    assert _ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 0
-    assert _ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 1  # no longer there
-    left = _ioc(env, "cameras", "list").stdout.splitlines()[1:]
+    zero = run_ioc(env, "cameras", "add", "ST01-CAM2", "--checkpoint", "ST01", "--interval", "0")
+    assert zero.returncode == 1
+    assert len(run_ioc(env, "cameras", "list").stdout.splitlines()) == 3  # nothing registered by the refusals
+    assert run_ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 0
+    assert run_ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 1  # no longer there
+    left = run_ioc(env, "cameras", "list").stdout.splitlines()[1:]
     assert [line.split("\t")[0] for line in left] == ["ST01-CAM1"]
 
 
@@ -103,9 +101,9 @@ async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: st
     good = tmp_path / "cameras.csv"
     good.write_text("camera_id,checkpoint_id,interval_s,look_closer\n"
                     "CP01-CAM1,CP01,30,\nCP01-CAM2,CP01,,never\n\nST01-CAM1,ST01,,always\n")  # fmt: skip
-    imported = _ioc(env, "cameras", "import", str(good))
+    imported = run_ioc(env, "cameras", "import", str(good))
     assert imported.returncode == 0, imported.stderr
-    listing = _ioc(env, "cameras", "list").stdout
+    listing = run_ioc(env, "cameras", "list").stdout
     assert listing.splitlines()[1:] == [
         "CP01-CAM1\tCP01\t30\tdefault\tnever",
         "CP01-CAM2\tCP01\t60\tnever\tnever",
@@ -115,12 +113,12 @@ async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: st
     bad.write_text("camera_id,checkpoint_id,interval_s,look_closer\n"
                    "CP01-CAM1,CP01,soon,\nCP01-CAM3,CP01,30,sometimes\nCP01-CAM4,,30,\n"
                    "CP01-CAM5,CP01,30,\nCP01-CAM5,CP01,45,\n" + "C" * 65 + ",CP01,30,\n")  # fmt: skip
-    refused = _ioc(env, "cameras", "import", str(bad))
+    refused = run_ioc(env, "cameras", "import", str(bad))
     assert refused.returncode == 1 and "nothing registered" in refused.stderr
     assert [line.split(": ")[1] for line in refused.stderr.splitlines()[:-1]] == [
         "line 2", "line 3", "line 4", "line 6", "line 7"]
-    assert _ioc(env, "cameras", "list").stdout == listing  # nothing changed
-    assert _ioc(env, "cameras", "import", str(tmp_path / "missing.csv")).returncode == 1
+    assert run_ioc(env, "cameras", "list").stdout == listing  # nothing changed
+    assert run_ioc(env, "cameras", "import", str(tmp_path / "missing.csv")).returncode == 1
     changed = listing.replace("30\tdefault", "15\talways")  # a list, edited, goes back in through stdin
-    assert _ioc(env, "cameras", "import", "-", stdin=changed).returncode == 0
-    assert "CP01-CAM1\tCP01\t15\talways\tnever" in _ioc(env, "cameras", "list").stdout
+    assert run_ioc(env, "cameras", "import", "-", stdin=changed).returncode == 0
+    assert "CP01-CAM1\tCP01\t15\talways\tnever" in run_ioc(env, "cameras", "list").stdout

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline_helpers import dead_letters, read_topic, scalar, wait_for, worker_metrics
+from pipeline_helpers import dead_letters, read_topic, run_ioc, scalar, wait_for, worker_metrics
 
 from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_scene
@@ -243,18 +242,13 @@ async def test_dead_letters_are_replayed_once_their_cause_is_fixed(
         await conn.commit()
 
     env = child_env(settings)
-    listed = _run_ioc(env, "dead-letters", "list", "--reason", "unknown_camera")
+    listed = run_ioc(env, "dead-letters", "list", "--reason", "unknown_camera")
     assert [line.split("\t")[3] for line in listed.stdout.splitlines()[1:]] == [STREET_CAMERA] * 3
-    replayed = _run_ioc(env, "dead-letters", "replay", "--reason", "unknown_camera", "--key", STREET_CAMERA)
+    replayed = run_ioc(env, "dead-letters", "replay", "--reason", "unknown_camera", "--key", STREET_CAMERA)
     assert replayed.returncode == 1 and "sent 1 of 3 chosen" in replayed.stdout, replayed.stderr
     assert "1 letters whose payload was cut" in replayed.stderr and "1 letters from topics" in replayed.stderr
     query = "SELECT string_agg(text, ' ') FROM plate_reads WHERE camera_id = %s"
     assert await wait_for(settings, query, [STREET_CAMERA], WANTED)
-
-
-def _run_ioc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ioc", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
 
 
 async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
