@@ -16,10 +16,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors import plate_format
+from ioc.schemas import LookCloserSetting
 
 Environment = Literal["dev", "test", "prod"]
-# detectors.recognizer.LookCloser's values: a worker's default and each camera's own setting
-LookCloserSetting = Literal["never", "unsure", "always"]
 
 _PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
 

@@ -72,6 +72,9 @@ CaptureTime = Annotated[AwareDatetime, Field(ge=EARLIEST_CAPTURE, le=LATEST_CAPT
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 MAX_NAME_LENGTH = 64
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
+# detectors.recognizer.LookCloser's values, spelt out so that the core need not import OpenCV:
+# a worker's default (IOC_ANPR_LOOK_CLOSER) and each camera's own setting
+LookCloserSetting = Literal["never", "unsure", "always"]
 
 
 class Direction(StrEnum):
@@ -329,6 +332,25 @@ class WatchlistEntry(BaseModel):
     added_by: str = "system"
     added_at: AwareDatetime = Field(default_factory=utcnow)
     active: bool = True
+
+
+class CameraRegistration(BaseModel):
+    """How a camera is registered: one set of rules for ``ioc cameras add|import``, Helm's
+    ``cameras`` values (through ``import``) and ``PUT /api/cameras/{camera_id}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checkpoint_id: Name
+    expected_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="seconds of silence after which the camera counts as offline"
+    )
+    look_closer: LookCloserSetting | None = Field(
+        None, description="its own look-closer setting; null: the workers' (IOC_ANPR_LOOK_CLOSER)"
+    )
+
+
+class RegisteredCamera(CameraRegistration):
+    camera_id: Name
 
 
 class DeadLetter(BaseModel):

@@ -17,9 +17,11 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
+
+from ioc.schemas import LookCloserSetting
 
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["LOOK_CLOSER_CHOICES", "add_look_closer_argument", "load_decoders", "read_image", "read_plates",
            "register", "run"]
 
-# detectors.recognizer.LookCloser's values, spelt out so that commands need not import OpenCV
-LOOK_CLOSER_CHOICES = ("never", "unsure", "always")
+LOOK_CLOSER_CHOICES: tuple[str, ...] = get_args(LookCloserSetting)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

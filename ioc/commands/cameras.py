@@ -10,42 +10,36 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ioc.commands.anpr import LOOK_CLOSER_CHOICES, add_look_closer_argument
-from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE
+from pydantic import ValidationError
+
+from ioc.commands.anpr import add_look_closer_argument
+from ioc.schemas import CameraRegistration, RegisteredCamera
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
+    from pydantic_core import ErrorDetails
 
-DEFAULT_INTERVAL_S = 60.0
+DEFAULT_INTERVAL_S: float = CameraRegistration.model_fields["expected_interval_s"].default
 
 
-@dataclass(frozen=True, slots=True)
-class CameraEntry:
-    """One camera to register, checked: what ``add`` takes and each line of an ``import`` file."""
+def checked_camera(
+    camera_id: str, checkpoint_id: str, interval_s: float, look_closer: str | None
+) -> RegisteredCamera:
+    """The camera to register, or a ``ValueError`` naming every rule it breaks (the API's rules)."""
+    try:
+        return RegisteredCamera(camera_id=camera_id, checkpoint_id=checkpoint_id,
+                                expected_interval_s=interval_s, look_closer=look_closer)  # fmt: skip
+    except ValidationError as exc:
+        raise ValueError("; ".join(_rule_broken(error) for error in exc.errors())) from None
 
-    camera_id: str
-    checkpoint_id: str
-    interval_s: float = DEFAULT_INTERVAL_S
-    look_closer: str | None = None  # None: the worker's IOC_ANPR_LOOK_CLOSER
 
-    def __post_init__(self) -> None:
-        if not self.camera_id.strip() or not self.checkpoint_id.strip():
-            raise ValueError("a camera id and a checkpoint id are needed")
-        for name in (self.camera_id, self.checkpoint_id):  # as frames carry them (ioc.schemas.Name)
-            if len(name) > MAX_NAME_LENGTH or not re.fullmatch(PRINTABLE, name):
-                raise ValueError(f"{name!r}: ids are {MAX_NAME_LENGTH} characters at most, no control ones")
-        if not (math.isfinite(self.interval_s) and self.interval_s > 0):
-            raise ValueError("the interval must be a number of seconds above 0")
-        if self.look_closer is not None and self.look_closer not in LOOK_CLOSER_CHOICES:
-            choices = ", ".join(LOOK_CLOSER_CHOICES)
-            raise ValueError(f"look_closer {self.look_closer!r} is not one of {choices} (or empty)")
+def _rule_broken(error: ErrorDetails) -> str:
+    rule = "no control characters" if error["type"] == "string_pattern_mismatch" else error["msg"].lower()
+    return f"{error['loc'][0]} {error['input']!r}: {rule}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,14 +73,14 @@ def _conninfo() -> str:
 
 def run_add(args: argparse.Namespace) -> int:
     try:
-        camera = CameraEntry(args.camera_id, args.checkpoint, args.interval, args.look_closer)
+        camera = checked_camera(args.camera_id, args.checkpoint, args.interval, args.look_closer)
     except ValueError as exc:
         print(f"not registered: {exc}", file=sys.stderr)
         return 1
     _register([camera])
     closer = camera.look_closer or "the worker's setting"
-    print(f"registered {camera.camera_id} at {camera.checkpoint_id} (offline after {camera.interval_s:g} s "
-          f"silent; look closer: {closer})")
+    print(f"registered {camera.camera_id} at {camera.checkpoint_id} (offline after "
+          f"{camera.expected_interval_s:g} s silent; look closer: {closer})")
     return 0
 
 
@@ -107,7 +101,7 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_camera_file(text: str) -> tuple[list[CameraEntry], list[str]]:
+def read_camera_file(text: str) -> tuple[list[RegisteredCamera], list[str]]:
     """The cameras of a CSV or tab-separated ``text`` with a header line, and an error for
     each line that cannot be registered (other columns, like ``list``'s last_seen, are ignored)."""
     lines = text.splitlines()
@@ -115,7 +109,7 @@ def read_camera_file(text: str) -> tuple[list[CameraEntry], list[str]]:
     missing = {"camera_id", "checkpoint_id"} - {name.strip() for name in reader.fieldnames or ()}
     if missing:
         return [], [f"line 1: the header has no {' or '.join(sorted(missing))} column"]
-    cameras: dict[str, CameraEntry] = {}
+    cameras: dict[str, RegisteredCamera] = {}
     errors = []
     for row in reader:
         line = reader.line_num
@@ -130,26 +124,26 @@ def read_camera_file(text: str) -> tuple[list[CameraEntry], list[str]]:
     return list(cameras.values()), errors
 
 
-def _camera_of_row(row: dict[str, str]) -> CameraEntry:
+def _camera_of_row(row: dict[str, str]) -> RegisteredCamera:
     interval = row.get("interval_s", "")
     try:
         interval_s = float(interval) if interval else DEFAULT_INTERVAL_S
     except ValueError:
         raise ValueError(f"interval_s {interval!r} is not a number") from None
     look_closer = row.get("look_closer", "").lower()
-    return CameraEntry(row["camera_id"], row["checkpoint_id"], interval_s,
-                       None if look_closer in ("", "default") else look_closer)  # fmt: skip
+    return checked_camera(row["camera_id"], row["checkpoint_id"], interval_s,
+                          None if look_closer in ("", "default") else look_closer)
 
 
-def _register(cameras: list[CameraEntry]) -> None:
+def _register(cameras: list[RegisteredCamera]) -> None:
     """Register or change ``cameras`` in one transaction."""
     from ioc.storage.cameras import upsert_camera
     from ioc.storage.database import run_committed
 
     async def register_all(conn: AsyncConnection) -> None:
         for c in cameras:
-            await upsert_camera(conn, c.camera_id, c.checkpoint_id, expected_interval_s=c.interval_s,
-                                look_closer=c.look_closer)  # fmt: skip
+            await upsert_camera(conn, c.camera_id, c.checkpoint_id,
+                                expected_interval_s=c.expected_interval_s, look_closer=c.look_closer)
 
     run_committed(_conninfo(), register_all)
 

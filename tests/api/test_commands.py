@@ -112,11 +112,12 @@ async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: st
     bad = tmp_path / "bad.csv"
     bad.write_text("camera_id,checkpoint_id,interval_s,look_closer\n"
                    "CP01-CAM1,CP01,soon,\nCP01-CAM3,CP01,30,sometimes\nCP01-CAM4,,30,\n"
-                   "CP01-CAM5,CP01,30,\nCP01-CAM5,CP01,45,\n" + "C" * 65 + ",CP01,30,\n")  # fmt: skip
+                   "CP01-CAM5,CP01,30,\nCP01-CAM5,CP01,45,\n" + "C" * 65 + ",CP01,30,\n"
+                   "CP01-CAM6,CP01,100000,\n")  # fmt: skip  (the last: over a day, refused as by the API)
     refused = run_ioc(env, "cameras", "import", str(bad))
     assert refused.returncode == 1 and "nothing registered" in refused.stderr
     assert [line.split(": ")[1] for line in refused.stderr.splitlines()[:-1]] == [
-        "line 2", "line 3", "line 4", "line 6", "line 7"]
+        "line 2", "line 3", "line 4", "line 6", "line 7", "line 8"]
     assert run_ioc(env, "cameras", "list").stdout == listing  # nothing changed
     assert run_ioc(env, "cameras", "import", str(tmp_path / "missing.csv")).returncode == 1
     changed = listing.replace("30\tdefault", "15\talways")  # a list, edited, goes back in through stdin

@@ -10,8 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from ioc.api.deps import CameraAdmin, ConnDep, CountsReader
-from ioc.config import LookCloserSetting
-from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE, Name
+from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE, CameraRegistration, LookCloserSetting, RegisteredCamera
 from ioc.storage.audit import append_audit
 from ioc.storage.camera_quality import read_quality
 from ioc.storage.cameras import Camera, list_cameras, remove_camera, upsert_camera
@@ -65,20 +64,6 @@ async def cameras(conn: ConnDep, _: CountsReader, checkpoint_id: str | None = No
             look_closer=camera.look_closer,
         ))
     return result
-
-
-class CameraRegistration(BaseModel):
-    checkpoint_id: Name
-    expected_interval_s: float = Field(
-        60.0, gt=0, le=86_400, description="seconds of silence after which the camera counts as offline"
-    )
-    look_closer: LookCloserSetting | None = Field(
-        None, description="its own look-closer setting; null: the workers' (IOC_ANPR_LOOK_CLOSER)"
-    )
-
-
-class RegisteredCamera(CameraRegistration):
-    camera_id: str
 
 
 CameraId = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]  # as Name
