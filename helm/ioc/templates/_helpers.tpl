@@ -143,6 +143,40 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
+{{/* The container of a one-shot `ioc` command (the migrate and cameras Jobs, the retention
+CronJob): pass (dict "root" $ "name" "retention" "args" (list "migrate" "--retention") "values"
+.Values.retention) and optionally "mounts" (more volumeMounts) and "inlineSettings" true: a
+pre-install hook runs before the ConfigMap exists, so it carries the settings itself. */}}
+{{- define "ioc.commandContainer" -}}
+- name: {{ .name }}
+  image: {{ include "ioc.image" .root | quote }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args: {{ toJson .args }}
+  {{- if .inlineSettings }}
+  env:
+    {{- range $key, $value := (include "ioc.settings" .root | fromYaml) }}
+    - name: {{ $key }}
+      value: {{ $value | quote }}
+    {{- end }}
+  {{- else }}
+  envFrom:
+    - configMapRef:
+        name: {{ include "ioc.configMapName" .root }}
+  env:
+  {{- end }}
+    {{- include "ioc.secretEnv" .root | nindent 4 }}
+  resources:
+    {{- toYaml .values.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .root.Values.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    {{- with .mounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
 {{- define "ioc.tmpVolume" -}}
 - name: tmp
   emptyDir:
