@@ -3,15 +3,17 @@
 A message is dead-lettered with its original key and bytes (``ioc.schemas.DeadLetter``), so
 once its cause is fixed (the camera registered, the workers upgraded, the database back) it
 can be processed again; stored reads are idempotent, so a message replayed twice is stored
-once. A replay reads the topic twice: once to its end, to note where that is, then again up to
-there, sending as it goes. Letters are never all held at once (an hour of a forgotten camera's
-frames is gigabytes), and a letter that fails again is dead-lettered anew past that end: it is
-not replayed in a loop.
+once. The topic is read once, up to where it ended when the read began, sending as it goes:
+letters are never all held at once (an hour of a forgotten camera's frames is gigabytes), and a
+letter that fails again is dead-lettered anew past that end, so it is not replayed in a loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -21,7 +23,10 @@ from pydantic import ValidationError
 from ioc.config import Settings
 from ioc.schemas import DeadLetter
 
-IDLE_S = 1.5  # the topic is read until it has been quiet this long (see ioc.topic_counts)
+logger = logging.getLogger(__name__)
+
+IDLE_S = 1.5  # a read that gets nothing this long before the end stops there (a partition gone)
+ENDS_TIMEOUT_S = 30.0  # for the first fetch of every partition, which tells where it ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +44,9 @@ def source_topics(settings: Settings) -> set[str]:
     return {t.frames, t.edge_plate_reads, t.sensor_readings}
 
 
-async def dead_letters(
-    settings: Settings, *, until: Mapping[int, int] | None = None
-) -> AsyncIterator[tuple[int, int, DeadLetter | None]]:
-    """``(partition, offset, letter)`` for each message of the dead-letter topic from its start,
-    oldest first per partition (``None``: not a dead letter), until it has been quiet for
-    :data:`IDLE_S`, or, given ``until``, up to (not including) those offsets per partition."""
+async def dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter | None]]:
+    """``(partition, offset, letter)`` for each message of the dead-letter topic from its start up
+    to its end when the read began, oldest first per partition (``None``: not a dead letter)."""
     topic = settings.topics.dead_letter
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -52,25 +54,39 @@ async def dead_letters(
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-                      if until is None or until.get(p, 0) > 0]  # fmt: skip
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             return
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        open_partitions = {tp.partition for tp in partitions}
-        while open_partitions and (batch := await consumer.getmany(timeout_ms=int(IDLE_S * 1000),
-                                                                   max_records=200)):  # fmt: skip
+        ends = await _ends(consumer, partitions)
+        unread = {tp for tp in partitions if ends[tp] > 0}
+        consumer.pause(*(tp for tp in partitions if tp not in unread))
+        while unread and (batch := await consumer.getmany(timeout_ms=int(IDLE_S * 1000), max_records=200)):
             for tp, records in batch.items():
                 for record in records:
-                    if until is not None and record.offset >= until[tp.partition]:
+                    if record.offset >= ends[tp]:
                         break
                     yield tp.partition, record.offset, _letter(record.value)
-                if until is not None and await consumer.position(tp) >= until[tp.partition]:
-                    open_partitions.discard(tp.partition)
+                if await consumer.position(tp) >= ends[tp]:
+                    unread.discard(tp)
                     consumer.pause(tp)
+        if unread:
+            logger.warning("%s: nothing came for %g s before the end of partitions %s; read up to there",
+                           topic, IDLE_S, sorted(tp.partition for tp in unread))  # fmt: skip
     finally:
         await consumer.stop()
+
+
+async def _ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end offset from the first fetch the consumer makes of it. Not ListOffsets
+    (``end_offsets``): Tansu's "latest" falls one batch short (see ioc.topic_counts)."""
+    deadline = time.monotonic() + ENDS_TIMEOUT_S
+    while any(consumer.highwater(tp) is None for tp in partitions):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no fetch of {partitions[0].topic} answered in {ENDS_TIMEOUT_S:g} s")
+        await asyncio.sleep(0.05)
+    return {tp: consumer.highwater(tp) for tp in partitions}
 
 
 def _letter(value: bytes | None) -> DeadLetter | None:
@@ -84,16 +100,13 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
     """Send the original key and payload of each ``chosen`` letter back to its source topic,
     one at a time in the topic's order (a camera's frames keep theirs); not truncated payloads,
     nor letters of other topics."""
-    ends: dict[int, int] = {}
-    async for partition, offset, _ in dead_letters(settings):
-        ends[partition] = offset + 1
     sources = source_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 max_request_size=settings.dead_letter_max_payload + 65536)  # fmt: skip
     await producer.start()
     counts = dict.fromkeys(("chosen", "sent", "truncated", "elsewhere", "unreadable"), 0)
     try:
-        async for _, _, letter in dead_letters(settings, until=ends):
+        async for _, _, letter in dead_letters(settings):
             if letter is None:
                 counts["unreadable"] += 1
                 continue

@@ -250,6 +250,17 @@ async def test_dead_letters_are_replayed_once_their_cause_is_fixed(
     query = "SELECT string_agg(text, ' ') FROM plate_reads WHERE camera_id = %s"
     assert await wait_for(settings, query, [STREET_CAMERA], WANTED)
 
+    # a letter whose cause is not fixed fails again: sent once, dead-lettered anew past the end the
+    # replay read to, and not sent again (a replay that read to the topic's end would never stop)
+    stranger = frame.model_copy(update={"camera_id": "ST09-CAM9", "event_id": uuid.uuid4()})
+    await producer.send_and_wait(t.frames, stranger.to_json(), key=b"ST09-CAM9")
+    await dead_letters(settings, expected=4)
+    again = run_ioc(env, "dead-letters", "replay", "--reason", "unknown_camera", "--key", "ST09-CAM9")
+    assert again.returncode == 0 and "sent 1 of 1 chosen" in again.stdout, again.stderr
+    await dead_letters(settings, expected=5)
+    listed = run_ioc(env, "dead-letters", "list", "--key", "ST09-CAM9").stdout.splitlines()[1:]
+    assert [line.split("\t")[3] for line in listed] == ["ST09-CAM9"] * 2
+
 
 async def test_a_gateways_reads_reach_the_plate_reads_topic_in_the_order_sent(
     settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
