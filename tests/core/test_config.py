@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from pydantic import ValidationError
 
+from detectors.recognizer import LookCloser
 from ioc.config import Settings
+from ioc.schemas import LookCloserSetting
 
 
 def test_home_province_takes_each_code_of_a_merged_province() -> None:
@@ -17,3 +21,8 @@ def test_home_province_takes_each_code_of_a_merged_province() -> None:
 def test_an_unknown_home_province_stops_the_process(home: str) -> None:
     with pytest.raises(ValidationError, match="not a province code"):
         Settings(home_province=home)
+
+
+def test_look_closer_settings_are_the_recognisers_modes() -> None:
+    """Settings, cameras and the CLI spell the modes out (the core does not import OpenCV)."""
+    assert set(get_args(LookCloserSetting)) == {mode.value for mode in LookCloser}
