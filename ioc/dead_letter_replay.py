@@ -44,9 +44,9 @@ def source_topics(settings: Settings) -> set[str]:
     return {t.frames, t.edge_plate_reads, t.sensor_readings}
 
 
-async def dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, DeadLetter | None]]:
-    """``(partition, offset, letter)`` for each message of the dead-letter topic from its start up
-    to its end when the read began, oldest first per partition (``None``: not a dead letter)."""
+async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
+    """Each message of the dead-letter topic from its start up to its end when the read began,
+    oldest first per partition (``None``: not a dead letter)."""
     topic = settings.topics.dead_letter
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -67,7 +67,7 @@ async def dead_letters(settings: Settings) -> AsyncIterator[tuple[int, int, Dead
                 for record in records:
                     if record.offset >= ends[tp]:
                         break
-                    yield tp.partition, record.offset, _letter(record.value)
+                    yield _letter(record.value)
                 if await consumer.position(tp) >= ends[tp]:
                     unread.discard(tp)
                     consumer.pause(tp)
@@ -106,7 +106,7 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
     await producer.start()
     counts = dict.fromkeys(("chosen", "sent", "truncated", "elsewhere", "unreadable"), 0)
     try:
-        async for _, _, letter in dead_letters(settings):
+        async for letter in dead_letters(settings):
             if letter is None:
                 counts["unreadable"] += 1
                 continue

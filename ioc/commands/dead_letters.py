@@ -55,7 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     async def print_chosen() -> int:
         unreadable = 0
-        async for _, _, letter in dead_letters(get_settings()):
+        async for letter in dead_letters(get_settings()):
             if letter is None:
                 unreadable += 1
             elif chosen(letter):
