@@ -317,6 +317,7 @@ class PlateRecognizer:
         reader: StripReader,
         *,
         refiner: CornerRefiner | None = None,
+        closer_detector: PlateDetector | None = None,
         home_province: str = "20",
         calibration: _Calibration | None = None,
         look_closer: LookCloser | str = LookCloser.UNSURE,
@@ -324,6 +325,7 @@ class PlateRecognizer:
         self._detector = detector
         self._reader = reader
         self._refiner = refiner
+        self._closer_detector = closer_detector or detector
         self.home_province = home_province
         self._home_codes = plate_format.home_codes(home_province)
         self._calibration = calibration or _Calibration()
@@ -340,11 +342,12 @@ class PlateRecognizer:
     ) -> PlateRecognizer:
         """Load the models from ``models_dir`` (the packaged ones by default); ``threads`` per session."""
         folder = models_dir or MODELS_DIR
-        refiner_path = folder / "refiner.onnx"
+        refiner_path, street_path = folder / "refiner.onnx", folder / "street_detector.onnx"
         return cls(
             PlateDetector(folder / "detector.onnx", threads=threads),
             StripReader(folder / "reader.onnx", threads=threads),
             refiner=CornerRefiner(refiner_path, threads=threads) if refiner_path.exists() else None,
+            closer_detector=PlateDetector(street_path, threads=threads) if street_path.exists() else None,
             home_province=home_province,
             calibration=_Calibration.load(folder / "calibration.json"),
             look_closer=look_closer,
@@ -378,9 +381,11 @@ class PlateRecognizer:
         best = max((r.confidence for r in results), default=0.0)
         if self._looks_closer(mode, frame, results, best):
             # Only plates read count as known: a false detection that read nothing, often a
-            # large outline, must not hide the small plates inside it
+            # large outline, must not hide the small plates inside it. The closer look's own
+            # detector was fine-tuned on street clutter too (detectors.street_clutter)
             read = [np.asarray(r.corners, np.float32) for r in results]
-            small = self._detector.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
+            closer = self._closer_detector
+            small = closer.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
             if small:
                 results = _suppress_duplicates(results + self._read_detections(frame, small))
                 best = max((r.confidence for r in results), default=0.0)

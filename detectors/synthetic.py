@@ -21,6 +21,7 @@ from detectors import camera_faults, plate_format
 from detectors.camera_faults import Style
 from detectors.geometry import quad_size
 from detectors.plate_format import Layout
+from detectors.street_clutter import draw_dead_leaves, draw_vehicle_rear
 
 __all__ = [
     "PLATE_SIZES_MM",
@@ -706,6 +707,7 @@ def render_scene(
     shadow: float = 0.0,
     bend: float = 0.0,
     bare: float = 0.0,
+    street: float = 0.0,
 ) -> tuple[np.ndarray, list[PlateTruth]]:
     """A camera frame with ``plates`` on vehicle-ish shapes, and the ground truth.
 
@@ -723,10 +725,14 @@ def render_scene(
     low-bitrate stream, ``shadow`` of a hard shadow across a plate in daylight, ``bend`` of a
     bent plate, ``bare`` of a plate drawn without the vehicle shape around it (likewise, none
     at 0): real vehicles look like none of the drawn ones, and a detector that only ever saw
-    plates on those shapes learnt to look for the shapes.
+    plates on those shapes learnt to look for the shapes. ``street`` is the chance of a street's
+    clutter (:mod:`detectors.street_clutter`): objects at every scale, vehicles seen from behind.
     """
     width, height = size
     image = _scene_background(size, rng, style)
+    street_scene = bool(street) and rng.random() < street
+    if street_scene:
+        draw_dead_leaves(image, rng)
     specs = [_as_spec(p) for p in plates]
     slots = max(len(specs), 1)
     slot_w = width / slots
@@ -748,7 +754,9 @@ def render_scene(
         quad = quad + np.array([cx, cy], np.float32)
         vehicle_w = plate_w * rng.uniform(2.5, 5.0)
         vehicle_h = vehicle_w * rng.uniform(0.6, 0.9)
-        if not (bare and rng.random() < bare):
+        if street_scene:
+            draw_vehicle_rear(image, quad, spec.layout, rng)
+        elif not (bare and rng.random() < bare):
             _draw_vehicle(image, (int(cx - vehicle_w / 2), int(cy - vehicle_h * 0.7), int(vehicle_w),
                                   int(vehicle_h)), rng)  # fmt: skip
         quads.append(quad)

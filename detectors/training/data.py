@@ -51,6 +51,9 @@ DETECTOR_MAX_ROLL = 40.0
 # saw plates on the drawn shapes found 117 of 207 held-out plates drawn without them (217 of
 # 219 with them), so it looked for the shapes, which real vehicles do not resemble.
 DETECTOR_BARE = 0.3
+# Share of the closer look's detector frames with a street's clutter and vehicles seen from
+# behind (detectors.street_clutter; docs/benchmarks.md, "A detector for the closer look")
+STREET_SHARE = 0.25
 
 
 def jitter_corners(quad: np.ndarray, rng: np.random.Generator, *, amount: float = 1.0) -> np.ndarray:
@@ -129,22 +132,24 @@ def reader_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> 
 
 
 def detector_sample(
-    rng: np.random.Generator, style: str = "train"
+    rng: np.random.Generator, style: str = "train", street: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A ``(288, 512, 3) uint8`` frame, its plates' corners ``(k, 4, 2)`` and layout ids ``(k,)``."""
+    """A ``(288, 512, 3) uint8`` frame, its plates' corners ``(k, 4, 2)`` and layout ids ``(k,)``;
+    ``street`` is the chance of a street's clutter (``render_scene``)."""
     count = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
     specs = [random_plate_spec(rng) for _ in range(count)]
     night = rng.random() < 0.2
     max_roll = DETECTOR_MAX_ROLL if rng.random() < DETECTOR_TILTED else MAX_ROLL
     if rng.random() < 0.15:  # some frames rendered at full size and scaled down like at run time
         image, truths = render_scene(specs, rng=rng, night=night, style=style,  # type: ignore[arg-type]
-                                     overlay=DETECTOR_OVERLAY, max_roll=max_roll, bare=DETECTOR_BARE)
+                                     overlay=DETECTOR_OVERLAY, max_roll=max_roll, bare=DETECTOR_BARE,
+                                     street=street)
         factor = DETECTOR_SIZE[0] / image.shape[1]
         image = cv2.resize(image, DETECTOR_SIZE, interpolation=cv2.INTER_AREA)
     else:
         image, truths = render_scene(specs, size=DETECTOR_SIZE, rng=rng, night=night,  # type: ignore[arg-type]
                                      style=style, overlay=DETECTOR_OVERLAY, max_roll=max_roll,
-                                     bare=DETECTOR_BARE)
+                                     bare=DETECTOR_BARE, street=street)
         factor = 1.0
     layouts = {"one_line": 0, "two_line": 1, "motorbike": 2}
     corners = np.array([t.corners * factor for t in truths], np.float32).reshape(-1, 4, 2)
@@ -152,29 +157,35 @@ def detector_sample(
     return image, corners, ids
 
 
-def _detector_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    seed, count, style = args
+def _detector_chunk(
+    args: tuple[int, int, str, float],
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    seed, count, style, street = args
     rng = np.random.default_rng(seed)
     images, corners, ids = [], [], []
     for _ in range(count):
-        image, c, i = detector_sample(rng, style)
+        image, c, i = detector_sample(rng, style, street)
         images.append(image)
         corners.append(c)
         ids.append(i)
     return np.stack(images), corners, ids
 
 
-def detector_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> dict[str, object]:
-    """``n`` detector frames with padded corners ``(n, 3, 4, 2)``, layouts ``(n, 3)`` (-1 = none)."""
+def detector_set(
+    n: int, *, seed: int, style: str = "train", workers: int = 2, street: float = 0.0
+) -> dict[str, object]:
+    """``n`` detector frames with padded corners ``(n, 3, 4, 2)``, layouts ``(n, 3)`` (-1 = none);
+    ``street`` of them with a street's clutter (:data:`STREET_SHARE` for the closer look's detector)."""
     version = f"-v{DETECTOR_SET_VERSION}" if style == "train" else ""
+    version += f"-street{street:g}" if street else ""
     path = CACHE / f"detector-{style}{version}-{seed}-{n}.npz"
     if path.exists():
         with np.load(path) as data:
             return {key: data[key] for key in data.files}
     chunk = 100
     seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
-    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
-    logger.info("generating %d detector frames (%s, seed %d)", n, style, seed)
+    jobs = [(int(s), min(chunk, n - i * chunk), style, street) for i, s in enumerate(seeds)]
+    logger.info("generating %d detector frames (%s, seed %d, street %g)", n, style, seed, street)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         parts = pool.map(_detector_chunk, jobs)
     images = np.concatenate([p[0] for p in parts])

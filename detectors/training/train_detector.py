@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectors.training.data import CACHE, DETECTOR_STRIDE, detector_set
+from detectors.training.data import CACHE, DETECTOR_STRIDE, STREET_SHARE, detector_set
 from detectors.training.nets import PlateDetector
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
 from detectors.training.options import add_hardware_arguments
@@ -179,13 +179,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=MODELS, help="folder to export detector.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
+    parser.add_argument("--street", type=float, default=0.0,
+                        help=f"share of frames with a street's clutter ({STREET_SHARE} for the closer look's "
+                             "detector)")  # fmt: skip
+    parser.add_argument("--name", default="detector",
+                        help="model name: exports NAME.onnx, checkpoints NAME.pt (street_detector: the "
+                             "closer look's, fine-tuned from detector.onnx)")  # fmt: skip
     add_hardware_arguments(parser, batch=32)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    sets = [detector_set(args.frames, seed=seed, style="train", workers=args.workers) for seed in args.seeds]
+    sets = [detector_set(args.frames, seed=seed, style="train", workers=args.workers, street=args.street)
+            for seed in args.seeds]
     _FRAMES.update(
         {key: np.concatenate([part[key] for part in sets]) for key in ("images", "corners", "layouts")}
     )
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.resume:
             calibration = _FRAMES["images"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             start = resume(
-                model, CACHE / "detector.pt", MODELS / "detector.onnx", torch.from_numpy(calibration)
+                model, CACHE / f"{args.name}.pt", MODELS / "detector.onnx", torch.from_numpy(calibration)
             )
             logger.info("fine-tuning from %s", start)
         fit(model.to(device), pool, args)
@@ -232,10 +239,10 @@ def fit(model: PlateDetector, pool: Pool, args: argparse.Namespace) -> None:
                 logger.info("step %d focal %.3f corner %.3f layout %.3f (%.0fs)", step, focal.item(),
                             corner.item(), layout.item(), time.monotonic() - started)  # fmt: skip
             if step % 300 == 0:
-                save_checkpoint(model, CACHE / "detector.pt")
-                export(model, args.out / "detector.onnx")
-        save_checkpoint(model, CACHE / "detector.pt")
-        export(model, args.out / "detector.onnx")
+                save_checkpoint(model, CACHE / f"{args.name}.pt")
+                export(model, args.out / f"{args.name}.onnx")
+        save_checkpoint(model, CACHE / f"{args.name}.pt")
+        export(model, args.out / f"{args.name}.onnx")
         logger.info("epoch done at step %d", step)
 
 

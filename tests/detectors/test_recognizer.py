@@ -393,8 +393,8 @@ def test_a_closer_look_finds_a_small_plate_in_a_frame_where_nothing_was_read(
     image, _ = render_scene([(text, layout, "white")], rng=np.random.default_rng(seed), style="test",
                             occlusion=0.0, glare=0.0, plate_scale=0.45)  # fmt: skip
     without = copy.copy(recognizer)
-    without._detector = copy.copy(recognizer._detector)
-    without._detector.detect_small = lambda *args, **kwargs: []  # type: ignore[method-assign]
+    without._closer_detector = copy.copy(recognizer._closer_detector)
+    without._closer_detector.detect_small = lambda *args, **kwargs: []  # type: ignore[method-assign]
     assert text not in [p.text for p in without.recognize(image)]
     assert [p.text for p in recognizer.recognize(image)] == [text]
 

@@ -190,3 +190,37 @@ def test_something_in_front_hides_one_end_of_the_plate_and_reaches_past_it() -> 
     assert changed[near_gone[1], near_gone[0]]
     above = (gone_end * 0.9 + shown_end.mean(axis=0) * 0.1 + (tl - bl) * 0.7).round().astype(int)
     assert changed[above[1], above[0]] or not 0 <= above[1] < image.shape[0]
+
+
+def test_street_clutter_is_drawn_only_when_asked_with_a_vehicle_rear_around_each_plate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import detectors.synthetic as synthetic
+
+    plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow")]
+    plain, _ = render_scene(plates, rng=np.random.default_rng(10))
+    unset, _ = render_scene(plates, rng=np.random.default_rng(10), street=0.0)
+    assert np.array_equal(plain, unset)  # none asked for draws no random number: old seeds stay the same
+    rears: list[tuple[np.ndarray, str]] = []
+    draw_rear = synthetic.draw_vehicle_rear
+    monkeypatch.setattr(synthetic, "draw_vehicle_rear", lambda image, quad, layout, rng: rears.append(
+        (quad.copy(), str(layout))) or draw_rear(image, quad, layout, rng))  # fmt: skip
+    street, truths = render_scene(plates, rng=np.random.default_rng(10), street=1.0)
+    again, _ = render_scene(plates, rng=np.random.default_rng(10), street=1.0)
+    assert np.array_equal(street, again)
+    assert [t.text for t in truths] == ["51F86988", "29X504899"]
+    assert [layout for _, layout in rears] == ["one_line", "motorbike", "one_line", "motorbike"]
+    assert all(np.allclose(quad, truth.corners) for (quad, _), truth in zip(rears, truths, strict=False))
+
+
+def test_dead_leaves_cover_a_flat_frame_with_objects_large_and_small() -> None:
+    from detectors.street_clutter import draw_dead_leaves
+
+    image = np.full((288, 512, 3), 120, np.float32)
+    draw_dead_leaves(image, np.random.default_rng(11))
+    grey = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    # edges at the full size (small objects) and at an eighth of it (large ones)
+    for size in (grey.shape[::-1], (64, 36)):
+        seen = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        assert (cv2.Canny(seen, 20, 40) > 0).mean() > 0.03
+    assert grey.std() > 30
