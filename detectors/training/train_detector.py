@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
     )
-    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export detector.onnx into")
+    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export NAME.onnx into")
     parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
     parser.add_argument("--street", type=float, default=0.0,

@@ -6,15 +6,24 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from detectors import plate_format
+from detectors.detection import PlateDetector
 from detectors.plate_format import Layout
 from detectors.reading import Reading, StripReader
-from detectors.recognizer import ImageError, LookCloser, PlateRecognizer, PlateResult, plate_colour
+from detectors.recognizer import (
+    MODELS_DIR,
+    ImageError,
+    LookCloser,
+    PlateRecognizer,
+    PlateResult,
+    plate_colour,
+)
 from detectors.synthetic import (
     PLATE_SIZES_MM,
     PlateSpec,
@@ -397,6 +406,29 @@ def test_a_closer_look_finds_a_small_plate_in_a_frame_where_nothing_was_read(
     without._closer_detector.detect_small = lambda *args, **kwargs: []  # type: ignore[method-assign]
     assert text not in [p.text for p in without.recognize(image)]
     assert [p.text for p in recognizer.recognize(image)] == [text]
+
+
+def test_the_closer_look_uses_its_own_detector_where_the_models_have_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``street_detector.onnx`` (fine-tuned on street clutter) serves the closer look only; a
+    models folder without it (a candidate being measured) looks closer with the detector."""
+    frame = np.full((720, 1280, 3), 90, np.uint8)  # nothing read: the default looks closer
+    looked: list[PlateDetector] = []
+    detect_small = PlateDetector.detect_small
+    monkeypatch.setattr(PlateDetector, "detect_small", lambda self, *args, **kwargs: looked.append(self)
+                        or detect_small(self, *args, **kwargs))  # fmt: skip
+    for name in ("detector", "reader", "refiner", "street_detector"):
+        (tmp_path / f"{name}.onnx").symlink_to(MODELS_DIR / f"{name}.onnx")
+    (tmp_path / "calibration.json").symlink_to(MODELS_DIR / "calibration.json")
+    with_street = PlateRecognizer.load(models_dir=tmp_path)
+    assert with_street.recognize(frame) == []
+    (tmp_path / "street_detector.onnx").unlink()
+    without = PlateRecognizer.load(models_dir=tmp_path)
+    assert without.recognize(frame) == []
+    assert len(looked) == 2
+    assert looked[0] is with_street._closer_detector and looked[0] is not with_street._detector
+    assert looked[1] is without._detector
 
 
 @pytest.mark.parametrize("seed", [2, 9])
