@@ -18,7 +18,7 @@ from detectors.geometry import REFINE_SIZE, refine_view, view_to_image
 from detectors.onnx_session import cpu_session
 from detectors.plate_format import Layout
 
-__all__ = ["INPUT_SIZE", "CornerRefiner", "Detection", "PlateDetector"]
+__all__ = ["INPUT_SIZE", "SMALLEST_PLATE", "CornerRefiner", "Detection", "PlateDetector"]
 
 # (width, height); both multiples of 32, the network's coarsest stride. The network is
 # trained on 512x288 frames but is fully convolutional: at 640x384 a 1280x720 frame is
@@ -36,6 +36,9 @@ _COARSE_THRESHOLD = 0.5
 # The fine pass's bands overlap by this many canvas pixels: a plate's centre lies 32 px or more
 # inside one of them
 _BAND_OVERLAP = 64
+# About the narrowest synthetic plate (px at the input) that detect finds; real ones at that
+# width are found less often
+SMALLEST_PLATE = 22
 # Twice the input: small plates in a frame the input shrinks (see detect_small)
 FINE_SIZE = (INPUT_SIZE[0] * 2, INPUT_SIZE[1] * 2)
 # The fine pass looks at frames whose sides the input shrinks below this share (wider than
@@ -142,8 +145,8 @@ class PlateDetector:
         photo) too small for :meth:`detect`, other than those at the ``known`` corners (plates
         already read); none in a frame the input shrinks by less than :data:`_FINE_BELOW`.
 
-        :meth:`detect` finds synthetic plates down to about 22 px * (frame width / 640) wide:
-        44 px in a 1280x720 frame, 66 px in a 1920x1080 one, 132 px in a 3840x2160 one; real
+        :meth:`detect` finds synthetic plates down to about :data:`SMALLEST_PLATE` * (frame width /
+        640) wide: 44 px in a 1280x720 frame, 66 px in a 1920x1080 one, 132 px in a 3840x2160 one; real
         ones at its input are found less often. Here the frame goes through the network at
         :data:`FINE_SIZE`, which costs about 4.5 times as much as at its input (26.6 against
         5.8 ms for a 1280x720 frame on one core).

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from detectors import partial_plates, plate_format
-from detectors.detection import CornerRefiner, Detection, PlateDetector
+from detectors.detection import SMALLEST_PLATE, CornerRefiner, Detection, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
@@ -44,12 +44,12 @@ class LookCloser(StrEnum):
     A camera framed for plates (a checkpoint, a toll gate: plates 100 px wide and more) needs it
     rarely, a street camera (vehicles near and far) often: its near plates read sure stop the
     default from looking for the far ones. Legible plates read in real street photos (`ioc bench
-    photos`, docs/photos), never / unsure / always: 5 / 17 / 18 of 28 in eleven 1280x720 frames,
-    2 / 2 / 4 of 7 in a 2000x2000 collage.
+    photos`, docs/photos), never / unsure / always: 5 / 20 / 21 of 28 in eleven frames about
+    1280x720, 2 / 2 / 3 of 7 in a 2000x2000 collage.
     """
 
     NEVER = "never"  # a plate-free 1280x720 frame takes about 16 ms instead of 50
-    UNSURE = "unsure"  # where nothing was read sure, and at 1280x720 or less where nothing was read
+    UNSURE = "unsure"  # no sure read: in frames over 1280x720, or where nothing or a small plate was read
     ALWAYS = "always"  # street cameras: far plates beside the near ones
 
 
@@ -95,6 +95,12 @@ _SETTLED = 0.99
 # where nothing was read, 18 wherever nothing was sure. Held-out 1280x720 frames of one or two
 # plates took 18.0 -> 18.9 ms (-> 21.6 ms wherever nothing was sure), plate-free ones 14.5 -> 42.4.
 _LOOK_CLOSER_BELOW = 0.5
+# ... and at any frame it shrinks with no sure read where a plate read is narrower than this at
+# the detector's input: twice the narrowest it finds (detectors.detection.SMALLEST_PLATE), so
+# plates a little further away are past its reach. Real street photos 1257-1306 px wide (input
+# scale 0.50-0.51), 28 legible plates in 11: 17 -> 20 read right; held-out 1280x720 frames of one
+# or two plates (seeds 2026 and 99) about 1 ms a frame more, the same plates read
+_LOOK_CLOSER_UNDER = 2 * SMALLEST_PLATE
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_unsure)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
@@ -408,7 +414,11 @@ class PlateRecognizer:
         read's confidence. ``detect_small`` itself skips frames the input hardly shrinks."""
         if mode != LookCloser.UNSURE:
             return mode == LookCloser.ALWAYS
-        return best < _SURE and (not results or self._detector.input_scale(frame) < _LOOK_CLOSER_BELOW)
+        if best >= _SURE:
+            return False
+        scale = self._detector.input_scale(frame)
+        small = any(r.bbox[2] * scale < _LOOK_CLOSER_UNDER for r in results)
+        return not results or scale < _LOOK_CLOSER_BELOW or small
 
     def _read_fields_if_interlaced(
         self, frame: np.ndarray, found: list[Detection], results: list[PlateResult]
