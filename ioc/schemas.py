@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "NAME_PATTERN",
     "PRINTABLE",
     "SCHEMA_VERSION",
     "Alert",
@@ -74,7 +75,10 @@ CaptureTime = Annotated[AwareDatetime, Field(ge=EARLIEST_CAPTURE, le=LATEST_CAPT
 # newlines would split log lines and CSV rows)
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 MAX_NAME_LENGTH = 64
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
+# ids are printable and neither blank nor padded: " cam-1" would be another camera than "cam-1"
+# to the database and a twin of it on an operator's screen
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)]
 # detectors.recognizer.LookCloser's values, spelt out so that the core need not import OpenCV:
 # a worker's default (IOC_ANPR_LOOK_CLOSER) and each camera's own setting
 LookCloserSetting = Literal["never", "unsure", "always"]

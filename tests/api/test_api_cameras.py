@@ -41,16 +41,19 @@ async def test_admins_register_change_and_remove_cameras_and_each_change_is_audi
         changed = await client.put("/api/cameras/HN-ST12-CAM1",
                                    json={"checkpoint_id": "HN-ST12", "expected_interval_s": 30})
         bad_bodies = ({"checkpoint_id": "CP01", "look_closer": "sometimes"},
-                      {"checkpoint_id": "CP01", "expected_interval_s": 0}, {"checkpoint_id": ""}, {})
+                      {"checkpoint_id": "CP01", "expected_interval_s": 0}, {"checkpoint_id": ""}, {},
+                      {"checkpoint_id": "   "}, {"checkpoint_id": "CP01 "})  # blank, padded: twins of CP01
         refused = [await client.put("/api/cameras/CAM9", json=body) for body in bad_bodies]
-        control = await client.put("/api/cameras/CAM%0A9", json={"checkpoint_id": "CP01"})
+        bad_ids = [await client.put(f"/api/cameras/{camera}", json={"checkpoint_id": "CP01"})
+                   for camera in ("CAM%0A9", "%20CAM9", "CAM9%20", "%20")]
         listed = (await client.get("/api/cameras")).json()
         removed = await client.delete("/api/cameras/HN-ST12-CAM1")
         again = await client.delete("/api/cameras/HN-ST12-CAM1")
     assert made.status_code == 200 and made.json()["look_closer"] == "always"
     assert changed.json() == {"camera_id": "HN-ST12-CAM1", "checkpoint_id": "HN-ST12",
                               "expected_interval_s": 30.0, "look_closer": None}
-    assert [r.status_code for r in refused] == [422] * 4 and control.status_code == 422
+    assert [r.status_code for r in refused] == [422] * 6
+    assert [r.status_code for r in bad_ids] == [422] * 4
     assert [(c["camera_id"], c["look_closer"]) for c in listed] == [("HN-ST12-CAM1", None)]
     assert (removed.status_code, again.status_code) == (204, 404)
     audit = await api.sql("SELECT actor, action FROM audit_log WHERE action LIKE 'camera.%'"

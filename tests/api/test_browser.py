@@ -63,7 +63,7 @@ async def _seed_wall(api: ApiServer) -> None:
         for checkpoint in CHECKPOINTS:
             for cam in (1, 2):
                 await upsert_camera(conn, f"{checkpoint}-CAM{cam}", checkpoint, expected_interval_s=60)
-        await upsert_camera(conn, "CP03-CAM3", "CP03", expected_interval_s=60)
+        await upsert_camera(conn, "CP03-CAM3", "CP03", expected_interval_s=60, look_closer="always")
         await record_seen(conn, {f"{cp}-CAM{cam}": now - timedelta(seconds=rng.randint(1, 40))
                                  for cp in CHECKPOINTS for cam in (1, 2)})
         await record_seen(conn, {"CP03-CAM3": now - timedelta(minutes=14)})
@@ -112,6 +112,10 @@ async def test_operator_console_live_alert_and_acknowledge(api: ApiServer) -> No
         offline = await browser.script(
             "return [...document.querySelectorAll('#cameras tr.offline td.id')].map(td => td.textContent)")
         assert offline == ["CP03-CAM3"]
+        looks = await browser.script(
+            "return Object.fromEntries([...document.querySelectorAll('#cameras tbody tr')]"
+            ".map(tr => [tr.querySelector('td.id').textContent, tr.querySelector('td.look').textContent]))")
+        assert looks.pop("CP03-CAM3") == "luôn luôn" and set(looks.values()) == {"mặc định"}
         totals = await browser.wait_for(
             "const t = [...document.querySelectorAll('#legend .total')].map(b => b.textContent);"
             " return t.length === 4 ? t : null")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import subprocess
 import sys
@@ -43,7 +44,7 @@ from detectors.jpeg import (
 )
 from detectors.recognizer import PlateRecognizer
 from detectors.synthetic import render_scene
-from ioc.schemas import CameraFrame, DeadLetter, EdgePlateRead, SensorReading, WatchlistEntry
+from ioc.schemas import NAME_PATTERN, CameraFrame, DeadLetter, EdgePlateRead, SensorReading, WatchlistEntry
 from ioc.storage.plate_reads import _plate_condition
 from ioc.storage.plate_text import normalise_query, plate_skeleton, wildcard_to_like
 from ioc.storage.watchlist import normalised_entry
@@ -71,7 +72,7 @@ _tally: Counter[str] = Counter()
 # ----------------------------------------------------------------------------- strategies
 
 _printable_char = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
-_printable = st.text(_printable_char, min_size=1, max_size=64)
+_name = st.text(_printable_char, min_size=1, max_size=64).filter(re.compile(NAME_PATTERN).fullmatch)  # ids
 _offsets = st.sampled_from([UTC, timezone(timedelta(hours=7)), timezone(timedelta(hours=-5, minutes=-30))])
 _times = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1), timezones=_offsets)
 _confidence = st.floats(0.0, 1.0)
@@ -80,7 +81,7 @@ _jpeg_bytes = st.binary(min_size=4, max_size=64)
 
 def _context() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({
-        "event_id": st.uuids(), "camera_id": _printable, "checkpoint_id": _printable,
+        "event_id": st.uuids(), "camera_id": _name, "checkpoint_id": _name,
         "lane": st.integers(0, 16), "direction": st.sampled_from(["in", "out"]), "captured_at": _times,
     })
 
@@ -106,7 +107,7 @@ def _sensor_reading() -> st.SearchStrategy[BaseModel]:
         lambda e, sid, cp, kind, at, value, unit: SensorReading(
             event_id=e, sensor_id=sid, checkpoint_id=cp, sensor_kind=kind, captured_at=at, value=value,
             unit=unit),
-        st.uuids(), _printable, _printable, st.sampled_from(["vehicle_count", "qr_checkin", "environment"]),
+        st.uuids(), _name, _name, st.sampled_from(["vehicle_count", "qr_checkin", "environment"]),
         _times, st.floats(allow_nan=False, allow_infinity=False), st.text(_printable_char, max_size=16))
 
 

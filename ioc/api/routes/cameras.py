@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from ioc.api.deps import CameraAdmin, ConnDep, CountsReader
-from ioc.schemas import MAX_NAME_LENGTH, PRINTABLE, CameraRegistration, LookCloserSetting, RegisteredCamera
+from ioc.schemas import MAX_NAME_LENGTH, NAME_PATTERN, CameraRegistration, LookCloserSetting, RegisteredCamera
 from ioc.storage.audit import append_audit
 from ioc.storage.camera_quality import read_quality
 from ioc.storage.cameras import Camera, list_cameras, remove_camera, upsert_camera
@@ -66,7 +66,7 @@ async def cameras(conn: ConnDep, _: CountsReader, checkpoint_id: str | None = No
     return result
 
 
-CameraId = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]  # as Name
+CameraId = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)]  # as Name
 
 
 @router.put("/{camera_id}", response_model=RegisteredCamera,

@@ -477,7 +477,8 @@
         quality.append(el("span", "pct muted", "—"));
       }
       row.append(el("td", "id", camera.camera_id), el("td", null, camera.checkpoint_id), stateCell,
-        el("td", "seen", ago(camera.last_seen)), el("td", "num", String(camera.reads_15m)), quality);
+        el("td", "seen", ago(camera.last_seen)), el("td", "num", String(camera.reads_15m)), quality,
+        el("td", "look", t(`look_${camera.look_closer ?? "default"}`)));
       return row;
     });
     $("#cameras tbody").replaceChildren(...rows);
