@@ -38,7 +38,8 @@ def checked_camera(
 
 
 def _rule_broken(error: ErrorDetails) -> str:
-    rule = "no control characters" if error["type"] == "string_pattern_mismatch" else error["msg"].lower()
+    pattern = error["type"] == "string_pattern_mismatch"
+    rule = "printable, neither blank nor padded" if pattern else error["msg"].lower()
     return f"{error['loc'][0]} {error['input']!r}: {rule}"
 
 
@@ -55,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     bulk = cameras.add_parser("import", help="register or change the cameras listed in a file, all or none")
     bulk.add_argument("file", help="CSV or tab-separated, with a header: camera_id, checkpoint_id and "
                                    "optionally interval_s and look_closer (what `list` prints); '-': stdin")
+    bulk.add_argument("--prune", action="store_true",
+                      help="also unregister every camera the file does not list (in the same transaction)")
     bulk.set_defaults(func=run_import)
     remove = cameras.add_parser("remove", help="unregister a decommissioned camera (its reads stay; its "
                                                "frames are dead-lettered from then on)")
@@ -96,8 +99,10 @@ def run_import(args: argparse.Namespace) -> int:
     if errors or not cameras:
         print("nothing registered" + ("" if errors else ": the file lists no cameras"), file=sys.stderr)
         return 1
-    _register(cameras)
+    removed = _register(cameras, prune=args.prune)
     print(f"registered or changed {len(cameras)} cameras")
+    if args.prune:
+        print(f"removed {len(removed)} cameras not listed" + "".join(f"\n  {camera}" for camera in removed))
     return 0
 
 
@@ -135,17 +140,19 @@ def _camera_of_row(row: dict[str, str]) -> RegisteredCamera:
                           None if look_closer in ("", "default") else look_closer)
 
 
-def _register(cameras: list[RegisteredCamera]) -> None:
-    """Register or change ``cameras`` in one transaction."""
-    from ioc.storage.cameras import upsert_camera
+def _register(cameras: list[RegisteredCamera], *, prune: bool = False) -> list[str]:
+    """Register or change ``cameras`` in one transaction and, with ``prune``, unregister every
+    other camera; returns the cameras removed."""
+    from ioc.storage.cameras import remove_cameras_except, upsert_camera
     from ioc.storage.database import run_committed
 
-    async def register_all(conn: AsyncConnection) -> None:
+    async def register_all(conn: AsyncConnection) -> list[str]:
         for c in cameras:
             await upsert_camera(conn, c.camera_id, c.checkpoint_id,
                                 expected_interval_s=c.expected_interval_s, look_closer=c.look_closer)
+        return await remove_cameras_except(conn, [c.camera_id for c in cameras]) if prune else []
 
-    run_committed(_conninfo(), register_all)
+    return run_committed(_conninfo(), register_all)
 
 
 def run_remove(args: argparse.Namespace) -> int:

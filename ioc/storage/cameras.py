@@ -58,6 +58,15 @@ async def remove_camera(conn: AsyncConnection, camera_id: str) -> bool:
     return cur.rowcount == 1
 
 
+async def remove_cameras_except(conn: AsyncConnection, kept: list[str]) -> list[str]:
+    """Unregister every camera not in ``kept`` (a registry kept as a list, in Helm values or a
+    file); returns those removed, sorted."""
+    cur = await conn.execute(
+        "DELETE FROM cameras WHERE NOT (camera_id = ANY(%s::text[])) RETURNING camera_id", [kept]
+    )
+    return sorted(row[0] for row in await cur.fetchall())
+
+
 async def record_seen(conn: AsyncConnection, last_seen: Mapping[str, datetime]) -> int:
     """Move ``last_seen`` forward for known cameras (never back: replays are harmless);
     returns how many cameras changed. One statement per batch, whatever its size."""

@@ -123,3 +123,12 @@ async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: st
     changed = listing.replace("30\tdefault", "15\talways")  # a list, edited, goes back in through stdin
     assert run_ioc(env, "cameras", "import", "-", stdin=changed).returncode == 0
     assert "CP01-CAM1\tCP01\t15\talways\tnever" in run_ioc(env, "cameras", "list").stdout
+    # --prune: the file is the whole registry; a refused file prunes nothing either
+    assert run_ioc(env, "cameras", "import", "--prune", str(bad)).returncode == 1
+    assert len(run_ioc(env, "cameras", "list").stdout.splitlines()) == 4
+    only = "camera_id,checkpoint_id\nCP01-CAM2,CP01\nCP09-CAM1,CP09\n"
+    pruned = run_ioc(env, "cameras", "import", "--prune", "-", stdin=only)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.splitlines()[1:] == ["removed 2 cameras not listed", "  CP01-CAM1", "  ST01-CAM1"]
+    assert [line.split("\t")[:2] for line in run_ioc(env, "cameras", "list").stdout.splitlines()[1:]] == [
+        ["CP01-CAM2", "CP01"], ["CP09-CAM1", "CP09"]]

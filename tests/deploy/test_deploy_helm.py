@@ -64,6 +64,7 @@ ALL_FEATURES: dict[str, Any] = {
         {"id": "HN-ST12-CAM1", "checkpoint": "HN-ST12", "lookCloser": "always"},
         {"id": "TN-CP03-CAM2", "checkpoint": "TN-CP03"},
     ],
+    "camerasPrune": True,
 }
 WORKLOAD_KINDS = {"Deployment", "Job", "CronJob"}
 # Renderings with the optional objects switched on.
@@ -393,7 +394,7 @@ def test_cameras_in_values_are_registered_after_install_and_upgrade(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:
     """The Job runs `ioc cameras import` on a file that the command reads back as the cameras
-    listed in values; without cameras there is no Job."""
+    listed in values (with camerasPrune, as the whole registry); without cameras there is no Job."""
     name, objects = rendered
     jobs = _objects(objects, "Job")
     if name != "all-features":
@@ -403,7 +404,7 @@ def test_cameras_in_values_are_registered_after_install_and_upgrade(
     # rendered without its hook annotations (helm_engine.chart_copy): the template's say when it runs
     assert "helm.sh/hook: post-install,post-upgrade" in (CHART / "templates" / "cameras-job.yaml").read_text()
     container = _pod_spec(job)["containers"][0]
-    assert container["args"][:2] == ["cameras", "import"]
+    assert container["args"][:2] == ["cameras", "import"] and container["args"][3:] == ["--prune"]
     folder, file = container["args"][2].rsplit("/", 1)
     assert {"name": "cameras", "mountPath": folder, "readOnly": True} in container["volumeMounts"]
     volume = next(v for v in _pod_spec(job)["volumes"] if v["name"] == "cameras")
