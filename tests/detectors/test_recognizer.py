@@ -273,28 +273,32 @@ def _grey_scene() -> tuple[np.ndarray, np.random.Generator]:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), rng
 
 
-def test_only_unsure_plates_narrower_than_the_strip_are_read_again(
+def test_only_plates_in_doubt_narrower_than_the_strip_are_read_again(
     recognizer: PlateRecognizer, batches: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading a plate again at nudged corners costs 4 strips: it pays for plates read unsure and
-    narrower than their strip, not for sure reads (most plates) nor wider plates (close-ups lost
-    as many as they gained), so only those are read again, all in one reader call."""
+    """Reading a plate again at nudged corners costs 4 strips: it pays for plates read unsure or
+    sure but not beyond doubt, narrower than their strip, not for reads beyond doubt (most
+    plates) nor wider plates (close-ups lost as many as they gained), so only those are read
+    again, all in one reader call."""
     grey, rng = _grey_scene()
 
     def quad(width: float) -> np.ndarray:
         return np.array([[100, 100], [100 + width, 100], [100 + width, 130], [100, 130]], np.float32)
 
-    sure, unsure = Reading(("51F86988",), (0.9995,)), Reading(("51F86988", "51F86989"), (0.3, 0.2))
-    looks = [[sure, sure], [unsure, unsure], [unsure, unsure], [unsure, unsure]]
+    settled, unsure = Reading(("51F86988",), (0.9995,)), Reading(("51F86988", "51F86989"), (0.3, 0.2))
+    sure = Reading(("51F86988", "51F86989"), (0.95, 0.03))  # calibrated to about 0.97: not beyond doubt
+    assert 0.9 <= recognizer._calibration(0.95) < 0.99 <= recognizer._calibration(0.9995)
+    looks = [[settled, settled], [unsure, unsure], [unsure, unsure], [unsure, unsure], [sure, sure]]
     one_line, two_row = plate_format.Layout.ONE_LINE, plate_format.Layout.TWO_LINE
-    shapes = [one_line, one_line, one_line, two_row]  # a two-row plate's rows are strips of 96 px
-    corners = [quad(120), quad(120), quad(400), quad(120)]
-    readings = recognizer._look_again_if_unsure(grey, corners, shapes, looks)
-    assert batches == [4]  # the small unsure plate alone, in one call
-    assert readings[0] == sure and readings[2] == unsure and readings[3] == unsure
-    assert readings[1] != unsure  # averaged with the 4 new looks
+    shapes = [one_line, one_line, one_line, two_row, one_line]  # a two-row plate's rows are strips of 96 px
+    corners = [quad(120), quad(120), quad(400), quad(120), quad(120)]
+    readings = recognizer._look_again_if_in_doubt(grey, corners, shapes, looks)
+    assert batches == [8]  # the small plates in doubt alone, in one call
+    assert readings[0] == settled and readings[2] == unsure and readings[3] == unsure
+    assert readings[1] != unsure and readings[4] != sure  # averaged with the 4 new looks
     batches.clear()
-    assert recognizer._look_again_if_unsure(grey, [quad(120)], shapes[:1], [[sure, sure]]) == [sure]
+    again = recognizer._look_again_if_in_doubt(grey, [quad(120)], shapes[:1], [[settled, settled]])
+    assert again == [settled]
     assert batches == []
     # a tight crop (read in about 3 ms) is not read again, even when small and unsure
     patch, corners = render_plate_patch(_spec(rng, "one_line", "white"), rng=rng, style="test", occlusion=0.0)
