@@ -15,11 +15,11 @@ import pytest
 
 from detectors.recognizer import PlateRecognizer
 from detectors.synthetic import render_scene
-from ioc.bench.photos import LabelledPhoto, load_labels
+from ioc.bench.photos import VARIANTS, LabelledPhoto, load_labels, variant_of
 
 
-def _bench_photos(labels: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ioc", "bench", "photos", str(labels)],
+def _bench_photos(labels: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ioc", "bench", "photos", str(labels), *options],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
@@ -57,6 +57,36 @@ def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
     assert any(line.startswith("  missed or misread: mislabelled.png: labelled 99A99999") for line in lines)
     assert not any("right.jpg" in line for line in lines)
     assert any(line.startswith("  error: ") and "gone.jpg" in line for line in lines)
+
+
+def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Path) -> None:
+    """``--variants``: each photo also scaled, compressed and darkened, scored on its own line and
+    under ``variants`` in the summary; the photos as they are score as without the option."""
+    rng = np.random.default_rng(7)
+    scene, truths = render_scene([("20A12345", "one_line", "white")], rng=rng, style="test",
+                                 occlusion=0.0, glare=0.0)  # fmt: skip
+    empty, _ = render_scene([], rng=rng, style="test")
+    cv2.imwrite(str(tmp_path / "scene.png"), scene)
+    cv2.imwrite(str(tmp_path / "empty.png"), empty)
+    (tmp_path / "labels.csv").write_text(f"image,plates\nscene.png,{truths[0].text}\nempty.png,\n")
+
+    plain = _bench_photos(tmp_path / "labels.csv")
+    varied = _bench_photos(tmp_path / "labels.csv", "--variants")
+
+    assert plain.returncode == varied.returncode == 0, varied.stderr
+    summary = json.loads(varied.stdout.splitlines()[-1])
+    plain_summary = json.loads(plain.stdout.splitlines()[-1])
+    assert "variants" not in plain_summary and plain_summary["accuracy"] == summary["accuracy"] == 1.0
+    assert list(summary["variants"]) == list(VARIANTS)
+    for name, scored in summary["variants"].items():
+        assert scored["accuracy"] in (0.0, 1.0) and scored["false_positive_photos"] in (0, 1), name
+        assert any(line.startswith(f"{name} (") for line in varied.stdout.splitlines())
+    assert summary["variants"]["upscaled_1_5"]["accuracy"] == 1.0  # a clear plate, larger
+    sizes = {name: variant_of(scene, name).shape for name in VARIANTS}
+    assert sizes["upscaled_1_5"][:2] == (1080, 1920) and sizes["downscaled_0_75"][:2] == (540, 960)
+    assert variant_of(scene, "darker_0_45").max() <= 0.45 * 255 + 1
+    compressed = variant_of(scene, "jpeg_40")
+    assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
 
 
 def test_labels_files_in_either_delimiter_and_their_errors(tmp_path: Path) -> None:
