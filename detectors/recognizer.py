@@ -99,7 +99,7 @@ _LOOK_CLOSER_BELOW = 0.5
 # the detector's input: twice the narrowest it finds (detectors.detection.SMALLEST_PLATE), so
 # plates a little further away are past its reach. Real street photos 1257-1306 px wide (input
 # scale 0.50-0.51), 28 legible plates in 11: 17 -> 20 read right; held-out 1280x720 frames of one
-# or two plates (seeds 2026 and 99) about 1 ms a frame more, the same plates read
+# or two plates about 1-1.5 ms a frame more (seeds 2026 and 99, `ioc bench anpr`), the same plates read
 _LOOK_CLOSER_UNDER = 2 * SMALLEST_PLATE
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_in_doubt)
@@ -562,7 +562,7 @@ class PlateRecognizer:
         wider plates too lost as many close-ups as it gained elsewhere. Reads at 0.9 or more
         but not beyond doubt (:data:`_SETTLED`) are looked at again too: a real plate's read
         sure but wrong rarely stays sure at nudged corners (real photos scaled, compressed or
-        darkened: 7 of 191 reads at >= 0.9 wrong before, 1 of 180 after; docs/benchmarks.md).
+        darkened: 7 of 191 reads at >= 0.9 wrong before, 1 of 181 after; docs/benchmarks.md).
         One reader call takes the nudged strips of every such plate. A plate with no reading
         at all is left alone: nudging read none of those and cost about 5 ms a frame.
         """
