@@ -21,6 +21,8 @@ degradations that training never used. Measured:
   around them (real vehicles look like none of the drawn ones), and on far plates (drawn
   0.5-0.8 times as wide as in the frames above: street frames, where most plates real photos
   lost were small);
+- exact accuracy and ms per frame on street frames (a near vehicle and a far one, seen from
+  behind among a street's clutter: what ``--look-closer`` decides about), the far plates apart;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
 - peak resident memory before the large frames, and after them (rendering them costs more).
@@ -54,6 +56,7 @@ _TILTED_MAX_ROLL = 40.0  # degrees in the image plane; checkpoint frames above t
 _PITCHED_MAX_PITCH = 0.8  # radians (46 degrees) a camera looks down; checkpoint frames above up to 11
 _PORTRAIT = (1080, 1920)  # (width, height) of a phone photo taken upright
 _FAR_SCALE = (0.5, 0.8)  # plate widths in far frames, against the checkpoint frames above
+_NEAR_SCALE = (1.0, 1.6)  # the near vehicle's plate in a street frame; the far one's is _FAR_SCALE
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
 
 
@@ -95,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="frames with one plate drawn without the vehicle shape around it")  # fmt: skip
     parser.add_argument("--far", type=int, default=100,
                         help="frames with one plate drawn 0.5-0.8x as wide (further away)")  # fmt: skip
+    parser.add_argument("--street", type=int, default=100,
+                        help="street frames: a near and a far vehicle from behind in clutter")  # fmt: skip
     parser.add_argument("--passages", type=int, default=60,
                         help="vehicles seen in 5 frames each, read alone and by the vote")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2026)
@@ -235,6 +240,42 @@ def _one_plate_frames(
             "ms": statistics.mean(times) if times else None}  # fmt: skip
 
 
+def _street_frames(count: int, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Accuracy (all plates, and the far ones) and ms per frame on ``count`` 1280x720 street
+    frames: two 640x720 halves among a street's clutter (``render_scene(street=1.0)``), one with a
+    near vehicle's plate (:data:`_NEAR_SCALE`), one with a far one's (:data:`_FAR_SCALE`)."""
+    from detectors.synthetic import random_plate_spec, render_scene
+
+    hits, far_hits, confident, times = 0, 0, Counter(), []
+    for _ in range(count):
+        night, far_side = rng.random() < 0.2, int(rng.integers(2))
+        halves, truths = [], []
+        for side in range(2):
+            scale = _FAR_SCALE if side == far_side else _NEAR_SCALE
+            # plates are drawn as wide as in a frame twice as wide: a half is 640 px
+            plate_scale = 2 * float(rng.uniform(*scale))
+            image, (truth,) = render_scene([random_plate_spec(rng)], size=(640, 720), rng=rng, night=night,
+                                           style="test", street=1.0, plate_scale=plate_scale)  # fmt: skip
+            halves.append(image)
+            truths.append(dataclasses.replace(truth, corners=truth.corners + np.float32([640 * side, 0])))
+        frame = np.ascontiguousarray(np.hstack(halves))
+        started = time.perf_counter()
+        results = recognizer.recognize(frame)
+        times.append((time.perf_counter() - started) * 1000)
+        for side, truth in enumerate(truths):
+            found = [r for r in results if _matches(r, truth)]
+            right = bool(found) and found[0].text == truth.text
+            hits += right
+            far_hits += right and side == far_side
+            if found and found[0].confidence >= 0.9:
+                confident["reads"] += 1
+                confident["right"] += right
+    if not count:
+        return {"accuracy": None, "far_accuracy": None, "confident": confident, "ms": None}
+    return {"accuracy": hits / (2 * count), "far_accuracy": far_hits / count, "confident": confident,
+            "ms": statistics.mean(times)}
+
+
 def _partial_plate_frames(
     count: int, recognizer: Any, rng: np.random.Generator, *, hide_end: bool = False
 ) -> Counter:
@@ -351,6 +392,7 @@ def run(args: argparse.Namespace) -> int:
     end_hidden = _partial_plate_frames(args.end_hidden, recognizer, rng, hide_end=True)
     bare = _one_plate_frames(args.bare, recognizer, rng, bare=1.0)
     far = _one_plate_frames(args.far, recognizer, rng, scale=_FAR_SCALE)
+    street = _street_frames(args.street, recognizer, rng)
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -363,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
                  + large["confident"] + tilted["confident"] + overlaid["confident"]
                  + interlaced["confident"] + harsh["confident"] + portrait["confident"]
                  + pitched["confident"] + shadowed["confident"] + bent["confident"] + bare["confident"]
-                 + far["confident"])
+                 + far["confident"] + street["confident"])
     precision_09 = confident["right"] / confident["reads"] if confident["reads"] else None
     print(f"one core ({pinned}); held-out style: unseen fonts, backgrounds, degradations; "
           f"look closer: {args.look_closer}")
@@ -386,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
     if precision_09 is not None:
         plates = (frames["total"] + args.crops + args.close_ups + args.angled + args.large + args.tilted
                   + args.overlaid + args.interlaced + args.harsh + args.portrait + args.pitched
-                  + args.shadowed + args.bent + args.bare + args.far)
+                  + args.shadowed + args.bent + args.bare + args.far + 2 * args.street)
         share = confident["reads"] / plates
         print(
             f"confidence >= 0.9: {confident['reads']} reads ({share:.1%} of plates), {precision_09:.4f} right"
@@ -414,6 +456,10 @@ def run(args: argparse.Namespace) -> int:
         if count:
             speed = f", {outcome['ms']:.1f} ms/frame" if outcome is large or outcome is portrait else ""
             print(f"{name}: {count}, exact accuracy {outcome['accuracy']:.3f}{speed}{_confident(outcome)}")
+    if args.street:
+        print(f"street frames (a near and a far vehicle among clutter, from behind): {args.street}, exact "
+              f"accuracy {street['accuracy']:.3f}, far plates {street['far_accuracy']:.3f}, "
+              f"{street['ms']:.1f} ms/frame{_confident(street)}")
     if args.portrait:
         print(f"plate-free portrait photos with a reported plate: {portrait_negatives} of {args.portrait}")
     if args.cut:
@@ -458,6 +504,9 @@ def run(args: argparse.Namespace) -> int:
         "bent_accuracy": _rounded(bent["accuracy"]),
         "bare_accuracy": _rounded(bare["accuracy"]),
         "far_accuracy": _rounded(far["accuracy"]),
+        "street_accuracy": _rounded(street["accuracy"]),
+        "street_far_accuracy": _rounded(street["far_accuracy"]),
+        "street_ms": _rounded(street["ms"], 2),
         "cut_reads_at_0_9": cut["sure"] if args.cut else None,
         "cut_wrong_at_0_9": cut["sure_wrong"] if args.cut else None,
         "end_hidden_reads_at_0_9": end_hidden["sure"] if args.end_hidden else None,

@@ -13,7 +13,7 @@ SHARES = {"accuracy", "crop_accuracy", "layout_accuracy", "colour_accuracy", "cl
           "angled_accuracy", "tilted_accuracy", "large_frame_accuracy", "passage_frame_accuracy",
           "passage_accuracy", "overlaid_accuracy", "interlaced_accuracy", "harsh_accuracy",
           "portrait_accuracy", "pitched_accuracy", "shadowed_accuracy", "bent_accuracy", "bare_accuracy",
-          "far_accuracy"}
+          "far_accuracy", "street_accuracy", "street_far_accuracy"}
 
 
 def _bench_anpr(cwd: Path, **counts: int) -> list[str]:
@@ -28,9 +28,10 @@ def _bench_anpr(cwd: Path, **counts: int) -> list[str]:
 def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Path) -> None:
     lines = _bench_anpr(tmp_path, frames=3, crops=3, negatives=2, close_ups=1, angled=1, tilted=1, large=1,
                         passages=1, overlaid=2, interlaced=1, harsh=1, portrait=1, pitched=1, shadowed=1,
-                        bent=1, cut=2, end_hidden=1, bare=1, far=1)  # fmt: skip
+                        bent=1, cut=2, end_hidden=1, bare=1, far=1, street=1)  # fmt: skip
     summary = json.loads(lines[-1])
     assert summary.keys() >= {"frame_ms", "crop_ms", "accuracy", "rss_mb"} | SHARES
+    assert summary["street_ms"] > 0
     assert summary["frame_ms"] > 0 and summary["crop_ms"] > 0
     assert summary["look_closer"] == "unsure"
     assert all(0.0 <= summary[share] <= 1.0 for share in SHARES), summary
@@ -46,6 +47,8 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
     assert any(line.startswith("bent plates") for line in lines)
     assert any(line.startswith("bare plates") for line in lines)
     assert any(line.startswith("far plates") for line in lines)
+    assert any(line.startswith("street frames (a near and a far vehicle among clutter, from behind): 1,")
+               for line in lines)
     assert any(line.startswith("plates cut by the frame's edge: 2 frames") for line in lines)
     assert 0 <= summary["cut_wrong_at_0_9"] <= summary["cut_reads_at_0_9"]
     assert any(line.startswith("plates with one end hidden by something in front: 1") for line in lines)
@@ -56,7 +59,7 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
 def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> None:
     lines = _bench_anpr(tmp_path, frames=0, crops=0, negatives=0, close_ups=0, angled=2, tilted=0, large=0,
                         passages=0, overlaid=0, interlaced=0, harsh=0, portrait=0, pitched=0, shadowed=0,
-                        bent=0, cut=0, end_hidden=0, bare=0, far=0)  # fmt: skip
+                        bent=0, cut=0, end_hidden=0, bare=0, far=0, street=0)  # fmt: skip
     summary = json.loads(lines[-1])
     assert summary["frame_ms"] is None and summary["crop_ms"] is None
     assert summary["accuracy"] is None and summary["tilted_accuracy"] is None
@@ -66,6 +69,7 @@ def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> 
     assert summary["pitched_accuracy"] is None
     assert summary["shadowed_accuracy"] is None and summary["bent_accuracy"] is None
     assert summary["bare_accuracy"] is None and summary["far_accuracy"] is None
+    assert summary["street_accuracy"] is None and summary["street_ms"] is None
     assert summary["cut_reads_at_0_9"] is None and summary["cut_wrong_at_0_9"] is None
     assert summary["end_hidden_reads_at_0_9"] is None and summary["end_hidden_wrong_at_0_9"] is None
     assert 0.0 <= summary["angled_accuracy"] <= 1.0
