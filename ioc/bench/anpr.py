@@ -125,6 +125,17 @@ def _matches(result: Any, truth: Any) -> bool:
     return x <= cx <= x + w and y <= cy <= y + h
 
 
+def _scored(results: list[Any], truth: Any, confident: Counter) -> tuple[Any | None, bool]:
+    """The read over ``truth``'s plate (the surest, if several) and whether it is right; a read
+    at >= 0.9 is counted in ``confident`` (``reads``, ``right``)."""
+    found = next((r for r in results if _matches(r, truth)), None)
+    right = found is not None and found.text == truth.text
+    if found is not None and found.confidence >= 0.9:
+        confident["reads"] += 1
+        confident["right"] += right
+    return found, right
+
+
 def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
     from detectors.synthetic import random_plate_spec, render_scene
 
@@ -140,24 +151,21 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
         times.append((time.perf_counter() - started) * 1000)
         claimed = set()
         for truth in truths:
-            found = [r for r in results if _matches(r, truth)]
-            right = bool(found) and found[0].text == truth.text
-            claimed.update(id(r) for r in found[:1])
+            found, right = _scored(results, truth, confident)
+            if found is not None:
+                claimed.add(id(found))
             total += 1
             hits += right
-            layouts_right += right and found[0].layout == truth.layout
+            layouts_right += right and found.layout == truth.layout
             if right and not night:
                 colours["read"] += 1
-                colours["right"] += found[0].colour == truth.colour
+                colours["right"] += found.colour == truth.colour
             elif right:
                 colours["night_read"] += 1
-                colours["night_unknown"] += found[0].colour == "unknown"
+                colours["night_unknown"] += found.colour == "unknown"
             for key in (f"layout:{truth.layout}", f"colour:{truth.colour}"):
                 per_group[key]["total"] += 1
                 per_group[key]["right"] += right
-            if found and found[0].confidence >= 0.9:
-                confident["reads"] += 1
-                confident["right"] += right
         false_reads += sum(id(r) not in claimed for r in results)
     return {"times": times, "hits": hits, "total": total, "groups": per_group, "confident": confident,
             "false_reads": false_reads, "layouts_right": layouts_right,
@@ -230,12 +238,7 @@ def _one_plate_frames(
         started = time.perf_counter()
         results = recognizer.recognize(image)
         times.append((time.perf_counter() - started) * 1000)
-        found = [r for r in results if _matches(r, truth)]
-        right = bool(found) and found[0].text == truth.text
-        hits += right
-        if found and found[0].confidence >= 0.9:
-            confident["reads"] += 1
-            confident["right"] += right
+        hits += _scored(results, truth, confident)[1]
     return {"accuracy": hits / count if count else None, "confident": confident,
             "ms": statistics.mean(times) if times else None}  # fmt: skip
 
@@ -263,13 +266,9 @@ def _street_frames(count: int, recognizer: Any, rng: np.random.Generator) -> dic
         results = recognizer.recognize(frame)
         times.append((time.perf_counter() - started) * 1000)
         for side, truth in enumerate(truths):
-            found = [r for r in results if _matches(r, truth)]
-            right = bool(found) and found[0].text == truth.text
+            right = _scored(results, truth, confident)[1]
             hits += right
             far_hits += right and side == far_side
-            if found and found[0].confidence >= 0.9:
-                confident["reads"] += 1
-                confident["right"] += right
     if not count:
         return {"accuracy": None, "far_accuracy": None, "confident": confident, "ms": None}
     return {"accuracy": hits / (2 * count), "far_accuracy": far_hits / count, "confident": confident,
