@@ -1,4 +1,5 @@
-"""The detector's closer look (``detect_small``): run in bands, it finds what the whole canvas does."""
+"""The detector: its closer look (``detect_small``), run in bands, finds what the whole canvas does;
+an under-exposed frame is brightened for it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from detectors.detection import (
     PlateDetector,
     _bands,
     _distinct_best,
+    _exposed,
     _peaks,
     letterbox,
 )
@@ -42,3 +44,15 @@ def test_the_closer_look_in_bands_finds_the_plates_the_whole_canvas_does() -> No
         for found, in_bands in zip(whole, banded, strict=True):
             assert np.abs(found.corners - in_bands.corners).max() < 1.0
             assert found.score == pytest.approx(in_bands.score, abs=0.02)
+
+
+def test_only_a_frame_without_highlights_is_brightened_for_the_network() -> None:
+    day, _ = render_scene([("51F86988", "one_line", "white")], rng=np.random.default_rng(3), style="test")
+    night, _ = render_scene([("51F86988", "one_line", "white")], rng=np.random.default_rng(3), style="test",
+                            night=True)  # fmt: skip
+    assert _exposed(day) is day
+    under = (day.astype(np.float32) * 0.4).astype(np.uint8)
+    brightened = _exposed(under)
+    assert np.percentile(brightened, 99.9) >= 230
+    assert np.corrcoef(brightened.ravel(), under.ravel())[0, 1] > 0.99  # levels scaled, nothing else
+    assert _exposed(night) is night  # its lit plate and lamps are highlights
