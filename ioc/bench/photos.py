@@ -16,7 +16,7 @@ photo with a plate missed or misread; the last line of stdout is a JSON object w
 ``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
 
 ``--variants`` also scores each photo as other cameras would give the same scene (:data:`VARIANTS`:
-more or fewer pixels, a low-bitrate stream, a darker hour): where the recogniser holds up and
+more or fewer pixels, a low-bitrate stream, a darker hour, haze): where the recogniser holds up and
 where its confidence stops meaning what it says.
 """
 
@@ -47,6 +47,7 @@ VARIANTS = {
     "downscaled_0_75": "0.75 times the pixels each way (area): a camera with fewer",
     "jpeg_40": "re-encoded as JPEG at quality 40: a low-bitrate stream",
     "darker_0_45": "every level times 0.45: a darker hour, an under-exposed camera",
+    "hazy_0_5": "half the contrast, levels lifted by 100: haze, a fogged or dirty window",
 }
 
 
@@ -68,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     add_look_closer_argument(parser, default="unsure")
     parser.add_argument("--variants", action="store_true",
-                        help=f"also score each photo scaled, compressed and darkened ({', '.join(VARIANTS)})")
+                        help=f"also score each photo scaled, compressed, darkened and hazed "
+                             f"({', '.join(VARIANTS)})")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -112,6 +114,8 @@ def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
         return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
     if variant == "darker_0_45":
         return (image.astype(np.float32) * 0.45).astype(np.uint8)
+    if variant == "hazy_0_5":
+        return (image.astype(np.float32) * 0.5 + 100).astype(np.uint8)
     raise ValueError(f"no variant {variant!r}")
 
 

@@ -85,6 +85,8 @@ def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Pa
     sizes = {name: variant_of(scene, name).shape for name in VARIANTS}
     assert sizes["upscaled_1_5"][:2] == (1080, 1920) and sizes["downscaled_0_75"][:2] == (540, 960)
     assert variant_of(scene, "darker_0_45").max() <= 0.45 * 255 + 1
+    hazy = variant_of(scene, "hazy_0_5")
+    assert hazy.min() >= 100 and hazy.max() <= 228
     compressed = variant_of(scene, "jpeg_40")
     assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
 

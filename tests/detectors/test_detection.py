@@ -1,5 +1,5 @@
 """The detector: its closer look (``detect_small``), run in bands, finds what the whole canvas does;
-an under-exposed frame is brightened for it."""
+a frame whose levels span a narrow range is stretched for it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from detectors.detection import (
     PlateDetector,
     _bands,
     _distinct_best,
-    _exposed,
     _peaks,
+    _stretched,
     letterbox,
 )
 from detectors.recognizer import MODELS_DIR
@@ -46,13 +46,15 @@ def test_the_closer_look_in_bands_finds_the_plates_the_whole_canvas_does() -> No
             assert found.score == pytest.approx(in_bands.score, abs=0.02)
 
 
-def test_only_a_frame_without_highlights_is_brightened_for_the_network() -> None:
+def test_only_a_frame_of_narrow_levels_is_stretched_for_the_network() -> None:
     day, _ = render_scene([("51F86988", "one_line", "white")], rng=np.random.default_rng(3), style="test")
     night, _ = render_scene([("51F86988", "one_line", "white")], rng=np.random.default_rng(3), style="test",
                             night=True)  # fmt: skip
-    assert _exposed(day) is day
-    under = (day.astype(np.float32) * 0.4).astype(np.uint8)
-    brightened = _exposed(under)
-    assert np.percentile(brightened, 99.9) >= 230
-    assert np.corrcoef(brightened.ravel(), under.ravel())[0, 1] > 0.99  # levels scaled, nothing else
-    assert _exposed(night) is night  # its lit plate and lamps are highlights
+    assert _stretched(day) is day
+    assert _stretched(night) is night  # its lit plate and lamps are highlights
+    for gain, offset in [(0.4, 0), (0.5, 100)]:  # under-exposed, hazy
+        narrow = np.clip(day.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+        stretched = _stretched(narrow)
+        low, high = np.percentile(stretched, [0.1, 99.9])
+        assert low <= 5 and high >= 230
+        assert np.corrcoef(stretched.ravel(), narrow.ravel())[0, 1] > 0.99  # levels mapped, nothing else
