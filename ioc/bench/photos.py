@@ -16,8 +16,8 @@ photo with a plate missed or misread; the last line of stdout is a JSON object w
 ``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
 
 ``--variants`` also scores each photo as other cameras would give the same scene (:data:`VARIANTS`:
-more or fewer pixels, a low-bitrate stream, a darker hour, haze): where the recogniser holds up and
-where its confidence stops meaning what it says.
+more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance): where
+the recogniser holds up and where its confidence stops meaning what it says.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ VARIANTS = {
     "jpeg_40": "re-encoded as JPEG at quality 40: a low-bitrate stream",
     "darker_0_45": "every level times 0.45: a darker hour, an under-exposed camera",
     "hazy_0_5": "half the contrast, levels lifted by 100: haze, a fogged or dirty window",
+    "bluish": "red times 0.6, green times 0.9: a white balance gone blue",
 }
 
 
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     add_look_closer_argument(parser, default="unsure")
     parser.add_argument("--variants", action="store_true",
-                        help=f"also score each photo scaled, compressed, darkened and hazed "
+                        help=f"also score each photo scaled, compressed, darkened, hazed, tinted "
                              f"({', '.join(VARIANTS)})")  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -116,6 +117,8 @@ def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
         return (image.astype(np.float32) * 0.45).astype(np.uint8)
     if variant == "hazy_0_5":
         return (image.astype(np.float32) * 0.5 + 100).astype(np.uint8)
+    if variant == "bluish":  # BGR
+        return (image.astype(np.float32) * np.array([1.0, 0.9, 0.6], np.float32)).astype(np.uint8)
     raise ValueError(f"no variant {variant!r}")
 
 

@@ -87,6 +87,8 @@ def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Pa
     assert variant_of(scene, "darker_0_45").max() <= 0.45 * 255 + 1
     hazy = variant_of(scene, "hazy_0_5")
     assert hazy.min() >= 100 and hazy.max() <= 228
+    bluish = variant_of(scene, "bluish")
+    assert (bluish[..., 0] == scene[..., 0]).all() and bluish[..., 2].max() <= 0.6 * 255 + 1
     compressed = variant_of(scene, "jpeg_40")
     assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
 

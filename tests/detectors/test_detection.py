@@ -58,3 +58,7 @@ def test_only_a_frame_of_narrow_levels_is_stretched_for_the_network() -> None:
         low, high = np.percentile(stretched, [0.1, 99.9])
         assert low <= 5 and high >= 230
         assert np.corrcoef(stretched.ravel(), narrow.ravel())[0, 1] > 0.99  # levels mapped, nothing else
+    bluish = (day.astype(np.float32) * np.array([1.0, 1.0, 0.5], np.float32)).astype(np.uint8)  # BGR
+    stretched = _stretched(bluish)  # red alone spans a narrow range, and is stretched
+    assert np.array_equal(stretched[..., :2], bluish[..., :2])
+    assert np.percentile(stretched[..., 2], 99.9) >= 230
