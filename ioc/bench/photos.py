@@ -16,8 +16,8 @@ photo with a plate missed or misread; the last line of stdout is a JSON object w
 ``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
 
 ``--variants`` also scores each photo as other cameras would give the same scene (:data:`VARIANTS`:
-more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance): where
-the recogniser holds up and where its confidence stops meaning what it says.
+more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance, motion):
+where the recogniser holds up and where its confidence stops meaning what it says.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ VARIANTS = {
     "darker_0_45": "every level times 0.45: a darker hour, an under-exposed camera",
     "hazy_0_5": "half the contrast, levels lifted by 100: haze, a fogged or dirty window",
     "bluish": "red times 0.6, green times 0.9: a white balance gone blue",
+    "motion_blur_3": "smeared 3 pixels along the rows: a vehicle moving during the exposure",
 }
 
 
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     add_look_closer_argument(parser, default="unsure")
     parser.add_argument("--variants", action="store_true",
-                        help=f"also score each photo scaled, compressed, darkened, hazed, tinted "
+                        help=f"also score each photo scaled, compressed, darkened, hazed, tinted, blurred "
                              f"({', '.join(VARIANTS)})")  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -119,6 +120,10 @@ def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
         return (image.astype(np.float32) * 0.5 + 100).astype(np.uint8)
     if variant == "bluish":  # BGR
         return (image.astype(np.float32) * np.array([1.0, 0.9, 0.6], np.float32)).astype(np.uint8)
+    if variant == "motion_blur_3":
+        from detectors.camera_faults import motion_blur
+
+        return motion_blur(image, 3, 0.0)
     raise ValueError(f"no variant {variant!r}")
 
 

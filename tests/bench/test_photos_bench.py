@@ -89,6 +89,9 @@ def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Pa
     assert hazy.min() >= 100 and hazy.max() <= 228
     bluish = variant_of(scene, "bluish")
     assert (bluish[..., 0] == scene[..., 0]).all() and bluish[..., 2].max() <= 0.6 * 255 + 1
+    blurred, sharp = variant_of(scene, "motion_blur_3").astype(np.float32), scene.astype(np.float32)
+    smeared = (sharp[:, :-2] + sharp[:, 1:-1] + sharp[:, 2:]) / 3  # each pixel and its row neighbours
+    assert np.abs(blurred[:, 1:-1] - smeared).max() <= 1
     compressed = variant_of(scene, "jpeg_40")
     assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
 
