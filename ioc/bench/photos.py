@@ -28,7 +28,9 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,22 +39,10 @@ from ioc.commands.anpr import add_look_closer_argument
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["VARIANTS", "LabelledPhoto", "load_labels", "register", "run", "variant_of"]
+__all__ = ["VARIANTS", "LabelledPhoto", "Variant", "load_labels", "register", "run", "variant_of"]
 
 _SURE = 0.9
 _SEPARATORS = re.compile(r"[\s,;]+")  # between the plates of one photo
-# --variants: the decoded photo changed as another camera would give the scene
-VARIANTS = {
-    "upscaled_1_5": "1.5 times the pixels each way (bicubic): a camera with more pixels",
-    "downscaled_0_75": "0.75 times the pixels each way (area): a camera with fewer",
-    "jpeg_40": "re-encoded as JPEG at quality 40: a low-bitrate stream",
-    "darker_0_45": "every level times 0.45: a darker hour, an under-exposed camera",
-    "hazy_0_5": "half the contrast, levels lifted by 100: haze, a fogged or dirty window",
-    "bluish": "red times 0.6, green times 0.9: a white balance gone blue",
-    "motion_blur_3": "smeared 3 pixels along the rows: a vehicle moving during the exposure",
-}
-
-
 @dataclass(frozen=True)
 class LabelledPhoto:
     name: str  # as the labels file gives it
@@ -103,28 +93,64 @@ def load_labels(path: Path, root: Path | None = None) -> list[LabelledPhoto]:
     return photos
 
 
-def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
-    """``image`` (BGR) as :data:`VARIANTS` ``variant`` describes it."""
+def _upscaled(image: np.ndarray) -> np.ndarray:
     import cv2
+
+    return cv2.resize(image, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+
+
+def _downscaled(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+
+
+def _compressed(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+
+
+def _levels(image: np.ndarray, gain: tuple[float, float, float], lift: float = 0.0) -> np.ndarray:
+    """``image``'s levels times ``gain`` (blue, green, red) plus ``lift``."""
     import numpy as np
 
-    if variant == "upscaled_1_5":
-        return cv2.resize(image, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
-    if variant == "downscaled_0_75":
-        return cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
-    if variant == "jpeg_40":
-        return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
-    if variant == "darker_0_45":
-        return (image.astype(np.float32) * 0.45).astype(np.uint8)
-    if variant == "hazy_0_5":
-        return (image.astype(np.float32) * 0.5 + 100).astype(np.uint8)
-    if variant == "bluish":  # BGR
-        return (image.astype(np.float32) * np.array([1.0, 0.9, 0.6], np.float32)).astype(np.uint8)
-    if variant == "motion_blur_3":
-        from detectors.camera_faults import motion_blur
+    return (image.astype(np.float32) * np.array(gain, np.float32) + lift).astype(np.uint8)
 
-        return motion_blur(image, 3, 0.0)
-    raise ValueError(f"no variant {variant!r}")
+
+def _smeared(image: np.ndarray) -> np.ndarray:
+    from detectors.camera_faults import motion_blur
+
+    return motion_blur(image, 3, 0.0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    description: str
+    change: Callable[[np.ndarray], np.ndarray]  # the decoded BGR photo -> the photo as the variant
+
+
+# --variants: the decoded photo changed as another camera would give the scene
+VARIANTS = {
+    "upscaled_1_5": Variant("1.5 times the pixels each way (bicubic): a camera with more pixels", _upscaled),
+    "downscaled_0_75": Variant("0.75 times the pixels each way (area): a camera with fewer", _downscaled),
+    "jpeg_40": Variant("re-encoded as JPEG at quality 40: a low-bitrate stream", _compressed),
+    "darker_0_45": Variant("every level times 0.45: a darker hour, an under-exposed camera",
+                           partial(_levels, gain=(0.45, 0.45, 0.45))),
+    "hazy_0_5": Variant("half the contrast, levels lifted by 100: haze, a fogged or dirty window",
+                        partial(_levels, gain=(0.5, 0.5, 0.5), lift=100.0)),
+    "bluish": Variant("red times 0.6, green times 0.9: a white balance gone blue",
+                      partial(_levels, gain=(1.0, 0.9, 0.6))),
+    "motion_blur_3": Variant("smeared 3 pixels along the rows: a vehicle moving during the exposure",
+                             _smeared),
+}  # fmt: skip
+
+
+def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
+    """``image`` (BGR) as :data:`VARIANTS` ``variant`` describes it."""
+    if variant not in VARIANTS:
+        raise ValueError(f"no variant {variant!r}")
+    return VARIANTS[variant].change(image)
 
 
 def _read(recognizer: Any, photo: LabelledPhoto, variant: str | None) -> tuple[list[Any], float]:
@@ -218,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
             "precision_at_0_9": _share(changed_tally["sure_right"], changed_tally["sure"]),
             "false_positive_photos": changed_tally["flagged"],
         }
-        print(f"{variant} ({VARIANTS[variant]}): exact reads {changed_tally['right']} of "
+        print(f"{variant} ({VARIANTS[variant].description}): exact reads {changed_tally['right']} of "
               f"{changed_tally['plates']} ({variants[variant]['accuracy']}); reads at >= 0.9 "
               f"{changed_tally['sure']}, of them right {changed_tally['sure_right']} "
               f"({variants[variant]['precision_at_0_9']}); plate-free photos with a plate reported "
