@@ -43,6 +43,8 @@ __all__ = ["VARIANTS", "LabelledPhoto", "Variant", "load_labels", "register", "r
 
 _SURE = 0.9
 _SEPARATORS = re.compile(r"[\s,;]+")  # between the plates of one photo
+
+
 @dataclass(frozen=True)
 class LabelledPhoto:
     name: str  # as the labels file gives it

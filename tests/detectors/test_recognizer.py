@@ -494,7 +494,7 @@ def test_plates_in_a_street_frame_of_narrow_levels_are_found(
 ) -> None:
     """A frame whose levels span a narrow range is stretched for the detector: in these street
     frames, at a third of their levels or at half their contrast, a plate was never detected
-    (real street photos changed the same ways: 37 -> 49 and 42 -> 49 of 64 plates read)."""
+    (real street photos changed the same ways: 37 -> 48 and 42 -> 49 of 64 plates read)."""
     plates = [("51F86988", "one_line", "white"), ("29X504899", "motorbike", "yellow"),
               ("30F78286", "two_line", "white")]  # fmt: skip
     image, _ = render_scene(plates, rng=np.random.default_rng(seed), style="test", occlusion=0.0, glare=0.0,
