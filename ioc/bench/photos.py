@@ -155,44 +155,64 @@ def variant_of(image: np.ndarray, variant: str) -> np.ndarray:
     return VARIANTS[variant].change(image)
 
 
-def _read(recognizer: Any, photo: LabelledPhoto, variant: str | None) -> tuple[list[Any], float]:
-    """The plates read in one photo (in the file's pixels; in a variant's, its own) and the ms it
-    took, decode included."""
-    from ioc.commands.anpr import read_image, read_plates
+def _read(recognizer: Any, photo: LabelledPhoto) -> tuple[list[Any], float]:
+    """The plates read in one photo (in the file's pixels) and the ms it took, decode included."""
+    from ioc.commands.anpr import read_plates
 
     started = time.perf_counter()
-    if variant is None:
-        plates = read_plates(recognizer, photo.path)
-    else:
-        plates = recognizer.recognize(variant_of(read_image(photo.path).image, variant))
+    plates = read_plates(recognizer, photo.path)
     return plates, (time.perf_counter() - started) * 1000
 
 
-def _score(photos: list[LabelledPhoto], recognizer: Any, variant: str | None = None) -> dict[str, Any]:
+def _new_tally() -> dict[str, int]:
+    return dict(plates=0, right=0, sure=0, sure_right=0, unmatched=0, plate_free=0, flagged=0)
+
+
+def _count(tally: dict[str, int], photo: LabelledPhoto, plates: list[Any]) -> bool:
+    """Add one photo's reads to ``tally``; whether a labelled plate was missed or a read matches none."""
+    texts = {plate.text for plate in plates}
+    wanted = set(photo.plates)
+    tally["plates"] += len(photo.plates)
+    tally["right"] += sum(text in texts for text in photo.plates)
+    sure = [plate for plate in plates if plate.confidence >= _SURE]
+    tally["sure"] += len(sure)
+    tally["sure_right"] += sum(plate.text in wanted for plate in sure)
+    tally["unmatched"] += sum(plate.text not in wanted for plate in plates)
+    tally["plate_free"] += not photo.plates
+    tally["flagged"] += bool(not photo.plates and plates)
+    return not wanted <= texts or bool(texts - wanted)
+
+
+def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
     times: list[float] = []
-    tally = dict(plates=0, right=0, sure=0, sure_right=0, unmatched=0, plate_free=0, flagged=0)
+    tally = _new_tally()
     misses, errors = [], []
     for photo in photos:
         try:
-            plates, ms = _read(recognizer, photo, variant)
+            plates, ms = _read(recognizer, photo)
         except ValueError as exc:  # an unreadable photo is reported and the run goes on
             errors.append(f"{photo.name}: {exc}")
             continue
         times.append(ms)
-        texts = {plate.text for plate in plates}
-        wanted = set(photo.plates)
-        tally["plates"] += len(photo.plates)
-        tally["right"] += sum(text in texts for text in photo.plates)
-        sure = [plate for plate in plates if plate.confidence >= _SURE]
-        tally["sure"] += len(sure)
-        tally["sure_right"] += sum(plate.text in wanted for plate in sure)
-        tally["unmatched"] += sum(plate.text not in wanted for plate in plates)
-        tally["plate_free"] += not photo.plates
-        tally["flagged"] += bool(not photo.plates and plates)
-        if not wanted <= texts or texts - wanted:
+        if _count(tally, photo, plates):
             got = ", ".join(f"{plate.text} ({plate.confidence:.2f})" for plate in plates) or "nothing"
             misses.append(f"{photo.name}: labelled {' '.join(photo.plates) or 'plate-free'}; read {got}")
     return {"tally": tally, "times": times, "misses": misses, "errors": errors}
+
+
+def _score_variants(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, dict[str, int]]:
+    """Each :data:`VARIANTS` entry's tally; each photo is decoded once for all of them."""
+    from ioc.commands.anpr import read_image
+
+    tallies = {name: _new_tally() for name in VARIANTS}
+    for photo in photos:
+        try:
+            image = read_image(photo.path).image
+        except ValueError:  # reported with the photos as they are
+            continue
+        for name, variant in VARIANTS.items():
+            _count(tallies[name], photo, recognizer.recognize(variant.change(image)))
+    return tallies
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -238,8 +258,7 @@ def run(args: argparse.Namespace) -> int:
     for line in outcome["errors"]:
         print(f"  error: {line}")
     variants = {}
-    for variant in VARIANTS if args.variants else ():
-        changed_tally = _score(photos, recognizer, variant)["tally"]
+    for variant, changed_tally in (_score_variants(photos, recognizer) if args.variants else {}).items():
         variants[variant] = {
             "accuracy": _share(changed_tally["right"], changed_tally["plates"]),
             "reads_at_0_9": changed_tally["sure"],
