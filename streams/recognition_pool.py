@@ -2,12 +2,13 @@
 
 OpenCV and onnxruntime release the GIL, so threads use the cores while the
 loop keeps serving heartbeats. Each thread keeps its own recogniser (loaded
-once per thread), so no model state is shared between threads.
+and warmed up once per thread), so no model state is shared between threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from detectors.jpeg import decode_image, encode_jpeg
 from detectors.recognizer import LookCloser, PlateRecognizer, PlateResult
 from ioc import metrics
+
+_WARM_UP_WAIT_S = 30.0  # how long a warmed-up thread waits for the pool's others
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class FrameResult:
 
 class RecognitionPool:
     def __init__(self, *, threads: int, home_province: str, look_closer: str = LookCloser.UNSURE) -> None:
+        self._threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anpr")
         self._home_province = home_province
         self._look_closer = LookCloser(look_closer)
@@ -39,8 +43,25 @@ class RecognitionPool:
             recognizer = PlateRecognizer.load(
                 home_province=self._home_province, look_closer=self._look_closer
             )
+            recognizer.warm_up()
             self._local.recognizer = recognizer
         return recognizer
+
+    async def warm_up(self) -> None:
+        """Load and warm up every thread's recogniser now, before the first frames: each first
+        frame of a thread was otherwise charged about 0.1 s for it (loading the models and
+        onnxruntime's set-up), in its latency and in the recognition-time histogram."""
+        # each thread waits for the others, so that no thread warms up twice and none not at all
+        everyone = threading.Barrier(self._threads)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, self._warm_one, everyone)
+                               for _ in range(self._threads)))  # fmt: skip
+
+    def _warm_one(self, everyone: threading.Barrier) -> None:
+        self._recognizer()
+        # a thread slow to start breaks the barrier: it warms up with its first frame instead
+        with contextlib.suppress(threading.BrokenBarrierError):
+            everyone.wait(timeout=_WARM_UP_WAIT_S)
 
     def _run(self, jpeg: bytes, look_closer: str | None) -> FrameResult:
         started = time.perf_counter()

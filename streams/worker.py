@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 
@@ -46,6 +47,13 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     @app.task
     async def follow_watchlist() -> None:
         await feed.follow()
+
+    @app.task
+    async def warm_up_recognition() -> None:
+        started = time.perf_counter()
+        await ctx.recognition.warm_up()
+        logger.info("recognition threads warmed up: %d, in %.2f s", settings.recognition_threads,
+                    time.perf_counter() - started)  # fmt: skip
 
     for module in (sensor_readings, counts, health, passages, consumer_lag, broker_loss):
         module.register(ctx)
