@@ -364,6 +364,38 @@ def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layo
                                                                             right_large)  # fmt: skip
 
 
+def test_a_small_crop_that_reads_nothing_is_read_again_enlarged(recognizer: PlateRecognizer) -> None:
+    """A one-line plate 81 px wide, cropped with a 5 % margin: the warp's linear enlargement reads
+    nothing, the crop enlarged twice (cubic) first reads it; its box is in the crop's pixels."""
+    rng = np.random.default_rng(335)
+    spec = random_plate_spec(rng)
+    patch, quad = render_plate_patch(spec, rng=rng, style="test", margin=0.6, occlusion=0, glare=0,
+                                     plate_width=float(rng.uniform(50, 100)))  # fmt: skip
+    pad = (quad.max(axis=0) - quad.min(axis=0)) * 0.05
+    x0, y0 = np.maximum(np.floor(quad.min(axis=0) - pad), 0).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0) + pad).astype(int)
+    crop = np.ascontiguousarray(patch[y0:y1, x0:x1])
+    assert spec.text == "31Y34035" and crop.shape[1] < 96
+    assert recognizer._read_outline(crop) is None  # read as it is: nothing
+    for result in (recognizer.read_crop(crop), recognizer.recognize(crop)[0]):
+        assert result.text == spec.text
+        x, y, w, h = result.bbox  # the plate fills most of the crop, and the box is inside it
+        assert min(x, y) >= 0 and x + w <= crop.shape[1] and y + h <= crop.shape[0]
+        assert w > 0.8 * crop.shape[1]
+
+
+def test_a_result_scaled_down_keeps_its_corners_in_its_box() -> None:
+    plate = PlateResult(text="51F86988", display="51F-869.88", confidence=0.95, layout="one_line",
+                        colour="white", province="51", out_of_province=True, bbox=(3, 5, 81, 21),
+                        corners=[[3.4, 5.2], [83.6, 6.0], [83.9, 25.7], [3.1, 25.1]],
+                        candidates=[("51F86988", 0.95)])  # fmt: skip
+    assert plate.scaled(2).bbox == (6, 10, 162, 42)
+    half = plate.scaled(0.5)
+    assert half.bbox == (1, 2, 41, 11) and half.corners[1] == [41.8, 3.0]
+    x, y, w, h = half.bbox
+    assert all(x <= cx <= x + w and y <= cy <= y + h for cx, cy in half.corners)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_plates_close_to_the_camera(recognizer: PlateRecognizer, layout: str) -> None:
     """Plates drawn three times as wide as at a checkpoint (street photos, handheld shots):
