@@ -58,6 +58,7 @@ _PORTRAIT = (1080, 1920)  # (width, height) of a phone photo taken upright
 _FAR_SCALE = (0.5, 0.8)  # plate widths in far frames, against the checkpoint frames above
 _NEAR_SCALE = (1.0, 1.6)  # the near vehicle's plate in a street frame; the far one's is _FAR_SCALE
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
+_SURE = 0.9  # reads at this confidence or more must be right >= 99 % of the time (the calibration's promise)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -130,7 +131,7 @@ def _scored(results: list[Any], truth: Any, confident: Counter) -> tuple[Any | N
     at >= 0.9 is counted in ``confident`` (``reads``, ``right``)."""
     found = next((r for r in results if _matches(r, truth)), None)
     right = found is not None and found.text == truth.text
-    if found is not None and found.confidence >= 0.9:
+    if found is not None and found.confidence >= _SURE:
         confident["reads"] += 1
         confident["right"] += right
     return found, right
@@ -193,7 +194,7 @@ def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) 
         times.append((time.perf_counter() - started) * 1000)
         right = result is not None and result.text == spec.text
         hits += right
-        if result is not None and result.confidence >= 0.9:
+        if result is not None and result.confidence >= _SURE:
             confident["reads"] += 1
             confident["right"] += right
     return {"times": times, "hits": hits, "confident": confident}
@@ -302,7 +303,7 @@ def _partial_plate_frames(
             image = image[: int(bottom - share * (bottom - top))]
         for result in recognizer.recognize(np.ascontiguousarray(image)):
             outcome["reads"] += 1
-            if result.confidence >= 0.9:
+            if result.confidence >= _SURE:
                 outcome["sure"] += 1
                 outcome["sure_wrong"] += result.text != truth.text
     return outcome
