@@ -365,7 +365,7 @@ def test_tight_crops_through_both_entry_points(recognizer: PlateRecognizer, layo
 
 
 def test_a_small_crop_that_reads_nothing_is_read_again_enlarged(recognizer: PlateRecognizer) -> None:
-    """A one-line plate 81 px wide, cropped with a 5 % margin: the warp's linear enlargement reads
+    """A one-line plate about 80 px wide, cropped with a 5 % margin: the warp's linear enlargement reads
     nothing, the crop enlarged twice (cubic) first reads it; its box is in the crop's pixels."""
     rng = np.random.default_rng(335)
     spec = random_plate_spec(rng)
