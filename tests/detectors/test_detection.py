@@ -29,6 +29,24 @@ def test_bands_cover_the_canvas_overlapping_on_the_networks_stride(height: int) 
         assert bottom - top >= 64  # a plate's centre lies 32 px or more inside one band
 
 
+@pytest.mark.parametrize(
+    ("frame", "canvas_size", "canvas", "scale"),
+    [
+        ((1920, 1080), INPUT_SIZE, (640, 384), 1 / 3),
+        ((1080, 1920), INPUT_SIZE, (384, 640), 1 / 3),  # a phone held upright: the canvas too
+        ((1080, 1920), FINE_SIZE, (768, 1280), 2 / 3),
+        ((2000, 2000), INPUT_SIZE, (384, 384), 384 / 2000),
+        ((380, 285), INPUT_SIZE, (512, 384), 384 / 285),
+    ],
+)
+def test_a_canvas_stands_as_its_frame_does(
+    frame: tuple[int, int], canvas_size: tuple[int, int], canvas: tuple[int, int], scale: float
+) -> None:
+    image = np.zeros((frame[1], frame[0], 3), np.uint8)
+    boxed, used = letterbox(image, canvas_size)
+    assert boxed.shape[1::-1] == canvas and used == pytest.approx(scale)
+
+
 def test_the_closer_look_in_bands_finds_the_plates_the_whole_canvas_does() -> None:
     detector = PlateDetector(MODELS_DIR / "detector.onnx")
     rng = np.random.default_rng(8)
