@@ -75,7 +75,8 @@ class Detection:
 
 
 def _oriented(frame: np.ndarray, canvas_size: tuple[int, int]) -> tuple[int, int]:
-    """``canvas_size`` (landscape) turned upright for a frame taller than wide.
+    """``canvas_size`` standing as ``frame`` does: its long side across for a frame at least as
+    wide as tall, upright for a frame taller than wide (the same size however often it is asked).
 
     The network is fully convolutional, so a canvas may stand either way. A phone photo held
     upright (1080x1920) is then seen at a third of its size instead of a fifth, and looked at
@@ -85,7 +86,8 @@ def _oriented(frame: np.ndarray, canvas_size: tuple[int, int]) -> tuple[int, int
     plate-free ones about 48 -> 63 ms (docs/benchmarks.md, "Phone photos held upright").
     """
     height, width = frame.shape[:2]
-    return (canvas_size[1], canvas_size[0]) if height > width else canvas_size
+    short, long = sorted(canvas_size)
+    return (short, long) if height > width else (long, short)
 
 
 def _fit_scale(frame: np.ndarray, canvas_size: tuple[int, int]) -> float:
@@ -105,8 +107,8 @@ def letterbox(frame: np.ndarray, canvas_size: tuple[int, int] = INPUT_SIZE) -> t
     network is fully convolutional; the grey cost time and memory).
     """
     height, width = frame.shape[:2]
-    scale = _fit_scale(frame, canvas_size)
     canvas_size = _oriented(frame, canvas_size)
+    scale = _fit_scale(frame, canvas_size)
     size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
     canvas_size = (min(canvas_size[0], -(-size[0] // _CANVAS_STEP) * _CANVAS_STEP),
                    min(canvas_size[1], -(-size[1] // _CANVAS_STEP) * _CANVAS_STEP))  # fmt: skip
