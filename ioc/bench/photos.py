@@ -4,7 +4,10 @@
 LABELS is a CSV file (a TSV where it ends in ``.tsv``) with a header row naming at least
 ``image`` (a path from ``--root``, by default the labels file's folder) and ``plates`` (the
 plates a reader should get, separated by spaces, commas or semicolons, canonical ``51F86988``
-or unspaced display ``51F-869.88``; empty for a plate-free photo). Other columns are ignored.
+or unspaced display ``51F-869.88``; empty for a plate-free photo). An optional ``camera`` column
+names the camera (or kind of camera) each photo comes from, and the figures are then given for
+each camera as well: which cameras read well, and which need a look at their focus, angle or
+light. Other columns are ignored.
 List every plate a person can read in full: a read of an unlisted plate counts as matching no
 label.
 ``docs/photos/`` holds labels for public photos (docs/benchmarks.md says where to get them).
@@ -50,12 +53,13 @@ class LabelledPhoto:
     name: str  # as the labels file gives it
     path: Path
     plates: tuple[str, ...]  # canonical texts; empty for a plate-free photo
+    camera: str = ""  # the labels file's camera column, if it has one
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("photos", help="licence-plate recogniser on labelled photographs")
     parser.add_argument("labels", type=Path, metavar="LABELS",
-                        help="CSV (or .tsv) with columns image and plates")  # fmt: skip
+                        help="CSV (or .tsv) with columns image, plates and optionally camera")  # fmt: skip
     parser.add_argument("--root", type=Path, default=None,
                         help="folder the image paths start from (default: the labels file's)")  # fmt: skip
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
@@ -89,7 +93,8 @@ def load_labels(path: Path, root: Path | None = None) -> list[LabelledPhoto]:
             wrong = [text for text in plates if not is_valid(text)]
             if wrong:
                 raise ValueError(f"{path}, line {rows.line_num}: not a Vietnamese plate: {', '.join(wrong)}")
-            photos.append(LabelledPhoto(image, (root or path.parent) / image, plates))
+            camera = (row.get("camera") or "").strip()
+            photos.append(LabelledPhoto(image, (root or path.parent) / image, plates, camera))
     if not photos:
         raise ValueError(f"{path}: no photos listed")
     return photos
@@ -186,6 +191,7 @@ def _count(tally: dict[str, int], photo: LabelledPhoto, plates: list[Any]) -> bo
 def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
     times: list[float] = []
     tally = _new_tally()
+    cameras: dict[str, dict[str, int]] = {}  # each named camera's own tally
     misses, errors = [], []
     for photo in photos:
         try:
@@ -194,10 +200,12 @@ def _score(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, Any]:
             errors.append(f"{photo.name}: {exc}")
             continue
         times.append(ms)
+        if photo.camera:
+            _count(cameras.setdefault(photo.camera, _new_tally()), photo, plates)
         if _count(tally, photo, plates):
             got = ", ".join(f"{plate.text} ({plate.confidence:.2f})" for plate in plates) or "nothing"
             misses.append(f"{photo.name}: labelled {' '.join(photo.plates) or 'plate-free'}; read {got}")
-    return {"tally": tally, "times": times, "misses": misses, "errors": errors}
+    return {"tally": tally, "cameras": cameras, "times": times, "misses": misses, "errors": errors}
 
 
 def _score_variants(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, dict[str, int]]:
@@ -217,6 +225,23 @@ def _score_variants(photos: list[LabelledPhoto], recognizer: Any) -> dict[str, d
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def _figures(tally: dict[str, int]) -> dict[str, Any]:
+    """A camera's or a variant's figures in the JSON summary."""
+    return {
+        "plates": tally["plates"],
+        "accuracy": _share(tally["right"], tally["plates"]),
+        "reads_at_0_9": tally["sure"],
+        "precision_at_0_9": _share(tally["sure_right"], tally["sure"]),
+        "false_positive_photos": tally["flagged"],
+    }
+
+
+def _sure_and_flagged(tally: dict[str, int]) -> str:
+    return (f"reads at >= 0.9 {tally['sure']}, of them right {tally['sure_right']} "
+            f"({_share(tally['sure_right'], tally['sure'])}); plate-free photos with a plate reported "
+            f"{tally['flagged']}")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,23 +278,21 @@ def run(args: argparse.Namespace) -> int:
         ms = round(statistics.fmean(times), 2)
         p95 = round(float(np.percentile(times, 95)), 2)  # as ioc bench anpr computes it
         print(f"ms per photo (decode and recognition): mean {ms}, p95 {p95}")
+    cameras = {}
+    for camera, camera_tally in sorted(outcome["cameras"].items()):
+        cameras[camera] = _figures(camera_tally)
+        print(f"camera {camera}: exact reads {camera_tally['right']} of {camera_tally['plates']} "
+              f"({cameras[camera]['accuracy']}); {_sure_and_flagged(camera_tally)}")  # fmt: skip
     for line in outcome["misses"]:
         print(f"  missed or misread: {line}")
     for line in outcome["errors"]:
         print(f"  error: {line}")
     variants = {}
     for variant, changed_tally in (_score_variants(photos, recognizer) if args.variants else {}).items():
-        variants[variant] = {
-            "accuracy": _share(changed_tally["right"], changed_tally["plates"]),
-            "reads_at_0_9": changed_tally["sure"],
-            "precision_at_0_9": _share(changed_tally["sure_right"], changed_tally["sure"]),
-            "false_positive_photos": changed_tally["flagged"],
-        }
+        variants[variant] = _figures(changed_tally)
         print(f"{variant} ({VARIANTS[variant].description}): exact reads {changed_tally['right']} of "
-              f"{changed_tally['plates']} ({variants[variant]['accuracy']}); reads at >= 0.9 "
-              f"{changed_tally['sure']}, of them right {changed_tally['sure_right']} "
-              f"({variants[variant]['precision_at_0_9']}); plate-free photos with a plate reported "
-              f"{changed_tally['flagged']}")  # fmt: skip
+              f"{changed_tally['plates']} ({variants[variant]['accuracy']}); "
+              f"{_sure_and_flagged(changed_tally)}")  # fmt: skip
     summary = {
         "photos": len(photos),
         "look_closer": args.look_closer,
@@ -284,6 +307,8 @@ def run(args: argparse.Namespace) -> int:
         "ms": ms,
         "ms_p95": p95,
     }
+    if cameras:
+        summary["cameras"] = cameras
     if args.variants:
         summary["variants"] = variants
     print(json.dumps(summary))

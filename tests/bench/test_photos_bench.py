@@ -32,11 +32,11 @@ def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "mislabelled.png"), scene)
     cv2.imwrite(str(tmp_path / "empty.png"), empty)
     (tmp_path / "labels.csv").write_text(
-        "image,plates,notes\n"
-        f"right.jpg,{truths[0].text},display forms and canonical ones alike\n"
-        "mislabelled.png,99A-999.99,\n"
-        "empty.png,,plate-free\n"
-        "gone.jpg,51F86988,no such file\n"
+        "image,plates,notes,camera\n"
+        f"right.jpg,{truths[0].text},display forms and canonical ones alike,gate-1\n"
+        "mislabelled.png,99A-999.99,,gate-2\n"
+        "empty.png,,plate-free,gate-1\n"
+        "gone.jpg,51F86988,no such file,\n"
     )
     read = PlateRecognizer.load().recognize(cv2.imread(str(tmp_path / "right.jpg")))
     assert [plate.text for plate in read] == ["20A12345"]  # the scene is one a reader gets right
@@ -57,6 +57,12 @@ def test_reads_are_scored_against_the_labels(tmp_path: Path) -> None:
     assert any(line.startswith("  missed or misread: mislabelled.png: labelled 99A99999") for line in lines)
     assert not any("right.jpg" in line for line in lines)
     assert any(line.startswith("  error: ") and "gone.jpg" in line for line in lines)
+    # each named camera's own figures: its photos alone
+    assert set(summary["cameras"]) == {"gate-1", "gate-2"}
+    assert summary["cameras"]["gate-1"]["plates"] == 1 and summary["cameras"]["gate-1"]["accuracy"] == 1.0
+    assert summary["cameras"]["gate-2"]["plates"] == 1 and summary["cameras"]["gate-2"]["accuracy"] == 0.0
+    assert summary["cameras"]["gate-2"]["false_positive_photos"] == 0  # it has no plate-free photo
+    assert any(line.startswith("camera gate-1: exact reads 1 of 1 (1.0)") for line in lines)
 
 
 def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Path) -> None:
