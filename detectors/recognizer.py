@@ -112,6 +112,10 @@ _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]],
 # with the other row arrangement, and, where it read nothing in a frame with no sure read, at
 # its own corners (see PlateRecognizer._read_detections)
 _CLEAR_DETECTION = 0.5
+# Motion blurs along the rows that unsure plates are deconvolved for, in pixels of the frame
+# (PlateRecognizer._look_again_deblurred), and the Richardson-Lucy iterations for each
+_DEBLUR_LENGTHS = (3, 5)
+_DEBLUR_ITERATIONS = 10
 
 
 class ImageError(ValueError):
@@ -525,6 +529,9 @@ class PlateRecognizer:
             readings = self._look_again_if_in_doubt(grey, corners, shapes, looks)
         else:
             readings = [_average(plate_looks) for plate_looks in looks]
+        if look_again:
+            final = list(final)
+            self._look_again_deblurred(grey, corners, shapes, readings, final)
         results, unread = [], []
         for detection, quad, shape, reading, columns in zip(detections, corners, shapes, readings, final,
                                                             strict=True):  # fmt: skip
@@ -607,6 +614,43 @@ class PlateRecognizer:
             readings[i] = _average(looks[i] + again)
         return readings
 
+    def _look_again_deblurred(
+        self,
+        grey: np.ndarray,
+        corners: list[np.ndarray],
+        shapes: list[Layout],
+        readings: list[Reading],
+        columns: list[np.ndarray],
+    ) -> None:
+        """Read each small unsure plate again with a motion blur along its rows undone, in place.
+
+        A vehicle moving while the shutter is open smears its plate along the rows, and the
+        reader, trained on sharper strips, reads such a plate unsure or with a character wrong
+        (the real street photos' `59-Y3` as `59-T3`). The plate's neighbourhood is deconvolved
+        for each of :data:`_DEBLUR_LENGTHS` (the blur is not known), and the surest of those
+        looks, where it is surer than the plate's reading, is averaged with it: taking that look
+        alone read as many plates right but made wrong reads sure (real photos smeared 3 px: 2 of
+        40 reads at >= 0.9 wrong, none averaged). Only plates narrower than their strip, which
+        the warp enlarges: a wider one is shrunk, and its blur with it, and deconvolving it too
+        lost more plates than it gained (held-out frames 0.919 -> 0.911, and 1.4 ms a frame more).
+        Sure reads are left alone, and a plate that read nothing: most of those are not plates.
+        """
+        unsure = [i for i, r in enumerate(readings) if r.texts and self._calibration(r.scores[0]) < _SURE
+                  and quad_size(corners[i])[0] < _strip_width(shapes[i])]  # fmt: skip
+        if not unsure:
+            return
+        strips = [_deblurred_strip(grey, corners[i], shapes[i], length)
+                  for i in unsure for length in _DEBLUR_LENGTHS]  # fmt: skip
+        probs = self._reader.read(np.stack(strips))
+        probs = probs.reshape(len(unsure), len(_DEBLUR_LENGTHS), *probs.shape[1:])
+        for i, plate_probs in zip(unsure, probs, strict=True):
+            looks = [decode(p, two_row=shapes[i] != Layout.ONE_LINE) for p in plate_probs]
+            best = max(range(len(looks)), key=lambda k: looks[k].scores[0] if looks[k].texts else 0.0)
+            if looks[best].texts and looks[best].scores[0] > readings[i].scores[0]:
+                readings[i] = _average([readings[i], looks[best]])
+                if readings[i].texts[0] == looks[best].texts[0]:
+                    columns[i] = plate_probs[best]
+
     @staticmethod
     def _shape(detection: Detection, corners: np.ndarray, *, outline: bool = False) -> Layout:
         """Row arrangement to read with: the detector's layout, unless the quad's shape clearly disagrees.
@@ -664,6 +708,23 @@ class PlateRecognizer:
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
         )
+
+
+def _deblurred_strip(grey: np.ndarray, quad: np.ndarray, shape: Layout, length: int) -> np.ndarray:
+    """The plate's strip after Richardson-Lucy deconvolution of a ``length``-px blur along the rows."""
+    height, width = grey.shape[:2]
+    x0, y0 = np.clip(np.floor(quad.min(axis=0)) - 2 * length, 0, [width, height]).astype(int)
+    x1, y1 = np.clip(np.ceil(quad.max(axis=0)) + 2 * length, 0, [width, height]).astype(int)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # corners wandered out of the frame: nothing to deconvolve
+        return rectify(grey, quad, shape)
+    region = grey[y0:y1, x0:x1].astype(np.float32) + 1.0
+    psf = np.full((1, length), 1.0 / length, np.float32)  # symmetric: its own mirror image
+    estimate = region.copy()
+    for _ in range(_DEBLUR_ITERATIONS):
+        blurred = cv2.filter2D(estimate, -1, psf, borderType=cv2.BORDER_REPLICATE)
+        estimate *= cv2.filter2D(region / np.maximum(blurred, 1e-3), -1, psf, borderType=cv2.BORDER_REPLICATE)
+    sharp = np.clip(estimate - 1.0, 0, 255).astype(np.uint8)
+    return rectify(sharp, quad - np.array([x0, y0], np.float32), shape)
 
 
 def _strip_width(shape: Layout) -> int:
