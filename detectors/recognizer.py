@@ -530,7 +530,6 @@ class PlateRecognizer:
         else:
             readings = [_average(plate_looks) for plate_looks in looks]
         if look_again:
-            final = list(final)
             self._look_again_deblurred(grey, corners, shapes, readings, final)
         results, unread = [], []
         for detection, quad, shape, reading, columns in zip(detections, corners, shapes, readings, final,
@@ -603,7 +602,7 @@ class PlateRecognizer:
         """
         readings = [_average(plate_looks) for plate_looks in looks]
         doubtful = [i for i, r in enumerate(readings) if r.texts and not self._settled(r)
-                    and quad_size(corners[i])[0] < _strip_width(shapes[i])]  # fmt: skip
+                    and _enlarged(corners[i], shapes[i])]  # fmt: skip
         if not doubtful:
             return readings
         strips = [rectify(grey, quad, shapes[i]) for i in doubtful for quad in _nudged(corners[i])]
@@ -620,7 +619,7 @@ class PlateRecognizer:
         corners: list[np.ndarray],
         shapes: list[Layout],
         readings: list[Reading],
-        columns: list[np.ndarray],
+        columns: np.ndarray,
     ) -> None:
         """Read each small unsure plate again with a motion blur along its rows undone, in place.
 
@@ -636,7 +635,7 @@ class PlateRecognizer:
         Sure reads are left alone, and a plate that read nothing: most of those are not plates.
         """
         unsure = [i for i, r in enumerate(readings) if r.texts and self._calibration(r.scores[0]) < _SURE
-                  and quad_size(corners[i])[0] < _strip_width(shapes[i])]  # fmt: skip
+                  and _enlarged(corners[i], shapes[i])]  # fmt: skip
         if not unsure:
             return
         strips = [_deblurred_strip(grey, corners[i], shapes[i], length)
@@ -730,6 +729,11 @@ def _deblurred_strip(grey: np.ndarray, quad: np.ndarray, shape: Layout, length: 
 def _strip_width(shape: Layout) -> int:
     """How wide the reader's strip shows a plate of ``shape`` (each row of a two-row plate: half)."""
     return READER_WIDTH if shape == Layout.ONE_LINE else READER_WIDTH // 2
+
+
+def _enlarged(quad: np.ndarray, shape: Layout) -> bool:
+    """Whether the plate at ``quad`` is narrower than its strip, so that the warp enlarges it."""
+    return quad_size(quad)[0] < _strip_width(shape)
 
 
 def _nudged(quad: np.ndarray) -> list[np.ndarray]:
