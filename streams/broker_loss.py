@@ -3,7 +3,7 @@
 The memory-only dev broker (Tansu) forgets everything when it restarts, and a Kafka
 cluster rebuilt empty does the same. Consumers do not notice: the group simply
 starts again from the new, empty logs, and messages nobody had processed are gone
-without a word. Two signs are checked every second:
+without a word. Three signs are checked every second:
 
 - A topic of ours is missing: it is created again with its partitions (as
   ``ioc`` would at setup), and a recreated watchlist topic gets the active entries
@@ -20,6 +20,13 @@ without a word. Two signs are checked every second:
   queue are undecided: processed if the agent reaches them first, dropped if the
   rebalance that follows a broker's loss clears the queues first. They are
   counted when their fate is known (every check, and at each revocation).
+  What the agents still hold of a lost log is never acknowledged: its offsets,
+  committed into the new log, would skip the new messages below them.
+- A source partition's consumer waits past its log's end: the log went back under an
+  offset committed in the old one (by a worker that had not noticed the loss yet, or
+  before a restart). Kafka answers out-of-range and the consumer resets; Tansu
+  answers nothing, for ever. The partition is read again from what this worker has
+  taken in of the new log, or from its start.
 
 Highwaters come from the consumer's fetches (exact on Tansu, whose ListOffsets is
 not). The count is a lower bound: messages sent after the worker's last fetch, or
@@ -73,6 +80,8 @@ class Intake(faust.Sensor):
         self._in_flight: dict[TP, WeakSet[Message]] = defaultdict(WeakSet)
 
     def on_stream_event_in(self, tp: TP, offset: int, stream: StreamT, event: EventT) -> None:
+        if event.message.acked:  # of a lost log (:meth:`log_lost`): not an offset of the partition's log
+            return
         key = (tp.topic, tp.partition)
         if offset >= self.pulled.get(key, 0):
             self.pulled[key] = offset + 1
@@ -88,6 +97,14 @@ class Intake(faust.Sensor):
                     message.acked = True
                     dropped += 1
         return dropped
+
+    def log_lost(self, tp: TP, queued: Iterable[Message]) -> None:
+        """The broker lost ``tp``'s log: the messages of it in flight or ``queued`` for the
+        agents are still processed, never acknowledged, and intake counts from the new log's start."""
+        self.drop_acks([tp])
+        for message in queued:
+            message.acked = True
+        self.pulled[(tp.topic, tp.partition)] = 0
 
 
 def _queued(app: faust.App) -> Iterator[Message]:
@@ -110,6 +127,7 @@ class BrokerWatch:
         self._sources = {t.frames, t.edge_plate_reads, t.sensor_readings}
         self._specs = topic_specs(ctx.settings)
         self._high: dict[tuple[str, int], int] = {}  # highest highwater seen, per partition
+        self._new_logs: set[tuple[str, int]] = set()  # partitions whose log went back under this worker
         self._short_reported: set[str] = set()
         self._watchlist_pending = False  # recreated, entries not yet republished
         self._undecided: list[Message] = []  # queued messages of a lost log, not yet processed or dropped
@@ -165,9 +183,8 @@ class BrokerWatch:
 
     async def check_partitions(self) -> None:
         """Report source partitions whose log went back, with what was lost, and read
-        them from their new start."""
+        any partition waiting past its log's end from the new log's start."""
         consumer = self._ctx.app.consumer
-        committed = self._ctx.app.monitor.tp_committed_offsets
         try:
             assignment = consumer.assignment()
         except ConsumerNotStarted:
@@ -182,24 +199,28 @@ class BrokerWatch:
             if highwater is None:
                 continue
             key = (tp.topic, tp.partition)
-            seen = self._high.get(key, 0)
-            if highwater >= seen:
-                self._high[key] = highwater
-                continue
-            done = max(self._intake.pulled.get(key, 0), min(committed.get(tp) or 0, seen))
-            queued = [m for m in _queued(self._ctx.app) if m.tp == tp and done <= m.offset < seen]
-            lost = max(0, seen - done - len(queued))
-            logger.error(
-                "broker lost data of %s[%d]: its log had reached offset %d and now ends at %d; this worker "
-                "had taken in messages up to offset %d and has %d more in its queues, so %d messages it "
-                "never processed are lost (and any sent after its last fetch)",
-                tp.topic, tp.partition, seen, highwater, done, len(queued), lost,
-            )
-            metrics.BROKER_DATA_LOST.labels(tp.topic).inc(lost)
-            self._undecided.extend(queued)
+            if highwater < self._high.get(key, 0):
+                self._report_loss(tp, highwater)
             self._high[key] = highwater
-            self._intake.pulled[key] = 0  # offsets start again in the new log
             await self._rewind(tp, highwater)
+
+    def _report_loss(self, tp: TP, highwater: int) -> None:
+        key = (tp.topic, tp.partition)
+        seen = self._high[key]
+        committed = self._ctx.app.monitor.tp_committed_offsets.get(tp) or 0
+        done = max(self._intake.pulled.get(key, 0), min(committed, seen))
+        queued = [m for m in _queued(self._ctx.app) if m.tp == tp and done <= m.offset < seen]
+        lost = max(0, seen - done - len(queued))
+        logger.error(
+            "broker lost data of %s[%d]: its log had reached offset %d and now ends at %d; this worker "
+            "had taken in messages up to offset %d and has %d more in its queues, so %d messages it "
+            "never processed are lost (and any sent after its last fetch)",
+            tp.topic, tp.partition, seen, highwater, done, len(queued), lost,
+        )
+        metrics.BROKER_DATA_LOST.labels(tp.topic).inc(lost)
+        self._undecided.extend(queued)
+        self._intake.log_lost(tp, queued)
+        self._new_logs.add(key)
 
     def settle(self) -> None:
         """Count the queued messages of a lost log that left their queue unprocessed
@@ -216,15 +237,22 @@ class BrokerWatch:
                          "queues unprocessed (a rebalance cleared them)", len(dropped))
 
     async def _rewind(self, tp: TP, highwater: int) -> None:
-        """Move the consumer to the new log's start if it waits past its end: Kafka would
-        answer out-of-range (and the consumer reset), Tansu answers nothing, for ever."""
+        """Move the consumer back into the log if it waits past its end: to what this worker
+        took in of the new log, or where it does not know that, to its start (a replay that
+        the idempotent writes absorb)."""
         consumer = self._ctx.app.consumer
+        key = (tp.topic, tp.partition)
         try:
             position = await consumer.position(tp)
-            if position is not None and position > highwater:
-                logger.warning("%s[%d]: reading the new log from its start (was waiting at offset %d)",
-                               tp.topic, tp.partition, position)
-                await consumer.seek(tp, 0)
+            if position is None or position <= highwater:
+                return
+            pulled = self._intake.pulled.get(key, 0) if key in self._new_logs else 0
+            offset = pulled if pulled <= highwater else 0
+            logger.warning("%s[%d]: waiting at offset %d, past the log's end (%d): reading it from offset %d",
+                           tp.topic, tp.partition, position, highwater, offset)
+            await consumer.seek(tp, offset)
+            # the old log's committed offset would hold back every commit below it in the new one
+            consumer._committed_offset[tp] = None  # noqa: SLF001 - Faust's seek leaves it
         except (AssertionError, IllegalStateError, ConsumerNotStarted):  # revoked meanwhile
             return
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 from pipeline_helpers import (
@@ -447,3 +447,48 @@ async def test_broker_restarted_without_its_data(
     assert any(WANTED.encode() in value for value in watchlist), \
         "the recreated watchlist topic was not republished from the database"
     assert group.alive("worker-1")
+
+
+async def _commit_past_the_end(settings: Settings, offset: int) -> int:
+    """Commit ``offset`` for the worker's group on every source partition; returns how many."""
+    t = settings.topics
+    sources = {t.frames, t.edge_plate_reads, t.sensor_readings}
+    partitions = [TopicPartition(spec.name, p) for spec in topic_specs(settings) if spec.name in sources
+                  for p in range(spec.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit({tp: offset for tp in partitions})
+    finally:
+        await consumer.stop()
+    return len(partitions)
+
+
+async def test_committed_offsets_past_the_logs_end(
+    settings: Settings, workers: Callable[[Settings], Workers], producer: AIOKafkaProducer,
+    reliability_record: Callable[..., None],
+) -> None:
+    """The group's committed offsets lie past the end of its logs: what a worker that had not
+    yet noticed a broker's data loss commits of the old logs into the new ones, or what a
+    rebuilt broker keeps of its group offsets and not its logs. Kafka would answer the
+    fetches out-of-range, Tansu answers nothing: the worker must read the logs from their
+    start, not wait for them to grow past the old offsets and skip what comes before."""
+    committed = await _commit_past_the_end(settings, 1_000)
+    group = workers(settings)
+    group.start("worker-1")
+    mix = EventMix(settings)
+    await mix.produce(producer, envelopes=4, sensor_envelopes=2, frames=1, bad=True)
+    counted, recovery_s = await wait_until_complete(settings, mix, timeout=90, workers=group)
+    _record_fault(reliability_record, "the group's offsets committed at 1,000 on every source partition, "
+                  "past the end of its logs", counted, 0, recovery_s,
+                  held="4 edge envelopes (200 reads), 2 sensor envelopes (100 readings), a frame and 7 bad "
+                  "messages, on 4 partitions")
+    counted.assert_exact()
+
+    async def all_rewound() -> bool:  # the empty partitions too, so that nothing sent later waits
+        return group.log("worker-1").count("past the log's end") == committed
+
+    await _until(all_rewound, f"all {committed} partitions were read from their start", timeout=30,
+                 seen=lambda: group.log("worker-1").count("past the log's end"))
