@@ -19,7 +19,8 @@ photo with a plate missed or misread; the last line of stdout is a JSON object w
 ``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
 
 ``--variants`` also scores each photo as other cameras would give the same scene (:data:`VARIANTS`:
-more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance, motion):
+more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance, motion, a
+camera turned askew, an infrared camera's grey levels, sensor noise):
 where the recogniser holds up and where its confidence stops meaning what it says.
 """
 
@@ -131,6 +132,29 @@ def _smeared(image: np.ndarray) -> np.ndarray:
     return motion_blur(image, 3, 0.0)
 
 
+def _rolled(image: np.ndarray, degrees: float) -> np.ndarray:
+    """``image`` turned ``degrees`` anticlockwise about its centre, its size kept (edges repeated)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _monochrome(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+def _noisy(image: np.ndarray, sigma: float = 12.0) -> np.ndarray:
+    """Gaussian noise of ``sigma`` levels on every pixel and channel, the same for every run."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).normal(0.0, sigma, image.shape).astype(np.float32)
+    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class Variant:
     description: str
@@ -150,6 +174,11 @@ VARIANTS = {
                       partial(_levels, gain=(1.0, 0.9, 0.6))),
     "motion_blur_3": Variant("smeared 3 pixels along the rows: a vehicle moving during the exposure",
                              _smeared),
+    "rolled_6": Variant("turned 6 degrees anticlockwise: a camera mounted askew, a handheld shot",
+                        partial(_rolled, degrees=6.0)),
+    "rolled_-6": Variant("turned 6 degrees clockwise", partial(_rolled, degrees=-6.0)),
+    "monochrome": Variant("grey levels only: an infrared or monochrome camera", _monochrome),
+    "noise_12": Variant("sensor noise of 12 levels: a camera's gain turned up at dusk", _noisy),
 }  # fmt: skip
 
 

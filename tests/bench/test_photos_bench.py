@@ -100,6 +100,17 @@ def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Pa
     assert np.abs(blurred[:, 1:-1] - smeared).max() <= 1
     compressed = variant_of(scene, "jpeg_40")
     assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
+    for degrees in (6, -6):  # the frame's centre stays, a point off it moves along the turn
+        rolled = variant_of(scene, f"rolled_{degrees}")
+        assert rolled.shape == scene.shape and (rolled[360, 640] == scene[360, 640]).all()
+    dot = np.zeros((720, 1280, 3), np.uint8)
+    dot[360, 1040] = 255  # 400 px right of the centre: turned anticlockwise, it rises by 400 sin 6
+    rows, columns = np.nonzero(variant_of(dot, "rolled_6")[..., 0])
+    assert abs(rows.mean() - (360 - 400 * np.sin(np.radians(6)))) < 1.5 and columns.mean() > 1030
+    grey = variant_of(scene, "monochrome")
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    noisy = variant_of(scene, "noise_12").astype(np.float32)
+    assert 10 < np.std(noisy - sharp) < 14 and np.array_equal(noisy, variant_of(scene, "noise_12"))
 
 
 def test_labels_files_in_either_delimiter_and_their_errors(tmp_path: Path) -> None:
