@@ -19,8 +19,8 @@ photo with a plate missed or misread; the last line of stdout is a JSON object w
 ``accuracy``, ``precision_at_0_9`` and ``ms`` among other figures.
 
 ``--variants`` also scores each photo as other cameras would give the same scene (:data:`VARIANTS`:
-more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance, motion, a
-camera turned askew, an infrared camera's grey levels, sensor noise):
+more or fewer pixels, a low-bitrate stream, a darker hour, haze, a bluish white balance, motion across
+the frame and towards the camera, a camera turned askew, an infrared camera's grey levels, sensor noise):
 where the recogniser holds up and where its confidence stops meaning what it says.
 """
 
@@ -126,10 +126,10 @@ def _levels(image: np.ndarray, gain: tuple[float, float, float], lift: float = 0
     return (image.astype(np.float32) * np.array(gain, np.float32) + lift).astype(np.uint8)
 
 
-def _smeared(image: np.ndarray) -> np.ndarray:
+def _smeared(image: np.ndarray, angle: float = 0.0) -> np.ndarray:
     from detectors.camera_faults import motion_blur
 
-    return motion_blur(image, 3, 0.0)
+    return motion_blur(image, 3, angle)
 
 
 def _rolled(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -174,6 +174,8 @@ VARIANTS = {
                       partial(_levels, gain=(1.0, 0.9, 0.6))),
     "motion_blur_3": Variant("smeared 3 pixels along the rows: a vehicle moving during the exposure",
                              _smeared),
+    "motion_blur_3_vertical": Variant("smeared 3 pixels down the columns: a vehicle coming at the camera",
+                                      partial(_smeared, angle=90.0)),
     "rolled_6": Variant("turned 6 degrees anticlockwise: a camera mounted askew, a handheld shot",
                         partial(_rolled, degrees=6.0)),
     "rolled_-6": Variant("turned 6 degrees clockwise", partial(_rolled, degrees=-6.0)),

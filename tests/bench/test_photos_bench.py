@@ -98,6 +98,9 @@ def test_variants_score_the_photos_as_other_cameras_would_give_them(tmp_path: Pa
     blurred, sharp = variant_of(scene, "motion_blur_3").astype(np.float32), scene.astype(np.float32)
     smeared = (sharp[:, :-2] + sharp[:, 1:-1] + sharp[:, 2:]) / 3  # each pixel and its row neighbours
     assert np.abs(blurred[:, 1:-1] - smeared).max() <= 1
+    blurred = variant_of(scene, "motion_blur_3_vertical").astype(np.float32)
+    smeared = (sharp[:-2] + sharp[1:-1] + sharp[2:]) / 3  # each pixel and its column neighbours
+    assert np.abs(blurred[1:-1] - smeared).max() <= 1
     compressed = variant_of(scene, "jpeg_40")
     assert compressed.shape == scene.shape and not np.array_equal(compressed, scene)
     for degrees in (6, -6):  # the frame's centre stays, a point off it moves along the turn
