@@ -258,6 +258,7 @@ class EventMix:
     bad: dict[bytes, str] = field(default_factory=dict)  # payload -> expected reason
     messages: int = 0
     message_events: list[set[uuid.UUID]] = field(default_factory=list)  # per valid message: its ids
+    partitions: set[tuple[str, int]] = field(default_factory=set)  # (topic, partition) its messages went to
     _plates: int = 0
     _frames: int = 0
 
@@ -309,7 +310,7 @@ class EventMix:
         if bad:
             sends += self._bad_messages()
         futures = [await producer.send(topic, value, key=key.encode()) for topic, key, value in sends]
-        await asyncio.gather(*futures)
+        self.partitions.update((sent.topic, sent.partition) for sent in await asyncio.gather(*futures))
         return self.produced - before
 
     async def stream(
@@ -326,7 +327,8 @@ class EventMix:
     def snapshot(self) -> EventMix:
         """What was produced so far (to time the catch-up on the events before a moment)."""
         return EventMix(self.settings, set(self.read_ids), set(self.wanted_read_ids), set(self.reading_ids),
-                        set(self.frame_ids), dict(self.bad), self.messages, list(self.message_events))
+                        set(self.frame_ids), dict(self.bad), self.messages, list(self.message_events),
+                        set(self.partitions))
 
     def _bad_messages(self) -> list[tuple[str, str, bytes]]:
         t, marker = self.settings.topics, uuid.uuid4().hex

@@ -68,8 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="folder with candidate models (default: the packaged ones)")  # fmt: skip
     add_look_closer_argument(parser, default="unsure")
     parser.add_argument("--variants", action="store_true",
-                        help=f"also score each photo scaled, compressed, darkened, hazed, tinted, blurred "
-                             f"({', '.join(VARIANTS)})")  # fmt: skip
+                        help=f"also score each photo scaled, compressed, darkened, hazed, tinted, blurred, "
+                             f"turned, in grey levels and noisy ({', '.join(VARIANTS)})")  # fmt: skip
     parser.set_defaults(func=run)
 
 

@@ -369,6 +369,8 @@ async def test_broker_restarted_without_its_data(
     later ones were fetched but not taken in: those still in the agents' queues when
     the rebalance that follows the restart clears them, and those never queued, are
     lost with the broker. The worker's count must say exactly how many messages that was.
+    New messages are sent only once it has reported every partition's loss: a new log that
+    outgrows the old one before the worker looks hides that it went back.
 
     ``auto-created``: a client asks for the watchlist topic before the worker
     notices, so the broker creates it with its defaults (Tansu: 4 partitions); the
@@ -408,12 +410,17 @@ async def test_broker_restarted_without_its_data(
                 present.update(await _topic_partitions(own_broker.bootstrap))
                 return all(present.get(name) == n for name, n in expected.items())
 
-            async def loss_reported() -> bool:
-                return sum(group.metrics("worker-1", "ioc_broker_data_lost_messages_total").values()) > 0
+            def unreported() -> list[str]:  # partitions of the messages before whose loss is not yet logged
+                log = group.log("worker-1")
+                return [f"{topic}[{p}]" for topic, p in sorted(before.partitions)
+                        if f"broker lost data of {topic}[{p}]" not in log]
+
+            async def losses_reported() -> bool:  # before new messages can hide a log's going back
+                return not unreported()
 
             topics_s = await _until(topics_back, "the worker recreated the topics",
                                     seen=lambda: {"expected": expected, "on the broker": present})
-            await _until(loss_reported, "the worker reported the loss")
+            await _until(losses_reported, "the worker reported the loss of every partition", seen=unreported)
             await lock.rollback()  # the agents' blocked writes go through
 
         after = EventMix(settings)
@@ -483,7 +490,7 @@ async def test_committed_offsets_past_the_logs_end(
     counted, recovery_s = await wait_until_complete(settings, mix, timeout=90, workers=group)
     _record_fault(reliability_record, "the group's offsets committed at 1,000 on every source partition, "
                   "past the end of its logs", counted, 0, recovery_s,
-                  held="4 edge envelopes (200 reads), 2 sensor envelopes (100 readings), a frame and 7 bad "
+                  held="4 edge envelopes (400 reads), 2 sensor envelopes (100 readings), a frame and 7 bad "
                   "messages, on 4 partitions")
     counted.assert_exact()
 
