@@ -41,6 +41,7 @@ from pipeline_helpers import (
 )
 
 from ioc.config import Settings
+from ioc.dead_letter_replay import source_topics
 from ioc.embedded.broker import EmbeddedBroker
 from ioc.embedded.postgres import EmbeddedPostgres
 from streams.topics import topic_specs
@@ -458,8 +459,7 @@ async def test_broker_restarted_without_its_data(
 
 async def _commit_past_the_end(settings: Settings, offset: int) -> int:
     """Commit ``offset`` for the worker's group on every source partition; returns how many."""
-    t = settings.topics
-    sources = {t.frames, t.edge_plate_reads, t.sensor_readings}
+    sources = source_topics(settings)
     partitions = [TopicPartition(spec.name, p) for spec in topic_specs(settings) if spec.name in sources
                   for p in range(spec.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group,
