@@ -20,11 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors import partial_plates, plate_format
+from detectors import partial_plates, plate_colours, plate_format
 from detectors.detection import SMALLEST_PLATE, CornerRefiner, Detection, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
+from detectors.plate_colours import plate_colour
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode, holds_characters
 
@@ -59,30 +60,10 @@ class LookCloser(StrEnum):
 
 _SURE = 0.9
 _EVIDENCE_HEIGHT = 64
-# Below this chroma (max - min channel, in levels) a plate's background is white, however
-# saturated it looks: a white plate's dark characters (as much of a small plate as its
-# background) carry a few levels of colour cast or compression, which HSV saturation
-# magnifies at low brightness. Daylight held-out plates read right (seed 78, 400 frames):
-# colour right 371 -> 374 of 374 as stored, 370 -> 374 of 375 as WebP, 366 -> 370 of 370
-# as a palette PNG; none of the coloured plates was below 60.
-_MIN_PLATE_CHROMA = 40
-# An image whose pixels all have channels within this many levels is colourless (infrared)...
-_GREY_SPREAD = 6
-# ... unless the plate fills more than this share of it: a tight crop of a white plate can
-# be as grey as an infrared frame, and its colour is then the plate's own (white).
+# A plate filling more than this share of the image keeps its colour in an infrared frame: a
+# tight crop of a white plate can be as grey as an infrared frame, and its colour is then the
+# plate's own (white).
 _CROP_SHARE = 0.25
-_COLOUR_CHECK_WIDTH = 160  # about how wide the frame is looked at for colour (see _thumbnail)
-# A tinted light (a low sun, tungsten or sodium lamps, shade under a blue sky, a camera's white
-# balance off) tints a white plate's background as much as the scene's neutral surfaces: those
-# of the least saturated quarter of the scene (_cast_saturation). A plate is reported coloured
-# only if its background is this much more saturated than they are (HSV, 0-255), white
-# otherwise; never more than _MOST_COLOUR_NEEDS, below coloured plates' own saturation.
-# Held-out daylight frames (seeds 909, 1313 and 808, 5th-95th percentiles): coloured plates'
-# backgrounds 130-245; the least saturated quarter of a scene 10-64 in neutral light; with blue
-# at 0.7 and green at 0.9 of red, white plates 67-92 and that quarter 60-102; with 0.5 and 0.8
-# (sodium lamps), 120-139 and 109-131; with red at 0.6 and green at 0.85 of blue, 87-114 and 87-105.
-_CAST_MARGIN = 40
-_MOST_COLOUR_NEEDS = 150
 # A plate read covering less than this share of an image makes it a scene (see _is_scene)
 _SCENE_SHARE = 1 / 16
 # Detections read per frame, best first. A street photo can hold many plates: at 6, frames of
@@ -217,83 +198,21 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise ImageError(f"expected 1, 3 or 4 channels, got {channels}")
 
 
-def plate_colour(crop: np.ndarray, *, cast_saturation: float = 0.0) -> str:
-    """Colour class of a rectified ``(H, W, 3) uint8 BGR`` plate from its background (majority) pixels;
-    ``cast_saturation``: the scene's light's own (:func:`_cast_saturation`), 0 in neutral light.
-
-    The plate is shrunk about 16 pixels high by an integer factor: OpenCV's area
-    averaging is several times faster at integer factors than at arbitrary sizes.
-    """
-    factor = max(crop.shape[0] // 16, 1)
-    small = cv2.resize(crop, (0, 0), fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = grey > threshold
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.float32)
-    colourfulness = hsv[..., 1] * hsv[..., 2]
-    # The background is the class of pixels (light or dark) with more colour in all: the
-    # majority alone took the bold white characters of blue and red plates, shrunk to
-    # 16 px high, for the background (a third of those plates reported white).
-    sides = [side for side in (bright, ~bright) if side.any()]
-    if not sides:
-        return "unknown"
-    side_colour = [float(np.median(colourfulness[side])) for side in sides]  # chroma x 255
-    best = max(range(len(sides)), key=lambda i: sides[i].mean() * side_colour[i])
-    background = sides[best]
-    hue, saturation = np.median(hsv[..., 0][background]), np.median(hsv[..., 1][background])
-    needed = max(70, min(cast_saturation + _CAST_MARGIN, _MOST_COLOUR_NEEDS))
-    if saturation < needed or side_colour[best] < _MIN_PLATE_CHROMA * 255:
-        return "white"
-    if 12 <= hue <= 40:
-        return "yellow"
-    if 85 <= hue <= 135:
-        return "blue"
-    if hue <= 10 or hue >= 160:
-        return "red"
-    return "unknown"
-
-
-def _thumbnail(frame: np.ndarray) -> np.ndarray:
-    """The frame shrunk to about 160 px wide by halvings, to look at its colours: OpenCV's area
-    averaging by 2 is several times faster than by 8 (in the recogniser, 0.8 against 2.0 ms per
-    1280x720 frame with :func:`_colourless`)."""
-    small = frame
-    while small.shape[1] >= 2 * _COLOUR_CHECK_WIDTH and small.shape[0] >= 2:
-        small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return small
-
-
-def _colourless(small: np.ndarray) -> bool:
-    """Whether a scene (its :func:`_thumbnail`) carries no colour at all: an infrared (night)
-    camera's frame, whose plates' colours cannot be seen. A daylight scene has coloured pixels
-    somewhere (cars, signs, vegetation, sky); 99 % of this one's pixels have channels within a
-    few levels."""
-    blue, green, red = cv2.split(small)
-    spread = cv2.subtract(cv2.max(cv2.max(blue, green), red), cv2.min(cv2.min(blue, green), red))
-    return float(np.percentile(spread, 99)) <= _GREY_SPREAD
-
-
-def _cast_saturation(small: np.ndarray) -> float:
-    """How saturated (HSV, 0-255) the least saturated quarter of a scene (its :func:`_thumbnail`)
-    is: near 0 in neutral light, where road, walls and vehicles are grey; the light's own tint
-    where it (or the camera's white balance) tints them all."""
-    return float(np.percentile(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], 25))
-
-
 def _colours_in_the_scene_light(results: list[PlateResult], frame: np.ndarray) -> list[PlateResult]:
-    """The plates' colours as the scene's light allows: unknown in an infrared frame, and white
-    for a coloured-looking one no more saturated than tinted light makes white (:data:`_CAST_MARGIN`).
-    A plate filling much of the image (a tight crop) keeps its colour: the image is the plate."""
+    """The plates' colours as the scene's light allows (:mod:`detectors.plate_colours`): unknown in
+    an infrared frame, and white for a coloured-looking one no more saturated than tinted light
+    makes white. A plate filling much of the image (a tight crop) keeps its colour: the image is
+    the plate."""
     in_scene = {id(r) for r in results if _plate_share(r, frame) <= _CROP_SHARE}
     if not in_scene:
         return results
-    small = _thumbnail(frame)
-    if _colourless(small):
+    small = plate_colours.thumbnail(frame)
+    if plate_colours.is_colourless(small):
         return [dataclasses.replace(r, colour="unknown") if id(r) in in_scene else r for r in results]
     coloured = {id(r) for r in results if id(r) in in_scene and r.colour != "white" and r.crop is not None}
     if not coloured:
         return results
-    cast = _cast_saturation(small)
+    cast = plate_colours.scene_cast_saturation(small)
     return [
         dataclasses.replace(r, colour=plate_colour(r.crop, cast_saturation=cast)) if id(r) in coloured else r
         for r in results

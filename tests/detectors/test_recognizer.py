@@ -16,6 +16,7 @@ from detectors import plate_format
 from detectors.camera_faults import motion_blur
 from detectors.detection import PlateDetector
 from detectors.geometry import rectify
+from detectors.plate_colours import plate_colour
 from detectors.plate_format import Layout
 from detectors.reading import Reading, StripReader
 from detectors.recognizer import (
@@ -25,7 +26,6 @@ from detectors.recognizer import (
     PlateRecognizer,
     PlateResult,
     _deblurred_strip,
-    plate_colour,
 )
 from detectors.synthetic import (
     PLATE_SIZES_MM,
