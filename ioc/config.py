@@ -45,6 +45,12 @@ class TopicNames:
         return self.name("sensor-readings")
 
     @property
+    def sources(self) -> frozenset[str]:
+        """The topics cameras, edge devices and sensors write and workers consume: the ones whose
+        messages are dead-lettered, replayed, watched for lost data and measured for lag."""
+        return frozenset((self.frames, self.edge_plate_reads, self.sensor_readings))
+
+    @property
     def plate_reads(self) -> str:
         return self.name("plate-reads")
 

@@ -38,12 +38,6 @@ class Replayed:
     unreadable: int  # messages on the topic that are not dead letters
 
 
-def source_topics(settings: Settings) -> set[str]:
-    """The topics whose messages workers dead-letter: the only ones replayed to."""
-    t = settings.topics
-    return {t.frames, t.edge_plate_reads, t.sensor_readings}
-
-
 async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
     """Each message of the dead-letter topic from its start up to its end when the read began,
     oldest first per partition (``None``: not a dead letter)."""
@@ -100,7 +94,7 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
     """Send the original key and payload of each ``chosen`` letter back to its source topic,
     one at a time in the topic's order (a camera's frames keep theirs); not truncated payloads,
     nor letters of other topics."""
-    sources = source_topics(settings)
+    sources = settings.topics.sources  # the only topics workers dead-letter from
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 max_request_size=settings.dead_letter_max_payload + 65536)  # fmt: skip
     await producer.start()

@@ -123,8 +123,7 @@ class BrokerWatch:
     def __init__(self, ctx: WorkerContext, intake: Intake) -> None:
         self._ctx = ctx
         self._intake = intake
-        t = ctx.settings.topics
-        self._sources = {t.frames, t.edge_plate_reads, t.sensor_readings}
+        self._sources = ctx.settings.topics.sources
         self._specs = topic_specs(ctx.settings)
         self._high: dict[tuple[str, int], int] = {}  # highest highwater seen, per partition
         self._new_logs: set[tuple[str, int]] = set()  # partitions whose log went back under this worker

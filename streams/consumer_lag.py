@@ -10,6 +10,7 @@ no stale lag behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 
 import faust
 from aiokafka.errors import IllegalStateError
@@ -25,7 +26,7 @@ __all__ = ["consumer_lags", "register"]
 REFRESH_EVERY_S = 2.0
 
 
-async def consumer_lags(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:
+async def consumer_lags(app: faust.App, topics: Set[str]) -> dict[tuple[str, int], int]:
     """(topic, partition) -> messages not yet committed, for the assigned partitions of ``topics``."""
     consumer, committed = app.consumer, app.monitor.tp_committed_offsets
     lags: dict[tuple[str, int], int] = {}
@@ -45,8 +46,7 @@ async def consumer_lags(app: faust.App, topics: set[str]) -> dict[tuple[str, int
 
 
 def register(ctx: WorkerContext) -> None:
-    t = ctx.topics
-    sources = {topic.get_topic_name() for topic in (t.frames, t.edge_plate_reads, t.sensor_readings)}
+    sources = ctx.settings.topics.sources
     reported: set[tuple[str, str]] = set()
 
     @ctx.timer(REFRESH_EVERY_S, name="consumer-lag")

@@ -41,7 +41,6 @@ from pipeline_helpers import (
 )
 
 from ioc.config import Settings
-from ioc.dead_letter_replay import source_topics
 from ioc.embedded.broker import EmbeddedBroker
 from ioc.embedded.postgres import EmbeddedPostgres
 from streams.topics import topic_specs
@@ -459,7 +458,7 @@ async def test_broker_restarted_without_its_data(
 
 async def _commit_past_the_end(settings: Settings, offset: int) -> int:
     """Commit ``offset`` for the worker's group on every source partition; returns how many."""
-    sources = source_topics(settings)
+    sources = settings.topics.sources
     partitions = [TopicPartition(spec.name, p) for spec in topic_specs(settings) if spec.name in sources
                   for p in range(spec.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group,
