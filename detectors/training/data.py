@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -112,23 +114,16 @@ def reader_set(n: int, *, seed: int, style: str = "train", workers: int = 2) -> 
     """``n`` reader samples as arrays ``strips (n, 32, 192) uint8``, ``texts``, ``layouts`` (cached)."""
     version = f"-v{READER_SET_VERSION}" if style == "train" else ""
     path = CACHE / f"reader-{style}-{seed}-{n}{version}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return {key: data[key] for key in data.files}
-    chunk = 500
-    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
-    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
+    if (cached := _cached(path)) is not None:
+        return cached
     logger.info("generating %d reader samples (%s, seed %d)", n, style, seed)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(_reader_chunk, jobs)
+    parts = _in_chunks(_reader_chunk, n, seed, 500, workers, style)
     result = {
         "strips": np.concatenate([p[0] for p in parts]),
         "texts": np.array([t for p in parts for t in p[1]]),
         "layouts": np.array([t for p in parts for t in p[2]]),
     }
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **result)
-    return result
+    return _saved(path, result, compressed=True)
 
 
 def detector_sample(
@@ -179,15 +174,10 @@ def detector_set(
     version = f"-v{DETECTOR_SET_VERSION}" if style == "train" else ""
     version += f"-street{street:g}" if street else ""
     path = CACHE / f"detector-{style}{version}-{seed}-{n}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return {key: data[key] for key in data.files}
-    chunk = 100
-    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
-    jobs = [(int(s), min(chunk, n - i * chunk), style, street) for i, s in enumerate(seeds)]
+    if (cached := _cached(path)) is not None:
+        return cached
     logger.info("generating %d detector frames (%s, seed %d, street %g)", n, style, seed, street)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(_detector_chunk, jobs)
+    parts = _in_chunks(_detector_chunk, n, seed, 100, workers, style, street)
     images = np.concatenate([p[0] for p in parts])
     corners = np.zeros((n, 3, 4, 2), np.float32)
     layouts = np.full((n, 3), -1, np.int64)
@@ -196,10 +186,7 @@ def detector_set(
     for row, (c, i) in enumerate(zip(flat_c, flat_i, strict=True)):
         corners[row, : len(c)] = c
         layouts[row, : len(i)] = i
-    result = {"images": images, "corners": corners, "layouts": layouts}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **result)
-    return result
+    return _saved(path, {"images": images, "corners": corners, "layouts": layouts})
 
 
 def refiner_sample(rng: np.random.Generator, style: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -249,19 +236,36 @@ def refiner_set(n: int, *, seed: int, style: str = "train", workers: int = 2) ->
     """``n`` refiner samples: ``views (n, 64, 128) uint8`` and ``corners (n, 8)`` (cached)."""
     version = f"-v{REFINER_SET_VERSION}" if style == "train" else ""
     path = CACHE / f"refiner-{style}-{seed}-{n}{version}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return {key: data[key] for key in data.files}
-    chunk = 500
-    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
-    jobs = [(int(s), min(chunk, n - i * chunk), style) for i, s in enumerate(seeds)]
+    if (cached := _cached(path)) is not None:
+        return cached
     logger.info("generating %d refiner samples (%s, seed %d)", n, style, seed)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(_refiner_chunk, jobs)
+    parts = _in_chunks(_refiner_chunk, n, seed, 500, workers, style)
     result = {
         "views": np.concatenate([p[0] for p in parts]),
         "corners": np.concatenate([p[1] for p in parts]),
     }
+    return _saved(path, result)
+
+
+def _in_chunks(
+    make: Callable[[tuple], Any], n: int, seed: int, chunk: int, workers: int, *options: Any
+) -> list[Any]:
+    """``make((child_seed, count, *options))`` for chunks of ``n`` samples, in ``workers`` processes:
+    each chunk's child seed comes from ``seed`` alone, so a set does not depend on ``workers``."""
+    seeds = np.random.SeedSequence(seed).generate_state((n + chunk - 1) // chunk)
+    jobs = [(int(s), min(chunk, n - i * chunk), *options) for i, s in enumerate(seeds)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(make, jobs)
+
+
+def _cached(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _saved(path: Path, result: dict[str, np.ndarray], *, compressed: bool = False) -> dict[str, np.ndarray]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **result)
+    (np.savez_compressed if compressed else np.savez)(path, **result)
     return result
