@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.recognizer import PlateRecognizer, _Calibration
+from detectors.recognizer import MODELS_DIR, PlateRecognizer, _Calibration
 from detectors.synthetic import random_plate_spec, render_plate_patch, render_scene
 
 logger = logging.getLogger(__name__)
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 _TARGET_PRECISION = 0.997
 _OVERLAY = 0.5  # share of plate-free frames with a camera's on-screen text (time, place, speed)
 
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--crops", type=int, default=3000)
     parser.add_argument("--negatives", type=int, default=200)
-    parser.add_argument("--models", type=Path, default=MODELS, help="folder of the models to calibrate")
+    parser.add_argument("--models", type=Path, default=MODELS_DIR, help="folder of the models to calibrate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     raw_recognizer = PlateRecognizer.load(models_dir=args.models)

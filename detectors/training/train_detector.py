@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from detectors.recognizer import MODELS_DIR
 from detectors.training.data import CACHE, DETECTOR_STRIDE, STREET_SHARE, detector_set
 from detectors.training.nets import PlateDetector
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
-from detectors.training.options import add_hardware_arguments
+from detectors.training.options import start_run, training_parser
 from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 CORNER_UNIT = 16.0
 WINDOW = (256, 160)  # (width, height) of training windows
 
@@ -167,30 +167,16 @@ def export(model: PlateDetector, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=15.0)
+    parser = training_parser(__doc__, model="NAME", minutes=15.0, seeds=[11], lr=2e-3, batch=32)
     parser.add_argument("--frames", type=int, default=4000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
-    )
-    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export NAME.onnx into")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[11], help="data seeds (sets are joined)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
     parser.add_argument("--street", type=float, default=0.0,
                         help=f"share of frames with a street's clutter ({STREET_SHARE} for the closer look's "
                              "detector)")  # fmt: skip
     parser.add_argument("--name", default="detector",
                         help="model name: exports NAME.onnx, checkpoints NAME.pt (street_detector: the "
                              "closer look's, fine-tuned from detector.onnx)")  # fmt: skip
-    add_hardware_arguments(parser, batch=32)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = start_run(args)
     sets = [detector_set(args.frames, seed=seed, style="train", workers=args.workers, street=args.street)
             for seed in args.seeds]
     _FRAMES.update(
@@ -202,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.resume:
             calibration = _FRAMES["images"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             start = resume(
-                model, CACHE / f"{args.name}.pt", MODELS / "detector.onnx", torch.from_numpy(calibration)
+                model, CACHE / f"{args.name}.pt", MODELS_DIR / "detector.onnx", torch.from_numpy(calibration)
             )
             logger.info("fine-tuning from %s", start)
         fit(model.to(device), pool, args)

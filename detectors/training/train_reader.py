@@ -9,7 +9,6 @@ usable model.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -18,15 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from detectors.recognizer import MODELS_DIR
 from detectors.training.data import CACHE, reader_set
 from detectors.training.nets import ALPHABET, StripReader
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
-from detectors.training.options import add_hardware_arguments
+from detectors.training.options import start_run, training_parser
 from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 _INDEX = {ch: i + 1 for i, ch in enumerate(ALPHABET)}
 
 
@@ -139,24 +138,10 @@ def export(model: StripReader, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=15.0)
+    parser = training_parser(__doc__, model="reader", minutes=15.0, seeds=[1], lr=3e-3, batch=128)
     parser.add_argument("--samples", type=int, default=40000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="data seeds (sets are joined)")
-    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export reader.onnx into")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (lower to fine-tune)")
-    add_hardware_arguments(parser, batch=128)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = start_run(args)
     sets = [reader_set(args.samples, seed=seed, style="train", workers=args.workers) for seed in args.seeds]
     train = {key: np.concatenate([part[key] for part in sets]) for key in ("strips", "texts")}
     val = reader_set(4000, seed=2, style="train", workers=args.workers)
@@ -165,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = CACHE / "reader.pt"
     if args.resume:
         calibration = torch.from_numpy(train["strips"][:512]).float().unsqueeze(1) / 255.0
-        logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS / "reader.onnx", calibration))
+        logger.info("fine-tuning from %s", resume(model, checkpoint, MODELS_DIR / "reader.onnx", calibration))
     model.to(device)
     if args.resume:
         logger.info("start: val %.4f test %.4f", evaluate(model, val), evaluate(model, test))

@@ -10,7 +10,6 @@ after every epoch.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -20,15 +19,15 @@ import torch
 from torch import nn
 
 from detectors.geometry import REFINE_SIZE
+from detectors.recognizer import MODELS_DIR
 from detectors.training.data import CACHE, refiner_set
 from detectors.training.nets import CornerRefiner
 from detectors.training.onnx_init import replace_atomically, resume, save_checkpoint
-from detectors.training.options import add_hardware_arguments
+from detectors.training.options import start_run, training_parser
 from detectors.training.schedule import CosineOverTime
 
 logger = logging.getLogger(__name__)
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def export(model: CornerRefiner, path: Path) -> None:
@@ -55,24 +54,10 @@ def pixel_error(model: CornerRefiner, data: dict[str, np.ndarray]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=8.0)
+    parser = training_parser(__doc__, model="refiner", minutes=8.0, seeds=[31], lr=2e-3, batch=128)
     parser.add_argument("--samples", type=int, default=12000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="fine-tune: start from the last checkpoint, else from the shipped ONNX model",
-    )
-    parser.add_argument("--out", type=Path, default=MODELS, help="folder to export refiner.onnx into")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[31], help="data seeds (sets are joined)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (lower to fine-tune)")
-    add_hardware_arguments(parser, batch=128)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = start_run(args)
     sets = [refiner_set(args.samples, seed=seed, style="train", workers=args.workers) for seed in args.seeds]
     train = {key: np.concatenate([part[key] for part in sets]) for key in ("views", "corners")}
     val = refiner_set(1000, seed=34, style="train", workers=args.workers)
@@ -82,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     model = CornerRefiner()
     if args.resume:
         calibration = torch.from_numpy(train["views"][:512]).float().unsqueeze(1) / 255.0
-        start = resume(model, CACHE / "refiner.pt", MODELS / "refiner.onnx", calibration)
+        start = resume(model, CACHE / "refiner.pt", MODELS_DIR / "refiner.onnx", calibration)
         logger.info("fine-tuning from %s: %.2f px", start, pixel_error(model, val))
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
