@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.plate_rendering import random_plate_spec
 from detectors.recognizer import MODELS_DIR, PlateRecognizer, _Calibration
-from detectors.synthetic import random_plate_spec, render_plate_patch, render_scene
+from detectors.synthetic import render_plate_patch, render_scene
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 
 from detectors.geometry import REFINE_SIZE, order_corners, quad_size, rectify, refine_view
+from detectors.plate_rendering import Colour, random_plate_spec
 from detectors.synthetic import (
     MAX_ROLL,
-    Colour,
     _draw_distractor_text,
     _scene_background,
-    random_plate_spec,
     render_plate_patch,
     render_scene,
 )

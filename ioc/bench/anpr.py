@@ -138,7 +138,8 @@ def _scored(results: list[Any], truth: Any, confident: Counter) -> tuple[Any | N
 
 
 def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) -> dict[str, Any]:
-    from detectors.synthetic import random_plate_spec, render_scene
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import render_scene
 
     times, per_group, confident = [], defaultdict(Counter), Counter()
     hits = total = false_reads = layouts_right = 0
@@ -177,7 +178,8 @@ def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) 
     """Crops rendered first, then read back to back: rendering between reads evicted the
     models from the CPU caches and charged that to reading (3.8 ms/crop that way against
     about 2 ms read back to back, both measured on the development machine)."""
-    from detectors.synthetic import random_plate_spec, render_plate_patch
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import render_plate_patch
 
     crops = []
     for _ in range(args.crops):
@@ -220,7 +222,8 @@ def _one_plate_frames(
     frames; ``scene`` holds further ``render_scene`` options. A frame is ``mosaic`` x ``mosaic``
     scenes of 1280x720, one with the plate: a larger frame with plates of the same pixel size
     (rendering one whole took far more memory)."""
-    from detectors.synthetic import random_plate_spec, render_scene
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import render_scene
 
     hits, confident, times = 0, Counter(), []
     for _ in range(count):
@@ -248,7 +251,8 @@ def _street_frames(count: int, recognizer: Any, rng: np.random.Generator) -> dic
     """Accuracy (all plates, and the far ones) and ms per frame on ``count`` 1280x720 street
     frames: two 640x720 halves among a street's clutter (``render_scene(street=1.0)``), one with a
     near vehicle's plate (:data:`_NEAR_SCALE`), one with a far one's (:data:`_FAR_SCALE`)."""
-    from detectors.synthetic import random_plate_spec, render_scene
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import render_scene
 
     hits, far_hits, confident, times = 0, 0, Counter(), []
     for _ in range(count):
@@ -283,7 +287,8 @@ def _partial_plate_frames(
     cut through the plate at one side (10-60 % of its width or height out of view): what a
     camera sees as a vehicle enters. With ``hide_end``, the frame stays whole and something in
     front hides one end of the plate instead. Either part often reads as a shorter valid plate."""
-    from detectors.synthetic import hide_plate_end, random_plate_spec, render_scene
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import hide_plate_end, render_scene
 
     outcome: Counter = Counter()
     for _ in range(count):
@@ -320,7 +325,8 @@ def _passages(count: int, recognizer: Any, rng: np.random.Generator) -> dict[str
     """
     from detectors.jpeg import decode_jpeg, encode_jpeg
     from detectors.passages import Observation, vote
-    from detectors.synthetic import random_plate_spec, render_scene
+    from detectors.plate_rendering import random_plate_spec
+    from detectors.synthetic import render_scene
 
     frames_right = passages_right = 0
     for _ in range(count):

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.synthetic import render_plate, render_scene
+from detectors.plate_rendering import render_plate
+from detectors.synthetic import render_scene
 
 PLATE_KEYS = {"text", "display", "confidence", "bbox", "layout", "candidates"}
 

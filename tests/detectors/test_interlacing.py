@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from detectors.interlacing import COMBED_RATIO, combing_ratio, is_interlaced, one_field
+from detectors.plate_rendering import random_plate_spec
 from detectors.recognizer import PlateRecognizer
-from detectors.synthetic import random_plate_spec, render_scene
+from detectors.synthetic import render_scene
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from detectors.detection import PlateDetector
 from detectors.geometry import rectify
 from detectors.plate_colours import plate_colour
 from detectors.plate_format import Layout
+from detectors.plate_rendering import PLATE_SIZES_MM, PlateSpec, random_plate_spec, render_plate
 from detectors.reading import Reading, StripReader
 from detectors.recognizer import (
     MODELS_DIR,
@@ -27,15 +28,7 @@ from detectors.recognizer import (
     PlateResult,
     _deblurred_strip,
 )
-from detectors.synthetic import (
-    PLATE_SIZES_MM,
-    PlateSpec,
-    hide_plate_end,
-    random_plate_spec,
-    render_plate,
-    render_plate_patch,
-    render_scene,
-)
+from detectors.synthetic import hide_plate_end, render_plate_patch, render_scene
 
 LAYOUTS = ("one_line", "two_line", "motorbike")
 COLOURS = ("white", "yellow", "blue", "red")

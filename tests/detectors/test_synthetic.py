@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from detectors.plate_rendering import PLATE_SIZES_MM, render_plate
 from detectors.synthetic import (
-    PLATE_SIZES_MM,
     _cast_shadow,
     _composite_bent,
     hide_plate_end,
-    render_plate,
     render_plate_patch,
     render_scene,
 )
