@@ -41,8 +41,10 @@ async def test_add_update_expire(editor: ApiServer) -> None:
         assert (await client.get(f"/api/watchlist/{entry_id}")).json()["active"] is False
         for bad in ({"pattern": "*", "reason": "x"}, {"pattern": "**?", "reason": "x"},
                     {"pattern": "30A12345", "reason": "x", "priority": 9},
-                    {"pattern": "30A12345", "reason": "x", "expires_at": "2030-01-01T00:00:00"}):
+                    {"pattern": "30A12345", "reason": "x", "expires_at": "2030-01-01T00:00:00"},
+                    {"pattern": "30A12345", "reason": " "}, {"pattern": "30A12345", "reason": "\t\u3000"}):
             assert (await client.post("/api/watchlist", json=bad)).status_code == 422, bad
+        assert (await client.patch(f"/api/watchlist/{entry_id}", json={"reason": "  "})).status_code == 422
         missing = "00000000-0000-0000-0000-000000000000"
         assert (await client.patch(f"/api/watchlist/{missing}", json={"priority": 1})).status_code == 404
         assert (await client.post(f"/api/watchlist/{missing}/expire")).status_code == 404
