@@ -89,9 +89,12 @@ _LOOK_CLOSER_UNDER = 2 * SMALLEST_PLATE
 # An unsure read is looked at again with its corners moved by these shares of the plate's width
 # and height (see PlateRecognizer._look_again_if_in_doubt)
 _NUDGES = np.array([[0.01, 0.03], [-0.01, -0.03], [0.01, -0.03], [-0.01, 0.03]], np.float32)
-# A detection at least this sure that reads unsure or not at all is worth a second attempt:
-# with the other row arrangement, and, where it read nothing in a frame with no sure read, at
-# its own corners (see PlateRecognizer._read_detections)
+# A detection at least this sure is clear. One that reads unsure or not at all is worth a second
+# attempt: with the other row arrangement, and, where it read nothing in a frame with no sure read,
+# at its own corners (see PlateRecognizer._read_detections). A plate read from a detection less
+# sure than this makes LookCloser.UNSURE look closer, its read sure or not: the detector scores
+# this scene's plates near its cut, and misses others under it (real photos 52 -> 55 of 64 plates
+# read, as with ALWAYS; no closer look added in 200 held-out 1280x720 frames; docs/benchmarks.md).
 _CLEAR_DETECTION = 0.5
 # Motion blurs along the rows that unsure plates are deconvolved for, in pixels of the frame
 # (PlateRecognizer._look_again_deblurred), and the Richardson-Lucy iterations for each
@@ -112,7 +115,8 @@ class PlateResult:
     ``bbox`` is ``(x, y, w, h)`` and ``corners`` four ``[x, y]`` clockwise from
     top-left, both in input-image pixels; ``candidates`` are the top readings
     ``(text, confidence)`` best first (the first is ``text``); ``crop`` is the
-    rectified plate as ``(H, W, 3) uint8 BGR``.
+    rectified plate as ``(H, W, 3) uint8 BGR``; ``detection_score`` is how sure the detector was
+    that a plate is there (1.0 for an image read whole as a plate's crop).
     """
 
     text: str
@@ -126,6 +130,7 @@ class PlateResult:
     corners: list[list[float]]
     candidates: list[tuple[str, float]]
     crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+    detection_score: float = field(default=1.0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (everything but the crop)."""
@@ -344,6 +349,8 @@ class PlateRecognizer:
         read's confidence. ``detect_small`` itself skips frames the input hardly shrinks."""
         if mode != LookCloser.UNSURE:
             return mode == LookCloser.ALWAYS
+        if any(r.detection_score < _CLEAR_DETECTION for r in results):
+            return True  # plates found only just: others in the scene may be under the cut
         if best >= _SURE:
             return False
         scale = self._detector.input_scale(frame)
@@ -625,6 +632,7 @@ class PlateRecognizer:
             corners=[[round(float(x), 1), round(float(y), 1)] for x, y in corners],
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],
             crop=crop,
+            detection_score=detection.score,
         )
 
 

@@ -524,6 +524,23 @@ def test_the_default_looks_closer_where_an_unsure_plate_is_near_the_detectors_li
     assert not recognizer._looks_closer(LookCloser.NEVER, frame, [read], confidence)
 
 
+@pytest.mark.parametrize(
+    ("score", "confidence", "looks"), [(0.4, 0.99, True), (0.4, 0.6, True), (0.8, 0.99, False)]
+)
+def test_the_default_looks_closer_where_a_plate_was_found_only_just(
+    recognizer: PlateRecognizer, score: float, confidence: float, looks: bool
+) -> None:
+    """A plate read from a detection under the clear score (0.5), even read sure, makes ``unsure``
+    look closer: the detector scores that scene's plates near its cut, so others may lie under it
+    (a real street frame's near plate scored 0.33 and read 1.00, and the far one was missed)."""
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    read = PlateResult("51F86988", "51F-869.88", confidence, "one_line", "white", "51", True,
+                       (300, 400, 160, 40), [], [("51F86988", confidence)],
+                       detection_score=score)  # fmt: skip
+    assert recognizer._looks_closer(LookCloser.UNSURE, frame, [read], confidence) is looks
+    assert not recognizer._looks_closer(LookCloser.NEVER, frame, [read], confidence)
+
+
 @pytest.mark.parametrize(("gain", "offset", "seed"), [(0.35, 0, 30), (0.5, 100, 8)], ids=["dark", "hazy"])
 def test_plates_in_a_street_frame_of_narrow_levels_are_found(
     recognizer: PlateRecognizer, gain: float, offset: float, seed: int
