@@ -48,13 +48,14 @@ class LookCloser(StrEnum):
 
     A camera framed for plates (a checkpoint, a toll gate: plates 100 px wide and more) needs it
     rarely, a street camera (vehicles near and far) often: its near plates read sure stop the
-    default from looking for the far ones. Legible plates read in real street photos (`ioc bench
-    photos`, docs/photos), never / unsure / always: 5 / 20 / 21 of 28 in eleven frames about
-    1280x720, 2 / 2 / 3 of 7 in a 2000x2000 collage.
+    default from looking for the far ones, unless they were found only just. Legible plates read
+    in real street photos (`ioc bench photos`, docs/photos), never / unsure / always: 6 / 22 / 22
+    of 28 in eleven frames about 1280x720, 2 / 4 / 4 of 7 in a 2000x2000 collage (2026-12-06).
     """
 
     NEVER = "never"  # a plate-free 1280x720 frame takes about 16 ms instead of 50
-    UNSURE = "unsure"  # no sure read: in frames over 1280x720, or where nothing or a small plate was read
+    UNSURE = "unsure"  # no sure read (in frames over 1280x720, or of nothing or a small plate), or a plate
+    # found only just (its detection under _CLEAR_DETECTION)
     ALWAYS = "always"  # street cameras: far plates beside the near ones
 
 
