@@ -20,12 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors import partial_plates, plate_colours, plate_format
+from detectors import partial_plates, plate_format
 from detectors.detection import SMALLEST_PLATE, CornerRefiner, Detection, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
-from detectors.plate_colours import plate_colour
+from detectors.plate_colours import is_colourless, plate_colour, scene_cast_saturation, thumbnail
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode, holds_characters
 
@@ -212,13 +212,13 @@ def _colours_in_the_scene_light(results: list[PlateResult], frame: np.ndarray) -
     in_scene = {id(r) for r in results if _plate_share(r, frame) <= _CROP_SHARE}
     if not in_scene:
         return results
-    small = plate_colours.thumbnail(frame)
-    if plate_colours.is_colourless(small):
+    small = thumbnail(frame)
+    if is_colourless(small):
         return [dataclasses.replace(r, colour="unknown") if id(r) in in_scene else r for r in results]
     coloured = {id(r) for r in results if id(r) in in_scene and r.colour != "white" and r.crop is not None}
     if not coloured:
         return results
-    cast = plate_colours.scene_cast_saturation(small)
+    cast = scene_cast_saturation(small)
     return [
         dataclasses.replace(r, colour=plate_colour(r.crop, cast_saturation=cast)) if id(r) in coloured else r
         for r in results

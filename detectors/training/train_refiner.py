@@ -29,7 +29,6 @@ from detectors.training.schedule import CosineOverTime
 logger = logging.getLogger(__name__)
 
 
-
 def export(model: CornerRefiner, path: Path) -> None:
     """Write the ONNX refiner to ``path`` atomically (a running recogniser may be loading it)."""
     model.eval()

@@ -35,21 +35,21 @@ CSV_COLUMNS = ("entry_id", "pattern", "reason", "priority", "expires_at", "activ
 
 # An entry's reason is the audited purpose of adding or changing it: blank is refused here (422),
 # as the audit log refuses it (a reason of one space had reached the database: a 500)
-SAYS_SOMETHING = r"\S"
-REASON = "Why the plate is wanted (audited as the purpose of the change); not blank"
+Reason = Annotated[str, Field(max_length=500, pattern=r"\S", description="Why the plate is wanted (audited "
+                              "as the purpose of the change); not blank")]
 
 
 class WatchlistCreate(BaseModel):
     pattern: str = Field(min_length=2, max_length=24, description="Plate or pattern with * and ? "
                          "(a pattern needs 3 letters or digits in a row)")
-    reason: str = Field(max_length=500, pattern=SAYS_SOMETHING, description=REASON)
+    reason: Reason
     priority: int = Field(2, ge=1, le=5, description="1 = highest")
     expires_at: AwareDatetime | None = None
 
 
 class WatchlistUpdate(BaseModel):
     pattern: str | None = Field(None, min_length=2, max_length=24)
-    reason: str | None = Field(None, max_length=500, pattern=SAYS_SOMETHING, description=REASON)
+    reason: Reason | None = None
     priority: int | None = Field(None, ge=1, le=5)
     expires_at: AwareDatetime | None = None
     active: bool | None = None
