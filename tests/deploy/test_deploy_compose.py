@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,19 @@ def test_dockerfile() -> None:
     ]
     assert ignore[0] == "*", "the build context must start from nothing and add what pip install needs"
     assert {"!pyproject.toml", "!ioc/", "!streams/", "!detectors/"} <= set(ignore)
+
+
+def test_docker_build_context_holds_the_files_pyproject_names() -> None:
+    """setuptools refuses to build without the readme and licence files pyproject.toml names."""
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
+    top_level = [project["readme"]] + [name for name in project["license-files"] if "/" not in name]
+    text = (DEPLOY / "Dockerfile").read_text()
+    copied = {word for line in text.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]}
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    for name in top_level:
+        assert (DEPLOY.parent / name).is_file(), name
+        assert name in copied, f"the Dockerfile does not copy {name}"
+        assert f"!{name}" in ignore, f"the build context leaves out {name}"
 
 
 def test_commands_used_exist_in_the_cli(services: dict[str, Any]) -> None:
