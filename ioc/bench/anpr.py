@@ -25,7 +25,9 @@ degradations that training never used. Measured:
   behind among a street's clutter: what ``--look-closer`` decides about), the far plates apart;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
-- peak resident memory before the large frames, and after them (rendering them costs more).
+- peak resident memory before the large frames, and after them (rendering them costs more);
+- how fast the core was: a fixed pure-Python loop timed before and after (a shared VM's hour moves
+  every ms figure with it; compare figures measured at about the same loop time).
 
 The process is pinned to one core, with OpenCV and onnxruntime single-threaded.
 The last line of stdout is a JSON object with ``frame_ms``, ``crop_ms`` and
@@ -59,6 +61,7 @@ _FAR_SCALE = (0.5, 0.8)  # plate widths in far frames, against the checkpoint fr
 _NEAR_SCALE = (1.0, 1.6)  # the near vehicle's plate in a street frame; the far one's is _FAR_SCALE
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
 _SURE = 0.9  # reads at this confidence or more must be right >= 99 % of the time (the calibration's promise)
+_REFERENCE_ADDITIONS = 10_000_000  # the reference loop (0.65-0.9 s on the development VM's core)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -118,6 +121,16 @@ def pin_one_core() -> str:
     core = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
     return f"pinned to core {core}"
+
+
+def _reference_loop_s() -> float:
+    """Seconds a pure-Python loop of :data:`_REFERENCE_ADDITIONS` additions takes on this core: the
+    core's speed in this hour, beside figures that scale with it."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(_REFERENCE_ADDITIONS):
+        total += i
+    return round(time.perf_counter() - started, 3)
 
 
 def _matches(result: Any, truth: Any) -> bool:
@@ -370,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer = PlateRecognizer.load(threads=1, models_dir=args.models, look_closer=args.look_closer)
     rng = np.random.default_rng(args.seed)
     recognizer.warm_up()
+    loop_before = _reference_loop_s()
     frames = _frames(args, recognizer, rng)
     crops = _crops(args, recognizer, rng)
     negatives = _negatives(args.negatives, recognizer, rng)
@@ -399,6 +413,7 @@ def run(args: argparse.Namespace) -> int:
     bare = _one_plate_frames(args.bare, recognizer, rng, bare=1.0)
     far = _one_plate_frames(args.far, recognizer, rng, scale=_FAR_SCALE)
     street = _street_frames(args.street, recognizer, rng)
+    loop_after = _reference_loop_s()
 
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
@@ -479,6 +494,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"passages: {args.passages} vehicles x {len(_PASSAGE_SCALES)} frames as they approach, exact "
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
     print(f"peak RSS {rss_mb:.0f} MB before the large frames, {large_rss_mb:.0f} MB after them")
+    print(f"core speed: a loop of {_REFERENCE_ADDITIONS:,} additions took {loop_before:.2f} s before the "
+          f"sets and {loop_after:.2f} s after them")
     summary = {
         "look_closer": args.look_closer,
         "frame_ms": _rounded(frame_ms, 3),
@@ -523,6 +540,7 @@ def run(args: argparse.Namespace) -> int:
         "passage_accuracy": _rounded(passages["accuracy"]),
         "rss_mb": round(rss_mb, 1),
         "rss_mb_with_large_frames": round(large_rss_mb, 1),
+        "reference_loop_s": [loop_before, loop_after],
     }
     print(json.dumps(summary))
     return 0

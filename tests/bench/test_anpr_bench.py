@@ -54,6 +54,9 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
     assert any(line.startswith("plates with one end hidden by something in front: 1") for line in lines)
     assert 0 <= summary["end_hidden_wrong_at_0_9"] <= summary["end_hidden_reads_at_0_9"] <= 1
     assert summary["portrait_false_positive_frames"] in (0, 1)
+    before, after = summary["reference_loop_s"]
+    assert before > 0 and after > 0
+    assert any(line.startswith("core speed: a loop of 10,000,000 additions took") for line in lines)
 
 
 def test_sets_asked_for_none_of_are_reported_as_not_measured(tmp_path: Path) -> None:
