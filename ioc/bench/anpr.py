@@ -61,7 +61,7 @@ _FAR_SCALE = (0.5, 0.8)  # plate widths in far frames, against the checkpoint fr
 _NEAR_SCALE = (1.0, 1.6)  # the near vehicle's plate in a street frame; the far one's is _FAR_SCALE
 _PASSAGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)  # a vehicle's plate in its 5 frames, as it approaches
 _SURE = 0.9  # reads at this confidence or more must be right >= 99 % of the time (the calibration's promise)
-_REFERENCE_ADDITIONS = 10_000_000  # the reference loop (0.65-0.9 s on the development VM's core)
+_REFERENCE_ADDITIONS = 10_000_000  # the reference loop's length
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ioc.api.deps import (
     AlertHandler,
@@ -29,7 +29,6 @@ from ioc.api.routes.plates import crop_url
 from ioc.schemas import Alert, AlertKind, AlertStatus
 from ioc.storage.alert_review import lock_alert
 from ioc.storage.alerts import (
-    AlertEvent,
     AlertRecord,
     alert_decisions,
     alert_history,
@@ -109,10 +108,7 @@ class HistoryEntry(BaseModel):
     note: str | None = None
     reason: str | None = None
 
-    @classmethod
-    def of(cls, event: AlertEvent) -> HistoryEntry:
-        return cls(alert_id=event.alert_id, status=event.status, actor=event.actor, at=event.at,
-                   note=event.note, reason=event.reason)
+    model_config = ConfigDict(from_attributes=True)  # built from a stored AlertEvent
 
 
 def _cursor(record: AlertRecord) -> str:
@@ -156,7 +152,7 @@ async def decision_reasons(settings: SettingsDep, _: HitDecider) -> list[str]:
 async def decisions(
     conn: ConnDep, _: DecisionReporter, since: datetime, until: datetime
 ) -> list[HistoryEntry]:
-    return [HistoryEntry.of(e) for e in await alert_decisions(conn, since=since, until=until)]
+    return [HistoryEntry.model_validate(e) for e in await alert_decisions(conn, since=since, until=until)]
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, response_model_exclude_none=True)
@@ -170,7 +166,7 @@ async def read_alert(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> Aler
 @router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,
             summary="Every status the alert went through, oldest first")
 async def read_history(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> list[HistoryEntry]:
-    return [HistoryEntry.of(e) for e in await alert_history(conn, alert_id)]
+    return [HistoryEntry.model_validate(e) for e in await alert_history(conn, alert_id)]
 
 
 async def _change(

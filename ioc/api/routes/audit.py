@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ioc.api.deps import AnyRole, AuditReader, ConnDep
 from ioc.storage.audit import AuditRecord, list_audit
@@ -24,11 +24,7 @@ class AuditPublic(BaseModel):
     purpose: str
     result_count: int
 
-    @classmethod
-    def of(cls, record: AuditRecord) -> AuditPublic:
-        return cls(audit_id=record.audit_id, at=record.at, actor=record.actor, role=record.role,
-                   action=record.action, query=record.query, purpose=record.purpose,
-                   result_count=record.result_count)
+    model_config = ConfigDict(from_attributes=True)  # built from a stored AuditRecord
 
 
 class AuditPage(BaseModel):
@@ -41,7 +37,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 def _page(records: list[AuditRecord], limit: int) -> AuditPage:
-    return AuditPage(data=[AuditPublic.of(r) for r in records], count=len(records),
+    return AuditPage(data=[AuditPublic.model_validate(r) for r in records], count=len(records),
                      next_before_id=records[-1].audit_id if len(records) == limit else None)
 
 

@@ -7,13 +7,13 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
 from psycopg import AsyncConnection, errors
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ioc.api.accounts import UserDirectory
 from ioc.api.deps import ConnDep, UserAdmin
 from ioc.api.security import Principal
 from ioc.storage.audit import append_audit
-from ioc.storage.users import MIN_PASSWORD_LENGTH, User, create_user, list_users, set_active
+from ioc.storage.users import MIN_PASSWORD_LENGTH, create_user, list_users, set_active
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -27,10 +27,7 @@ class UserPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, user: User) -> UserPublic:
-        return cls(username=user.username, role=user.role, active=user.active, created_at=user.created_at,
-                   updated_at=user.updated_at)
+    model_config = ConfigDict(from_attributes=True)  # built from a stored User: these fields only
 
 
 class UserCreate(BaseModel):
@@ -41,7 +38,7 @@ class UserCreate(BaseModel):
 
 @router.get("", response_model=list[UserPublic])
 async def users(conn: ConnDep, _: UserAdmin) -> list[UserPublic]:
-    return [UserPublic.of(u) for u in await list_users(conn)]
+    return [UserPublic.model_validate(u) for u in await list_users(conn)]
 
 
 @router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
@@ -54,7 +51,7 @@ async def create(body: UserCreate, conn: ConnDep, admin: UserAdmin) -> UserPubli
                                purpose="user administration", result_count=1)
     except errors.UniqueViolation as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "username taken") from exc
-    return UserPublic.of(user)
+    return UserPublic.model_validate(user)
 
 
 async def _set_active(
