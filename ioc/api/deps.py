@@ -6,6 +6,7 @@ the groups below are the whole role policy in one reviewable place.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
@@ -114,6 +115,7 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     current = await directory.lookup(claimed.username)
     if current is None:
         raise _unauthorised("user unknown or deactivated")
+    current = dataclasses.replace(current, expires=claimed.expires)
     request.state.principal = current
     return current
 

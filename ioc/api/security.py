@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "AUDIENCE",
@@ -40,10 +40,12 @@ class InvalidTokenError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a username and one of the five roles."""
+    """Who is calling: a username and one of the five roles; ``expires`` is the Unix time
+    their token stops holding (None where no token is involved)."""
 
     username: str
     role: str
+    expires: float | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -89,7 +91,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("token expired")
     if issued > moment + _LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role)
+    return Principal(subject, role, expires)
 
 
 class LoginThrottle:

@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -21,6 +22,7 @@ from webdriver_client import browser_available, chromium
 from ioc import metrics
 from ioc.api.live_alerts import AlertBroadcaster, Subscription, encode_position, parse_position
 from ioc.api.live_client import LiveAlertClient, SseEvent
+from ioc.api.routes import live
 from ioc.api.security import Principal, issue_token
 from ioc.config import Settings
 from ioc.schemas import Alert, AlertStatus
@@ -245,6 +247,44 @@ async def test_a_gap_older_than_the_window_resets_the_page(
 async def test_stream_without_token_is_refused(api: ApiServer) -> None:
     async with api.client() as client:
         assert (await client.get("/api/alerts/stream")).status_code == 401
+
+
+async def _stream_ends(client: httpx.AsyncClient, during: Callable[[], Awaitable[object]]) -> None:
+    """Open the stream, run ``during``, and wait (5 s at most) for the server to end it."""
+    async with client.stream("GET", "/api/alerts/stream") as response:
+        assert response.status_code == 200
+        await during()
+        async def to_the_end() -> None:
+            async for _ in response.aiter_bytes():
+                pass
+        await asyncio.wait_for(to_the_end(), 5)
+
+
+async def test_a_stream_ends_when_its_user_is_deactivated(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "ADMISSION_CHECK_S", 0.2)
+    monkeypatch.setattr(live, "KEEPALIVE_S", 0.2)
+    await api.token("admin")
+    await api.token("operator", "wall-2")
+    async with api.client("admin") as admin, api.client("wall-2") as wall:
+        async def deactivate() -> None:
+            assert (await admin.post("/api/users/wall-2/deactivate")).status_code == 204
+        await _stream_ends(wall, deactivate)
+        assert (await wall.get("/api/alerts/stream")).status_code == 401
+
+
+async def test_a_stream_ends_when_its_token_expires(api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "ADMISSION_CHECK_S", 0.2)
+    monkeypatch.setattr(live, "KEEPALIVE_S", 0.2)
+    await api.user("wall-3", "operator")
+    token = issue_token(Principal("wall-3", "operator"), secret=api.settings.auth_secret.get_secret_value(),
+                        ttl_s=2)
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}) as wall:
+        started = time.monotonic()
+        await _stream_ends(wall, lambda: asyncio.sleep(0))
+        assert time.monotonic() - started >= 1.0  # not before the token's end
+        assert (await wall.get("/api/alerts/stream")).status_code == 401
 
 
 # ---------- the position and window logic, without servers ----------

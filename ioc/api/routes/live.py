@@ -8,20 +8,33 @@ every alert it missed, then the live ones, none twice. When the gap is too old t
 replay it gets ``event: reset`` instead and should reload the list
 (``GET /api/alerts``). ``retry:`` tells clients to reconnect after a second;
 ``: keep-alive`` comments every 15 s keep proxies from closing an idle stream.
+
+A stream ends when its caller may no longer read alerts: their token expired, or they were
+deactivated or given another role (checked every :data:`ADMISSION_CHECK_S`, through the user
+directory and its cache). The client's reconnection then gets 401, as every other request would.
+Where the database cannot answer, the stream goes on until the token expires: a video wall
+stays live through a database outage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from ioc.api.deps import AlertReader
+from ioc.api.accounts import UserDirectory
+from ioc.api.deps import ALERT_READERS, AlertReader
 from ioc.api.live_alerts import CLOSED, AlertBroadcaster, StreamEvent, Subscription
+from ioc.api.security import Principal
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -29,14 +42,30 @@ KEEPALIVE_S = 15.0
 RETRY_MS = 1000
 READY_WAIT_S = 5.0  # a starting process reads the replay window from the topic first
 REACH_WAIT_S = 1.0  # an id from a replica slightly ahead: wait for this process to catch up
+ADMISSION_CHECK_S = 15.0  # how often a stream checks that its caller may still read alerts
+_LOOKUP_WAIT_S = 1.0  # the longest a check holds the stream up when the database is slow or down
 
 
 def _frame(event: StreamEvent, subscription: Subscription) -> bytes:
     return b"id: %s\nevent: alert\ndata: %s\n\n" % (subscription.event_id.encode(), event.payload)
 
 
+async def _still_admitted(request: Request, caller: Principal) -> bool:
+    """Whether the stream's caller may still read alerts (a stream outlives the request that
+    checked them); yes while the database cannot say, until their token expires."""
+    if caller.expires is not None and caller.expires <= time.time():
+        return False
+    directory: UserDirectory = request.app.state.users
+    try:
+        current = await asyncio.wait_for(directory.lookup(caller.username), _LOOKUP_WAIT_S)
+    except (TimeoutError, psycopg.Error):
+        logger.warning("live stream of %s: user directory unavailable, stream kept", caller.username)
+        return True
+    return current is not None and current.role in ALERT_READERS
+
+
 async def _events(
-    request: Request, broadcaster: AlertBroadcaster, last_event_id: str | None
+    request: Request, caller: Principal, broadcaster: AlertBroadcaster, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
     subscription = broadcaster.subscribe(last_event_id)
     try:
@@ -49,7 +78,12 @@ async def _events(
             if subscription.accept(event):
                 yield _frame(event, subscription)
         subscription.replay.clear()
+        next_check = time.monotonic() + ADMISSION_CHECK_S
         while not await request.is_disconnected():
+            if time.monotonic() >= next_check:
+                if not await _still_admitted(request, caller):
+                    return
+                next_check = time.monotonic() + ADMISSION_CHECK_S
             try:
                 event = await asyncio.wait_for(subscription.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
@@ -69,7 +103,7 @@ async def _events(
                        503: {"description": "live alerts not available yet (retry)"}})
 async def stream(
     request: Request,
-    _: AlertReader,
+    caller: AlertReader,
     # no length limit here: a refused id would refuse every reconnection; one that is not
     # ours resets the page instead (and RequestLimits bounds headers and query strings)
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -82,6 +116,6 @@ async def stream(
                             headers={"Retry-After": "5"})
     last = last_event_id_header or last_event_id
     await broadcaster.reach(last, REACH_WAIT_S)
-    return StreamingResponse(_events(request, broadcaster, last),
+    return StreamingResponse(_events(request, caller, broadcaster, last),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
