@@ -45,6 +45,10 @@ async def test_add_update_expire(editor: ApiServer) -> None:
                     {"pattern": "30A12345", "reason": " "}, {"pattern": "30A12345", "reason": "\t\u3000"}):
             assert (await client.post("/api/watchlist", json=bad)).status_code == 422, bad
         assert (await client.patch(f"/api/watchlist/{entry_id}", json={"reason": "  "})).status_code == 422
+        for null in ("pattern", "reason", "priority", "active"):  # only expires_at may be null
+            refused = await client.patch(f"/api/watchlist/{entry_id}", json={null: None})
+            assert refused.status_code == 422, (null, refused.text)
+        assert (await client.get(f"/api/watchlist/{entry_id}")).json()["pattern"] == "30A12345"
         missing = "00000000-0000-0000-0000-000000000000"
         assert (await client.patch(f"/api/watchlist/{missing}", json={"priority": 1})).status_code == 404
         assert (await client.post(f"/api/watchlist/{missing}/expire")).status_code == 404

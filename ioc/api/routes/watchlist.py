@@ -48,11 +48,14 @@ class WatchlistCreate(BaseModel):
 
 
 class WatchlistUpdate(BaseModel):
-    pattern: str | None = Field(None, min_length=2, max_length=24)
-    reason: Reason | None = None
-    priority: int | None = Field(None, ge=1, le=5)
+    """Fields left out stay as they are. Only ``expires_at`` may be null (no expiry): the others
+    are typed without null, so ``{"pattern": null}`` gets 422 rather than becoming a pattern."""
+
+    pattern: str = Field(None, min_length=2, max_length=24)
+    reason: Reason = None
+    priority: int = Field(None, ge=1, le=5)
     expires_at: AwareDatetime | None = None
-    active: bool | None = None
+    active: bool = None
 
 
 class WatchlistExpire(BaseModel):
