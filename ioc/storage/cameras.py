@@ -112,9 +112,13 @@ async def silent_cameras(conn: AsyncConnection, at: datetime) -> list[Camera]:
 
 
 async def set_online(conn: AsyncConnection, camera_id: str, online: bool) -> bool:
-    """Record a health judgement; returns True only when it changed (raise an alert then)."""
+    """Record a health judgement; returns True only when it changed (raise an alert then).
+
+    ``updated_at`` is left alone: a camera never seen is judged from it (when it was registered),
+    and a judgement moving it made such a camera look just seen, back online after each offline
+    alert."""
     cur = await conn.execute(
-        "UPDATE cameras SET online = %s, updated_at = now()"
+        "UPDATE cameras SET online = %s"
         " WHERE camera_id = %s AND online IS DISTINCT FROM %s",
         [online, camera_id, online],
     )

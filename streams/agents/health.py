@@ -8,7 +8,9 @@ and only the worker whose update changed the state raises the alert.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
 
 from detectors.flow_anomaly import detect_flow_anomaly
 from ioc import metrics
@@ -32,17 +34,8 @@ def register(ctx: WorkerContext) -> None:
         pool = await ctx.pool()
         seen = dict(ctx.camera_seen)
         now = utcnow()
-        raised: list[Alert] = []
         async with pool.connection() as conn, conn.transaction():
-            await record_seen(conn, seen)
-            for camera in await list_cameras(conn):
-                last = camera.last_seen or camera.updated_at
-                online = now - last <= timedelta(seconds=camera.expected_interval_s)
-                if camera.online is None and online:
-                    await set_online(conn, camera.camera_id, True)  # first judgement: no alert
-                elif camera.online is not online and await set_online(conn, camera.camera_id, online):
-                    raised.append(camera_alert(camera.camera_id, camera.checkpoint_id, online=online,
-                                               last_seen=camera.last_seen, at=now))
+            raised = await judge_cameras(conn, seen, now)
             await insert_alerts(conn, raised)
         for camera_id, at in seen.items():  # flushed; keep what arrived meanwhile
             if ctx.camera_seen.get(camera_id) == at:
@@ -69,6 +62,26 @@ def register(ctx: WorkerContext) -> None:
                 if await insert_alerts(conn, [alert]):
                     new.append(alert)
         await _publish(ctx, new)
+
+
+async def judge_cameras(conn: AsyncConnection, seen: dict[str, datetime], now: datetime) -> list[Alert]:
+    """Record the sightings ``seen`` (camera id -> latest frame or read), judge each registered
+    camera online or offline at ``now``, and return the alerts for the judgements that changed.
+
+    A camera never seen is judged from when it was registered: offline once registered for
+    longer than its expected interval, and it stays so until it is seen.
+    """
+    await record_seen(conn, seen)
+    raised = []
+    for camera in await list_cameras(conn):
+        last = camera.last_seen or camera.updated_at
+        online = now - last <= timedelta(seconds=camera.expected_interval_s)
+        if camera.online is None and online:
+            await set_online(conn, camera.camera_id, True)  # first judgement: no alert
+        elif camera.online is not online and await set_online(conn, camera.camera_id, online):
+            raised.append(camera_alert(camera.camera_id, camera.checkpoint_id, online=online,
+                                       last_seen=camera.last_seen, at=now))
+    return raised
 
 
 async def _publish(ctx: WorkerContext, alerts: list[Alert]) -> None:
