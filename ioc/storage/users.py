@@ -25,8 +25,10 @@ from ioc.storage.database import connect
 __all__ = [
     "ROLES",
     "Role",
+    "SignInRecord",
     "User",
     "authenticate",
+    "check_password",
     "create_user",
     "ensure_user",
     "get_user",
@@ -34,6 +36,7 @@ __all__ = [
     "list_users",
     "set_active",
     "set_password",
+    "sign_in_record",
     "verify_password",
 ]
 
@@ -137,14 +140,30 @@ async def list_users(conn: AsyncConnection) -> list[User]:
 
 async def authenticate(conn: AsyncConnection, username: str, password: str) -> User | None:
     """The active user with this name and password, else ``None`` (same cost either way)."""
+    return await check_password(await sign_in_record(conn, username), password)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRecord:
+    """What checking a sign-in needs from the database: the stored hash (a dummy one for a name
+    that is not an active user, so that checking costs the same) and the user, if any."""
+
+    stored_hash: str
+    user: User | None
+
+
+async def sign_in_record(conn: AsyncConnection, username: str) -> SignInRecord:
     cur = await conn.execute(
         f"SELECT password_hash, {_USER_COLUMNS} FROM users WHERE username = %s AND active", [username])
     row = await cur.fetchone()
-    stored = row[0] if row else _DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, password, stored)
-    if not (ok and row):
-        return None
-    return User(*row[1:])
+    return SignInRecord(row[0], User(*row[1:])) if row else SignInRecord(_DUMMY_HASH, None)
+
+
+async def check_password(record: SignInRecord, password: str) -> User | None:
+    """The record's user if ``password`` is theirs, else ``None``. Needs no connection: the API
+    holds none during the hash's work (a few hundred ms of scrypt in a thread)."""
+    ok = await asyncio.to_thread(verify_password, password, record.stored_hash)
+    return record.user if ok else None
 
 
 async def set_password(conn: AsyncConnection, username: str, password: str) -> bool:

@@ -3,9 +3,13 @@ metrics and security headers, against the served API."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from served_api import PASSWORD, ApiServer
+
+from ioc.api.routes import auth as auth_routes
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -54,6 +58,44 @@ async def test_failed_sign_ins_are_throttled_per_user_and_client(api: ApiServer)
         assert other.status_code == 200
         metrics = (await client.get("/metrics")).text
     assert "ioc_login_failures_total" in metrics
+
+
+async def test_sign_ins_sent_all_at_once_are_throttled_as_if_sent_in_turn(api: ApiServer) -> None:
+    await api.user("rushed", "operator")
+    async with api.client() as client:
+        answers = await asyncio.gather(*(_login(client, "rushed", f"guess-{i}") for i in range(20)))
+        codes = sorted(answer.status_code for answer in answers)
+        assert codes == [401] * 5 + [429] * 15, codes  # five guesses checked, as one at a time allows
+        assert (await _login(client, "rushed", PASSWORD)).status_code == 429
+
+
+async def test_sign_ins_hold_no_database_connection_while_passwords_are_checked(
+    api_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With as many sign-ins checking a password as the pool has connections, a plate look-up
+    is still served (a sign-in had held its connection through the whole scrypt)."""
+    api: ApiServer = await api_factory(database_pool_size=2)
+    officer = await api.token("officer")
+    checking, release = asyncio.Semaphore(0), asyncio.Event()
+
+    async def slow_check(record, password):  # noqa: ANN001, ANN202 - stands in for a long scrypt
+        checking.release()
+        await release.wait()
+        return None
+
+    monkeypatch.setattr(auth_routes, "check_password", slow_check)
+    async with api.client() as client:
+        sign_ins = [asyncio.create_task(_login(client, f"user-{i}", "guess-123")) for i in range(2)]
+        for _ in sign_ins:
+            await asyncio.wait_for(checking.acquire(), 10)
+        try:
+            look_up = await asyncio.wait_for(client.get(
+                "/api/plates/sightings", headers={"Authorization": f"Bearer {officer}"},
+                params={"plate": "30A12345", "purpose": "test"}), 10)
+        finally:
+            release.set()
+        assert [(await task).status_code for task in sign_ins] == [401, 401]
+    assert look_up.status_code == 200, look_up.text
 
 
 async def test_request_bodies_over_the_limit_are_refused(api_factory) -> None:

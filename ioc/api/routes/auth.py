@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field, ValidationError
 
 from ioc import metrics
-from ioc.api.deps import AnyRole, ConnDep, SettingsDep
+from ioc.api.deps import AnyRole, PoolDep, SettingsDep
 from ioc.api.security import LoginThrottle, Principal, issue_token
-from ioc.storage.users import authenticate
+from ioc.storage.users import check_password, sign_in_record
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -73,7 +73,10 @@ def _client(request: Request) -> str:
              summary="Password grant (public; failed attempts are throttled per user and client)",
              responses={401: {"description": "wrong username or password"},
                         429: {"description": "too many failed attempts; see Retry-After"}})
-async def token(request: Request, conn: ConnDep, settings: SettingsDep) -> TokenPublic:
+async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> TokenPublic:
+    # The body is read before a database connection is taken, and the connection is handed back
+    # before the password is checked: a slow body or a flood of sign-ins holds no connection that
+    # plate look-ups need.
     login = await _login_request(request)
     throttle: LoginThrottle = request.app.state.login_throttle
     client = _client(request)
@@ -81,9 +84,12 @@ async def token(request: Request, conn: ConnDep, settings: SettingsDep) -> Token
     if wait > 0:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed sign-ins",
                             headers={"Retry-After": str(int(wait) + 1)})
-    user = await authenticate(conn, login.username, login.password)
+    # counted as failed until it succeeds: attempts sent all at once are throttled like ones in turn
+    throttle.failed(login.username, client)
+    async with pool.connection() as conn:
+        record = await sign_in_record(conn, login.username)
+    user = await check_password(record, login.password)
     if user is None:
-        throttle.failed(login.username, client)
         metrics.LOGIN_FAILURES.inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
                             headers={"WWW-Authenticate": "Bearer"})
