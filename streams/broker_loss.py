@@ -98,6 +98,11 @@ class Intake(faust.Sensor):
                     dropped += 1
         return dropped
 
+    def drop_all_acks(self) -> int:
+        """:meth:`drop_acks` for every partition: at shutdown, Faust acknowledges the messages
+        its stopping agents had taken, finished or not, and the consumer commits them."""
+        return self.drop_acks(list(self._in_flight))
+
     def log_lost(self, tp: TP, queued: Iterable[Message]) -> None:
         """The broker lost ``tp``'s log: the messages of it in flight or ``queued`` for the
         agents are still processed, never acknowledged, and intake counts from the new log's start."""
@@ -292,6 +297,13 @@ def register(ctx: WorkerContext) -> None:
             logger.info("partitions revoked with %d messages in flight: they will be replayed from the "
                         "committed offsets, not committed", dropped)
         watch.settle()  # the revocation has cleared the queues
+
+    def _drop_acks_at_shutdown() -> None:
+        if dropped := intake.drop_all_acks():
+            logger.info("stopping with %d messages in flight: they will be replayed from the committed "
+                        "offsets, not committed", dropped)
+
+    ctx.before_close(_drop_acks_at_shutdown)
 
     @ctx.timer(CHECK_EVERY_S, name="broker-watch")
     async def check_broker() -> None:

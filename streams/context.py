@@ -108,6 +108,8 @@ class WorkerContext:
     _cameras_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closing: bool = False  # set by close(): what fails from then on is the shutdown's doing
+    _before_close: list[Callable[[], object]] = field(default_factory=list)
 
     async def pool(self) -> AsyncConnectionPool:
         """The database pool, opened on first use (after the worker's loop exists)."""
@@ -120,7 +122,18 @@ class WorkerContext:
                 )
             return self._pool
 
+    def before_close(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` when the worker stops, before the recogniser and the pool close."""
+        self._before_close.append(callback)
+
     async def close(self) -> None:
+        """Close the recogniser and the database pool. Faust calls this while agents may still be
+        working on batches (only the fetching has stopped): the callbacks run first, with
+        nothing awaited before them (the intake's: what is in flight will not be committed),
+        and a batch that fails from then on is left to be replayed, not dead-lettered."""
+        self.closing = True
+        for callback in self._before_close:
+            callback()
         self.recognition.close()
         if self._pool is not None:
             await self._pool.close()
@@ -244,13 +257,18 @@ class WorkerContext:
             try:
                 await handler(self, batch)
                 return
-            except DATABASE_UNAVAILABLE as exc:
-                metrics.DB_ERRORS.labels("batch").inc()
-                logger.warning("database unavailable for a batch of %d messages (%s); running it again"
-                               " in %.1fs", len(batch), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, SEND_BACKOFF_MAX_S)
             except Exception as exc:
+                if self.closing:  # the pool or the recogniser closed under it: not the messages' fault
+                    logger.info("batch of %d messages stopped by the shutdown (%s); the partitions' next "
+                                "owner replays it", len(batch), exc)
+                    return
+                if isinstance(exc, DATABASE_UNAVAILABLE):
+                    metrics.DB_ERRORS.labels("batch").inc()
+                    logger.warning("database unavailable for a batch of %d messages (%s); running it "
+                                   "again in %.1fs", len(batch), exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+                    continue
                 logger.exception("batch of %d messages failed; dead-lettering them", len(batch))
                 for message, _ in batch:
                     await self.dead_letters.publish(message, "processing_error", repr(exc))

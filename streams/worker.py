@@ -62,7 +62,7 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     past_reads.register(ctx, watchlist)
 
     @app.on_before_shutdown.connect
-    async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001 - consumer already stopped
+    async def _close(app: faust.App, **_: object) -> None:  # noqa: ARG001 - fetching stopped, agents not yet
         await ctx.close()
 
     return app

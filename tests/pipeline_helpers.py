@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -180,10 +181,11 @@ class Workers:
     def alive(self, name: str) -> bool:
         return self._proc(name).poll() is None
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str, how: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``name`` the signal ``how`` and wait for it to exit (SIGTERM: a graceful stop)."""
         proc = self._proc(name)
-        proc.kill()
-        proc.wait()
+        proc.send_signal(how)
+        proc.wait(timeout=60)
         self.procs.children = [(n, p) for n, p in self.procs.children if n != name]
 
     def log(self, name: str) -> str:

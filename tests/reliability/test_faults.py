@@ -96,12 +96,14 @@ async def _rows(settings: Settings) -> int:
                                       " + (SELECT count(*) FROM sensor_readings)"))
 
 
-async def test_sigkilled_worker_restarted(
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_stopped_worker_restarted(
     settings: Settings, workers: Callable[[Settings], Workers], producer: AIOKafkaProducer,
-    reliability_record: Callable[..., None],
+    reliability_record: Callable[..., None], how: signal.Signals,
 ) -> None:
-    """A worker SIGKILLed while events flow, then a new worker process: the events it had
-    taken but not committed are replayed, and idempotent writes absorb the replay."""
+    """A worker SIGKILLed (a crash) or SIGTERMed (a rolling restart) while events flow, then a
+    new worker process: the events it had taken but not committed are replayed, and idempotent
+    writes absorb the replay. A graceful stop dead-letters nothing it was still working on."""
     group = workers(settings)
     group.start("worker-1")
     mix = EventMix(settings)
@@ -110,7 +112,7 @@ async def test_sigkilled_worker_restarted(
     stream = asyncio.create_task(mix.stream(producer, **STREAM))
     await asyncio.sleep(2.0)
     in_flight = await unstored(settings, mix)
-    group.kill("worker-1")
+    group.kill("worker-1", how)
     await asyncio.sleep(1.0)
     restarted, backlog = time.monotonic(), mix.snapshot()
     group.start("worker-2")
@@ -118,7 +120,7 @@ async def test_sigkilled_worker_restarted(
     caught_up, recovery_s = await wait_until_complete(settings, backlog, since=restarted, workers=group)
 
     counted = await _final(settings, mix)
-    _record_fault(reliability_record, "worker SIGKILLed mid-stream, restarted 1 s later",
+    _record_fault(reliability_record, f"worker {how.name}ed mid-stream, restarted 1 s later",
                   counted, in_flight, recovery_s)
     assert caught_up.complete
     _assert_nothing_lost(counted, mix)

@@ -84,3 +84,28 @@ async def test_a_failing_batch_is_dead_lettered_and_does_not_hold_up_the_next() 
 
     assert dead.published == [(0, "processing_error"), (1, "processing_error")]
     assert [n for kind, n in log if kind == "ordered"] == [2, 4]
+
+
+async def test_a_batch_failing_once_the_worker_stops_is_left_for_replay_not_dead_lettered() -> None:
+    """Faust closes the context (recogniser, pool) while agents still work on batches: the
+    callbacks (the intake's, dropping the acks of what is in flight) run before anything
+    closes, and a batch that fails from then on is replayed by the next owner, not dead-lettered."""
+    dead = RecordingDeadLetters()
+    ctx = _context(dead)
+    order: list[str] = []
+    ctx.recognition = SimpleNamespace(close=lambda: order.append("recogniser closed"))
+    ctx.before_close(lambda: order.append("acks dropped"))
+    working, closed = asyncio.Event(), asyncio.Event()
+
+    async def handler(_: WorkerContext, batch: list) -> None:
+        working.set()
+        await closed.wait()
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    consuming = asyncio.create_task(ctx.consume(TakesStream([[0, 1]], []), lambda value: [value], handler))
+    await asyncio.wait_for(working.wait(), 5)
+    await ctx.close()
+    closed.set()
+    await asyncio.wait_for(consuming, 5)
+    assert order == ["acks dropped", "recogniser closed"]
+    assert dead.published == []
