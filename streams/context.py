@@ -41,7 +41,10 @@ _PREVIOUS_BATCH: ContextVar[asyncio.Task[None] | None] = ContextVar("previous_ba
 KNOWN_CAMERAS_REFRESH_S = 5.0
 # a camera missing from the registry as last read has it read again, if it is older than this
 UNKNOWN_CAMERA_RECHECK_S = 0.5
-READS_PER_MESSAGE = 200  # keeps messages well under Kafka's 1 MB default, crops included
+READS_PER_MESSAGE = 200
+# a plate-reads batch message's most bytes, under Kafka's default 1 MB message limit: 200 reads
+# with edge crops of about 4 KB came to 1.1 MB (each read's output is larger than its input)
+PLATE_READS_MESSAGE_BYTES = 900_000
 SEND_BACKOFF_START_S = 0.2
 SEND_BACKOFF_MAX_S = 10.0
 
@@ -53,6 +56,16 @@ SEND_ERRORS = (KafkaError, ProducerSendError)
 async def _deliver(producer: ProducerT, topic: str, key: bytes, payload: bytes) -> None:
     """Straight to the app's producer: Faust's channel layer costs more than the send itself."""
     await (await producer.send(topic, key, payload, None, None, None))
+
+
+def plate_read_messages(reads: list[PlateRead]) -> list[bytes]:
+    """``reads`` as batch messages of at most :data:`PLATE_READS_MESSAGE_BYTES`, in order: halved
+    until they fit (encoded once where they do, as nearly always); a single read goes as it is."""
+    payload = PlateReadBatch.model_construct(reads=reads).model_dump_json().encode()
+    if len(payload) <= PLATE_READS_MESSAGE_BYTES or len(reads) == 1:
+        return [payload]
+    half = len(reads) // 2
+    return plate_read_messages(reads[:half]) + plate_read_messages(reads[half:])
 
 
 def _start(work: Coroutine[object, object, None], *, after: asyncio.Task[None] | None) -> asyncio.Task[None]:
@@ -217,12 +230,16 @@ class WorkerContext:
         is unreachable (at-least-once: the source events stay unacknowledged)."""
         await self.send_many(topic, [(key, value)])
 
-    async def send_many(self, topic: faust.TopicT, messages: list[tuple[str | bytes, BaseModel]]) -> None:
-        """Send all messages at once, then wait for every acknowledgement (one round trip,
-        not one per message); the ones that failed are sent again after a back-off."""
+    async def send_many(
+        self, topic: faust.TopicT, messages: list[tuple[str | bytes, BaseModel | bytes]]
+    ) -> None:
+        """Send all messages (models, or their JSON already encoded) at once, then wait for every
+        acknowledgement (one round trip, not one per message); the ones that failed are sent
+        again after a back-off."""
         name = topic.get_topic_name()
-        pending = [(key.encode() if isinstance(key, str) else key, value.model_dump_json().encode())
-                   for key, value in messages]
+        pending = [(key.encode() if isinstance(key, str) else key,
+                    value if isinstance(value, bytes) else value.model_dump_json().encode())
+                   for key, value in messages]  # fmt: skip
         delay = SEND_BACKOFF_START_S
         while pending:
             outcomes = await asyncio.gather(
@@ -325,9 +342,10 @@ class WorkerContext:
         their order, and an envelope of many cameras costs one message, not one each."""
         chunk = READS_PER_MESSAGE
         await self.send_many(self.topics.plate_reads, [
-            (message.key or reads[0].camera_id, PlateReadBatch.model_construct(reads=reads[i : i + chunk]))
+            (message.key or reads[0].camera_id, payload)
             for message, reads in batch if reads
             for i in range(0, len(reads), chunk)
+            for payload in plate_read_messages(reads[i : i + chunk])
         ])
 
     async def dead_letter_refused(
