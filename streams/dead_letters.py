@@ -12,6 +12,11 @@ from ioc.schemas import DeadLetter
 
 logger = logging.getLogger(__name__)
 
+# A longer key is left out of the letter (ids are at most 64 characters): the key goes in twice,
+# as the letter's key and base64 in its body, and with a message near the size limit a 30 kB key
+# made a letter larger than the producer sends
+MAX_KEY_BYTES = 1024
+
 
 class DeadLetters:
     def __init__(self, topic: faust.TopicT, *, max_payload: int) -> None:
@@ -21,11 +26,15 @@ class DeadLetters:
     async def publish(self, message: Message, reason: str, error: str) -> None:
         """Send one message to the dead-letter topic and wait until the broker has it."""
         payload = message.value if isinstance(message.value, bytes) else b""
+        key = message.key if isinstance(message.key, bytes) else None
+        if key is not None and len(key) > MAX_KEY_BYTES:
+            error = f"{error[:1900]} (its key of {len(key)} bytes left out)"
+            key = None
         letter = DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key=message.key if isinstance(message.key, bytes) else None,
+            key=key,
             reason=reason,  # type: ignore[arg-type]
             error=error[:2000],
             payload=payload[: self._max_payload],

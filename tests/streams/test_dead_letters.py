@@ -1,0 +1,45 @@
+"""Dead letters stay within what the producer sends: the payload is cut to the configured size
+and an outsized key is left out (it went in twice, and a 30 kB key with a message near the size
+limit made a letter the producer refused, which stopped the agent)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from ioc.config import Settings
+from ioc.schemas import DeadLetter
+from streams.dead_letters import MAX_KEY_BYTES, DeadLetters
+
+
+class SentTopic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, bytes]] = []
+
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future:
+        self.sent.append((key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def get_topic_name(self) -> str:
+        return "ioc.dead-letter"
+
+
+def _message(key: bytes, value: bytes) -> SimpleNamespace:
+    return SimpleNamespace(topic="ioc.edge-plate-reads", partition=0, offset=7, key=key, value=value)
+
+
+async def test_an_outsized_key_is_left_out_and_the_letter_fits_the_producer() -> None:
+    max_payload = Settings(kafka_bootstrap="127.0.0.1:9").dead_letter_max_payload
+    producer_limit = 4 * max_payload // 3 + 65536  # streams.app: producer_max_request_size
+    topic = SentTopic()
+    letters = DeadLetters(topic, max_payload=max_payload)
+    await letters.publish(_message(b"k" * 30_000, b"{" * 1_030_000), "bad_json", "not JSON")
+    await letters.publish(_message(b"CP01-CAM1", b"{"), "bad_json", "not JSON")
+    (big_key, big), (small_key, small) = topic.sent
+    assert big_key is None and len(big) < producer_limit
+    letter = DeadLetter.model_validate_json(big)
+    assert letter.key is None and "key of 30000 bytes left out" in letter.error and letter.payload_truncated
+    assert small_key == b"CP01-CAM1" and DeadLetter.model_validate_json(small).key == b"CP01-CAM1"
+    assert MAX_KEY_BYTES >= 64
