@@ -104,6 +104,13 @@ async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
         assert set(entries) == {"29X504899", "30A99999", "51G*"}
         assert entries["29X504899"]["priority"] == 1 and entries["29X504899"]["reason"] == "=HYPERLINK(1)"
         assert entries["30A99999"]["expires_at"].startswith("2030-12-31T17:00:00")
+        # each imported entry audited as POST and PATCH audit theirs, its reason the purpose
+        audited = await editor.sql("SELECT action, query->>'pattern', purpose FROM audit_log"
+                                   " WHERE action LIKE 'watchlist.%%' ORDER BY audit_id")
+        assert audited[1:] == [("watchlist.update", "29X504899", "=HYPERLINK(1)"),
+                               ("watchlist.add", "30A99999", "Xe gây tai nạn bỏ chạy"),
+                               ("watchlist.add", "51G*", "fleet"),
+                               ("watchlist.import", None, "watchlist CSV import")]
 
         bad = "pattern,reason,priority\n30A11111,ok,2\n*,too short,2\n30A22222,bad priority,7\n"
         refused = await client.post("/api/watchlist/import", content=bad.encode(),

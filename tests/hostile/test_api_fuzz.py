@@ -51,7 +51,7 @@ SKIPPED = {("GET", "/api/alerts/stream")}
 CLIENT_ERRORS = {400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 431}
 # the role each operation is exercised with: the first of these its x-roles admit
 ROLE_PREFERENCE = ("supervisor", "auditor", "admin", "operator", "officer")
-# successful calls that must add exactly one audit record each
+# successful calls that must add exactly one audit record each (an import: one more per entry)
 AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("POST", "/api/watchlist"),
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
            ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
@@ -132,7 +132,9 @@ class Ledger:
             if (method, path) == ("POST", "/api/watchlist"):
                 self.watchlist_added += 1
             elif (method, path) == ("POST", "/api/watchlist/import"):
-                self.watchlist_added += json.loads(body)["added"]
+                result = json.loads(body)  # one audit record for the import, one per entry
+                self.watchlist_added += result["added"]
+                self.audited += result["added"] + result["updated"]
             elif (method, path) == ("POST", "/api/users"):
                 self.users_added += 1
             elif (method, path) == ("PUT", "/api/cameras/{camera_id}"):

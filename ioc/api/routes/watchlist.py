@@ -214,15 +214,19 @@ async def import_csv(request: Request, conn: ConnDep, user: WatchlistEditor) -> 
     added = updated = 0
     stored: list[WatchlistEntry] = []
     async with conn.transaction():
+        # each entry audited as POST and PATCH audit theirs: an import is as many plate searches
+        # (a new entry is matched against the past day's reads), and a later import may overwrite it
         for entry in entries:
             if await add_entry(conn, entry):
                 added += 1
                 stored.append(entry)
+                await _audit(conn, user, "watchlist.add", entry, entry.reason)
             else:
                 changed = await update_entry(conn, entry, actor=user.username)
                 if changed is not None:
                     updated += 1
                     stored.append(changed)
+                    await _audit(conn, user, "watchlist.update", changed, changed.reason)
         await append_audit(conn, actor=user.username, role=user.role, action="watchlist.import",
                            query={"added": added, "updated": updated}, purpose="watchlist CSV import",
                            result_count=added + updated)
