@@ -268,7 +268,8 @@ async def recent_reads_matching(
     fuzzy: bool = True,
     limit: int = 10_000,
 ) -> list[PlateRead]:
-    """Reads since ``since`` that may match a new watchlist ``pattern``, oldest first, without crops.
+    """Reads since ``since`` that may match a new watchlist ``pattern``, without crops: the newest
+    ``limit`` of them (a wanted vehicle's latest sightings matter most), oldest first.
 
     A ``*``/``?`` pattern matches as a wildcard. With ``fuzzy`` a plate also
     matches look-alike characters and one inserted or dropped character (the
@@ -291,7 +292,8 @@ async def recent_reads_matching(
     if until is not None:
         time_filter = sql.SQL("{} AND captured_at < %(until)s").format(time_filter)
         params["until"] = until
-    query = sql.SQL("SELECT {}, {} AND {} ORDER BY captured_at, read_id LIMIT %(limit)s").format(
+    query = sql.SQL("SELECT * FROM (SELECT {}, {} AND {} ORDER BY captured_at DESC, read_id DESC"
+                    " LIMIT %(limit)s) AS newest ORDER BY captured_at, read_id").format(
         _PLATE_READ_COLUMNS, plate, time_filter)
     async with conn.cursor(row_factory=class_row(PlateRead)) as cur:
         await cur.execute(query, params)

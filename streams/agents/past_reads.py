@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 2.0
 FRESH_ENTRY = timedelta(minutes=10)  # older entries were searched when they were added
+MOST_READS = 10_000  # an entry's candidate reads searched at most (the newest; a broad pattern has more)
 
 
 def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
@@ -48,7 +49,11 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
             async def search(conn: AsyncConnection, rows: list, entry=entry, to_publish=to_publish,  # noqa: ANN001
                              match_kinds=match_kinds) -> int:
                 matcher = WatchlistMatcher([entry])
-                reads: list[PlateRead] = await recent_reads_matching(conn, entry.pattern, now - lookback)
+                reads: list[PlateRead] = await recent_reads_matching(conn, entry.pattern, now - lookback,
+                                                                     limit=MOST_READS)
+                if len(reads) == MOST_READS:
+                    logger.warning("past-read matching for entry %s: only its newest %d candidate reads "
+                                   "searched", entry.entry_id, MOST_READS)
                 hits = [(read, hit) for read in reads
                         for hit in matcher.match(read.text, candidates=read.candidates, at=read.captured_at)]
                 match_kinds.clear()

@@ -182,3 +182,6 @@ async def test_recent_reads_matching_for_past_read_matching(
     assert [r.read_id for r in exact] == [reads[0].read_id]
     pattern = await recent_reads_matching(conn, "30A123*", since, fuzzy=False)
     assert [r.read_id for r in pattern] == [reads[i].read_id for i in (5, 3, 2, 0)]
+    # over the limit, the newest are kept (still oldest first): a wanted vehicle's latest sightings
+    newest = await recent_reads_matching(conn, "30A123*", since, fuzzy=False, limit=2)
+    assert [r.read_id for r in newest] == [reads[i].read_id for i in (2, 0)]
