@@ -83,9 +83,14 @@ async def expire_entry(
         return await cur.fetchone()
 
 
-async def get_entry(conn: AsyncConnection, entry_id: uuid.UUID) -> WatchlistEntry | None:
+async def get_entry(
+    conn: AsyncConnection, entry_id: uuid.UUID, *, for_update: bool = False
+) -> WatchlistEntry | None:
+    """One entry; ``for_update`` locks its row until the transaction ends (a read-modify-write:
+    two changes at once to different fields would otherwise each write back the other's old value)."""
+    lock = " FOR UPDATE" if for_update else ""
     async with conn.cursor(row_factory=class_row(WatchlistEntry)) as cur:
-        await cur.execute(f"SELECT {_COLUMNS} FROM watchlist_entries WHERE entry_id = %s", [entry_id])
+        await cur.execute(f"SELECT {_COLUMNS} FROM watchlist_entries WHERE entry_id = %s{lock}", [entry_id])
         return await cur.fetchone()
 
 

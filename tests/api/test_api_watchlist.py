@@ -3,6 +3,7 @@ trail of changes, and every change published to the real compacted topic."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -125,3 +126,19 @@ async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
         assert (await auditor.get("/api/watchlist/export.csv")).status_code == 200
         refused = await auditor.post("/api/watchlist", json={"pattern": "30A1", "reason": "x"})
         assert refused.status_code == 403
+
+
+async def test_changes_to_different_fields_at_once_all_stay(editor: ApiServer) -> None:
+    """Each PATCH reads the entry, merges its fields and writes it back, under a row lock: two
+    at once had each written back the other's field as it was."""
+    async with editor.client("operator") as client:
+        entry = (await client.post("/api/watchlist", json={"pattern": "30A55555", "reason": "first"})).json()
+        url = f"/api/watchlist/{entry['entry_id']}"
+        changes = [{"priority": 1}, {"reason": "second"}, {"expires_at": "2031-01-01T00:00:00+00:00"},
+                   {"pattern": "30A55556"}, {"active": False}]
+        answers = await asyncio.gather(*(client.patch(url, json=change) for change in changes))
+        assert [answer.status_code for answer in answers] == [200] * len(changes)
+        final = (await client.get(url)).json()
+    kept = (final["priority"], final["reason"], final["pattern"], final["active"])
+    assert kept == (1, "second", "30A55556", False)
+    assert final["expires_at"].startswith("2031-01-01T00:00:00")

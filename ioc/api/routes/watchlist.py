@@ -263,7 +263,7 @@ async def update(
     entry_id: uuid.UUID, body: WatchlistUpdate, request: Request, conn: ConnDep, user: WatchlistEditor
 ) -> WatchlistPublic:
     async with conn.transaction():
-        current = await get_entry(conn, entry_id)
+        current = await get_entry(conn, entry_id, for_update=True)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
         try:
