@@ -2,7 +2,8 @@
 
 Tokens live for hours; looking the user up on every request would cost a query
 per call. A short cache bounds both: a deactivation or role change takes
-effect within ``ttl_s``.
+effect within ``ttl_s``. A token issued before the account last changed (its password
+set, deactivated, reactivated) no longer holds: a stolen token dies with a password reset.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 from psycopg_pool import AsyncConnectionPool
 
-from ioc.api.security import Principal
+from ioc.api.security import CLOCK_LEEWAY_S, Principal
 from ioc.storage.users import get_user
 
 __all__ = ["UserDirectory"]
@@ -22,20 +23,27 @@ class UserDirectory:
         self._pool = pool
         self._ttl = ttl_s
         self._max = max_entries
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # username -> (when looked up, the active user's principal or None, when their account changed)
+        self._cache: dict[str, tuple[float, Principal | None, float]] = {}
 
-    async def lookup(self, username: str) -> Principal | None:
-        """The active user's principal (their current role), or None."""
+    async def lookup(self, username: str, *, issued_at: float | None = None) -> Principal | None:
+        """The active user's principal (their current role), or None; None too for a token issued
+        at ``issued_at`` (Unix time) before the account last changed, by more than the clock
+        leeway between this process and the database."""
         now = time.monotonic()
         cached = self._cache.get(username)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        async with self._pool.connection() as conn:
-            user = await get_user(conn, username)
-        principal = Principal(user.username, user.role) if user is not None and user.active else None
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[username] = (now, principal)
+        if cached is None or now - cached[0] >= self._ttl:
+            async with self._pool.connection() as conn:
+                user = await get_user(conn, username)
+            active = user is not None and user.active
+            cached = (now, Principal(user.username, user.role) if active else None,
+                      user.updated_at.timestamp() if active else 0.0)
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[username] = cached
+        _, principal, changed_at = cached
+        if issued_at is not None and issued_at + CLOCK_LEEWAY_S < changed_at:
+            return None
         return principal
 
     def forget(self, username: str) -> None:

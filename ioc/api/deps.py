@@ -112,10 +112,10 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     except InvalidTokenError as exc:
         raise _unauthorised(str(exc)) from exc
     directory: UserDirectory = request.app.state.users
-    current = await directory.lookup(claimed.username)
+    current = await directory.lookup(claimed.username, issued_at=claimed.issued)
     if current is None:
-        raise _unauthorised("user unknown or deactivated")
-    current = dataclasses.replace(current, expires=claimed.expires)
+        raise _unauthorised("user unknown or deactivated, or the token older than the account's last change")
+    current = dataclasses.replace(current, expires=claimed.expires, issued=claimed.issued)
     request.state.principal = current
     return current
 

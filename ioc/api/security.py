@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "AUDIENCE",
+    "CLOCK_LEEWAY_S",
     "ISSUER",
     "InvalidTokenError",
     "LoginThrottle",
@@ -31,7 +32,7 @@ __all__ = [
 ISSUER = "ioc-stream"
 AUDIENCE = "ioc-api"
 _HEADER = {"alg": "HS256", "typ": "JWT"}
-_LEEWAY_S = 30  # clock skew tolerated on iat
+CLOCK_LEEWAY_S = 30  # clock skew tolerated on iat (against this process's clock and the database's)
 
 
 class InvalidTokenError(Exception):
@@ -40,12 +41,13 @@ class InvalidTokenError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a username and one of the five roles; ``expires`` is the Unix time
-    their token stops holding (None where no token is involved)."""
+    """Who is calling: a username and one of the five roles; ``issued`` and ``expires`` are the
+    Unix times their token was issued and stops holding (None where no token is involved)."""
 
     username: str
     role: str
     expires: float | None = field(default=None, compare=False)
+    issued: float | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -89,9 +91,9 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("wrong issuer or audience")
     if expires <= moment:
         raise InvalidTokenError("token expired")
-    if issued > moment + _LEEWAY_S:
+    if issued > moment + CLOCK_LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role, expires)
+    return Principal(subject, role, expires, issued)
 
 
 class LoginThrottle:

@@ -4,12 +4,16 @@ metrics and security headers, against the served API."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
 from served_api import PASSWORD, ApiServer
 
 from ioc.api.routes import auth as auth_routes
+from ioc.api.security import Principal, issue_token
+from ioc.storage.database import connect
+from ioc.storage.users import set_password
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -135,3 +139,41 @@ async def test_health_metrics_and_headers(api: ApiServer) -> None:
         csp = page.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "script-src 'self'" in csp
         assert page.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_token_issued_before_the_account_changed_no_longer_holds(api: ApiServer) -> None:
+    """A password reset, or a deactivation and reactivation, ends the tokens issued before it
+    (beyond the clock leeway): a stolen token dies with them."""
+    admin = await api.token("admin")
+    await api.user("field-7", "officer")
+    secret = api.settings.auth_secret.get_secret_value()
+    directory = api.app.state.users
+
+    async def token_from_two_minutes_ago() -> str:
+        """Backdates the account's last change, then issues a token two minutes old (still valid)."""
+        await api.sql("UPDATE users SET updated_at = now() - interval '10 minutes' WHERE username = %s",
+                      ["field-7"])
+        directory.forget("field-7")
+        return issue_token(Principal("field-7", "officer"), secret=secret, ttl_s=3600, now=time.time() - 120)
+
+    async with api.client() as client:
+        async def me(token: str) -> int:
+            answer = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            return answer.status_code
+
+        old = await token_from_two_minutes_ago()
+        assert await me(old) == 200
+        async with await connect(api.conninfo) as conn:
+            assert await set_password(conn, "field-7", "a-new-password-1")
+            await conn.commit()
+        directory.forget("field-7")  # as `ioc users set-password` leaves other processes to their cache time
+        assert await me(old) == 401
+        fresh = (await _login(client, "field-7", "a-new-password-1")).json()["access_token"]
+        assert await me(fresh) == 200
+
+        before = await token_from_two_minutes_ago()
+        assert await me(before) == 200
+        headers = {"Authorization": f"Bearer {admin}"}
+        for step in ("deactivate", "activate"):
+            assert (await client.post(f"/api/users/field-7/{step}", headers=headers)).status_code == 204
+        assert await me(before) == 401
