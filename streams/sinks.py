@@ -31,9 +31,12 @@ _BACKOFF_MAX_S = 10.0
 # The database cannot take writes right now, whatever the rows: wait it out, never
 # dead-letter. Lost connections and missing resources (disk full, out of memory, too
 # many connections, shutting down) are OperationalError; a read-only database (a
-# standby after a failover, default_transaction_read_only) is an InternalError.
+# standby after a failover, default_transaction_read_only) is an InternalError; a table,
+# column or grant missing (a worker deployed before `ioc migrate`, a role without its
+# grants) is a ProgrammingError that no row causes: each row would be refused in turn.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, psycopg.errors.ReadOnlySqlTransaction,
+    psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.InsufficientPrivilege,
 )
 
 
