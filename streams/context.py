@@ -352,9 +352,12 @@ class WorkerContext:
         self, batch: list[tuple[Message, list[E]]], rejected: list[RowRejectedError]
     ) -> set[int]:
         """Dead-letter each message with a row the database refused; returns their ids."""
-        refused = set()
+        refused: set[int] = set()
+        errors_of: dict[int, list[str]] = {}  # by id(row): rows are compared by identity
+        for rejection in rejected:
+            errors_of.setdefault(id(rejection.row), []).append(str(rejection.error))
         for message, rows in batch:
-            errors = [str(r.error) for r in rejected if any(r.row is row for row in rows)]
+            errors = [error for row in rows for error in errors_of.get(id(row), ())]
             if errors:
                 await self.dead_letters.publish(message, "processing_error", "; ".join(errors))
                 refused.add(id(message))
