@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from weakref import WeakSet
 
 import faust
 from faust.types import Message
@@ -22,9 +23,15 @@ class DeadLetters:
     def __init__(self, topic: faust.TopicT, *, max_payload: int) -> None:
         self._topic = topic
         self._max_payload = max_payload
+        self._sent: WeakSet[Message] = WeakSet()  # the messages of this process's letters
 
     async def publish(self, message: Message, reason: str, error: str) -> None:
-        """Send one message to the dead-letter topic and wait until the broker has it."""
+        """Send one message to the dead-letter topic and wait until the broker has it; a message
+        already sent is not sent again (a batch run again after an outage, or dead-lettered whole
+        after a failure, holds messages its handler dead-lettered on the first run), so the
+        dead-lettered count stays one per message."""
+        if message in self._sent:
+            return
         payload = message.value if isinstance(message.value, bytes) else b""
         key = message.key if isinstance(message.key, bytes) else None
         if key is not None and len(key) > MAX_KEY_BYTES:
@@ -46,5 +53,6 @@ class DeadLetters:
         )
         fut = await self._topic.send(key=letter.key, value=letter.model_dump_json().encode())
         await fut
+        self._sent.add(message)
         metrics.MESSAGES_DEAD_LETTERED.labels(message.topic, reason).inc()
         metrics.MESSAGES_PRODUCED.labels(self._topic.get_topic_name()).inc()

@@ -5,7 +5,6 @@ limit made a letter the producer refused, which stopped the agent)."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 from ioc.config import Settings
 from ioc.schemas import DeadLetter
@@ -26,8 +25,16 @@ class SentTopic:
         return "ioc.dead-letter"
 
 
-def _message(key: bytes, value: bytes) -> SimpleNamespace:
-    return SimpleNamespace(topic="ioc.edge-plate-reads", partition=0, offset=7, key=key, value=value)
+class _Message:
+    """A consumed message as far as dead letters look at one (hashed by identity, as Faust's are)."""
+
+    def __init__(self, key: bytes, value: bytes) -> None:
+        self.topic, self.partition, self.offset = "ioc.edge-plate-reads", 0, 7
+        self.key, self.value = key, value
+
+
+def _message(key: bytes, value: bytes) -> _Message:
+    return _Message(key, value)
 
 
 async def test_an_outsized_key_is_left_out_and_the_letter_fits_the_producer() -> None:
@@ -43,3 +50,16 @@ async def test_an_outsized_key_is_left_out_and_the_letter_fits_the_producer() ->
     assert letter.key is None and "key of 30000 bytes left out" in letter.error and letter.payload_truncated
     assert small_key == b"CP01-CAM1" and DeadLetter.model_validate_json(small).key == b"CP01-CAM1"
     assert MAX_KEY_BYTES >= 64
+
+
+async def test_a_message_is_dead_lettered_once() -> None:
+    """A batch run again after an outage, or dead-lettered whole after a failure, holds messages
+    its handler had dead-lettered already: one letter each, counted once."""
+    topic = SentTopic()
+    letters = DeadLetters(topic, max_payload=1000)
+    message = _message(b"CP01-CAM1", b"{}")
+    await letters.publish(message, "unknown_camera", "CP01-CAM1")
+    await letters.publish(message, "processing_error", "RuntimeError()")
+    await letters.publish(_message(b"CP01-CAM1", b"{}"), "unknown_camera", "CP01-CAM1")  # another message
+    assert len(topic.sent) == 2
+    assert DeadLetter.model_validate_json(topic.sent[0][1]).reason == "unknown_camera"
