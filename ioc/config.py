@@ -21,6 +21,8 @@ from ioc.schemas import LookCloserSetting
 Environment = Literal["dev", "test", "prod"]
 
 _PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
+# HS256 tokens signed with a short secret can be guessed offline from any token issued
+MIN_AUTH_SECRET_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> Settings:
-        if self.env == "prod" and self.auth_secret.get_secret_value() in _PLACEHOLDER_SECRETS:
-            raise ValueError("IOC_AUTH_SECRET must be set to a real secret when IOC_ENV=prod")
+        secret = self.auth_secret.get_secret_value()
+        if self.env == "prod" and (secret in _PLACEHOLDER_SECRETS or len(secret) < MIN_AUTH_SECRET_LENGTH):
+            raise ValueError(f"IOC_AUTH_SECRET must be a real secret of at least {MIN_AUTH_SECRET_LENGTH} "
+                             "characters when IOC_ENV=prod (openssl rand -hex 32 makes one)")
         return self
 
     @property

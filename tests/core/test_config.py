@@ -26,3 +26,14 @@ def test_an_unknown_home_province_stops_the_process(home: str) -> None:
 def test_look_closer_settings_are_the_recognisers_modes() -> None:
     """Settings, cameras and the CLI spell the modes out (the core does not import OpenCV)."""
     assert set(get_args(LookCloserSetting)) == {mode.value for mode in LookCloser}
+
+
+@pytest.mark.parametrize("secret", ["", "changethis", "abc", "x" * 31])
+def test_production_refuses_a_placeholder_or_short_auth_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="IOC_AUTH_SECRET"):
+        Settings(env="prod", auth_secret=secret)
+
+
+def test_production_takes_a_long_random_auth_secret_and_dev_anything() -> None:
+    assert Settings(env="prod", auth_secret="f" * 64).env == "prod"
+    assert Settings(env="dev", auth_secret="abc").env == "dev"
