@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Coroutine
 
 from faust.types import Message
 from psycopg import AsyncConnection
@@ -51,8 +52,9 @@ async def store_reads(
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
     # a camera's reads reach the topic, its incidents and its passages in the order taken
     await ctx.earlier_batches_done()
-    # incidents (database) and the read stream (Kafka) wait on different servers: overlap them
-    await asyncio.gather(
+    # incidents (database) and the read stream (Kafka) wait on different servers: overlap them;
+    # where one fails the other is stopped, as the batch is then dead-lettered whole
+    await _together(
         _raise_alerts(ctx, pool, hits),
         ctx.send_plate_reads([
             (message, [r for r in message_reads if id(r) not in refused])
@@ -66,6 +68,18 @@ async def store_reads(
             ctx.passages.add(read)
     _count_stored(stored, hits)
     return refused_messages
+
+
+async def _together(*steps: Coroutine[object, object, None]) -> None:
+    """Run ``steps`` at once; the first failure cancels the others and is raised as it is
+    (not as an ExceptionGroup: callers tell outages from bugs by the exception's type)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 def _count_stored(stored: list[PlateRead], hits: list[tuple[PlateRead, Hit]]) -> None:

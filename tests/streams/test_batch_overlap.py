@@ -109,3 +109,28 @@ async def test_a_batch_failing_once_the_worker_stops_is_left_for_replay_not_dead
     await asyncio.wait_for(consuming, 5)
     assert order == ["acks dropped", "recogniser closed"]
     assert dead.published == []
+
+
+async def test_where_one_overlapped_step_fails_the_other_is_stopped() -> None:
+    """A plate-reads batch records incidents and publishes its reads at once: where one fails,
+    the batch is dead-lettered whole, so the other must not go on (reads published as well)."""
+    from streams.plate_read_sink import _together
+
+    log: list[str] = []
+
+    async def fails() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("a bug")
+
+    async def publishes() -> None:
+        try:
+            await asyncio.sleep(1)
+            log.append("published")
+        except asyncio.CancelledError:
+            log.append("stopped")
+            raise
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await _together(fails(), publishes())
+    await asyncio.sleep(0.05)
+    assert log == ["stopped"]
