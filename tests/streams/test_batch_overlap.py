@@ -17,6 +17,7 @@ import pytest
 
 from ioc.config import Settings
 from streams.context import WorkerContext
+from streams.plate_read_sink import _together
 
 
 class TakesStream:
@@ -114,8 +115,6 @@ async def test_a_batch_failing_once_the_worker_stops_is_left_for_replay_not_dead
 async def test_where_one_overlapped_step_fails_the_other_is_stopped() -> None:
     """A plate-reads batch records incidents and publishes its reads at once: where one fails,
     the batch is dead-lettered whole, so the other must not go on (reads published as well)."""
-    from streams.plate_read_sink import _together
-
     log: list[str] = []
 
     async def fails() -> None:
