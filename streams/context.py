@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import TypeVar
 
 import faust
-from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
 from faust.types import Message, ProducerT
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
@@ -25,7 +23,7 @@ from ioc.config import Settings
 from ioc.schemas import PlateRead, PlateReadBatch
 from ioc.storage.cameras import list_cameras
 from ioc.storage.database import open_pool
-from streams.dead_letters import DeadLetters
+from streams.dead_letters import SEND_BACKOFF_MAX_S, SEND_BACKOFF_START_S, SEND_ERRORS, DeadLetters
 from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
@@ -45,12 +43,6 @@ READS_PER_MESSAGE = 200
 # a plate-reads batch message's most bytes, under Kafka's default 1 MB message limit: 200 reads
 # with edge crops of about 4 KB came to 1.1 MB (each read's output is larger than its input)
 PLATE_READS_MESSAGE_BYTES = 900_000
-SEND_BACKOFF_START_S = 0.2
-SEND_BACKOFF_MAX_S = 10.0
-
-
-# what a send can fail with while the broker is away: aiokafka's errors, as Faust wraps them or not
-SEND_ERRORS = (KafkaError, ProducerSendError)
 
 
 async def _deliver(producer: ProducerT, topic: str, key: bytes, payload: bytes) -> None:

@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
 from ioc.config import Settings
 from ioc.schemas import DeadLetter
+from streams import dead_letters
 from streams.dead_letters import MAX_KEY_BYTES, DeadLetters
 
 
 class SentTopic:
-    def __init__(self) -> None:
+    """The dead-letter topic as far as DeadLetters sends to it; its first ``failures`` sends fail."""
+
+    def __init__(self, failures: int = 0) -> None:
         self.sent: list[tuple[bytes | None, bytes]] = []
+        self.attempts, self._failures = 0, failures
 
     async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future:
-        self.sent.append((key, value))
+        self.attempts += 1
         done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if self.attempts <= self._failures:
+            done.set_exception(KafkaConnectionError("broker away"))
+        else:
+            self.sent.append((key, value))
+            done.set_result(None)
         return done
 
     def get_topic_name(self) -> str:
@@ -63,3 +74,14 @@ async def test_a_message_is_dead_lettered_once() -> None:
     await letters.publish(_message(b"CP01-CAM1", b"{}"), "unknown_camera", "CP01-CAM1")  # another message
     assert len(topic.sent) == 2
     assert DeadLetter.model_validate_json(topic.sent[0][1]).reason == "unknown_camera"
+
+
+async def test_a_letter_the_broker_refuses_for_a_moment_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker away for a moment: the letter is sent when it is back, and the agent goes on
+    (the failure had escaped the agent)."""
+    monkeypatch.setattr(dead_letters, "SEND_BACKOFF_START_S", 0.01)
+    topic = SentTopic(failures=2)
+    await DeadLetters(topic, max_payload=1000).publish(_message(b"CP01-CAM1", b"{"), "bad_json", "not JSON")
+    assert topic.attempts == 3 and len(topic.sent) == 1
