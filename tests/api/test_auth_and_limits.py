@@ -166,7 +166,7 @@ async def test_a_token_issued_before_the_account_changed_no_longer_holds(api: Ap
         async with await connect(api.conninfo) as conn:
             assert await set_password(conn, "field-7", "a-new-password-1")
             await conn.commit()
-        directory.forget("field-7")  # as `ioc users set-password` leaves other processes to their cache time
+        directory.forget("field-7")  # `ioc users passwd` leaves each API process to its cache time
         assert await me(old) == 401
         fresh = (await _login(client, "field-7", "a-new-password-1")).json()["access_token"]
         assert await me(fresh) == 200
