@@ -260,7 +260,8 @@ class WorkerContext:
         once the cause is fixed. A database outage is no reason to dead-letter valid
         events: sinks retry their writes, and an outage met elsewhere (the camera
         registry, opening the pool) runs the whole batch again after a back-off
-        (handlers are idempotent, so a second run stores nothing twice)."""
+        (handlers are idempotent, so a second run stores nothing twice). Once the worker is
+        stopping (:meth:`close`), a failure is the shutdown's: the batch is left for replay."""
         delay = SEND_BACKOFF_START_S
         while True:
             try:

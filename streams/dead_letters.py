@@ -35,10 +35,9 @@ class DeadLetters:
 
     async def publish(self, message: Message, reason: str, error: str) -> None:
         """Send one message to the dead-letter topic and wait until the broker has it (retried
-        while the broker is away); a message
-        already sent is not sent again (a batch run again after an outage, or dead-lettered whole
-        after a failure, holds messages its handler dead-lettered on the first run), so the
-        dead-lettered count stays one per message."""
+        while the broker is away). A message already sent is not sent again: a batch run again
+        after an outage, or dead-lettered whole after a failure, holds messages its handler
+        dead-lettered on the first run, and the dead-lettered count stays one per message."""
         if message in self._sent:
             return
         payload = message.value if isinstance(message.value, bytes) else b""
