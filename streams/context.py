@@ -23,10 +23,11 @@ from ioc.config import Settings
 from ioc.schemas import PlateRead, PlateReadBatch
 from ioc.storage.cameras import list_cameras
 from ioc.storage.database import open_pool
-from streams.dead_letters import SEND_BACKOFF_MAX_S, SEND_BACKOFF_START_S, SEND_ERRORS, DeadLetters
+from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
+from streams.retries import SEND_ERRORS, Backoff
 from streams.sinks import DATABASE_UNAVAILABLE, RowRejectedError
 from streams.touched_minutes import TouchedMinutes
 
@@ -232,7 +233,7 @@ class WorkerContext:
         pending = [(key.encode() if isinstance(key, str) else key,
                     value if isinstance(value, bytes) else value.model_dump_json().encode())
                    for key, value in messages]  # fmt: skip
-        delay = SEND_BACKOFF_START_S
+        backoff = Backoff()
         while pending:
             outcomes = await asyncio.gather(
                 *(_deliver(self.app.producer, name, key, payload) for key, payload in pending),
@@ -245,9 +246,8 @@ class WorkerContext:
             metrics.MESSAGES_PRODUCED.labels(name).inc(len(pending) - len(failed))
             if failed:
                 logger.warning("%d sends to %s failed (%s); retrying in %.1fs",
-                               len(failed), name, failed[0][1], delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+                               len(failed), name, failed[0][1], backoff.delay)
+                await backoff.wait()
             pending = [message for message, _ in failed]
 
     async def process(
@@ -262,7 +262,7 @@ class WorkerContext:
         registry, opening the pool) runs the whole batch again after a back-off
         (handlers are idempotent, so a second run stores nothing twice). Once the worker is
         stopping (:meth:`close`), a failure is the shutdown's: the batch is left for replay."""
-        delay = SEND_BACKOFF_START_S
+        backoff = Backoff()
         while True:
             try:
                 await handler(self, batch)
@@ -275,9 +275,8 @@ class WorkerContext:
                 if isinstance(exc, DATABASE_UNAVAILABLE):
                     metrics.DB_ERRORS.labels("batch").inc()
                     logger.warning("database unavailable for a batch of %d messages (%s); running it "
-                                   "again in %.1fs", len(batch), exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+                                   "again in %.1fs", len(batch), exc, backoff.delay)
+                    await backoff.wait()
                     continue
                 logger.exception("batch of %d messages failed; dead-lettering them", len(batch))
                 for message, _ in batch:

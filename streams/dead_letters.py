@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from weakref import WeakSet
 
 import faust
-from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
 from faust.types import Message
 
 from ioc import metrics
 from ioc.schemas import DeadLetter
+from streams.retries import SEND_ERRORS, Backoff
 
 logger = logging.getLogger(__name__)
-
-# what a send can fail with while the broker is away: aiokafka's errors, as Faust wraps them or not
-SEND_ERRORS = (KafkaError, ProducerSendError)
-SEND_BACKOFF_START_S = 0.2
-SEND_BACKOFF_MAX_S = 10.0
 
 # A longer key is left out of the letter (ids are at most 64 characters): the key goes in twice,
 # as the letter's key and base64 in its body, and with a message near the size limit a 30 kB key
@@ -59,15 +52,14 @@ class DeadLetters:
             "dead letter %s[%s]@%s: %s: %s",
             message.topic, message.partition, message.offset, reason, error[:200],
         )
-        value, delay = letter.model_dump_json().encode(), SEND_BACKOFF_START_S
+        value, backoff = letter.model_dump_json().encode(), Backoff()
         while True:  # the broker away for a moment must not stop the agent (letters are sized to fit)
             try:
                 await (await self._topic.send(key=letter.key, value=value))
                 break
             except SEND_ERRORS as exc:
-                logger.warning("dead letter not sent (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, SEND_BACKOFF_MAX_S)
+                logger.warning("dead letter not sent (%s); retrying in %.1fs", exc, backoff.delay)
+                await backoff.wait()
         self._sent.add(message)
         metrics.MESSAGES_DEAD_LETTERED.labels(message.topic, reason).inc()
         metrics.MESSAGES_PRODUCED.labels(self._topic.get_topic_name()).inc()

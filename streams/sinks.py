@@ -8,7 +8,6 @@ cannot double-count.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,14 +18,12 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ioc import metrics
+from streams.retries import Backoff
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Writer = Callable[[AsyncConnection, Sequence[T]], Awaitable[int]]
-
-_BACKOFF_START_S = 0.2
-_BACKOFF_MAX_S = 10.0
 
 # The database cannot take writes right now, whatever the rows: wait it out, never
 # dead-letter. Lost connections and missing resources (disk full, out of memory, too
@@ -77,7 +74,7 @@ async def write_batch(
 async def _write_with_retry(
     pool: AsyncConnectionPool, table: str, write: Writer[T], rows: Sequence[T]
 ) -> int:
-    delay = _BACKOFF_START_S
+    backoff = Backoff()
     while True:
         started = time.perf_counter()
         try:
@@ -92,9 +89,9 @@ async def _write_with_retry(
                     raise
         except DATABASE_UNAVAILABLE as exc:
             metrics.DB_ERRORS.labels(table).inc()
-            logger.warning("database unavailable writing %s (%s); retrying in %.1fs", table, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF_MAX_S)
+            logger.warning("database unavailable writing %s (%s); retrying in %.1fs", table, exc,
+                           backoff.delay)
+            await backoff.wait()
             continue
         metrics.DB_WRITE_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.ROWS_WRITTEN.labels(table).inc(new)

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from ioc.config import Settings
 from ioc.schemas import DeadLetter
-from streams import dead_letters
+from streams import retries
 from streams.dead_letters import MAX_KEY_BYTES, DeadLetters
 
 
@@ -81,7 +81,7 @@ async def test_a_letter_the_broker_refuses_for_a_moment_is_sent_again(
 ) -> None:
     """The broker away for a moment: the letter is sent when it is back, and the agent goes on
     (the failure had escaped the agent)."""
-    monkeypatch.setattr(dead_letters, "SEND_BACKOFF_START_S", 0.01)
+    monkeypatch.setattr(retries, "FIRST_WAIT_S", 0.01)
     topic = SentTopic(failures=2)
     await DeadLetters(topic, max_payload=1000).publish(_message(b"CP01-CAM1", b"{"), "bad_json", "not JSON")
     assert topic.attempts == 3 and len(topic.sent) == 1

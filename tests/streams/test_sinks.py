@@ -11,7 +11,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from ioc.storage.database import connect, open_pool
-from streams import sinks
+from streams import retries
 from streams.sinks import write_batch
 
 
@@ -23,7 +23,7 @@ async def _write(conn: AsyncConnection, rows: Sequence[int]) -> int:
 async def test_a_missing_table_is_waited_for_not_blamed_on_the_rows(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sinks, "_BACKOFF_START_S", 0.05)
+    monkeypatch.setattr(retries, "FIRST_WAIT_S", 0.05)
     pool = await open_pool(database_url, min_size=1, max_size=2)
     try:
         writing = asyncio.create_task(write_batch(pool, "later", _write, [1, 2, 3]))
