@@ -72,15 +72,18 @@ ALERTS_RAISED = Counter("ioc_alerts_raised_total", "Alerts raised", ["kind", "se
 WATCHLIST_HITS = Counter(
     "ioc_watchlist_hits_total", "Stored plate reads that matched a watchlist entry", ["match_kind"]
 )
+# Capture-to-store and capture-to-alert: up to minutes when workers fall behind, so that the
+# alerts' p99 thresholds (rules.yml) lie well inside the top finite bucket.
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 STORE_LATENCY_SECONDS = Histogram(
     "ioc_event_store_latency_seconds",
     "Capture time to row committed",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=LATENCY_BUCKETS_S,
 )
 ALERT_LATENCY_SECONDS = Histogram(
     "ioc_event_alert_latency_seconds",
     "Capture time of a read to its watchlist alert acknowledged on the alerts topic",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=LATENCY_BUCKETS_S,
 )
 CHECKPOINT_VEHICLES = Counter(
     "ioc_checkpoint_vehicles_total",

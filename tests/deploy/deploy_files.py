@@ -68,6 +68,19 @@ def registered_metrics() -> dict[str, MetricInfo]:
     return samples
 
 
+def histogram_bounds() -> dict[str, tuple[float, ...]]:
+    """Each ioc_* histogram's finite bucket bounds, as ioc.metrics declares them."""
+    from prometheus_client import Histogram
+
+    import ioc.metrics as metrics_module
+
+    return {
+        value._name: tuple(b for b in value._upper_bounds if b != float("inf"))
+        for value in vars(metrics_module).values()
+        if isinstance(value, Histogram)
+    }
+
+
 def settings_env_names() -> set[str]:
     """IOC_<FIELD> for every field of ioc.config.Settings."""
     from ioc.config import Settings

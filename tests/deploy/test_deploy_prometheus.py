@@ -3,6 +3,7 @@ label the rules and dashboards use exists in ioc.metrics (renaming a metric fail
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from deploy_files import (
     alerting_rules,
     dashboard_targets,
     dashboards,
+    histogram_bounds,
     label_values_refs,
     load_yaml,
     promql_refs,
@@ -97,6 +99,31 @@ def test_dashboard_promql_parses(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(rules))
     done = _promtool("check", "rules", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_rule_tests_feed_the_buckets_the_histograms_export() -> None:
+    """A rule test fed buckets the code never exports proves nothing about real series."""
+    bounds = histogram_bounds()
+    tests = load_yaml(DEPLOY / "prometheus" / "tests" / "rules_test.yml")["tests"]
+    wrong = []
+    for case in tests:
+        for item in case["input_series"]:
+            found = re.match(r'(ioc_\w+)_bucket\{.*le="([^"]+)"', item["series"])
+            if found and found[2] != "+Inf" and float(found[2]) not in bounds[found[1]]:
+                wrong.append(f"{case['name']}: {found[1]} has no bucket le={found[2]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_quantile_alerts_threshold_below_the_top_bucket() -> None:
+    """histogram_quantile() reports at most the top finite bound, so a threshold at or above it
+    can never be crossed."""
+    bounds = histogram_bounds()
+    checked = 0
+    for rule in alerting_rules():
+        for metric, threshold in re.findall(r":(ioc_\w+):p\d+_5m\s*>\s*([\d.]+)", rule["expr"]):
+            checked += 1
+            assert float(threshold) < max(bounds[metric]), f"{rule['alert']} can never fire"
+    assert checked >= 3
 
 
 def test_every_metric_referenced_exists_in_ioc_metrics(metric_samples: dict[str, MetricInfo]) -> None:
