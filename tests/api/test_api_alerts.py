@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from psycopg_pool import PoolTimeout
 from served_api import ApiServer, plate_read, read_topic, store_alerts, store_reads, watchlist_alert
 
 from ioc.schemas import Alert, AlertKind, Severity
@@ -82,6 +84,39 @@ async def test_status_changes_are_published_for_every_console(staffed: ApiServer
     [published] = [Alert.from_json(r.value) for r in records]
     assert published.alert_id == alert.alert_id and published.status == "acknowledged"
     assert published.evidence["reason"] == "stolen vehicle"
+
+
+async def test_status_change_returns_its_connection_before_publishing(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    """A broker slow to take the change must not hold a pooled connection meanwhile: with a
+    pool of two, the publisher can take both."""
+    api = await api_factory(database_pool_size=2)
+    for role in ("operator", "supervisor"):
+        await api.token(role)
+    publisher, pool = api.app.state.publisher, api.app.state.pool
+    publish, both_free = publisher.alert_changed, []
+
+    async def taking_every_connection(alert: Alert) -> bool:
+        try:
+            async with pool.connection(timeout=3) as first, pool.connection(timeout=3) as second:
+                await first.execute("SELECT 1")
+                await second.execute("SELECT 1")
+            both_free.append(True)
+        except PoolTimeout:
+            both_free.append(False)
+        return await publish(alert)
+
+    publisher.alert_changed = taking_every_connection
+    alerts = [watchlist_alert("51F86988"), watchlist_alert("30A12345")]
+    await store_alerts(api, alerts)
+    decision = {"decision": "accepted", "reason": api.settings.hit_decision_reasons[0]}
+    async with api.client("operator") as operator, api.client("supervisor") as supervisor:
+        acked = await operator.post(f"/api/alerts/{alerts[0].alert_id}/status",
+                                    json={"status": "acknowledged"})
+        decided = await supervisor.post(f"/api/alerts/{alerts[1].alert_id}/decision", json=decision)
+    assert (acked.status_code, decided.status_code) == (200, 200)
+    assert both_free == [True, True]
 
 
 async def test_hit_decisions_take_a_configured_reason(staffed: ApiServer) -> None:

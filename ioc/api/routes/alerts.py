@@ -22,6 +22,7 @@ from ioc.api.deps import (
     ConnDep,
     DecisionReporter,
     HitDecider,
+    PoolDep,
     SettingsDep,
 )
 from ioc.api.publishing import EventPublisher
@@ -170,11 +171,13 @@ async def read_history(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> li
 
 
 async def _change(
-    request: Request, conn: ConnDep, alert_id: uuid.UUID, new_status: str, actor: str, *,
+    request: Request, pool: PoolDep, alert_id: uuid.UUID, new_status: str, actor: str, *,
     allowed_from: set[str] | None, note: str | None, reason: str | None = None,
     hits_only: bool = False,
 ) -> AlertPublic:
-    async with conn.transaction():
+    # the connection goes back to the pool before publishing: a slow or absent broker must
+    # not hold connections that plate look-ups need
+    async with pool.connection() as conn, conn.transaction():
         current = await lock_alert(conn, alert_id)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
@@ -192,21 +195,21 @@ async def _change(
 @router.post("/{alert_id}/status", response_model=AlertPublic, response_model_exclude_none=True,
              summary="Acknowledge, escalate or resolve, with a note (resolved is final)")
 async def change_status(
-    alert_id: uuid.UUID, change: StatusChange, request: Request, conn: ConnDep, user: AlertHandler
+    alert_id: uuid.UUID, change: StatusChange, request: Request, pool: PoolDep, user: AlertHandler
 ) -> AlertPublic:
     note = change.note.strip() if change.note and change.note.strip() else None
-    return await _change(request, conn, alert_id, change.status, user.username, allowed_from=None, note=note)
+    return await _change(request, pool, alert_id, change.status, user.username, allowed_from=None, note=note)
 
 
 @router.post("/{alert_id}/decision", response_model=AlertPublic, response_model_exclude_none=True,
              summary="Accept or reject a watchlist hit with a reason from the configured list")
 async def decide(
-    alert_id: uuid.UUID, decision: HitDecision, request: Request, conn: ConnDep, settings: SettingsDep,
+    alert_id: uuid.UUID, decision: HitDecision, request: Request, pool: PoolDep, settings: SettingsDep,
     user: HitDecider,
 ) -> AlertPublic:
     if decision.reason not in settings.hit_decision_reasons:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"reason must be one of: {'; '.join(settings.hit_decision_reasons)}")
     note = decision.note.strip() if decision.note and decision.note.strip() else None
-    return await _change(request, conn, alert_id, decision.decision, user.username, allowed_from=DECIDABLE,
+    return await _change(request, pool, alert_id, decision.decision, user.username, allowed_from=DECIDABLE,
                          note=note, reason=decision.reason, hits_only=True)
