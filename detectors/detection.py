@@ -112,7 +112,7 @@ def letterbox(frame: np.ndarray, canvas_size: tuple[int, int] = INPUT_SIZE) -> t
     size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
     canvas_size = (min(canvas_size[0], -(-size[0] // _CANVAS_STEP) * _CANVAS_STEP),
                    min(canvas_size[1], -(-size[1] // _CANVAS_STEP) * _CANVAS_STEP))  # fmt: skip
-    factor = int(1 / scale)
+    factor = min(int(1 / scale), width, height)  # a sliver of an image keeps a pixel across
     if factor >= 2:  # integer-factor area averaging is fast; finish with a gentle linear step
         frame = cv2.resize(frame, (0, 0), fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     if frame.shape[1::-1] != size:

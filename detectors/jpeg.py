@@ -175,12 +175,22 @@ def decode_file(path: Path) -> DecodedImage | None:
     width, height = allowed_size(*header)
     scale = _scale(width, height)
     try:
-        image = cv2.imread(str(path), _SCALED_FLAGS[scale])
+        image = cv2.imread(str(path), _SCALED_FLAGS[scale]) if _utf8_name(path) else None
     except cv2.error:
         image = None
     if image is None or image.size == 0:  # OpenCV could not, or not by this name: from the bytes
         return decode_scaled(path.read_bytes(), width, height)
     return DecodedImage(image, scale)
+
+
+def _utf8_name(path: Path) -> bool:
+    """OpenCV takes a file name as UTF-8; a name that is not (its bytes kept as surrogates, as
+    Python keeps a Latin-1 name) crashed imread with a segmentation fault."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def allowed_size(width: int, height: int, scalable: bool) -> tuple[int, int]:

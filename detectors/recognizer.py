@@ -29,7 +29,9 @@ from detectors.plate_colours import is_colourless, plate_colour, scene_cast_satu
 from detectors.plate_format import Layout
 from detectors.reading import ALPHABET, Reading, StripReader, character_columns, decode, holds_characters
 
-__all__ = ["MAX_PIXELS", "ImageError", "LookCloser", "PlateRecognizer", "PlateResult"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageError", "LookCloser", "PlateRecognizer", "PlateResult"]
+
+MAX_SIDE = 32_766  # OpenCV's warps take no image with a side of SHRT_MAX (32,767) or more
 
 MODELS_DIR = Path(__file__).with_name("models")
 # Either entry point may get a tight crop of one plate. The crop path is tried on images up
@@ -190,6 +192,8 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
         raise ImageError(f"empty or malformed image of shape {image.shape}")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise ImageError(f"image of {image.shape[1]}x{image.shape[0]} exceeds {MAX_PIXELS} pixels")
+    if max(image.shape[:2]) > MAX_SIDE:
+        raise ImageError(f"image of {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} pixels on a side")
     if image.dtype != np.uint8:
         raise ImageError(f"expected uint8 pixels, got {image.dtype}")
     if image.ndim == 2:
@@ -391,7 +395,7 @@ class PlateRecognizer:
         """
         result = self._read_outline(crop)
         height, width = crop.shape[:2]
-        if result is not None or min(height, width) < 4 or width >= _ENLARGE_BELOW:
+        if result is not None or min(height, width) < 4 or max(width, height) >= _ENLARGE_BELOW:
             return result
         enlarged = cv2.resize(crop, (2 * width, 2 * height), interpolation=cv2.INTER_CUBIC)
         result = self._read_outline(enlarged)

@@ -13,8 +13,8 @@ command goes on with the next image and exits 1 if any image failed.
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -81,17 +81,16 @@ def read_image(path: Path) -> DecodedImage:
         decoded = decode_file(path)  # JPEG and PNG; its UndecodableImageError is a ValueError
         if decoded is not None:
             return decoded
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
-    try:
-        with Image.open(io.BytesIO(data)) as header:  # reads only the header: refuse huge images
+        with Image.open(path) as header:  # reads only the header: a video or a huge image stays on disk
             width, height = header.size
+        width, height = allowed_size(width, height, False)  # decoded at full size, as a PNG is
+        data = path.read_bytes()
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large: {exc}") from exc
-    except OSError:
+    except Image.UnidentifiedImageError:
         raise ValueError("not a readable image") from None
-    width, height = allowed_size(width, height, False)  # decoded at full size, as a PNG is
+    except OSError as exc:
+        raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
     return decode_scaled(data, width, height)  # their UndecodableImageError is a ValueError
 
 
@@ -101,6 +100,12 @@ def read_plates(recognizer: Any, path: Path) -> list[Any]:
     :class:`detectors.recognizer.ImageError` for pixels the recogniser cannot use."""
     decoded = read_image(path)
     return [plate.scaled(decoded.scale) for plate in recognizer.recognize(decoded.image)]
+
+
+def printable_name(name: str) -> str:
+    """``name`` as printed: a file name whose bytes are not UTF-8 (Python keeps them as
+    surrogates, which no UTF-8 output takes) with those bytes written ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _plate_json(plate: Any) -> dict[str, Any]:
@@ -144,12 +149,15 @@ def _report(recognizer: Any, name: str, *, as_json: bool) -> bool:
     holding the previous photo while decoding the next added a 25 MB 4K frame to
     the peak of a 12 MP photo's decode.
     """
+    import cv2
+
     from detectors.recognizer import ImageError
 
+    path, name = Path(name), printable_name(name)
     started = time.perf_counter()
     try:
-        plates = read_plates(recognizer, Path(name))
-    except (ValueError, ImageError) as exc:
+        plates = read_plates(recognizer, path)
+    except (ValueError, ImageError, cv2.error) as exc:
         ms = round((time.perf_counter() - started) * 1000, 2)
         if as_json:
             print(json.dumps({"image": name, "ms": ms, "error": str(exc)}, ensure_ascii=False), flush=True)

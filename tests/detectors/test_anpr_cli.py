@@ -72,6 +72,30 @@ def test_json_lines_for_images_and_errors(tmp_path: Path) -> None:
         assert motorbike[0]["display"] == "29-X5 048.99" and motorbike[0]["layout"] == "motorbike"
 
 
+def test_odd_file_names_and_shapes_get_a_line_each(tmp_path: Path) -> None:
+    """A Latin-1 file name (not UTF-8) crashed OpenCV's imread; an image one pixel high crashed
+    the detector's resize; one over OpenCV's warp limit on a side crashed the reader."""
+    scene, _ = render_scene([("20A12345", "one_line", "white")], rng=np.random.default_rng(7), style="test")
+    ok, png = cv2.imencode(".png", scene)
+    assert ok
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    Path(os.fsdecode(latin1)).write_bytes(png.tobytes())
+    cv2.imwrite(str(tmp_path / "sliver.png"), np.full((1, 2000, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "needle.png"), np.full((40000, 16, 3), 128, np.uint8))
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4096))
+    names = [os.fsdecode(latin1), *(str(tmp_path / n) for n in ("sliver.png", "needle.png", "clip.mp4"))]
+
+    completed = _run("--json", *names, env={"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+
+    lines = [json.loads(line) for line in completed.stdout.splitlines()]
+    printed = [str(tmp_path) + "/caf\\xe9.png", *names[1:]]
+    assert [line["image"] for line in lines] == printed, completed.stderr
+    named, sliver, needle, clip = lines
+    assert [p["text"] for p in named["plates"]] == ["20A12345"]
+    assert sliver["plates"] == []
+    assert "on a side" in needle["error"] and clip["error"] == "not a readable image"
+
+
 def test_plain_output_and_success_status(tmp_path: Path) -> None:
     crop = render_plate(
         "51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2), scale=0.5

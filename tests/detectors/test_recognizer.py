@@ -692,6 +692,7 @@ def test_a_small_plate_in_a_portrait_photo_is_found(recognizer: PlateRecognizer)
         np.zeros((20, 20, 5), np.uint8),
         np.zeros((2, 2, 2, 2), np.uint8),
         np.broadcast_to(np.zeros(1, np.uint8), (20000, 20000, 3)),  # a view: no memory is allocated
+        np.zeros((40000, 16, 3), np.uint8),  # a side over what OpenCV's warps take
     ],
 )
 def test_garbage_input_is_a_clear_error(recognizer: PlateRecognizer, bad: object) -> None:
@@ -701,9 +702,15 @@ def test_garbage_input_is_a_clear_error(recognizer: PlateRecognizer, bad: object
         recognizer.read_crop(bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 900), (1, 2000), (2000, 1), (10, 20000), (20000, 10)])
+def test_slivers_of_images_read_no_plate(recognizer: PlateRecognizer, shape: tuple[int, int]) -> None:
+    """Images a pixel or a few high or wide crashed the detector's resize and the crop's warp."""
+    sliver = np.full((*shape, 3), 128, np.uint8)
+    assert recognizer.recognize(sliver) == []
+    assert recognizer.read_crop(sliver) is None
+
+
 def test_tiny_and_grey_images_do_not_crash(recognizer: PlateRecognizer) -> None:
-    assert recognizer.recognize(np.zeros((1, 1, 3), np.uint8)) == []
-    assert recognizer.recognize(np.zeros((3, 900), np.uint8)) == []
     grey = np.full((720, 1280), 128, np.uint8)
     assert recognizer.recognize(grey) == []
 
