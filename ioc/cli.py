@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from ioc import commands
+from ioc.command_errors import describe
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -53,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("kafka", "aiokafka", "httpx"):  # connection chatter, a line per request, at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        reason = describe(exc)
+        if reason is None:
+            raise
+        print(f"ioc {args.command}: {reason}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

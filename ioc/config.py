@@ -69,6 +69,10 @@ class TopicNames:
         return self.name("dead-letter")
 
 
+class SettingMissing(RuntimeError):
+    """A setting the command needs is not set."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore")
 
@@ -177,8 +181,13 @@ class Settings(BaseSettings):
 
     def database_conninfo(self) -> str:
         if self.database_url is None:
-            raise RuntimeError("IOC_DATABASE_URL is not set (ioc demo starts an embedded database)")
+            raise SettingMissing("IOC_DATABASE_URL is not set (ioc demo starts an embedded database)")
         return self.database_url.get_secret_value()
+
+    def kafka_servers(self) -> str:
+        if not self.kafka_bootstrap:
+            raise SettingMissing("IOC_KAFKA_BOOTSTRAP is not set (ioc demo starts an embedded broker)")
+        return self.kafka_bootstrap
 
 
 @lru_cache

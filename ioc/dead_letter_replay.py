@@ -25,8 +25,14 @@ from ioc.schemas import DeadLetter
 
 logger = logging.getLogger(__name__)
 
-IDLE_S = 1.5  # a read that gets nothing this long before the end stops there (a partition gone)
+POLL_S = 1.5  # one wait for records
+STALL_S = 60.0  # no record this long while partitions are unfinished: the read gives up
 ENDS_TIMEOUT_S = 30.0  # for the first fetch of every partition, which tells where it ends
+
+
+class UnfinishedRead(RuntimeError):
+    """The read stopped before the end of some partitions: what it sent stays sent, and reading
+    again is safe (stored reads are idempotent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +42,14 @@ class Replayed:
     truncated: int  # letters whose payload was cut to IOC_DEAD_LETTER_MAX_PAYLOAD: not sent
     elsewhere: int  # letters from a topic that is not a worker's source (this deployment's): not sent
     unreadable: int  # messages on the topic that are not dead letters
+    unfinished: str | None = None  # why the read stopped before the topic's end, if it did
 
 
 async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
     """Each message of the dead-letter topic from its start up to its end when the read began,
     oldest first per partition (``None``: not a dead letter)."""
     topic = settings.topics.dead_letter
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_servers(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=16 * 1024 * 1024)  # fmt: skip
     await consumer.start()
@@ -56,7 +63,12 @@ async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
         ends = await _ends(consumer, partitions)
         unread = {tp for tp in partitions if ends[tp] > 0}
         consumer.pause(*(tp for tp in partitions if tp not in unread))
-        while unread and (batch := await consumer.getmany(timeout_ms=int(IDLE_S * 1000), max_records=200)):
+        last_record = time.monotonic()
+        while unread and time.monotonic() - last_record < STALL_S:
+            # a fetch of large letters over a slow link can take longer than one poll
+            batch = await consumer.getmany(timeout_ms=int(POLL_S * 1000), max_records=200)
+            if batch:
+                last_record = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
                     if record.offset >= ends[tp]:
@@ -66,8 +78,8 @@ async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
                     unread.discard(tp)
                     consumer.pause(tp)
         if unread:
-            logger.warning("%s: nothing came for %g s before the end of partitions %s; read up to there",
-                           topic, IDLE_S, sorted(tp.partition for tp in unread))  # fmt: skip
+            raise UnfinishedRead(f"{topic}: nothing came for {STALL_S:g} s before the end of partitions "
+                                 f"{sorted(tp.partition for tp in unread)}")
     finally:
         await consumer.stop()
 
@@ -95,10 +107,11 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
     one at a time in the topic's order (a camera's frames keep theirs); not truncated payloads,
     nor letters of other topics."""
     sources = settings.topics.sources  # the only topics workers dead-letter from
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers(), acks="all",
                                 max_request_size=settings.dead_letter_max_payload + 65536)  # fmt: skip
     await producer.start()
     counts = dict.fromkeys(("chosen", "sent", "truncated", "elsewhere", "unreadable"), 0)
+    unfinished = None
     try:
         async for letter in dead_letters(settings):
             if letter is None:
@@ -114,6 +127,8 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
             else:
                 await producer.send_and_wait(letter.source_topic, letter.payload, key=letter.key)
                 counts["sent"] += 1
+    except UnfinishedRead as exc:
+        unfinished = str(exc)
     finally:
         await producer.stop()
-    return Replayed(**counts)
+    return Replayed(**counts, unfinished=unfinished)

@@ -41,9 +41,7 @@ def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
     acknowledge only after the database commit (see ``streams.sinks``). Session and
     rebalance timeouts are short so a restarted worker rejoins in seconds.
     """
-    if not settings.kafka_bootstrap:
-        raise RuntimeError("IOC_KAFKA_BOOTSTRAP is not set (ioc demo starts an embedded broker)")
-    brokers = [f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")]
+    brokers = [f"kafka://{host}" for host in settings.kafka_servers().split(",")]
     # Faust creates only the last level of its data directory; the parent (by default in
     # the temp dir, which may be cleaned at any time) must exist or the worker cannot start.
     Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def create_topics(settings: Settings, *, replace: Collection[str] = ()) -> list[
     partition count) is made again as specified.
     """
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="ioc-admin", request_timeout_ms=15000
+        bootstrap_servers=settings.kafka_servers(), client_id="ioc-admin", request_timeout_ms=15000
     )
     try:
         existing = set(admin.list_topics())

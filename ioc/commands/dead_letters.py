@@ -64,8 +64,14 @@ def run_list(args: argparse.Namespace) -> int:
                 print(f"{letter.dead_at.isoformat()}\t{letter.source_topic}\t{letter.reason}\t{key}\t{error}")
         return unreadable
 
+    from ioc.dead_letter_replay import UnfinishedRead
+
     print("dead_at\tsource_topic\treason\tkey\terror")
-    _unreadable_note(asyncio.run(print_chosen()))
+    try:
+        _unreadable_note(asyncio.run(print_chosen()))
+    except UnfinishedRead as exc:
+        print(f"incomplete: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -80,4 +86,8 @@ def run_replay(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if done.elsewhere:
         print(f"not sent: {done.elsewhere} letters from topics no worker here reads", file=sys.stderr)
+    if done.unfinished:
+        print(f"incomplete: {done.unfinished}; run the replay again (a message replayed twice is "
+              "stored once)", file=sys.stderr)
+        return 1
     return 0 if done.sent == done.chosen else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -48,3 +49,31 @@ def test_a_benchmark_parses_with_only_its_own_module() -> None:
     argv = ["bench", "pipeline", "--events", "10"]
     args = build_parser(argv).parse_args(argv)
     assert args.command == "bench" and args.benchmark == "pipeline" and args.events == 10
+
+
+def _ioc(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    return subprocess.run([sys.executable, "-m", "ioc", *argv], capture_output=True, text=True,
+                          timeout=120, env={**clean, **env}, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["users", "list"], {}, "IOC_DATABASE_URL is not set"),
+        (["topics"], {}, "IOC_KAFKA_BOOTSTRAP is not set"),
+        (["users", "list"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@127.0.0.1:1/ioc"}, "database:"),
+        # a SQLAlchemy-style URL, which libpq quotes whole in its error
+        (["users", "list"], {"IOC_DATABASE_URL": "postgresql+psycopg://ioc:s3cret-pw@db/ioc"}, "database:"),
+        (["users", "list"], {"IOC_ENV": "prod", "IOC_AUTH_SECRET": "s3cret-pw",
+                             "IOC_DATABASE_URL": "postgresql://127.0.0.1:1/ioc"}, "IOC_AUTH_SECRET"),
+    ],
+)
+def test_errors_around_a_command_are_one_line_without_secrets(
+    argv: list[str], env: dict[str, str], expected: str
+) -> None:
+    """Settings, database and broker errors gave tracebacks, one with the database password."""
+    done = _ioc(*argv, **env)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
