@@ -84,6 +84,8 @@ async def record_hits(
     if not groups:
         return []
     await lock_incidents(conn, list(groups))
+    # capture time against capture time: an incident is open to reads within the window of its
+    # latest sighting (the server's clock would put a camera running fast outside it for good)
     existing = await open_incidents(
         conn, [(key, group[0][0].captured_at - INCIDENT_WINDOW) for key, group in groups.items()]
     )
@@ -100,11 +102,11 @@ async def record_hits(
         else:
             opening = alert_for_hit(*group[0], past_read=past_read)
             openings.append(opening)
-            alert_id, group = opening.alert_id, group[1:]
+            alert_id = opening.alert_id
             changed.add(alert_id)
         incident_of[key] = alert_id
-        if group:
-            additions.append((alert_id, [sighting(read, hit) for read, hit in group]))
+        # the opening read too: it is in the route already, and is only remembered as counted
+        additions.append((alert_id, [sighting(read, hit) for read, hit in group]))
     await insert_alerts(conn, openings)
     changed |= await append_sightings(conn, additions, keep=ROUTE_KEEP)
     records = await get_alerts(conn, list(changed))

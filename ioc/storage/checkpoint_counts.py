@@ -1,22 +1,27 @@
 """Checkpoint counts: one-minute windows per checkpoint x direction x vehicle class x origin.
 
 Choice (issue 4's "a replayed event never double-counts a window"): windows are
-*derived* from the stored, deduplicated rows of ``plate_reads`` and
+*derived* from the stored, deduplicated rows of ``plate_reads``, ``passages`` and
 ``sensor_readings`` and written as absolute values. :func:`refresh_counts`
 recomputes every minute overlapping ``[since, until)`` and upserts the result,
 so replaying events, re-running a refresh or running it from two workers can
 never add a vehicle twice. Refreshes are serialised by an advisory lock, so a
 slower refresh cannot overwrite a newer one with an older snapshot.
 
-A read stored after its minute was last refreshed (an edge camera uploading
-hours late) is counted by the next refresh whose window covers that minute; the
-stream worker's periodic refresh covers the last few minutes, so callers that
-backfill should refresh their range themselves.
+``vehicles`` counts vehicles, not reads: an edge camera's reads (one per vehicle)
+and a frame camera's passages (``passages``: its reads of one vehicle at one lane,
+several frames each), in the minute the passage started.
 
-Origin: ``home`` / ``out_of_province`` from the read's province, ``unknown``
-when the plate says nothing (and for sensor rows). Vehicle counters and QR
-check-ins are columns of their own (``sensor_vehicles``, ``qr_checkins``): a
-checkpoint with both cameras and loop counters must not add them up.
+A read stored after its minute was last refreshed (an edge camera uploading
+hours late) is counted by the next refresh whose window covers that minute; so is
+a passage, which the worker writes a second or more after its first read (and
+rewrites while it is provisional). The stream worker's periodic refresh covers
+the last few minutes, so callers that backfill should refresh their range themselves.
+
+Origin: ``home`` / ``out_of_province`` from the read's province (a passage's best
+read), ``unknown`` when the plate says nothing (and for sensor rows). Vehicle
+counters and QR check-ins are columns of their own (``sensor_vehicles``,
+``qr_checkins``): a checkpoint with both cameras and loop counters must not add them up.
 """
 
 from __future__ import annotations
@@ -66,6 +71,10 @@ _UPSERT_SET = """
            IS DISTINCT FROM (excluded.vehicles, excluded.sensor_vehicles, excluded.qr_checkins)
 """
 
+# Vehicles: an edge camera sends one read per vehicle, so its reads count as they are; a
+# frame camera stores a read per frame, several per vehicle, so its vehicles are its
+# passages (in the minute each started; class and origin from the passage's best read,
+# looked up within the passage's time span so only its own day's partition or chunk is read).
 _REFRESH_MINUTES = """
 WITH source AS (
     SELECT ioc_time_bucket('1 minute', captured_at) AS bucket, checkpoint_id, direction, vehicle_class,
@@ -73,7 +82,18 @@ WITH source AS (
                 ELSE 'unknown' END AS origin,
            count(*) AS vehicles, 0::float8 AS sensor_vehicles, 0::float8 AS qr_checkins
       FROM plate_reads
-     WHERE captured_at >= %(since)s AND captured_at < %(until)s
+     WHERE captured_at >= %(since)s AND captured_at < %(until)s AND source = 'edge'
+     GROUP BY 1, 2, 3, 4, 5
+    UNION ALL
+    SELECT ioc_time_bucket('1 minute', p.started_at), p.checkpoint_id, p.direction,
+           coalesce(r.vehicle_class, 'unknown'),
+           CASE r.out_of_province WHEN true THEN 'out_of_province' WHEN false THEN 'home' ELSE 'unknown' END,
+           count(*), 0, 0
+      FROM passages AS p
+      LEFT JOIN plate_reads AS r
+             ON r.read_id = p.best_read_id AND r.captured_at BETWEEN p.started_at AND p.ended_at
+            AND r.captured_at >= %(since)s
+     WHERE p.started_at >= %(since)s AND p.started_at < %(until)s
      GROUP BY 1, 2, 3, 4, 5
     UNION ALL
     SELECT ioc_time_bucket('1 minute', captured_at), checkpoint_id, coalesce(direction, 'unknown'),

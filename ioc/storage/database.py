@@ -111,6 +111,18 @@ async def _configure(conn: AsyncConnection) -> None:
     await conn.commit()
 
 
+def _configure_with_timeout(timeout_s: float) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """:func:`_configure`, and a ``statement_timeout`` for the session: the server cancels
+    a statement running longer (``QueryCanceled``) instead of it holding a pooled connection."""
+    milliseconds = max(1, round(timeout_s * 1000))
+
+    async def configure(conn: AsyncConnection) -> None:
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
+        await _configure(conn)
+
+    return configure
+
+
 async def open_pool(
     conninfo: str,
     *,
@@ -119,6 +131,7 @@ async def open_pool(
     timeout: float = 30.0,
     name: str = "ioc",
     autocommit: bool = False,
+    statement_timeout_s: float | None = None,
 ) -> AsyncConnectionPool:
     """An open pool whose connections work; bad settings fail here, at start-up.
 
@@ -126,7 +139,8 @@ async def open_pool(
     pool outlives a database restart instead of handing out dead connections; one
     used moments ago is not (a round trip per request is a large part of a
     look-up's cost). ``autocommit`` suits request handlers that mark their
-    transactions explicitly.
+    transactions explicitly. ``statement_timeout_s`` bounds every statement of the
+    pool's sessions (the API's: a scan a user's query forces must not run for minutes).
     """
     pool = AsyncConnectionPool(
         conninfo,
@@ -135,7 +149,7 @@ async def open_pool(
         open=False,
         name=name,
         timeout=timeout,
-        configure=_configure,
+        configure=_configure if statement_timeout_s is None else _configure_with_timeout(statement_timeout_s),
         check=_check_if_idle,
         reset=_mark_returned,
         kwargs={"application_name": name, "autocommit": autocommit},

@@ -2,11 +2,12 @@
 
 A wanted vehicle passing five cameras is one incident for the operator, not
 five alerts. The first hit creates the alert; later hits of the same plate and
-entry within the incident window append sightings to its ``evidence.route`` (the
-newest ones; ``evidence.sightings`` counts them all, so a vehicle parked in front of a
-camera cannot grow an alert without bound). Appending is idempotent on ``read_id``, so
-replays do not grow the route, and an advisory lock per (entry, plate) keeps two
-workers from opening two incidents.
+entry, within the incident window of its latest sighting, append sightings to its
+``evidence.route`` (the newest ones by capture time; ``evidence.sightings`` counts
+them all, so a vehicle parked in front of a camera cannot grow an alert without
+bound). Appending is idempotent per read (``incident_reads``), so replays and
+past-read matching run by every worker neither grow the route nor the count, and
+an advisory lock per (entry, plate) keeps two workers from opening two incidents.
 """
 
 from __future__ import annotations
@@ -36,51 +37,81 @@ async def lock_incidents(conn: AsyncConnection, keys: Sequence[IncidentKey]) -> 
                        [names])
 
 
+# when an incident was last sighted: its newest sighting's capture time (camera clock, as
+# the reads compared with it), not raised_at (server clock: a camera 40 minutes fast would
+# never find its open incident and open a new one with every batch)
+_OPEN_INCIDENTS = """
+SELECT DISTINCT ON (k.entry_id, k.plate) k.entry_id, k.plate, a.alert_id
+  FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(entry_id, plate, since)
+  JOIN alerts a ON a.subject = k.plate AND a.kind = 'watchlist_hit'
+   AND a.evidence->>'entry_id' = k.entry_id AND a.status <> ALL(%s)
+ CROSS JOIN LATERAL (
+       SELECT greatest(a.captured_at, max((s->>'captured_at')::timestamptz)) AS last_seen
+         FROM jsonb_array_elements(coalesce(a.evidence->'route', '[]'::jsonb)) AS s
+       ) AS seen
+ WHERE seen.last_seen >= k.since
+ ORDER BY k.entry_id, k.plate, seen.last_seen DESC, a.raised_at DESC
+"""
+
+
 async def open_incidents(
     conn: AsyncConnection, wanted: Sequence[tuple[IncidentKey, datetime]]
 ) -> dict[IncidentKey, uuid.UUID]:
-    """For each (entry, plate) raised after its time, the newest open watchlist alert."""
+    """For each (entry, plate), the open watchlist alert last sighted at or after its time (a
+    capture time), the most recently sighted if several."""
     if not wanted:
         return {}
     cur = await conn.execute(
-        "SELECT DISTINCT ON (k.entry_id, k.plate) k.entry_id, k.plate, a.alert_id"
-        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(entry_id, plate, since)"
-        " JOIN alerts a ON a.subject = k.plate AND a.raised_at >= k.since AND a.kind = 'watchlist_hit'"
-        " AND a.evidence->>'entry_id' = k.entry_id AND a.status <> ALL(%s)"
-        " ORDER BY k.entry_id, k.plate, a.raised_at DESC",
+        _OPEN_INCIDENTS,
         [[str(entry_id) for (entry_id, _), _ in wanted], [plate for (_, plate), _ in wanted],
          [since for _, since in wanted], list(_CLOSED)],
     )
     return {(uuid.UUID(entry_id), plate): alert_id for entry_id, plate, alert_id in await cur.fetchall()}
 
 
-# Only the new sightings travel; the database skips those already in the route, appends
-# the rest and trims (a wanted car parked in front of a camera would otherwise send its
-# whole route again with every batch).
+# Only the new sightings travel. Each read is registered in incident_reads (one row per
+# incident and read): a read registered before was counted before, however long ago and
+# whether or not the route still holds it, so it is skipped. A read in the route already
+# (the opening read, which the caller passes along) is registered without being counted
+# again. The rest are appended and counted, and the route keeps the newest by capture time
+# (hours-old reads found by past-read matching do not push out the latest stops).
 _APPEND_SIGHTINGS = """
-WITH added AS (
-    SELECT u.alert_id, (
-               SELECT jsonb_agg(s.sighting ORDER BY s.n)
-                 FROM jsonb_array_elements(u.new) WITH ORDINALITY AS s(sighting, n)
-                WHERE NOT coalesce(a.evidence->'route', '[]'::jsonb)
-                          @> jsonb_build_array(jsonb_build_object('read_id', s.sighting->'read_id'))
-           ) AS new
+WITH given AS (
+    SELECT DISTINCT ON (u.alert_id, s.sighting->>'read_id') u.alert_id, s.sighting, s.n
       FROM jsonb_to_recordset(%(additions)s) AS u(alert_id uuid, new jsonb)
       JOIN alerts AS a USING (alert_id)
+     CROSS JOIN LATERAL jsonb_array_elements(u.new) WITH ORDINALITY AS s(sighting, n)
+     ORDER BY u.alert_id, s.sighting->>'read_id', s.n
+),
+registered AS (
+    INSERT INTO incident_reads (alert_id, read_id)
+    SELECT alert_id, (sighting->>'read_id')::uuid FROM given
+    ON CONFLICT DO NOTHING
+    RETURNING alert_id, read_id
+),
+added AS (
+    SELECT g.alert_id, jsonb_agg(g.sighting ORDER BY g.n) AS new
+      FROM given AS g
+      JOIN registered AS r ON r.alert_id = g.alert_id AND r.read_id = (g.sighting->>'read_id')::uuid
+      JOIN alerts AS a ON a.alert_id = g.alert_id
+     WHERE NOT coalesce(a.evidence->'route', '[]'::jsonb)
+               @> jsonb_build_array(jsonb_build_object('read_id', g.sighting->'read_id'))
+     GROUP BY g.alert_id
 )
 UPDATE alerts AS a
    SET evidence = jsonb_set(
            jsonb_set(a.evidence, '{route}', (
-               SELECT jsonb_agg(r.sighting ORDER BY r.n)
-                 FROM jsonb_array_elements(coalesce(a.evidence->'route', '[]'::jsonb) || added.new)
-                      WITH ORDINALITY AS r(sighting, n)
-                WHERE r.n > jsonb_array_length(coalesce(a.evidence->'route', '[]'::jsonb) || added.new)
-                            - %(keep)s)),
+               SELECT jsonb_agg(newest.sighting ORDER BY newest.at, newest.n)
+                 FROM (SELECT r.sighting, r.n, (r.sighting->>'captured_at')::timestamptz AS at
+                         FROM jsonb_array_elements(coalesce(a.evidence->'route', '[]'::jsonb) || added.new)
+                              WITH ORDINALITY AS r(sighting, n)
+                        ORDER BY at DESC, n DESC
+                        LIMIT %(keep)s) AS newest)),
            '{sightings}',
            to_jsonb(coalesce((a.evidence->>'sightings')::int, 1) + jsonb_array_length(added.new))),
        updated_at = now()
   FROM added
- WHERE a.alert_id = added.alert_id AND added.new IS NOT NULL
+ WHERE a.alert_id = added.alert_id
 RETURNING a.alert_id
 """
 
@@ -88,10 +119,15 @@ RETURNING a.alert_id
 async def append_sightings(
     conn: AsyncConnection, additions: Sequence[tuple[uuid.UUID, list[dict[str, Any]]]], *, keep: int
 ) -> set[uuid.UUID]:
-    """Add sightings to incidents' routes, each addition an (alert id, sightings) pair. A
-    sighting already in the route (same ``read_id``) is skipped; the route keeps the newest
-    ``keep`` and ``evidence.sightings`` counts all. Returns the incidents that changed.
-    Call with their locks held (a route is read, then written)."""
+    """Add sightings to incidents' routes, each addition an (alert id, sightings) pair; returns
+    the incidents that changed. Call with their locks held (a route is read, then written).
+
+    Idempotent per read: a read this incident counted before is skipped, even one long gone
+    from the route (``incident_reads`` remembers every read an incident counted, one small row
+    each, deleted with the alert). Pass an incident's opening read too: it is in the route
+    already, and is then remembered without being counted twice. The route keeps the newest
+    ``keep`` sightings by capture time; ``evidence.sightings`` counts every read once.
+    """
     if not additions:
         return set()
     rows = [{"alert_id": str(alert_id), "new": sightings} for alert_id, sightings in additions]

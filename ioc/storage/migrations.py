@@ -1,6 +1,7 @@
 """Versioned schema migrations that adapt to the server.
 
-Each migration runs once, in its own transaction, and is recorded in
+Each migration runs once, in its own transaction (or, for statements that refuse
+one, on the autocommit connection, recorded once it has finished), and is recorded in
 ``schema_migrations``. A session advisory lock lets several processes (workers,
 the API, ``ioc migrate``) call :func:`migrate` at the same time: one applies,
 the others wait and then find nothing left to do.
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from ioc.storage.database import MIN_SERVER_VERSION, Capabilities, Layout, connect, detect_capabilities
 from ioc.storage.partitions import ensure_partitions
@@ -74,6 +75,9 @@ class Migration:
     name: str
     apply: Callable[[AsyncConnection, Capabilities], Awaitable[None]]
     requires: Callable[[Capabilities], bool] = lambda caps: True
+    # False for statements that refuse a transaction block; such a migration must be safe to
+    # re-run, as it is recorded only after it has finished
+    in_transaction: bool = True
 
 
 def _sql_file(name: str, **fragments: str) -> str:
@@ -140,6 +144,38 @@ async def _camera_look_closer(conn: AsyncConnection, caps: Capabilities) -> None
     await conn.execute(_sql_file("0007_camera_look_closer.sql"))
 
 
+async def _skeleton_trigram_index(conn: AsyncConnection, caps: Capabilities) -> None:
+    """A fuzzy pattern with a leading wildcard (``*12345``, ``skeleton LIKE '%12345'``) cannot
+    use the skeleton btree: without this it read every row of its window."""
+    await conn.execute(
+        "CREATE INDEX plate_reads_skeleton_trgm_idx ON plate_reads USING gin (skeleton gin_trgm_ops)")
+
+
+async def _incident_reads(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0009_incident_reads.sql"))
+
+
+async def _fold_d_stroke(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0010_fold_d_stroke.sql"))
+
+
+async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
+    """Materialise the hourly and daily continuous aggregates from their first bucket, once.
+
+    0005 replaced the populated roll-up tables with aggregates created WITH NO DATA, and
+    their refresh policies look back 3 and 10 days: once a policy had run, older hours and
+    days were gone from them. The minute windows they are computed from are kept, so this
+    brings them back. It stops where the policies stop (their end offsets): materialising
+    the latest hour or day would end real-time aggregation of it, so the newest minutes
+    would not show until a policy refreshed them. ``refresh_continuous_aggregate`` refuses
+    a transaction block.
+    """
+    # the daily aggregate reads the hourly one: hourly first
+    for view, end_offset in (("checkpoint_counts_hourly", "1 hour"), ("checkpoint_counts_daily", "1 day")):
+        call = sql.SQL("CALL refresh_continuous_aggregate({}, NULL, now() - {}::interval)")
+        await conn.execute(call.format(sql.Literal(view), sql.Literal(end_offset)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core", _core),
     Migration("0002_time_series", _time_series),
@@ -148,6 +184,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_timescale_license", _timescale_license, requires=lambda caps: caps.tsl),
     Migration("0006_passages", _passages),
     Migration("0007_camera_look_closer", _camera_look_closer),
+    Migration("0008_skeleton_trigram_index", _skeleton_trigram_index, requires=lambda caps: caps.pg_trgm),
+    Migration("0009_incident_reads", _incident_reads),
+    Migration("0010_fold_d_stroke", _fold_d_stroke),
+    Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
 )
 
 
@@ -158,11 +198,50 @@ async def _available_extensions(conn: AsyncConnection) -> set[str]:
     return {name for (name,) in await cur.fetchall()}
 
 
-async def _timescaledb_preloaded(conn: AsyncConnection) -> bool:
-    cur = await conn.execute("SELECT current_setting('shared_preload_libraries')")
-    row = await cur.fetchone()
+async def _timescaledb_preloaded(conn: AsyncConnection) -> bool | None:
+    """Whether the server preloads TimescaleDB; None when this role may not know
+    (``shared_preload_libraries`` is readable by superusers and pg_read_all_settings only)."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT current_setting('shared_preload_libraries')")
+            row = await cur.fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
     libraries = {lib.strip().strip('"') for lib in (row[0] if row else "").split(",")}
     return "timescaledb" in libraries
+
+
+async def _timescaledb_installs(conninfo: str) -> bool:
+    """Whether ``CREATE EXTENSION timescaledb`` works here, tried on a connection of its own
+    and rolled back: where the library is not preloaded the attempt ends the session."""
+    try:
+        async with await connect(conninfo) as probe:
+            try:
+                await probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            finally:
+                if not probe.closed:
+                    await probe.rollback()
+    except psycopg.Error as exc:
+        logger.warning("TimescaleDB is available but cannot be installed as this role (%s): "
+                       "using the postgres layout (daily partitions)", str(exc).strip().splitlines()[0])
+        return False
+    return True
+
+
+async def _timescaledb_usable(conn: AsyncConnection, conninfo: str) -> bool:
+    """Installed in this database, or available and preloaded (so CREATE EXTENSION works)."""
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    row = await cur.fetchone()
+    if row and row[0]:
+        return True
+    if "timescaledb" not in await _available_extensions(conn):
+        return False
+    preloaded = await _timescaledb_preloaded(conn)
+    if preloaded is None:
+        logger.info("cannot read shared_preload_libraries (not a superuser): "
+                    "trying CREATE EXTENSION timescaledb")
+        return await _timescaledb_installs(conninfo)
+    return preloaded
 
 
 async def _recorded_layout(conn: AsyncConnection) -> Layout | None:
@@ -171,17 +250,14 @@ async def _recorded_layout(conn: AsyncConnection) -> Layout | None:
     return row[0] if row else None
 
 
-async def _choose_layout(conn: AsyncConnection, requested: Layout | None) -> Layout:
+async def _choose_layout(conn: AsyncConnection, requested: Layout | None, conninfo: str) -> Layout:
     recorded = await _recorded_layout(conn)
     if recorded is not None:
         if requested is not None and requested != recorded:
             raise MigrationError(f"database already uses the {recorded!r} layout, not {requested!r}")
         return recorded
-    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-    row = await cur.fetchone()
-    installed = bool(row and row[0])
-    usable = installed or ("timescaledb" in await _available_extensions(conn)
-                           and await _timescaledb_preloaded(conn))
+    # a forced postgres layout needs no probe (which an ordinary database owner may not run)
+    usable = requested != "postgres" and await _timescaledb_usable(conn, conninfo)
     if requested == "timescaledb" and not usable:
         raise MigrationError("TimescaleDB requested but not installed or not in shared_preload_libraries")
     layout: Layout = requested or ("timescaledb" if usable else "postgres")
@@ -202,9 +278,21 @@ async def _install_extensions(conn: AsyncConnection, layout: Layout) -> None:
                            "partial look-ups fall back to the btree", exc)
 
 
-async def _migrate_locked(conn: AsyncConnection, requested: Layout | None) -> list[str]:
+async def _apply(conn: AsyncConnection, migration: Migration, caps: Capabilities) -> None:
+    """Apply and record one migration: in one transaction, or (``in_transaction=False``) as
+    it runs on the autocommit connection, recorded once it has finished."""
+    if not migration.in_transaction:
+        await migration.apply(conn, caps)
+        await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [migration.name])
+        return
+    async with conn.transaction():
+        await migration.apply(conn, caps)
+        await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [migration.name])
+
+
+async def _migrate_locked(conn: AsyncConnection, requested: Layout | None, conninfo: str) -> list[str]:
     await conn.execute(_BOOTSTRAP_SQL)
-    layout = await _choose_layout(conn, requested)
+    layout = await _choose_layout(conn, requested, conninfo)
     await _install_extensions(conn, layout)
     caps = await detect_capabilities(conn)
     if caps.server_version < MIN_SERVER_VERSION:
@@ -218,9 +306,7 @@ async def _migrate_locked(conn: AsyncConnection, requested: Layout | None) -> li
     for migration in MIGRATIONS:
         if migration.name in done or not migration.requires(caps):
             continue
-        async with conn.transaction():
-            await migration.apply(conn, caps)
-            await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [migration.name])
+        await _apply(conn, migration, caps)
         logger.info("applied migration %s (%s layout)", migration.name, layout)
         applied.append(migration.name)
     return applied
@@ -235,6 +321,6 @@ async def migrate(conninfo: str, *, layout: Layout | None = None) -> list[str]:
     async with await connect(conninfo, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
-            return await _migrate_locked(conn, layout)
+            return await _migrate_locked(conn, layout, conninfo)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])

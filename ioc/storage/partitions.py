@@ -86,33 +86,58 @@ async def _insertable_columns(conn: AsyncConnection, table: str) -> list[str]:
     return [name for (name,) in await cur.fetchall()]
 
 
-async def _create_day(conn: AsyncConnection, table: str, day: date) -> None:
-    """Create one day's partition, first moving that day's rows out of DEFAULT."""
-    column = PARTITIONED_TABLES[table]
-    low, high = _midnight(day), _midnight(day + timedelta(days=1))
+async def _lock_parent(conn: AsyncConnection, table: str) -> None:
+    """ACCESS EXCLUSIVE on ``table`` and its partitions until the transaction ends.
+
+    ``CREATE TABLE ... PARTITION OF`` takes this lock on the parent anyway (and on
+    the DEFAULT partition, which it scans); taking it first, before looking in
+    DEFAULT, means no writer can add a row for the day between the check, the move
+    and the creation (a row committed there was lost, or made the creation fail),
+    and there is no upgrade from a weaker lock for another session to deadlock with.
+    """
+    await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table)))
+
+
+async def _take_from_default(
+    conn: AsyncConnection, table: str, low: datetime, high: datetime
+) -> sql.Composable | None:
+    """Move DEFAULT's rows in ``[low, high)`` into the temporary ``_ioc_moving``; returns its
+    columns, or None when there were none (and no table was made)."""
     ident = sql.Identifier
-    default, part, col = ident(f"{table}_default"), ident(partition_name(table, day)), ident(column)
+    default, col = ident(f"{table}_default"), ident(PARTITIONED_TABLES[table])
     cur = await conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM ONLY {} WHERE {} >= %s AND {} < %s)").format(default, col, col),
         [low, high],
     )
     row = await cur.fetchone()
-    stray = bool(row and row[0])
-    if stray:
-        await conn.execute(
-            sql.SQL("CREATE TEMP TABLE _ioc_moving AS SELECT * FROM ONLY {} WHERE {} >= %s AND {} < %s")
-            .format(default, col, col), [low, high])
-        await conn.execute(
-            sql.SQL("DELETE FROM ONLY {} WHERE {} >= %s AND {} < %s").format(default, col, col), [low, high])
+    if not (row and row[0]):
+        return None
+    columns = sql.SQL(", ").join(map(ident, await _insertable_columns(conn, table)))
+    await conn.execute(sql.SQL("CREATE TEMP TABLE _ioc_moving AS SELECT {} FROM ONLY {} WITH NO DATA")
+                       .format(columns, default))
+    # one statement: what is deleted is exactly what is kept
+    await conn.execute(
+        sql.SQL("WITH moved AS (DELETE FROM ONLY {} WHERE {} >= %s AND {} < %s RETURNING {})"
+                " INSERT INTO _ioc_moving SELECT * FROM moved").format(default, col, col, columns),
+        [low, high])
+    return columns
+
+
+async def _create_day(conn: AsyncConnection, table: str, day: date) -> None:
+    """Create one day's partition, first moving that day's rows out of DEFAULT (with the
+    parent locked: see :func:`_lock_parent`)."""
+    low, high = _midnight(day), _midnight(day + timedelta(days=1))
+    ident = sql.Identifier
+    await _lock_parent(conn, table)
+    columns = await _take_from_default(conn, table, low, high)
     await conn.execute(
         sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-            part, ident(table), sql.Literal(low), sql.Literal(high)))
-    if stray:
-        columns = sql.SQL(", ").join(map(ident, await _insertable_columns(conn, table)))
-        await conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _ioc_moving").format(
+            ident(partition_name(table, day)), ident(table), sql.Literal(low), sql.Literal(high)))
+    if columns is not None:
+        cur = await conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _ioc_moving").format(
             ident(table), columns, columns))
         await conn.execute("DROP TABLE _ioc_moving")
-        logger.info("moved %s rows of %s out of its default partition", table, day)
+        logger.info("moved %d rows of %s for %s out of its default partition", cur.rowcount, table, day)
 
 
 async def ensure_partitions(
@@ -121,7 +146,10 @@ async def ensure_partitions(
     """Create the daily partitions from ``since`` (default: today, UTC) to ``until``
     inclusive for every partitioned time-series table; returns the names created.
 
-    Safe to run from several processes at once (advisory lock) and to re-run.
+    Safe to run from several processes at once (advisory lock) and to re-run. Each
+    table is done in a transaction of its own (a savepoint inside the caller's), so
+    a table's writers wait only while its own days are created, and a session never
+    holds one parent while waiting for another.
     """
     tables = await partitioned_tables(conn)
     if not tables:
@@ -129,18 +157,24 @@ async def ensure_partitions(
     first = _day_of(since if since is not None else datetime.now(UTC))
     last = _day_of(until)
     created: list[str] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        await conn.execute(_LOCK_TIMEOUT)
-        for table in tables:
-            await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT").format(
-                sql.Identifier(f"{table}_default"), sql.Identifier(table)))
-            existing = await _partitions_of(conn, table)
-            for day in _days(first, last):
-                name = partition_name(table, day)
-                if name not in existing:
-                    await _create_day(conn, table, day)
-                    created.append(name)
+    for table in tables:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            await conn.execute(_LOCK_TIMEOUT)
+            created += await _ensure_days(conn, table, first, last)
+    return created
+
+
+async def _ensure_days(conn: AsyncConnection, table: str, first: date, last: date) -> list[str]:
+    await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT").format(
+        sql.Identifier(f"{table}_default"), sql.Identifier(table)))
+    existing = await _partitions_of(conn, table)
+    created: list[str] = []
+    for day in _days(first, last):
+        name = partition_name(table, day)
+        if name not in existing:
+            await _create_day(conn, table, day)
+            created.append(name)
     return created
 
 

@@ -38,7 +38,7 @@ LOOKALIKES: dict[str, str] = {
 _FROM = "".join(LOOKALIKES.values())
 _TO = "".join(digit * len(letters) for digit, letters in LOOKALIKES.items())
 _TABLE = str.maketrans(_FROM, _TO)
-_NOT_PLATE = re.compile(r"[^0-9A-ZĐ*?]")
+_NOT_PLATE = re.compile(r"[^0-9A-Z*?]")
 _WILDCARDS = re.compile(r"[*?]")
 
 MIN_PLATE_CHARS = 2  # an exact (or look-alike) plate: an indexed equality, however short
@@ -51,8 +51,10 @@ def plate_skeleton(text: str) -> str:
 
 
 def normalise_query(text: str) -> str:
-    """Uppercase, drop separators and spaces; keep letters, digits and ``*`` / ``?``."""
-    return _NOT_PLATE.sub("", text.upper())
+    """Uppercase, Đ folded to D, separators and spaces dropped; letters, digits and ``*`` / ``?``
+    kept. Stored plates are ``detectors.plate_format.canonical`` (which folds Đ): a query or a
+    watchlist pattern that kept Đ would match none of them."""
+    return _NOT_PLATE.sub("", text.upper().replace("Đ", "D"))
 
 
 def has_wildcards(pattern: str) -> bool:
@@ -77,14 +79,14 @@ def searchable_query(text: str) -> str:
     return query
 
 
-PLATE_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZĐ"
+PLATE_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # stored text: Đ is folded to D
 
 
 def expand_single_wildcard(pattern: str) -> list[str] | None:
-    """Every plate a pattern with one ``?`` and no ``*`` can stand for (37), else None.
+    """Every plate a pattern with one ``?`` and no ``*`` can stand for (36), else None.
 
     ``26V?67558`` as a LIKE can only narrow by its prefix ``26V``: every read of every
-    26V plate in the window. As 37 exact plates it is 37 probes of the plate index.
+    26V plate in the window. As 36 exact plates it is 36 probes of the plate index.
     """
     if "*" in pattern or pattern.count("?") != 1:
         return None

@@ -13,7 +13,7 @@ retention policies at the same periods, so data still goes if this job stops.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -106,6 +106,49 @@ async def _sync_policy(conn: AsyncConnection, table: str, days: int) -> None:
         "SELECT add_retention_policy(%s::regclass, drop_after => %s::interval)", [table, wanted])
 
 
+async def _expire_all(
+    conn: AsyncConnection, caps: Capabilities, read_cutoff: datetime, alert_cutoff: datetime, read_days: int,
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Drop and delete what is past its cutoff: (dropped chunks or partitions, rows deleted) per table.
+
+    Rows are deleted first and the hot tables' chunks or partitions dropped last, so the
+    ACCESS EXCLUSIVE locks those drops take are held until the commit, not for the run."""
+    dropped: dict[str, list[str]] = {}
+    deleted: dict[str, int] = {}
+    cur = await conn.execute("DELETE FROM alerts WHERE raised_at < %s", [alert_cutoff])
+    deleted["alerts"] = cur.rowcount
+    for table in ("checkpoint_counts", *_ROLLUPS):
+        await _expire(conn, caps, table, "bucket", alert_cutoff, dropped, deleted)
+    # passages name plates too, so they follow the reads
+    await _expire(conn, caps, "passages", "started_at", read_cutoff, dropped, deleted)
+    for table in _READ_TABLES:
+        await _expire(conn, caps, table, "captured_at", read_cutoff, dropped, deleted)
+    if caps.tsl:
+        for table in _READ_TABLES:
+            if await _table_kind(conn, caps, table) == "hypertable":
+                await _sync_policy(conn, table, read_days)
+    return dropped, deleted
+
+
+async def _log_run(conn: AsyncConnection, result: RetentionResult) -> int:
+    """Write the run's row in ``retention_runs``; returns its id."""
+    cur = await conn.execute(
+        "INSERT INTO retention_runs (started_at, finished_at, layout, read_cutoff, alert_cutoff,"
+        " dropped, deleted) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
+        [result.started_at, result.finished_at, result.layout, result.read_cutoff, result.alert_cutoff,
+         Jsonb(result.dropped, dumps=json_dumps), Jsonb(result.deleted, dumps=json_dumps)],
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+async def _layout(conn: AsyncConnection, caps: Capabilities) -> str:
+    cur = await conn.execute("SELECT layout FROM storage_layout")
+    recorded = await cur.fetchone()
+    return recorded[0] if recorded else caps.layout
+
+
 async def run_retention(
     conn: AsyncConnection,
     caps: Capabilities,
@@ -114,45 +157,30 @@ async def run_retention(
     alert_days: int,
     now: datetime | None = None,
 ) -> RetentionResult:
-    """Drop what is past its retention period, create the next days' partitions, log the run."""
+    """Create the next days' partitions, drop what is past its retention period, log the run.
+
+    Commits as it goes, starting with whatever transaction ``conn`` has open. The new
+    partitions are committed first, on their own: a later step that fails (a lock
+    timeout behind a long query) must not take them back, or writers would fall into
+    DEFAULT. Drops, deletions and the log row are then one transaction, so a run is
+    logged exactly when it took effect.
+    """
     if read_days < 1 or alert_days < 1:
         raise ValueError("retention periods must be at least one day")
     started = datetime.now(UTC)
     now = now or started
     read_cutoff, alert_cutoff = now - timedelta(days=read_days), now - timedelta(days=alert_days)
-    dropped: dict[str, list[str]] = {}
-    deleted: dict[str, int] = {}
+    await conn.commit()
+    await ensure_partitions(conn, now + timedelta(days=PARTITION_DAYS_AHEAD), since=now)
+    await conn.commit()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         # dropping chunks or partitions locks the tables: fail rather than stall writers
         await conn.execute("SET LOCAL lock_timeout = '10s'")
-        for table in _READ_TABLES:
-            await _expire(conn, caps, table, "captured_at", read_cutoff, dropped, deleted)
-        # passages name plates too, so they follow the reads
-        await _expire(conn, caps, "passages", "started_at", read_cutoff, dropped, deleted)
-        await _expire(conn, caps, "checkpoint_counts", "bucket", alert_cutoff, dropped, deleted)
-        for table in _ROLLUPS:
-            await _expire(conn, caps, table, "bucket", alert_cutoff, dropped, deleted)
-        cur = await conn.execute("DELETE FROM alerts WHERE raised_at < %s", [alert_cutoff])
-        deleted["alerts"] = cur.rowcount
-        if caps.tsl:
-            for table in _READ_TABLES:
-                if await _table_kind(conn, caps, table) == "hypertable":
-                    await _sync_policy(conn, table, read_days)
-        await ensure_partitions(conn, now + timedelta(days=PARTITION_DAYS_AHEAD), since=now)
-        cur = await conn.execute("SELECT layout FROM storage_layout")
-        recorded = await cur.fetchone()
-        layout = recorded[0] if recorded else caps.layout
-        finished = datetime.now(UTC)
-        cur = await conn.execute(
-            "INSERT INTO retention_runs (started_at, finished_at, layout, read_cutoff, alert_cutoff,"
-            " dropped, deleted) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
-            [started, finished, layout, read_cutoff, alert_cutoff,
-             Jsonb(dropped, dumps=json_dumps), Jsonb(deleted, dumps=json_dumps)],
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    result = RetentionResult(row[0], started, finished, layout, read_cutoff, alert_cutoff, dropped, deleted)
+        dropped, deleted = await _expire_all(conn, caps, read_cutoff, alert_cutoff, read_days)
+        result = RetentionResult(0, started, datetime.now(UTC), await _layout(conn, caps), read_cutoff,
+                                 alert_cutoff, dropped, deleted)
+        result = replace(result, run_id=await _log_run(conn, result))
     logger.info("retention run %d: dropped %s, deleted %s", result.run_id,
                 {t: len(names) for t, names in dropped.items()}, deleted)
     return result

@@ -4,6 +4,8 @@ a purpose on every query and an audit record for each, in the same transaction."
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -11,6 +13,7 @@ import pytest
 from served_api import ApiServer, plate_read, store_reads
 
 from ioc.schemas import Direction
+from ioc.storage.database import connect
 
 PURPOSE = "case 2026/117 stolen car"
 JPEG = b"\xff\xd8\xff\xe0 tiny jpeg \xff\xd9"
@@ -233,3 +236,36 @@ def test_sightings_are_written_as_their_documented_model(
     assert by_hand == model.model_dump_json(exclude_none=True).encode()
     assert ("crop_url" in model.model_fields_set) == has_crop
     assert ("vehicle_class" in model.model_fields_set) == (vehicle_class != "unknown")
+
+
+async def test_a_plate_typed_with_d_stroke_finds_its_reads(api: ApiServer) -> None:
+    """Plates are stored with Đ folded to D: an officer typing the Đ must still find them."""
+    read = plate_read("29MD101353")  # detectors.plate_format.canonical("29-MĐ1 013.53")
+    await store_reads(api, [read])
+    await api.token("officer")
+    for typed in ("29-MĐ1 013.53", "29mđ101353"):
+        page = await _sightings(api, plate=typed)
+        assert [(s["read_id"], s["match"]) for s in page["data"]] == [(str(read.read_id), "exact")]
+
+
+async def test_a_query_past_the_statement_timeout_is_a_503(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    """A look-up the database cancels (IOC_API_STATEMENT_TIMEOUT_S) answers 503 with what to do,
+    and frees its connection; here the query waits on a lock the test holds."""
+    api = await api_factory(api_statement_timeout_s=1.0)
+    await api.token("officer")
+    async with await connect(api.conninfo) as blocker:
+        await blocker.execute("LOCK TABLE plate_reads IN ACCESS EXCLUSIVE MODE")
+        async with api.client("officer") as client:
+            started = time.monotonic()
+            response = await client.get("/api/plates/sightings",
+                                        params={"purpose": PURPOSE, "plate": "*12345", "fuzzy": "true"})
+            waited = time.monotonic() - started
+        await blocker.rollback()
+    assert response.status_code == 503, response.text
+    assert "took too long" in response.json()["detail"]
+    assert waited < 10
+    assert await _audit_count(api) == 0  # the audit row is part of the cancelled statement
+    page = await _sightings(api, plate="*12345", fuzzy="true")
+    assert page["count"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from ioc.storage.checkpoint_counts import (
     refresh_counts,
     upsert_counts,
 )
+from ioc.storage.passages import PassageRow, upsert_passages
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.storage.sensor_readings import insert_sensor_readings
 
@@ -132,3 +134,47 @@ async def test_upsert_counts_writes_absolute_values(conn: AsyncConnection, now: 
     hourly = await counts_rollup(conn, granularity="hour", checkpoint_id="cp-9",
                                  since=now - timedelta(hours=1), until=now)
     assert sum(r.vehicles for r in hourly) == 7
+
+
+def _passage(reads: list[PlateRead], best: PlateRead, status: str) -> PassageRow:
+    first, last = reads[0], reads[-1]
+    return PassageRow(
+        passage_id=uuid.uuid5(first.read_id, "passage"),  # as the worker's: the same while it is rewritten
+        camera_id=first.camera_id, checkpoint_id=first.checkpoint_id, lane=0,
+        direction=first.direction.value, started_at=first.captured_at, ended_at=last.captured_at,
+        text=best.text, display=best.display, confidence=0.99, reads=len(reads), support=len(reads),
+        read_ids=[r.read_id for r in reads], best_read_id=best.read_id, status=status)
+
+
+async def test_frame_cameras_count_passages_not_reads(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    """A frame camera stores a read per frame, several per vehicle: its vehicles are its passages
+    (counted in the minute each started, class and origin from the best read). An edge camera
+    sends one read per vehicle: those count as they are."""
+    minute = now - timedelta(minutes=10)
+
+    def frames(text: str, start_s: float, n: int, **kwargs: object) -> list[PlateRead]:
+        return [make_read(text, captured_at=minute + timedelta(seconds=start_s + 0.2 * i), **kwargs)
+                .model_copy(update={"source": "camera"}) for i in range(n)]
+
+    car = frames("29A11111", 59.5, 5)  # 59.5 s to 60.3 s: one vehicle across two minutes
+    # a misread frame says "car"; the best read says truck
+    truck = frames("20C22222", 10, 4, vehicle_class="truck", out_of_province=False)
+    truck[0] = truck[0].model_copy(update={"vehicle_class": "car"})
+    edge = make_read("29A33333", captured_at=minute + timedelta(seconds=20))
+    await insert_plate_reads(conn, [*car, *truck, edge])
+    await upsert_passages(conn, [_passage(car, car[2], "final"), _passage(truck, truck[1], "provisional")])
+    await conn.commit()
+    await refresh_counts(conn, since=now - timedelta(minutes=15), until=now)
+    await conn.commit()
+    rows = await counts_per_minute(conn, since=now - timedelta(hours=1), until=now)
+    assert _totals(rows) == {
+        (minute, "cp-1", "in", "car", "out_of_province"): (2, 0.0, 0.0),  # the car's passage, the edge read
+        (minute, "cp-1", "in", "truck", "home"): (1, 0.0, 0.0),
+    }
+    # a passage rewritten (more frames joined, final now) is still one vehicle
+    await upsert_passages(conn, [_passage(truck, truck[1], "final")])
+    await refresh_counts(conn, since=now - timedelta(minutes=15), until=now)
+    await conn.commit()
+    assert _totals(await counts_per_minute(conn, since=now - timedelta(hours=1), until=now)) == _totals(rows)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import PoolTimeout
 
@@ -108,6 +110,54 @@ async def test_open_pool_fails_fast_on_bad_settings(database_url: str) -> None:
     pool = await open_pool(database_url, min_size=1, max_size=2, timeout=10)
     try:
         async with pool.connection() as conn:
+            row = await (await conn.execute("SHOW TimeZone")).fetchone()
+            assert row == ("UTC",)
+    finally:
+        await pool.close()
+
+
+async def test_an_ordinary_database_owner_can_migrate(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    """``shared_preload_libraries`` is for superusers only, and the owner of an application's
+    database is usually not one: ``migrate`` must not need it (issue: it failed outright where
+    TimescaleDB was available but not installed, even with the postgres layout asked for)."""
+    role, password = f"owner_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    databases = {"forced": f"{role}_forced", "chosen": f"{role}_chosen"}
+    ident = sql.Identifier
+    async with await connect(database_url, autocommit=True) as admin:
+        await admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident(role), sql.Literal(password)))
+        try:
+            for name in databases.values():
+                await admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                    ident(name), ident(role)))
+            owner = {key: make_conninfo(database_url, user=role, password=password, dbname=name)
+                     for key, name in databases.items()}
+            superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+            assert await _scalar(owner["forced"], superuser) is False
+            assert await migrate(owner["forced"], layout="postgres")
+            assert await _scalar(owner["forced"], "SELECT layout FROM storage_layout") == "postgres"
+            # without a layout: TimescaleDB where the owner can install it (it is a trusted extension)
+            assert await migrate(owner["chosen"])
+            variant = request.node.callspec.params["database_url"]
+            assert await _scalar(owner["chosen"], "SELECT layout FROM storage_layout") == variant
+        finally:
+            for name in databases.values():
+                await admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(name)))
+            await admin.execute(sql.SQL("DROP ROLE {}").format(ident(role)))
+
+
+async def test_a_pool_with_a_statement_timeout_cancels_what_runs_longer(database_url: str) -> None:
+    """The API's pool: a query no index narrows must not hold a pooled connection for minutes."""
+    pool = await open_pool(database_url, min_size=1, max_size=1, timeout=10, statement_timeout_s=0.2)
+    try:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SHOW statement_timeout")).fetchone()
+            assert row == ("200ms",)
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await conn.execute("SELECT pg_sleep(3)")
+            await conn.rollback()
             row = await (await conn.execute("SHOW TimeZone")).fetchone()
             assert row == ("UTC",)
     finally:

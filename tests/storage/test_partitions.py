@@ -55,3 +55,55 @@ async def test_concurrent_ensure_partitions(migrated_url: str, caps: Capabilitie
     results = await asyncio.gather(ensure(), ensure(), ensure())
     names = [n for r in results for n in r]
     assert len(names) == len(set(names)) > 0
+
+
+async def _waiting_on_a_lock(conn: AsyncConnection, pid: int, timeout: float = 10.0) -> None:
+    """Until backend ``pid`` waits for a lock (a table's or a row's)."""
+    for _ in range(int(timeout / 0.05)):
+        cur = await conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = await cur.fetchone()
+        if row and row[0] == "Lock":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+async def test_writes_during_the_move_out_of_default_are_kept(
+    migrated_url: str, caps: Capabilities, make_read: Callable[..., PlateRead], now: datetime
+) -> None:
+    """A worker storing a read for the day while its partition is created: the read must be
+    neither lost nor make the creation fail. The test holds a lock on a stray row, so the
+    move stops in the middle (the old move: after its copy, at its DELETE) while a second
+    connection stores a read for that day."""
+    if caps.timescaledb:
+        pytest.skip("TimescaleDB creates chunks on demand")
+    old = now - timedelta(days=20)
+    strays = [make_read(f"30A{i:05d}", captured_at=old + timedelta(hours=i)) for i in range(3)]
+    late = make_read("30A99999", captured_at=old + timedelta(hours=5))
+    async with await connect(migrated_url) as holder, await connect(migrated_url) as mover, \
+            await connect(migrated_url, autocommit=True) as watcher:
+        await insert_plate_reads(holder, strays)
+        await holder.commit()
+        await holder.execute("SELECT 1 FROM plate_reads WHERE read_id = %s FOR UPDATE", [strays[0].read_id])
+        move = asyncio.create_task(ensure_partitions(mover, old, since=old))
+        await _waiting_on_a_lock(watcher, mover.info.backend_pid)
+
+        async def store_late() -> int:
+            async with await connect(migrated_url) as writer:
+                stored = await insert_plate_reads(writer, [late])
+                await writer.commit()
+                return stored
+
+        store = asyncio.create_task(store_late())
+        await asyncio.wait([store], timeout=1.0)  # the old move let it commit; the fixed one makes it wait
+        await holder.rollback()
+        created = await move
+        await mover.commit()
+        assert await store == 1
+    assert partition_name("plate_reads", old.date()) in created
+    async with await connect(migrated_url) as conn:
+        cur = await conn.execute("SELECT read_id FROM plate_reads")
+        assert {r for (r,) in await cur.fetchall()} == {r.read_id for r in [*strays, late]}
+        day = partition_name("plate_reads", old.date())
+        assert await (await conn.execute(f"SELECT count(*) FROM {day}")).fetchone() == (4,)
+        assert await (await conn.execute("SELECT count(*) FROM ONLY plate_reads_default")).fetchone() == (0,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from ioc.schemas import Direction, PlateRead
+from ioc.storage.database import Capabilities
 from ioc.storage.plate_reads import (
     Sighting,
     SightingCursor,
@@ -185,3 +187,54 @@ async def test_recent_reads_matching_for_past_read_matching(
     # over the limit, the newest are kept (still oldest first): a wanted vehicle's latest sightings
     newest = await recent_reads_matching(conn, "30A123*", since, fuzzy=False, limit=2)
     assert [r.read_id for r in newest] == [reads[i].read_id for i in (2, 0)]
+
+
+async def test_a_plate_written_with_d_stroke_finds_its_stored_reads(
+    conn: AsyncConnection, make_read: ReadFactory, now: datetime
+) -> None:
+    """Stored text is canonical (Đ folded to D): a query typed with Đ or đ must find it."""
+    stored = make_read("29MD101353")  # detectors.plate_format.canonical("29-MĐ1 013.53")
+    await insert_plate_reads(conn, [stored, make_read("29MD101354")])
+    await conn.commit()
+    for typed in ("29MĐ101353", "29-mđ1 013.53"):
+        exact = await find_sightings(conn, text=typed, **_window(now))
+        assert [(s.read_id, s.match) for s in exact] == [(stored.read_id, "exact")]
+        fuzzy = await find_sightings(conn, text=typed, fuzzy=True, **_window(now))
+        assert [(s.read_id, s.match) for s in fuzzy] == [(stored.read_id, "exact")]
+    pattern = await find_sightings(conn, pattern="29MĐ1*53", **_window(now))
+    assert [s.read_id for s in pattern] == [stored.read_id]
+    single = await find_sightings(conn, pattern="29MĐ10135?", **_window(now))
+    assert len(single) == 2
+    past = await recent_reads_matching(conn, "29MĐ101353", now - timedelta(days=1), fuzzy=False)
+    assert [r.read_id for r in past] == [stored.read_id]
+
+
+async def test_a_fuzzy_pattern_with_a_leading_wildcard_has_an_index(
+    conn: AsyncConnection, caps: Capabilities, make_read: ReadFactory, now: datetime
+) -> None:
+    """``*12345`` fuzzy is ``skeleton LIKE '%12345'``: no btree serves it, a trigram index does
+    (without one it read every row of its window)."""
+    if not caps.pg_trgm:
+        pytest.skip("pg_trgm is not installed on this server")
+    traffic = [make_read(f"{29 + i % 60}{'ABCDEFGH'[i % 8]}{i * 7919 % 100000:05d}",
+                         captured_at=now - timedelta(seconds=10 * i)) for i in range(4000)]
+    wanted = [make_read("30A12345"), make_read("51G1Z345")]
+    await insert_plate_reads(conn, [*traffic, *wanted])
+    await conn.commit()
+    await conn.execute("ANALYZE plate_reads")
+    found = await find_sightings(conn, pattern="*12345", fuzzy=True, **_window(now))
+    assert {(s.text, s.match) for s in found} == {("30A12345", "pattern"), ("51G1Z345", "lookalike")}
+
+    cur = await conn.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE pg_get_indexdef(i.indexrelid) LIKE '%%USING gin (skeleton gin_trgm_ops)%%'")
+    trigram_indexes = {name for (name,) in await cur.fetchall()}
+    assert "plate_reads_skeleton_trgm_idx" in trigram_indexes
+    # a test table is small: a whole scan of it is cheap, so ask for the index that narrows
+    # the pattern itself rather than one that walks all of it
+    await conn.execute("SET enable_seqscan = off; SET enable_indexscan = off")
+    cur = await conn.execute("EXPLAIN (FORMAT JSON) SELECT read_id FROM plate_reads WHERE skeleton LIKE %s",
+                             ["%12345"])
+    plan = json.dumps((await cur.fetchone())[0])
+    assert any(f'"Index Name": "{name}"' in plan for name in trigram_indexes), plan
+    await conn.rollback()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
+from detectors.plate_format import canonical
 from ioc.storage.plate_text import normalise_query, plate_skeleton, wildcard_to_like
+from ioc.watchlist_matcher import normalise_pattern
 
 
 def test_lookalikes_share_a_skeleton() -> None:
@@ -24,3 +26,10 @@ async def test_sql_skeleton_matches_python(conn: AsyncConnection) -> None:
     samples = ["30A12345", "3OA1Z345", "29MĐ101353", "TM1234", "80011NG01", "51GBSZ6A"]
     cur = await conn.execute("SELECT s, ioc_plate_skeleton(s) FROM unnest(%s::text[]) AS s", [samples])
     assert {s: k for s, k in await cur.fetchall()} == {s: plate_skeleton(s) for s in samples}
+
+
+def test_queries_fold_d_stroke_as_stored_plates_do() -> None:
+    for typed in ("29-MĐ1 013.53", "29mđ101353", "29MD101353"):
+        assert normalise_query(typed) == canonical(typed) == "29MD101353"
+    assert normalise_query("29MĐ1*5?") == normalise_pattern("29MĐ1*5?") == "29MD1*5?"
+    assert plate_skeleton(normalise_query("29MĐ101353")) == plate_skeleton("29MD101353")

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import psycopg
+import pytest
 from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, SensorReading, Severity
@@ -92,6 +94,29 @@ async def test_retention_creates_partitions_ahead(
     later = now + timedelta(days=20)
     await run_retention(conn, caps, read_days=30, alert_days=365, now=later)
     await conn.commit()
+    if caps.timescaledb:
+        return  # chunks are created on demand
+    ahead = partition_name("plate_reads", (later + timedelta(days=7)).date())
+    row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [ahead])).fetchone()
+    assert row[0]
+
+
+async def test_partitions_ahead_stay_when_a_later_step_fails(
+    conn: AsyncConnection, caps: Capabilities, now: datetime
+) -> None:
+    """Partition creation is committed on its own: a drop or delete that fails afterwards (a
+    lock timeout, here a refusing trigger) must not take the future partitions back."""
+    await conn.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'refused'; END $$")
+    await conn.execute("CREATE TRIGGER refuse BEFORE DELETE ON alerts FOR EACH ROW EXECUTE FUNCTION refuse()")
+    await insert_alerts(conn, [_alert(now - timedelta(days=400))])
+    await conn.commit()
+    later = now + timedelta(days=20)
+    with pytest.raises(psycopg.errors.RaiseException):
+        await run_retention(conn, caps, read_days=30, alert_days=365, now=later)
+    await conn.rollback()
+    assert await _count(conn, "retention_runs") == 0
+    assert await _count(conn, "alerts") == 1
     if caps.timescaledb:
         return  # chunks are created on demand
     ahead = partition_name("plate_reads", (later + timedelta(days=7)).date())

@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ioc.storage.checkpoint_counts import counts_per_minute, counts_rollup, refresh_counts
+from ioc.storage.checkpoint_counts import (
+    CountRow,
+    counts_per_minute,
+    counts_rollup,
+    refresh_counts,
+    upsert_counts,
+)
 from ioc.storage.database import connect, detect_capabilities
 from ioc.storage.migrations import migrate
 from ioc.storage.retention import run_retention
@@ -88,3 +94,41 @@ async def test_tsl_features() -> None:
         cur = await conn.execute(
             "SELECT hypertable_name::text FROM timescaledb_information.hypertables WHERE compression_enabled")
         assert {name for (name,) in await cur.fetchall()} == {"sensor_readings", "checkpoint_counts"}
+
+
+async def test_aggregates_keep_what_is_older_than_their_policies_look_back() -> None:
+    """0005 made the roll-ups continuous aggregates WITH NO DATA; once their policies had
+    refreshed the last 3 (10) days, older hours (days) were gone though their minute windows
+    were kept. Emulated here: old minutes, the migration that fills the aggregates undone,
+    and the policies' refreshes; the next ``migrate`` must bring the old hours and days back."""
+    setup = await _connect()
+    async with setup:
+        await setup.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        await setup.commit()
+    await asyncio.sleep(1)
+    await migrate(str(TSL_URL))
+    await asyncio.sleep(1)
+    checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)
+    minutes = [CountRow(old + timedelta(minutes=m), checkpoint, "in", "car", "home", 2) for m in (5, 65, 70)]
+    window = {"checkpoint_id": checkpoint, "since": old - timedelta(days=1), "until": old + timedelta(days=1)}
+    conn = await _connect()
+    async with conn:
+        await upsert_counts(conn, minutes)
+        await conn.execute("DELETE FROM schema_migrations WHERE name = '0011_fill_aggregates'")
+        await conn.commit()
+        await conn.set_autocommit(True)
+        for view, back, end in (("checkpoint_counts_hourly", "3 days", "1 hour"),
+                                ("checkpoint_counts_daily", "10 days", "1 day")):
+            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', now() - interval '{back}',"
+                               f" now() - interval '{end}')")
+        assert await counts_rollup(conn, granularity="hour", **window) == []  # as after an upgrade
+    await asyncio.sleep(1)
+    assert await migrate(str(TSL_URL)) == ["0011_fill_aggregates"]
+    await asyncio.sleep(1)
+    conn = await _connect()
+    async with conn:
+        hours = await counts_rollup(conn, granularity="hour", **window)
+        assert [(r.bucket, r.vehicles) for r in hours] == [(old, 2), (old + timedelta(hours=1), 4)]
+        days = await counts_rollup(conn, granularity="day", **window)
+        assert sum(r.vehicles for r in days) == 6

@@ -73,3 +73,21 @@ async def test_is_this_vehicle_wanted(conn: AsyncConnection, now: datetime) -> N
 async def test_pattern_must_name_some_characters(conn: AsyncConnection) -> None:
     with pytest.raises(ValueError):
         await add_entry(conn, WatchlistEntry(pattern="*-*", reason="everything"))
+
+
+async def test_a_pattern_with_d_stroke_is_stored_and_matched_as_plates_are(
+    conn: AsyncConnection, now: datetime
+) -> None:
+    """Stored reads fold Đ to D (detectors.plate_format.canonical); patterns and checks must too."""
+    entry = WatchlistEntry(pattern="29-MĐ1 013.53", reason="stolen", priority=1, added_at=now)
+    await add_entry(conn, entry)
+    stored = await get_entry(conn, entry.entry_id)
+    assert stored is not None and stored.pattern == "29MD101353"
+    for plate in ("29MD101353", "29MĐ101353", "29mđ101353"):
+        hits = await entries_matching(conn, plate, now)
+        assert [(h.entry.entry_id, h.match_kind) for h in hits] == [(entry.entry_id, "exact")]
+    partial = WatchlistEntry(pattern="29MĐ1*", reason="partial", priority=2, added_at=now)
+    await add_entry(conn, partial)
+    hits = await entries_matching(conn, "29MD101353", now)
+    assert [(h.entry.entry_id, h.match_kind) for h in hits] == [
+        (entry.entry_id, "exact"), (partial.entry_id, "pattern")]

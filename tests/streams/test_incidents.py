@@ -9,9 +9,10 @@ from datetime import timedelta
 
 from ioc.schemas import Direction, PlateRead, WatchlistEntry, utcnow
 from ioc.storage.database import connect
+from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
 from ioc.watchlist_matcher import WatchlistMatcher
-from streams.watchlist_alerts import ROUTE_KEEP, record_hits
+from streams.watchlist_alerts import ROUTE_KEEP, record_hits, sighting
 
 ENTRY = WatchlistEntry(pattern="29A12345", reason="stolen", priority=1)
 START = utcnow() - timedelta(minutes=5)
@@ -132,3 +133,55 @@ async def test_a_replay_after_the_incident_was_resolved_adds_nothing_to_it(datab
         await conn.commit()
     assert fresh.alert_id != first.alert_id
     assert [s["checkpoint_id"] for s in fresh.evidence["route"]] == ["CP03"]
+
+
+async def _evidence(conn, alert_id: uuid.UUID) -> dict:  # noqa: ANN001
+    cur = await conn.execute("SELECT evidence FROM alerts WHERE alert_id = %s", [alert_id])
+    return (await cur.fetchone())[0]
+
+
+async def test_past_reads_matched_again_change_neither_route_nor_count(database_url: str) -> None:
+    """Every worker matches a fresh entry against past reads (and dead letters are replayed):
+    the same hits again, more than the route keeps, must leave the incident as after once."""
+    await migrate(database_url)
+    live = [_read(600, "CP09-CAM1")]  # seen just now, after all of the past reads below
+    past = [_read(i, f"CP0{i % 3 + 1}-CAM1") for i in range(ROUTE_KEEP + 30)]
+    async with await connect(database_url) as conn:
+        [opened] = await record_hits(conn, _hits(live))
+        await conn.commit()
+        await record_hits(conn, _hits(past), past_read=True)
+        await conn.commit()
+        once = await _evidence(conn, opened.alert_id)
+        await record_hits(conn, _hits(past), past_read=True)  # a second worker
+        await record_hits(conn, _hits(list(reversed(past))), past_read=True)
+        assert await append_sightings(conn, [(opened.alert_id, [sighting(r, h) for r, h in _hits(past)])],
+                                      keep=ROUTE_KEEP) == set()
+        await conn.commit()
+        twice = await _evidence(conn, opened.alert_id)
+        cur = await conn.execute("SELECT count(*) FROM alerts WHERE kind = 'watchlist_hit'")
+        assert (await cur.fetchone())[0] == 1
+    assert twice == once
+    assert once["sightings"] == 1 + len(past)
+    route = once["route"]
+    assert len(route) == ROUTE_KEEP
+    # the newest stops by capture time: the live sighting stays the last, the oldest past reads go
+    assert route[-1]["read_id"] == str(live[0].read_id)
+    assert [s["read_id"] for s in route[:-1]] == [str(r.read_id) for r in past[-(ROUTE_KEEP - 1):]]
+
+
+async def test_a_camera_clock_running_fast_still_extends_its_incident(database_url: str) -> None:
+    """Incidents are found by capture time against capture time: a camera 40 minutes fast
+    (its reads 40 minutes in the server's future) must extend its incident, not open one
+    alert per batch."""
+    await migrate(database_url)
+    ahead = (utcnow() + timedelta(minutes=40) - START).total_seconds()  # _read counts from START
+    reads = [_read(ahead, "CP01-CAM1"), _read(ahead + 60, "CP02-CAM1"), _read(ahead + 120, "CP03-CAM1")]
+    async with await connect(database_url) as conn:
+        opened = [alert.alert_id for read in reads for alert in await record_hits(conn, _hits([read]))]
+        await conn.commit()
+        cur = await conn.execute("SELECT count(*) FROM alerts WHERE kind = 'watchlist_hit'")
+        assert (await cur.fetchone())[0] == 1
+        evidence = await _evidence(conn, opened[0])
+    assert set(opened) == {opened[0]}
+    assert [s["checkpoint_id"] for s in evidence["route"]] == ["CP01", "CP02", "CP03"]
+    assert evidence["sightings"] == 3
