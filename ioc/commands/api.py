@@ -23,7 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from ioc.config import get_settings
 
     settings = get_settings()
-    options = {"host": args.host or settings.api_host, "port": args.port or settings.api_port,
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    if settings.api_metrics_port and not _serve_metrics(settings.api_metrics_port, host, port, args.workers):
+        return 2
+    options = {"host": host, "port": port,
                "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "http": "httptools",
                "proxy_headers": False, "server_header": False, "access_log": False,
                "timeout_graceful_shutdown": 5}
@@ -49,3 +52,26 @@ def run(args: argparse.Namespace) -> int:
         if not server.started:
             return 3  # as uvicorn.run: the server never started (port taken, startup failed)
     return 0
+
+
+def _serve_metrics(metrics_port: int, host: str, api_port: int, workers: int) -> bool:
+    """Serve this process's /metrics on ``metrics_port`` (IOC_API_METRICS_PORT), beside the API;
+    False, with the reason on stderr, where that cannot be."""
+    import sys
+
+    from prometheus_client import start_http_server
+
+    if workers > 1:
+        problem = (f"--workers {workers} cannot serve IOC_API_METRICS_PORT={metrics_port}: each worker "
+                   "process has its own metrics, and one port would show those of one of them at random. "
+                   "Run one process per container (replicas, not --workers), or unset IOC_API_METRICS_PORT")
+    elif metrics_port == api_port:
+        problem = f"IOC_API_METRICS_PORT ({metrics_port}) must differ from the API port"
+    else:
+        try:
+            start_http_server(metrics_port, addr=host)
+            return True
+        except OSError as exc:
+            problem = f"cannot serve metrics on {host}:{metrics_port}: {exc}"
+    print(f"ioc api: {problem}", file=sys.stderr)
+    return False

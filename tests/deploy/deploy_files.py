@@ -127,6 +127,7 @@ def recording_rules() -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- PromQL reading
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_RANGE = re.compile(r"\[[^\]]*\]")  # [5m], a subquery's [1h:1m]: durations, not names
 _SELECTOR = re.compile(r"\b([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
 _GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
@@ -143,7 +144,7 @@ class PromqlRefs:
 
 def promql_refs(expr: str) -> PromqlRefs:
     """What an expression refers to; string literals (label values) are blanked first."""
-    blank = _STRING.sub('""', expr)
+    blank = _RANGE.sub("[]", _STRING.sub('""', expr))
     idents = set(_IDENT.findall(blank))
     matcher_labels: dict[str, set[str]] = {}
     for name, body in _SELECTOR.findall(blank):

@@ -113,7 +113,8 @@ class MonitoredDemo:
 
     @property
     def api_metrics_url(self) -> str:
-        return f"{self.api_url}/metrics"
+        """On a port of its own, as deployments have it (IOC_API_METRICS_PORT)."""
+        return f"http://{self.settings.api_host}:{self.settings.api_metrics_port}/metrics"
 
     def _api(self, path: str, params: dict[str, Any]) -> Any:
         response = httpx.get(f"{self.prometheus_url}{path}", params=params, timeout=30)
@@ -176,6 +177,7 @@ def _settings(kafka_bootstrap: str, database: ProvisionedDatabase, workdir: Path
         worker_metrics_port=free_port(),
         worker_data_dir=str(workdir / "faust"),
         api_port=free_port(),
+        api_metrics_port=free_port(),
         auth_secret=SecretStr(secrets.token_urlsafe(32)),
         recognition_threads=1,
         sink_batch_seconds=0.1,
@@ -203,7 +205,7 @@ def _prometheus_config(settings: Settings, workdir: Path) -> Path:
         "rule_files": ["rules.yml"],
         "scrape_configs": [
             {"job_name": "ioc-api", "metrics_path": "/metrics",
-             "static_configs": [{"targets": [f"{settings.api_host}:{settings.api_port}"]}]},
+             "static_configs": [{"targets": [f"{settings.api_host}:{settings.api_metrics_port}"]}]},
             {"job_name": "ioc-worker", "metrics_path": "/metrics",
              "static_configs": [{"targets": [f"{settings.worker_web_host}:{settings.worker_metrics_port}"]}]},
         ],
@@ -362,6 +364,7 @@ def monitored_demo(kafka_bootstrap: str, workdir: Path) -> Iterator[MonitoredDem
                 usernames=frozenset({USERNAME}),
             )
             _wait("the API", lambda: _http_ok(f"{demo.api_url}/healthz"), timeout=60, procs=procs)
+            _wait("the API's metrics", lambda: _http_ok(demo.api_metrics_url), timeout=30, procs=procs)
             _wait("the worker's metrics", lambda: _http_ok(demo.worker_metrics_url), timeout=60, procs=procs)
             _wait("Prometheus", lambda: _http_ok(f"{demo.prometheus_url}/-/ready"), timeout=30, procs=procs)
             procs.start("simulator", [*ioc_cmd, "simulate"], env, workdir)

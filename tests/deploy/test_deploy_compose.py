@@ -118,6 +118,21 @@ def test_ioc_processes_run_in_prod_with_secrets_from_env_file(services: dict[str
         assert services[name].get("read_only") is True and "ALL" in services[name].get("cap_drop", []), name
 
 
+def test_api_metrics_are_scraped_on_a_port_of_their_own(services: dict[str, Any]) -> None:
+    """/metrics is not on the API port (the one a proxy exposes): Prometheus scrapes the API on
+    IOC_API_METRICS_PORT, which is not published; the image sets it too."""
+    env = _env(services["api"])
+    api_port, metrics_port = env["IOC_API_PORT"], env["IOC_API_METRICS_PORT"]
+    assert metrics_port not in {"", "0", api_port}
+    assert not any(metrics_port in str(port) for port in services["api"].get("ports", []))
+    prometheus = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "ioc-api"]
+    assert [t for c in job["static_configs"] for t in c["targets"]] == [f"api:{metrics_port}"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(rf"^\s+IOC_API_METRICS_PORT={metrics_port}\b", dockerfile, re.MULTILINE)
+    assert re.search(rf"^EXPOSE .*\b{metrics_port}\b", dockerfile, re.MULTILINE)
+
+
 def test_settings_names_exist_in_ioc_config(services: dict[str, Any]) -> None:
     known = settings_env_names()
     used = {key for service in services.values() for key in _env(service) if key.startswith("IOC_")}

@@ -218,6 +218,7 @@ def test_helm_lint_passes(overrides: dict[str, Any]) -> None:
             "must be shorter than worker.terminationGracePeriodSeconds",
         ),
         ({"api": {"ingress": {"enabled": True}}}, "api.ingress.tls is empty"),
+        ({"api": {"metricsPort": 8000}}, "api.metricsPort must differ from api.port"),
     ],
     ids=[
         "no-kafka",
@@ -227,6 +228,7 @@ def test_helm_lint_passes(overrides: dict[str, Any]) -> None:
         "api-prestop-beyond-grace",
         "worker-prestop-beyond-grace",
         "ingress-without-tls",
+        "api-metrics-on-the-api-port",
     ],
 )
 def test_helm_refuses_unusable_values(overrides: dict[str, Any], expected: str) -> None:
@@ -237,6 +239,41 @@ def test_helm_refuses_unusable_values(overrides: dict[str, Any], expected: str) 
 @needs_helm
 def test_helm_lint_reports_schema_violations() -> None:
     assert not HELM.lint(CHART, values(worker={"replicas": "two"})).ok
+
+
+@needs_helm
+def test_a_numeric_image_tag_is_a_tag() -> None:
+    """The schema takes a number (``--set image.tag=1234`` gives one); the image reference must
+    still read repository:1234."""
+    overrides = {"image": {"tag": 1234}}
+    jsonschema.validate(values(**overrides), _schema())
+    objects = HELM.render(CHART, values(**overrides))
+    pods = [_pod_spec(o) for o in objects if o["kind"] in WORKLOAD_KINDS]
+    pods += [o["spec"] for o in objects if o["kind"] == "Pod"]  # the `helm test` hook
+    assert {c["image"] for pod in pods for c in pod["containers"]} == {"ioc:1234"}
+
+
+def _policy_rules(objects: list[dict[str, Any]], component: str) -> dict[int, list[dict[str, Any]] | None]:
+    """Port -> the peers a NetworkPolicy's ingress rule admits there (None: any source)."""
+    policy = _objects(objects, "NetworkPolicy")[f"ioc-{component}"]
+    rules: dict[int, list[dict[str, Any]] | None] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            rules[port["port"]] = rule.get("from")
+    return rules
+
+
+@needs_helm
+def test_scrapers_reach_the_api_metrics_when_only_the_api_is_restricted() -> None:
+    """apiFrom set, metricsFrom empty (any source): Prometheus still scrapes the API."""
+    ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    objects = HELM.render(CHART, values(networkPolicy={"enabled": True, "apiFrom": [ingress_nginx]}))
+    api = DEFAULTS["api"]
+    rules = _policy_rules(objects, "api")
+    assert set(rules) == {api["port"], api["metricsPort"]}
+    assert rules[api["metricsPort"]] is None, "metricsFrom empty means any source"
+    assert ingress_nginx in rules[api["port"]]
+    assert _policy_rules(objects, "worker") == {DEFAULTS["worker"]["metricsPort"]: None}
 
 
 @needs_helm
@@ -377,8 +414,11 @@ def test_probes_and_commands(rendered: tuple[str, list[dict[str, Any]]]) -> None
     api = deployments["ioc-api"]["spec"]["template"]["spec"]["containers"][0]
     worker = deployments["ioc-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert api["args"] == ["api"] and worker["args"] == ["worker"]
+    for probe in ("startupProbe", "readinessProbe"):
+        assert api[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # /healthz fails while the database is away: restarting would drop every live alert stream
+    assert api["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert api[probe]["httpGet"]["path"] == "/healthz"
         assert probe in worker
     assert worker["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     env = {e["name"]: e.get("value") for e in worker["env"]}
@@ -416,6 +456,53 @@ def test_cameras_in_values_are_registered_after_install_and_upgrade(
         ("HN-ST12-CAM1", "HN-ST12", 60.0, "always"),
         ("TN-CP03-CAM2", "TN-CP03", 60.0, None),
     ]
+
+
+def test_api_metrics_have_a_port_the_ingress_does_not_route_to(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The API serves /metrics on api.metricsPort (IOC_API_METRICS_PORT), never on the port the
+    Ingress routes to (the metrics say what the watchlist matches); the ServiceMonitor scrapes it."""
+    name, objects = rendered
+    config = _objects(objects, "ConfigMap")["ioc-config"]["data"]
+    container = _pod_spec(_objects(objects, "Deployment")["ioc-api"])["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(config["IOC_API_PORT"]), "metrics": int(config["IOC_API_METRICS_PORT"])}
+    assert ports["http"] != ports["metrics"]
+    service = {p["name"]: p for p in _objects(objects, "Service")["ioc-api"]["spec"]["ports"]}
+    assert service["metrics"]["targetPort"] == "metrics" and service["http"]["targetPort"] == "http"
+    for ingress in _objects(objects, "Ingress").values():
+        backends = [path["backend"]["service"] for rule in ingress["spec"]["rules"]
+                    for path in rule["http"]["paths"]]
+        assert backends and all(b["port"] == {"name": "http"} for b in backends)
+    if name in FEATURED:
+        for monitor in _objects(objects, "ServiceMonitor").values():
+            assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_network_policy_admits_clients_scrapers_and_the_helm_test(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """With apiFrom set: those peers and the release's `helm test` pod on the API port, the
+    scrapers (metricsFrom) on the metrics ports and nowhere else."""
+    name, objects = rendered
+    if name not in FEATURED:
+        assert not _objects(objects, "NetworkPolicy"), "network policies are off by default"
+        return
+    overrides = ALL_FEATURES if name == "all-features" else load_yaml(PROVINCE_FILE)
+    policy = values(**overrides)["networkPolicy"]
+    api, worker = values(**overrides)["api"], values(**overrides)["worker"]
+    test_pod = _objects(objects, "Pod")["ioc-test-api"]
+    rules = _policy_rules(objects, "api")
+    assert set(rules) == {api["port"], api["metricsPort"]}
+    clients = rules[api["port"]]
+    assert clients[: len(policy["apiFrom"])] == policy["apiFrom"]
+    (test_peer,) = clients[len(policy["apiFrom"]):]
+    assert set(test_peer) == {"podSelector"}, "the test pod runs in the release's namespace"
+    assert test_peer["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items()
+    assert test_pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+    assert rules[api["metricsPort"]] == policy["metricsFrom"]
+    assert _policy_rules(objects, "worker") == {worker["metricsPort"]: policy["metricsFrom"]}
 
 
 def test_monitoring_objects_use_the_rule_job_names(rendered: tuple[str, list[dict[str, Any]]]) -> None:

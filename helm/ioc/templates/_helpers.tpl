@@ -57,7 +57,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- /* toString: a tag given as a number (--set image.tag=1234) is valid in the schema */}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
 {{- end }}
 {{- end }}
 
@@ -81,6 +82,8 @@ IOC_ALERT_RETENTION_DAYS: {{ $c.alertRetentionDays | quote }}
 IOC_DATABASE_POOL_SIZE: {{ $c.databasePoolSize | quote }}
 IOC_API_HOST: "0.0.0.0"
 IOC_API_PORT: {{ .Values.api.port | quote }}
+# /metrics on a port of its own: the API port is what the Ingress routes to
+IOC_API_METRICS_PORT: {{ .Values.api.metricsPort | quote }}
 IOC_WORKER_WEB_HOST: "0.0.0.0"
 IOC_WORKER_WEB_PORT: {{ .Values.worker.webPort | quote }}
 IOC_WORKER_METRICS_PORT: {{ .Values.worker.metricsPort | quote }}

@@ -1,4 +1,8 @@
-"""Liveness, readiness and Prometheus metrics (public: probes and scrapers carry no token)."""
+"""Liveness, readiness and Prometheus metrics (public: probes and scrapers carry no token).
+
+``metrics_router`` is included only where the process serves its metrics on the API's own port
+(``IOC_API_METRICS_PORT`` unset): deployments give them a port of their own, which the public
+does not reach (``ioc api`` starts it)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ from pydantic import BaseModel
 from ioc.api.deps import PoolDep
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 ComponentState = Literal["ok", "down", "disabled"]
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
 
 
 class HealthPublic(BaseModel):
@@ -31,7 +40,15 @@ async def _database_ok(pool: PoolDep) -> bool:
     return True
 
 
-@router.get("/healthz", response_model=HealthPublic, summary="Liveness and readiness (public)",
+@router.get("/livez", response_model=Alive, summary="Liveness (public)", include_in_schema=False)
+async def livez() -> Alive:
+    """200 while the process serves requests; nothing else is checked. Live alert streams need
+    only Kafka, so a database failover must not get the process restarted: readiness
+    (``/healthz``) takes it out of the Service meanwhile."""
+    return Alive(status="ok")
+
+
+@router.get("/healthz", response_model=HealthPublic, summary="Readiness (public)",
             responses={503: {"model": HealthPublic, "description": "database unreachable"}})
 async def healthz(request: Request, pool: PoolDep, response: Response) -> HealthPublic:
     """200 while the database answers (Kafka being down degrades, not fails: look-ups still work)."""
@@ -46,7 +63,7 @@ async def healthz(request: Request, pool: PoolDep, response: Response) -> Health
     return HealthPublic(status=overall, database=database, kafka_publisher=kafka, live_alerts=live)
 
 
-@router.get("/metrics", summary="Prometheus metrics (public unless the deployment restricts it)",
-            response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@metrics_router.get("/metrics", summary="Prometheus metrics (public: deployments set IOC_API_METRICS_PORT)",
+                    response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def prometheus_metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
