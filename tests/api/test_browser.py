@@ -1,6 +1,9 @@
 """The operator page in a real browser (headless Chromium): sign in, render the
 console, receive a live alert produced to the real alerts topic, acknowledge it
-with a note, and find the new status in the database. Screenshots go to
+with a note, and find the new status in the database; the queue's cards kept in
+place while alerts arrive, every open alert loaded, a silent stream resumed, one
+change per click, the session's end made loud, times in the deployment's zone
+(the browser's own clock is on UTC, as a kiosk's may be). Screenshots go to
 tests/artifacts/."""
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -20,6 +25,7 @@ from webdriver_client import Browser, browser_available, chromium
 
 from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_plate_patch
+from ioc.api.routes import live
 from ioc.schemas import Alert, AlertKind, AlertStatus, Direction, Severity
 from ioc.storage.cameras import record_seen, set_online, upsert_camera
 from ioc.storage.checkpoint_counts import refresh_counts
@@ -87,6 +93,11 @@ async def _seed_wall(api: ApiServer) -> None:
 async def _sign_in(browser: Browser, api: ApiServer) -> None:
     await browser.open(api.url + "/")
     await browser.wait_for("return !document.querySelector('#login-view').hidden")
+    await _submit_login(browser)
+
+
+async def _submit_login(browser: Browser) -> None:
+    await browser.clear("#login input[name=username]")
     await browser.type("#login input[name=username]", "wall-operator")
     await browser.type("#login input[name=password]", PASSWORD)
     await browser.click("#login button[type=submit]")
@@ -171,3 +182,275 @@ async def test_operator_console_live_alert_and_acknowledge(api: ApiServer) -> No
         (ARTIFACTS / "operator-console-en.png").write_bytes(await browser.screenshot())
         assert await browser.console_errors() == []
     assert shown_after < 5.0
+
+
+# ---------- the queue, the stream and the session, as an operator at the wall meets them ----------
+
+def _card(alert: Alert) -> str:
+    return f"li.alert[data-alert-id='{alert.alert_id}']"
+
+
+def _camera_alert(camera_id: str, raised_at: datetime, status: AlertStatus = AlertStatus.NEW,
+                  last_seen: datetime | None = None) -> Alert:
+    return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.CAMERA_OFFLINE, severity=Severity.WARNING,
+                 subject=camera_id, checkpoint_id=camera_id.split("-")[0], camera_id=camera_id,
+                 raised_at=raised_at, status=status,
+                 evidence={"last_seen": (last_seen or raised_at - timedelta(minutes=2)).isoformat()})
+
+
+async def _publish(api: ApiServer, *alerts: Alert) -> None:
+    """Store and publish alerts, as a worker would."""
+    await store_alerts(api, list(alerts))
+    producer = AIOKafkaProducer(bootstrap_servers=api.settings.kafka_bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for alert in alerts:
+            await producer.send_and_wait(api.settings.topics.alerts, alert.to_json(),
+                                         key=alert.subject.encode())
+    finally:
+        await producer.stop()
+
+
+def _count_streams(monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> list[str | None]:
+    """The Last-Event-ID of every live stream the server opens from now on."""
+    broadcaster = api.app.state.alerts
+    subscribe = broadcaster.subscribe
+    opened: list[str | None] = []
+
+    def counted(last_event_id: str | None = None):  # noqa: ANN202 - the broadcaster's own method
+        opened.append(last_event_id)
+        return subscribe(last_event_id)
+
+    monkeypatch.setattr(broadcaster, "subscribe", counted)
+    return opened
+
+
+async def test_cards_stay_in_place_while_alerts_arrive(api: ApiServer) -> None:
+    """A new alert neither takes the focus from a note being typed nor loses a click whose
+    button is held down while it arrives; buttons name the plate they act on."""
+    await api.user("wall-operator", "operator")
+    now = datetime.now(UTC)
+    first = watchlist_alert("29A11111", display="29A-111.11").model_copy(
+        update={"raised_at": now - timedelta(minutes=5)})
+    second = watchlist_alert("51F22222", display="51F-222.22").model_copy(
+        update={"raised_at": now - timedelta(minutes=4)})
+    await store_alerts(api, [first, second])
+    typed, pressed = _card(first), f"{_card(second)} button[data-action=acknowledged]"
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 2")
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        label = await browser.script(f"return document.querySelector(\"{pressed}\")"
+                                     ".getAttribute('aria-label')")
+        assert label == "Tiếp nhận: 51F-222.22"
+        await browser.script(f"window.typedCard = document.querySelector(\"{typed}\");"
+                             f" window.pressedButton = document.querySelector(\"{pressed}\")")
+        await browser.type(f"{typed} input.note", "Đang xác minh")
+
+        third = watchlist_alert("30E33333", display="30E-333.33")
+        await _publish(api, third)
+        await browser.wait_for(f"return document.querySelector(\"{_card(third)}\") !== null", timeout=10)
+        kept = await browser.script(
+            f"const card = document.querySelector(\"{typed}\");"
+            " const note = card.querySelector('input.note');"
+            " return {same: card === window.typedCard, note: note.value,"
+            " focused: document.activeElement === note}")
+        assert kept == {"same": True, "note": "Đang xác minh", "focused": True}
+
+        # the mouse button goes down on one card's button, an alert arrives, the button comes up
+        await browser.press(pressed)
+        fourth = watchlist_alert("43B44444", display="43B-444.44")
+        await _publish(api, fourth)
+        await asyncio.sleep(1.0)
+        await browser.release()
+        await browser.wait_for(f"return document.querySelector(\"{_card(second)}\").dataset.status"
+                               " === 'acknowledged'", timeout=10)
+        await browser.wait_for(f"return document.querySelector(\"{_card(fourth)}\") !== null", timeout=10)
+        assert await browser.script(f"return document.querySelector(\"{pressed}\") === window.pressedButton")
+        rows = await api.sql("SELECT alert_id, status FROM alerts WHERE status <> 'new'")
+        assert rows == [(second.alert_id, "acknowledged")]
+        assert await browser.console_errors() == []
+
+
+async def test_every_open_alert_stays_in_the_queue(api: ApiServer) -> None:
+    """210 open alerts (more than a page, "accepted" ones among them) older than 120 closed
+    ones: all of them are in the open tab, none pushed out by the closed ones."""
+    await api.user("wall-operator", "operator")
+    now = datetime.now(UTC)
+    statuses = [AlertStatus.NEW, AlertStatus.ACKNOWLEDGED, AlertStatus.ESCALATED, AlertStatus.ACCEPTED]
+    still_open = [_camera_alert(f"CP01-CAM{i}", now - timedelta(hours=3, minutes=i), statuses[i % 4])
+                  for i in range(210)]
+    closed = [_camera_alert(f"CP02-CAM{i}", now - timedelta(minutes=i),
+                            AlertStatus.RESOLVED if i % 2 else AlertStatus.REJECTED) for i in range(120)]
+    await store_alerts(api, still_open + closed)
+    accepted = still_open[3]
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 210")
+        await browser.wait_for("return document.querySelector('#open-count').textContent === '210'")
+        shown = await browser.script("return [...document.querySelectorAll('#alerts li.alert')]"
+                                     ".map(li => li.dataset.alertId)")
+        assert set(shown) == {str(a.alert_id) for a in still_open}
+        badge = await browser.script(f"return document.querySelector(\"{_card(accepted)} .badge\")"
+                                     ".textContent")
+        assert badge == "Xác nhận đúng"
+        # the "all" tab adds the newest closed ones
+        await browser.click(".tabs button[data-filter=all]")
+        await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 310")
+        await browser.click(".tabs button[data-filter=open]")
+        await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 210")
+        assert await browser.console_errors() == []
+
+
+async def test_a_silent_stream_is_dropped_and_resumed(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No byte for 40 s (no keep-alive: a dead connection looks the same) -> the page reconnects
+    from its last event id instead of showing "live" forever."""
+    monkeypatch.setattr(live, "KEEPALIVE_S", 3600.0)
+    opened = _count_streams(monkeypatch, api)
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        assert opened == [None]
+        quiet_since = time.monotonic()
+        while len(opened) < 2 and time.monotonic() - quiet_since < 60:
+            await asyncio.sleep(0.5)
+        waited = time.monotonic() - quiet_since
+        assert len(opened) == 2, "the page never gave up on the silent stream"
+        assert 35 < waited < 50
+        assert opened[1] is not None and opened[1].startswith("v1")  # resumed, not started over
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        assert await browser.console_errors() == []
+
+
+async def test_one_click_sends_one_change_and_its_note_once(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a change is on its way the page is redrawn and the button clicked again: one
+    change is sent, its note only with it; a crop that is not there is asked for once."""
+    await api.user("wall-operator", "operator")
+    read = plate_read("37C55555")  # no crop stored: the crop link answers 404
+    await store_reads(api, [read])
+    hit = watchlist_alert("37C55555", read=read, display="37C-555.55")
+    await store_alerts(api, [hit])
+    publisher = api.app.state.publisher
+    publish = publisher.alert_changed
+
+    async def slowly(alert: Alert) -> bool:
+        await asyncio.sleep(1.5)
+        return await publish(alert)
+
+    monkeypatch.setattr(publisher, "alert_changed", slowly)
+    card = _card(hit)
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        await browser.wait_for(f"return document.querySelector(\"{card} .crop.missing\") !== null")
+        await browser.type(f"{card} input.note", "Đã báo tổ 141")
+        await browser.click(f"{card} button[data-action=acknowledged]")
+        await browser.click("#lang")  # redrawn twice while the change is on its way
+        await browser.click("#lang")
+        await browser.click(f"{card} button[data-action=acknowledged]")
+        await browser.wait_for(f"const li = document.querySelector(\"{card}\");"
+                               " return li.dataset.status === 'acknowledged'"
+                               " && !li.querySelector('button[data-action=escalated]').disabled", timeout=10)
+        assert await browser.script(f"return document.querySelector(\"{card} input.note\").value") == ""
+        crops = await browser.script("return performance.getEntriesByType('resource')"
+                                     ".filter(e => e.name.includes('/crop.jpg')).length")
+        assert crops == 1
+
+        await browser.click(f"{card} button[data-action=resolved]")
+        await browser.click(f"{card} button[data-action=resolved]")
+        await browser.wait_for(f"return document.querySelector(\"{card}\") === null", timeout=10)
+        assert await browser.script("return document.querySelector('#toast').hidden")  # no 409
+        history = await api.sql("SELECT status, note FROM alert_events WHERE alert_id = %s"
+                                " AND actor = 'wall-operator' ORDER BY alert_event_id", [hit.alert_id])
+        assert history == [("acknowledged", "Đã báo tổ 141"), ("resolved", None)]
+        errors = await browser.console_errors()
+        assert len(errors) == 1 and "crop.jpg" in errors[0] and "404" in errors[0]
+
+
+async def test_the_wall_warns_before_the_session_ends_and_says_loudly_when_it_has(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    api = await api_factory(token_ttl_seconds=15)
+    await api.user("wall-operator", "operator")
+    banner = "const b = document.querySelector('#session-banner');"
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        warning = await browser.wait_for(f"{banner} return !b.hidden && b.classList.contains('ending')"
+                                         " && b.textContent")
+        assert warning.startswith("Phiên đăng nhập hết hạn lúc") and "(còn 1 phút)" in warning
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        expired = await browser.wait_for(f"{banner} return !b.hidden && b.classList.contains('expired')"
+                                         " && b.textContent", timeout=30)
+        assert expired == "Phiên đăng nhập đã hết hạn: không còn nhận cảnh báo mới. Hãy đăng nhập lại"
+        assert await browser.script("return !document.querySelector('#login-view').hidden"
+                                    " && document.querySelector('#live').classList.contains('off')")
+        width = await browser.script(f"{banner} return [b.getBoundingClientRect().width, window.innerWidth]")
+        assert width[0] == width[1]
+        (ARTIFACTS / "operator-console-session-expired.png").write_bytes(await browser.screenshot())
+        # still said after a reload of the page; gone once signed in again
+        await browser.open(api.url + "/")
+        await browser.wait_for(f"{banner} return !b.hidden && b.classList.contains('expired')")
+        await _submit_login(browser)
+        await browser.wait_for(f"{banner} return !b.classList.contains('expired')")
+        assert await browser.console_errors() == []
+
+
+async def test_times_are_shown_in_the_deployments_zone_not_the_pcs(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    api = await api_factory(display_timezone="Asia/Tokyo")  # the browser's own clock is on UTC
+    await api.user("wall-operator", "operator")
+    now = datetime.now(UTC)
+    camera = _camera_alert("CP01-CAM1", now, last_seen=datetime(2026, 3, 1, 3, 4, 5, tzinfo=UTC))
+    await store_alerts(api, [camera])
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        entry = await browser.wait_for(f"const e = document.querySelector(\"{_card(camera)} .entry\");"
+                                       " return e && e.textContent")
+        assert entry == "Tín hiệu cuối: 12:04:05"
+        title = await browser.script(f"return document.querySelector(\"{_card(camera)} time\").title")
+        assert now.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%d/%m/%Y") in title
+        for _ in range(3):  # a minute may turn between the two clocks
+            tokyo = datetime.now(ZoneInfo("Asia/Tokyo")).strftime("%H:%M")
+            if tokyo in await browser.script("return document.querySelector('#clock').textContent"):
+                break
+            await asyncio.sleep(1)
+        else:
+            raise AssertionError(f"the clock does not show Tokyo's time {tokyo}")
+
+
+async def test_one_stream_after_a_sign_out_in_back_off_and_a_double_sign_in(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broadcaster = api.app.state.alerts
+    ready = broadcaster.wait_ready
+
+    async def not_ready(timeout: float) -> bool:
+        return False
+
+    monkeypatch.setattr(broadcaster, "wait_ready", not_ready)  # 503: the page backs off (1, 1, 2, 4 s)
+    opened = _count_streams(monkeypatch, api)
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        await asyncio.sleep(5)
+        await browser.script(
+            "document.querySelector('#signout').click();"
+            " const form = document.querySelector('#login');"
+            " form.username.value = 'wall-operator'; form.password.value = arguments[0];"
+            " form.requestSubmit(); form.requestSubmit();", PASSWORD)
+        monkeypatch.setattr(broadcaster, "wait_ready", ready)
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        await asyncio.sleep(10)  # past the longest back-off the old loop could still be in
+        assert opened == [None]
+        assert broadcaster.subscribers == 1
+        refused = await browser.console_errors()
+        assert all("/api/alerts/stream" in error and "503" in error for error in refused)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -62,8 +63,25 @@ class Browser:
     async def type(self, css: str, text: str) -> None:
         await self._call("POST", f"/element/{await self.find(css)}/value", {"text": text})
 
+    async def clear(self, css: str) -> None:
+        await self._call("POST", f"/element/{await self.find(css)}/clear", {})
+
     async def click(self, css: str) -> None:
         await self._call("POST", f"/element/{await self.find(css)}/click", {})
+
+    async def _pointer(self, *actions: dict[str, Any]) -> None:
+        mouse = {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}}
+        await self._call("POST", "/actions", {"actions": [{**mouse, "actions": list(actions)}]})
+
+    async def press(self, css: str) -> None:
+        """Move the mouse to the middle of an element and press its button (and hold it)."""
+        element = await self.find(css)
+        await self._pointer({"type": "pointerMove", "origin": {ELEMENT: element}, "x": 0, "y": 0},
+                            {"type": "pointerDown", "button": 0})
+
+    async def release(self) -> None:
+        """Let go of the mouse button where the mouse is now."""
+        await self._pointer({"type": "pointerUp", "button": 0})
 
     async def script(self, source: str, *args: Any) -> Any:
         return await self._call("POST", "/execute/sync", {"script": source, "args": list(args)})
@@ -89,12 +107,13 @@ class Browser:
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    """Headless Chromium with a throwaway profile; everything started is stopped after."""
+async def chromium(time_zone: str = "UTC") -> AsyncIterator[Browser]:
+    """Headless Chromium with a throwaway profile, its clock in ``time_zone`` (the PC's zone, as
+    a kiosk's would be); everything started is stopped after."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ioc-chromium-") as profile:
         driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+                                  stderr=subprocess.DEVNULL, env={**os.environ, "TZ": time_zone})
         try:
             if not await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=20,
                                            alive=lambda: driver.poll() is None):

@@ -28,6 +28,7 @@ class TokenPublic(BaseModel):
     expires_in: int
     username: str
     role: str
+    timezone: str = Field(description="IANA time zone the page shows times in (IOC_DISPLAY_TIMEZONE)")
 
 
 class Me(BaseModel):
@@ -97,7 +98,8 @@ async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> Token
     ttl = settings.token_ttl_seconds
     access = issue_token(Principal(user.username, user.role),
                          secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
-    return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role)
+    return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
+                       timezone=settings.display_timezone)
 
 
 @router.get("/me", response_model=Me, summary="Who the token belongs to")

@@ -16,13 +16,16 @@ window.FlowChart = class FlowChart {
     this.buckets = [];
     this.labels = { in: "in", out: "out" };
     this.locale = "vi-VN";
+    this.timeZone = "Asia/Ho_Chi_Minh";
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
-  update(buckets, labels, locale) {
+  // timeZone: the zone the axis shows times in (the deployment's, not the PC's)
+  update(buckets, labels, locale, timeZone) {
     this.buckets = buckets;
     this.labels = labels;
     this.locale = locale;
+    this.timeZone = timeZone;
     this.draw();
   }
 
@@ -105,11 +108,14 @@ window.FlowChart = class FlowChart {
     // x labels: every 10 minutes (or every sixth bucket)
     ctx.fillStyle = "#94a3b8";
     ctx.textAlign = "center";
-    const format = new Intl.DateTimeFormat(this.locale, { hour: "2-digit", minute: "2-digit" });
+    const format = new Intl.DateTimeFormat(this.locale, {
+      hour: "2-digit", minute: "2-digit", timeZone: this.timeZone,
+    });
+    const minute = (at) => Number(format.formatToParts(at).find((part) => part.type === "minute").value);
     const every = n > 12 ? Math.ceil(n / 6) : 1;
     this.buckets.forEach((bucket, i) => {
       const at = new Date(bucket.bucket);
-      const mark = n >= 30 ? at.getMinutes() % 10 === 0 : i % every === 0;
+      const mark = n >= 30 ? minute(at) % 10 === 0 : i % every === 0;
       if (mark) ctx.fillText(format.format(at), pad.left + (i + 0.5) * slot, height - pad.bottom / 2);
     });
   }

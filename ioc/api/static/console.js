@@ -4,28 +4,59 @@
 // resumes from the last event id, as EventSource would), acknowledge /
 // escalate / resolve with a note, per-minute checkpoint flow, camera health.
 // Everything the page shows is set with textContent: alert data is never HTML.
+// The queue's cards are updated in place, keyed by alert id: a card, its buttons and
+// the note being typed in it stay the same elements for as long as the card is shown.
 
 (() => {
   const LABELS = window.IOC_LABELS;
   const HANDLER_ROLES = new Set(["operator", "supervisor"]);
-  const MAX_ALERTS = 200;
-  const OPEN = new Set(["new", "acknowledged", "escalated"]);
+  // open on the server until resolved or rejected ("accepted": an officer confirmed the hit)
+  const OPEN = new Set(["new", "acknowledged", "escalated", "accepted"]);
+  const ACTIONS = [["acknowledged", "doAcknowledge"], ["escalated", "doEscalate"], ["resolved", "doResolve"]];
+  const MAX_CLOSED = 200;  // closed alerts kept for the "all" tab; open ones are never dropped
+  const RECENT = 100;  // newest alerts of any status loaded for the "all" tab
+  const PAGE_SIZE = 200;  // the API's largest page
+  const MAX_OPEN_PAGES = 50;
   const REFRESH_MS = 30000;
+  const STALL_MS = 40000;  // no byte for this long (the server sends a keep-alive every 15 s): reconnect
+  const SESSION_WARNING_MS = 10 * 60 * 1000;
+  const CROP_CACHE = 300;  // crop images kept (blob URLs), least recently used dropped first
+  const CROP_RETRY_MS = 2 * 60 * 1000;  // a crop that failed is not asked for again before this
+  const AIM_MS = 2000;  // a pointer moved this recently over a card is aiming at it
+  const PRESS_MAX_MS = 5000;  // the longest a press on the list holds its updates back
+  const DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh";
+  const CLOCK = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  const SHORT_CLOCK = { hour: "2-digit", minute: "2-digit" };
+  const FULL_TIME = { year: "numeric", month: "2-digit", day: "2-digit", ...CLOCK };
+  const TOP_CLOCK = { weekday: "short", day: "2-digit", month: "2-digit", ...CLOCK };
 
   const state = {
     lang: localStorage.getItem("ioc.lang") || "vi",
     token: sessionStorage.getItem("ioc.token"),
-    user: JSON.parse(sessionStorage.getItem("ioc.user") || "null"),
-    alerts: new Map(),
+    user: JSON.parse(sessionStorage.getItem("ioc.user") || "null"),  // username, role, timezone, expiresAt
+    generation: 0,  // bumped by every start and sign-out: older loops and requests stop at their next await
+    signingIn: false,
+    // null, "ending" (expires soon) or "expired" (kept over a reload of the page)
+    session: sessionStorage.getItem("ioc.expired") ? "expired" : null,
+    alerts: new Map(),  // alert_id -> alert
+    cards: new Map(),  // alert_id -> its card's elements, for the alerts shown
+    notes: new Map(),  // alert_id -> the note typed for it
+    pending: new Map(),  // alert_id -> the status being sent for it
+    arrived: new Set(),  // alert ids new on the stream, whose card flashes when created
     filter: "open",
-    crops: new Map(),
+    crops: new Map(),  // crop path -> { promise, url, failedAt }, least recently used first
+    formats: new Map(),
     counts: null,
     cameras: null,
+    chart: null,
+    liveUp: false,
     streamAbort: null,
     lastEventId: null,  // stream position: sent as Last-Event-ID when reconnecting
     retryMs: 1000,  // the server's retry: hint
     streamSeq: 0,  // counts alert states applied from the stream (and from our own changes)
     streamed: new Map(),  // alert_id -> streamSeq of its newest such state
+    pointer: { pressedAt: 0, aim: null, aimedAt: 0 },
+    renderWaiting: null,  // a timer while a press on the list holds updates back
     timers: [],
   };
 
@@ -42,15 +73,20 @@
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
   };
+  // writes only what changed: an unchanged node keeps its selection, focus and hover
+  const setText = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+  const setClass = (node, name) => { if (node.className !== name) node.className = name; };
+  const current = (gen) => gen === state.generation;
 
   // ---------- API ----------
   class SignedOut extends Error {}
 
   async function api(path, options = {}) {
-    const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.token}` };
+    const token = state.token;
+    const headers = { ...(options.headers || {}), Authorization: `Bearer ${token}` };
     const response = await fetch(path, { ...options, headers });
     if (response.status === 401) {
-      signOut();
+      if (token && token === state.token) signOut("expired");
       throw new SignedOut("signed out");
     }
     return response;
@@ -68,7 +104,28 @@
     return response.json();
   }
 
-  // ---------- time ----------
+  // ---------- time (always in the deployment's zone, whatever the PC's) ----------
+  function usableZone(zone) {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: zone });
+      return zone;
+    } catch {
+      return DEFAULT_TIMEZONE;  // a zone this browser does not know
+    }
+  }
+
+  const timeZone = () => state.user?.timezone || localStorage.getItem("ioc.timezone") || DEFAULT_TIMEZONE;
+
+  function dateFormat(options) {
+    const key = `${locale()}|${timeZone()}|${JSON.stringify(options)}`;
+    if (!state.formats.has(key)) {
+      state.formats.set(key, new Intl.DateTimeFormat(locale(), { ...options, timeZone: timeZone() }));
+    }
+    return state.formats.get(key);
+  }
+
+  const clock = (iso) => dateFormat(CLOCK).format(new Date(iso));
+
   function ago(iso) {
     if (!iso) return t("never");
     const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
@@ -79,9 +136,6 @@
           : t("days", { n: Math.floor(seconds / 86400) });
     return t("ago", { t: span });
   }
-  const clock = (iso) => new Intl.DateTimeFormat(locale(), {
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  }).format(new Date(iso));
 
   // ---------- language ----------
   function applyLanguage() {
@@ -95,6 +149,7 @@
     document.title = `IOC · ${t("title")}`;
     tick();
     renderWho();
+    renderSession();
     renderAlerts();
     renderCounts();
     renderCameras();
@@ -104,7 +159,23 @@
   // ---------- sign in / out ----------
   async function signIn(event) {
     event.preventDefault();
+    if (state.signingIn) return;  // a double submit signs in once
     const form = event.target;
+    setSigningIn(form, true);
+    try {
+      await requestToken(form);
+    } finally {
+      setSigningIn(form, false);
+    }
+  }
+
+  function setSigningIn(form, busy) {
+    state.signingIn = busy;
+    $("button[type=submit]", form).disabled = busy;
+    form.setAttribute("aria-busy", String(busy));
+  }
+
+  async function requestToken(form) {
     const error = $("#login-error");
     error.textContent = "";
     const response = await fetch("/api/auth/token", {
@@ -117,32 +188,73 @@
       return;
     }
     const body = await response.json();
+    const timezone = usableZone(body.timezone || DEFAULT_TIMEZONE);
     state.token = body.access_token;
-    state.user = { username: body.username, role: body.role };
+    state.user = { username: body.username, role: body.role, timezone,
+      expiresAt: Date.now() + body.expires_in * 1000 };
     sessionStorage.setItem("ioc.token", state.token);
     sessionStorage.setItem("ioc.user", JSON.stringify(state.user));
+    localStorage.setItem("ioc.timezone", timezone);  // the signed-out clock keeps the zone too
     form.password.value = "";
+    state.session = null;
+    sessionStorage.removeItem("ioc.expired");
     start();
   }
 
-  function signOut() {
+  // ends the loops, requests and timers of the current session (they check the generation)
+  function stopActivity() {
+    state.generation += 1;
+    if (state.streamAbort) state.streamAbort.abort();
+    state.streamAbort = null;
+    state.timers.forEach(clearInterval);
+    state.timers = [];
+  }
+
+  // reason "expired": the token expired or was refused; the page says so, loudly
+  function signOut(reason = null) {
+    if (!state.token) return;
+    stopActivity();
     state.token = null;
     state.user = null;
     sessionStorage.removeItem("ioc.token");
     sessionStorage.removeItem("ioc.user");
-    if (state.streamAbort) state.streamAbort.abort();
-    state.timers.forEach(clearInterval);
-    state.timers = [];
-    state.alerts.clear();
-    state.streamed.clear();
-    state.lastEventId = null;
-    state.crops.forEach((url) => URL.revokeObjectURL(url));
-    state.crops.clear();
+    forgetAlerts();
+    state.session = reason === "expired" ? "expired" : null;
+    if (state.session) sessionStorage.setItem("ioc.expired", "1");
+    else sessionStorage.removeItem("ioc.expired");
     $("#console-view").hidden = true;
     $("#signout").hidden = true;
     $("#login-view").hidden = false;
+    renderSession();
     renderWho();
     renderLive(false);
+  }
+
+  function checkSession() {
+    const expiresAt = state.user?.expiresAt;
+    if (!state.token || !expiresAt) return;
+    const left = expiresAt - Date.now();
+    if (left <= 0) {
+      signOut("expired");
+      return;
+    }
+    state.session = left <= SESSION_WARNING_MS ? "ending" : null;
+    renderSession();
+  }
+
+  function renderSession() {
+    const banner = $("#session-banner");
+    banner.hidden = !state.session;
+    setClass(banner, `session-banner ${state.session || ""}`.trim());
+    if (state.session === "expired") {
+      setText(banner, t("sessionExpired"));
+    } else if (state.session === "ending") {
+      const left = state.user.expiresAt - Date.now();
+      setText(banner, t("sessionEnding", {
+        t: dateFormat(SHORT_CLOCK).format(new Date(state.user.expiresAt)),
+        n: Math.max(1, Math.ceil(left / 60000)),
+      }));
+    }
   }
 
   function renderWho() {
@@ -158,54 +270,201 @@
     live.classList.toggle("off", !up);
   }
 
-  // ---------- alerts ----------
+  // ---------- alerts: what the page holds ----------
   function canHandle() {
     return state.user && HANDLER_ROLES.has(state.user.role);
   }
 
-  function remember(alert) {
-    state.alerts.set(alert.alert_id, alert);
-    if (state.alerts.size > MAX_ALERTS) {
-      const oldest = [...state.alerts.values()].sort((a, b) => a.raised_at.localeCompare(b.raised_at))[0];
-      state.alerts.delete(oldest.alert_id);
-      state.streamed.delete(oldest.alert_id);
+  const isOpen = (alert) => OPEN.has(alert.status);
+  const subjectText = (alert) => (alert.kind === "watchlist_hit"
+    ? alert.evidence?.display || alert.subject : alert.subject);
+
+  function forget(alertId) {
+    const alert = state.alerts.get(alertId);
+    state.alerts.delete(alertId);
+    state.streamed.delete(alertId);
+    state.notes.delete(alertId);
+    if (alert?.crop_url) releaseCrop(alert.crop_url);
+  }
+
+  function forgetAlerts() {
+    state.alerts.clear();
+    state.cards.clear();
+    state.notes.clear();
+    state.pending.clear();
+    state.arrived.clear();
+    state.streamed.clear();
+    state.lastEventId = null;
+    state.crops.forEach((entry) => { if (entry.url) URL.revokeObjectURL(entry.url); });
+    state.crops.clear();
+    $("#alerts").replaceChildren();
+  }
+
+  // only closed alerts are dropped, the oldest first
+  function evictClosed() {
+    const closed = [...state.alerts.values()].filter((alert) => !isOpen(alert));
+    if (closed.length <= MAX_CLOSED) return;
+    closed.sort((a, b) => a.raised_at.localeCompare(b.raised_at))
+      .slice(0, closed.length - MAX_CLOSED)
+      .forEach((alert) => forget(alert.alert_id));
+  }
+
+  // every open alert, page by page; complete: false when there were more than the pages read
+  async function openAlerts(gen) {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    OPEN.forEach((status) => query.append("status", status));
+    const alerts = [];
+    for (let page = 0; page < MAX_OPEN_PAGES; page += 1) {
+      const body = await apiJson(`/api/alerts?${query}`);
+      if (!current(gen)) return { alerts: [], complete: false };
+      alerts.push(...body.data);
+      if (!body.next_cursor) return { alerts, complete: true };
+      query.set("cursor", body.next_cursor);
     }
+    return { alerts, complete: false };
   }
 
   async function loadAlerts() {
-    // a state the stream delivered after this request left is newer than the list's
+    const gen = state.generation;
+    // a state the stream delivered after these requests left is newer than theirs
     const mark = state.streamSeq;
-    const page = await apiJson("/api/alerts?limit=100");
-    page.data.forEach((alert) => { if ((state.streamed.get(alert.alert_id) || 0) <= mark) remember(alert); });
+    const unchanged = (alert) => (state.streamed.get(alert.alert_id) || 0) <= mark;
+    const recent = await apiJson(`/api/alerts?limit=${RECENT}`);
+    if (!current(gen)) return;
+    const open = await openAlerts(gen);
+    if (!current(gen)) return;
+    for (const alert of [...recent.data, ...open.alerts]) {
+      if (unchanged(alert)) state.alerts.set(alert.alert_id, alert);
+    }
+    if (open.complete) {
+      // shown as open here, no longer open on the server: closed while this page was not listening
+      const openIds = new Set(open.alerts.map((alert) => alert.alert_id));
+      [...state.alerts.values()].filter((a) => isOpen(a) && !openIds.has(a.alert_id) && unchanged(a))
+        .forEach((alert) => forget(alert.alert_id));
+    }
+    evictClosed();
     renderAlerts();
   }
 
-  async function cropUrl(path) {
-    if (state.crops.has(path)) return state.crops.get(path);
-    const response = await api(path);
-    if (!response.ok) return null;
-    const url = URL.createObjectURL(await response.blob());
-    state.crops.set(path, url);
-    return url;
+  function received(alert, fresh) {
+    // one card per alert id: a replayed or repeated state updates it in place
+    const known = state.alerts.get(alert.alert_id);
+    state.streamed.set(alert.alert_id, ++state.streamSeq);
+    const merged = { ...known, ...alert };
+    // a replayed or extended incident never takes an operator's status back to "new"
+    if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
+    if (fresh && !known) state.arrived.add(alert.alert_id);
+    state.alerts.set(alert.alert_id, merged);
+    evictClosed();
+    renderAlerts();
   }
 
-  function cropNode(alert) {
+  async function changeStatus(alertId, status) {
+    if (state.pending.has(alertId)) return;  // one change at a time per alert
+    const gen = state.generation;
+    const note = (state.notes.get(alertId) || "").trim();
+    state.pending.set(alertId, status);
+    renderAlerts();
+    let updated = null;
+    let failure = null;
+    try {
+      updated = await apiJson(`/api/alerts/${alertId}/status`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ status, note: note || null }),
+      });
+    } catch (error) {
+      failure = error;
+    }
+    if (!current(gen)) return;
+    state.pending.delete(alertId);
+    if (failure) {
+      if (!(failure instanceof SignedOut)) toast(t("actionFailed", { e: failure.message }));
+      renderAlerts();
+      return;
+    }
+    state.notes.delete(alertId);  // sent with this change: never again with the next
+    received(updated, false);
+  }
+
+  function toast(message) {
+    const box = $("#toast");
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { box.hidden = true; }, 6000);
+  }
+
+  // ---------- crop images: one request per crop, a bounded cache of blob URLs ----------
+  function cropUrl(path) {
+    const cached = state.crops.get(path);
+    if (cached && !(cached.failedAt && Date.now() - cached.failedAt > CROP_RETRY_MS)) {
+      state.crops.delete(path);  // most recently used: to the end
+      state.crops.set(path, cached);
+      return cached.promise;
+    }
+    if (cached) dropCrop(path);
+    const entry = { url: null, failedAt: null };
+    entry.promise = fetchCrop(path, entry);
+    state.crops.set(path, entry);
+    while (state.crops.size > CROP_CACHE) dropCrop(state.crops.keys().next().value);
+    return entry.promise;
+  }
+
+  async function fetchCrop(path, entry) {
+    try {
+      const response = await api(path);
+      if (!response.ok) throw new Error(String(response.status));
+      const blob = await response.blob();
+      if (state.crops.get(path) !== entry) return null;  // dropped meanwhile: no URL to leak
+      entry.url = URL.createObjectURL(blob);
+      return entry.url;
+    } catch {
+      entry.failedAt = Date.now();
+      return null;
+    }
+  }
+
+  function dropCrop(path) {
+    const entry = state.crops.get(path);
+    state.crops.delete(path);
+    if (entry?.url) URL.revokeObjectURL(entry.url);
+  }
+
+  // an alert left the page: its crop goes too, unless another alert shows the same read
+  function releaseCrop(path) {
+    if (![...state.alerts.values()].some((alert) => alert.crop_url === path)) dropCrop(path);
+  }
+
+  // ---------- alert cards ----------
+  function cropBox(alert) {
     const box = el("div", "crop");
-    if (alert.kind !== "watchlist_hit") {
+    if (alert.kind === "watchlist_hit") {
+      box.append(el("img"));
+    } else {
       box.classList.add("icon");
       box.append(el("span", "glyph", alert.kind.startsWith("camera") ? "◉" : "≋"));
-      return box;
-    }
-    const img = el("img");
-    img.alt = alert.evidence.display || alert.subject;
-    box.append(img);
-    if (alert.crop_url) {
-      cropUrl(alert.crop_url).then((url) => { if (url) img.src = url; else box.classList.add("missing"); })
-        .catch(() => box.classList.add("missing"));
-    } else {
-      box.classList.add("missing");
     }
     return box;
+  }
+
+  function updateCrop(card, alert) {
+    const img = $("img", card.crop);
+    if (!img) return;
+    img.alt = subjectText(alert);
+    const path = alert.crop_url || null;
+    if (card.cropPath === path) return;
+    card.cropPath = path;
+    card.crop.classList.toggle("missing", !path);
+    if (!path) {
+      img.removeAttribute("src");
+      return;
+    }
+    cropUrl(path).then((url) => {
+      if (card.cropPath !== path) return;
+      if (url) img.src = url;
+      card.crop.classList.toggle("missing", !url);
+    });
   }
 
   function detailNodes(alert) {
@@ -242,148 +501,248 @@
     return nodes;
   }
 
-  function actionsNode(alert) {
+  function updateDetails(card, alert) {
+    const key = JSON.stringify([state.lang, timeZone(), alert.kind, alert.evidence]);
+    if (card.detailsKey === key) return;
+    card.detailsKey = key;
+    card.details.replaceChildren(...detailNodes(alert));
+  }
+
+  function actionsBox(alertId) {
     const box = el("div", "actions");
-    if (!canHandle() || alert.status === "resolved") return box;
     const note = el("input", "note");
     note.type = "text";
     note.maxLength = 1000;
-    note.placeholder = t("note");
-    note.setAttribute("aria-label", t("note"));
+    note.addEventListener("input", () => { state.notes.set(alertId, note.value); });
     box.append(note);
-    for (const [status, label] of [["acknowledged", "doAcknowledge"], ["escalated", "doEscalate"],
-      ["resolved", "doResolve"]]) {
-      const button = el("button", `act act-${status}`, t(label));
+    const buttons = ACTIONS.map(([status, label]) => {
+      const button = el("button", `act act-${status}`);
       button.type = "button";
       button.dataset.action = status;
-      if (status === alert.status && status !== "escalated") button.disabled = true;
-      button.addEventListener("click", () => changeStatus(alert.alert_id, status, note, button));
+      button.dataset.label = label;
+      button.addEventListener("click", () => { changeStatus(alertId, status); });
       box.append(button);
-    }
-    return box;
+      return button;
+    });
+    return { box, note, buttons };
   }
 
-  function alertNode(alert) {
-    const item = el("li", `alert sev-${alert.severity} status-${alert.status}`);
-    item.dataset.alertId = alert.alert_id;
-    item.dataset.status = alert.status;
-    const body = el("div", "body");
+  function updateActions(actions, alert) {
+    const pending = state.pending.get(alert.alert_id);
+    const subject = subjectText(alert);
+    actions.box.hidden = alert.status === "resolved";
+    const { note } = actions;
+    const text = state.notes.get(alert.alert_id) || "";
+    if (note.value !== text) note.value = text;
+    note.readOnly = Boolean(pending);  // what is being sent stays as sent
+    note.placeholder = t("note");
+    note.setAttribute("aria-label", t("noteFor", { subject }));
+    for (const button of actions.buttons) {
+      const action = t(button.dataset.label);
+      setText(button, action);
+      button.setAttribute("aria-label", t("actionFor", { action, subject }));
+      button.setAttribute("aria-busy", String(pending === button.dataset.action));
+      button.disabled = Boolean(pending)
+        || (button.dataset.action === alert.status && alert.status !== "escalated");
+    }
+  }
+
+  function createCard(alert) {
+    const card = {
+      item: el("li"),
+      crop: cropBox(alert),
+      subject: el("span", alert.kind === "watchlist_hit" ? "plate" : "subject"),
+      kind: el("span", "kind"),
+      badge: el("span"),
+      when: el("time", "age"),
+      severity: el("span"),
+      place: el("span"),
+      details: el("div", "details"),
+      actions: canHandle() ? actionsBox(alert.alert_id) : null,
+      arrived: state.arrived.has(alert.alert_id),
+    };
+    card.item.dataset.alertId = alert.alert_id;
     const head = el("div", "head");
-    const subject = alert.kind === "watchlist_hit"
-      ? el("span", "plate", alert.evidence.display || alert.subject) : el("span", "subject", alert.subject);
-    head.append(subject, el("span", "kind", t(alert.kind)),
-      el("span", `badge status ${alert.status}`, t(alert.status)));
-    const when = el("time", "age", ago(alert.raised_at));
-    when.dateTime = alert.raised_at;
-    when.title = new Date(alert.raised_at).toLocaleString(locale());
-    head.append(when);
+    head.append(card.subject, card.kind, card.badge, card.when);
     const where = el("div", "where");
-    const place = [alert.checkpoint_id, alert.camera_id, alert.evidence?.direction && t(alert.evidence.direction)]
-      .filter(Boolean).join(" · ");
-    where.append(el("span", `sev ${alert.severity}`, t(alert.severity)), el("span", null, place));
-    body.append(head, where, ...detailNodes(alert), actionsNode(alert));
-    item.append(cropNode(alert), body);
-    return item;
+    where.append(card.severity, card.place);
+    const body = el("div", "body");
+    body.append(head, where, card.details);
+    if (card.actions) body.append(card.actions.box);
+    card.item.append(card.crop, body);
+    return card;
+  }
+
+  function updateCard(card, alert) {
+    setClass(card.item, `alert sev-${alert.severity} status-${alert.status}${card.arrived ? " arrived" : ""}`);
+    if (card.item.dataset.status !== alert.status) card.item.dataset.status = alert.status;
+    setText(card.subject, subjectText(alert));
+    setText(card.kind, t(alert.kind));
+    setClass(card.badge, `badge status ${alert.status}`);
+    setText(card.badge, t(alert.status));
+    if (card.when.dateTime !== alert.raised_at) card.when.dateTime = alert.raised_at;
+    setText(card.when, ago(alert.raised_at));
+    const raised = dateFormat(FULL_TIME).format(new Date(alert.raised_at));
+    if (card.when.title !== raised) card.when.title = raised;
+    setClass(card.severity, `sev ${alert.severity}`);
+    setText(card.severity, t(alert.severity));
+    setText(card.place, [alert.checkpoint_id, alert.camera_id, alert.evidence?.direction && t(alert.evidence.direction)]
+      .filter(Boolean).join(" · "));
+    updateDetails(card, alert);
+    updateCrop(card, alert);
+    if (card.actions) updateActions(card.actions, alert);
+  }
+
+  function cardFor(alert) {
+    let card = state.cards.get(alert.alert_id);
+    if (!card) {
+      card = createCard(alert);
+      state.cards.set(alert.alert_id, card);
+    }
+    updateCard(card, alert);
+    return card;
+  }
+
+  // the list in the given order, moving only cards out of place; cards not given are removed
+  function placeCards(list, cards) {
+    const shown = new Set(cards.map((card) => card.item));
+    for (const [alertId, card] of state.cards) {
+      if (!shown.has(card.item)) {
+        card.item.remove();
+        state.cards.delete(alertId);
+      }
+    }
+    let next = list.firstElementChild;
+    for (const card of cards) {
+      if (card.item === next) next = next.nextElementSibling;
+      else list.insertBefore(card.item, next);
+    }
+  }
+
+  // a moved card loses the focus of the note typed in it: give it back, caret included
+  function keepFocus(list, change) {
+    const active = document.activeElement;
+    const inList = active && list.contains(active);
+    const caret = inList && active.tagName === "INPUT" ? [active.selectionStart, active.selectionEnd] : null;
+    change();
+    if (inList && active.isConnected && document.activeElement !== active) {
+      active.focus({ preventScroll: true });
+      if (caret) active.setSelectionRange(...caret);
+    }
+  }
+
+  // the card the pointer is aiming at stays where it is when cards come or go above it
+  function keepAimedCard(list, change) {
+    const aimed = Date.now() - state.pointer.aimedAt < AIM_MS ? state.cards.get(state.pointer.aim) : null;
+    const before = aimed?.item.isConnected ? aimed.item.getBoundingClientRect().top : null;
+    change();
+    if (before !== null && aimed.item.isConnected) {
+      list.scrollTop += aimed.item.getBoundingClientRect().top - before;
+    }
   }
 
   function visibleAlerts() {
     return [...state.alerts.values()]
-      .filter((a) => state.filter === "all" || OPEN.has(a.status))
+      .filter((a) => state.filter === "all" || isOpen(a))
       .sort((a, b) => b.raised_at.localeCompare(a.raised_at));
   }
 
   function renderAlerts() {
     const list = $("#alerts");
     if (!list) return;
-    // keep notes being typed across re-renders
-    const typing = new Map([...list.querySelectorAll("li.alert")].map((li) => [li.dataset.alertId, $(".note", li)?.value || ""]));
+    // between a press and its release the pressed button must stay where it is
+    if (Date.now() - state.pointer.pressedAt < PRESS_MAX_MS) {
+      if (!state.renderWaiting) state.renderWaiting = setTimeout(renderAlerts, PRESS_MAX_MS);
+      return;
+    }
+    clearTimeout(state.renderWaiting);
+    state.renderWaiting = null;
     const alerts = visibleAlerts();
-    list.replaceChildren(...alerts.map((alert) => {
-      const node = alertNode(alert);
-      const note = $(".note", node);
-      if (note && typing.get(alert.alert_id)) note.value = typing.get(alert.alert_id);
-      return node;
-    }));
+    const cards = alerts.map(cardFor);
+    state.arrived.clear();
+    keepFocus(list, () => keepAimedCard(list, () => placeCards(list, cards)));
     $("#no-alerts").hidden = alerts.length > 0;
-    const open = [...state.alerts.values()].filter((a) => OPEN.has(a.status)).length;
-    $("#open-count").textContent = String(open);
+    setText($("#open-count"), String([...state.alerts.values()].filter(isOpen).length));
     document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.filter === state.filter));
   }
 
-  function received(alert, fresh) {
-    // one card per alert id: a replayed or repeated state updates it in place
-    const known = state.alerts.get(alert.alert_id);
-    state.streamed.set(alert.alert_id, ++state.streamSeq);
-    const merged = { ...known, ...alert };
-    // a replayed or extended incident never takes an operator's status back to "new"
-    if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
-    remember(merged);
-    renderAlerts();
-    if (fresh && !known) {
-      const node = document.querySelector(`li.alert[data-alert-id="${alert.alert_id}"]`);
-      if (node) node.classList.add("arrived");
-    }
-  }
-
-  async function changeStatus(alertId, status, noteInput, button) {
-    button.disabled = true;
-    try {
-      const updated = await apiJson(`/api/alerts/${alertId}/status`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ status, note: noteInput.value.trim() || null }),
-      });
-      noteInput.value = "";
-      received(updated, false);
-    } catch (error) {
-      if (!(error instanceof SignedOut)) toast(t("actionFailed", { e: error.message }));
-      button.disabled = false;
-    }
-  }
-
-  function toast(message) {
-    const box = $("#toast");
-    box.textContent = message;
-    box.hidden = false;
-    clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => { box.hidden = true; }, 6000);
+  function watchPointer(list) {
+    const aim = (event) => {
+      const item = event.target.closest?.("li.alert");
+      state.pointer.aim = item ? item.dataset.alertId : null;
+      state.pointer.aimedAt = Date.now();
+    };
+    list.addEventListener("pointermove", aim);
+    list.addEventListener("pointerleave", () => { state.pointer.aim = null; });
+    list.addEventListener("pointerdown", (event) => {
+      aim(event);
+      state.pointer.pressedAt = Date.now();
+    });
+    const released = () => {
+      if (!state.pointer.pressedAt) return;
+      state.pointer.pressedAt = 0;
+      if (state.renderWaiting) setTimeout(renderAlerts, 0);  // after this press's click
+    };
+    document.addEventListener("pointerup", released);
+    document.addEventListener("pointercancel", released);
   }
 
   // ---------- live stream (SSE over fetch) ----------
-  async function stream() {
+  async function stream(gen) {
     let failures = 0;
-    while (state.token) {
-      const abort = new AbortController();
-      state.streamAbort = abort;
+    while (current(gen)) {
       try {
-        const headers = { Accept: "text/event-stream" };
-        // the server replays what came after this id, or sends "reset" if it is too old
-        if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
-        const response = await api("/api/alerts/stream", { signal: abort.signal, headers });
-        if (!response.ok) throw new Error(String(response.status));
-        renderLive(true);
-        failures = 0;
-        if (!state.lastEventId) loadAlerts().catch(() => {});  // first stream: the list up to now
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            handleEvent(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        }
-      } catch (error) {
-        if (error instanceof SignedOut || abort.signal.aborted) return;
-      }
+        await readStream(gen, () => { failures = 0; });
+      } catch { /* refused, dropped or stalled: reconnect, unless this session is over */ }
+      if (!current(gen)) return;
       renderLive(false);
       failures += 1;
       const delay = Math.min(state.retryMs * 2 ** Math.max(0, failures - 2), 10000);
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
+  }
+
+  async function readStream(gen, connected) {
+    const abort = new AbortController();
+    state.streamAbort = abort;
+    // a dead connection never ends by itself: no byte for STALL_MS aborts it
+    let stall = null;
+    const watch = () => {
+      clearTimeout(stall);
+      stall = setTimeout(() => abort.abort(new Error("stalled")), STALL_MS);
+    };
+    watch();
+    try {
+      const headers = { Accept: "text/event-stream" };
+      // the server replays what came after this id, or sends "reset" if it is too old
+      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+      const response = await api("/api/alerts/stream", { signal: abort.signal, headers });
+      if (!current(gen)) return;
+      if (!response.ok) throw new Error(String(response.status));
+      renderLive(true);
+      connected();
+      if (!state.lastEventId) loadAlerts().catch(() => {});  // first stream: the list up to now
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || !current(gen)) return;
+        watch();
+        buffer = handleEvents(buffer + value);
+      }
+    } finally {
+      clearTimeout(stall);
+    }
+  }
+
+  // handles each complete event in the buffer; returns what is left
+  function handleEvents(buffer) {
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      handleEvent(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+    return buffer;
   }
 
   function handleEvent(block) {
@@ -413,22 +772,26 @@
 
   // ---------- counts ----------
   async function loadCounts() {
+    const gen = state.generation;
     const checkpoint = $("#checkpoint").value;
     const query = new URLSearchParams({ minutes: "60" });
     if (checkpoint) query.set("checkpoint_id", checkpoint);
+    let counts;
     try {
-      state.counts = await apiJson(`/api/counts?${query}`);
+      counts = await apiJson(`/api/counts?${query}`);
     } catch (error) {
       if (error.status === 403) $("#flow-panel").hidden = true;
       return;
     }
+    if (!current(gen)) return;
+    state.counts = counts;
     renderCounts();
   }
 
   function renderCounts() {
     if (!state.counts || !state.chart) return;
     const data = state.counts.data;
-    state.chart.update(data, { in: t("vehiclesIn"), out: t("vehiclesOut") }, locale());
+    state.chart.update(data, { in: t("vehiclesIn"), out: t("vehiclesOut") }, locale(), timeZone());
     const sums = { in_home: 0, in_other: 0, out_home: 0, out_other: 0 };
     data.forEach((b) => Object.keys(sums).forEach((k) => { sums[k] += b[k]; }));
     const legend = $("#legend");
@@ -442,20 +805,24 @@
 
   // ---------- cameras ----------
   async function loadCameras() {
+    const gen = state.generation;
+    let cameras;
     try {
-      state.cameras = await apiJson("/api/cameras");
+      cameras = await apiJson("/api/cameras");
     } catch (error) {
       if (error.status === 403) $("#camera-panel").hidden = true;
       return;
     }
+    if (!current(gen)) return;
+    state.cameras = cameras;
     const select = $("#checkpoint");
     const checkpoints = [...new Set(state.cameras.map((c) => c.checkpoint_id))].sort();
-    const current = select.value;
+    const chosen = select.value;
     const all = el("option", null, t("allCheckpoints"));
     all.value = "";
     all.dataset.i18n = "allCheckpoints";
     select.replaceChildren(all, ...checkpoints.map((cp) => { const o = el("option", null, cp); o.value = cp; return o; }));
-    select.value = checkpoints.includes(current) ? current : "";
+    select.value = checkpoints.includes(chosen) ? chosen : "";
     renderCameras();
   }
 
@@ -490,32 +857,36 @@
 
   // ---------- start ----------
   function start() {
+    stopActivity();
+    const gen = state.generation;
     $("#login-view").hidden = true;
     $("#console-view").hidden = false;
     $("#signout").hidden = false;
     $("#console-view").classList.toggle("read-only", !canHandle());
     renderWho();
+    tick();
+    checkSession();
+    if (!state.token) return;  // it expired while the page was closed
     if (!state.chart) state.chart = new window.FlowChart($("#flow-chart"));
     loadAlerts().catch(() => {});
     loadCameras().then(loadCounts).catch(() => {});
-    stream();
+    stream(gen);
+    state.timers.push(setInterval(checkSession, 1000));
     state.timers.push(setInterval(() => { loadCounts().catch(() => {}); loadCameras().catch(() => {}); }, REFRESH_MS));
     state.timers.push(setInterval(() => { loadAlerts().catch(() => {}); }, REFRESH_MS * 2));
     state.timers.push(setInterval(() => {
-      document.querySelectorAll("time.age").forEach((node) => { node.textContent = ago(node.dateTime); });
+      document.querySelectorAll("time.age").forEach((node) => setText(node, ago(node.dateTime)));
       renderCameras();
     }, 15000));
   }
 
   function tick() {
-    $("#clock").textContent = new Intl.DateTimeFormat(locale(), {
-      weekday: "short", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-    }).format(new Date());
+    $("#clock").textContent = dateFormat(TOP_CLOCK).format(new Date());
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     $("#login").addEventListener("submit", (event) => { signIn(event).catch(() => { $("#login-error").textContent = t("wrongLogin"); }); });
-    $("#signout").addEventListener("click", signOut);
+    $("#signout").addEventListener("click", () => signOut());
     $("#lang").addEventListener("click", () => {
       state.lang = state.lang === "vi" ? "en" : "vi";
       localStorage.setItem("ioc.lang", state.lang);
@@ -527,6 +898,7 @@
       state.filter = button.dataset.filter;
       renderAlerts();
     }));
+    watchPointer($("#alerts"));
     tick();
     setInterval(tick, 1000);
     applyLanguage();

@@ -89,6 +89,10 @@ window.IOC_LABELS = {
     role_auditor: "Kiểm tra viên",
     role_admin: "Quản trị",
     pastRead: "Phát hiện từ lượt đọc trước",
+    actionFor: "{action}: {subject}",
+    noteFor: "Ghi chú cho {subject} (không bắt buộc)",
+    sessionEnding: "Phiên đăng nhập hết hạn lúc {t} (còn {n} phút): hãy đăng xuất rồi đăng nhập lại để tiếp tục nhận cảnh báo",
+    sessionExpired: "Phiên đăng nhập đã hết hạn: không còn nhận cảnh báo mới. Hãy đăng nhập lại",
   },
   en: {
     title: "Intelligent Operations Centre",
@@ -176,5 +180,9 @@ window.IOC_LABELS = {
     role_auditor: "Auditor",
     role_admin: "Administrator",
     pastRead: "Found in an earlier read",
+    actionFor: "{action}: {subject}",
+    noteFor: "Note for {subject} (optional)",
+    sessionEnding: "Session ends at {t} (in {n} min): sign out and sign in again to keep receiving alerts",
+    sessionExpired: "Session expired: alerts are no longer arriving. Sign in again",
   },
 };
