@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zoneinfo
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Literal
+from functools import cache, lru_cache
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors import plate_format
@@ -23,6 +24,20 @@ Environment = Literal["dev", "test", "prod"]
 _PLACEHOLDER_SECRETS = {"", "changethis", "secret", "dev-secret"}
 # HS256 tokens signed with a short secret can be guessed offline from any token issued
 MIN_AUTH_SECRET_LENGTH = 32
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _iana_zone(value: str) -> str:
+    if value not in _iana_zones():
+        raise ValueError(f"not an IANA time zone: {value!r} (for example Asia/Ho_Chi_Minh or UTC)")
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,8 @@ class Settings(BaseSettings):
     # --- external services (unset = embedded in `ioc demo` / tests) ---
     kafka_bootstrap: str | None = None
     database_url: SecretStr | None = None
-    database_pool_size: int = 10
+    database_pool_size: int = Field(10, ge=2, description="Most connections of a process's pool (the "
+                                    "API keeps two open)")
 
     # --- Kafka layout ---
     topic_prefix: str = Field("ioc", pattern=r"^[A-Za-z0-9._-]+$")
@@ -91,13 +107,13 @@ class Settings(BaseSettings):
 
     # --- worker ---
     worker_web_host: str = "127.0.0.1"
-    worker_web_port: int = 6066
-    worker_metrics_port: int = Field(9108, description="Prometheus /metrics of a worker process")
+    worker_web_port: int = Field(6066, ge=1, le=65535)
+    worker_metrics_port: int = Field(9108, ge=1, le=65535, description="Prometheus /metrics of a worker")
     worker_data_dir: str = Field(
         os.path.join(tempfile.gettempdir(), "ioc-faust"),
         description="Faust data directory (tables stay in memory), one subdirectory per consumer group",
     )
-    recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)))
+    recognition_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1)), ge=1)
     anpr_look_closer: LookCloserSetting = Field(
         "unsure", description="When the recogniser looks again at full size for small plates: "
         "'always' for street cameras (far vehicles beside near ones; about 28 ms more per 1280x720 "
@@ -105,7 +121,7 @@ class Settings(BaseSettings):
         "registered without a setting of their own (ioc cameras add --look-closer)")
     recognition_queue: int = Field(8, ge=1, description="Frames in flight per worker (back-pressure "
                                    "and memory bound: a decoded 1280x720 frame is 2.7 MB)")
-    sink_batch_size: int = 500
+    sink_batch_size: int = Field(500, ge=1)
     sink_batch_events: int = Field(10_000, ge=1, description="Most events an agent decodes and stores "
                                    "at once (a memory bound: a gateway envelope carries hundreds)")
     sink_batches_in_flight: int = Field(2, ge=1, description="Batches an agent stores at once: the "
@@ -122,8 +138,9 @@ class Settings(BaseSettings):
         "none", description="Codec of the batches the worker publishes (plate reads, alerts, dead "
         "letters). Any codec is read from the source topics, whatever this says")
     dead_letter_max_payload: int = Field(
-        750_000, description="Bytes of the original message kept in a dead letter (fits 1 MB topics)"
-    )
+        750_000, ge=1024, le=750_000, description="Bytes of the original message kept in a dead letter: "
+        "base64 in a JSON letter, 750 kB make about 1 MB, Kafka's default largest message (a larger "
+        "letter would be refused by the broker and retried for ever)")
 
     # --- domain ---
     past_read_hours: float = Field(24.0, ge=0, description="A new watchlist entry is matched against "
@@ -134,13 +151,20 @@ class Settings(BaseSettings):
     home_province: str = Field(
         "20", description="Plate code(s) of the home province, comma-separated where it has several: "
         "plates keep their codes when provinces merge (Thái Nguyên since 2025: 20,97)")
-    read_retention_days: int = 30
-    alert_retention_days: int = 365
+    read_retention_days: int = Field(30, ge=1)
+    alert_retention_days: int = Field(365, ge=1)
 
     # --- HTTP API ---
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus /metrics of an API process on a port of its own (bound on "
+        "IOC_API_HOST), and not on IOC_API_PORT, which the public reaches; 0: at /metrics on IOC_API_PORT "
+        "(development, tests)")
     api_max_body_bytes: int = 1_000_000
+    api_statement_timeout_s: float = Field(
+        15.0, gt=0, description="Longest an API query may run before the database cancels it (the client "
+        "gets a 503): a look-up that cannot use an index must not hold a pooled connection for minutes")
     auth_secret: SecretStr = SecretStr("dev-secret")
     hit_decision_reasons: list[str] = Field(
         default_factory=lambda: [
@@ -149,7 +173,10 @@ class Settings(BaseSettings):
         ],
         description="Reasons an officer may give when accepting or rejecting a hit",
     )
-    token_ttl_seconds: int = 8 * 3600
+    token_ttl_seconds: int = Field(8 * 3600, ge=10, le=7 * 24 * 3600)
+    display_timezone: TimeZoneName = Field(
+        "Asia/Ho_Chi_Minh", description="IANA time zone the operator page shows every time in, "
+        "whatever the zone of the PC it runs on (a kiosk left on UTC would be 7 hours off)")
     api_live_replay_events: int = Field(
         1000, ge=0, description="Newest alerts each API process keeps to replay to a live stream that"
         " reconnects (Last-Event-ID); a longer gap makes the page reload the list")
@@ -159,7 +186,7 @@ class Settings(BaseSettings):
     simulator_frames_per_s: float = 4.0
     simulator_edge_reads_per_s: float = 20.0
     simulator_sensor_per_s: float = 10.0
-    simulator_checkpoints: int = 4
+    simulator_checkpoints: int = Field(4, ge=1)
     simulator_seed: int | None = None
 
     @field_validator("home_province")

@@ -158,10 +158,17 @@ async def wait_until_drained(settings: Settings, timeout: float = DRAIN_TIMEOUT_
     logger.warning("pipeline did not drain within %.0fs", timeout)
 
 
-def run_demo(*, duration: float | None, workers: int = 1, seed: int | None = None) -> int:
+def run_demo(
+    *, duration: float | None, workers: int = 1, seed: int | None = None, configured_services: bool = False
+) -> int:
     from ioc.simulator import TrafficSimulator
 
     base = get_settings()
+    if refusal := _refusal(base, configured_services):
+        print(f"ioc demo: {refusal}", file=sys.stderr)
+        return 2
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C: the children and services are stopped
+        signal.signal(stop, _interrupt)
     workdir = Path(".run/demo")
     workdir.mkdir(parents=True, exist_ok=True)
     if base.auth_secret.get_secret_value() == "dev-secret":
@@ -190,7 +197,8 @@ def run_demo(*, duration: float | None, workers: int = 1, seed: int | None = Non
             url = f"http://{settings.api_host}:{settings.api_port}"
             print(f"Operator page:  {url}/   (user: operator, password: {password})", flush=True)
             print(f"API (OpenAPI):  {url}/docs", flush=True)
-            print(f"Metrics:        {url}/metrics  worker: "
+            metrics_port = settings.api_metrics_port or settings.api_port
+            print(f"Metrics:        http://{settings.api_host}:{metrics_port}/metrics  worker: "
                   f"http://{settings.worker_web_host}:{settings.worker_metrics_port}/metrics",
                   flush=True)
             print(f"Logs:           {workdir}/", flush=True)
@@ -207,6 +215,24 @@ def run_demo(*, duration: float | None, workers: int = 1, seed: int | None = Non
     if result is not None:
         print(json.dumps(result), flush=True)
     return 0
+
+
+def _refusal(settings: Settings, configured_services: bool) -> str | None:
+    """Why the demo must not run with these settings: it seeds made-up wanted plates, cameras and
+    an ``operator`` account (its password reset) wherever its database and broker are."""
+    if settings.env == "prod":
+        return "refused with IOC_ENV=prod: the demo writes made-up wanted plates and cameras"
+    configured = [name for name, value in (("IOC_DATABASE_URL", settings.database_url),
+                                            ("IOC_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)) if value]
+    if configured and not configured_services:
+        return (f"{' and '.join(configured)} set: the demo would write made-up wanted plates, cameras and "
+                "an 'operator' account there. Unset them to run on embedded services, or pass "
+                "--use-configured-services")
+    return None
+
+
+def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - a signal handler's signature
+    raise KeyboardInterrupt
 
 
 def _random_secret():  # noqa: ANN202

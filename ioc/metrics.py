@@ -87,7 +87,9 @@ ALERT_LATENCY_SECONDS = Histogram(
 )
 CHECKPOINT_VEHICLES = Counter(
     "ioc_checkpoint_vehicles_total",
-    "Stored plate reads, each counted into its checkpoint's count window",
+    "Vehicles as the checkpoint count windows count them: an edge camera's stored read, a frame "
+    "camera's final passage (checkpoint \"unknown\": the camera is not registered at the checkpoint "
+    "the read names)",
     ["checkpoint", "direction", "origin"],
 )
 

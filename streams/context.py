@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import PlateRead, PlateReadBatch
-from ioc.storage.cameras import list_cameras
+from ioc.storage.cameras import Camera, list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
@@ -110,7 +110,7 @@ class WorkerContext:
     camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
     passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
     touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)  # read by the counts timer
-    _cameras: dict[str, str | None] = field(default_factory=dict)  # id -> its look-closer setting
+    _cameras: dict[str, Camera] = field(default_factory=dict)  # the registry as last read
     _cameras_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -302,13 +302,13 @@ class WorkerContext:
 
         return decorate
 
-    async def cameras(self, *, max_age_s: float = KNOWN_CAMERAS_REFRESH_S) -> dict[str, str | None]:
-        """The registered cameras, each with its look-closer setting (None: the worker's), re-read
-        when older than ``max_age_s``: a setting changed with ``ioc cameras add`` reaches every
-        worker within :data:`KNOWN_CAMERAS_REFRESH_S`."""
+    async def cameras(self, *, max_age_s: float = KNOWN_CAMERAS_REFRESH_S) -> dict[str, Camera]:
+        """The registered cameras by id, re-read when older than ``max_age_s``: a camera's
+        checkpoint or look-closer setting changed with ``ioc cameras add`` reaches every worker
+        within :data:`KNOWN_CAMERAS_REFRESH_S`."""
         if time.monotonic() - self._cameras_loaded_at >= max_age_s:
             async with (await self.pool()).connection() as conn:
-                self._cameras = {c.camera_id: c.look_closer for c in await list_cameras(conn)}
+                self._cameras = {c.camera_id: c for c in await list_cameras(conn)}
             self._cameras_loaded_at = time.monotonic()
         return self._cameras
 

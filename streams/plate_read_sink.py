@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 
 from faust.types import Message
 from psycopg import AsyncConnection
@@ -19,8 +19,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
 from ioc.schemas import Alert, PlateRead, utcnow
+from ioc.storage.cameras import Camera
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import Hit
+from streams.checkpoint_vehicles import count_edge_reads
 from streams.context import WorkerContext
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex
@@ -28,8 +30,6 @@ from streams.watchlist_alerts import record_hits
 
 logger = logging.getLogger(__name__)
 
-# as ioc.storage.checkpoint_counts derives a window's origin from the read's province
-_ORIGIN = {True: "out_of_province", False: "home", None: "unknown"}
 
 
 async def store_reads(
@@ -41,6 +41,7 @@ async def store_reads(
     if not reads:
         return set()
     pool = await ctx.pool()
+    cameras = await ctx.cameras()  # before writing: an outage here stores nothing
     await watchlist.ready()
     _, rejected = await write_batch(pool, "plate_reads", insert_plate_reads, reads)
     committed_at = utcnow()
@@ -66,7 +67,7 @@ async def store_reads(
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
             ctx.passages.add(read)
-    _count_stored(stored, hits)
+    _count_stored(stored, hits, cameras)
     return refused_messages
 
 
@@ -82,11 +83,12 @@ async def _together(*steps: Coroutine[object, object, None]) -> None:
         raise
 
 
-def _count_stored(stored: list[PlateRead], hits: list[tuple[PlateRead, Hit]]) -> None:
-    """Checkpoint vehicles (what the count windows add up) and watchlist hits, per label set."""
-    vehicles = Counter((read.checkpoint_id, read.direction, _ORIGIN[read.out_of_province]) for read in stored)
-    for labels, n in vehicles.items():
-        metrics.CHECKPOINT_VEHICLES.labels(*labels).inc(n)
+def _count_stored(
+    stored: list[PlateRead], hits: list[tuple[PlateRead, Hit]], cameras: Mapping[str, Camera]
+) -> None:
+    """Edge cameras' vehicles (a frame camera's are its passages: streams.agents.passages) and
+    watchlist hits, per label set."""
+    count_edge_reads(stored, cameras)
     for match_kind, n in Counter(hit.match_kind for _, hit in hits).items():
         metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
 

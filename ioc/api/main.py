@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["STATIC_DIR", "create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
-PUBLIC_PATHS = {"/healthz", "/metrics", "/api/auth/token", "/", "/openapi.json"}
+# and /metrics where IOC_API_METRICS_PORT is unset (development, tests); deployments set it, so the
+# metrics are served on a port of their own and the API port answers /metrics with 404
+PUBLIC_PATHS = {"/healthz", "/livez", "/api/auth/token", "/", "/openapi.json"}
 
 _DESCRIPTION = """\
 Live alerts, plate look-ups, watchlist management and the audit trail of the IOC
@@ -53,7 +55,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # autocommit: a look-up is one query plus its audit row, not BEGIN/query/INSERT/COMMIT;
     # handlers that write more than one row open a transaction explicitly
     pool = await open_pool(settings.database_conninfo(), min_size=2, max_size=settings.database_pool_size,
-                           name="ioc-api", autocommit=True)
+                           name="ioc-api", autocommit=True,
+                           statement_timeout_s=settings.api_statement_timeout_s)
     app.state.pool = pool
     app.state.users = UserDirectory(pool)
     publisher = app.state.publisher = EventPublisher(settings, pool)
@@ -91,6 +94,15 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "a value in the request cannot be stored or searched "
                          "(control characters such as NUL, or out of range)"},
                         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _query_timed_out(request: Request, exc: Exception) -> JSONResponse:
+    """A query the database cancelled at ``IOC_API_STATEMENT_TIMEOUT_S`` (a look-up no index
+    narrows, such as a fuzzy ``*12345`` over a month): 503 with what to do, not a 500."""
+    logger.warning("%s %s: query cancelled: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the query took too long and was cancelled: narrow it "
+                         "(a shorter time window, more characters of the plate) or try again later"},
+                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
@@ -139,11 +151,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLimits)  # outermost: refuses before metrics label anything
     app.add_exception_handler(psycopg.DataError, _unstorable_value)
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _query_timed_out)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     # live before alerts: /api/alerts/stream must not be read as an alert id
     for module in (health, auth, plates, reads, live, alerts, watchlist, counts, cameras, audit, users):
         _document_roles(module.router)
         app.include_router(module.router)
+    if not settings.api_metrics_port:  # else on a port of its own (ioc api starts it)
+        _document_roles(health.metrics_router)
+        app.include_router(health.metrics_router)
     app.add_api_route("/", _operator_page, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_422(app)

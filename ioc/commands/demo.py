@@ -11,10 +11,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="run unattended for SECONDS, then print a JSON summary")
     parser.add_argument("--workers", type=int, default=1, help="Faust worker processes")
     parser.add_argument("--seed", type=int, default=None, help="simulator random seed")
+    parser.add_argument("--use-configured-services", action="store_true",
+                        help="run on IOC_DATABASE_URL / IOC_KAFKA_BOOTSTRAP where set (the demo seeds "
+                        "made-up watchlist entries, cameras and an 'operator' account there)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ioc.demo import run_demo
 
-    return run_demo(duration=args.duration, workers=args.workers, seed=args.seed)
+    try:
+        return run_demo(duration=args.duration, workers=args.workers, seed=args.seed,
+                        configured_services=args.use_configured_services)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting: what had started is stopped
+        return 130

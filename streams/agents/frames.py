@@ -8,6 +8,7 @@ from faust.types import Message
 
 from detectors.jpeg import UndecodableImageError
 from ioc.schemas import CameraFrame, PlateRead
+from ioc.storage.cameras import Camera
 from streams.context import WorkerContext
 from streams.decoding import decode_event
 from streams.plate_read_sink import store_reads
@@ -33,7 +34,8 @@ async def recognize_batch(
     # All frames of the batch run in parallel on the pool, each as closely as its camera is set
     # to be looked at; the batch size bounds the work in flight (back-pressure on the consumer).
     results = await asyncio.gather(*(
-        ctx.recognition.recognize(frame.jpeg, look_closer=cameras.get(frame.camera_id)) for _, frame in batch
+        ctx.recognition.recognize(frame.jpeg, look_closer=_look_closer(cameras.get(frame.camera_id)))
+        for _, frame in batch
     ), return_exceptions=True)
     reads: list[tuple[Message, list[PlateRead]]] = []
     for (message, frame), result in zip(batch, results, strict=True):
@@ -46,6 +48,11 @@ async def recognize_batch(
     refused = await store_reads(ctx, watchlist, reads)
     count_reads(read for _, message_reads in reads for read in message_reads)
     ctx.count_stored(m for m, _ in reads if id(m) not in refused)
+
+
+def _look_closer(camera: Camera | None) -> str | None:
+    """The camera's own look-closer setting; None (the worker's) for a camera not registered."""
+    return None if camera is None else camera.look_closer
 
 
 def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:

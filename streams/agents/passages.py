@@ -17,6 +17,7 @@ from datetime import timedelta
 from ioc import metrics
 from ioc.schemas import utcnow
 from ioc.storage.passages import lane_reads, upsert_passages
+from streams.checkpoint_vehicles import count_final_passages
 from streams.context import WorkerContext
 from streams.sinks import write_batch
 
@@ -38,7 +39,12 @@ def register(ctx: WorkerContext) -> None:
                     ctx.passages.seed(read)
             seeded = True
         if rows := ctx.passages.flush():
+            cameras = await ctx.cameras()
             _, rejected = await write_batch(pool, "passages", upsert_passages, rows)
             refused = {id(r.row) for r in rejected}
-            for status, n in Counter(row.status for row in rows if id(row) not in refused).items():
+            written = [row for row in rows if id(row) not in refused]
+            # a frame camera's vehicles are counted by passage: refresh their windows
+            ctx.touched_minutes.add(row.started_at for row in written)
+            for status, n in Counter(row.status for row in written).items():
                 metrics.PASSAGES.labels(status).inc(n)
+            count_final_passages(written, cameras, ctx.settings.home_province)
