@@ -23,6 +23,7 @@ EVERYONE = set(ROLES)
 # (method, path) -> roles admitted; the policy as reviewed, independent of the code
 POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("POST", "/api/auth/token"): PUBLIC,
     ("GET", "/api/auth/me"): EVERYONE,

@@ -259,6 +259,7 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
     sighting = {"plate": "30A12345", "purpose": PURPOSE}
     return {
         ("GET", "/healthz"): Call(None),
+        ("GET", "/livez"): Call(None),
         ("GET", "/metrics"): Call(None),
         ("POST", "/api/auth/token"): Call(None, form={"username": "officer", "password": PASSWORD}),
         ("GET", "/api/auth/me"): Call("officer"),

@@ -40,7 +40,7 @@ async def _database_ok(pool: PoolDep) -> bool:
     return True
 
 
-@router.get("/livez", response_model=Alive, summary="Liveness (public)", include_in_schema=False)
+@router.get("/livez", response_model=Alive, summary="Liveness (public)")
 async def livez() -> Alive:
     """200 while the process serves requests; nothing else is checked. Live alert streams need
     only Kafka, so a database failover must not get the process restarted: readiness
