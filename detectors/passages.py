@@ -25,7 +25,7 @@ CANDIDATE_WEIGHT = 0.5
 MAX_EDITS = 2
 GAP_S = 3.0  # longest pause between two reads of one vehicle
 MAX_DURATION_S = 30.0  # a vehicle standing in a queue longer starts a new passage
-IN_VIEW = 4  # open passages of a lane a new read is compared with, newest first
+FINISHED_KEPT_S = 120.0  # how long the reads of a final passage are known (replays change nothing)
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,10 @@ class PassageAssembler:
         self._open: dict[Hashable, list[Passage]] = {}
         self._watermark: dict[Hashable, float] = {}
         self._by_read: dict[str, Passage] = {}
+        # reads of final passages, with when they became final: a read delivered again (Kafka
+        # replays after a rebalance) must not open a passage of its own, or, where it opened
+        # the passage, overwrite the stored one with a passage of one read
+        self._finished: dict[str, tuple[Passage, float]] = {}
 
     def __len__(self) -> int:
         return sum(len(passages) for passages in self._open.values())
@@ -127,10 +131,11 @@ class PassageAssembler:
         """Put a read into its passage (a known read changes nothing)."""
         if (known := self._by_read.get(read.read_id)) is not None:
             return known
+        if (finished := self._finished.get(read.read_id)) is not None:
+            return finished[0]
         passages = self._open.setdefault(lane, [])
-        # a lane has a few vehicles in view at once: comparing with the newest bounds the cost
         key = lookalike_key(read.text)
-        target = next((p for p in reversed(passages[-IN_VIEW:]) if self._fits(p, read, key)), None)
+        target = self._closest(passages, read, key)
         if target is None:
             target = Passage(lane, read.read_id, [read], now, plate_key=key)
             passages.append(target)
@@ -141,11 +146,29 @@ class PassageAssembler:
         self._watermark[lane] = max(self._watermark.get(lane, read.at), read.at)
         return target
 
-    def _fits(self, passage: Passage, read: Observation, key: str) -> bool:
+    def _closest(self, passages: list[Passage], read: Observation, key: str) -> Passage | None:
+        """The open passage the read belongs to: of those it fits in time and look, the one
+        whose plate it matches best (then the nearest in time). Every open passage of the lane
+        is looked at: a swarm of motorbikes puts a dozen plates in each frame."""
+        best, best_rank = None, None
+        for passage in passages:
+            if not self._fits_in_time(passage, read):
+                continue
+            if not _similar_keys(passage.plate_key, key):
+                continue
+            edits = 0 if passage.plate_key == key else _edit_distance(passage.plate_key, key, MAX_EDITS)
+            rank = (edits, min(abs(read.at - passage.start), abs(read.at - passage.end)))
+            if best_rank is None or rank < best_rank:
+                best, best_rank = passage, rank
+        return best
+
+    def _fits_in_time(self, passage: Passage, read: Observation) -> bool:
+        """Within the gap of the passage, not making it too long, and not of a frame it already
+        has a read of: two plates in one frame are two vehicles however alike they read."""
         return (
             passage.start - self.gap_s <= read.at <= passage.end + self.gap_s
             and max(passage.end, read.at) - min(passage.start, read.at) <= self.max_duration_s
-            and _similar_keys(passage.plate_key, key)
+            and all(other.at != read.at for other in passage.reads)
         )
 
     def flush(self, *, now: float) -> list[tuple[Passage, bool]]:
@@ -163,13 +186,23 @@ class PassageAssembler:
                 if final:
                     for read in passage.reads:
                         del self._by_read[read.read_id]
+                        self._finished[read.read_id] = (passage, now)
                 else:
                     keep.append(passage)
             if keep:
                 self._open[lane] = keep
             else:
                 del self._open[lane], self._watermark[lane]
+        self._forget_finished(now)
         return out
+
+    def _forget_finished(self, now: float) -> None:
+        # dicts keep insertion order: the oldest finished reads come first
+        while self._finished:
+            read_id, (_, finished_at) = next(iter(self._finished.items()))
+            if now - finished_at <= FINISHED_KEPT_S:
+                break
+            del self._finished[read_id]
 
 
 def group_passages(

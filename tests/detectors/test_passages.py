@@ -72,3 +72,37 @@ def test_assembler_puts_a_late_read_into_its_passage_in_capture_order() -> None:
         assembler.add("lane", read, now=0.0)
     (passage, _), = assembler.flush(now=0.0)
     assert [r.read_id for r in passage.reads] == ["r3", "r1", "r2"] and passage.key == "r1"
+
+
+def _frames(plates: list[str], frames: int, *, every_s: float = 0.2) -> list[Observation]:
+    """Each plate read in each of ``frames`` frames (one capture time per frame)."""
+    return [obs(f * 100 + i, f * every_s, text, 0.9) for f in range(frames) for i, text in enumerate(plates)]
+
+
+def test_a_swarm_of_motorbikes_makes_one_passage_each() -> None:
+    """A read was compared with the four newest passages only: with five or more plates in
+    view every read opened a passage of its own (8 motorbikes in 8 frames: 64 passages)."""
+    plates = ["29X504899", "30F78286", "51G10096", "20A12345",
+              "29B167890", "37C24680", "43E13579", "88H11223"]
+    passages = group_passages(_frames(plates, 8))
+    assert sorted(p[0].text for p in passages) == sorted(plates)
+    assert all(len(p) == 8 for p in passages)
+
+
+def test_two_alike_plates_in_one_frame_are_two_vehicles() -> None:
+    """Two reads of one frame never join one passage, however alike; each read joins the passage
+    it matches best, not the first that is close enough."""
+    passages = group_passages(_frames(["20A112345", "20A112346"], 5))
+    assert sorted(tuple({r.text for r in p}) for p in passages) == [("20A112345",), ("20A112346",)]
+
+
+def test_a_read_delivered_again_after_its_passage_ended_changes_nothing() -> None:
+    """A Kafka replay after a rebalance re-delivers reads: the one that opened a final passage
+    opened a new passage of one read with the same id, which overwrote the stored passage."""
+    assembler = PassageAssembler(gap_s=3.0)
+    for read in (obs(1, 0.0, "51F86988", 0.9), obs(2, 0.4, "51F86988", 0.9)):
+        assembler.add("lane", read, now=0.0)
+    [(passage, final)] = assembler.flush(now=10.0)
+    assert final and len(passage.reads) == 2
+    assembler.add("lane", obs(1, 0.0, "51F86988", 0.9), now=11.0)
+    assert assembler.flush(now=11.5) == [] and len(assembler) == 0
