@@ -158,17 +158,20 @@ def province_of(text: str) -> str | None:
 
 @lru_cache(maxsize=8)
 def home_codes(home: str) -> tuple[str, ...]:
-    """The plate codes of a home province written ``"20"`` or ``"20,97"``.
+    """The plate codes of a home province written ``"20"`` or ``"20,97"``, each with the other
+    codes of its province (``"29"``: Hà Nội's 29-33 and 40; ``"51"``: Hồ Chí Minh City's 41 and
+    50-59), the configured ones first.
 
     Plates keep their codes when provinces merge (2025: Bắc Kạn, 97, into Thái Nguyên, 20),
-    so a merged province has several. ValueError for a code no province uses: a typo in
-    the setting would otherwise make every plate out-of-province.
+    so a merged province has several, which the setting names. ValueError for a code no
+    province uses: a typo in the setting would otherwise make every plate out-of-province.
     """
     codes = tuple(dict.fromkeys(code.strip() for code in home.split(",")))
     unknown = [code for code in codes if code not in PROVINCE_CODES]
     if unknown:
         raise ValueError(f"not a province code: {', '.join(repr(c) for c in unknown)} in {home!r}")
-    return codes
+    provinces = {PROVINCE_CODES[code] for code in codes}
+    return tuple(dict.fromkeys([*codes, *(c for c, name in PROVINCE_CODES.items() if name in provinces)]))
 
 
 def lookalike_key(text: str) -> str:

@@ -152,7 +152,14 @@ def test_layouts_a_text_fits(text: str, expected: set[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("home", "codes"), [("20", ("20",)), ("20,97", ("20", "97")), (" 20 , 97,20", ("20", "97"))]
+    ("home", "codes"),
+    [
+        ("20", ("20",)), ("20,97", ("20", "97")), (" 20 , 97,20", ("20", "97")),
+        # a city with several codes: one of them names them all (a Hà Nội IOC set to 29 took
+        # 30-33 and 40 for out-of-province plates)
+        ("29", ("29", "30", "31", "32", "33", "40")), ("16", ("16", "15")),
+        ("51", ("51", "41", "50", "52", "53", "54", "55", "56", "57", "58", "59")),
+    ],
 )
 def test_home_codes(home: str, codes: tuple[str, ...]) -> None:
     assert plate_format.home_codes(home) == codes
