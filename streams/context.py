@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ioc import metrics
 from ioc.config import Settings
-from ioc.schemas import PlateRead, PlateReadBatch
+from ioc.schemas import PlateRead, PlateReadBatch, utcnow
 from ioc.storage.cameras import Camera, list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
@@ -324,7 +324,10 @@ class WorkerContext:
         return camera_id in await self.cameras(max_age_s=UNKNOWN_CAMERA_RECHECK_S)
 
     def saw_camera(self, camera_id: str, at: datetime) -> None:
+        """Note a frame or read from the camera captured ``at`` (by the camera's clock, so no later
+        than now: one frame dated ahead would keep a dead camera judged online until then)."""
         metrics.CAMERA_LAST_SEEN.seen(camera_id)
+        at = min(at, utcnow())
         if (last := self.camera_seen.get(camera_id)) is None or at > last:
             self.camera_seen[camera_id] = at
 

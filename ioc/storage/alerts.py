@@ -19,6 +19,7 @@ __all__ = [
     "AlertRecord",
     "alert_decisions",
     "alert_history",
+    "flow_alert_since",
     "get_alert",
     "get_alerts",
     "insert_alerts",
@@ -101,6 +102,20 @@ async def insert_alerts(conn: AsyncConnection, alerts: Sequence[Alert]) -> int:
     if not alerts:
         return 0
     return await copy_and_insert(conn, _ALERTS, map(_row, alerts))
+
+
+async def flow_alert_since(
+    conn: AsyncConnection, checkpoint_id: str, direction: str, anomaly: str, since: datetime
+) -> bool:
+    """Whether a flow alert of this checkpoint, direction and kind (surge or drop) was raised
+    for a window ending at ``since`` or later."""
+    cur = await conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM alerts
+                           WHERE subject = %s AND kind = 'flow_anomaly' AND captured_at >= %s
+                             AND evidence->>'direction' = %s AND evidence->>'anomaly' = %s)""",
+        [checkpoint_id, since, direction, anomaly])
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID) -> AlertRecord | None:

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from detectors.flow_anomaly import detect_flow_anomaly
 from ioc import metrics
 from ioc.schemas import Alert, utcnow
-from ioc.storage.alerts import insert_alerts
+from ioc.storage.alerts import flow_alert_since, insert_alerts
 from ioc.storage.cameras import list_cameras, record_seen, set_online
 from ioc.storage.flow import flow_series
 from streams.context import WorkerContext
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 CHECK_EVERY_S = 5.0
 FLOW_WINDOW = timedelta(minutes=5)
 FLOW_HISTORY_WINDOWS = 24  # two hours of five-minute windows
+FLOW_EPISODE = timedelta(minutes=30)  # an anomaly seen again within this is the same one
 
 
 def register(ctx: WorkerContext) -> None:
@@ -44,24 +45,34 @@ def register(ctx: WorkerContext) -> None:
 
     @ctx.timer(FLOW_WINDOW.total_seconds() / 5, name="flow-anomalies")
     async def flow_anomalies() -> None:
-        pool = await ctx.pool()
-        now = utcnow()
-        end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
-        async with pool.connection() as conn:
-            series = await flow_series(conn, end=end, width=FLOW_WINDOW,
-                                       windows=FLOW_HISTORY_WINDOWS + 1)
-        alerts = []
-        for s in series:
-            anomaly = detect_flow_anomaly(s.counts[-1], s.counts[:-1])
-            if anomaly is not None:
-                alerts.append(flow_alert(s.checkpoint_id, s.direction, s.window_end,
-                                         FLOW_WINDOW.total_seconds() / 60, anomaly, at=now))
-        new = []
-        async with pool.connection() as conn, conn.transaction():
-            for alert in alerts:
-                if await insert_alerts(conn, [alert]):
-                    new.append(alert)
+        async with (await ctx.pool()).connection() as conn:
+            new = await judge_flows(conn, utcnow())
         await _publish(ctx, new)
+
+
+async def judge_flows(conn: AsyncConnection, now: datetime) -> list[Alert]:
+    """Check the five minutes to the last complete minute against the two hours before, for
+    every checkpoint and direction, and store and return the alerts for new episodes.
+
+    The check runs every minute over a sliding window, so a surge is seen in minute after
+    minute: one alert per (checkpoint, direction, surge or drop) within
+    :data:`FLOW_EPISODE`, not one a minute.
+    """
+    end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
+    series = await flow_series(conn, end=end, width=FLOW_WINDOW, windows=FLOW_HISTORY_WINDOWS + 1)
+    new = []
+    for s in series:
+        anomaly = detect_flow_anomaly(s.counts[-1], s.counts[:-1])
+        if anomaly is None:
+            continue
+        async with conn.transaction():
+            if await flow_alert_since(conn, s.checkpoint_id, s.direction, anomaly.kind, end - FLOW_EPISODE):
+                continue
+            alert = flow_alert(s.checkpoint_id, s.direction, s.window_end, FLOW_WINDOW.total_seconds() / 60,
+                               anomaly, at=now)
+            if await insert_alerts(conn, [alert]):
+                new.append(alert)
+    return new
 
 
 async def judge_cameras(conn: AsyncConnection, seen: dict[str, datetime], now: datetime) -> list[Alert]:
