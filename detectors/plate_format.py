@@ -234,7 +234,8 @@ def parse(text: str, layout: str | None = None) -> PlateText | None:
     if not _VALID.match(compact):
         return None
     code = compact[:2]
-    return PlateText(compact, _display_valid(compact, layout), code if code in PROVINCE_CODES else None)
+    shown = display(text, layout) if "Đ" in text or "đ" in text else _display_valid(compact, layout)
+    return PlateText(compact, shown, code if code in PROVINCE_CODES else None)
 
 
 def serial(text: str, layout: str | None = None) -> str | None:

@@ -19,6 +19,7 @@ from ioc.schemas import (
     PlateColour,
     PlateLayout,
     PlateRead,
+    VehicleClass,
     utcnow,
 )
 
@@ -75,7 +76,9 @@ def read_from_edge(
     share one ``processed_at`` (now, if not given).
     """
     processed_at = processed_at or utcnow()
-    plate = plate_format.parse(edge.text)
+    # an edge camera sends no layout, but a motorbike's plate has its own (29-X5 1234, not 29X-512.34)
+    motorbike = edge.vehicle_class == VehicleClass.MOTORBIKE
+    plate = plate_format.parse(edge.text, PlateLayout.MOTORBIKE.value if motorbike else None)
     if plate is None:
         raise InvalidPlateTextError(f"{edge.text!r} is not a Vietnamese plate")
     province = plate.province

@@ -24,6 +24,7 @@ class LaneRead:
     direction: str
     captured_at: datetime
     text: str
+    display: str
     confidence: float
     candidates: list[dict]
 
@@ -51,8 +52,8 @@ async def lane_reads(conn: AsyncConnection, *, since: datetime, source: str = "c
     """Reads of one source captured since ``since``, ordered by camera, lane and time."""
     async with conn.cursor(row_factory=class_row(LaneRead)) as cur:
         await cur.execute(
-            "SELECT read_id, camera_id, checkpoint_id, lane, direction, captured_at, text, confidence,"
-            " candidates FROM plate_reads WHERE captured_at >= %s AND source = %s"
+            "SELECT read_id, camera_id, checkpoint_id, lane, direction, captured_at, text, display,"
+            " confidence, candidates FROM plate_reads WHERE captured_at >= %s AND source = %s"
             " ORDER BY camera_id, lane, captured_at, read_id",
             [since, source],
         )

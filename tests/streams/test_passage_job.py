@@ -68,3 +68,16 @@ async def test_stored_reads_become_voted_passages_written_for_owned_lanes(databa
     assert [(p["camera_id"], p["text"], p["reads"]) for p in await _passages(database_url)] == [
         ("CP01-CAM1", "29A12345", 4)
     ]
+
+
+def test_a_passage_is_shown_as_its_best_read_was() -> None:
+    """A passage was displayed from its text alone: an old motorbike plate with a four-digit
+    serial (29-X5 1234) came out as a car's (29X-512.34), and Đ as D."""
+    start = utcnow()
+    shown = {"display": "29-X5 1234"}  # as the recogniser formats a motorbike plate it read
+    reads = [_read("29X51234", start + timedelta(seconds=0.3 * i)).model_copy(update=shown) for i in range(3)]
+    live = LivePassages()
+    for read in reads:
+        live.add(read)
+    [row] = live.flush()
+    assert (row.text, row.display) == ("29X51234", "29-X5 1234")

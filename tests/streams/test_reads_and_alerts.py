@@ -42,6 +42,15 @@ def test_a_merged_home_province_has_each_of_its_codes() -> None:
     assert read_from_edge(edge("29A12345"), home_province="20,97").out_of_province is True
 
 
+def test_an_edge_motorbike_plate_is_shown_as_a_motorbikes_and_keeps_its_d_stroke() -> None:
+    """An edge camera sends no layout: a motorbike's old four-digit plate was shown as a car's
+    (29X-512.34), and Đ as D (29-MD1 013.53)."""
+    motorbike = edge("29X51234").model_copy(update={"vehicle_class": "motorbike"})
+    assert read_from_edge(motorbike, home_province="20").display == "29-X5 1234"
+    read = read_from_edge(edge("29MĐ101353"), home_province="20")
+    assert (read.text, read.display) == ("29MD101353", "29-MĐ1 013.53")
+
+
 def test_edge_read_is_the_model_validation_would_build() -> None:
     """Edge reads are built without validation (the hot path): they must be exactly
     what validating the same values gives, candidates and crop included."""
