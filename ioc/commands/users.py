@@ -42,6 +42,9 @@ def _password() -> str:
         if first != second:
             raise SystemExit("passwords differ")
         return first
+    # a script's pipe, or `kubectl exec -i` without -t, where what is typed shows: say which
+    print("no terminal: reading the password from standard input, one line (use -t to type it "
+          "unseen)", file=sys.stderr, flush=True)
     return sys.stdin.readline().rstrip("\r\n")
 
 

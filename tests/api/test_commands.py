@@ -27,6 +27,7 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
     added = run_ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
     assert added.returncode == 0, added.stderr
     assert "a long passphrase" not in added.stdout + added.stderr
+    assert "no terminal: reading the password from standard input" in added.stderr
     again = run_ioc(env, "users", "add", "cli-officer", "--role", "officer", stdin="a long passphrase\n")
     assert again.returncode == 1 and "not created" in again.stderr
     short = run_ioc(env, "users", "add", "cli-short", "--role", "officer", stdin="short\n")
