@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import time
 
 import pytest
 from served_api import ApiServer, read_topic
@@ -64,15 +63,12 @@ async def test_changes_reach_the_compacted_topic(editor: ApiServer) -> None:
     bootstrap = editor.settings.kafka_bootstrap
     assert bootstrap
     async with editor.client("operator") as client:
-        started = time.monotonic()
         entry = (await client.post("/api/watchlist", json={"pattern": "51F86988", "reason": "stolen"})).json()
     key = entry["entry_id"].encode()
     records = await read_topic(bootstrap, topic, lambda rs: any(r.key == key for r in rs))
-    elapsed = time.monotonic() - started
     [published] = [r for r in records if r.key == key]
     value = json.loads(published.value)
     assert value["pattern"] == "51F86988" and value["reason"] == "stolen" and value["active"] is True
-    assert elapsed < 5.0
 
     async with editor.client("operator") as client:
         await client.post(f"/api/watchlist/{entry['entry_id']}/expire")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -134,9 +133,7 @@ async def test_alert_from_the_topic_reaches_the_stream(api: ApiServer) -> None:
         await page.close()
         await producer.stop()
     assert page.client.retry_ms == 1000
-    assert len(latencies) == 20
-    # generous bounds for a shared 2-core machine; `ioc bench api` reports the real figures
-    assert statistics.median(latencies) < 0.5 and max(latencies) < 2.0
+    assert len(latencies) == 20  # how fast: `ioc bench api` (speed goals live in benchmarks)
 
 
 @TIMESCALE

@@ -37,7 +37,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_json_lines_for_images_and_errors(tmp_path: Path) -> None:
-    rng = np.random.default_rng(31)
+    rng = np.random.default_rng(32)  # a scene whose two plates are both legible (31's motorbike is not)
     scene, truths = render_scene([("20A12345", "one_line", "white"), ("29X504899", "motorbike", "white")],
                                  rng=rng, style="test", occlusion=0.0, glare=0.0)  # fmt: skip
     empty, _ = render_scene([], rng=rng, style="test")
@@ -58,18 +58,17 @@ def test_json_lines_for_images_and_errors(tmp_path: Path) -> None:
     assert "too large" in huge_line["error"]
     assert set(empty_line) == {"image", "ms", "plates"} and empty_line["plates"] == []
     assert set(scene_line) == {"image", "ms", "plates"}
-    assert isinstance(scene_line["ms"], float) and 0 < scene_line["ms"] < 5000
+    assert isinstance(scene_line["ms"], float) and scene_line["ms"] > 0
     plates = scene_line["plates"]
     assert plates and all(set(p) == PLATE_KEYS for p in plates)
     assert [p["confidence"] for p in plates] == sorted((p["confidence"] for p in plates), reverse=True)
-    assert {p["text"] for p in plates} >= {"20A12345"} or {p["text"] for p in plates} >= {"29X504899"}
+    assert {p["text"] for p in plates} >= {"20A12345", "29X504899"}  # a fixed seed: both are read
     for plate in plates:
         assert len(plate["bbox"]) == 4 and all(isinstance(v, int) for v in plate["bbox"])
         assert plate["layout"] in {"one_line", "two_line", "motorbike"}
         assert plate["candidates"][0] == {"text": plate["text"], "confidence": plate["confidence"]}
-    motorbike = [p for p in plates if p["text"] == "29X504899"]
-    if motorbike:
-        assert motorbike[0]["display"] == "29-X5 048.99" and motorbike[0]["layout"] == "motorbike"
+    [motorbike] = [p for p in plates if p["text"] == "29X504899"]
+    assert motorbike["display"] == "29-X5 048.99" and motorbike["layout"] == "motorbike"
 
 
 def test_odd_file_names_and_shapes_get_a_line_each(tmp_path: Path) -> None:

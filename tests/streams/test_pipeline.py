@@ -24,6 +24,7 @@ from ioc.demo import DemoProcesses, child_env, prepare
 from ioc.schemas import CameraFrame, DeadLetter, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
 from ioc.storage.cameras import upsert_camera
 from ioc.storage.database import connect
+from streams.app import create_app
 from streams.context import UNKNOWN_CAMERA_RECHECK_S
 
 pytestmark = pytest.mark.integration
@@ -320,6 +321,7 @@ async def test_compressed_batches_are_read_and_published(settings: Settings, wor
         finally:
             await producer.stop()
 
+    assert create_app(settings).conf.producer_compression_type == "zstd"  # publishes compressed
     everything = sorted(p for batch in plates.values() for p in batch)
     await wait_for(settings, "SELECT count(*) FROM plate_reads", [], len(everything), timeout=120)
     stored = await scalar(settings, "SELECT array_agg(text ORDER BY text) FROM plate_reads")
@@ -338,12 +340,20 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
     plates = [f"20A{n:05d}" for n in range(3000)]
     await _send_edge_envelopes(producer, t.edge_plate_reads, plates,
                                key=lambda start: f"gw{start % 4}".encode())
-    # kill the worker mid-stream, as soon as it has stored something
-    await wait_for(settings, "SELECT count(*) FROM plate_reads", [], lambda n: n and n > 0)
-    name, proc = worker.children[0]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    worker.children.clear()
+    # kill the worker mid-stream: once it has stored something, its next writes are held on a
+    # lock, so it dies with batches taken and not committed (what the restart must replay)
+    async with await connect(settings.database_conninfo()) as holder:
+        while not await scalar(settings, "SELECT count(*) > 0 FROM plate_reads"):
+            await asyncio.sleep(0.05)
+        await holder.execute("LOCK TABLE plate_reads IN EXCLUSIVE MODE")
+        at_kill = (await (await holder.execute("SELECT count(*) FROM plate_reads")).fetchone())[0]
+        assert 0 < at_kill < len(plates), f"{at_kill} stored before the kill: nothing left to replay"
+        await asyncio.sleep(1.0)  # the worker's next batch waits on the lock
+        name, proc = worker.children[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        worker.children.clear()
+        await holder.rollback()
     worker.start("worker-restarted", [sys.executable, "-m", "ioc", "worker"], child_env(settings), tmp_path)
 
     await wait_for(settings, "SELECT count(DISTINCT text) FROM plate_reads", [], len(plates), timeout=180)
