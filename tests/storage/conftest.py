@@ -4,19 +4,62 @@ database per test, once in TimescaleDB and once in plain PostgreSQL)."""
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from psycopg import AsyncConnection
 
+from ioc.embedded.ports import free_port
 from ioc.schemas import Direction, PlateCandidate, PlateRead, SensorKind, SensorReading
 from ioc.storage.database import Capabilities, connect, detect_capabilities
 from ioc.storage.migrations import migrate
 
 # noon today (UTC): test rows a few minutes or hours either side stay on the same day
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+# where scripts/test-services.sh installs the Timescale-License test server's packages
+TSL_SERVER_DIR = Path(__file__).resolve().parents[2] / ".cache" / "tsl-server"
+
+
+@pytest.fixture(scope="session")
+def tsl_url() -> Iterator[str]:
+    """A TimescaleDB with Timescale-License features (the clusters built here are Apache-only):
+    ``IOC_TEST_TSL_URL`` if set, else the WebAssembly build that tests/storage/tsl_server.mjs
+    serves, started here on a free port."""
+    if url := os.environ.get("IOC_TEST_TSL_URL"):
+        yield url
+        return
+    node = shutil.which("node")
+    if node is None or not (TSL_SERVER_DIR / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+        pytest.skip("no Timescale-License server: scripts/test-services.sh installs one (Node.js, npm)")
+    shutil.copy(Path(__file__).with_name("tsl_server.mjs"), TSL_SERVER_DIR / "tsl_server.mjs")
+    port = free_port()
+    log = (TSL_SERVER_DIR / "server.log").open("w")
+    server = subprocess.Popen([node, "tsl_server.mjs"], cwd=TSL_SERVER_DIR, stdout=log,
+                              stderr=subprocess.STDOUT, env={**os.environ, "PORT": str(port)})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Timescale-License test server did not start: see {log.name}")
+            time.sleep(0.2)
+        yield f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres sslmode=disable"
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture

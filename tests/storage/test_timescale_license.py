@@ -1,21 +1,20 @@
 """Timescale-License features: continuous aggregates, compression, retention policies.
 
 Neither test cluster has them (the TimescaleDB built here is Apache-only), so
-this runs only against a server named by ``IOC_TEST_TSL_URL``: a TimescaleDB
-Community server, or the WASM build served by ``tests/storage/tsl_server.mjs``
-(see there). The WASM build takes one session at a time and wedges on COPY, so
+this runs against the ``tsl_url`` fixture: a TimescaleDB Community server named by
+``IOC_TEST_TSL_URL``, or the WASM build served by ``tests/storage/tsl_server.mjs``
+(scripts/test-services.sh installs it; the production compose image has these
+features). The WASM build takes one session at a time and wedges on COPY, so
 rows go in with plain INSERTs and connections are opened one after another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 
 from ioc.storage.checkpoint_counts import (
     CountRow,
@@ -28,34 +27,30 @@ from ioc.storage.database import connect, detect_capabilities
 from ioc.storage.migrations import migrate
 from ioc.storage.retention import run_retention
 
-TSL_URL = os.environ.get("IOC_TEST_TSL_URL")
 
-pytestmark = pytest.mark.skipif(not TSL_URL, reason="IOC_TEST_TSL_URL not set (no Timescale-License server)")
-
-
-async def _connect() -> psycopg.AsyncConnection:
+async def _connect(url: str) -> psycopg.AsyncConnection:
     """The WASM server needs a moment after a session closes before it takes the next."""
     for _ in range(20):
         try:
-            conn = await connect(str(TSL_URL))
+            conn = await connect(url)
             conn.prepare_threshold = None
             return conn
         except psycopg.OperationalError:
             await asyncio.sleep(0.5)
-    return await connect(str(TSL_URL))
+    return await connect(url)
 
 
-async def test_tsl_features() -> None:
-    setup = await _connect()
+async def test_tsl_features(tsl_url: str) -> None:
+    setup = await _connect(tsl_url)
     async with setup:
         await setup.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         await setup.commit()
     await asyncio.sleep(1)
-    await migrate(str(TSL_URL))
+    await migrate(tsl_url)
     await asyncio.sleep(1)
     checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
     base = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
-    conn = await _connect()
+    conn = await _connect(tsl_url)
     async with conn:
         caps = await detect_capabilities(conn)
         assert caps.tsl
@@ -96,23 +91,23 @@ async def test_tsl_features() -> None:
         assert {name for (name,) in await cur.fetchall()} == {"sensor_readings", "checkpoint_counts"}
 
 
-async def test_aggregates_keep_what_is_older_than_their_policies_look_back() -> None:
+async def test_aggregates_keep_what_is_older_than_their_policies_look_back(tsl_url: str) -> None:
     """0005 made the roll-ups continuous aggregates WITH NO DATA; once their policies had
     refreshed the last 3 (10) days, older hours (days) were gone though their minute windows
     were kept. Emulated here: old minutes, the migration that fills the aggregates undone,
     and the policies' refreshes; the next ``migrate`` must bring the old hours and days back."""
-    setup = await _connect()
+    setup = await _connect(tsl_url)
     async with setup:
         await setup.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         await setup.commit()
     await asyncio.sleep(1)
-    await migrate(str(TSL_URL))
+    await migrate(tsl_url)
     await asyncio.sleep(1)
     checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)
     minutes = [CountRow(old + timedelta(minutes=m), checkpoint, "in", "car", "home", 2) for m in (5, 65, 70)]
     window = {"checkpoint_id": checkpoint, "since": old - timedelta(days=1), "until": old + timedelta(days=1)}
-    conn = await _connect()
+    conn = await _connect(tsl_url)
     async with conn:
         await upsert_counts(conn, minutes)
         await conn.execute("DELETE FROM schema_migrations WHERE name = '0011_fill_aggregates'")
@@ -124,9 +119,9 @@ async def test_aggregates_keep_what_is_older_than_their_policies_look_back() -> 
                                f" now() - interval '{end}')")
         assert await counts_rollup(conn, granularity="hour", **window) == []  # as after an upgrade
     await asyncio.sleep(1)
-    assert await migrate(str(TSL_URL)) == ["0011_fill_aggregates"]
+    assert await migrate(tsl_url) == ["0011_fill_aggregates"]
     await asyncio.sleep(1)
-    conn = await _connect()
+    conn = await _connect(tsl_url)
     async with conn:
         hours = await counts_rollup(conn, granularity="hour", **window)
         assert [(r.bucket, r.vehicles) for r in hours] == [(old, 2), (old + timedelta(hours=1), 4)]

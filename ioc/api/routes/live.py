@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 KEEPALIVE_S = 15.0
+KEEPALIVE_COMMENT = b": keep-alive\n\n"
 RETRY_MS = 1000
 READY_WAIT_S = 5.0  # a starting process reads the replay window from the topic first
 REACH_WAIT_S = 1.0  # an id from a replica slightly ahead: wait for this process to catch up
@@ -88,7 +89,7 @@ async def _events(
             try:
                 event = await asyncio.wait_for(subscription.queue.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                yield KEEPALIVE_COMMENT
                 continue
             if event is CLOSED:
                 return
@@ -119,4 +120,6 @@ async def stream(
     await broadcaster.reach(last, REACH_WAIT_S)
     return StreamingResponse(_events(request, caller, broadcaster, last),
                              media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                             # the page takes a stream silent for a few keep-alives for dead
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                      "X-Keep-Alive-Seconds": f"{KEEPALIVE_S:g}"})

@@ -18,7 +18,10 @@
   const PAGE_SIZE = 200;  // the API's largest page
   const MAX_OPEN_PAGES = 50;
   const REFRESH_MS = 30000;
-  const STALL_MS = 40000;  // no byte for this long (the server sends a keep-alive every 15 s): reconnect
+  // no byte for this long: reconnect. Until the stream answers 40 s; then three of the
+  // keep-alives the server says it sends (X-Keep-Alive-Seconds, 15 s), at least 6 s
+  const STALL_MS = 40000;
+  const STALL_KEEPALIVES = 3;
   const SESSION_WARNING_MS = 10 * 60 * 1000;
   const CROP_CACHE = 300;  // crop images kept (blob URLs), least recently used dropped first
   const CROP_RETRY_MS = 2 * 60 * 1000;  // a crop that failed is not asked for again before this
@@ -707,9 +710,10 @@
     state.streamAbort = abort;
     // a dead connection never ends by itself: no byte for STALL_MS aborts it
     let stall = null;
+    let stallMs = STALL_MS;
     const watch = () => {
       clearTimeout(stall);
-      stall = setTimeout(() => abort.abort(new Error("stalled")), STALL_MS);
+      stall = setTimeout(() => abort.abort(new Error("stalled")), stallMs);
     };
     watch();
     try {
@@ -719,6 +723,9 @@
       const response = await api("/api/alerts/stream", { signal: abort.signal, headers });
       if (!current(gen)) return;
       if (!response.ok) throw new Error(String(response.status));
+      const keepAliveS = Number(response.headers.get("X-Keep-Alive-Seconds"));
+      if (keepAliveS > 0) stallMs = Math.max(STALL_KEEPALIVES * keepAliveS * 1000, 6000);
+      watch();
       renderLive(true);
       connected();
       if (!state.lastEventId) loadAlerts().catch(() => {});  // first stream: the list up to now
