@@ -39,6 +39,7 @@ class Observation:
     confidence: float
     candidates: tuple[tuple[str, float], ...] = ()
     info: Any = field(default=None, compare=False)  # the caller's own data about the read
+    frame: Hashable = None  # the image it was read in, where known: one frame's plates are other vehicles
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,12 @@ class PassageAssembler:
 
     def _fits_in_time(self, passage: Passage, read: Observation) -> bool:
         """Within the gap of the passage, not making it too long, and not of a frame it already
-        has a read of: two plates in one frame are two vehicles however alike they read."""
+        has a read of: two plates in one frame are two vehicles however alike they read. (By the
+        frame's identity, not its time: a camera stamping whole seconds gives several frames one.)"""
         return (
             passage.start - self.gap_s <= read.at <= passage.end + self.gap_s
             and max(passage.end, read.at) - min(passage.start, read.at) <= self.max_duration_s
-            and all(other.at != read.at for other in passage.reads)
+            and (read.frame is None or all(other.frame != read.frame for other in passage.reads))
         )
 
     def flush(self, *, now: float) -> list[tuple[Passage, bool]]:

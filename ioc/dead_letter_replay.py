@@ -74,6 +74,9 @@ async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
                     if record.offset >= ends[tp]:
                         break
                     yield _letter(record.value)
+            # every unfinished partition, not only those that brought records: one that retention
+            # emptied (its start at its end) brings none and is at its end at once
+            for tp in list(unread):
                 if await consumer.position(tp) >= ends[tp]:
                     unread.discard(tp)
                     consumer.pause(tp)

@@ -184,11 +184,11 @@ def run_demo(
         env = child_env(settings)
         ioc_cmd = [sys.executable, "-m", "ioc"]
         try:
-            for i in range(workers):
+            for i, metrics_port in enumerate(_worker_metrics_ports(settings, workers)):
                 procs.start(
                     f"worker-{i + 1}",
                     [*ioc_cmd, "worker", "--web-port", str(settings.worker_web_port + i),
-                     "--metrics-port", str(settings.worker_metrics_port + i)],
+                     "--metrics-port", str(metrics_port)],
                     env, workdir,
                 )
             procs.start("api", [*ioc_cmd, "api"], env, workdir)
@@ -229,6 +229,18 @@ def _refusal(settings: Settings, configured_services: bool) -> str | None:
                 "an 'operator' account there. Unset them to run on embedded services, or pass "
                 "--use-configured-services")
     return None
+
+
+def _worker_metrics_ports(settings: Settings, workers: int) -> list[int]:
+    """IOC_WORKER_METRICS_PORT and up, past the API's own (the image sets 9108 and 9109)."""
+    taken = {settings.api_port, settings.api_metrics_port}
+    ports: list[int] = []
+    port = settings.worker_metrics_port
+    while len(ports) < workers:
+        if port not in taken:
+            ports.append(port)
+        port += 1
+    return ports
 
 
 def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - a signal handler's signature

@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from detectors import plate_format
 from detectors.passages import Observation, Passage, PassageAssembler, vote
 from ioc.schemas import PlateRead
 from ioc.storage.passages import LaneRead, PassageRow
@@ -22,7 +23,7 @@ Lane = tuple[str, int]  # (camera_id, lane)
 def _observe(read: PlateRead | LaneRead, candidates: tuple[tuple[str, float], ...]) -> Observation:
     """The vote's view of a read; the read itself rides along for the passage row."""
     return Observation(str(read.read_id), read.captured_at.timestamp(), read.text, read.confidence,
-                       candidates, info=read)
+                       candidates, info=read, frame=read.source_event_id)
 
 
 def passage_row(passage: Passage, *, final: bool) -> PassageRow:
@@ -33,18 +34,22 @@ def passage_row(passage: Passage, *, final: bool) -> PassageRow:
         passage_id=uuid.uuid5(uuid.UUID(passage.key), "passage"),
         camera_id=first.camera_id, checkpoint_id=first.checkpoint_id, lane=first.lane,
         direction=str(first.direction), started_at=first.captured_at, ended_at=last.captured_at,
-        text=result.text, display=_display(passage, result.best_read_id), confidence=result.confidence,
+        text=result.text, display=_display(passage, result.text, result.best_read_id),
+        confidence=result.confidence,
         reads=len(passage.reads), support=result.support,
         read_ids=[r.info.read_id for r in passage.reads], best_read_id=uuid.UUID(result.best_read_id),
         status="final" if final else "provisional",
     )
 
 
-def _display(passage: Passage, best_read_id: str) -> str:
-    """The display of the passage's best read, a read of the winning text: it was formatted with
-    the read's layout (a motorbike's 29-X5 1234, not 29X-512.34) and keeps its Đ."""
+def _display(passage: Passage, text: str, best_read_id: str) -> str:
+    """The display of the passage's best read where it read the winning text: it was formatted
+    with the read's layout (a motorbike's 29-X5 1234, not 29X-512.34) and keeps its Đ. A text
+    that won on the reads' alternatives alone is formatted in that read's layout."""
     best: PlateRead | LaneRead = next(r.info for r in passage.reads if r.read_id == best_read_id)
-    return best.display
+    if best.text == text:
+        return best.display
+    return plate_format.display(text, getattr(best, "layout", None))  # a seeded LaneRead has none
 
 
 @dataclass

@@ -104,13 +104,24 @@ WITH source AS (
      WHERE captured_at >= %(since)s AND captured_at < %(until)s
        AND sensor_kind IN ('vehicle_count', 'qr_checkin')
      GROUP BY 1, 2, 3, 4, 5
+), windows AS (
+    SELECT bucket, checkpoint_id, direction, vehicle_class, origin,
+           sum(vehicles) AS vehicles, sum(sensor_vehicles) AS sensor_vehicles, sum(qr_checkins) AS qr_checkins
+      FROM source
+     GROUP BY 1, 2, 3, 4, 5
+), gone AS (
+    -- a window the rows no longer make (a provisional passage rewritten with another origin or
+    -- first minute) is emptied, not left at its old count
+    UPDATE checkpoint_counts AS g SET vehicles = 0, sensor_vehicles = 0, qr_checkins = 0, updated_at = now()
+     WHERE g.bucket >= %(since)s AND g.bucket < %(until)s
+       AND (g.vehicles, g.sensor_vehicles, g.qr_checkins) <> (0, 0, 0)
+       AND NOT EXISTS (SELECT 1 FROM windows w
+                        WHERE (w.bucket, w.checkpoint_id, w.direction, w.vehicle_class, w.origin)
+                            = (g.bucket, g.checkpoint_id, g.direction, g.vehicle_class, g.origin))
 )
 INSERT INTO checkpoint_counts AS c
        (bucket, checkpoint_id, direction, vehicle_class, origin, vehicles, sensor_vehicles, qr_checkins)
-SELECT bucket, checkpoint_id, direction, vehicle_class, origin,
-       sum(vehicles), sum(sensor_vehicles), sum(qr_checkins)
-  FROM source
- GROUP BY 1, 2, 3, 4, 5
+SELECT * FROM windows
 """ + _UPSERT_SET
 
 _UPSERT_ROW = """

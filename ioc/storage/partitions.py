@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +147,16 @@ async def ensure_partitions(
     """Create the daily partitions from ``since`` (default: today, UTC) to ``until``
     inclusive for every partitioned time-series table; returns the names created.
 
-    Safe to run from several processes at once (advisory lock) and to re-run. Each
-    table is done in a transaction of its own (a savepoint inside the caller's), so
+    Safe to run from several processes at once (advisory lock) and to re-run. Called
+    outside a transaction, each table is done in a transaction of its own, committed, so
     a table's writers wait only while its own days are created, and a session never
-    holds one parent while waiting for another.
+    holds one parent while waiting for another (writers lock plate_reads, then
+    plate_crops); inside the caller's transaction (a migration), in savepoints.
     """
+    own = conn.info.transaction_status == TransactionStatus.IDLE
     tables = await partitioned_tables(conn)
+    if own and not conn.autocommit:
+        await conn.commit()  # the query above began a transaction: the tables' must be their own
     if not tables:
         return []
     first = _day_of(since if since is not None else datetime.now(UTC))

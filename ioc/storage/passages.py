@@ -27,6 +27,7 @@ class LaneRead:
     display: str
     confidence: float
     candidates: list[dict]
+    source_event_id: uuid.UUID  # the frame the read came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ async def lane_reads(conn: AsyncConnection, *, since: datetime, source: str = "c
     async with conn.cursor(row_factory=class_row(LaneRead)) as cur:
         await cur.execute(
             "SELECT read_id, camera_id, checkpoint_id, lane, direction, captured_at, text, display,"
-            " confidence, candidates FROM plate_reads WHERE captured_at >= %s AND source = %s"
+            " confidence, candidates, source_event_id"
+            " FROM plate_reads WHERE captured_at >= %s AND source = %s"
             " ORDER BY camera_id, lane, captured_at, read_id",
             [since, source],
         )

@@ -38,8 +38,8 @@ def register(ctx: WorkerContext) -> None:
                 for read in await lane_reads(conn, since=utcnow() - STARTUP_LOOKBACK, source="camera"):
                     ctx.passages.seed(read)
             seeded = True
+        cameras = await ctx.cameras()  # before the flush, which forgets what it hands over
         if rows := ctx.passages.flush():
-            cameras = await ctx.cameras()
             _, rejected = await write_batch(pool, "passages", upsert_passages, rows)
             refused = {id(r.row) for r in rejected}
             written = [row for row in rows if id(row) not in refused]

@@ -71,3 +71,13 @@ def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def test_worker_metrics_ports_step_over_the_apis() -> None:
+    """With the image's ports (workers 9108 up, API metrics 9109) a second worker took 9109 and
+    the API could not start."""
+    from ioc.config import Settings
+    from ioc.demo import _worker_metrics_ports
+
+    settings = Settings(worker_metrics_port=9108, api_metrics_port=9109, api_port=8000)
+    assert _worker_metrics_ports(settings, 3) == [9108, 9110, 9111]

@@ -3,8 +3,8 @@ import pytest
 from detectors.passages import Observation, PassageAssembler, group_passages, same_plate, vote
 
 
-def obs(i: int, at: float, text: str, conf: float, cands=()) -> Observation:
-    return Observation(f"r{i}", at, text, conf, tuple(cands))
+def obs(i: int, at: float, text: str, conf: float, cands=(), frame=None) -> Observation:
+    return Observation(f"r{i}", at, text, conf, tuple(cands), frame=frame)
 
 
 def test_reads_of_one_vehicle_form_one_passage_and_the_next_vehicle_another() -> None:
@@ -76,7 +76,8 @@ def test_assembler_puts_a_late_read_into_its_passage_in_capture_order() -> None:
 
 def _frames(plates: list[str], frames: int, *, every_s: float = 0.2) -> list[Observation]:
     """Each plate read in each of ``frames`` frames (one capture time per frame)."""
-    return [obs(f * 100 + i, f * every_s, text, 0.9) for f in range(frames) for i, text in enumerate(plates)]
+    return [obs(f * 100 + i, f * every_s, text, 0.9, frame=f)
+            for f in range(frames) for i, text in enumerate(plates)]
 
 
 def test_a_swarm_of_motorbikes_makes_one_passage_each() -> None:
@@ -106,3 +107,10 @@ def test_a_read_delivered_again_after_its_passage_ended_changes_nothing() -> Non
     assert final and len(passage.reads) == 2
     assembler.add("lane", obs(1, 0.0, "51F86988", 0.9), now=11.0)
     assert assembler.flush(now=11.5) == [] and len(assembler) == 0
+
+
+def test_a_camera_stamping_whole_seconds_still_makes_one_passage_per_vehicle() -> None:
+    """Frames are told apart by their identity, not their time: five frames stamped with one
+    second are one vehicle's, not five."""
+    reads = [obs(i, 100.0, "51F86988", 0.9, frame=f"frame-{i}") for i in range(5)]
+    assert [len(p) for p in group_passages(reads)] == [5]

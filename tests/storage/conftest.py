@@ -53,7 +53,11 @@ def tsl_url() -> Iterator[str]:
         yield f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres sslmode=disable"
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         log.close()
 
 

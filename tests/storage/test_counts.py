@@ -178,3 +178,14 @@ async def test_frame_cameras_count_passages_not_reads(
     await refresh_counts(conn, since=now - timedelta(minutes=15), until=now)
     await conn.commit()
     assert _totals(await counts_per_minute(conn, since=now - timedelta(hours=1), until=now)) == _totals(rows)
+    # its vote changing its best read to one of another class moves the vehicle: the old window
+    # is emptied, not left at 1 beside the new one (the vehicle counted twice)
+    await upsert_passages(conn, [_passage(truck, truck[0], "final")])
+    await refresh_counts(conn, since=now - timedelta(minutes=15), until=now)
+    await conn.commit()
+    moved = {key: n for key, n in _totals(await counts_per_minute(
+        conn, since=now - timedelta(hours=1), until=now)).items() if n != (0, 0.0, 0.0)}
+    assert moved == {
+        (minute, "cp-1", "in", "car", "out_of_province"): (2, 0.0, 0.0),
+        (minute, "cp-1", "in", "car", "home"): (1, 0.0, 0.0),
+    }

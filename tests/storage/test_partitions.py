@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 
 from ioc.schemas import PlateRead
 from ioc.storage.database import Capabilities, connect
@@ -107,3 +107,28 @@ async def test_writes_during_the_move_out_of_default_are_kept(
         day = partition_name("plate_reads", old.date())
         assert await (await conn.execute(f"SELECT count(*) FROM {day}")).fetchone() == (4,)
         assert await (await conn.execute("SELECT count(*) FROM ONLY plate_reads_default")).fetchone() == (0,)
+
+
+async def test_each_tables_partitions_are_committed_on_their_own(
+    migrated_url: str, caps: Capabilities, now: datetime
+) -> None:
+    """Called as retention calls it (a connection outside a transaction, not autocommit): a
+    table whose days cannot be created (its parent locked by a long query) must not take back
+    the days of the tables done before it, nor keep their parents locked meanwhile. Each table
+    was a savepoint of one transaction, holding every parent to the end."""
+    if caps.timescaledb:
+        pytest.skip("TimescaleDB creates chunks on demand")
+    ahead = now + timedelta(days=40)
+    async with await connect(migrated_url) as blocker, await connect(migrated_url) as retention:
+        await blocker.execute("LOCK TABLE sensor_readings IN ACCESS SHARE MODE")  # a long report
+        with pytest.raises(errors.LockNotAvailable):
+            await ensure_partitions(retention, ahead, since=ahead)
+        await retention.rollback()  # as a failed retention run ends
+        await blocker.rollback()
+    async with await connect(migrated_url) as conn:
+        existing = {name for (name,) in await (await conn.execute(
+            "SELECT relname::text FROM pg_class WHERE relname LIKE %s", ["%_p" + ahead.strftime("%Y%m%d")]
+        )).fetchall()}
+    assert partition_name("plate_reads", ahead.date()) in existing
+    assert partition_name("plate_crops", ahead.date()) in existing
+    assert partition_name("sensor_readings", ahead.date()) not in existing
