@@ -9,11 +9,12 @@ traceback.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
-from ioc.config import SettingMissing
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 __all__ = ["describe", "masked"]
 
@@ -28,6 +29,8 @@ def masked(text: str) -> str:
 
 def describe(exc: BaseException) -> str | None:
     """One line for an error of the command's surroundings; None for any other error."""
+    from ioc.config import SettingMissing  # not at import: `ioc anpr` carries no settings
+
     if isinstance(exc, SettingMissing):
         return str(exc)
     if isinstance(exc, ValidationError) and exc.title == "Settings":
