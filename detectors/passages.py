@@ -69,14 +69,18 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
-def _similar_keys(a: str, b: str) -> bool:
-    """Look-alike keys equal or at most MAX_EDITS apart; an edit changes the set of
-    characters by at most two, which rules most pairs out cheaply."""
+def _key_edits(a: str, b: str) -> int:
+    """Edits between two look-alike keys, or ``MAX_EDITS + 1`` when more; an edit changes the
+    set of characters by at most two, which rules most pairs out cheaply."""
     if a == b:
-        return True
+        return 0
     if len(set(a) ^ set(b)) > 2 * MAX_EDITS:
-        return False
-    return _edit_distance(a, b, MAX_EDITS) <= MAX_EDITS
+        return MAX_EDITS + 1
+    return _edit_distance(a, b, MAX_EDITS)
+
+
+def _similar_keys(a: str, b: str) -> bool:
+    return _key_edits(a, b) <= MAX_EDITS
 
 
 def same_plate(a: str, b: str) -> bool:
@@ -155,9 +159,9 @@ class PassageAssembler:
         for passage in passages:
             if not self._fits_in_time(passage, read):
                 continue
-            if not _similar_keys(passage.plate_key, key):
+            edits = _key_edits(passage.plate_key, key)
+            if edits > MAX_EDITS:
                 continue
-            edits = 0 if passage.plate_key == key else _edit_distance(passage.plate_key, key, MAX_EDITS)
             rank = (edits, min(abs(read.at - passage.start), abs(read.at - passage.end)))
             if best_rank is None or rank < best_rank:
                 best, best_rank = passage, rank

@@ -40,14 +40,19 @@ async def _connect(url: str) -> psycopg.AsyncConnection:
     return await connect(url)
 
 
-async def test_tsl_features(tsl_url: str) -> None:
-    setup = await _connect(tsl_url)
+async def _migrated(url: str) -> None:
+    """The extension and the migrations, with the pauses the WASM server needs between sessions."""
+    setup = await _connect(url)
     async with setup:
         await setup.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         await setup.commit()
     await asyncio.sleep(1)
-    await migrate(tsl_url)
+    await migrate(url)
     await asyncio.sleep(1)
+
+
+async def test_tsl_features(tsl_url: str) -> None:
+    await _migrated(tsl_url)
     checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
     base = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
     conn = await _connect(tsl_url)
@@ -96,13 +101,7 @@ async def test_aggregates_keep_what_is_older_than_their_policies_look_back(tsl_u
     refreshed the last 3 (10) days, older hours (days) were gone though their minute windows
     were kept. Emulated here: old minutes, the migration that fills the aggregates undone,
     and the policies' refreshes; the next ``migrate`` must bring the old hours and days back."""
-    setup = await _connect(tsl_url)
-    async with setup:
-        await setup.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        await setup.commit()
-    await asyncio.sleep(1)
-    await migrate(tsl_url)
-    await asyncio.sleep(1)
+    await _migrated(tsl_url)
     checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
     old = (datetime.now(UTC) - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)
     minutes = [CountRow(old + timedelta(minutes=m), checkpoint, "in", "car", "home", 2) for m in (5, 65, 70)]

@@ -5,28 +5,14 @@ run at real time, a camera expecting a frame every two seconds."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from psycopg import AsyncConnection
 
 from ioc.schemas import utcnow
 from ioc.storage.cameras import get_camera, upsert_camera
-from ioc.storage.database import connect
-from ioc.storage.migrations import migrate
 from streams.agents.health import judge_cameras
 
 INTERVAL_S = 2  # long enough that registering and the first check fall within it on a loaded machine
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[AsyncConnection]:
-    await migrate(database_url)
-    connection = await connect(database_url, autocommit=True)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def _judge(conn: AsyncConnection, seen: dict | None = None) -> list[str]:

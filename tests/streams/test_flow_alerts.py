@@ -3,7 +3,6 @@ window, so a surge is seen minute after minute; it raises one alert, not one a m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,21 +10,9 @@ from psycopg import AsyncConnection
 
 from ioc.schemas import utcnow
 from ioc.storage.checkpoint_counts import CountRow, upsert_counts
-from ioc.storage.database import connect
-from ioc.storage.migrations import migrate
 from streams.agents.health import FLOW_EPISODE, judge_flows
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[AsyncConnection]:
-    await migrate(database_url)
-    connection = await connect(database_url, autocommit=True)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 def _minutes(checkpoint: str, start: datetime, per_minute: list[int]) -> list[CountRow]:
