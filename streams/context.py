@@ -10,7 +10,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import faust
@@ -323,11 +323,16 @@ class WorkerContext:
             return True
         return camera_id in await self.cameras(max_age_s=UNKNOWN_CAMERA_RECHECK_S)
 
-    def saw_camera(self, camera_id: str, at: datetime) -> None:
-        """Note a frame or read from the camera captured ``at`` (by the camera's clock, so no later
-        than now: one frame dated ahead would keep a dead camera judged online until then)."""
+    def saw_camera(self, camera_id: str, captured_at: datetime, message: Message) -> None:
+        """Note a frame or read from the camera, captured at ``captured_at`` by its clock and
+        carried by ``message``.
+
+        The camera was heard from when the message reached Kafka, if that is later: a camera
+        whose clock lags its expected interval, or a gateway sending its reads late, would
+        otherwise be judged offline while its events flow. Never later than now: one frame dated
+        ahead would keep a dead camera judged online until then."""
         metrics.CAMERA_LAST_SEEN.seen(camera_id)
-        at = min(at, utcnow())
+        at = min(max(captured_at, _kafka_time(message)), utcnow())
         if (last := self.camera_seen.get(camera_id)) is None or at > last:
             self.camera_seen[camera_id] = at
 
@@ -362,3 +367,8 @@ class WorkerContext:
         """Source messages fully processed and committed (what ``consumed`` must add up to)."""
         for topic, n in Counter(m.topic for m in messages).items():
             metrics.MESSAGES_STORED.labels(topic).inc(n)
+
+
+def _kafka_time(message: Message) -> datetime:
+    """The message's Kafka timestamp (the producer's or the broker's clock); the epoch if it has none."""
+    return datetime.fromtimestamp(max(message.timestamp or 0.0, 0.0), UTC)

@@ -27,7 +27,7 @@ async def normalise_batch(
         invalid, reads = [], []
         home, now = ctx.settings.home_province, utcnow()
         for index, edge in enumerate(edges):
-            ctx.saw_camera(edge.camera_id, edge.captured_at)
+            ctx.saw_camera(edge.camera_id, edge.captured_at, message)
             try:
                 reads.append(read_from_edge(edge, home_province=home, processed_at=now))
             except InvalidPlateTextError as exc:

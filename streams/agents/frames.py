@@ -26,7 +26,7 @@ async def recognize_batch(
     batch = []
     for message, (frame,) in decoded:
         if await ctx.is_known_camera(frame.camera_id):
-            ctx.saw_camera(frame.camera_id, frame.captured_at)
+            ctx.saw_camera(frame.camera_id, frame.captured_at, message)
             batch.append((message, frame))
         else:
             await ctx.dead_letters.publish(message, "unknown_camera", frame.camera_id)

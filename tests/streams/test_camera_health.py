@@ -1,16 +1,21 @@
 """Camera health judgements on a real database: a camera goes offline once, with one alert, and
 back online when it is seen again; a camera registered and never seen does not flap. The checks
-run at real time, a camera expecting a frame every two seconds."""
+run at real time, a camera expecting a frame every two seconds. A camera is heard from when its
+events reach Kafka, whatever its own clock says."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
+from faust.types import Message
 from psycopg import AsyncConnection
 
+from ioc.config import Settings
 from ioc.schemas import utcnow
 from ioc.storage.cameras import get_camera, upsert_camera
 from streams.agents.health import judge_cameras
+from streams.context import WorkerContext
 
 INTERVAL_S = 2  # long enough that registering and the first check fall within it on a loaded machine
 
@@ -42,3 +47,36 @@ async def test_a_camera_seen_again_comes_back_online(conn: AsyncConnection) -> N
     assert await _judge(conn) == []
     assert await _judge(conn, {"cam-1": utcnow()}) == ["camera_online"]
     assert await _judge(conn) == []
+
+
+def _message(sent_at: datetime) -> Message:
+    """A consumed Kafka message stamped ``sent_at`` (its producer's clock)."""
+    return Message("camera.frames", 0, 0, sent_at.timestamp(), 0, [], b"cam", b"{}", None)
+
+
+def _worker() -> WorkerContext:
+    return WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9"), app=None, topics=None,
+                         dead_letters=None, recognition=None)
+
+
+async def test_a_camera_whose_clock_lags_stays_online_while_its_events_arrive(conn: AsyncConnection) -> None:
+    """Its frames are dated 10 minutes back, but each reached Kafka just now."""
+    await upsert_camera(conn, "cam-slow", "cp-1", expected_interval_s=INTERVAL_S)
+    ctx = _worker()
+    assert await _judge(conn) == []
+    for _ in range(4):
+        await asyncio.sleep(INTERVAL_S / 2)
+        now = utcnow()
+        ctx.saw_camera("cam-slow", now - timedelta(minutes=10), _message(now))
+        assert await _judge(conn, ctx.camera_seen) == []
+    assert (await get_camera(conn, "cam-slow")).online is True
+
+
+async def test_a_frame_dated_ahead_does_not_keep_a_dead_camera_online(conn: AsyncConnection) -> None:
+    await upsert_camera(conn, "cam-fast", "cp-1", expected_interval_s=INTERVAL_S)
+    ctx = _worker()
+    now = utcnow()
+    ctx.saw_camera("cam-fast", now + timedelta(days=1), _message(now))
+    assert await _judge(conn, ctx.camera_seen) == []
+    await asyncio.sleep(INTERVAL_S + 0.2)
+    assert await _judge(conn) == ["camera_offline"]
