@@ -29,6 +29,7 @@ __all__ = [
     "is_valid",
     "layouts",
     "lookalike_key",
+    "out_of_province",
     "parse",
     "province_of",
     "random_plate_text",
@@ -172,6 +173,12 @@ def home_codes(home: str) -> tuple[str, ...]:
         raise ValueError(f"not a province code: {', '.join(repr(c) for c in unknown)} in {home!r}")
     provinces = {PROVINCE_CODES[code] for code in codes}
     return tuple(dict.fromkeys([*codes, *(c for c, name in PROVINCE_CODES.items() if name in provinces)]))
+
+
+def out_of_province(province: str | None, home: str) -> bool | None:
+    """Whether a plate of ``province`` (:func:`province_of`) is from outside the home province
+    (``home`` as :func:`home_codes` takes it); None where the plate names no province."""
+    return None if province is None else province not in home_codes(home)
 
 
 def lookalike_key(text: str) -> str:

@@ -272,7 +272,7 @@ class PlateRecognizer:
         self._refiner = refiner
         self._closer_detector = closer_detector or detector
         self.home_province = home_province
-        self._home_codes = plate_format.home_codes(home_province)
+        plate_format.home_codes(home_province)  # a code no province uses fails here, not at a plate
         self._calibration = calibration or _Calibration()
         self.look_closer = LookCloser(look_closer)
 
@@ -632,7 +632,7 @@ class PlateRecognizer:
             layout=str(layout),
             colour=plate_colour(crop),
             province=province,
-            out_of_province=None if province is None else province not in self._home_codes,
+            out_of_province=plate_format.out_of_province(province, self.home_province),
             bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
             corners=[[round(float(x), 1), round(float(y), 1)] for x, y in corners],
             candidates=[(t, round(c, 4)) for t, c in zip(reading.texts, confidences, strict=True)],

@@ -40,11 +40,9 @@ def count_final_passages(
 ) -> None:
     """A passage rebuilt after a restart from the last minute's reads is counted again: the
     counter may run a vehicle or two ahead of the database's windows around a restart."""
-    home = plate_format.home_codes(home_province)
 
     def origin(text: str) -> str:
-        province = plate_format.province_of(text)
-        return _ORIGIN[None if province is None else province not in home]
+        return _ORIGIN[plate_format.out_of_province(plate_format.province_of(text), home_province)]
 
     _count((checkpoint_label(row.camera_id, row.checkpoint_id, cameras), row.direction, origin(row.text))
            for row in rows if row.status == "final")

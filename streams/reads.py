@@ -101,7 +101,7 @@ def read_from_edge(
         layout=None,
         colour=PlateColour.UNKNOWN,
         province=province,
-        out_of_province=None if province is None else province not in plate_format.home_codes(home_province),
+        out_of_province=plate_format.out_of_province(province, home_province),
         bbox=None,
         candidates=[
             PlateCandidate.model_construct(text=plate_format.canonical(c.text), confidence=c.confidence)

@@ -166,6 +166,15 @@ def test_home_codes(home: str, codes: tuple[str, ...]) -> None:
     assert plate_format.home_codes(home) == codes
 
 
+@pytest.mark.parametrize(
+    ("province", "home", "outside"),
+    [("20", "20", False), ("29", "20", True), ("97", "20", True), ("97", "20,97", False),
+     ("31", "29", False), (None, "20", None)],
+)
+def test_out_of_province(province: str | None, home: str, outside: bool | None) -> None:
+    assert plate_format.out_of_province(province, home) is outside
+
+
 @pytest.mark.parametrize("home", ["", "2O", "20,", "20;97", "39", "Thái Nguyên"])
 def test_home_codes_refuse_what_no_province_uses(home: str) -> None:
     with pytest.raises(ValueError, match="not a province code"):
