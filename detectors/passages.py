@@ -7,15 +7,24 @@ two edits apart). The vote sums each read's confidence for its text and a
 discounted share for its alternative candidates, so three reads of ``51F86988``
 outvote one confident ``51F86986``.
 
+Up to ``max_duration_s`` long, a passage takes any read that looks like its first;
+beyond, only reads of its own plate (the look-alike key of its first read, or of the
+reads most of its confidence is on) and alike reads within ``gap_s`` of those. A
+vehicle standing in view (a barrier, a red light) stays one passage however long, misreads
+and all, while dense traffic of different plates that merely look alike ends within
+``gap_s`` of the last read of the passage's plate instead of merging into one endless passage.
+
 :class:`PassageAssembler` builds passages as reads stream in (a session window
-per lane): the work per read is constant and only open passages are held.
+per lane). Open passages are held, and final ones for ``FINISHED_KEPT_S``: a read
+delivered again changes nothing, and a read delivered late rejoins its final passage,
+which is handed out again, final, under its key, instead of counting its vehicle twice.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +33,8 @@ from detectors.plate_format import lookalike_key
 CANDIDATE_WEIGHT = 0.5
 MAX_EDITS = 2
 GAP_S = 3.0  # longest pause between two reads of one vehicle
-MAX_DURATION_S = 30.0  # a vehicle standing in a queue longer starts a new passage
-FINISHED_KEPT_S = 120.0  # how long the reads of a final passage are known (replays change nothing)
+MAX_DURATION_S = 30.0  # longer, only reads of the passage's own plate (a vehicle standing in view) join it
+FINISHED_KEPT_S = 120.0  # how long a final passage is kept: replays change nothing, late reads rejoin it
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,27 @@ class Passage:
     touched: float  # processing time of the last change
     changed: bool = True
     plate_key: str = ""  # look-alike key of the opening read: what later reads are compared with
+    final: bool = False  # for good: a read that joins it later was delivered late
+    rejoined: bool = False  # final, and handed out again since: a late read joined it
+    # per look-alike key of its reads: (summed confidence, first and last capture time), and the key
+    # with the most confidence: a vehicle standing in view is told by these (its first read may be a misread)
+    keys: dict[str, tuple[float, float, float]] = field(default_factory=dict, repr=False)
+    lead_key: str = ""
+
+    def __post_init__(self) -> None:
+        for read in self.reads:
+            self._tally(read, lookalike_key(read.text))
+
+    def join(self, read: Observation, key: str, *, now: float) -> None:
+        bisect.insort(self.reads, read, key=lambda r: r.at)
+        self._tally(read, key)
+        self.touched, self.changed = now, True
+
+    def _tally(self, read: Observation, key: str) -> None:
+        weight, first, last = self.keys.get(key, (0.0, read.at, read.at))
+        self.keys[key] = (weight + read.confidence, min(first, read.at), max(last, read.at))
+        if key != self.lead_key and self.keys[key][0] > self.keys.get(self.lead_key, (0.0,))[0]:
+            self.lead_key = key
 
     @property
     def start(self) -> float:
@@ -121,10 +151,13 @@ class PassageAssembler:
         self._open: dict[Hashable, list[Passage]] = {}
         self._watermark: dict[Hashable, float] = {}
         self._by_read: dict[str, Passage] = {}
-        # reads of final passages, with when they became final: a read delivered again (Kafka
-        # replays after a rebalance) must not open a passage of its own, or, where it opened
-        # the passage, overwrite the stored one with a passage of one read
-        self._finished: dict[str, tuple[Passage, float]] = {}
+        # final passages per lane, with when they last became final (oldest first), and their reads:
+        # a read delivered again (Kafka replays after a rebalance) must not open a passage of its
+        # own, or, where it opened the passage, overwrite the stored one with a passage of one read;
+        # a read delivered late (a consumer behind) must not count its vehicle twice
+        self._final: dict[Hashable, dict[Passage, float]] = {}
+        self._finished: dict[str, Passage] = {}
+        self._rejoined: dict[Passage, None] = {}  # final passages late reads joined since the last flush
 
     def __len__(self) -> int:
         return sum(len(passages) for passages in self._open.values())
@@ -134,33 +167,37 @@ class PassageAssembler:
 
     def add(self, lane: Hashable, read: Observation, *, now: float) -> Passage:
         """Put a read into its passage (a known read changes nothing)."""
-        if (known := self._by_read.get(read.read_id)) is not None:
+        if (known := self._by_read.get(read.read_id) or self._finished.get(read.read_id)) is not None:
             return known
-        if (finished := self._finished.get(read.read_id)) is not None:
-            return finished[0]
         passages = self._open.setdefault(lane, [])
         key = lookalike_key(read.text)
-        target = self._closest(passages, read, key)
+        # a read that fits an open passage is no late read; only one that fits none (a vehicle's
+        # first read) is compared with the lane's final passages
+        target = self._closest(passages, read, key) or self._closest(self._final.get(lane, {}), read, key)
         if target is None:
             target = Passage(lane, read.read_id, [read], now, plate_key=key)
             passages.append(target)
         else:
-            bisect.insort(target.reads, read, key=lambda r: r.at)
-            target.touched, target.changed = now, True
-        self._by_read[read.read_id] = target
+            target.join(read, key, now=now)
+        if target.final:
+            self._finished[read.read_id] = target
+            self._rejoined[target] = None
+            target.rejoined = True
+        else:
+            self._by_read[read.read_id] = target
         self._watermark[lane] = max(self._watermark.get(lane, read.at), read.at)
         return target
 
-    def _closest(self, passages: list[Passage], read: Observation, key: str) -> Passage | None:
-        """The open passage the read belongs to: of those it fits in time and look, the one
-        whose plate it matches best (then the nearest in time). Every open passage of the lane
-        is looked at: a swarm of motorbikes puts a dozen plates in each frame."""
+    def _closest(self, passages: Iterable[Passage], read: Observation, key: str) -> Passage | None:
+        """The passage the read belongs to: of those it fits in time and look, the one whose
+        plate it matches best (then the nearest in time). Every passage given is looked at: a
+        swarm of motorbikes puts a dozen plates in each frame."""
         best, best_rank = None, None
         for passage in passages:
             if not self._fits_in_time(passage, read):
                 continue
             edits = _key_edits(passage.plate_key, key)
-            if edits > MAX_EDITS:
+            if edits > MAX_EDITS or not self._fits_in_length(passage, read, key):
                 continue
             rank = (edits, min(abs(read.at - passage.start), abs(read.at - passage.end)))
             if best_rank is None or rank < best_rank:
@@ -168,19 +205,39 @@ class PassageAssembler:
         return best
 
     def _fits_in_time(self, passage: Passage, read: Observation) -> bool:
-        """Within the gap of the passage, not making it too long, and not of a frame it already
-        has a read of: two plates in one frame are two vehicles however alike they read. (By the
-        frame's identity, not its time: a camera stamping whole seconds gives several frames one.)"""
+        """Within the gap of the passage, and not of a frame it already has a read of: two plates
+        in one frame are two vehicles however alike they read. (By the frame's identity, not its
+        time: a camera stamping whole seconds gives several frames one.)"""
         return (
             passage.start - self.gap_s <= read.at <= passage.end + self.gap_s
-            and max(passage.end, read.at) - min(passage.start, read.at) <= self.max_duration_s
             and (read.frame is None or all(other.frame != read.frame for other in passage.reads))
         )
 
+    def _fits_in_length(self, passage: Passage, read: Observation, key: str) -> bool:
+        """Not making the passage longer than ``max_duration_s``, unless the read is of the passage's
+        own plate (a vehicle standing in view), or a misread within ``gap_s`` of one of those: a chain
+        of different vehicles whose plates merely look alike is still cut."""
+        if max(passage.end, read.at) - min(passage.start, read.at) <= self.max_duration_s:
+            return True
+        own = {passage.plate_key, passage.lead_key}
+        if key in own:
+            return True
+        first = min(passage.keys[k][1] for k in own)
+        last = max(passage.keys[k][2] for k in own)
+        return first - self.gap_s <= read.at <= last + self.gap_s
+
     def flush(self, *, now: float) -> list[tuple[Passage, bool]]:
-        """Passages changed since the last flush or now final, each with whether it is
-        final; final passages are forgotten."""
-        out = []
+        """Passages changed since the last flush or now final, each with whether it is final;
+        a final passage a late read joined is handed out again, final. Final passages are
+        forgotten ``FINISHED_KEPT_S`` after they last became final."""
+        out: list[tuple[Passage, bool]] = []
+        for passage in self._rejoined:
+            out.append((passage, True))
+            passage.changed = False
+            kept = self._final[passage.lane]
+            del kept[passage]  # to the end: a lane's final passages stay in the order they are forgotten
+            kept[passage] = now
+        self._rejoined.clear()
         for lane in list(self._open):
             keep = []
             for passage in self._open[lane]:
@@ -190,9 +247,11 @@ class PassageAssembler:
                     out.append((passage, final))
                 passage.changed = False
                 if final:
+                    passage.final = True
                     for read in passage.reads:
                         del self._by_read[read.read_id]
-                        self._finished[read.read_id] = (passage, now)
+                        self._finished[read.read_id] = passage
+                    self._final.setdefault(lane, {})[passage] = now
                 else:
                     keep.append(passage)
             if keep:
@@ -203,12 +262,18 @@ class PassageAssembler:
         return out
 
     def _forget_finished(self, now: float) -> None:
-        # dicts keep insertion order: the oldest finished reads come first
-        while self._finished:
-            read_id, (_, finished_at) = next(iter(self._finished.items()))
-            if now - finished_at <= FINISHED_KEPT_S:
-                break
-            del self._finished[read_id]
+        # dicts keep insertion order: a lane's oldest final passages come first
+        for lane in list(self._final):
+            kept = self._final[lane]
+            while kept:
+                passage, finished_at = next(iter(kept.items()))
+                if now - finished_at <= FINISHED_KEPT_S:
+                    break
+                del kept[passage]
+                for read in passage.reads:
+                    del self._finished[read.read_id]
+            if not kept:
+                del self._final[lane]
 
 
 def group_passages(

@@ -56,6 +56,7 @@ def _display(passage: Passage, text: str, best_read_id: str) -> str:
 class LivePassages:
     assembler: PassageAssembler = field(default_factory=PassageAssembler)
     owned: set[Lane] = field(default_factory=set)
+    rewritten: set[uuid.UUID] = field(default_factory=set)  # of the last flush
 
     def add(self, read: PlateRead) -> None:
         """A read this worker stored (from its own partitions)."""
@@ -70,6 +71,10 @@ class LivePassages:
         self.assembler.add((read.camera_id, read.lane), _observe(read, candidates), now=time.monotonic())
 
     def flush(self) -> list[PassageRow]:
-        """Rows for the passages of owned lanes that changed or became final."""
-        return [passage_row(p, final=final) for p, final in self.assembler.flush(now=time.monotonic())
-                if p.lane in self.owned]
+        """Rows for the passages of owned lanes that changed or became final. The ids of final
+        passages written before, which a late read joined, are in :attr:`rewritten` until the
+        next flush: their vehicle is counted already."""
+        flushed = [(p, passage_row(p, final=final)) for p, final in self.assembler.flush(now=time.monotonic())
+                   if p.lane in self.owned]
+        self.rewritten = {row.passage_id for p, row in flushed if p.rejoined}
+        return [row for _, row in flushed]

@@ -22,7 +22,8 @@ from streams.context import WorkerContext
 from streams.sinks import write_batch
 
 EVERY_S = 1.0
-# longer than a passage lasts (detectors.passages.MAX_DURATION_S) plus its gaps
+# longer than a passage of look-alike reads lasts (detectors.passages.MAX_DURATION_S) plus its
+# gaps; a vehicle standing in view longer than this across a restart gets a second passage
 STARTUP_LOOKBACK = timedelta(minutes=1)
 
 
@@ -47,4 +48,5 @@ def register(ctx: WorkerContext) -> None:
             ctx.touched_minutes.add(row.started_at for row in written)
             for status, n in Counter(row.status for row in written).items():
                 metrics.PASSAGES.labels(status).inc(n)
-            count_final_passages(written, cameras, ctx.settings.home_province)
+            first_final = [row for row in written if row.passage_id not in ctx.passages.rewritten]
+            count_final_passages(first_final, cameras, ctx.settings.home_province)

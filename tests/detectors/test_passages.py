@@ -1,6 +1,13 @@
 import pytest
 
-from detectors.passages import Observation, PassageAssembler, group_passages, same_plate, vote
+from detectors.passages import (
+    FINISHED_KEPT_S,
+    Observation,
+    PassageAssembler,
+    group_passages,
+    same_plate,
+    vote,
+)
 
 
 def obs(i: int, at: float, text: str, conf: float, cands=(), frame=None) -> Observation:
@@ -114,3 +121,75 @@ def test_a_camera_stamping_whole_seconds_still_makes_one_passage_per_vehicle() -
     second are one vehicle's, not five."""
     reads = [obs(i, 100.0, "51F86988", 0.9, frame=f"frame-{i}") for i in range(5)]
     assert [len(p) for p in group_passages(reads)] == [5]
+
+
+def test_a_vehicle_standing_in_view_longer_than_max_duration_stays_one_passage() -> None:
+    """A vehicle waiting at a barrier, read every second for 90 s, was cut into a passage per
+    MAX_DURATION_S and counted three times. Its misreads (one character wrong in some frames, its
+    first read among them) stay with it too."""
+    assembler = PassageAssembler(gap_s=3.0, max_duration_s=30.0)
+    for i in range(90):
+        assembler.add("lane", obs(i, float(i), "51F86986" if i % 7 == 0 else "51F86988", 0.9, frame=i), now=i)
+        assert [(p.key, final) for p, final in assembler.flush(now=i + 0.5)] == [("r0", False)]
+    [(passage, final)] = assembler.flush(now=100.0)
+    assert final and len(passage.reads) == 90 and vote(passage.reads).text == "51F86988"
+
+
+def test_alike_plates_behind_a_standing_vehicle_do_not_make_its_passage_endless() -> None:
+    """Dense traffic of different plates each within two edits of the first is still cut by
+    MAX_DURATION_S: beyond it only the passage's own plate keeps it going, and a read of a
+    plate merely alike to it only close to one of those."""
+    standing = [obs(i, float(i), "51F86900", 0.9) for i in range(40)]
+    queue = [obs(1000 + n * 10 + j, 40.0 + n + j * 0.3, f"51F869{n + 1:02d}", 0.9)
+             for n in range(60) for j in range(3)]  # 60 other vehicles, one a second, alike to it
+    passages = group_passages(standing + queue, gap_s=3.0, max_duration_s=30.0)
+    first, *rest = sorted(passages, key=lambda p: p[0].at)
+    assert set(standing) <= set(first) and first[-1].at <= standing[-1].at + 3.0
+    assert rest and all(p[-1].at - p[0].at <= 30.0 for p in rest)
+
+
+def test_a_late_read_of_a_final_passage_rejoins_it() -> None:
+    """A read delivered after its passage became final (a consumer behind, a partition replayed
+    late) opened a passage of its own: a second vehicle counted. It rejoins the final passage,
+    which is handed out again, final and under its key, so its stored row is overwritten."""
+    assembler = PassageAssembler(gap_s=3.0)
+    for read in (obs(1, 0.0, "51F86988", 0.9, frame=1), obs(2, 0.4, "51F86988", 0.9, frame=2)):
+        assembler.add("lane", read, now=0.0)
+    [(passage, final)] = assembler.flush(now=10.0)
+    assert final
+    assembler.add("lane", obs(3, 2.5, "51F86986", 0.7, frame=3), now=11.0)  # a misread, even
+    [(again, final)] = assembler.flush(now=11.5)
+    assert again is passage and final and again.key == "r1"
+    assert [r.read_id for r in again.reads] == ["r1", "r2", "r3"] and len(assembler) == 0
+
+    # replays of its reads, the late one included, change nothing
+    for read in (obs(3, 2.5, "51F86986", 0.7, frame=3), obs(1, 0.0, "51F86988", 0.9, frame=1)):
+        assembler.add("lane", read, now=12.0)
+    assert assembler.flush(now=12.5) == []
+    # another plate, a plate of a frame it has a read of, or a read too far from it: other vehicles
+    for read in (obs(4, 1.0, "29X504899", 0.8, frame=4), obs(5, 0.4, "51F86989", 0.8, frame=2),
+                 obs(6, 5.6, "51F86988", 0.9, frame=6)):
+        assembler.add("lane", read, now=13.0)
+    assert sorted((p.key, final) for p, final in assembler.flush(now=13.5)) == [
+        ("r4", False), ("r5", False), ("r6", False)]
+    assert [r.read_id for r in passage.reads] == ["r1", "r2", "r3"]
+
+
+def test_a_final_passage_is_forgotten_after_finished_kept_s() -> None:
+    """Final passages are kept for late reads and replays FINISHED_KEPT_S after they last became
+    final, not longer: then a late read is a passage of its own, and so is a replay."""
+    assembler = PassageAssembler(gap_s=3.0)
+    assembler.add("lane", obs(1, 0.0, "51F86988", 0.9), now=0.0)
+    assert [final for _, final in assembler.flush(now=10.0)] == [True]
+    now = 5.0 + FINISHED_KEPT_S
+    assembler.add("lane", obs(2, 1.0, "51F86988", 0.9), now=now)  # rejoins: kept longer
+    assert [(p.key, final) for p, final in assembler.flush(now=now)] == [("r1", True)]
+    now += FINISHED_KEPT_S - 5.0
+    assembler.add("lane", obs(3, 2.0, "51F86988", 0.9), now=now)
+    assert [(p.key, final) for p, final in assembler.flush(now=now)] == [("r1", True)]
+    now += FINISHED_KEPT_S + 5.0
+    assert assembler.flush(now=now) == []
+    assembler.add("lane", obs(4, 3.0, "51F86988", 0.9), now=now)
+    assembler.add("lane", obs(1, 0.0, "51F86988", 0.9), now=now)  # no longer known
+    assert [([r.read_id for r in p.reads], final) for p, final in assembler.flush(now=now + 10.0)] == [
+        (["r1", "r4"], True)]

@@ -82,3 +82,23 @@ def test_a_passage_is_shown_as_its_best_read_was() -> None:
         live.add(read.model_copy(update={"display": shown}))
     [row] = live.flush()
     assert (row.text, row.display) == ("29X51234", "29-X5 1234")
+
+
+async def test_a_late_read_rewrites_its_final_passage_without_counting_the_vehicle_again(database_url: str) -> None:
+    """Stored twice under one id, counted once: the vehicles counter skips the rewrite."""
+    await migrate(database_url)
+    start = utcnow() - timedelta(seconds=30)
+    live = LivePassages()
+    live.add(_read("29A12345", start))
+    live.add(_read("51F86988", start + timedelta(seconds=10)))  # the lane moved on: the first is final
+    first = live.flush()
+    assert [(r.text, r.status) for r in first] == [("29A12345", "final"), ("51F86988", "provisional")]
+    assert live.rewritten == set()
+    live.add(_read("29A12345", start + timedelta(seconds=1)))  # delivered late
+    again = live.flush()
+    assert [(r.text, r.status, r.reads) for r in again] == [("29A12345", "final", 2)]
+    assert live.rewritten == {first[0].passage_id} == {again[0].passage_id}
+    async with await connect(database_url) as conn:
+        for flushed in (first, again):  # as the worker writes each flush
+            await upsert_passages(conn, flushed)
+    assert [(p["text"], p["reads"]) for p in await _passages(database_url)] == [("29A12345", 2), ("51F86988", 1)]
