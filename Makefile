@@ -1,6 +1,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest processes: the suite mostly waits on services and subprocesses, so two halve its time on
+# two cores; each process starts its own broker and clusters. A test file stays in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint reliability
 
@@ -17,7 +20,7 @@ demo: install
 
 test: install
 	./scripts/test-services.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check ioc streams detectors tests
