@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 60.0
 CAMERA_INTERVAL_S = 60.0
+API_START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -48,6 +49,23 @@ class DemoProcesses:
         for name, proc in self.children:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited early with status {proc.returncode}")
+
+    def wait_until_serving(self, url: str, timeout: float = API_START_TIMEOUT_S) -> None:
+        """Wait until ``url`` answers, so the address printed next works when it is opened (the
+        API takes seconds to import and start on a loaded machine); every child is checked meanwhile."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+            time.sleep(0.25)
 
     def stop(self, timeout: float = 20.0) -> None:
         for _name, proc in reversed(self.children):
@@ -192,9 +210,8 @@ def run_demo(
                     env, workdir,
                 )
             procs.start("api", [*ioc_cmd, "api"], env, workdir)
-            time.sleep(2.0)
-            procs.check_alive()
             url = f"http://{settings.api_host}:{settings.api_port}"
+            procs.wait_until_serving(f"{url}/livez")
             print(f"Operator page:  {url}/   (user: operator, password: {password})", flush=True)
             print(f"API (OpenAPI):  {url}/docs", flush=True)
             metrics_port = settings.api_metrics_port or settings.api_port

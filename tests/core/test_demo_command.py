@@ -68,9 +68,13 @@ def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [pid for pid in started if _alive(pid)], "left running after SIGTERM"
-    finally:
+    finally:  # a failed test must not leave the demo's services running: SIGTERM stops them all
         if demo.poll() is None:
-            demo.kill()
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
 
 
 def test_worker_metrics_ports_step_over_the_apis() -> None:
