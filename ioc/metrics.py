@@ -4,6 +4,7 @@ in ``_total``; labels come from small fixed sets (never a plate or a user).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -157,3 +158,19 @@ REGISTRY.register(CAMERA_LAST_SEEN)
 def confidence_band(confidence: float) -> str:
     """The ``confidence`` label of ``ioc_plates_read_total``: high (>= 0.9), medium (>= 0.6) or low."""
     return "high" if confidence >= 0.9 else "medium" if confidence >= 0.6 else "low"
+
+
+# --- every process: metrics are served by a thread of their own, so a process whose event loop
+# hangs (a blocking call, a deadlock) still answers scrapes; its heartbeat stops instead ---
+HEARTBEAT_EVERY_S = 5.0
+EVENT_LOOP_HEARTBEAT = Gauge(
+    "ioc_event_loop_heartbeat_timestamp_seconds",
+    "When this process's event loop last ran its heartbeat (every few seconds while it is not stuck)",
+)
+
+
+async def beat_event_loop(every_s: float = HEARTBEAT_EVERY_S) -> None:
+    """Set :data:`EVENT_LOOP_HEARTBEAT` every ``every_s`` seconds, until cancelled."""
+    while True:
+        EVENT_LOOP_HEARTBEAT.set_to_current_time()
+        await asyncio.sleep(every_s)

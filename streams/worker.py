@@ -7,6 +7,7 @@ import time
 
 import faust
 
+from ioc import metrics
 from ioc.config import Settings
 from streams import broker_loss, consumer_lag
 from streams.agents import (
@@ -54,6 +55,10 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
         await ctx.recognition.warm_up()
         logger.info("recognition threads warmed up: %d, in %.2f s", settings.recognition_threads,
                     time.perf_counter() - started)  # fmt: skip
+
+    @app.task
+    async def beat_event_loop() -> None:
+        await metrics.beat_event_loop()
 
     for module in (sensor_readings, counts, health, passages, consumer_lag, broker_loss):
         module.register(ctx)

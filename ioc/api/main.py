@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
+from ioc import metrics
 from ioc.api.accounts import UserDirectory
 from ioc.api.deps import roles_of
 from ioc.api.live_alerts import AlertBroadcaster
@@ -61,6 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.users = UserDirectory(pool)
     publisher = app.state.publisher = EventPublisher(settings, pool)
     broadcaster = app.state.alerts = AlertBroadcaster(settings)
+    heartbeat = asyncio.create_task(metrics.beat_event_loop(), name="event-loop-heartbeat")
     try:
         await publisher.start()
         if settings.kafka_bootstrap:
@@ -68,6 +71,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_garbage_collection()
         yield
     finally:
+        heartbeat.cancel()
         await broadcaster.stop()
         await publisher.stop()
         await pool.close()

@@ -119,6 +119,13 @@ def test_every_ioc_metric_family_has_samples_in_prometheus(
         assert _vector(demo, f'up{{job="{job}"}} == 1'), f"Prometheus does not scrape {job}"
 
 
+def test_every_process_reports_its_event_loop_beating(demo: MonitoredDemo) -> None:
+    """The heartbeat IOCEventLoopStalled watches: set by the API's and the worker's event loops."""
+    for job in ("ioc-worker", "ioc-api"):
+        beating = _vector(demo, f'time() - ioc_event_loop_heartbeat_timestamp_seconds{{job="{job}"}} < 30')
+        assert beating, f"{job}: no recent event-loop heartbeat"
+
+
 def _identifying(labels: dict[str, str], *, plates: frozenset[str], usernames: frozenset[str]) -> list[str]:
     """The labels of one series that name a vehicle or a person."""
     found = []
