@@ -45,6 +45,9 @@ def flow_alert(checkpoint_id: str, direction: str, window_end: datetime, window_
             "observed": anomaly.observed,
             "expected": anomaly.expected,
             "score": anomaly.score,
+            # what "expected" is: same_weekday / time_of_day (the usual for this time of day)
+            # or trailing (the two hours before)
+            "baseline": anomaly.baseline,
             "window_minutes": window_minutes,
         },
     )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from detectors.flow_anomaly import detect_flow_anomaly
+from detectors.flow_anomaly import judge_flow
 from ioc import metrics
 from ioc.schemas import Alert, utcnow
 from ioc.storage.alerts import flow_alert_since, insert_alerts
@@ -27,6 +27,11 @@ CHECK_EVERY_S = 5.0
 FLOW_WINDOW = timedelta(minutes=5)
 FLOW_HISTORY_WINDOWS = 24  # two hours of five-minute windows
 FLOW_EPISODE = timedelta(minutes=30)  # an anomaly seen again within this is the same one
+# The same five minutes on each of the days before (a week: every weekday once) and on the same
+# weekday of the weeks before (weekend mornings are not weekday mornings). Steps of 24 hours: the
+# same clock time where the zone keeps no daylight saving, as Vietnam's does not.
+FLOW_DAYS = 7
+FLOW_WEEKS = 4  # 28 days back: still in the uncompressed chunks (compressed after 30 days)
 
 
 def register(ctx: WorkerContext) -> None:
@@ -51,18 +56,22 @@ def register(ctx: WorkerContext) -> None:
 
 
 async def judge_flows(conn: AsyncConnection, now: datetime) -> list[Alert]:
-    """Check the five minutes to the last complete minute against the two hours before, for
-    every checkpoint and direction, and store and return the alerts for new episodes.
+    """Check the five minutes to the last complete minute against the usual for that time of
+    day (or, for a checkpoint too new to know it, the two hours before), for every checkpoint
+    and direction, and store and return the alerts for new episodes.
 
     The check runs every minute over a sliding window, so a surge is seen in minute after
     minute: one alert per (checkpoint, direction, surge or drop) within
     :data:`FLOW_EPISODE`, not one a minute.
     """
     end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
-    series = await flow_series(conn, end=end, width=FLOW_WINDOW, windows=FLOW_HISTORY_WINDOWS + 1)
+    days = [end - timedelta(days=k) for k in range(1, FLOW_DAYS + 1)]
+    weeks = [end - timedelta(weeks=k) for k in range(1, FLOW_WEEKS + 1)]
+    series = await flow_series(conn, end=end, width=FLOW_WINDOW, windows=FLOW_HISTORY_WINDOWS + 1,
+                               earlier=days + weeks)
     new = []
     for s in series:
-        anomaly = detect_flow_anomaly(s.counts[-1], s.counts[:-1])
+        anomaly = judge_flow(s.counts[-1], s.counts[:-1], s.earlier[:FLOW_DAYS], s.earlier[FLOW_DAYS:])
         if anomaly is None:
             continue
         async with conn.transaction():
