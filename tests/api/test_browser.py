@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from served_api import PASSWORD, ApiServer, plate_read, store_alerts, store_reads, watchlist_alert
 from webdriver_client import Browser, browser_available, chromium
 
+from detectors.flow_anomaly import FlowAnomaly
 from detectors.jpeg import encode_jpeg
 from detectors.synthetic import render_plate_patch
 from ioc.api.routes import live
@@ -30,6 +31,7 @@ from ioc.schemas import Alert, AlertKind, AlertStatus, Direction, Severity
 from ioc.storage.cameras import record_seen, set_online, upsert_camera
 from ioc.storage.checkpoint_counts import refresh_counts
 from ioc.storage.database import connect
+from streams.health_alerts import flow_alert
 
 pytestmark = [
     pytest.mark.browser,
@@ -299,6 +301,26 @@ async def test_every_open_alert_stays_in_the_queue(api: ApiServer) -> None:
         await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 310")
         await browser.click(".tabs button[data-filter=open]")
         await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 210")
+        assert await browser.console_errors() == []
+
+
+async def test_a_flow_alert_says_what_its_count_was_expected_from(api: ApiServer) -> None:
+    """A surge judged against the usual for the time of day, and one against the last two hours
+    (a checkpoint too new to know its usual): the operator sees which."""
+    await api.user("wall-operator", "operator")
+    now = datetime.now(UTC)
+    alerts = [flow_alert(checkpoint, "in", now - timedelta(minutes=1), 5.0,
+                         FlowAnomaly("surge", 90.0, 30.0, 6.5, baseline), at=now)
+              for checkpoint, baseline in (("CP01", "time_of_day"), ("CP02", "trailing"))]
+    await store_alerts(api, alerts)
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        await browser.wait_for("return document.querySelectorAll('#alerts li.alert').length === 2")
+        shown = [await browser.script(f"return document.querySelector(\"{_card(a)} .entry\").textContent")
+                 for a in alerts]
+        assert shown == ["Thực tế 90 · dự kiến 30 (như thường lệ vào giờ này)",
+                         "Thực tế 90 · dự kiến 30 (theo hai giờ qua)"]
         assert await browser.console_errors() == []
 
 

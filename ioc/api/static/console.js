@@ -497,7 +497,10 @@
         nodes.push(list);
       }
     } else if (alert.kind === "flow_anomaly") {
-      nodes.push(el("div", "entry", t("observed", { o: e.observed ?? "?", e: e.expected ?? "?" })));
+      // what "expected" is: the usual for this time of day (or weekday), or the last two hours
+      const basis = { same_weekday: "usualWeekday", time_of_day: "usualTimeOfDay", trailing: "lastTwoHours" }[e.baseline];
+      const observed = t("observed", { o: e.observed ?? "?", e: e.expected ?? "?" });
+      nodes.push(el("div", "entry", basis ? `${observed} (${t(basis)})` : observed));
     } else {
       nodes.push(el("div", "entry", t("lastSeenAt", { t: e.last_seen ? clock(e.last_seen) : t("never") })));
     }
