@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         "IOC_API_HOST), and not on IOC_API_PORT, which the public reaches; 0: at /metrics on IOC_API_PORT "
         "(development, tests)")
     api_max_body_bytes: int = 1_000_000
+    api_trusted_proxies: str = Field(
+        "", description="Comma-separated addresses or networks of the reverse proxies in front of the "
+        "API (an Ingress controller, a load balancer) whose X-Forwarded-For is believed: sign-in "
+        "throttling and the logs then see the real client, not the proxy. Empty: the header is "
+        "ignored (anyone could write it)")
     api_statement_timeout_s: float = Field(
         15.0, gt=0, description="Longest an API query may run before the database cancels it (the client "
         "gets a 503): a look-up that cannot use an index must not hold a pooled connection for minutes")

@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = {"host": host, "port": port,
                "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "http": "httptools",
-               "proxy_headers": False, "server_header": False, "access_log": False,
+               # X-Forwarded-For believed only from the configured proxies: anyone can write it
+               "proxy_headers": bool(settings.api_trusted_proxies),
+               "forwarded_allow_ips": settings.api_trusted_proxies or None,
+               "server_header": False, "access_log": False,
                "timeout_graceful_shutdown": 5}
     # uvicorn shuts down gracefully, then re-raises the signal it caught; a stop we asked for is a clean exit
     for stop in (signal.SIGTERM, signal.SIGINT):

@@ -133,3 +133,42 @@ async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: st
     assert pruned.stdout.splitlines()[1:] == ["removed 2 cameras not listed", "  CP01-CAM1", "  ST01-CAM1"]
     assert [line.split("\t")[:2] for line in run_ioc(env, "cameras", "list").stdout.splitlines()[1:]] == [
         ["CP01-CAM2", "CP01"], ["CP09-CAM1", "CP09"]]
+
+
+@pytest.mark.parametrize(("trusted", "shared"), [("127.0.0.1", False), ("", True), ("10.0.0.0/8", True)],
+                         ids=["proxy-trusted", "no-proxy-configured", "another-proxy"])
+async def test_sign_in_throttling_sees_the_client_behind_a_trusted_proxy(
+    database_url: str, trusted: str, shared: bool
+) -> None:
+    """Behind an Ingress every request comes from the controller's address. Where it is trusted
+    (IOC_API_TRUSTED_PROXIES) the throttle keys on the client its X-Forwarded-For names, so one
+    client's guesses do not lock the user out for every other; elsewhere the header is ignored
+    (anyone can write it), so changing it does not escape the throttle."""
+    await migrate(database_url)
+    env = {**os.environ, "IOC_DATABASE_URL": database_url, "IOC_AUTH_SECRET": "command-test-secret",
+           "IOC_API_PORT": str(free_port()), "IOC_API_TRUSTED_PROXIES": trusted}
+    env.pop("IOC_KAFKA_BOOTSTRAP", None)
+    added = run_ioc(env, "users", "add", "proxied", "--role", "officer", stdin="a long passphrase\n")
+    assert added.returncode == 0, added.stderr
+    api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['IOC_API_PORT']}") as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/livez")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+
+            async def sign_in(password: str, client_address: str) -> int:
+                answer = await client.post("/api/auth/token", headers={"X-Forwarded-For": client_address},
+                                           data={"username": "proxied", "password": password})
+                return answer.status_code
+
+            assert [await sign_in("a guess", "203.0.113.5") for _ in range(5)] == [401] * 5
+            assert await sign_in("a long passphrase", "203.0.113.5") == 429
+            assert await sign_in("a long passphrase", "203.0.113.6") == (429 if shared else 200)
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(20)
