@@ -16,6 +16,10 @@ from streams.reads import count_reads, reads_from_frame
 from streams.tables import WatchlistIndex
 
 
+class RecognitionStopped(RuntimeError):
+    """Frames of a batch were not recognised because the worker is stopping."""
+
+
 def decode_frame(payload: bytes | None) -> list[CameraFrame]:
     return [decode_event(CameraFrame, payload)]
 
@@ -37,6 +41,10 @@ async def recognize_batch(
         ctx.recognition.recognize(frame.jpeg, look_closer=_look_closer(cameras.get(frame.camera_id)))
         for _, frame in batch
     ), return_exceptions=True)
+    if ctx.closing and any(isinstance(r, BaseException) for r in results):
+        # the recogniser closed under the batch (frames cancelled, or refused by the stopped pool):
+        # the shutdown's doing, not the frames'; the partitions' next owner reads them again
+        raise RecognitionStopped(f"the worker is stopping with {len(batch)} frames in recognition")
     reads: list[tuple[Message, list[PlateRead]]] = []
     for (message, frame), result in zip(batch, results, strict=True):
         if isinstance(result, UndecodableImageError):

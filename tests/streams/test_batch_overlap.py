@@ -13,11 +13,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from faust.types import Message
 
+from detectors.jpeg import encode_jpeg
 from ioc.config import Settings
+from ioc.schemas import CameraFrame, Direction, utcnow
+from ioc.storage.migrations import migrate
+from streams.agents.frames import recognize_batch
 from streams.context import WorkerContext
 from streams.plate_read_sink import _together
+from streams.recognition_pool import RecognitionPool
 
 
 class TakesStream:
@@ -109,6 +116,29 @@ async def test_a_batch_failing_once_the_worker_stops_is_left_for_replay_not_dead
     closed.set()
     await asyncio.wait_for(consuming, 5)
     assert order == ["acks dropped", "recogniser closed"]
+    assert dead.published == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_frames_the_shutdown_stops_in_recognition_are_left_for_replay(database_url: str) -> None:
+    """The recogniser closes while a batch's frames wait for it: they come back cancelled, or
+    refused by the stopped pool. Replayed by the partitions' next owner, not dead-lettered: a
+    deploy would otherwise fill the dead letters with good frames."""
+    await migrate(database_url)
+    dead = RecordingDeadLetters()
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url, require_known_cameras=False)
+    ctx = WorkerContext(settings=settings, app=None, topics=None, dead_letters=dead,
+                        recognition=RecognitionPool(threads=1, home_province="20"))
+    jpeg = encode_jpeg(np.full((720, 1280, 3), 120, np.uint8))
+    frames = [(Message("frames", 0, i, 0.0, 0, [], b"cam", b"", None),
+               [CameraFrame(camera_id="cam", checkpoint_id="cp", direction=Direction.IN, captured_at=utcnow(),
+                            jpeg=jpeg)])
+              for i in range(12)]
+    working = asyncio.create_task(ctx.process(frames, lambda c, batch: recognize_batch(c, None, batch)))
+    while ctx.recognition._pending < len(frames):  # noqa: SLF001 - every frame handed to the pool
+        await asyncio.sleep(0.01)
+    await ctx.close()
+    await asyncio.wait_for(working, 30)
     assert dead.published == []
 
 
