@@ -21,22 +21,24 @@ async def normalise_batch(
     done = []
     for message, edges in batch:
         unknown = sorted({e.camera_id for e in edges if not await ctx.is_known_camera(e.camera_id)})
-        if unknown:
-            await ctx.dead_letters.publish(message, "unknown_camera", ", ".join(unknown))
-            continue
         invalid, reads = [], []
         home, now = ctx.settings.home_province, utcnow()
         for index, edge in enumerate(edges):
+            if edge.camera_id in unknown:
+                continue
             ctx.saw_camera(edge.camera_id, edge.captured_at, message)
             try:
                 reads.append(read_from_edge(edge, home_province=home, processed_at=now))
             except InvalidPlateTextError as exc:
                 invalid.append(f"read {index}: {exc}")
         normalised.append((message, reads))
-        if invalid:
-            # An on-camera misread must not hold back the good reads of its envelope: those
-            # are stored, and the message goes to the dead letter with its original bytes
-            # (replaying it is harmless: stored reads are idempotent).
+        # A camera not registered yet, or an on-camera misread, must not hold back the good reads
+        # of a gateway's envelope: those are stored, and the message goes to the dead letter with
+        # its original bytes, to be replayed once the camera is registered (stored reads are
+        # idempotent: replaying stores only what was left out).
+        if unknown:
+            await ctx.dead_letters.publish(message, "unknown_camera", ", ".join(unknown))
+        elif invalid:
             await ctx.dead_letters.publish(message, "invalid_event", "; ".join(invalid))
         else:
             done.append(message)

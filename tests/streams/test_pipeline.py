@@ -220,6 +220,32 @@ async def test_a_camera_registered_while_the_worker_runs_is_taken_at_once(
     assert not any(k.startswith("ioc_messages_dead_lettered_total") and v for k, v in metrics.items())
 
 
+async def test_an_envelope_naming_an_unregistered_camera_keeps_the_reads_of_the_registered_ones(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """A gateway's envelope holds reads of a registered camera and of one not registered yet: the
+    registered camera's reads are stored (and matched) at once, the envelope is dead-lettered for
+    the other, and replayed once it is registered, which stores only what was left out."""
+    t = settings.topics
+    sightings = ((CAMERA, CHECKPOINT, WANTED), (STREET_CAMERA, STREET, "29A12345"))
+    envelope = EdgePlateReadBatch(reads=[
+        EdgePlateRead(camera_id=camera, checkpoint_id=checkpoint, direction=Direction.IN,
+                      captured_at=utcnow(), text=text, confidence=0.9)
+        for camera, checkpoint, text in sightings])
+    await producer.send_and_wait(t.edge_plate_reads, envelope.to_json(), key=b"gw-mixed")
+    query = "SELECT string_agg(text, ' ' ORDER BY text) FROM plate_reads"
+    assert await wait_for(settings, query, [], WANTED)
+    (letter,) = await dead_letters(settings, expected=1)
+    assert (letter["reason"], letter["error"]) == ("unknown_camera", STREET_CAMERA)
+    async with await connect(settings.database_conninfo()) as conn:
+        await upsert_camera(conn, STREET_CAMERA, STREET)
+        await conn.commit()
+    replayed = run_ioc(child_env(settings), "dead-letters", "replay", "--reason", "unknown_camera",
+                       "--key", "gw-mixed")
+    assert replayed.returncode == 0, replayed.stderr
+    assert await wait_for(settings, query, [], f"29A12345 {WANTED}")
+
+
 async def test_dead_letters_are_replayed_once_their_cause_is_fixed(
     settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
 ) -> None:
