@@ -58,6 +58,28 @@ async def test_add_update_expire(editor: ApiServer) -> None:
                        ("watchlist.expire", "operator", "vehicle recovered")]
 
 
+async def test_an_entry_past_its_expiry_is_not_put_in_force(editor: ApiServer) -> None:
+    """Made active again after "expire", or added with a past expiry, an entry showed as active
+    while the workers and "is it wanted?" ignored it: refused, with what to do instead."""
+    async with editor.client("operator") as client:
+        past = {"pattern": "30A12345", "reason": "x", "expires_at": "2020-01-01T00:00:00+00:00"}
+        added = await client.post("/api/watchlist", json=past)
+        assert added.status_code == 422 and "is past" in added.text
+        entry_id = (await client.post("/api/watchlist", json={"pattern": "30A12345", "reason": "x"})).json()[
+            "entry_id"]
+        await client.post(f"/api/watchlist/{entry_id}/expire")
+        revived = await client.patch(f"/api/watchlist/{entry_id}", json={"active": True})
+        assert revived.status_code == 422 and "give a later expires_at" in revived.text
+        edited = await client.patch(f"/api/watchlist/{entry_id}", json={"reason": "recovered"})
+        assert edited.status_code == 200  # an entry out of force may still be edited
+        again = await client.patch(f"/api/watchlist/{entry_id}", json={"active": True, "expires_at": None})
+        assert again.status_code == 200 and again.json()["active"] and again.json()["expires_at"] is None
+    await editor.token("officer")
+    async with editor.client("officer") as client:
+        wanted = await client.get("/api/plates/wanted", params={"plate": "30A12345", "purpose": "test"})
+        assert wanted.status_code == 200 and wanted.json()["wanted"], wanted.text
+
+
 async def test_changes_reach_the_compacted_topic(editor: ApiServer) -> None:
     topic = editor.settings.topics.watchlist
     bootstrap = editor.settings.kafka_bootstrap

@@ -105,6 +105,17 @@ def _unprocessable(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
+def _refuse_if_never_in_force(entry: WatchlistEntry, asked: set[str]) -> None:
+    """422 for an entry put in force (added, made active, given an expiry: the ``asked`` fields)
+    that is past its expiry already: the list would show it active while the workers and "is it
+    wanted?" ignore it, and a wanted vehicle would pass without an alert."""
+    expired = entry.expires_at is not None and entry.expires_at <= datetime.now(UTC)
+    if entry.active and expired and asked & {"active", "expires_at"}:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"expires_at {entry.expires_at.isoformat()} is past: the entry would never "
+                            "match; give a later expires_at, or null for none")
+
+
 async def _audit(
     conn: AsyncConnection, user: Principal, action: str, entry: WatchlistEntry, purpose: str
 ) -> None:
@@ -242,6 +253,7 @@ async def create(
         entry = _entry(**body.model_dump(), added_by=user.username)
     except (ValidationError, ValueError) as exc:
         raise _unprocessable(exc) from exc
+    _refuse_if_never_in_force(entry, {"active", "expires_at"})
     async with conn.transaction():
         await add_entry(conn, entry)
         await _audit(conn, user, "watchlist.add", entry, entry.reason)
@@ -266,10 +278,12 @@ async def update(
         current = await get_entry(conn, entry_id, for_update=True)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
+        asked = body.model_dump(exclude_unset=True)
         try:
-            entry = _entry(**{**current.model_dump(), **body.model_dump(exclude_unset=True)})
+            entry = _entry(**{**current.model_dump(), **asked})
         except (ValidationError, ValueError) as exc:
             raise _unprocessable(exc) from exc
+        _refuse_if_never_in_force(entry, set(asked))
         changed = await update_entry(conn, entry, actor=user.username)
         if changed is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
