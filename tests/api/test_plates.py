@@ -269,3 +269,5 @@ async def test_a_query_past_the_statement_timeout_is_a_503(
     assert await _audit_count(api) == 0  # the audit row is part of the cancelled statement
     page = await _sightings(api, plate="*12345", fuzzy="true")
     assert page["count"] == 0
+    [(asked,)] = await api.sql("SELECT query FROM audit_log WHERE action = 'plate.sightings'")
+    assert (asked["kind"], asked["fuzzy"]) == ("partial", True)  # a look-alike pattern search, audited so

@@ -138,8 +138,10 @@ async def sightings(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     kind = _query_kind(query, fuzzy)
     plate_arg: dict[str, Any] = {"pattern": query} if kind == "partial" else {"text": query}
-    asked = {"plate": query, "kind": kind, "since": since, "until": until, "checkpoint_id": checkpoint_id,
-             "direction": direction.value if direction else None, "limit": limit, "cursor": cursor}
+    # fuzzy too: a pattern's kind is "partial" either way, and look-alike matches answer more plates
+    asked = {"plate": query, "kind": kind, "fuzzy": fuzzy, "since": since, "until": until,
+             "checkpoint_id": checkpoint_id, "direction": direction.value if direction else None,
+             "limit": limit, "cursor": cursor}
     # the audit row is written by the query's own statement (with the result count):
     # if it cannot be written, the officer gets an error, not the data
     note = AuditNote(actor=user.username, role=user.role, action="plate.sightings", query=asked,
