@@ -141,3 +141,20 @@ async def test_hit_decisions_take_a_configured_reason(staffed: ApiServer) -> Non
         report = (await supervisor.get("/api/alerts/decisions", params=window)).json()
     assert [(r["alert_id"], r["status"], r["actor"], r["reason"], r["note"]) for r in report] == [
         (str(hit.alert_id), "accepted", "officer", reasons[0], "driver detained")]
+
+
+async def test_report_windows_without_a_time_zone_are_refused(api: ApiServer) -> None:
+    """An auditor asking for a day's decisions or audit trail in local time, without the zone,
+    got a window seven hours off (read as UTC): refused, as sightings' windows are."""
+    calls = [("operator", "/api/alerts", {"since": "2026-12-02T00:00:00"}),
+             ("supervisor", "/api/alerts/decisions", {"since": "2026-12-02T00:00:00",
+                                                      "until": "2026-12-03T00:00:00"}),
+             ("auditor", "/api/audit", {"since": "2026-12-02T00:00:00"}),
+             ("officer", "/api/audit/mine", {"until": "2026-12-03T00:00:00"})]
+    for role, path, window in calls:
+        await api.token(role)
+        async with api.client(role) as client:
+            naive = await client.get(path, params=window)
+            assert naive.status_code == 422 and "timezone" in naive.text, (path, naive.text)
+            zoned = await client.get(path, params={k: v + "+07:00" for k, v in window.items()})
+            assert zoned.status_code == 200, (path, zoned.text)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ioc.api.deps import (
     AlertHandler,
@@ -133,7 +133,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status_: Annotated[list[AlertStatus] | None, Query(alias="status")] = None,
     kind: AlertKind | None = None,
-    since: datetime | None = None,
+    since: AwareDatetime | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AlertsPublic:
     before = _parse_cursor(cursor) if cursor else None
@@ -151,7 +151,7 @@ async def decision_reasons(settings: SettingsDep, _: HitDecider) -> list[str]:
 @router.get("/decisions", response_model=list[HistoryEntry], response_model_exclude_none=True,
             summary="Hit decisions (accepted / rejected, with reasons) in a period: the report")
 async def decisions(
-    conn: ConnDep, _: DecisionReporter, since: datetime, until: datetime
+    conn: ConnDep, _: DecisionReporter, since: AwareDatetime, until: AwareDatetime
 ) -> list[HistoryEntry]:
     return [HistoryEntry.model_validate(e) for e in await alert_decisions(conn, since=since, until=until)]
 

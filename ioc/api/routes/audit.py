@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from ioc.api.deps import AnyRole, AuditReader, ConnDep
 from ioc.storage.audit import AuditRecord, list_audit
@@ -47,8 +47,8 @@ async def everyone(
     _: AuditReader,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     limit: Limit = 100,
     before_id: int | None = None,
 ) -> AuditPage:
@@ -61,8 +61,8 @@ async def everyone(
 async def mine(
     conn: ConnDep,
     user: AnyRole,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     limit: Limit = 100,
     before_id: int | None = None,
 ) -> AuditPage:
