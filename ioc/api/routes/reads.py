@@ -21,5 +21,6 @@ async def crop(read_id: uuid.UUID, conn: ConnDep, _: PlateSearcher, at: datetime
     jpeg = await get_crop(conn, read_id, at)
     if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop for this read")
-    # private: a crop shows a plate; the browser may keep it, shared caches may not
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    # a crop shows a plate: kept by no cache, the browser's on a shared console PC included (it
+    # outlived the sign-out there); the console keeps the crops it shows in memory, for its session
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
