@@ -27,7 +27,7 @@ from streams.dead_letters import DeadLetters
 from streams.decoding import EventRejectedError
 from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
-from streams.retries import SEND_ERRORS, Backoff
+from streams.retries import SEND_ERRORS, Backoff, refused_for_good
 from streams.sinks import DATABASE_UNAVAILABLE, RowRejectedError
 from streams.touched_minutes import TouchedMinutes
 
@@ -239,8 +239,9 @@ class WorkerContext:
                 *(_deliver(self.app.producer, name, key, payload) for key, payload in pending),
                 return_exceptions=True,
             )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not isinstance(outcome, SEND_ERRORS):
+            for outcome in outcomes:  # a bug or an oversized message: the batch is dead-lettered
+                if isinstance(outcome, BaseException) and (
+                        not isinstance(outcome, SEND_ERRORS) or refused_for_good(outcome)):
                     raise outcome
             failed = [(m, o) for m, o in zip(pending, outcomes, strict=True) if isinstance(o, SEND_ERRORS)]
             metrics.MESSAGES_PRODUCED.labels(name).inc(len(pending) - len(failed))

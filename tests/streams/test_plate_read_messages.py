@@ -4,11 +4,18 @@ message limit, and the send was retried for ever."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+from types import SimpleNamespace
 
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+
+from ioc.config import Settings
 from ioc.schemas import Direction, PlateRead, PlateReadBatch, utcnow
-from streams.context import PLATE_READS_MESSAGE_BYTES, plate_read_messages
+from streams.context import PLATE_READS_MESSAGE_BYTES, WorkerContext, plate_read_messages
 
 
 def _reads(count: int, crop_bytes: int) -> list[PlateRead]:
@@ -44,3 +51,48 @@ def test_a_read_larger_than_the_limit_goes_alone() -> None:
     reads = _reads(3, crop_bytes=700_000)
     messages = plate_read_messages(reads)
     assert len(messages) == 3 and _ids(messages) == [read.read_id for read in reads]
+
+
+class _RefusingProducer:
+    """Fails each send with the next of ``errors`` (then accepts), counting the tries."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        self.errors, self.tries = errors, 0
+
+    async def send(self, *_: object) -> asyncio.Future:
+        self.tries += 1
+        done = asyncio.get_running_loop().create_future()
+        if self.errors:
+            done.set_exception(self.errors.pop(0))
+        else:
+            done.set_result(None)
+        return done
+
+
+def _worker(producer: _RefusingProducer) -> WorkerContext:
+    return WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9"),
+                         app=SimpleNamespace(producer=producer), topics=None, dead_letters=None,
+                         recognition=None)
+
+
+async def test_a_send_the_broker_will_always_refuse_fails_the_batch_at_once() -> None:
+    """A single read too large for any message (a gateway's huge crop) was retried every 10 s for
+    ever, its agent's partitions stopped; it fails now, and the batch is dead-lettered. A broker
+    away for a moment is still waited for."""
+    topic = SimpleNamespace(get_topic_name=lambda: "ioc.plate-reads")
+    away = _RefusingProducer([KafkaConnectionError("broker away"), KafkaConnectionError("broker away")])
+    await _worker(away).send_many(topic, [("cam", b"{}")])
+    assert away.tries == 3
+    for refusal in (MessageSizeTooLargeError("too large"), _wrapped(MessageSizeTooLargeError("too large"))):
+        too_large = _RefusingProducer([refusal] * 5)
+        with pytest.raises((MessageSizeTooLargeError, ProducerSendError)):
+            await asyncio.wait_for(_worker(too_large).send_many(topic, [("cam", b"{}")]), 5)
+        assert too_large.tries == 1
+
+
+def _wrapped(error: BaseException) -> ProducerSendError:
+    """As Faust's producer raises it."""
+    try:
+        raise ProducerSendError(f"Error while sending: {error!r}") from error
+    except ProducerSendError as wrapped:
+        return wrapped
