@@ -76,13 +76,23 @@ class WatchlistFeed:
                 for records in batch.values():
                     for record in records:
                         self.apply(record.key, record.value)
-                if not batch and not self.caught_up.is_set():
+                if not self.caught_up.is_set() and await _read_to_the_end(consumer, tps):
                     logger.info("watchlist loaded: %d entries", len(self._entries))
                     self.caught_up.set()
                 if not batch:
                     await _rewind_if_log_went_back(consumer, tps)
         finally:
             await consumer.stop()
+
+
+async def _read_to_the_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Whether every partition is read up to its end as the broker gives it now. Not "a poll came
+    back empty": a first fetch slower than the poll's timeout gave the agents a watchlist with
+    nothing in it, and the hits they missed were never raised. (Each entry is a batch of its own,
+    whose end offset even Tansu gives right.)"""
+    ends = await consumer.end_offsets(tps)
+    positions = [await consumer.position(tp) for tp in tps]
+    return all(position >= ends[tp] for position, tp in zip(positions, tps, strict=True))
 
 
 async def _rewind_if_log_went_back(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
