@@ -19,6 +19,17 @@ from ioc.storage.migrations import migrate
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
+async def _until_serving(client: httpx.AsyncClient) -> None:
+    """Wait (up to about 20 s) until the ``ioc api`` process answers /healthz: its database too."""
+    for _ in range(200):
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(database_url: str) -> None:
     await migrate(database_url)
     env = {**os.environ, "IOC_DATABASE_URL": database_url, "IOC_AUTH_SECRET": "command-test-secret",
@@ -42,12 +53,7 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
     url = f"http://127.0.0.1:{env['IOC_API_PORT']}"
     try:
         async with httpx.AsyncClient(base_url=url) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+            await _until_serving(client)
             login = await client.post("/api/auth/token", data={"username": "cli-officer",
                                                                "password": "a long passphrase"})
             assert login.status_code == 200, login.text
@@ -154,12 +160,7 @@ async def test_sign_in_throttling_sees_the_client_behind_a_trusted_proxy(
                            stderr=subprocess.DEVNULL)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['IOC_API_PORT']}") as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/livez")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+            await _until_serving(client)
 
             async def sign_in(password: str, client_address: str) -> int:
                 answer = await client.post("/api/auth/token", headers={"X-Forwarded-For": client_address},
