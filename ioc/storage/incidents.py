@@ -7,7 +7,9 @@ entry, within the incident window of its latest sighting, append sightings to it
 them all, so a vehicle parked in front of a camera cannot grow an alert without
 bound). Appending is idempotent per read (``incident_reads``), so replays and
 past-read matching run by every worker neither grow the route nor the count, and
-an advisory lock per (entry, plate) keeps two workers from opening two incidents.
+an advisory lock per (entry, plate) keeps two workers from opening two incidents, and an
+operator from closing an incident while a worker adds a sighting to it
+(``ioc.storage.alert_review.lock_alert``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ decisions with configured reasons, history and the decisions report."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from psycopg_pool import PoolTimeout
 from served_api import ApiServer, plate_read, read_topic, store_alerts, store_reads, watchlist_alert
 
 from ioc.schemas import Alert, AlertKind, Severity
+from ioc.storage.database import connect
+from ioc.storage.incidents import lock_incidents, open_incidents
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -158,3 +161,24 @@ async def test_report_windows_without_a_time_zone_are_refused(api: ApiServer) ->
             assert naive.status_code == 422 and "timezone" in naive.text, (path, naive.text)
             zoned = await client.get(path, params={k: v + "+07:00" for k, v in window.items()})
             assert zoned.status_code == 200, (path, zoned.text)
+
+
+async def test_a_hit_is_not_resolved_while_a_worker_adds_a_sighting_to_it(api: ApiServer) -> None:
+    """A worker looks for the plate's open incident, then appends the new sighting to it, under
+    the incident's lock. An operator resolving it in between left the sighting on a resolved
+    alert, and no new alert was raised for the vehicle seen again: the resolve now waits for
+    the worker's transaction (after it, the worker finds the incident closed and opens another)."""
+    await api.token("operator")
+    hit = watchlist_alert("30A12345")
+    await store_alerts(api, [hit])
+    incident = (uuid.UUID(hit.evidence["entry_id"]), hit.subject)
+    async with api.client("operator") as operator:
+        async with await connect(api.conninfo) as worker, worker.transaction():
+            await lock_incidents(worker, [incident])
+            assert await open_incidents(worker, [(incident, hit.raised_at - timedelta(hours=1))]) == {
+                incident: hit.alert_id}
+            resolving = asyncio.create_task(
+                operator.post(f"/api/alerts/{hit.alert_id}/status", json={"status": "resolved"}))
+            await asyncio.sleep(1.0)
+            assert not resolving.done(), "resolved while a worker was adding a sighting to the incident"
+        assert (await resolving).status_code == 200
