@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["EventPublisher"]
 
 RESYNC_EVERY_S = 5.0
+# republished after a start: a change committed by a process that stopped before it could
+# publish it (a crash between the two, or Kafka down until the process was replaced)
+RESYNC_ON_START = timedelta(hours=24)
 _CLOCK_MARGIN = timedelta(minutes=1)  # API and database clocks may differ a little
 
 
@@ -52,10 +55,13 @@ class EventPublisher:
 
     async def start(self) -> None:
         """Connect now if the broker answers; otherwise keep trying in the background
-        (plate look-ups must not wait for Kafka)."""
+        (plate look-ups must not wait for Kafka). The last :data:`RESYNC_ON_START` of watchlist
+        changes are published again in the background: where a change's publish was lost with the
+        process that committed it, the workers would never learn of it."""
         if not self._settings.kafka_bootstrap:
             logger.warning("IOC_KAFKA_BOOTSTRAP unset: watchlist and alert changes are not published")
             return
+        self._behind_since = datetime.now(UTC) - RESYNC_ON_START
         await self._connect()
         self._task = asyncio.create_task(self._run(), name="kafka-publisher")
 

@@ -7,9 +7,14 @@ import asyncio
 import csv
 import io
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 from served_api import ApiServer, read_topic
+
+from ioc.schemas import WatchlistEntry
+from ioc.storage.database import connect
+from ioc.storage.watchlist import add_entry
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -78,6 +83,23 @@ async def test_an_entry_past_its_expiry_is_not_put_in_force(editor: ApiServer) -
     async with editor.client("officer") as client:
         wanted = await client.get("/api/plates/wanted", params={"plate": "30A12345", "purpose": "test"})
         assert wanted.status_code == 200 and wanted.json()["wanted"], wanted.text
+
+
+async def test_a_change_whose_publish_was_lost_is_published_by_the_next_api_process(
+    api: ApiServer, api_factory: Callable[..., Awaitable[ApiServer]]
+) -> None:
+    """An entry committed by an API process that stopped before publishing it (a crash between
+    the two, or Kafka down until the process was replaced): the workers would never learn of
+    it. The next API process to start publishes the last day's changes again."""
+    entry = WatchlistEntry(pattern="51F86988", reason="committed, never published")
+    async with await connect(api.conninfo) as conn:
+        await add_entry(conn, entry)
+        await conn.commit()
+    await api_factory()  # the replacement process
+    key = str(entry.entry_id).encode()
+    records = await read_topic(api.settings.kafka_bootstrap or "", api.settings.topics.watchlist,
+                               lambda got: any(r.key == key for r in got), timeout=30)
+    assert any(r.key == key and b"51F86988" in r.value for r in records)
 
 
 async def test_changes_reach_the_compacted_topic(editor: ApiServer) -> None:
