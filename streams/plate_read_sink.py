@@ -9,7 +9,6 @@ Kafka round trip per read, and a replayed source message stores nothing twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Coroutine, Mapping
 
@@ -27,9 +26,6 @@ from streams.context import WorkerContext
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex
 from streams.watchlist_alerts import record_hits
-
-logger = logging.getLogger(__name__)
-
 
 
 async def store_reads(
@@ -71,6 +67,11 @@ async def store_reads(
     return refused_messages
 
 
+class HitsNotRecordedError(RuntimeError):
+    """Watchlist hits the database refused: their batch is dead-lettered, to be replayed once
+    the cause is fixed (the hits recorded meanwhile are not recorded twice)."""
+
+
 async def _together(*steps: Coroutine[object, object, None]) -> None:
     """Run ``steps`` at once; the first failure cancels the others and is raised as it is
     (not as an ExceptionGroup: callers tell outages from bugs by the exception's type)."""
@@ -107,8 +108,6 @@ async def _raise_alerts(
         return len(rows)
 
     _, failed = await write_batch(pool, "alerts", record, hits)
-    for error in failed:  # not expected: the rows come from validated events
-        logger.error("watchlist hit not recorded: %s", error)
     await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
     published_at = utcnow()
     for alert in to_publish.values():
@@ -119,3 +118,6 @@ async def _raise_alerts(
                  if (str(hit.entry.entry_id), read.text) in incidents}
     for seconds in latencies.values():
         metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, seconds))
+    if failed:  # not expected (the rows come from validated events), and never to be lost in a log
+        raise HitsNotRecordedError(f"{len(failed)} watchlist hits refused by the database, the first: "
+                                   f"{failed[0]}")

@@ -6,12 +6,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
+import psycopg
+import pytest
+
+from ioc.config import Settings
 from ioc.schemas import Direction, PlateRead, WatchlistEntry, utcnow
-from ioc.storage.database import connect
+from ioc.storage.database import connect, open_pool
 from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
 from ioc.watchlist_matcher import WatchlistMatcher
+from streams import plate_read_sink
+from streams.context import WorkerContext
 from streams.watchlist_alerts import ROUTE_KEEP, record_hits, sighting
 
 ENTRY = WatchlistEntry(pattern="29A12345", reason="stolen", priority=1)
@@ -185,3 +192,42 @@ async def test_a_camera_clock_running_fast_still_extends_its_incident(database_u
     assert set(opened) == {opened[0]}
     assert [s["checkpoint_id"] for s in evidence["route"]] == ["CP01", "CP02", "CP03"]
     assert evidence["sightings"] == 3
+
+
+async def test_a_hit_the_database_refuses_fails_its_batch(database_url: str, monkeypatch) -> None:
+    """A refused hit was only logged: its batch counted as stored, and the alert was lost with no
+    dead letter. The batch now fails (and is dead-lettered, to be replayed), after the other hits
+    were recorded and published."""
+    await migrate(database_url)
+    refused_plate = "30B99999"
+
+    async def refusing(conn, rows):  # noqa: ANN001, ANN202 - as record_hits
+        if any(read.text == refused_plate for read, _ in rows):
+            raise psycopg.DataError("a value the database cannot take")
+        return await record_hits(conn, rows)
+
+    monkeypatch.setattr(plate_read_sink, "record_hits", refusing)
+    sent: list[bytes] = []
+
+    class Producer:
+        async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
+            sent.append(value)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9"),
+                        app=SimpleNamespace(producer=Producer()),
+                        topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
+                        dead_letters=None, recognition=None)
+    other = WatchlistEntry(pattern=refused_plate, reason="stolen", priority=1)
+    matcher = WatchlistMatcher([ENTRY, other])
+    reads = [_read(0), _read(1, text=refused_plate)]
+    hits = [(read, hit) for read in reads for hit in matcher.match(read.text, at=read.captured_at)]
+    pool = await open_pool(database_url, min_size=1, max_size=2)
+    try:
+        with pytest.raises(plate_read_sink.HitsNotRecordedError, match="1 watchlist hits refused"):
+            await plate_read_sink._raise_alerts(ctx, pool, hits)  # noqa: SLF001
+    finally:
+        await pool.close()
+    assert len(sent) == 1 and b"29A12345" in sent[0]  # the other hit: recorded and published
