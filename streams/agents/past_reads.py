@@ -62,7 +62,11 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
                     to_publish[alert.alert_id] = alert
                 return len(reads)
 
-            await write_batch(pool, "alerts", search, [entry])
+            _, refused = await write_batch(pool, "alerts", search, [entry])
+            if refused:  # searched again at the next check, while the entry is fresh: not lost unseen
+                logger.error("past-read matching for entry %s refused by the database: %s", entry.entry_id,
+                             refused[0])
+                continue
             searched.add((entry.entry_id, entry.added_at))
             await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
             for alert in to_publish.values():

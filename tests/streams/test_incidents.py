@@ -16,8 +16,10 @@ from ioc.schemas import Direction, PlateRead, WatchlistEntry, utcnow
 from ioc.storage.database import connect, open_pool
 from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
+from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import WatchlistMatcher
 from streams import plate_read_sink
+from streams.agents import past_reads
 from streams.context import WorkerContext
 from streams.watchlist_alerts import ROUTE_KEEP, record_hits, sighting
 
@@ -194,7 +196,9 @@ async def test_a_camera_clock_running_fast_still_extends_its_incident(database_u
     assert evidence["sightings"] == 3
 
 
-async def test_a_hit_the_database_refuses_fails_its_batch(database_url: str, monkeypatch) -> None:
+async def test_a_hit_the_database_refuses_fails_its_batch(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A refused hit was only logged: its batch counted as stored, and the alert was lost with no
     dead letter. The batch now fails (and is dead-lettered, to be replayed), after the other hits
     were recorded and published."""
@@ -231,3 +235,49 @@ async def test_a_hit_the_database_refuses_fails_its_batch(database_url: str, mon
     finally:
         await pool.close()
     assert len(sent) == 1 and b"29A12345" in sent[0]  # the other hit: recorded and published
+
+
+async def test_past_read_matching_refused_by_the_database_is_tried_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh entry whose search the database refused was marked searched all the same: the
+    past reads of the wanted plate never raised their alert."""
+    await migrate(database_url)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_read(0)])
+        await conn.commit()
+    attempts = 0
+
+    async def refused_at_first(conn, rows, **kwargs):  # noqa: ANN001, ANN003, ANN202 - as record_hits
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:  # the batch, then the entry on its own (write_batch's second try)
+            raise psycopg.DataError("a value the database cannot take")
+        return await record_hits(conn, rows, **kwargs)
+
+    monkeypatch.setattr(past_reads, "record_hits", refused_at_first)
+    timers: list = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append)
+    sent: list[bytes] = []
+
+    class Producer:
+        async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
+            sent.append(value)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    app.producer = Producer()
+    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url), app=app,
+                        topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
+                        dead_letters=None, recognition=None)
+    entry = ENTRY.model_copy(update={"added_at": utcnow()})
+    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
+    [check] = timers
+    try:
+        await check()
+        assert sent == []
+        await check()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+    finally:
+        await (await ctx.pool()).close()
