@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -136,3 +138,18 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def wait_until_serving(url: str, process: subprocess.Popen) -> None:
+    """Wait (up to about 30 s) until the ``ioc api`` ``process`` answers /healthz at ``url``: its
+    database too."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(300):
+            assert process.poll() is None, "ioc api stopped"
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("ioc api did not start")

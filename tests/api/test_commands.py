@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -12,22 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from pipeline_helpers import run_ioc
+from served_api import wait_until_serving
 
 from ioc.embedded.ports import free_port
 from ioc.storage.migrations import migrate
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-
-
-async def _until_serving(client: httpx.AsyncClient) -> None:
-    """Wait (up to about 20 s) until the ``ioc api`` process answers /healthz: its database too."""
-    for _ in range(200):
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
 
 
 async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(database_url: str) -> None:
@@ -52,8 +41,8 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{env['IOC_API_PORT']}"
     try:
+        await wait_until_serving(url, api)
         async with httpx.AsyncClient(base_url=url) as client:
-            await _until_serving(client)
             login = await client.post("/api/auth/token", data={"username": "cli-officer",
                                                                "password": "a long passphrase"})
             assert login.status_code == 200, login.text
@@ -159,8 +148,9 @@ async def test_sign_in_throttling_sees_the_client_behind_a_trusted_proxy(
     api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['IOC_API_PORT']}") as client:
-            await _until_serving(client)
+        url = f"http://127.0.0.1:{env['IOC_API_PORT']}"
+        await wait_until_serving(url, api)
+        async with httpx.AsyncClient(base_url=url) as client:
 
             async def sign_in(password: str, client_address: str) -> int:
                 answer = await client.post("/api/auth/token", headers={"X-Forwarded-For": client_address},

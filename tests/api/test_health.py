@@ -4,7 +4,6 @@ API port for a port of their own (``ioc api`` serves them there)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 from pipeline_helpers import run_ioc
-from served_api import ApiServer
+from served_api import ApiServer, wait_until_serving
 
 from ioc.embedded.ports import free_port
 from ioc.storage.migrations import migrate
@@ -44,19 +43,6 @@ async def test_with_a_metrics_port_the_api_port_serves_no_metrics(
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def _wait_until_serving(url: str, process: subprocess.Popen) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(300):
-            assert process.poll() is None, "ioc api stopped"
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("ioc api did not start")
-
-
 @on_postgres
 async def test_ioc_api_serves_its_metrics_on_the_metrics_port_only(database_url: str) -> None:
     await migrate(database_url)
@@ -67,7 +53,7 @@ async def test_ioc_api_serves_its_metrics_on_the_metrics_port_only(database_url:
     api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        await _wait_until_serving(f"http://127.0.0.1:{api_port}", api)
+        await wait_until_serving(f"http://127.0.0.1:{api_port}", api)
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"http://127.0.0.1:{api_port}/metrics")).status_code == 404
             metrics = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")

@@ -196,6 +196,26 @@ async def test_a_camera_clock_running_fast_still_extends_its_incident(database_u
     assert evidence["sightings"] == 3
 
 
+class _Producer:
+    """Takes every message, keeping its value in ``sent``."""
+
+    def __init__(self, sent: list[bytes]) -> None:
+        self.sent = sent
+
+    async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
+        self.sent.append(value)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _worker(database_url: str, app: SimpleNamespace) -> WorkerContext:
+    """A worker's context on the test database, its producer and timers those of ``app``."""
+    return WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url), app=app,
+                         topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
+                         dead_letters=None, recognition=None)
+
+
 async def test_a_hit_the_database_refuses_fails_its_batch(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,18 +232,7 @@ async def test_a_hit_the_database_refuses_fails_its_batch(
 
     monkeypatch.setattr(plate_read_sink, "record_hits", refusing)
     sent: list[bytes] = []
-
-    class Producer:
-        async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
-            sent.append(value)
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9"),
-                        app=SimpleNamespace(producer=Producer()),
-                        topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
-                        dead_letters=None, recognition=None)
+    ctx = _worker(database_url, SimpleNamespace(producer=_Producer(sent)))
     other = WatchlistEntry(pattern=refused_plate, reason="stolen", priority=1)
     matcher = WatchlistMatcher([ENTRY, other])
     reads = [_read(0), _read(1, text=refused_plate)]
@@ -257,20 +266,9 @@ async def test_past_read_matching_refused_by_the_database_is_tried_again(
 
     monkeypatch.setattr(past_reads, "record_hits", refused_at_first)
     timers: list = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append)
     sent: list[bytes] = []
-
-    class Producer:
-        async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
-            sent.append(value)
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-    app.producer = Producer()
-    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url), app=app,
-                        topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
-                        dead_letters=None, recognition=None)
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    ctx = _worker(database_url, app)
     entry = ENTRY.model_copy(update={"added_at": utcnow()})
     past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
     [check] = timers
