@@ -25,11 +25,12 @@ degradations that training never used. Measured:
   behind among a street's clutter: what ``--look-closer`` decides about), the far plates apart;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
-- peak resident memory before the large frames, and after them (rendering them costs more);
+- peak resident memory of the recogniser's process (:mod:`ioc.bench.recognizer_process`: not the
+  one drawing the images) before the large frames, and after them;
 - how fast the core was: a fixed pure-Python loop timed before and after (a shared VM's hour moves
   every ms figure with it; compare figures measured at about the same loop time).
 
-The process is pinned to one core, with OpenCV and onnxruntime single-threaded.
+The processes are pinned to one core, with OpenCV and onnxruntime single-threaded.
 The last line of stdout is a JSON object with ``frame_ms``, ``crop_ms`` and
 ``accuracy`` among other figures.
 """
@@ -161,9 +162,8 @@ def _frames(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator)
         specs = [random_plate_spec(rng) for _ in range(1 if rng.random() < 0.6 else 2)]
         night = rng.random() < 0.2
         image, truths = render_scene(specs, rng=rng, night=night, style="test")
-        started = time.perf_counter()
-        results = recognizer.recognize(image)
-        times.append((time.perf_counter() - started) * 1000)
+        results, ms = recognizer.timed_recognize(image)
+        times.append(ms)
         claimed = set()
         for truth in truths:
             found, right = _scored(results, truth, confident)
@@ -204,9 +204,8 @@ def _crops(args: argparse.Namespace, recognizer: Any, rng: np.random.Generator) 
         crops.append((spec, np.ascontiguousarray(patch[y0:y1, x0:x1])))
     times, hits, confident = [], 0, Counter()
     for spec, crop in crops:
-        started = time.perf_counter()
-        result = recognizer.read_crop(crop)
-        times.append((time.perf_counter() - started) * 1000)
+        result, ms = recognizer.timed_read_crop(crop)
+        times.append(ms)
         right = result is not None and result.text == spec.text
         hits += right
         if result is not None and result.confidence >= _SURE:
@@ -252,9 +251,8 @@ def _one_plate_frames(
         height, width = scenes[holder][0].shape[:2]
         offset = np.array([holder % mosaic * width, holder // mosaic * height], np.float32)
         truth = dataclasses.replace(truth, corners=truth.corners + offset)
-        started = time.perf_counter()
-        results = recognizer.recognize(image)
-        times.append((time.perf_counter() - started) * 1000)
+        results, ms = recognizer.timed_recognize(image)
+        times.append(ms)
         hits += _scored(results, truth, confident)[1]
     return {"accuracy": hits / count if count else None, "confident": confident,
             "ms": statistics.mean(times) if times else None}  # fmt: skip
@@ -280,9 +278,8 @@ def _street_frames(count: int, recognizer: Any, rng: np.random.Generator) -> dic
             halves.append(image)
             truths.append(dataclasses.replace(truth, corners=truth.corners + np.float32([640 * side, 0])))
         frame = np.ascontiguousarray(np.hstack(halves))
-        started = time.perf_counter()
-        results = recognizer.recognize(frame)
-        times.append((time.perf_counter() - started) * 1000)
+        results, ms = recognizer.timed_recognize(frame)
+        times.append(ms)
         for side, truth in enumerate(truths):
             right = _scored(results, truth, confident)[1]
             hits += right
@@ -374,47 +371,44 @@ def _confident(outcome: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
+    from ioc.bench.recognizer_process import RecognizerProcess
 
-    from detectors.recognizer import PlateRecognizer
-
-    pinned = "not pinned" if args.no_pin else pin_one_core()
-    cv2.setNumThreads(1)
-    recognizer = PlateRecognizer.load(threads=1, models_dir=args.models, look_closer=args.look_closer)
+    pinned = "not pinned" if args.no_pin else pin_one_core()  # before the child starts: it inherits the core
     rng = np.random.default_rng(args.seed)
-    recognizer.warm_up()
-    loop_before = _reference_loop_s()
-    frames = _frames(args, recognizer, rng)
-    crops = _crops(args, recognizer, rng)
-    negatives = _negatives(args.negatives, recognizer, rng)
-    # vehicles close to the camera (street photos, handheld shots): plates up to ~1000 px wide
-    close_ups = _one_plate_frames(args.close_ups, recognizer, rng, scale=(1.5, 3.0))
-    angled = _one_plate_frames(args.angled, recognizer, rng, max_yaw=_ANGLED_MAX_YAW)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # a higher-resolution camera with a wider view: the plates keep their pixel size. Last, and
-    # its memory apart: rendering four scenes per frame grows this process more than reading does
-    large = _one_plate_frames(args.large, recognizer, rng, mosaic=2)
-    large_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # drawn last so the sets above stay as they were
-    tilted = _one_plate_frames(args.tilted, recognizer, rng, max_roll=_TILTED_MAX_ROLL)
-    passages = _passages(args.passages, recognizer, rng)
-    # the time, place and speed that cameras burn into their frames: text that is not a plate
-    overlaid = _one_plate_frames(args.overlaid, recognizer, rng, overlay=1.0)
-    overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
-    interlaced = _one_plate_frames(args.interlaced, recognizer, rng, interlace=1.0)
-    harsh = _one_plate_frames(args.harsh, recognizer, rng, faults=1.0)
-    portrait = _one_plate_frames(args.portrait, recognizer, rng, size=_PORTRAIT)
-    portrait_negatives = _negatives(args.portrait, recognizer, rng, size=_PORTRAIT)
-    pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
-    shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
-    bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
-    cut = _partial_plate_frames(args.cut, recognizer, rng)
-    end_hidden = _partial_plate_frames(args.end_hidden, recognizer, rng, hide_end=True)
-    bare = _one_plate_frames(args.bare, recognizer, rng, bare=1.0)
-    far = _one_plate_frames(args.far, recognizer, rng, scale=_FAR_SCALE)
-    street = _street_frames(args.street, recognizer, rng)
-    loop_after = _reference_loop_s()
+    with RecognizerProcess(models_dir=args.models, look_closer=args.look_closer) as recognizer:
+        loop_before = _reference_loop_s()
+        frames = _frames(args, recognizer, rng)
+        crops = _crops(args, recognizer, rng)
+        negatives = _negatives(args.negatives, recognizer, rng)
+        # vehicles close to the camera (street photos, handheld shots): plates up to ~1000 px wide
+        close_ups = _one_plate_frames(args.close_ups, recognizer, rng, scale=(1.5, 3.0))
+        angled = _one_plate_frames(args.angled, recognizer, rng, max_yaw=_ANGLED_MAX_YAW)
+        rss_mb = recognizer.peak_rss_mb()
+        # a higher-resolution camera with a wider view: the plates keep their pixel size. Last, and
+        # its memory apart: reading frames four times as large needs larger buffers
+        large = _one_plate_frames(args.large, recognizer, rng, mosaic=2)
+        large_rss_mb = recognizer.peak_rss_mb()
+        # drawn last so the sets above stay as they were
+        tilted = _one_plate_frames(args.tilted, recognizer, rng, max_roll=_TILTED_MAX_ROLL)
+        passages = _passages(args.passages, recognizer, rng)
+        # the time, place and speed that cameras burn into their frames: text that is not a plate
+        overlaid = _one_plate_frames(args.overlaid, recognizer, rng, overlay=1.0)
+        overlaid_negatives = _negatives(args.overlaid, recognizer, rng, overlay=1.0)
+        interlaced = _one_plate_frames(args.interlaced, recognizer, rng, interlace=1.0)
+        harsh = _one_plate_frames(args.harsh, recognizer, rng, faults=1.0)
+        portrait = _one_plate_frames(args.portrait, recognizer, rng, size=_PORTRAIT)
+        portrait_negatives = _negatives(args.portrait, recognizer, rng, size=_PORTRAIT)
+        pitched = _one_plate_frames(args.pitched, recognizer, rng, max_pitch=_PITCHED_MAX_PITCH)
+        shadowed = _one_plate_frames(args.shadowed, recognizer, rng, shadow=1.0, night_share=0.0)
+        bent = _one_plate_frames(args.bent, recognizer, rng, bend=1.0)
+        cut = _partial_plate_frames(args.cut, recognizer, rng)
+        end_hidden = _partial_plate_frames(args.end_hidden, recognizer, rng, hide_end=True)
+        bare = _one_plate_frames(args.bare, recognizer, rng, bare=1.0)
+        far = _one_plate_frames(args.far, recognizer, rng, scale=_FAR_SCALE)
+        street = _street_frames(args.street, recognizer, rng)
+        loop_after = _reference_loop_s()
 
+    renderer_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     frame_ms = statistics.mean(frames["times"]) if frames["times"] else None
     crop_ms = statistics.mean(crops["times"]) if crops["times"] else None
     accuracy = frames["hits"] / frames["total"] if frames["total"] else None
@@ -493,7 +487,9 @@ def run(args: argparse.Namespace) -> int:
     if args.passages:
         print(f"passages: {args.passages} vehicles x {len(_PASSAGE_SCALES)} frames as they approach, exact "
               f"accuracy {passages['frame_accuracy']:.3f} per frame, {passages['accuracy']:.3f} by the vote")
-    print(f"peak RSS {rss_mb:.0f} MB before the large frames, {large_rss_mb:.0f} MB after them")
+    print(f"peak RSS of the recogniser's process {rss_mb:.0f} MB before the large frames, "
+          f"{large_rss_mb:.0f} MB after them; of the benchmark's own (drawing the images) "
+          f"{renderer_rss_mb:.0f} MB")  # fmt: skip
     print(f"core speed: a loop of {_REFERENCE_ADDITIONS:,} additions took {loop_before:.2f} s before the "
           f"sets and {loop_after:.2f} s after them")
     summary = {
@@ -540,6 +536,7 @@ def run(args: argparse.Namespace) -> int:
         "passage_accuracy": _rounded(passages["accuracy"]),
         "rss_mb": round(rss_mb, 1),
         "rss_mb_with_large_frames": round(large_rss_mb, 1),
+        "renderer_rss_mb": round(renderer_rss_mb, 1),
         "reference_loop_s": [loop_before, loop_after],
     }
     print(json.dumps(summary))

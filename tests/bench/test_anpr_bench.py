@@ -31,6 +31,10 @@ def test_a_small_run_prints_every_figure_and_the_json_summary_last(tmp_path: Pat
                         bent=1, cut=2, end_hidden=1, bare=1, far=1, street=1)  # fmt: skip
     summary = json.loads(lines[-1])
     assert summary.keys() >= {"frame_ms", "crop_ms", "accuracy", "rss_mb"} | SHARES
+    # the recogniser's memory is its own process's, apart from the one drawing the images
+    assert 50 < summary["rss_mb"] <= summary["rss_mb_with_large_frames"] < 2000
+    assert summary["renderer_rss_mb"] > 50
+    assert any(line.startswith("peak RSS of the recogniser's process") for line in lines)
     assert summary["street_ms"] > 0
     assert summary["frame_ms"] > 0 and summary["crop_ms"] > 0
     assert summary["look_closer"] == "unsure"
