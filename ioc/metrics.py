@@ -153,6 +153,11 @@ class CameraLastSeen(Collector):
 
 CAMERA_LAST_SEEN = CameraLastSeen()
 REGISTRY.register(CAMERA_LAST_SEEN)
+CAMERA_HEALTH_BEHIND = Gauge(
+    "ioc_camera_health_behind_seconds",
+    "How far behind now camera health judged silence at its last check: the cameras' events after "
+    "that were still waiting in Kafka (a backlog), so no camera was judged offline for them",
+)
 
 
 def confidence_band(confidence: float) -> str:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import faust
-from faust.types import Message, ProducerT
+from faust.types import TP, EventT, Message, ProducerT
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
@@ -108,6 +108,8 @@ class WorkerContext:
     dead_letters: DeadLetters
     recognition: RecognitionPool
     camera_seen: dict[str, datetime] = field(default_factory=dict)  # flushed by the health timer
+    # per source partition, the offset and Kafka time of the last message whose take is finished
+    processed: dict[TP, tuple[int, datetime]] = field(default_factory=dict)
     passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
     touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)  # read by the counts timer
     _cameras: dict[str, Camera] = field(default_factory=dict)  # the registry as last read
@@ -176,9 +178,19 @@ class WorkerContext:
                     yield batch, False
                     batch, in_batch = [], 0
             yield batch, True
+            self._finished(events)  # consume() resumes here once every batch of the take is done
             # while waiting for the next batch, keep nothing of this one alive: a topic
             # gone quiet would otherwise hold its last batch (10^5 objects in every full GC)
             del batch, events
+
+    def _finished(self, events: list[EventT]) -> None:
+        """Note the messages of a take as processed (stored, dead-lettered or left out), for
+        camera health (:mod:`streams.consumer_progress`)."""
+        for event in events:
+            message = event.message
+            last = self.processed.get(message.tp)
+            if last is None or message.offset > last[0]:
+                self.processed[message.tp] = (message.offset, _kafka_time(message))
 
     async def consume(
         self,

@@ -159,6 +159,10 @@ async def _fold_d_stroke(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0010_fold_d_stroke.sql"))
 
 
+async def _consumer_progress(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0012_consumer_progress.sql"))
+
+
 async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
     """Materialise the hourly and daily continuous aggregates from their first bucket, once.
 
@@ -188,6 +192,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0009_incident_reads", _incident_reads),
     Migration("0010_fold_d_stroke", _fold_d_stroke),
     Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
+    Migration("0012_consumer_progress", _consumer_progress),
 )
 
 

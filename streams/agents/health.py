@@ -17,7 +17,9 @@ from ioc import metrics
 from ioc.schemas import Alert, utcnow
 from ioc.storage.alerts import flow_alert_since, insert_alerts
 from ioc.storage.cameras import list_cameras, record_seen, set_online
+from ioc.storage.consumer_progress import processed_to, record_progress
 from ioc.storage.flow import flow_series
+from streams.consumer_progress import partition_progress
 from streams.context import WorkerContext
 from streams.health_alerts import camera_alert, flow_alert
 
@@ -35,13 +37,17 @@ FLOW_WEEKS = 4  # 28 days back: still in the uncompressed chunks (compressed aft
 
 
 def register(ctx: WorkerContext) -> None:
+    camera_topics = {ctx.settings.topics.frames, ctx.settings.topics.edge_plate_reads}
+
     @ctx.timer(CHECK_EVERY_S, name="camera-health")
     async def camera_health() -> None:
         pool = await ctx.pool()
         seen = dict(ctx.camera_seen)
         now = utcnow()
+        progress = partition_progress(ctx.app, ctx.processed, camera_topics, now)
         async with pool.connection() as conn, conn.transaction():
-            raised = await judge_cameras(conn, seen, now)
+            await record_progress(conn, progress)
+            raised = await judge_cameras(conn, seen, now, heard_until=await processed_to(conn, camera_topics))
             await insert_alerts(conn, raised)
         for camera_id, at in seen.items():  # flushed; keep what arrived meanwhile
             if ctx.camera_seen.get(camera_id) == at:
@@ -84,18 +90,27 @@ async def judge_flows(conn: AsyncConnection, now: datetime) -> list[Alert]:
     return new
 
 
-async def judge_cameras(conn: AsyncConnection, seen: dict[str, datetime], now: datetime) -> list[Alert]:
+async def judge_cameras(
+    conn: AsyncConnection, seen: dict[str, datetime], now: datetime, *, heard_until: datetime | None = None
+) -> list[Alert]:
     """Record the sightings ``seen`` (camera id -> latest frame or read), judge each registered
     camera online or offline at ``now``, and return the alerts for the judgements that changed.
+
+    A camera is judged silent against ``heard_until`` where that is earlier than ``now``: the
+    time up to which the workers have processed the cameras' events (:mod:`streams.consumer_progress`).
+    Its events after that wait in Kafka: a backlog, after a database outage or with a worker
+    behind, took every camera offline, and back online as it drained.
 
     A camera never seen is judged from when it was registered: offline once registered for
     longer than its expected interval, and it stays so until it is seen.
     """
     await record_seen(conn, seen)
+    judged_at = now if heard_until is None else min(now, heard_until)
+    metrics.CAMERA_HEALTH_BEHIND.set((now - judged_at).total_seconds())
     raised = []
     for camera in await list_cameras(conn):
         last = camera.last_seen or camera.updated_at
-        online = now - last <= timedelta(seconds=camera.expected_interval_s)
+        online = judged_at - last <= timedelta(seconds=camera.expected_interval_s)
         if camera.online is None and online:
             await set_online(conn, camera.camera_id, True)  # first judgement: no alert
         elif camera.online is not online and await set_online(conn, camera.camera_id, online):

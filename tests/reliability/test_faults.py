@@ -37,12 +37,16 @@ from pipeline_helpers import (
     stored_event_ids,
     tally,
     unstored,
+    wait_for,
     wait_until_complete,
 )
 
 from ioc.config import Settings
 from ioc.embedded.broker import EmbeddedBroker
 from ioc.embedded.postgres import EmbeddedPostgres
+from ioc.schemas import Direction, EdgePlateRead, utcnow
+from ioc.storage.cameras import upsert_camera
+from ioc.storage.database import connect
 from streams.topics import topic_specs
 
 pytestmark = [
@@ -190,6 +194,63 @@ async def test_database_stopped_for_30_s(
     assert "database unavailable" in group.log("worker-1"), "the outage never reached the worker"
     _assert_nothing_lost(counted, mix)
     assert group.alive("worker-1")
+
+
+HEALTH_CHECKPOINT = "RL-HEALTH"
+HEALTH_INTERVAL_S = 4.0  # each camera sends every 0.5 s; the outage lasts well over this
+
+
+async def test_cameras_heard_through_a_database_outage_are_not_judged_offline(
+    fault_settings: Callable[..., Settings], own_cluster: EmbeddedPostgres,
+    workers: Callable[[Settings], Workers],
+) -> None:
+    """Cameras go on sending while PostgreSQL is stopped for 12 s, three times the interval they
+    are expected to be heard within: their events wait in Kafka, and none is judged offline once
+    it is back. Before, every camera went offline at the first check after the outage and back
+    online as the backlog drained. A camera that stopped sending when the outage began is still
+    judged offline, once the backlog shows it silent."""
+    settings = await prepared(fault_settings(database_url=own_cluster.create_database("health")))
+    sending = [f"RL-HEALTH-CAM{i}" for i in range(6)]
+    silenced = "RL-HEALTH-SILENCED"
+    async with await connect(settings.database_conninfo()) as conn:
+        for camera_id in [*sending, silenced]:
+            await upsert_camera(conn, camera_id, HEALTH_CHECKPOINT, expected_interval_s=HEALTH_INTERVAL_S)
+        await conn.commit()
+    group = workers(settings)
+    group.start("worker-1")
+    outage = asyncio.Event()
+
+    async def send(producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        plate = 0
+        while not stop.is_set():
+            for camera_id in sending if outage.is_set() else [*sending, silenced]:
+                plate += 1
+                read = EdgePlateRead(camera_id=camera_id, checkpoint_id=HEALTH_CHECKPOINT,
+                                     direction=Direction.IN, captured_at=utcnow(), text=f"20B{plate:05d}",
+                                     confidence=0.9)  # fmt: skip
+                await producer.send_and_wait(settings.topics.edge_plate_reads, read.to_json(),
+                                             key=camera_id.encode())  # fmt: skip
+            await asyncio.sleep(0.5)
+
+    kinds = "SELECT count(*) FROM alerts WHERE kind = %s AND subject = ANY(%s)"
+    async with open_producer(settings.kafka_bootstrap or "") as producer:
+        stop = asyncio.Event()
+        sender = asyncio.create_task(send(producer, stop))
+        try:
+            seen = "SELECT count(*) FROM cameras WHERE last_seen IS NOT NULL AND camera_id = ANY(%s)"
+            await wait_for(settings, seen, [[*sending, silenced]], len(sending) + 1, timeout=90)
+            outage.set()
+            own_cluster.stop_server()
+            await asyncio.sleep(3 * HEALTH_INTERVAL_S)
+            own_cluster.start_server()
+            await wait_for(settings, kinds, ["camera_offline", [silenced]], 1, timeout=90)
+            await asyncio.sleep(2 * HEALTH_INTERVAL_S)  # checks after the backlog: still none offline
+        finally:
+            stop.set()
+            await sender
+    assert "database unavailable" in group.log("worker-1"), "the outage never reached the worker"
+    assert await scalar(settings, kinds, ["camera_offline", sending]) == 0
+    assert await scalar(settings, kinds, ["camera_online", sending]) == 0
 
 
 async def test_database_read_only(

@@ -1,7 +1,8 @@
 """Camera health judgements on a real database: a camera goes offline once, with one alert, and
 back online when it is seen again; a camera registered and never seen does not flap. The checks
 run at real time, a camera expecting a frame every two seconds. A camera is heard from when its
-events reach Kafka, whatever its own clock says."""
+events reach Kafka, whatever its own clock says, and judged silent only up to where the workers
+have processed its topics."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from psycopg import AsyncConnection
 from ioc.config import Settings
 from ioc.schemas import utcnow
 from ioc.storage.cameras import get_camera, upsert_camera
+from ioc.storage.consumer_progress import processed_to, record_progress
 from streams.agents.health import judge_cameras
 from streams.context import WorkerContext
 
@@ -80,3 +82,31 @@ async def test_a_frame_dated_ahead_does_not_keep_a_dead_camera_online(conn: Asyn
     assert await _judge(conn, ctx.camera_seen) == []
     await asyncio.sleep(INTERVAL_S + 0.2)
     assert await _judge(conn) == ["camera_offline"]
+
+
+async def test_silence_is_judged_only_up_to_where_the_events_are_processed(conn: AsyncConnection) -> None:
+    """A backlog (a database outage, a worker behind): the camera's later events wait in Kafka, so
+    it is not judged offline while the partitions are processed only to before its interval ran out."""
+    await upsert_camera(conn, "cam-queued", "cp-1", expected_interval_s=INTERVAL_S)
+    assert await _judge(conn, {"cam-queued": utcnow()}) == []
+    heard = utcnow()
+    await asyncio.sleep(INTERVAL_S + 0.2)
+    async with conn.transaction():
+        await record_progress(conn, {("camera-frames", 0): heard, ("edge-reads", 3): utcnow()})
+        until = await processed_to(conn, ["camera-frames", "edge-reads"])
+        assert until == heard  # the earliest partition
+        assert await judge_cameras(conn, {}, utcnow(), heard_until=until) == []
+    async with conn.transaction():  # the backlog is processed: nothing of the camera in it
+        await record_progress(conn, {("camera-frames", 0): utcnow()})
+        until = await processed_to(conn, ["camera-frames", "edge-reads"])
+        alerts = await judge_cameras(conn, {}, utcnow(), heard_until=until)
+    assert [alert.alert_kind for alert in alerts] == ["camera_offline"]
+
+
+async def test_a_partitions_progress_never_goes_back(conn: AsyncConnection) -> None:
+    """Its new owner replays what the old one processed; the sightings recorded then stand."""
+    later = utcnow()
+    await record_progress(conn, {("camera-frames", 1): later})
+    await record_progress(conn, {("camera-frames", 1): later - timedelta(minutes=5)})
+    assert await processed_to(conn, ["camera-frames"]) == later
+    assert await processed_to(conn, ["other-topic"]) is None
