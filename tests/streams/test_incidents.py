@@ -279,3 +279,35 @@ async def test_past_read_matching_refused_by_the_database_is_tried_again(
         assert len(sent) == 1 and b"29A12345" in sent[0]
     finally:
         await (await ctx.pool()).close()
+
+
+async def test_a_read_committed_just_after_the_first_search_is_found_by_the_second(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live matching's index holds a new entry up to half a second late, and a read is matched
+    before its transaction commits: a read matched without the entry and committed after the
+    entry's past-read search escaped both, and the wanted vehicle never raised an alert."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.5))
+    timers: list = []
+    sent: list[bytes] = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    ctx = _worker(database_url, app)
+    entry = ENTRY.model_copy(update={"added_at": utcnow()})
+    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
+    [check] = timers
+    try:
+        await check()  # the first search: nothing yet
+        async with await connect(database_url) as conn:  # matched against the index without the entry
+            await insert_plate_reads(conn, [_read(0)])
+            await conn.commit()
+        await check()
+        assert sent == []  # not searched again yet
+        await asyncio.sleep(0.6)
+        await check()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+        await asyncio.sleep(0.6)
+        await check()  # two searches an entry: no third
+        assert len(sent) == 1
+    finally:
+        await (await ctx.pool()).close()
