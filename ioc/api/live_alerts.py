@@ -269,6 +269,8 @@ class AlertBroadcaster:
                 while True:
                     batch = await consumer.getmany(timeout_ms=1000)
                     self._note_high(consumer)
+                    if await self._start_over_where_the_topic_went_back(consumer):
+                        continue
                     if consumer.assignment() != self._assigned:  # partitions added: positions were reset
                         await self._place(consumer)
                         continue
@@ -296,6 +298,33 @@ class AlertBroadcaster:
                 self._published[tp.partition] = self._floor[tp.partition] = starts[tp]
             consumer.seek(tp, self._published[tp.partition])
         self._assigned = assigned
+
+    async def _start_over_where_the_topic_went_back(self, consumer: AIOKafkaConsumer) -> bool:
+        """Read again from their start the partitions whose log now ends before what this process
+        took: the broker lost the topic's data, or the topic was created again. Kafka answers a
+        fetch past the end with an out-of-range error, after which the consumer starts over and
+        :meth:`take` skipped every new alert as already taken; Tansu answers with nothing, for
+        ever. Either way the video wall showed no new alert until the API restarted.
+
+        Every open stream ends: its client resumes from its id, which is now ahead of the topic,
+        and gets a ``reset`` (the page reloads the list from the database, the durable record).
+        """
+        gone_back = [tp for tp in consumer.assignment() if tp.partition in self._high
+                     and self._high[tp.partition] < self._published.get(tp.partition, 0)]
+        if not gone_back:
+            return False
+        starts = await consumer.beginning_offsets(gone_back)
+        for tp in gone_back:
+            logger.error("alerts topic %s[%d] now ends at offset %d, before the %d this process took: the "
+                         "broker lost it; reading it again from offset %d and resetting the open streams",
+                         tp.topic, tp.partition, self._high[tp.partition], self._published[tp.partition],
+                         starts[tp])  # fmt: skip
+            self._published[tp.partition] = self._floor[tp.partition] = starts[tp]
+            consumer.seek(tp, starts[tp])
+        partitions = {tp.partition for tp in gone_back}
+        self._window = deque(e for e in self._window if e.partition not in partitions)
+        self.drain()
+        return True
 
     async def _window_start(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict:
         """Per partition, the first offset within the replay window (count and age)."""

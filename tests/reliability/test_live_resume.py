@@ -30,11 +30,13 @@ from ioc.api.live_client import LiveAlertClient, SseEvent
 from ioc.api.security import Principal, issue_token
 from ioc.config import Settings
 from ioc.demo import child_env, prepare
+from ioc.embedded.broker import EmbeddedBroker
 from ioc.embedded.ports import free_port
 from ioc.schemas import Alert, AlertKind, Severity
 from ioc.storage.alerts import insert_alerts
 from ioc.storage.database import connect
 from ioc.storage.users import create_user
+from streams.topics import create_topics
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -207,3 +209,73 @@ async def test_api_restarted_during_live_streaming(
     if how == signal.SIGTERM:
         # the open stream was ended at once, not held to uvicorn's 5 s graceful timeout
         assert stop_s < 4.5, api.log_tail()
+
+
+async def test_live_alerts_go_on_after_the_broker_lost_the_alerts_topic(
+    settings_factory: Callable[..., Settings], own_broker: EmbeddedBroker, tmp_path: Path,
+) -> None:
+    """The memory-only broker restarts and loses the alerts topic, which is created again: the
+    API's consumer stood past the new log's end and the operator page got no new alert until the
+    API restarted. Now the open stream ends, the page resumes and is reset (it reloads the list
+    from the database, which holds every alert), and the alerts raised from then on arrive live."""
+    settings = settings_factory(kafka_bootstrap=own_broker.bootstrap, topic_partitions=3,
+                                api_port=free_port(), auth_secret=uuid.uuid4().hex)  # fmt: skip
+    await prepare(settings, [], [])
+    async with await connect(settings.database_conninfo()) as conn:
+        await create_user(conn, "wall", "operator", "correct horse battery")
+        await conn.commit()
+    token = issue_token(Principal("wall", "operator"), secret=settings.auth_secret.get_secret_value(),
+                        ttl_s=900)
+    api = ApiProcess(settings, tmp_path)
+    api.start()
+    events: list[SseEvent] = []
+    page = LiveAlertClient(api.url, token)
+    reader: asyncio.Task | None = None
+
+    async def received(alerts: list[Alert], timeout: float) -> bool:
+        wanted = {str(alert.alert_id) for alert in alerts}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wanted <= {json.loads(e.data)["alert_id"] for e in events if e.event == "alert"}:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    try:
+        await api.ready()
+        reader = asyncio.create_task(_read(page, events))
+        async with asyncio.timeout(15):
+            while page.last_event_id is None:
+                await asyncio.sleep(0.05)
+        before = await _publish(settings, [_alert(n) for n in range(9)])  # every partition past offset 0
+        assert await received(before, 15), api.log_tail()
+        own_broker.stop()
+        own_broker.start()
+        await asyncio.to_thread(create_topics, settings)
+        async with asyncio.timeout(30):  # the page is told to reload the list from the database
+            while not any(e.event == "reset" for e in events):
+                await asyncio.sleep(0.1)
+        after = await _publish(settings, [_alert(n) for n in range(3)])
+        assert await received(after, 15), api.log_tail()
+    finally:
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        api.close()
+    assert [json.loads(e.data) for e in events if e.event == "reset"] == [{"reason": "ahead of the topic"}]
+    assert "the broker lost it" in api.log_tail()
+
+
+async def _publish(settings: Settings, alerts: list[Alert]) -> list[Alert]:
+    """Commit ``alerts`` to the database, then publish them, as a worker does."""
+    async with await connect(settings.database_conninfo()) as conn:
+        await insert_alerts(conn, alerts)
+        await conn.commit()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    try:
+        for alert in alerts:
+            await producer.send_and_wait(settings.topics.alerts, alert.to_json(), key=alert.subject.encode())
+    finally:
+        await producer.stop()
+    return alerts
