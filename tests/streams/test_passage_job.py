@@ -1,18 +1,24 @@
 """Passages against a real database: the reads of one vehicle become one voted
-passage, provisional until the vehicle left, and a restarted worker completes it."""
+passage, provisional until the vehicle left, and a restarted worker, or one its lane moved
+to, completes it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
+from faust.types import TP
 from psycopg.rows import dict_row
 
+from ioc.config import Settings
 from ioc.schemas import Direction, PlateCandidate, PlateRead, utcnow
 from ioc.storage.database import connect
 from ioc.storage.migrations import migrate
 from ioc.storage.passages import lane_reads, upsert_passages
 from ioc.storage.plate_reads import insert_plate_reads
+from streams.agents import passages
+from streams.context import WorkerContext
 from streams.live_passages import LivePassages
 
 
@@ -103,3 +109,46 @@ async def test_a_late_read_rewrites_its_final_passage_and_is_not_counted_again(d
             await upsert_passages(conn, flushed)
     stored = [(p["text"], p["reads"]) for p in await _passages(database_url)]
     assert stored == [("29A12345", 2), ("51F86988", 1)]
+
+
+async def test_a_vehicle_in_view_while_its_lane_moves_to_another_worker_keeps_its_passage(
+    database_url: str,
+) -> None:
+    """A rebalance hands a lane to a worker that started long before: its reads of the vehicle so
+    far were stored by the lane's old owner. The new owner opened a passage of its own (another
+    first read, so another id), and the vehicle was counted twice."""
+    await migrate(database_url)
+    timers: list = []
+    on_assigned: list = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append,
+                          on_partitions_assigned=SimpleNamespace(connect=on_assigned.append))  # fmt: skip
+    new_owner = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url),
+                              app=app, topics=None, dead_letters=None, recognition=None)  # fmt: skip
+    passages.register(new_owner)
+    [write_passages] = timers
+    try:
+        for seed in on_assigned:  # its start: other partitions, nothing recent yet
+            await seed(app, set())
+        await write_passages()
+
+        start = utcnow() - timedelta(seconds=2)
+        seen_before = [_read("29A12345", start), _read("29A12345", start + timedelta(seconds=0.4))]
+        old_owner = LivePassages()
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, seen_before)
+            for read in seen_before:
+                old_owner.add(read)
+            await upsert_passages(conn, old_owner.flush())
+            await conn.commit()
+
+        for seed in on_assigned:  # the rebalance, before the lane's partition is read
+            await seed(app, {TP("camera-frames", 0)})
+        later = _read("29A12345", start + timedelta(seconds=0.8))
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, [later])
+            await conn.commit()
+        new_owner.passages.add(later)
+        await write_passages()
+    finally:
+        await (await new_owner.pool()).close()
+    assert [(p["text"], p["reads"]) for p in await _passages(database_url)] == [("29A12345", 3)]
