@@ -18,6 +18,11 @@ a passage, which the worker writes a second or more after its first read (and
 rewrites while it is provisional). The stream worker's periodic refresh covers
 the last few minutes, so callers that backfill should refresh their range themselves.
 
+Local days (:func:`counts_per_local_day`): the daily roll-up, ``checkpoint_counts_daily``, holds
+UTC days (Grafana reads it as it is); a deployment's "today" is a day of its own zone, which in
+Vietnam starts at 17:00 UTC. Those days are summed at query time from the hourly roll-up, or from
+the minute windows in a zone whose days do not start on a whole UTC hour.
+
 Origin: ``home`` / ``out_of_province`` from the read's province (a passage's best
 read), ``unknown`` when the plate says nothing (and for sensor rows). Vehicle
 counters and QR check-ins are columns of their own (``sensor_vehicles``,
@@ -28,13 +33,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
-__all__ = ["CountRow", "counts_per_minute", "counts_rollup", "refresh_counts", "upsert_counts"]
+__all__ = [
+    "CountRow",
+    "counts_per_local_day",
+    "counts_per_minute",
+    "counts_rollup",
+    "local_day_source",
+    "local_midnight",
+    "refresh_counts",
+    "upsert_counts",
+]
 
 Origin = Literal["home", "out_of_province", "unknown"]
 Granularity = Literal["minute", "hour", "day"]
@@ -199,3 +214,55 @@ async def counts_per_minute(
     """One-minute windows in ``[since, until)``, oldest first."""
     return await counts_rollup(conn, granularity="minute", since=since, until=until,
                                checkpoint_id=checkpoint_id)
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The instant ``day`` starts in ``zone``, in UTC (a midnight a clock change skips is read
+    with the offset before the change, as PostgreSQL reads it)."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def local_day_source(zone: ZoneInfo, since: datetime, until: datetime) -> Literal["hour", "minute"]:
+    """The roll-up whose buckets tile the local days starting in ``[since, until)``: ``"hour"``
+    when each of those days starts and ends on a whole UTC hour (every zone of Vietnam, and most
+    others, summer time included), else ``"minute"`` (Asia/Kolkata, +05:30)."""
+    day = since.astimezone(zone).date()
+    while True:
+        start = local_midnight(day, zone)
+        if start != start.replace(minute=0, second=0, microsecond=0):
+            return "minute"
+        if start >= until:
+            return "hour"
+        day += timedelta(days=1)
+
+
+_LOCAL_DAY_QUERY = """
+SELECT date_trunc('day', bucket AT TIME ZONE %(zone)s) AT TIME ZONE %(zone)s AS bucket,
+       checkpoint_id, direction, vehicle_class, origin, sum(vehicles)::int AS vehicles,
+       sum(sensor_vehicles) AS sensor_vehicles, sum(qr_checkins) AS qr_checkins
+  FROM {source}
+ WHERE bucket >= %(since)s AND bucket < %(until)s {checkpoint}
+ GROUP BY 1, 2, 3, 4, 5
+ ORDER BY 1, 2, 3, 4, 5
+"""
+
+
+async def counts_per_local_day(
+    conn: AsyncConnection,
+    *,
+    zone: ZoneInfo,
+    since: datetime,
+    until: datetime,
+    checkpoint_id: str | None = None,
+) -> list[CountRow]:
+    """Counts per day of ``zone`` (each bucket the instant the day starts) in ``[since, until)``,
+    oldest first; ``since`` and ``until`` should be local midnights, or the first and last days
+    are partial. Summed from the roll-up :func:`local_day_source` picks, not from
+    ``checkpoint_counts_daily``, whose days are UTC days."""
+    source = _SOURCES[local_day_source(zone, since, until)]
+    checkpoint = sql.SQL("AND checkpoint_id = %(checkpoint_id)s" if checkpoint_id is not None else "")
+    query = sql.SQL(_LOCAL_DAY_QUERY).format(source=sql.Identifier(source), checkpoint=checkpoint)
+    params = {"zone": zone.key, "since": since, "until": until, "checkpoint_id": checkpoint_id}
+    async with conn.cursor(row_factory=class_row(CountRow)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()

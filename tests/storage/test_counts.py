@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 from psycopg import AsyncConnection
 
 from ioc.schemas import Direction, PlateRead, SensorKind, SensorReading
 from ioc.storage.checkpoint_counts import (
     CountRow,
+    counts_per_local_day,
     counts_per_minute,
     counts_rollup,
+    local_day_source,
+    local_midnight,
     refresh_counts,
     upsert_counts,
 )
@@ -189,3 +194,70 @@ async def test_frame_cameras_count_passages_not_reads(
         (minute, "cp-1", "in", "car", "out_of_province"): (2, 0.0, 0.0),
         (minute, "cp-1", "in", "car", "home"): (1, 0.0, 0.0),
     }
+
+
+def _at(day: date, hour: int, minute: int, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time in ``zone``, as a UTC instant."""
+    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+
+
+@pytest.mark.parametrize("zone_name", ["Asia/Ho_Chi_Minh", "Asia/Tokyo", "Asia/Kolkata"])
+async def test_local_days_start_at_local_midnight(
+    conn: AsyncConnection, now: datetime, zone_name: str
+) -> None:
+    """Vehicles 15 minutes either side of a local midnight are counted on two local days, each
+    starting at its local midnight (17:00 UTC the day before in Vietnam), though both are in one
+    UTC day. Kolkata's days start at half past a UTC hour: an hourly bucket would straddle them."""
+    zone = ZoneInfo(zone_name)
+    day = now.astimezone(zone).date() - timedelta(days=3)
+    late, early = _at(day, 23, 45, zone), _at(day + timedelta(days=1), 0, 15, zone)
+    assert late.date() == early.date()  # one UTC day
+    await upsert_counts(conn, [CountRow(late, "cp-1", "in", "car", "home", 3),
+                               CountRow(early, "cp-1", "in", "car", "home", 5),
+                               CountRow(early, "cp-2", "out", "car", "out_of_province", 1)])
+    await conn.commit()
+    since, until = local_midnight(day, zone), local_midnight(day + timedelta(days=2), zone)
+    rows = await counts_per_local_day(conn, zone=zone, since=since, until=until)
+    second = local_midnight(day + timedelta(days=1), zone)
+    assert _totals(rows) == {
+        (since, "cp-1", "in", "car", "home"): (3, 0.0, 0.0),
+        (second, "cp-1", "in", "car", "home"): (5, 0.0, 0.0),
+        (second, "cp-2", "out", "car", "out_of_province"): (1, 0.0, 0.0),
+    }
+    assert [r.bucket.astimezone(zone).time() for r in rows] == [time()] * 3
+    only_cp1 = await counts_per_local_day(conn, zone=zone, since=since, until=until, checkpoint_id="cp-1")
+    assert [(r.bucket, r.vehicles) for r in only_cp1] == [(since, 3), (second, 5)]
+    # the daily roll-up keeps UTC days (Grafana reads it): both vehicles on one day
+    utc_day = datetime.combine(late.date(), time(), tzinfo=UTC)
+    daily = await counts_rollup(conn, granularity="day", checkpoint_id="cp-1",
+                                since=utc_day, until=utc_day + timedelta(days=1))
+    assert [(r.bucket, r.vehicles) for r in daily] == [(utc_day, 8)]
+
+
+async def test_local_days_across_a_clock_change(conn: AsyncConnection) -> None:
+    """Berlin's 30 March 2025 is 23 hours long: its days still start at local midnight."""
+    zone = ZoneInfo("Europe/Berlin")
+    first = date(2025, 3, 29)
+    days = [first + timedelta(days=i) for i in range(3)]
+    await upsert_counts(conn, [CountRow(_at(d, h, 45 if h else 15, zone), "cp-1", "in", "car", "home", n)
+                               for n, (d, h) in enumerate(((days[0], 23), (days[1], 0), (days[1], 23),
+                                                           (days[2], 0)), start=1)])
+    await conn.commit()
+    rows = await counts_per_local_day(conn, zone=zone, since=local_midnight(days[0], zone),
+                                      until=local_midnight(days[2] + timedelta(days=1), zone))
+    assert [(r.bucket, r.vehicles) for r in rows] == [
+        (datetime(2025, 3, 28, 23, tzinfo=UTC), 1),   # +01:00
+        (datetime(2025, 3, 29, 23, tzinfo=UTC), 5),   # +01:00, then +02:00 from 02:00
+        (datetime(2025, 3, 30, 22, tzinfo=UTC), 4),   # +02:00
+    ]
+
+
+@pytest.mark.parametrize(("zone_name", "source"), [
+    ("Asia/Ho_Chi_Minh", "hour"), ("UTC", "hour"),
+    ("Europe/Berlin", "hour"),                                      # summer time, still whole hours
+    ("Asia/Kolkata", "minute"), ("Australia/Lord_Howe", "minute"),  # +05:30; +10:30 and +11:00
+])
+def test_local_days_are_summed_from_hours_where_hours_tile_them(zone_name: str, source: str) -> None:
+    zone = ZoneInfo(zone_name)
+    since = local_midnight(date(2025, 1, 1), zone)
+    assert local_day_source(zone, since, since + timedelta(days=365)) == source
