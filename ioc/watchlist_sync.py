@@ -2,18 +2,23 @@
 
 The database is the source of truth; the topic (key = entry_id, value =
 WatchlistEntry JSON, null = removed) carries every change to the workers'
-Faust table. Publish only after the database commit.
+Faust table. Publish only after the database commit, and what the database holds
+then (:func:`publish_as_stored`): the topic's last message for an entry is what the
+workers, and compaction, keep.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
+from psycopg import AsyncConnection
 
 from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import WatchlistEntry
+from ioc.storage.watchlist import get_entry, lock_for_publishing
 
 
 async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Iterable[WatchlistEntry]) -> None:
@@ -23,6 +28,27 @@ async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Itera
         # One message per batch: awaiting each send keeps batches single-message.
         await (await producer.send(topic, key=key, value=value))
         metrics.MESSAGES_PRODUCED.labels(topic).inc()
+
+
+async def publish_as_stored(
+    conn: AsyncConnection, producer: AIOKafkaProducer, topic: str, entry_ids: Iterable[uuid.UUID]
+) -> int:
+    """Publish each entry as the database holds it now, read and sent under its publishing lock;
+    returns how many were published (an id no longer stored is skipped).
+
+    Two processes publishing one entry (a request and a resync, two API replicas) take turns, each
+    sending what it read once its turn came, so the last message is never older than the entry's
+    last committed change. Publishing the state a caller read earlier could put an older state
+    after a newer one: an entry taken out of force back in force for every worker, or the reverse."""
+    published = 0
+    for entry_id in dict.fromkeys(entry_ids):
+        async with conn.transaction():
+            await lock_for_publishing(conn, entry_id)
+            entry = await get_entry(conn, entry_id)
+            if entry is not None:
+                await publish_entries(producer, topic, [entry])
+                published += 1
+    return published
 
 
 async def seed_watchlist(settings: Settings, plates: list[tuple[str, str]]) -> list[WatchlistEntry]:

@@ -51,7 +51,7 @@ from faust.types import TP, EventT, Message, StreamT
 from ioc import metrics
 from ioc.schemas import utcnow
 from ioc.storage.watchlist import active_entries
-from ioc.watchlist_sync import publish_entries
+from ioc.watchlist_sync import publish_as_stored
 from streams.context import WorkerContext
 from streams.topics import create_topics, topic_specs
 
@@ -274,16 +274,18 @@ class BrokerWatch:
         return await self._client.fetch_all_metadata()
 
     async def _republish_watchlist(self) -> None:
-        async with (await self._ctx.pool()).connection() as conn:
-            entries = await active_entries(conn, utcnow())
         producer = AIOKafkaProducer(bootstrap_servers=self._ctx.settings.kafka_bootstrap, linger_ms=0)
         await producer.start()
         try:
-            await publish_entries(producer, self._ctx.settings.topics.watchlist, entries)
+            async with (await self._ctx.pool()).connection() as conn:
+                entries = await active_entries(conn, utcnow())
+                # as stored when sent: an edit published meanwhile by the API is not undone
+                published = await publish_as_stored(conn, producer, self._ctx.settings.topics.watchlist,
+                                                    [entry.entry_id for entry in entries])  # fmt: skip
         finally:
             await producer.stop()
         logger.warning("watchlist topic recreated: republished its %d active entries from the database",
-                       len(entries))
+                       published)
 
 
 def register(ctx: WorkerContext) -> None:

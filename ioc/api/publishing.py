@@ -23,7 +23,7 @@ from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import Alert, WatchlistEntry
 from ioc.storage.watchlist import entries_changed_since
-from ioc.watchlist_sync import publish_entries
+from ioc.watchlist_sync import publish_as_stored
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,17 @@ class EventPublisher:
             await self._producer.stop()
 
     async def watchlist_changed(self, entries: Iterable[WatchlistEntry]) -> bool:
-        """Publish committed entries; False (and a later resync) if the broker did not take them."""
+        """Publish committed entries as the database holds them now (``publish_as_stored``); False
+        (and a later resync) if the broker or the database did not let them through."""
         started = datetime.now(UTC)
         if self._producer is None:
             if self._settings.kafka_bootstrap:
                 self._behind(started)
             return False
         try:
-            await publish_entries(self._producer, self._settings.topics.watchlist, entries)
+            async with self._pool.connection() as conn:
+                await publish_as_stored(conn, self._producer, self._settings.topics.watchlist,
+                                        [entry.entry_id for entry in entries])  # fmt: skip
         except Exception:
             logger.exception("watchlist change not published; will resync")
             self._behind(started)
@@ -132,11 +135,12 @@ class EventPublisher:
             since = self._behind_since
             try:
                 async with self._pool.connection() as conn:
-                    entries = await entries_changed_since(conn, since)
-                await publish_entries(self._producer, self._settings.topics.watchlist, entries)
+                    changed = [entry.entry_id for entry in await entries_changed_since(conn, since)]
+                    published = await publish_as_stored(conn, self._producer, self._settings.topics.watchlist,
+                                                        changed)  # fmt: skip
             except Exception:
                 logger.warning("watchlist resync failed; retrying in %.0fs", RESYNC_EVERY_S)
                 continue
             if self._behind_since == since:
                 self._behind_since = None
-            logger.info("watchlist resync published %d entries", len(entries))
+            logger.info("watchlist resync published %d entries", published)

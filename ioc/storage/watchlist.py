@@ -24,6 +24,7 @@ __all__ = [
     "expire_entry",
     "get_entry",
     "list_entries",
+    "lock_for_publishing",
     "normalised_entry",
     "update_entry",
 ]
@@ -92,6 +93,13 @@ async def get_entry(
     async with conn.cursor(row_factory=class_row(WatchlistEntry)) as cur:
         await cur.execute(f"SELECT {_COLUMNS} FROM watchlist_entries WHERE entry_id = %s{lock}", [entry_id])
         return await cur.fetchone()
+
+
+async def lock_for_publishing(conn: AsyncConnection, entry_id: uuid.UUID) -> None:
+    """Serialise publishing the entry until the transaction ends (not its changes: an edit is not
+    held up by a slow broker). See :func:`ioc.watchlist_sync.publish_as_stored`."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [f"watchlist-publish:{entry_id}"])
 
 
 async def list_entries(

@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from served_api import ApiServer, read_topic
 
+from ioc import watchlist_sync
+from ioc.api import publishing as publishing_module
 from ioc.schemas import WatchlistEntry
-from ioc.storage.database import connect
-from ioc.storage.watchlist import add_entry
+from ioc.storage.database import connect, open_pool
+from ioc.storage.watchlist import add_entry, expire_entry
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -182,3 +184,47 @@ async def test_changes_to_different_fields_at_once_all_stay(editor: ApiServer) -
     kept = (final["priority"], final["reason"], final["pattern"], final["active"])
     assert kept == (1, "second", "30A55556", False)
     assert final["expires_at"].startswith("2031-01-01T00:00:00")
+
+
+async def test_a_resync_never_publishes_an_older_state_after_a_newer_one(
+    editor: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync read an entry, in force; the entry was expired and its tombstone published; the
+    resync's slower publish came after it, and every worker (and compaction) kept the entry in force."""
+    entry = WatchlistEntry(pattern="29A99999", reason="recovered meanwhile")
+    async with await connect(editor.conninfo) as conn:
+        await add_entry(conn, entry)
+        await conn.commit()
+    resync_reading, go_on = asyncio.Event(), asyncio.Event()
+    sent = watchlist_sync.publish_entries  # the real send
+
+    async def slow_first_send(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
+        entries = list(entries)
+        if not resync_reading.is_set():  # the resync's: paused after reading, before sending
+            resync_reading.set()
+            await go_on.wait()
+        await sent(producer, topic, entries)
+
+    monkeypatch.setattr(watchlist_sync, "publish_entries", slow_first_send)
+    monkeypatch.setattr(publishing_module, "publish_entries", slow_first_send, raising=False)  # older code
+    monkeypatch.setattr(publishing_module, "RESYNC_EVERY_S", 0.05)
+    pool = await open_pool(editor.conninfo, min_size=1, max_size=4)
+    publisher = publishing_module.EventPublisher(editor.settings, pool)
+    try:
+        await publisher.start()  # resyncs the last day: the entry, in force
+        await asyncio.wait_for(resync_reading.wait(), 10)
+        async with await connect(editor.conninfo) as conn:
+            expired = await expire_entry(conn, entry.entry_id, actor="operator")
+            await conn.commit()
+        assert expired is not None and not expired.active
+        change = asyncio.create_task(publisher.watchlist_changed([expired]))
+        await asyncio.sleep(0.5)
+        go_on.set()
+        assert await asyncio.wait_for(change, 10)
+    finally:
+        await publisher.stop()
+        await pool.close()
+    key = str(entry.entry_id).encode()
+    records = await read_topic(editor.settings.kafka_bootstrap or "", editor.settings.topics.watchlist,
+                               lambda got: sum(r.key == key for r in got) >= 2, timeout=15)
+    assert [r.value for r in records if r.key == key][-1] is None  # the tombstone stays last
