@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -132,6 +132,13 @@ class CameraLastSeen(Collector):
         now = time.monotonic()
         with self._lock:
             self._seen[camera_id] = now
+
+    def retain(self, camera_ids: Collection[str]) -> None:
+        """Forget every camera but ``camera_ids`` (the registered ones): an unregistered camera's
+        age grew for ever, and ``IOCCameraOffline`` fired for it until the process restarted."""
+        with self._lock:
+            for camera_id in self._seen.keys() - set(camera_ids):
+                del self._seen[camera_id]
 
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(

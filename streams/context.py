@@ -323,6 +323,8 @@ class WorkerContext:
             async with (await self.pool()).connection() as conn:
                 self._cameras = {c.camera_id: c for c in await list_cameras(conn)}
             self._cameras_loaded_at = time.monotonic()
+            if self.settings.require_known_cameras:  # a removed camera is no longer watched for silence
+                metrics.CAMERA_LAST_SEEN.retain(self._cameras)
         return self._cameras
 
     async def is_known_camera(self, camera_id: str) -> bool:

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from faust.types import Message
 from psycopg import AsyncConnection
 
+from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import utcnow
-from ioc.storage.cameras import get_camera, upsert_camera
+from ioc.storage.cameras import get_camera, remove_camera, upsert_camera
 from ioc.storage.consumer_progress import processed_to, record_progress
 from streams.agents.health import judge_cameras
 from streams.context import WorkerContext
@@ -110,3 +111,29 @@ async def test_a_partitions_progress_never_goes_back(conn: AsyncConnection) -> N
     await record_progress(conn, {("camera-frames", 1): later - timedelta(minutes=5)})
     assert await processed_to(conn, ["camera-frames"]) == later
     assert await processed_to(conn, ["other-topic"]) is None
+
+
+async def test_a_removed_camera_is_no_longer_watched_for_silence(
+    conn: AsyncConnection, database_url: str
+) -> None:
+    """Its age in ``ioc_camera_last_seen_age_seconds`` grew for ever, and IOCCameraOffline fired for
+    a decommissioned camera until every worker restarted."""
+    await upsert_camera(conn, "cam-kept", "cp-1", expected_interval_s=INTERVAL_S)
+    await upsert_camera(conn, "cam-removed", "cp-1", expected_interval_s=INTERVAL_S)
+    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url), app=None,
+                        topics=None, dead_letters=None, recognition=None)  # fmt: skip
+    try:
+        for camera_id in ("cam-kept", "cam-removed"):
+            ctx.saw_camera(camera_id, utcnow(), _message(utcnow()))
+        assert {"cam-kept", "cam-removed"} <= _aged_cameras()
+        await remove_camera(conn, "cam-removed")
+        await ctx.cameras(max_age_s=0)  # the registry as the worker re-reads it
+        aged = _aged_cameras()
+        assert "cam-kept" in aged and "cam-removed" not in aged
+    finally:
+        await (await ctx.pool()).close()
+
+
+def _aged_cameras() -> set[str]:
+    families = metrics.CAMERA_LAST_SEEN.collect()
+    return {sample.labels["camera"] for family in families for sample in family.samples}
