@@ -34,8 +34,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def _register(sub: argparse._SubParsersAction, package: ModuleType, words: Sequence[str]) -> None:
     """Register the modules of ``package``: only the one named ``words[0]`` if there is one
-    (``dead-letters`` is the module ``dead_letters``)."""
-    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    (``dead-letters`` is the module ``dead_letters``). A module named ``_...`` is a part of
+    the others, not a command."""
+    modules = pkgutil.iter_modules(package.__path__)
+    names = sorted(info.name for info in modules if not info.name.startswith("_"))
     named = words[0].replace("-", "_") if words else None
     for name in [named] if named in names else names:
         module = importlib.import_module(f"{package.__name__}.{name}")

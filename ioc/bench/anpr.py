@@ -25,7 +25,7 @@ degradations that training never used. Measured:
   behind among a street's clutter: what ``--look-closer`` decides about), the far plates apart;
 - exact accuracy of vehicles seen in 5 frames as they approach, frame by frame and by the
   passage vote (the stream's passages);
-- peak resident memory of the recogniser's process (:mod:`ioc.bench.recognizer_process`: not the
+- peak resident memory of the recogniser's process (:mod:`ioc.bench._recognizer_process`: not the
   one drawing the images) before the large frames, and after them;
 - how fast the core was: a fixed pure-Python loop timed before and after (a shared VM's hour moves
   every ms figure with it; compare figures measured at about the same loop time).
@@ -371,7 +371,7 @@ def _confident(outcome: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ioc.bench.recognizer_process import RecognizerProcess
+    from ioc.bench._recognizer_process import RecognizerProcess
 
     pinned = "not pinned" if args.no_pin else pin_one_core()  # before the child starts: it inherits the core
     rng = np.random.default_rng(args.seed)

@@ -9,7 +9,7 @@ import pytest
 from detectors.plate_rendering import PlateSpec
 from detectors.recognizer import ImageError, PlateRecognizer
 from detectors.synthetic import render_plate_patch, render_scene
-from ioc.bench.recognizer_process import RecognizerProcess
+from ioc.bench._recognizer_process import RecognizerProcess
 
 
 def test_reads_what_the_recogniser_reads_in_this_process_and_times_it_there() -> None:

@@ -10,6 +10,7 @@ the pipeline and reliability tests (order on the plate-reads topic, SIGKILL, out
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
@@ -34,7 +35,8 @@ class TakesStream:
     async def take_events(self, size: int, *, within: float) -> AsyncIterator[list[SimpleNamespace]]:
         for index, take in enumerate(self._takes):
             self._log.append(("take", index))
-            yield [SimpleNamespace(message=SimpleNamespace(topic="t", value=n)) for n in take]
+            yield [SimpleNamespace(message=Message("t", 0, n, time.time(), 0, [], None, n, None))
+                   for n in take]
 
 
 class RecordingDeadLetters:
