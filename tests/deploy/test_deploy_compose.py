@@ -231,3 +231,44 @@ def test_commands_used_exist_in_the_cli(services: dict[str, Any]) -> None:
     }
     used |= {"migrate"}  # retention runs `ioc migrate --retention` through sh
     assert used <= commands, f"ioc has no command(s) {sorted(used - commands)}"
+
+
+def _default(value: str) -> str:
+    """The default of a ${NAME:-default} interpolation (the value itself when there is none)."""
+    match = _INTERPOLATION.fullmatch(value)
+    return match.group(3) if match and match.group(2) == ":-" else value
+
+
+def test_api_trusts_the_reverse_proxy_named_in_the_env_file(services: dict[str, Any]) -> None:
+    """Behind a reverse proxy every sign-in comes from the proxy: without IOC_API_TRUSTED_PROXIES the
+    throttle (per user and client address) lets anyone lock any user out. Optional, empty by default
+    (the header is then ignored), and documented in .env.example."""
+    env = _env(services["api"])
+    match = _INTERPOLATION.fullmatch(env["IOC_API_TRUSTED_PROXIES"])
+    assert match and match.group(1) == "IOC_API_TRUSTED_PROXIES" and match.groups()[1:] == (":-", "")
+    assert re.search(r"^# IOC_API_TRUSTED_PROXIES=$", (DEPLOY / ".env.example").read_text(), re.MULTILINE)
+
+
+def test_database_admits_every_connection_pool(services: dict[str, Any], compose: dict[str, Any]) -> None:
+    """Every worker (up to the partitions, the most that get work) and the API hold a pool of
+    IOC_DATABASE_POOL_SIZE connections; about 20 more go to the jobs, Grafana and an admin."""
+    from ioc.config import Settings
+
+    shared = {key: str(value) for key, value in compose["x-ioc-environment"].items()}
+    pool_default = str(Settings.model_fields["database_pool_size"].default)
+    pool = int(_default(shared.get("IOC_DATABASE_POOL_SIZE", pool_default)))
+    workers = int(_default(shared["IOC_TOPIC_PARTITIONS"]))
+    command = services["timescaledb"].get("command", [])
+    settings = [arg for arg in command if arg.startswith("max_connections=")]
+    assert settings, "PostgreSQL's default max_connections (100) is too few"
+    max_connections = int(_default(settings[-1].split("=", 1)[1]))
+    assert (workers + 1) * pool + 20 <= max_connections, (workers, pool, max_connections)
+    assert services["timescaledb"]["command"][:1] == ["postgres"], "the image's entrypoint runs postgres"
+
+
+def test_grafana_admin_password_rotation_is_documented() -> None:
+    """GF_SECURITY_ADMIN_PASSWORD counts only when Grafana creates its database: changing it in .env
+    and recreating the service leaves the old password in place."""
+    for path in (DEPLOY / ".env.example", DEPLOY.parent / "docs" / "deployment.md"):
+        text = path.read_text()
+        assert "grafana cli admin reset-admin-password" in text, f"{path.name}: how to rotate Grafana's"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 
+import yaml
 from deploy_files import REPO, alerting_rules, dashboards, load_yaml
 
 DOCS = REPO / "docs"
@@ -68,3 +69,25 @@ def test_links_point_at_files_that_exist() -> None:
         if "://" in target:
             continue
         assert (DOCS / target).resolve().exists(), f"operations.md links to a missing {target}"
+
+
+def _documented_database_cluster() -> dict:
+    """The CloudNativePG Cluster that docs/deployment.md tells a province to create."""
+    deployment = (DOCS / "deployment.md").read_text()
+    for block in re.findall(r"```yaml\n(.*?)```", deployment, flags=re.DOTALL):
+        for document in yaml.safe_load_all(block):
+            if isinstance(document, dict) and document.get("kind") == "Cluster":
+                assert str(document["apiVersion"]).startswith("postgresql.cnpg.io/")
+                return document
+    raise AssertionError("docs/deployment.md has no CloudNativePG Cluster")
+
+
+def test_documented_database_admits_every_pool_of_the_province_example() -> None:
+    """(most worker pods + API pods, each with one surging in a rollout) x databasePoolSize + about
+    20 for the Jobs, Grafana and an admin must fit max_connections (PostgreSQL's default: 100)."""
+    cluster = _documented_database_cluster()
+    max_connections = int(cluster["spec"]["postgresql"].get("parameters", {}).get("max_connections", 100))
+    pods = PROVINCE["worker"]["autoscaling"]["maxReplicas"] + 1 + PROVINCE["api"]["replicas"] + 1
+    needed = pods * PROVINCE["config"]["databasePoolSize"] + 20
+    assert needed <= max_connections, f"{needed} connections, max_connections {max_connections}"
+    assert f"= {needed}" in _flat((DOCS / "deployment.md").read_text()), "the docs work out the sum"

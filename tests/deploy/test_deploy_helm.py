@@ -32,11 +32,13 @@ ALL_FEATURES: dict[str, Any] = {
     "config": {"extra": {"IOC_SINK_BATCH_SIZE": "500"}},
     "worker": {"autoscaling": {"enabled": True, "maxReplicas": 8}, "preStopSleepSeconds": 3},
     "api": {
+        # a list is joined into IOC_API_TRUSTED_PROXIES
+        "trustedProxies": ["10.244.0.0/16", "fd00:10:244::/56"],
         "ingress": {
             "enabled": True,
             "className": "nginx",
             "tls": [{"secretName": "ioc-tls", "hosts": ["ioc.example.internal"]}],
-        }
+        },
     },
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
@@ -69,6 +71,9 @@ ALL_FEATURES: dict[str, Any] = {
 WORKLOAD_KINDS = {"Deployment", "Job", "CronJob"}
 # Renderings with the optional objects switched on.
 FEATURED = {"all-features", "province"}
+
+
+_TLS_INGRESS = {"enabled": True, "tls": [{"secretName": "ioc-tls", "hosts": ["ioc.example.internal"]}]}
 
 
 def values(**overrides: Any) -> dict[str, Any]:
@@ -130,6 +135,10 @@ def test_values_match_their_schema() -> None:
         {"cameras": [{"id": "CAM1", "checkpoint": "CP01", "lookCloser": "sometimes"}]},
         {"cameras": [{"id": "CAM1", "checkpoint": "CP01", "intervalSeconds": 0}]},
         {"cameras": [{"id": "CAM1", "checkpoint": "CP01", "intervalSeconds": 86401}]},
+        {"api": {"trustedProxies": "*"}},
+        {"api": {"trustedProxies": "proxy.example.internal"}},
+        {"api": {"trustedProxies": ["10.244.0.0/16", "*"]}},
+        {"worker": {"minReadySeconds": -1}},
     ],
     ids=[
         "replicas-type",
@@ -147,6 +156,10 @@ def test_values_match_their_schema() -> None:
         "camera-look-closer",
         "camera-interval",
         "camera-interval-over-a-day",  # as the API and ioc cameras refuse it
+        "trust-everyone",  # anyone could then write X-Forwarded-For
+        "trusted-proxy-by-name",  # never matches a client address
+        "trusted-proxies-list-with-everyone",
+        "negative-min-ready",
     ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
@@ -194,6 +207,41 @@ def test_migrate_job_is_a_pre_install_and_pre_upgrade_hook() -> None:
     assert re.search(r"helm\.sh/hook-delete-policy:\s*before-hook-creation,hook-succeeded", text)
 
 
+_TEMPLATE_NAME = re.compile(r'^  name: \{\{ include "ioc\.fullname" [.$] \}\}(?P<suffix>\S*)$', re.MULTILINE)
+
+
+def _hooks() -> dict[tuple[str, str], dict[str, str]]:
+    """(kind, name as rendered for release "ioc") -> its helm.sh/hook* annotations, read from the
+    templates: the Helm library renders hooks as plain objects (helm_engine.chart_copy)."""
+    hooks: dict[tuple[str, str], dict[str, str]] = {}
+    for template in (CHART / "templates").glob("*.yaml"):
+        for document in template.read_text().split("\n---"):
+            found = re.findall(r"^\s+helm\.sh/(hook[-a-z]*):\s*(\S+)\s*$", document, re.MULTILINE)
+            annotations = {key: value.strip("'\"") for key, value in found}
+            kind, name = re.search(r"^kind: (\w+)$", document, re.MULTILINE), _TEMPLATE_NAME.search(document)
+            if annotations and kind and name:
+                hooks[(kind.group(1), "ioc" + name.group("suffix"))] = annotations
+    return hooks
+
+
+def test_cameras_are_registered_after_the_migrations_and_before_the_workers() -> None:
+    """A post-install hook ran after the workers had started: on a first install onto a Kafka that
+    already holds camera traffic they dead-lettered every frame as from an unknown camera."""
+    hooks = _hooks()
+    migrate, job, configmap = (
+        hooks[("Job", "ioc-migrate")],
+        hooks[("Job", "ioc-cameras")],
+        hooks[("ConfigMap", "ioc-cameras")],
+    )
+    for hook in (job, configmap):
+        assert hook["hook"] == "pre-install,pre-upgrade"
+        assert hook["hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    weight = {name: int(hook.get("hook-weight", "0")) for name, hook in
+              (("migrate", migrate), ("job", job), ("configmap", configmap))}
+    assert weight["migrate"] < weight["job"], "the cameras table exists once the migrations ran"
+    assert weight["configmap"] < weight["job"], "the Job mounts the ConfigMap: it must exist first"
+
+
 # ---------------------------------------------------------------- with Helm
 @needs_helm
 @pytest.mark.parametrize("overrides", [{}, ALL_FEATURES], ids=["defaults", "all-features"])
@@ -219,6 +267,15 @@ def test_helm_lint_passes(overrides: dict[str, Any]) -> None:
         ),
         ({"api": {"ingress": {"enabled": True}}}, "api.ingress.tls is empty"),
         ({"api": {"metricsPort": 8000}}, "api.metricsPort must differ from api.port"),
+        ({"api": {"ingress": _TLS_INGRESS}}, "api.trustedProxies is empty"),
+        ({"api": {"ingress": _TLS_INGRESS, "trustedProxies": []}}, "api.trustedProxies is empty"),
+        (
+            {
+                "api": {"trustedProxies": "10.0.0.0/8"},
+                "config": {"extra": {"IOC_API_TRUSTED_PROXIES": "10.0.0.1"}},
+            },
+            "IOC_API_TRUSTED_PROXIES is set twice",
+        ),
     ],
     ids=[
         "no-kafka",
@@ -229,6 +286,9 @@ def test_helm_lint_passes(overrides: dict[str, Any]) -> None:
         "worker-prestop-beyond-grace",
         "ingress-without-tls",
         "api-metrics-on-the-api-port",
+        "ingress-without-trusted-proxies",  # sign-in throttling would key on the controller
+        "ingress-with-no-trusted-proxy-listed",
+        "trusted-proxies-twice",
     ],
 )
 def test_helm_refuses_unusable_values(overrides: dict[str, Any], expected: str) -> None:
@@ -278,7 +338,9 @@ def test_scrapers_reach_the_api_metrics_when_only_the_api_is_restricted() -> Non
 
 @needs_helm
 def test_ingress_without_tls_only_when_asked_for() -> None:
-    plain = {"api": {"ingress": {"enabled": True, "allowWithoutTls": True}}}
+    plain = {
+        "api": {"trustedProxies": "10.244.0.0/16", "ingress": {"enabled": True, "allowWithoutTls": True}}
+    }
     assert HELM.lint(CHART, values(**plain)).ok
     ingress = _objects(HELM.render(CHART, values(**plain)), "Ingress")["ioc-api"]
     assert "tls" not in ingress["spec"]
@@ -335,6 +397,7 @@ def test_rendered_kinds(rendered: tuple[str, list[dict[str, Any]]]) -> None:
         ("Deployment", "ioc-api"),
         ("Service", "ioc-api"),
         ("Service", "ioc-worker-metrics"),
+        ("Service", "ioc-api-metrics"),
         ("ConfigMap", "ioc-config"),
         ("Job", "ioc-migrate"),
         ("CronJob", "ioc-retention"),
@@ -430,19 +493,18 @@ def test_probes_and_commands(rendered: tuple[str, list[dict[str, Any]]]) -> None
     assert cron["containers"][0]["args"] == ["migrate", "--retention"]
 
 
-def test_cameras_in_values_are_registered_after_install_and_upgrade(
+def test_cameras_in_values_are_registered_before_install_and_upgrade(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:
     """The Job runs `ioc cameras import` on a file that the command reads back as the cameras
-    listed in values (with camerasPrune, as the whole registry); without cameras there is no Job."""
+    listed in values (with camerasPrune, as the whole registry); without cameras there is no Job.
+    When it runs: test_cameras_are_registered_after_the_migrations_and_before_the_workers."""
     name, objects = rendered
     jobs = _objects(objects, "Job")
     if name != "all-features":
         assert "ioc-cameras" not in jobs
         return
     job = jobs["ioc-cameras"]
-    # rendered without its hook annotations (helm_engine.chart_copy): the template's say when it runs
-    assert "helm.sh/hook: post-install,post-upgrade" in (CHART / "templates" / "cameras-job.yaml").read_text()
     container = _pod_spec(job)["containers"][0]
     assert container["args"][:2] == ["cameras", "import"] and container["args"][3:] == ["--prune"]
     folder, file = container["args"][2].rsplit("/", 1)
@@ -469,15 +531,111 @@ def test_api_metrics_have_a_port_the_ingress_does_not_route_to(
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": int(config["IOC_API_PORT"]), "metrics": int(config["IOC_API_METRICS_PORT"])}
     assert ports["http"] != ports["metrics"]
-    service = {p["name"]: p for p in _objects(objects, "Service")["ioc-api"]["spec"]["ports"]}
-    assert service["metrics"]["targetPort"] == "metrics" and service["http"]["targetPort"] == "http"
+    services = _objects(objects, "Service")
+    # api.service.type may make the API Service a LoadBalancer or NodePort: /metrics is not on it
+    http = services["ioc-api"]["spec"]["ports"]
+    assert [(p["name"], p["targetPort"]) for p in http] == [("http", "http")]
+    assert ports["metrics"] not in {p["port"] for p in http}
+    metrics = services["ioc-api-metrics"]["spec"]
+    assert metrics.get("type", "ClusterIP") == "ClusterIP" and metrics["clusterIP"] == "None"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in metrics["ports"]] == [
+        ("metrics", ports["metrics"], "metrics")
+    ]
+    assert metrics["selector"] == services["ioc-api"]["spec"]["selector"]
     for ingress in _objects(objects, "Ingress").values():
         backends = [path["backend"]["service"] for rule in ingress["spec"]["rules"]
                     for path in rule["http"]["paths"]]
         assert backends and all(b["port"] == {"name": "http"} for b in backends)
     if name in FEATURED:
-        for monitor in _objects(objects, "ServiceMonitor").values():
+        for component, monitor in _objects(objects, "ServiceMonitor").items():
             assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+            selector = monitor["spec"]["selector"]["matchLabels"].items()
+            selected = [n for n, svc in services.items() if selector <= svc["metadata"]["labels"].items()]
+            assert selected == [f"{component}-metrics"], f"{component}: scrapes {selected}"
+
+
+def test_api_metrics_service_stays_inside_the_cluster_whatever_the_api_service_type() -> None:
+    if HELM is None:
+        pytest.skip("no Helm (see module docstring)")
+    objects = HELM.render(CHART, values(api={"service": {"type": "LoadBalancer"}}))
+    services = _objects(objects, "Service")
+    assert services["ioc-api"]["spec"]["type"] == "LoadBalancer"
+    assert [p["name"] for p in services["ioc-api"]["spec"]["ports"]] == ["http"]
+    assert services["ioc-api-metrics"]["spec"]["type"] == "ClusterIP"
+
+
+def test_api_trusts_its_reverse_proxies(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """IOC_API_TRUSTED_PROXIES, comma-separated, from api.trustedProxies; unset without it."""
+    name, objects = rendered
+    config = _objects(objects, "ConfigMap")["ioc-config"]["data"]
+    expected = {
+        "defaults": None,
+        "all-features": "10.244.0.0/16,fd00:10:244::/56",
+        "province": "10.244.0.0/16",
+    }
+    assert config.get("IOC_API_TRUSTED_PROXIES") == expected[name]
+    if name in FEATURED:
+        assert _objects(objects, "Ingress"), "an Ingress in front: the proxies must be known"
+        from ioc.config import Settings
+
+        assert Settings(api_trusted_proxies=config["IOC_API_TRUSTED_PROXIES"]).api_trusted_proxies
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"api": {"ingress": {**_TLS_INGRESS, "allowWithoutTrustedProxies": True}}},
+        {
+            "api": {
+                "ingress": _TLS_INGRESS,
+                "extraEnv": [{"name": "IOC_API_TRUSTED_PROXIES", "value": "10.0.0.0/8"}],
+            }
+        },
+        {"api": {"ingress": _TLS_INGRESS}, "config": {"extra": {"IOC_API_TRUSTED_PROXIES": "10.0.0.0/8"}}},
+    ],
+    ids=["opted-out", "in-extra-env", "in-config-extra"],  # the last two: where this chart used to say
+)
+def test_ingress_with_proxies_set_elsewhere_or_explicitly_without(overrides: dict[str, Any]) -> None:
+    result = HELM.lint(CHART, values(**overrides))
+    assert result.ok, result.refusals
+
+
+def test_worker_rollout_waits_for_each_rebalance(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """Readiness (/metrics) comes before the group join: minReadySeconds holds the rollout
+    so that replacements do not rebalance back to back."""
+    _, objects = rendered
+    spec = _objects(objects, "Deployment")["ioc-worker"]["spec"]
+    assert spec["minReadySeconds"] == DEFAULTS["worker"]["minReadySeconds"] == 30
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_pre_install_hooks_need_no_ordinary_release_object(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Pre-install hooks run before the release's own objects exist: what a hook Job mounts or reads
+    its settings from must be a hook of a lower weight, and it may not run under the release's
+    ServiceAccount (created with the ordinary objects)."""
+    _, objects = rendered
+    hooks = _hooks()
+    jobs = {n: j for n, j in _objects(objects, "Job").items() if ("Job", n) in hooks}
+    assert "ioc-migrate" in jobs
+    for name, job in jobs.items():
+        assert "pre-install" in hooks[("Job", name)]["hook"].split(","), name
+        weight = int(hooks[("Job", name)].get("hook-weight", "0"))
+        pod = _pod_spec(job)
+        assert "serviceAccountName" not in pod, f"{name}: the release's ServiceAccount does not exist yet"
+        configmaps = {v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v}
+        for container in pod["containers"]:
+            configmaps |= {
+                e["configMapRef"]["name"] for e in container.get("envFrom", []) if "configMapRef" in e
+            }
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["IOC_KAFKA_BOOTSTRAP"] and env["IOC_TOPIC_PREFIX"], f"{name}: settings inline"
+        for configmap in configmaps:
+            hook = hooks.get(("ConfigMap", configmap))
+            assert hook and "pre-install" in hook["hook"].split(","), f"{name} needs {configmap}: not a hook"
+            assert int(hook.get("hook-weight", "0")) < weight, f"{configmap} must exist before {name}"
 
 
 def test_network_policy_admits_clients_scrapers_and_the_helm_test(

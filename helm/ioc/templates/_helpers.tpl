@@ -45,6 +45,11 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* Marks the Services that serve only /metrics (what the ServiceMonitors select). */}}
+{{- define "ioc.metricsServiceLabel" -}}
+ioc.metrics/service: "true"
+{{- end }}
+
 {{- define "ioc.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "ioc.fullname" .) .Values.serviceAccount.name }}
@@ -88,9 +93,34 @@ IOC_WORKER_WEB_HOST: "0.0.0.0"
 IOC_WORKER_WEB_PORT: {{ .Values.worker.webPort | quote }}
 IOC_WORKER_METRICS_PORT: {{ .Values.worker.metricsPort | quote }}
 IOC_WORKER_DATA_DIR: "/tmp/ioc-faust"
+{{- with include "ioc.trustedProxies" . }}
+{{- if hasKey $c.extra "IOC_API_TRUSTED_PROXIES" }}
+{{- fail "IOC_API_TRUSTED_PROXIES is set twice: keep api.trustedProxies and drop it from config.extra" }}
+{{- end }}
+# the reverse proxies whose X-Forwarded-For names the client (sign-in throttling per client)
+IOC_API_TRUSTED_PROXIES: {{ . | quote }}
+{{- end }}
 {{- range $key, $value := $c.extra }}
 {{ $key }}: {{ $value | quote }}
 {{- end }}
+{{- end }}
+
+{{/* api.trustedProxies as IOC_API_TRUSTED_PROXIES wants it: comma-separated (a list is joined). */}}
+{{- define "ioc.trustedProxies" -}}
+{{- $proxies := .Values.api.trustedProxies | default "" -}}
+{{- if kindIs "slice" $proxies }}{{ join "," $proxies }}{{ else }}{{ $proxies | toString | trim }}{{ end }}
+{{- end }}
+
+{{/* Whether the API is told its reverse proxies: api.trustedProxies, or IOC_API_TRUSTED_PROXIES in
+config.extra or api.extraEnv (where earlier versions of this chart said to put it). "true" or "". */}}
+{{- define "ioc.trustedProxiesSet" -}}
+{{- $set := or (include "ioc.trustedProxies" .) (get .Values.config.extra "IOC_API_TRUSTED_PROXIES") -}}
+{{- range .Values.api.extraEnv }}
+{{- if and (eq (.name | toString) "IOC_API_TRUSTED_PROXIES") (or .value .valueFrom) }}
+{{- $set = true }}
+{{- end }}
+{{- end }}
+{{- if $set }}true{{ end }}
 {{- end }}
 
 {{/* IOC_DATABASE_URL and IOC_AUTH_SECRET from existing Secrets (container env entries). */}}
