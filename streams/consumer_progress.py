@@ -14,6 +14,7 @@ from datetime import datetime
 
 import faust
 from aiokafka.errors import IllegalStateError
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 __all__ = ["partition_progress"]
@@ -27,7 +28,11 @@ def partition_progress(
     (:attr:`streams.context.WorkerContext.processed`)."""
     consumer, committed = app.consumer, app.monitor.tp_committed_offsets
     progress: dict[tuple[str, int], datetime] = {}
-    for tp in consumer.assignment():
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:  # nothing processed yet: nothing to say
+        return progress
+    for tp in assigned:
         if tp.topic not in topics:
             continue
         try:
