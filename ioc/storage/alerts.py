@@ -139,13 +139,17 @@ async def recent_alerts(
     since: datetime | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[AlertRecord]:
-    """Newest alerts first; ``before`` = the last row's ``(raised_at, alert_id)`` for the next page."""
+    """Newest alerts first; ``before`` = the last row's ``(raised_at, alert_id)`` for the next page.
+
+    Each status asked for is read on its own, newest first from ``alerts_status_raised_idx``, and
+    the branches merged: ``status = ANY(...)`` could not use that index, so the operator's queue
+    (new and escalated alerts) walked every alert newer than its oldest open one, 36 against 2.5 ms
+    over 300,000 alerts for one status (measured by a review, EXPLAIN ANALYZE), growing with the
+    year of alerts kept."""
     filters: list[sql.Composable] = []
     params: dict[str, Any] = {"limit": limit}
-    if status is not None:
-        statuses = [status] if isinstance(status, str) else list(status)
-        filters.append(sql.SQL("status = ANY(%(statuses)s)"))
-        params["statuses"] = [AlertStatus(s).value for s in statuses]
+    statuses = [] if status is None else [status] if isinstance(status, str) else list(status)
+    statuses = list(dict.fromkeys(AlertStatus(s).value for s in statuses))
     if kind is not None:
         filters.append(sql.SQL("kind = %(kind)s"))
         params["kind"] = AlertKind(kind).value
@@ -155,9 +159,17 @@ async def recent_alerts(
     if before is not None:
         filters.append(sql.SQL("(raised_at, alert_id) < (%(before_at)s, %(before_id)s)"))
         params.update(before_at=before[0], before_id=before[1])
-    where = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(filters)) if filters else sql.SQL("")
-    query = sql.SQL("SELECT {} FROM alerts{} ORDER BY raised_at DESC, alert_id DESC LIMIT %(limit)s").format(
-        _ALERT_COLUMNS, where)
+    newest = sql.SQL(" ORDER BY raised_at DESC, alert_id DESC LIMIT %(limit)s")
+    branches = []
+    for i, value in enumerate(statuses or [None]):
+        conditions = list(filters)
+        if value is not None:
+            conditions.append(sql.SQL("status = {}").format(sql.Placeholder(f"status_{i}")))
+            params[f"status_{i}"] = value
+        where = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(conditions)) if conditions else sql.SQL("")
+        branches.append(sql.SQL("SELECT {} FROM alerts{}{}").format(_ALERT_COLUMNS, where, newest))
+    query = branches[0] if len(branches) == 1 else sql.SQL("SELECT * FROM ({}) AS merged{}").format(
+        sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(b) for b in branches), newest)
     async with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()

@@ -83,3 +83,21 @@ async def test_recent_alerts_filters_and_pages(conn: AsyncConnection, now: datet
     assert [a.alert_id for a in resolved] == [alerts[2].alert_id]
     assert len(await recent_alerts(conn, limit=10, kind=AlertKind.CAMERA_OFFLINE)) == 1
     assert len(await recent_alerts(conn, limit=10, since=now - timedelta(minutes=2, seconds=30))) == 3
+
+
+async def test_several_statuses_merge_newest_first_and_page(conn: AsyncConnection, now: datetime) -> None:
+    """The operator's queue asks for new and escalated alerts: each status is read from its own index
+    and the branches merged, in one order across them, a page at a time."""
+    alerts = [_alert(now, i) for i in range(9)]
+    await insert_alerts(conn, alerts)
+    for i, status in ((1, "escalated"), (4, "escalated"), (5, "resolved"), (7, "acknowledged")):
+        await update_alert_status(conn, alerts[i].alert_id, status, "op1")
+    wanted = [a.alert_id for i, a in enumerate(alerts) if i not in (5, 7)]  # newest first
+    queue = ["new", "escalated", "new"]  # a status asked twice is read once
+    first = await recent_alerts(conn, limit=4, status=queue)
+    rest = await recent_alerts(conn, limit=10, status=queue, before=(first[-1].raised_at, first[-1].alert_id))
+    assert [a.alert_id for a in first + rest] == wanted
+    since = await recent_alerts(conn, limit=10, status=queue, since=now - timedelta(minutes=4, seconds=30))
+    assert [a.alert_id for a in since] == wanted[:5]  # 0 to 4 minutes ago
+    none = await recent_alerts(conn, limit=10, status=queue, kind=AlertKind.CAMERA_OFFLINE)
+    assert none == []
