@@ -143,6 +143,7 @@ def _camera_of_row(row: dict[str, str]) -> RegisteredCamera:
 def _register(cameras: list[RegisteredCamera], *, prune: bool = False) -> list[str]:
     """Register or change ``cameras`` in one transaction and, with ``prune``, unregister every
     other camera; returns the cameras removed."""
+    from ioc.commands._audit import audit_command
     from ioc.storage.cameras import remove_cameras_except, upsert_camera
     from ioc.storage.database import run_committed
 
@@ -150,16 +151,31 @@ def _register(cameras: list[RegisteredCamera], *, prune: bool = False) -> list[s
         for c in cameras:
             await upsert_camera(conn, c.camera_id, c.checkpoint_id,
                                 expected_interval_s=c.expected_interval_s, look_closer=c.look_closer)
-        return await remove_cameras_except(conn, [c.camera_id for c in cameras]) if prune else []
+        removed = await remove_cameras_except(conn, [c.camera_id for c in cameras]) if prune else []
+        if len(cameras) == 1 and not prune:
+            (camera,) = cameras
+            query = {"camera_id": camera.camera_id, "checkpoint_id": camera.checkpoint_id}
+            await audit_command(conn, "camera.register", query)
+        else:  # a registry imported whole: one record, not one per camera
+            await audit_command(conn, "camera.import", {"cameras": len(cameras), "removed": removed},
+                                result_count=len(cameras))
+        return removed
 
     return run_committed(_conninfo(), register_all)
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    from ioc.commands._audit import audit_command
     from ioc.storage.cameras import remove_camera
     from ioc.storage.database import run_committed
 
-    if not run_committed(_conninfo(), lambda conn: remove_camera(conn, args.camera_id)):
+    async def remove(conn: AsyncConnection) -> bool:
+        removed = await remove_camera(conn, args.camera_id)
+        if removed:
+            await audit_command(conn, "camera.remove", {"camera_id": args.camera_id})
+        return removed
+
+    if not run_committed(_conninfo(), remove):
         print(f"no camera {args.camera_id}", file=sys.stderr)
         return 1
     print(f"removed {args.camera_id}")

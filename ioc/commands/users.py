@@ -1,7 +1,8 @@
 """``ioc users``: API accounts and tokens.
 
 Passwords come from stdin or a prompt, never the command line (where ``ps`` and
-shell history would keep them), and are stored only as scrypt hashes.
+shell history would keep them), and are stored only as scrypt hashes. Every change,
+and every token issued, is in the audit trail (:mod:`ioc.commands._audit`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from ioc.storage.users import ROLES
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from ioc.storage.users import User
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
     token = users.add_parser("token", help="print a bearer token for an active user (for scripts)")
     token.add_argument("username")
+    token.add_argument("--purpose", required=True,
+                       help="why the token is issued (audited: the user's plate look-ups with it are theirs)")
     token.add_argument("--ttl", type=int, default=None, help="seconds (default IOC_TOKEN_TTL_SECONDS)")
     token.set_defaults(func=run_token)
 
@@ -57,12 +66,18 @@ def _conninfo() -> str:
 def run_add(args: argparse.Namespace) -> int:
     from psycopg import errors
 
+    from ioc.commands._audit import audit_command
     from ioc.storage.database import run_committed
     from ioc.storage.users import create_user
 
     password = _password()
+
+    async def create(conn: AsyncConnection) -> None:
+        await create_user(conn, args.username, args.role, password)
+        await audit_command(conn, "user.create", {"username": args.username, "role": args.role})
+
     try:
-        run_committed(_conninfo(), lambda conn: create_user(conn, args.username, args.role, password))
+        run_committed(_conninfo(), create)
     except (ValueError, errors.UniqueViolation, errors.CheckViolation) as exc:
         print(f"not created: {exc}", file=sys.stderr)
         return 1
@@ -71,12 +86,20 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_passwd(args: argparse.Namespace) -> int:
+    from ioc.commands._audit import audit_command
     from ioc.storage.database import run_committed
     from ioc.storage.users import set_password
 
     password = _password()
+
+    async def change(conn: AsyncConnection) -> bool:
+        changed = await set_password(conn, args.username, password)
+        if changed:
+            await audit_command(conn, "user.password", {"username": args.username})
+        return changed
+
     try:
-        changed = run_committed(_conninfo(), lambda conn: set_password(conn, args.username, password))
+        changed = run_committed(_conninfo(), change)
     except ValueError as exc:
         print(f"not changed: {exc}", file=sys.stderr)
         return 1
@@ -88,10 +111,18 @@ def run_passwd(args: argparse.Namespace) -> int:
 
 
 def run_set_active(args: argparse.Namespace) -> int:
+    from ioc.commands._audit import audit_command
     from ioc.storage.database import run_committed
     from ioc.storage.users import set_active
 
-    if not run_committed(_conninfo(), lambda conn: set_active(conn, args.username, args.active)):
+    async def change(conn: AsyncConnection) -> bool:
+        changed = await set_active(conn, args.username, args.active)
+        if changed:
+            action = "user.activate" if args.active else "user.deactivate"
+            await audit_command(conn, action, {"username": args.username})
+        return changed
+
+    if not run_committed(_conninfo(), change):
         print(f"no user {args.username}", file=sys.stderr)
         return 1
     print(f"{args.username} {'activated' if args.active else 'deactivated'}")
@@ -109,16 +140,28 @@ def run_list(args: argparse.Namespace) -> int:  # noqa: ARG001
 
 def run_token(args: argparse.Namespace) -> int:
     from ioc.api.security import Principal, issue_token
+    from ioc.commands._audit import audit_command
     from ioc.config import get_settings
     from ioc.storage.database import run_committed
     from ioc.storage.users import get_user
 
     settings = get_settings()
-    user = run_committed(settings.database_conninfo(), lambda conn: get_user(conn, args.username))
+    ttl = args.ttl or settings.token_ttl_seconds
+    if not args.purpose.strip():
+        print("--purpose must say why the token is issued", file=sys.stderr)
+        return 1
+
+    async def audited_user(conn: AsyncConnection) -> User | None:
+        user = await get_user(conn, args.username)
+        if user is not None and user.active:
+            query = {"username": user.username, "role": user.role, "ttl_s": ttl}
+            await audit_command(conn, "user.token", query, purpose=args.purpose.strip())
+        return user
+
+    user = run_committed(settings.database_conninfo(), audited_user)
     if user is None or not user.active:
         print(f"no active user {args.username}", file=sys.stderr)
         return 1
-    ttl = args.ttl or settings.token_ttl_seconds
     print(issue_token(Principal(user.username, user.role), secret=settings.auth_secret.get_secret_value(),
                       ttl_s=ttl))
     return 0

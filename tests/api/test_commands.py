@@ -14,6 +14,7 @@ from pipeline_helpers import run_ioc
 from served_api import wait_until_serving
 
 from ioc.embedded.ports import free_port
+from ioc.storage.database import connect
 from ioc.storage.migrations import migrate
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -34,7 +35,8 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
     assert short.returncode == 1
     listing = run_ioc(env, "users", "list")
     assert "cli-officer\tofficer\tactive" in listing.stdout
-    token = run_ioc(env, "users", "token", "cli-officer").stdout.strip()
+    assert run_ioc(env, "users", "token", "cli-officer").returncode == 2  # no --purpose: refused
+    token = run_ioc(env, "users", "token", "cli-officer", "--purpose", "ANPR gateway script").stdout.strip()
     assert token.count(".") == 2
 
     api = subprocess.Popen([sys.executable, "-m", "ioc", "api"], env=env, stdout=subprocess.DEVNULL,
@@ -56,6 +58,13 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
         api.send_signal(signal.SIGTERM)
         api.wait(20)
     assert api.returncode == 0
+    # every change made from the command line is in the audit trail, a token issued too
+    audit = await _audit(database_url)
+    assert [(action, query["username"], purpose) for action, query, purpose in audit] == [
+        ("user.create", "cli-officer", "command line administration"),
+        ("user.token", "cli-officer", "ANPR gateway script"),
+        ("user.deactivate", "cli-officer", "command line administration"),
+    ]
 
 
 async def test_cameras_add_change_list_and_remove(database_url: str) -> None:
@@ -86,6 +95,20 @@ async def test_cameras_add_change_list_and_remove(database_url: str) -> None:
     assert run_ioc(env, "cameras", "remove", "CP01-CAM1").returncode == 1  # no longer there
     left = run_ioc(env, "cameras", "list").stdout.splitlines()[1:]
     assert [line.split("\t")[0] for line in left] == ["ST01-CAM1"]
+    assert [(action, query["camera_id"]) for action, query, _ in await _audit(database_url)] == [
+        ("camera.register", "ST01-CAM1"), ("camera.register", "CP01-CAM1"), ("camera.register", "ST01-CAM1"),
+        ("camera.remove", "CP01-CAM1"),
+    ]
+
+
+async def _audit(database_url: str) -> list[tuple[str, dict, str]]:
+    """The audit trail: action, query and purpose of each record, oldest first; all by a command."""
+    async with await connect(database_url) as conn:
+        cur = await conn.execute("SELECT action, query, purpose, actor, role FROM audit_log"
+                                 " ORDER BY audit_id")
+        rows = await cur.fetchall()
+    assert all(actor.startswith("cli:") and role == "admin" for *_, actor, role in rows), rows
+    return [(action, query, purpose) for action, query, purpose, *_ in rows]
 
 
 async def test_cameras_import_registers_a_whole_file_or_nothing(database_url: str, tmp_path: Path) -> None:
