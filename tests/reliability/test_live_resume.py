@@ -97,6 +97,16 @@ class ApiProcess:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
 
+async def _video_wall(settings: Settings) -> str:
+    """Prepare the database and topics, and a token of the video wall's operator account."""
+    await prepare(settings, [], [])
+    async with await connect(settings.database_conninfo()) as conn:
+        await create_user(conn, "wall", "operator", "correct horse battery")
+        await conn.commit()
+    secret = settings.auth_secret.get_secret_value()
+    return issue_token(Principal("wall", "operator"), secret=secret, ttl_s=900)
+
+
 def _alert(n: int) -> Alert:
     plate = PLATES[n % len(PLATES)]
     return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT, severity=Severity.CRITICAL,
@@ -134,12 +144,7 @@ async def test_api_restarted_during_live_streaming(
     tmp_path: Path,
 ) -> None:
     settings = settings_factory(topic_partitions=3, api_port=free_port(), auth_secret=uuid.uuid4().hex)
-    await prepare(settings, [], [])
-    async with await connect(settings.database_conninfo()) as conn:
-        await create_user(conn, "wall", "operator", "correct horse battery")
-        await conn.commit()
-    token = issue_token(Principal("wall", "operator"), secret=settings.auth_secret.get_secret_value(),
-                        ttl_s=900)
+    token = await _video_wall(settings)
 
     api = ApiProcess(settings, tmp_path)
     api.start()
@@ -220,12 +225,7 @@ async def test_live_alerts_go_on_after_the_broker_lost_the_alerts_topic(
     from the database, which holds every alert), and the alerts raised from then on arrive live."""
     settings = settings_factory(kafka_bootstrap=own_broker.bootstrap, topic_partitions=3,
                                 api_port=free_port(), auth_secret=uuid.uuid4().hex)  # fmt: skip
-    await prepare(settings, [], [])
-    async with await connect(settings.database_conninfo()) as conn:
-        await create_user(conn, "wall", "operator", "correct horse battery")
-        await conn.commit()
-    token = issue_token(Principal("wall", "operator"), secret=settings.auth_secret.get_secret_value(),
-                        ttl_s=900)
+    token = await _video_wall(settings)
     api = ApiProcess(settings, tmp_path)
     api.start()
     events: list[SseEvent] = []

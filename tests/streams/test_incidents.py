@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -216,6 +217,18 @@ def _worker(database_url: str, app: SimpleNamespace) -> WorkerContext:
                          dead_letters=None, recognition=None)
 
 
+def _past_read_matching(database_url: str, sent: list[bytes]) -> tuple[WorkerContext, Callable]:
+    """A worker's past-read matching over a watchlist of :data:`ENTRY`, added now, and its check
+    (the timer's function); what it publishes goes to ``sent``."""
+    timers: list = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    ctx = _worker(database_url, app)
+    entry = ENTRY.model_copy(update={"added_at": utcnow()})
+    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
+    [check] = timers
+    return ctx, check
+
+
 async def test_a_hit_the_database_refuses_fails_its_batch(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,13 +278,8 @@ async def test_past_read_matching_refused_by_the_database_is_tried_again(
         return await record_hits(conn, rows, **kwargs)
 
     monkeypatch.setattr(past_reads, "record_hits", refused_at_first)
-    timers: list = []
     sent: list[bytes] = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
-    ctx = _worker(database_url, app)
-    entry = ENTRY.model_copy(update={"added_at": utcnow()})
-    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
-    [check] = timers
+    ctx, check = _past_read_matching(database_url, sent)
     try:
         await check()
         assert sent == []
@@ -289,13 +297,8 @@ async def test_a_read_committed_just_after_the_first_search_is_found_by_the_seco
     entry's past-read search escaped both, and the wanted vehicle never raised an alert."""
     await migrate(database_url)
     monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.5))
-    timers: list = []
     sent: list[bytes] = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
-    ctx = _worker(database_url, app)
-    entry = ENTRY.model_copy(update={"added_at": utcnow()})
-    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
-    [check] = timers
+    ctx, check = _past_read_matching(database_url, sent)
     try:
         await check()  # the first search: nothing yet
         async with await connect(database_url) as conn:  # matched against the index without the entry
