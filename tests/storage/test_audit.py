@@ -46,3 +46,18 @@ async def test_every_query_states_a_purpose(conn: AsyncConnection) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
         await append_audit(conn, actor="officer1", role="officer", action="plate_lookup", query={},
                            purpose="  ", result_count=0)
+
+
+async def test_a_time_window_is_listed_newest_first_a_page_at_a_time(conn: AsyncConnection) -> None:
+    """An auditor reviewing a past period: the window is read from its end (by time), in pages."""
+    moments = []
+    for n in range(6):  # each in a transaction of its own: its own time
+        await _append(conn, "officer1", n)
+        await conn.commit()
+        moments.append((await list_audit(conn, limit=1))[0].at)
+    since, until = moments[1], moments[5]
+    first = await list_audit(conn, since=since, until=until, limit=2)
+    rest = await list_audit(conn, since=since, until=until, limit=10, before_id=first[-1].audit_id)
+    assert [r.result_count for r in first + rest] == [4, 3, 2, 1]
+    assert [r.result_count for r in await list_audit(conn, until=until, limit=10)] == [4, 3, 2, 1, 0]
+    assert [r.result_count for r in await list_audit(conn, actor="officer1", since=moments[4])] == [5, 4]
