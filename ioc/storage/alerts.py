@@ -143,9 +143,9 @@ async def recent_alerts(
 
     Each status asked for is read on its own, newest first from ``alerts_status_raised_idx``, and
     the branches merged: ``status = ANY(...)`` could not use that index, so the operator's queue
-    (new and escalated alerts) walked every alert newer than its oldest open one, 36 against 2.5 ms
-    over 300,000 alerts for one status (measured by a review, EXPLAIN ANALYZE), growing with the
-    year of alerts kept."""
+    (new and escalated alerts) walked every alert newer than its oldest open one, growing with the
+    year of alerts kept: over 300,000 alerts whose 1,000 open ones were the oldest, 48-115 ms for
+    that query before (EXPLAIN ANALYZE), 1.2-1.9 ms for this call now (both layouts, this machine)."""
     filters: list[sql.Composable] = []
     params: dict[str, Any] = {"limit": limit}
     statuses = [] if status is None else [status] if isinstance(status, str) else list(status)
