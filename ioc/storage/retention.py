@@ -32,7 +32,7 @@ _LOCK_KEY = 0x10C_0004
 _READ_TABLES = ("plate_reads", "plate_crops", "sensor_readings")
 _ROLLUPS = ("checkpoint_counts_hourly", "checkpoint_counts_daily")
 
-TableKind = Literal["hypertable", "partitioned", "table", "view", "missing"]
+TableKind = Literal["hypertable", "continuous_aggregate", "partitioned", "table", "view", "missing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,12 @@ async def _table_kind(conn: AsyncConnection, caps: Capabilities, table: str) -> 
     if relkind == "p":
         return "partitioned"
     if relkind in ("v", "m"):
+        if caps.tsl:
+            cur = await conn.execute(
+                "SELECT 1 FROM timescaledb_information.continuous_aggregates"
+                " WHERE view_name = %s AND view_schema = current_schema()", [table])
+            if await cur.fetchone():
+                return "continuous_aggregate"
         return "view"
     if caps.timescaledb:
         cur = await conn.execute(
@@ -78,7 +84,9 @@ async def _expire(
     dropped: dict[str, list[str]], deleted: dict[str, int],
 ) -> None:
     kind = await _table_kind(conn, caps, table)
-    if kind == "hypertable":
+    # a continuous aggregate keeps its own chunks (the roll-ups were kept for ever where they are
+    # ones); they are wide (ten times its source's), so a bucket leaves up to that long after its cutoff
+    if kind in ("hypertable", "continuous_aggregate"):
         dropped[table] = await _drop_chunks(conn, table, cutoff)
     elif kind == "partitioned":
         dropped[table], deleted[table] = await drop_partitions_before(conn, table, cutoff)

@@ -160,3 +160,30 @@ async def test_local_days_from_the_hourly_aggregate(tsl_url: str) -> None:
             utc_days = await counts_rollup(conn, granularity="day", checkpoint_id=checkpoint,
                                            since=utc_day, until=utc_day + timedelta(days=1))
             assert [(r.bucket, r.vehicles) for r in utc_days] == [(utc_day, 8)]
+
+
+async def test_retention_expires_the_aggregates_too(tsl_url: str) -> None:
+    """The roll-ups are continuous aggregates here, with chunks of their own: retention passed them
+    by, and hourly and daily counts were kept for ever (the other layouts delete them with the
+    minute windows, after IOC_ALERT_RETENTION_DAYS). An aggregate's chunks are wide (70 days here),
+    and only whole ones go: counts 500 days old are in a chunk wholly past the 365 days kept."""
+    await _migrated(tsl_url)
+    checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
+    old = (datetime.now(UTC) - timedelta(days=500)).replace(minute=0, second=0, microsecond=0)
+    window = {"checkpoint_id": checkpoint, "since": old - timedelta(days=2), "until": old + timedelta(days=2)}
+    conn = await _connect(tsl_url)
+    async with conn:
+        await upsert_counts(conn, [CountRow(old + timedelta(minutes=5), checkpoint, "in", "car", "home", 3)])
+        await conn.commit()
+        await conn.set_autocommit(True)
+        for view in ("checkpoint_counts_hourly", "checkpoint_counts_daily"):  # as 0011 or a policy did
+            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', %s, %s)",
+                               [old - timedelta(days=2), old + timedelta(days=2)])  # fmt: skip
+        assert sum(r.vehicles for r in await counts_rollup(conn, granularity="hour", **window)) == 3
+        await conn.set_autocommit(False)
+        caps = await detect_capabilities(conn)
+        result = await run_retention(conn, caps, read_days=20, alert_days=365)
+        await conn.commit()
+        assert result.dropped["checkpoint_counts_hourly"] and result.dropped["checkpoint_counts_daily"]
+        assert await counts_rollup(conn, granularity="hour", **window) == []
+        assert await counts_rollup(conn, granularity="day", **window) == []
