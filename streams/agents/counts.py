@@ -22,8 +22,10 @@ from psycopg import AsyncConnection
 
 from ioc.schemas import utcnow
 from ioc.storage.checkpoint_counts import refresh_counts
+from ioc.storage.database import connect
+from ioc.storage.late_rollups import refresh_late_rollups
 from streams.context import WorkerContext
-from streams.sinks import write_batch
+from streams.sinks import DATABASE_UNAVAILABLE, write_batch
 from streams.touched_minutes import as_ranges
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 REFRESH_EVERY_S = 10.0
 SWEEP_EVERY_S = 300.0
 LOOKBACK = timedelta(minutes=15)
+LATE_FOR_POLICIES = timedelta(days=3)  # the shortest look-back of the roll-ups' refresh policies (0005)
 
 
 async def _refresh(conn: AsyncConnection, ranges: list[tuple[datetime, datetime]]) -> int:
@@ -61,3 +64,16 @@ def register(ctx: WorkerContext) -> None:
             raise
         if sweep:
             swept_at = time.monotonic()
+        if any(since < utcnow() - LATE_FOR_POLICIES for since, _ in ranges):
+            await _refresh_late_rollups(ctx, ranges)
+
+
+async def _refresh_late_rollups(ctx: WorkerContext, ranges: list[tuple[datetime, datetime]]) -> None:
+    """Minutes recounted further back than the roll-ups' refresh policies look: refresh those
+    (``ioc.storage.late_rollups``; nothing to do where the roll-ups are plain tables)."""
+    try:
+        async with await connect(ctx.settings.database_conninfo(), autocommit=True) as conn:
+            for view, start, end in await refresh_late_rollups(conn, ranges, now=utcnow()):
+                logger.info("late counts: %s refreshed from %s to %s", view, start, end)
+    except DATABASE_UNAVAILABLE as exc:  # the minutes are right; the roll-ups wait for the next late ones
+        logger.error("late counts: the roll-ups could not be refreshed (%s)", exc)

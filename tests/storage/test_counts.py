@@ -21,6 +21,7 @@ from ioc.storage.checkpoint_counts import (
     refresh_counts,
     upsert_counts,
 )
+from ioc.storage.late_rollups import refresh_late_rollups
 from ioc.storage.passages import PassageRow, upsert_passages
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.storage.sensor_readings import insert_sensor_readings
@@ -261,3 +262,10 @@ def test_local_days_are_summed_from_hours_where_hours_tile_them(zone_name: str, 
     zone = ZoneInfo(zone_name)
     since = local_midnight(date(2025, 1, 1), zone)
     assert local_day_source(zone, since, since + timedelta(days=365)) == source
+
+
+async def test_late_counts_need_no_aggregate_refresh_with_roll_up_tables(conn: AsyncConnection) -> None:
+    """Here ``refresh_counts`` recomputes the roll-up tables with the minutes, however late."""
+    await conn.set_autocommit(True)
+    old = datetime.now(UTC) - timedelta(days=12)
+    assert await refresh_late_rollups(conn, [(old, old + timedelta(minutes=1))], now=datetime.now(UTC)) == []

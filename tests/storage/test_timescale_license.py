@@ -27,6 +27,7 @@ from ioc.storage.checkpoint_counts import (
     upsert_counts,
 )
 from ioc.storage.database import connect, detect_capabilities
+from ioc.storage.late_rollups import refresh_late_rollups
 from ioc.storage.migrations import migrate
 from ioc.storage.retention import run_retention
 
@@ -187,3 +188,33 @@ async def test_retention_expires_the_aggregates_too(tsl_url: str) -> None:
         assert result.dropped["checkpoint_counts_hourly"] and result.dropped["checkpoint_counts_daily"]
         assert await counts_rollup(conn, granularity="hour", **window) == []
         assert await counts_rollup(conn, granularity="day", **window) == []
+
+
+async def test_counts_recounted_days_late_reach_the_aggregates(tsl_url: str) -> None:
+    """An edge camera's backlog uploaded 12 days late: its minutes were recounted, but the roll-ups'
+    refresh policies look back 3 and 10 days, so its hours and days never showed them."""
+    await _migrated(tsl_url)
+    checkpoint = f"tsl-{uuid.uuid4().hex[:8]}"
+    late = (datetime.now(UTC) - timedelta(days=12)).replace(minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    window = {"checkpoint_id": checkpoint, "since": late - day, "until": late + day}
+    conn = await _connect(tsl_url)
+    async with conn:
+        recent = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+        await upsert_counts(conn, [CountRow(recent, checkpoint, "in", "car", "home", 1)])
+        await conn.commit()
+        await conn.set_autocommit(True)
+        for view, back, end in (("checkpoint_counts_hourly", "3 days", "1 hour"),
+                                ("checkpoint_counts_daily", "10 days", "1 day")):
+            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', now() - interval '{back}',"
+                               f" now() - interval '{end}')")  # the policies' runs: data flows
+        await upsert_counts(conn, [CountRow(late + timedelta(minutes=5), checkpoint, "in", "car", "home", 4)])
+        assert await counts_rollup(conn, granularity="hour", **window) == []  # as the policies leave it
+        recounted = [(late + timedelta(minutes=5), late + timedelta(minutes=6))]
+        refreshed = await refresh_late_rollups(conn, recounted, now=datetime.now(UTC))
+        assert [view for view, _, _ in refreshed] == ["checkpoint_counts_hourly", "checkpoint_counts_daily"]
+        hours = await counts_rollup(conn, granularity="hour", **window)
+        assert [(r.bucket, r.vehicles) for r in hours] == [(late, 4)]
+        assert sum(r.vehicles for r in await counts_rollup(conn, granularity="day", **window)) == 4
+        recent = [(datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC))]  # the policies' own
+        assert await refresh_late_rollups(conn, recent, now=datetime.now(UTC)) == []
