@@ -179,7 +179,10 @@ async def run_retention(
     now = now or started
     read_cutoff, alert_cutoff = now - timedelta(days=read_days), now - timedelta(days=alert_days)
     await conn.commit()
-    await ensure_partitions(conn, now + timedelta(days=PARTITION_DAYS_AHEAD), since=now)
+    # from the oldest day kept, not today: days this job was not run for (stopped a week) had their
+    # rows fall into DEFAULT, which were never moved out, and every new day's partition scanned
+    # DEFAULT under an exclusive lock until retention deleted them. Existing days cost nothing.
+    await ensure_partitions(conn, now + timedelta(days=PARTITION_DAYS_AHEAD), since=read_cutoff)
     await conn.commit()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])

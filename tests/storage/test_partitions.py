@@ -13,6 +13,7 @@ from ioc.schemas import PlateRead
 from ioc.storage.database import Capabilities, connect
 from ioc.storage.partitions import ensure_partitions, partition_name
 from ioc.storage.plate_reads import find_sightings, insert_plate_reads
+from ioc.storage.retention import run_retention
 
 
 async def test_stray_rows_move_into_their_new_day(
@@ -132,3 +133,22 @@ async def test_each_tables_partitions_are_committed_on_their_own(
     assert partition_name("plate_reads", ahead.date()) in existing
     assert partition_name("plate_crops", ahead.date()) in existing
     assert partition_name("sensor_readings", ahead.date()) not in existing
+
+
+async def test_retention_moves_the_rows_of_days_it_missed_out_of_default(
+    conn: AsyncConnection, caps: Capabilities, make_read: Callable[..., PlateRead], now: datetime
+) -> None:
+    """The retention job stopped for a week: those days had no partitions, their rows fell into
+    DEFAULT, and a later run made partitions from today on only, so they stayed there."""
+    if caps.timescaledb:
+        pytest.skip("TimescaleDB creates chunks on demand")
+    missed = [now - timedelta(days=d) for d in (9, 5)]
+    assert await insert_plate_reads(conn, [make_read("30A12345", captured_at=at) for at in missed]) == 2
+    await conn.commit()
+    assert await (await conn.execute("SELECT count(*) FROM ONLY plate_reads_default")).fetchone() == (2,)
+    await run_retention(conn, caps, read_days=30, alert_days=365, now=now)
+    await conn.commit()
+    assert await (await conn.execute("SELECT count(*) FROM ONLY plate_reads_default")).fetchone() == (0,)
+    for at in missed:
+        day = partition_name("plate_reads", at.date())
+        assert await (await conn.execute(f"SELECT count(*) FROM {day}")).fetchone() == (1,)
