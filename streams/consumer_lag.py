@@ -10,36 +10,49 @@ no stale lag behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Set
+from collections.abc import Iterator, Set
 
 import faust
 from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP, ConsumerT
 
 from ioc import metrics
 from streams.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["consumer_lags", "register"]
+__all__ = ["assigned_highwaters", "consumer_lags", "register"]
 
 REFRESH_EVERY_S = 2.0
+# what asking about a partition revoked meanwhile raises: aiokafka's two ways of saying so
+REVOKED = (AssertionError, IllegalStateError)
+
+
+def assigned_highwaters(consumer: ConsumerT, topics: Set[str]) -> Iterator[tuple[TP, int | None]]:
+    """The assigned partitions of ``topics`` with their highwater as the last fetch gave it (None
+    before one); a partition revoked meanwhile is left out."""
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        try:
+            highwater = consumer.highwater(tp)
+        except REVOKED:
+            continue
+        yield tp, highwater
 
 
 async def consumer_lags(app: faust.App, topics: Set[str]) -> dict[tuple[str, int], int]:
     """(topic, partition) -> messages not yet committed, for the assigned partitions of ``topics``."""
     consumer, committed = app.consumer, app.monitor.tp_committed_offsets
     lags: dict[tuple[str, int], int] = {}
-    for tp in consumer.assignment():
-        if tp.topic not in topics:
-            continue
-        try:
-            highwater = consumer.highwater(tp)
-            offset = committed.get(tp)
-            if offset is None and highwater is not None:
+    for tp, highwater in assigned_highwaters(consumer, topics):
+        offset = committed.get(tp)
+        if offset is None and highwater is not None:
+            try:
                 offset = await consumer.position(tp)
-        except (AssertionError, IllegalStateError):  # revoked meanwhile: aiokafka's two ways of saying so
-            continue
+            except REVOKED:
+                continue
         if highwater is not None and offset is not None:
             lags[(tp.topic, tp.partition)] = max(0, highwater - offset)
     return lags

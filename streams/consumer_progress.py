@@ -13,9 +13,10 @@ from collections.abc import Mapping, Set
 from datetime import datetime
 
 import faust
-from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+
+from streams.consumer_lag import assigned_highwaters
 
 __all__ = ["partition_progress"]
 
@@ -29,16 +30,10 @@ def partition_progress(
     consumer, committed = app.consumer, app.monitor.tp_committed_offsets
     progress: dict[tuple[str, int], datetime] = {}
     try:
-        assigned = consumer.assignment()
+        assigned = list(assigned_highwaters(consumer, topics))
     except ConsumerNotStarted:  # nothing processed yet: nothing to say
         return progress
-    for tp in assigned:
-        if tp.topic not in topics:
-            continue
-        try:
-            highwater = consumer.highwater(tp)
-        except (AssertionError, IllegalStateError):  # revoked meanwhile: aiokafka's two ways of saying so
-            continue
+    for tp, highwater in assigned:
         last = processed.get(tp)
         next_offset = max(last[0] + 1 if last else 0, committed.get(tp) or 0)
         if highwater is not None and next_offset >= highwater:

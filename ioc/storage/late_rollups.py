@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection, sql
 
-__all__ = ["refresh_late_rollups"]
+__all__ = ["past_the_policies", "refresh_late_rollups"]
 
 # each continuous aggregate, its bucket, and how far back its refresh policy looks (0005), in the
 # order they must be refreshed (the daily one reads the hourly one)
@@ -26,6 +26,12 @@ _AGGREGATES = (
     ("checkpoint_counts_daily", timedelta(days=1), timedelta(days=10)),
 )
 _EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # time_bucket's default origin
+
+
+def past_the_policies(ranges: Sequence[tuple[datetime, datetime]], *, now: datetime) -> bool:
+    """Whether any of the recounted ``ranges`` starts further back than a refresh policy looks
+    (what :func:`refresh_late_rollups` has to do anything for)."""
+    return any(since < now - _AGGREGATES[0][2] for since, _ in ranges)
 
 
 def _floor(moment: datetime, width: timedelta) -> datetime:
@@ -38,12 +44,11 @@ async def refresh_late_rollups(
     """Refresh each continuous aggregate over the recounted ``ranges`` its policy no longer
     reaches; ``conn`` in autocommit. Returns ``(aggregate, start, end)`` of each refresh; none
     where the roll-ups are plain tables."""
-    late = [(since, until) for since, until in ranges if since < now - _AGGREGATES[0][2]]
-    if not late or not await _continuous_aggregates(conn):
+    if not past_the_policies(ranges, now=now) or not await _continuous_aggregates(conn):
         return []
     refreshed = []
     for view, width, lookback in _AGGREGATES:
-        spans = [(since, until) for since, until in late if since < now - lookback]
+        spans = [(since, until) for since, until in ranges if since < now - lookback]
         if not spans:
             continue
         start = _floor(min(since for since, _ in spans), width)

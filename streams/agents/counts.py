@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from ioc.schemas import utcnow
 from ioc.storage.checkpoint_counts import refresh_counts
 from ioc.storage.database import connect
-from ioc.storage.late_rollups import refresh_late_rollups
+from ioc.storage.late_rollups import past_the_policies, refresh_late_rollups
 from streams.context import WorkerContext
 from streams.sinks import DATABASE_UNAVAILABLE, write_batch
 from streams.touched_minutes import as_ranges
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 REFRESH_EVERY_S = 10.0
 SWEEP_EVERY_S = 300.0
 LOOKBACK = timedelta(minutes=15)
-LATE_FOR_POLICIES = timedelta(days=3)  # the shortest look-back of the roll-ups' refresh policies (0005)
 
 
 async def _refresh(conn: AsyncConnection, ranges: list[tuple[datetime, datetime]]) -> int:
@@ -64,7 +63,7 @@ def register(ctx: WorkerContext) -> None:
             raise
         if sweep:
             swept_at = time.monotonic()
-        if any(since < utcnow() - LATE_FOR_POLICIES for since, _ in ranges):
+        if past_the_policies(ranges, now=utcnow()):  # only then a connection for it
             await _refresh_late_rollups(ctx, ranges)
 
 
