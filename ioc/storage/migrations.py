@@ -16,6 +16,7 @@ the first ``migrate`` after the server gains it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from ioc.storage.database import MIN_SERVER_VERSION, Capabilities, Layout, connect, detect_capabilities
+from ioc.storage.online_indexes import create_index_online
 from ioc.storage.partitions import ensure_partitions
 from ioc.storage.plate_text import skeleton_function_sql
 
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 _LOCK_KEY = 0x10C_0001
+_LOCK_POLL_S = 0.5
 PARTITION_DAYS_AHEAD = 7
 
 # table, time column, chunk interval
@@ -128,8 +131,11 @@ async def _counts(conn: AsyncConnection, caps: Capabilities) -> None:
 
 
 async def _trigram_index(conn: AsyncConnection, caps: Capabilities) -> None:
-    """Partial plates with a leading wildcard (``*123??``) cannot use the btree."""
-    await conn.execute("CREATE INDEX plate_reads_text_trgm_idx ON plate_reads USING gin (text gin_trgm_ops)")
+    """Partial plates with a leading wildcard (``*123??``) cannot use the btree. Built without
+    stopping plate-read writers (:mod:`ioc.storage.online_indexes`): a server that gains pg_trgm,
+    or a deployment upgraded from before this, builds it over every read it holds."""
+    await create_index_online(conn, caps.layout, "plate_reads", "plate_reads_text_trgm_idx",
+                              "gin (text gin_trgm_ops)")
 
 
 async def _timescale_license(conn: AsyncConnection, caps: Capabilities) -> None:
@@ -146,9 +152,9 @@ async def _camera_look_closer(conn: AsyncConnection, caps: Capabilities) -> None
 
 async def _skeleton_trigram_index(conn: AsyncConnection, caps: Capabilities) -> None:
     """A fuzzy pattern with a leading wildcard (``*12345``, ``skeleton LIKE '%12345'``) cannot
-    use the skeleton btree: without this it read every row of its window."""
-    await conn.execute(
-        "CREATE INDEX plate_reads_skeleton_trgm_idx ON plate_reads USING gin (skeleton gin_trgm_ops)")
+    use the skeleton btree: without this it read every row of its window. Built as 0004's."""
+    await create_index_online(conn, caps.layout, "plate_reads", "plate_reads_skeleton_trgm_idx",
+                              "gin (skeleton gin_trgm_ops)")
 
 
 async def _incident_reads(conn: AsyncConnection, caps: Capabilities) -> None:
@@ -184,11 +190,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core", _core),
     Migration("0002_time_series", _time_series),
     Migration("0003_counts", _counts),
-    Migration("0004_trigram_index", _trigram_index, requires=lambda caps: caps.pg_trgm),
+    Migration("0004_trigram_index", _trigram_index, requires=lambda caps: caps.pg_trgm, in_transaction=False),
     Migration("0005_timescale_license", _timescale_license, requires=lambda caps: caps.tsl),
     Migration("0006_passages", _passages),
     Migration("0007_camera_look_closer", _camera_look_closer),
-    Migration("0008_skeleton_trigram_index", _skeleton_trigram_index, requires=lambda caps: caps.pg_trgm),
+    Migration("0008_skeleton_trigram_index", _skeleton_trigram_index, requires=lambda caps: caps.pg_trgm,
+              in_transaction=False),
     Migration("0009_incident_reads", _incident_reads),
     Migration("0010_fold_d_stroke", _fold_d_stroke),
     Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
@@ -317,6 +324,18 @@ async def _migrate_locked(conn: AsyncConnection, requested: Layout | None, conni
     return applied
 
 
+async def _lock(conn: AsyncConnection) -> None:
+    """Take the migrations' advisory lock, asking again every :data:`_LOCK_POLL_S` while another
+    process holds it. Not by waiting in ``pg_advisory_lock``: a statement waiting there is a
+    transaction in progress, which ``CREATE INDEX CONCURRENTLY`` (ioc.storage.online_indexes)
+    in the holder's migration waits for in turn, and the server ends one of them as deadlocked."""
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
+        if (await cur.fetchone())[0]:
+            return
+        await asyncio.sleep(_LOCK_POLL_S)
+
+
 async def migrate(conninfo: str, *, layout: Layout | None = None) -> list[str]:
     """Bring the database to the current schema; returns the migrations applied now.
 
@@ -324,7 +343,7 @@ async def migrate(conninfo: str, *, layout: Layout | None = None) -> list[str]:
     TimescaleDB is used when the server has it preloaded.
     """
     async with await connect(conninfo, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
+        await _lock(conn)
         try:
             return await _migrate_locked(conn, layout, conninfo)
         finally:
