@@ -47,7 +47,7 @@ stream processor.
 
 Sign in with `POST /api/auth/token` (OAuth2 password grant) and send the token as
 `Authorization: Bearer ...`. Every endpoint lists the roles it admits
-(`x-roles`); every plate query needs a `purpose` and is audited.
+(`x-roles`); every plate query needs a `purpose` and is audited, and so is every crop fetched.
 """
 
 

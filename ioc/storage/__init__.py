@@ -10,6 +10,7 @@ savepoint where they need atomicity); the caller commits, e.g. with
 from ioc.storage.alerts import (
     AlertEvent,
     AlertRecord,
+    alert_crop,
     alert_decisions,
     alert_history,
     get_alert,
@@ -89,6 +90,7 @@ __all__ = [
     "WatchlistMatch",
     "active_entries",
     "add_entry",
+    "alert_crop",
     "alert_decisions",
     "alert_history",
     "AuditNote",

@@ -1,4 +1,9 @@
-"""Alerts and their status history (who acknowledged, escalated, accepted or rejected, and why)."""
+"""Alerts and their status history (who acknowledged, escalated, accepted or rejected, and why).
+
+An alert raised for a plate read keeps its own copy of the read's crop (``alert_evidence``):
+reads go after the read retention period, alerts only after the alert retention period,
+and an alert must show its evidence for as long as it is kept.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
+from ioc.storage.audit import AuditNote, audited
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
 
 __all__ = [
     "AlertEvent",
     "AlertRecord",
+    "alert_crop",
     "alert_decisions",
     "alert_history",
     "flow_alert_since",
@@ -97,11 +104,44 @@ async def insert_alerts(conn: AsyncConnection, alerts: Sequence[Alert]) -> int:
     """Store alerts (idempotent on ``alert_id``); returns how many were new.
 
     A replayed alert keeps its stored status: an operator's acknowledgement is
-    never reset by a replay.
+    never reset by a replay. An alert for a read copies the read's crop, already
+    stored, into ``alert_evidence`` in the same transaction.
     """
     if not alerts:
         return 0
-    return await copy_and_insert(conn, _ALERTS, map(_row, alerts))
+    async with conn.transaction():
+        new = await copy_and_insert(conn, _ALERTS, map(_row, alerts))
+        with_read = [a.alert_id for a in alerts if a.read_id is not None and a.captured_at is not None]
+        if with_read:
+            await conn.execute(_COPY_CROPS, [with_read])
+    return new
+
+
+# the read is stored before its alert is raised (the sink writes reads first; past-read matching
+# finds stored ones); a replay copies a crop an earlier attempt missed, and nothing twice
+_COPY_CROPS = """
+INSERT INTO alert_evidence (alert_id, crop_jpeg)
+SELECT a.alert_id, c.crop_jpeg
+  FROM alerts AS a
+  JOIN plate_crops AS c ON c.read_id = a.read_id AND c.captured_at = a.captured_at
+ WHERE a.alert_id = ANY(%s)
+ON CONFLICT (alert_id) DO NOTHING
+"""
+
+
+async def alert_crop(
+    conn: AsyncConnection, alert_id: uuid.UUID, *, audit: AuditNote | None = None
+) -> bytes | None:
+    """The JPEG crop of the read an alert was raised for, from the alert's own copy (the read's
+    may be gone); ``audit`` is written by the same statement, with 1 if a crop was found, else 0."""
+    query: sql.Composable = sql.SQL(
+        "SELECT alert_id, crop_jpeg FROM alert_evidence WHERE alert_id = %(alert_id)s")
+    params: dict[str, Any] = {"alert_id": alert_id}
+    if audit is not None:
+        query, params = audited(query, params, audit, order_by=sql.SQL("alert_id"))
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return bytes(row[1]) if row else None
 
 
 async def flow_alert_since(

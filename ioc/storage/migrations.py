@@ -169,6 +169,10 @@ async def _consumer_progress(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0012_consumer_progress.sql"))
 
 
+async def _alert_evidence(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0013_alert_evidence.sql"))
+
+
 async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
     """Materialise the hourly and daily continuous aggregates from their first bucket, once.
 
@@ -200,6 +204,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0010_fold_d_stroke", _fold_d_stroke),
     Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
     Migration("0012_consumer_progress", _consumer_progress),
+    Migration("0013_alert_evidence", _alert_evidence),
 )
 
 

@@ -309,14 +309,18 @@ async def get_read(conn: AsyncConnection, read_id: uuid.UUID) -> PlateRead | Non
 
 
 async def get_crop(
-    conn: AsyncConnection, read_id: uuid.UUID, captured_at: datetime | None = None
+    conn: AsyncConnection, read_id: uuid.UUID, captured_at: datetime | None = None, *,
+    audit: AuditNote | None = None,
 ) -> bytes | None:
-    """The JPEG crop of a read; ``captured_at`` (when known) limits the search to one day."""
-    if captured_at is None:
-        cur = await conn.execute("SELECT crop_jpeg FROM plate_crops WHERE read_id = %s", [read_id])
-    else:
-        cur = await conn.execute(
-            "SELECT crop_jpeg FROM plate_crops WHERE read_id = %s AND captured_at = %s",
-            [read_id, captured_at])
+    """The JPEG crop of a read; ``captured_at`` (when known) limits the search to one day.
+    ``audit`` is recorded by the same statement, found or not (a crop shows a plate)."""
+    query = sql.SQL("SELECT captured_at, crop_jpeg FROM plate_crops WHERE read_id = %(read_id)s")
+    params: dict[str, Any] = {"read_id": read_id}
+    if captured_at is not None:
+        query += sql.SQL(" AND captured_at = %(captured_at)s")
+        params["captured_at"] = captured_at
+    if audit is not None:
+        query, params = audited(query, params, audit, order_by=sql.SQL("captured_at DESC"))
+    cur = await conn.execute(query, params)
     row = await cur.fetchone()
-    return bytes(row[0]) if row else None
+    return bytes(row[1]) if row else None

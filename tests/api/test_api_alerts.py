@@ -1,5 +1,6 @@
 """Alerts over HTTP: the queue, acknowledge / escalate / resolve with notes, hit
-decisions with configured reasons, history and the decisions report."""
+decisions with configured reasons, history, the decisions report, and each alert's crop
+(its own copy, kept as long as the alert)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from psycopg_pool import PoolTimeout
 from served_api import ApiServer, plate_read, read_topic, store_alerts, store_reads, watchlist_alert
 
 from ioc.schemas import Alert, AlertKind, Severity
-from ioc.storage.database import connect
+from ioc.storage.database import connect, detect_capabilities
 from ioc.storage.incidents import lock_incidents, open_incidents
+from ioc.storage.retention import run_retention
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -59,7 +61,7 @@ async def test_acknowledge_escalate_resolve_with_notes(staffed: ApiServer) -> No
         acked = await operator.post(f"{url}/status", json={"status": "acknowledged",
                                                             "note": "  seen on wall "})
         assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
-        assert acked.json()["crop_url"].startswith(f"/api/reads/{read.read_id}/crop.jpg?at=")
+        assert acked.json()["crop_url"] == f"/api/alerts/{alert.alert_id}/crop.jpg"
         await operator.post(f"{url}/status", json={"status": "escalated", "note": "unit 12 dispatched"})
         resolved = await operator.post(f"{url}/status", json={"status": "resolved"})
         assert resolved.json()["status"] == "resolved"
@@ -182,3 +184,53 @@ async def test_a_hit_is_not_resolved_while_a_worker_adds_a_sighting_to_it(api: A
             await asyncio.sleep(1.0)
             assert not resolving.done(), "resolved while a worker was adding a sighting to the incident"
         assert (await resolving).status_code == 200
+
+
+async def _retention(api: ApiServer, now: datetime, *, alert_days: int) -> None:
+    async with await connect(api.conninfo) as conn:
+        caps = await detect_capabilities(conn)
+        await run_retention(conn, caps, read_days=30, alert_days=alert_days, now=now)
+        await conn.commit()
+
+
+async def test_an_alerts_crop_is_served_as_long_as_the_alert_is_kept(staffed: ApiServer) -> None:
+    """Reads and their crops go after 30 days, alerts after a year: an alert's crop link serves
+    the alert's own copy, after the read is gone, until the alert goes; each fetch is audited."""
+    jpeg = b"\xff\xd8 evidence \xff\xd9"
+    read = plate_read("30A12345", crop=jpeg)
+    await store_reads(staffed, [read])
+    alert = watchlist_alert("30A12345", read=read)
+    await store_alerts(staffed, [alert])
+    await staffed.token("auditor")
+    async with staffed.client("officer") as officer:
+        link = (await officer.get(f"/api/alerts/{alert.alert_id}")).json()["crop_url"]
+        listed = (await officer.get("/api/alerts")).json()["data"]
+        assert [a["crop_url"] for a in listed] == [link] == [f"/api/alerts/{alert.alert_id}/crop.jpg"]
+
+        await _retention(staffed, datetime.now(UTC) + timedelta(days=40), alert_days=365)
+        assert await staffed.sql("SELECT count(*) FROM plate_crops") == [(0,)]
+        crop = await officer.get(link)
+        assert crop.status_code == 200 and crop.content == jpeg
+        assert crop.headers["content-type"] == "image/jpeg"
+        assert crop.headers["cache-control"] == "private, no-store"
+
+        await _retention(staffed, datetime.now(UTC) + timedelta(days=400), alert_days=365)
+        assert (await officer.get(f"/api/alerts/{alert.alert_id}")).status_code == 404
+        assert (await officer.get(link)).status_code == 404
+    async with staffed.client("auditor") as auditor:
+        records = (await auditor.get("/api/audit", params={"action": "alert.crop"})).json()["data"]
+    assert [(r["actor"], r["query"], r["result_count"]) for r in records] == [
+        ("officer", {"alert_id": str(alert.alert_id)}, 0), ("officer", {"alert_id": str(alert.alert_id)}, 1)]
+    assert all(r["purpose"] for r in records)
+
+
+async def test_an_alert_without_a_crop_links_none_or_answers_404(staffed: ApiServer) -> None:
+    bare = plate_read("51F86988")
+    await store_reads(staffed, [bare])
+    hit, camera = watchlist_alert("51F86988", read=bare), _camera_alert()
+    await store_alerts(staffed, [hit, camera])
+    async with staffed.client("operator") as operator:
+        assert "crop_url" not in (await operator.get(f"/api/alerts/{camera.alert_id}")).json()
+        link = (await operator.get(f"/api/alerts/{hit.alert_id}")).json()["crop_url"]
+        assert (await operator.get(link)).status_code == 404
+        assert (await operator.get(f"/api/alerts/{uuid.uuid4()}/crop.jpg")).status_code == 404

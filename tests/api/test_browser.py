@@ -2,8 +2,8 @@
 console, receive a live alert produced to the real alerts topic, acknowledge it
 with a note, and find the new status in the database; the queue's cards kept in
 place while alerts arrive, every open alert loaded, a silent stream resumed, one
-change per click, the session's end made loud, times in the deployment's zone
-(the browser's own clock is on UTC, as a kiosk's may be). Screenshots go to
+change per click, the session's end made loud, a refused stream signing out, times in the
+deployment's zone (the browser's own clock is on UTC, as a kiosk's may be). Screenshots go to
 tests/artifacts/."""
 
 from __future__ import annotations
@@ -476,3 +476,31 @@ async def test_one_stream_after_a_sign_out_in_back_off_and_a_double_sign_in(
         assert broadcaster.subscribers == 1
         refused = await browser.console_errors()
         assert all("/api/alerts/stream" in error and "503" in error for error in refused)
+
+
+@pytest.mark.parametrize("refusal", ["deactivated", "another role"])
+async def test_a_refused_stream_signs_out_instead_of_retrying(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    """The operator deactivated (the stream's reconnection gets 401) or given a role that reads no
+    alerts (403): the open stream ends, and the page signs out and says so, as a refused ordinary
+    request makes it, instead of asking for the stream again and again behind a "live" wall."""
+    monkeypatch.setattr(live, "ADMISSION_CHECK_S", 1.0)
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        await browser.wait_for("return document.querySelector('#live').classList.contains('on')")
+        if refusal == "deactivated":
+            await api.token("admin")
+            async with api.client("admin") as admin:
+                assert (await admin.post("/api/users/wall-operator/deactivate")).status_code == 204
+        else:
+            await api.sql("UPDATE users SET role = 'auditor' WHERE username = 'wall-operator'")
+            api.app.state.users.forget("wall-operator")
+        await browser.wait_for("return !document.querySelector('#login-view').hidden"
+                               " && document.querySelector('#console-view').hidden"
+                               " && document.querySelector('#session-banner').classList.contains('expired')",
+                               timeout=20)
+        assert any("/api/alerts/stream" in error for error in await browser.console_errors())  # refused
+        await asyncio.sleep(5)  # past the first back-offs of a loop still retrying (1, 1, 2 s)
+        assert not [error for error in await browser.console_errors() if "/api/alerts/stream" in error]

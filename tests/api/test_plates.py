@@ -1,6 +1,7 @@
 """Plate look-ups over HTTP against real rows (TimescaleDB and plain PostgreSQL):
 exact, look-alike fuzzy and partial; paging; filters; crops; "is it wanted?";
-a purpose on every query and an audit record for each, in the same transaction."""
+a purpose on every query and an audit record for each (and for each crop fetched), in the
+same transaction."""
 
 from __future__ import annotations
 
@@ -182,6 +183,32 @@ async def test_crop_link_serves_the_jpeg(seeded: ApiServer) -> None:
         other = read_id[:-1] + ("1" if read_id[-1] == "0" else "0")  # a different, unknown read
         missing = await client.get(f"/api/reads/{other}/crop.jpg")
         assert missing.status_code == 404
+
+
+async def test_every_crop_fetch_is_audited(seeded: ApiServer) -> None:
+    """A crop shows a plate: each fetch, found or not, leaves a record the auditor sees, written
+    by the look-up itself; no record, no crop."""
+    newest = (await _sightings(seeded, plate="30A12345", limit=1))["data"][0]
+    read_id = newest["read_id"]
+    other = read_id[:-1] + ("1" if read_id[-1] == "0" else "0")
+    async with seeded.client("supervisor") as client:
+        assert (await client.get(newest["crop_url"])).status_code == 200
+        assert (await client.get(f"/api/reads/{other}/crop.jpg")).status_code == 404
+    async with seeded.client("auditor") as auditor:
+        page = (await auditor.get("/api/audit", params={"action": "plate.crop"})).json()
+    missing, found = page["data"]
+    for record in (missing, found):
+        assert (record["actor"], record["role"], record["action"]) == ("supervisor", "supervisor",
+                                                                       "plate.crop")
+        assert record["purpose"] == "plate crop shown"
+    assert found["result_count"] == 1 and found["query"]["read_id"] == read_id
+    assert datetime.fromisoformat(found["query"]["at"]) == datetime.fromisoformat(newest["captured_at"])
+    assert (missing["result_count"], missing["query"]) == (0, {"read_id": other, "at": None})
+
+    await seeded.sql("ALTER TABLE audit_log ADD CONSTRAINT no_more_audit CHECK (audit_id < 0) NOT VALID")
+    async with seeded.client("supervisor") as client:
+        refused = await client.get(newest["crop_url"])
+    assert refused.status_code == 500 and JPEG not in refused.content
 
 
 async def test_is_this_vehicle_wanted(seeded: ApiServer) -> None:

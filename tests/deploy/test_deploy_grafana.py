@@ -153,7 +153,8 @@ def test_grafana_role_reads_only_the_dashboard_tables(provisioned: ProvisionedDa
     with psycopg.connect(provisioned.grafana_url, autocommit=True) as conn:
         for table in ("checkpoint_counts", "sensor_readings", "cameras", "checkpoint_counts_hourly"):
             conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (fixed names)
-        for table in ("users", "audit_log", "plate_crops", "watchlist_entries", "alert_events"):
+        for table in ("users", "audit_log", "plate_crops", "watchlist_entries", "alert_events",
+                      "alert_evidence"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
         with pytest.raises((psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):

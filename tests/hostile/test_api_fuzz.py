@@ -56,7 +56,11 @@ AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("PO
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
            ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
            ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
-           ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}")}
+           ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}"),
+           ("GET", "/api/reads/{read_id}/crop.jpg"), ("GET", "/api/alerts/{alert_id}/crop.jpg")}
+# ... and those audited when they find nothing too: their own 404 (by its detail), not a path no route matches
+AUDITED_IF_MISSING = {("GET", "/api/reads/{read_id}/crop.jpg"): b"no crop for this read",
+                      ("GET", "/api/alerts/{alert_id}/crop.jpg"): b"no crop with this alert"}
 
 
 # ----------------------------------------------------------------------------- shared set-up
@@ -127,6 +131,9 @@ class Ledger:
         if status >= 500 or status not in CLIENT_ERRORS and not 200 <= status < 300:
             self.failures.append(f"{method} {path} -> {status} for {what}: {body[:200]!r}")
             return
+        missing = AUDITED_IF_MISSING.get((method, path))
+        if status == 404 and missing is not None and missing in body:
+            self.audited += 1
         if 200 <= status < 300:
             self.audited += (method, path) in AUDITED
             if (method, path) == ("POST", "/api/watchlist"):
@@ -271,6 +278,7 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
         ("GET", "/api/alerts/decision-reasons"): Call("officer"),
         ("GET", "/api/alerts/decisions"): Call("supervisor", query={"since": since, "until": until}),
         ("GET", "/api/alerts/{alert_id}"): Call("operator", path={"alert_id": seed.alert_id}),
+        ("GET", "/api/alerts/{alert_id}/crop.jpg"): Call("operator", path={"alert_id": seed.alert_id}),
         ("GET", "/api/alerts/{alert_id}/history"): Call("operator", path={"alert_id": seed.alert_id}),
         ("POST", "/api/alerts/{alert_id}/status"): Call("operator", path={"alert_id": seed.alert_id},
                                                         json={"status": "acknowledged", "note": "seen"}),

@@ -1,16 +1,19 @@
-"""Alerts: idempotent on alert_id, status changes recorded with who, when and why."""
+"""Alerts: idempotent on alert_id, status changes recorded with who, when and why, and
+each alert's own copy of its read's crop."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
-from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
+from ioc.schemas import Alert, AlertKind, AlertStatus, PlateRead, Severity
 from ioc.storage.alerts import (
+    alert_crop,
     alert_decisions,
     alert_history,
     get_alert,
@@ -18,6 +21,9 @@ from ioc.storage.alerts import (
     recent_alerts,
     update_alert_status,
 )
+from ioc.storage.audit import AuditNote, list_audit
+from ioc.storage.migrations import migrate
+from ioc.storage.plate_reads import insert_plate_reads
 
 
 def _alert(now: datetime, minutes_ago: int, kind: AlertKind = AlertKind.WATCHLIST_HIT) -> Alert:
@@ -101,3 +107,64 @@ async def test_several_statuses_merge_newest_first_and_page(conn: AsyncConnectio
     assert [a.alert_id for a in since] == wanted[:5]  # 0 to 4 minutes ago
     none = await recent_alerts(conn, limit=10, status=queue, kind=AlertKind.CAMERA_OFFLINE)
     assert none == []
+
+
+def _hit(read: PlateRead) -> Alert:
+    return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT, severity=Severity.CRITICAL,
+                 subject=read.text, raised_at=read.captured_at, captured_at=read.captured_at,
+                 checkpoint_id=read.checkpoint_id, camera_id=read.camera_id, read_id=read.read_id)
+
+
+async def _evidence_rows(conn: AsyncConnection) -> int:
+    row = await (await conn.execute("SELECT count(*) FROM alert_evidence")).fetchone()
+    return row[0]
+
+
+async def test_an_alert_keeps_its_own_copy_of_the_reads_crop(
+    conn: AsyncConnection, make_read: Callable[..., PlateRead], now: datetime
+) -> None:
+    """Raising an alert for a read copies the read's crop in the same transaction; a read without
+    a crop and an alert without a read have none; a replay copies nothing twice."""
+    pictured, bare = make_read(crop=b"\xff\xd8pictured"), make_read("51F86988")
+    await insert_plate_reads(conn, [pictured, bare])
+    camera = Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.CAMERA_OFFLINE, severity=Severity.WARNING,
+                   subject="cam-1", raised_at=now, camera_id="cam-1")
+    alerts = [_hit(pictured), _hit(bare), camera]
+    assert await insert_alerts(conn, alerts) == 3
+    assert await insert_alerts(conn, alerts) == 0
+    assert await alert_crop(conn, alerts[0].alert_id) == b"\xff\xd8pictured"
+    assert await alert_crop(conn, alerts[1].alert_id) is None
+    assert await alert_crop(conn, camera.alert_id) is None
+    assert await _evidence_rows(conn) == 1
+
+
+async def test_an_alert_crop_fetch_is_audited_found_or_not(
+    conn: AsyncConnection, make_read: Callable[..., PlateRead]
+) -> None:
+    read = make_read(crop=b"\xff\xd8jpeg")
+    await insert_plate_reads(conn, [read])
+    alert = _hit(read)
+    await insert_alerts(conn, [alert])
+    missing = uuid.uuid4()
+    for alert_id in (alert.alert_id, missing):
+        note = AuditNote(actor="op1", role="operator", action="alert.crop", query={"alert_id": alert_id},
+                         purpose="alert evidence shown")
+        await alert_crop(conn, alert_id, audit=note)
+    records = await list_audit(conn, action="alert.crop")
+    assert [(r.actor, r.query["alert_id"], r.result_count) for r in records] == [
+        ("op1", str(missing), 0), ("op1", str(alert.alert_id), 1)]
+
+
+async def test_alerts_raised_before_evidence_was_kept_get_it_when_migrated(
+    conn: AsyncConnection, migrated_url: str, make_read: Callable[..., PlateRead]
+) -> None:
+    """0013 copies the crops still kept for the alerts already there."""
+    read = make_read(crop=b"\xff\xd8older")
+    await insert_plate_reads(conn, [read])
+    alert = _hit(read)
+    await insert_alerts(conn, [alert])
+    await conn.execute("DROP TABLE alert_evidence")  # as before 0013
+    await conn.execute("DELETE FROM schema_migrations WHERE name = '0013_alert_evidence'")
+    await conn.commit()
+    assert await migrate(migrated_url) == ["0013_alert_evidence"]
+    assert await alert_crop(conn, alert.alert_id) == b"\xff\xd8older"

@@ -1,5 +1,5 @@
-"""Retention drops old reads by whole days (chunks or partitions), keeps alerts longer,
-never touches the audit log, and logs every run."""
+"""Retention drops old reads by whole days (chunks or partitions), keeps alerts longer (with
+their own copies of their reads' crops), never touches the audit log, and logs every run."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, SensorReading, Severity
-from ioc.storage.alerts import insert_alerts
+from ioc.storage.alerts import alert_crop, insert_alerts
 from ioc.storage.audit import append_audit
 from ioc.storage.database import Capabilities
 from ioc.storage.partitions import ensure_partitions, partition_name
-from ioc.storage.plate_reads import insert_plate_reads
+from ioc.storage.plate_reads import get_crop, insert_plate_reads
 from ioc.storage.retention import run_retention
 from ioc.storage.sensor_readings import insert_sensor_readings
 
@@ -26,9 +26,10 @@ async def _count(conn: AsyncConnection, table: str) -> int:
     return row[0]
 
 
-def _alert(raised_at: datetime) -> Alert:
+def _alert(raised_at: datetime, read: PlateRead | None = None) -> Alert:
     return Alert(alert_id=uuid.uuid4(), alert_kind=AlertKind.WATCHLIST_HIT, severity=Severity.WARNING,
-                 subject="30A12345", raised_at=raised_at)
+                 subject="30A12345", raised_at=raised_at, captured_at=read.captured_at if read else None,
+                 read_id=read.read_id if read else None)
 
 
 async def test_old_data_goes_recent_stays_and_the_run_is_logged(
@@ -86,6 +87,34 @@ async def test_old_data_goes_recent_stays_and_the_run_is_logged(
     again = await run_retention(conn, caps, read_days=30, alert_days=365, now=now)
     assert not any(again.dropped.values()) and not any(again.deleted.values())
     assert await _count(conn, "retention_runs") == 2
+
+
+async def test_an_alert_shows_its_crop_after_its_read_is_gone_until_it_goes_itself(
+    conn: AsyncConnection,
+    caps: Capabilities,
+    make_read: Callable[..., PlateRead],
+    now: datetime,
+) -> None:
+    """Reads and their crops go after the read period, alerts after the alert period: an alert
+    keeps its evidence, its own copy of the read's crop, exactly as long as it is kept."""
+    old = make_read(captured_at=now - timedelta(days=40), crop=b"\xff\xd8forty")
+    older = make_read(captured_at=now - timedelta(days=400), crop=b"\xff\xd8four hundred")
+    await insert_plate_reads(conn, [old, older])
+    kept, expired = _alert(old.captured_at, old), _alert(older.captured_at, older)
+    await insert_alerts(conn, [kept, expired])
+    await conn.commit()
+
+    await run_retention(conn, caps, read_days=30, alert_days=365, now=now)
+    await conn.commit()
+    assert await _count(conn, "plate_reads") == 0 and await get_crop(conn, old.read_id) is None
+    assert await alert_crop(conn, kept.alert_id) == b"\xff\xd8forty"
+    assert await alert_crop(conn, expired.alert_id) is None
+    assert await _count(conn, "alert_evidence") == 1
+
+    await run_retention(conn, caps, read_days=30, alert_days=30, now=now)
+    await conn.commit()
+    assert await _count(conn, "alerts") == 0
+    assert await alert_crop(conn, kept.alert_id) is None and await _count(conn, "alert_evidence") == 0
 
 
 async def test_retention_creates_partitions_ahead(

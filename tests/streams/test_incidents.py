@@ -1,5 +1,6 @@
 """Watchlist hits merge into incidents, against a real database: one alert per
-(entry, plate) with its route, replays change nothing, the route stays bounded."""
+(entry, plate) with its route, replays change nothing, the route stays bounded; an
+incident keeps its own copy of its opening read's crop."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from ioc.config import Settings
 from ioc.schemas import Direction, PlateRead, WatchlistEntry, utcnow
+from ioc.storage.alerts import alert_crop
 from ioc.storage.database import connect, open_pool
 from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
@@ -227,6 +229,40 @@ def _past_read_matching(database_url: str, sent: list[bytes]) -> tuple[WorkerCon
     past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
     [check] = timers
     return ctx, check
+
+
+async def test_an_incident_keeps_its_opening_reads_crop(database_url: str) -> None:
+    """The sink stores reads before it records their hits: the alert copies the opening read's crop
+    in the transaction that opens the incident (a later sighting's crop is not copied)."""
+    await migrate(database_url)
+    opening, later = (_read(s).model_copy(update={"crop_jpeg": b"\xff\xd8" + bytes([s])}) for s in (0, 60))
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [opening, later])
+        [alert] = await record_hits(conn, _hits([opening, later]))
+        await conn.commit()
+        assert await alert_crop(conn, alert.alert_id) == opening.crop_jpeg
+        cur = await conn.execute("SELECT count(*) FROM alert_evidence")
+        assert (await cur.fetchone())[0] == 1
+
+
+async def test_an_alert_for_a_past_read_copies_its_stored_crop(database_url: str) -> None:
+    """Past-read matching finds reads without their crops: the alert's copy comes from the stored one."""
+    await migrate(database_url)
+    read = _read(0).model_copy(update={"crop_jpeg": b"\xff\xd8past"})
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [read])
+        await conn.commit()
+    sent: list[bytes] = []
+    ctx, check = _past_read_matching(database_url, sent)
+    try:
+        await check()
+        assert len(sent) == 1
+    finally:
+        await (await ctx.pool()).close()
+    async with await connect(database_url) as conn:
+        cur = await conn.execute("SELECT alert_id FROM alerts WHERE read_id = %s", [read.read_id])
+        [(alert_id,)] = await cur.fetchall()
+        assert await alert_crop(conn, alert_id) == b"\xff\xd8past"
 
 
 async def test_a_hit_the_database_refuses_fails_its_batch(

@@ -3,7 +3,9 @@
 Operators acknowledge, escalate or resolve; officers (and supervisors) accept or
 reject a watchlist hit with a reason from the configured list. Every change is
 kept in the alert's history (who, when, note, reason) and published on the
-alerts topic, so every open operator page sees it.
+alerts topic, so every open operator page sees it. An alert's crop link serves
+the alert's own copy of its read's crop, kept as long as the alert (the read's
+goes with the read retention period); each fetch of it is audited.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ioc.api.deps import (
@@ -26,20 +28,23 @@ from ioc.api.deps import (
     SettingsDep,
 )
 from ioc.api.publishing import EventPublisher
-from ioc.api.routes.plates import crop_url
 from ioc.schemas import Alert, AlertKind, AlertStatus
 from ioc.storage.alert_review import lock_alert
 from ioc.storage.alerts import (
     AlertRecord,
+    alert_crop,
     alert_decisions,
     alert_history,
     get_alert,
     recent_alerts,
     update_alert_status,
 )
+from ioc.storage.audit import AuditNote
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
+# a crop link states no purpose: the alert it came with is the reason it is shown
+CROP_PURPOSE = "alert evidence shown"
 FINAL = {AlertStatus.RESOLVED.value}
 DECIDABLE = {AlertStatus.NEW.value, AlertStatus.ACKNOWLEDGED.value, AlertStatus.ESCALATED.value}
 
@@ -55,7 +60,8 @@ class AlertPublic(BaseModel):
     checkpoint_id: str | None = None
     camera_id: str | None = None
     read_id: uuid.UUID | None = None
-    crop_url: str | None = None
+    crop_url: str | None = Field(None, description="The alert's own copy of its read's crop (kept as long "
+                                                    "as the alert); where the read had none it answers 404")
     evidence: dict[str, Any] = {}
     updated_at: datetime | None = None
 
@@ -65,7 +71,7 @@ class AlertPublic(BaseModel):
             alert_id=record.alert_id, kind=record.kind, severity=record.severity, subject=record.subject,
             status=record.status, raised_at=record.raised_at, captured_at=record.captured_at,
             checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
-            crop_url=_crop(record.read_id, record.captured_at), evidence=record.evidence,
+            crop_url=_crop(record.alert_id, record.read_id), evidence=record.evidence,
             updated_at=record.updated_at,
         )
 
@@ -76,12 +82,13 @@ class AlertPublic(BaseModel):
             alert_id=alert.alert_id, kind=alert.alert_kind.value, severity=alert.severity.value,
             subject=alert.subject, status=alert.status.value, raised_at=alert.raised_at,
             captured_at=alert.captured_at, checkpoint_id=alert.checkpoint_id, camera_id=alert.camera_id,
-            read_id=alert.read_id, crop_url=_crop(alert.read_id, alert.captured_at), evidence=alert.evidence,
+            read_id=alert.read_id, crop_url=_crop(alert.alert_id, alert.read_id), evidence=alert.evidence,
         )
 
 
-def _crop(read_id: uuid.UUID | None, captured_at: datetime | None) -> str | None:
-    return crop_url(read_id, captured_at) if read_id is not None and captured_at is not None else None
+def _crop(alert_id: uuid.UUID, read_id: uuid.UUID | None) -> str | None:
+    """Link to the alert's copy of the crop, not the read's: the read goes long before the alert."""
+    return f"/api/alerts/{alert_id}/crop.jpg" if read_id is not None else None
 
 
 class AlertsPublic(BaseModel):
@@ -162,6 +169,23 @@ async def read_alert(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> Aler
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
     return AlertPublic.of(record)
+
+
+@router.get("/{alert_id}/crop.jpg", response_class=Response,
+            summary="The plate crop of the read an alert was raised for (the alert's own copy; audited)",
+            responses={200: {"content": {"image/jpeg": {}}},
+                       404: {"description": "no such alert, or no crop with it"}})
+async def read_alert_crop(alert_id: uuid.UUID, conn: ConnDep, user: AlertReader) -> Response:
+    """Kept as long as the alert, after the read and its own crop are gone. A crop shows a plate:
+    each fetch, found or not, is audited (``alert.crop``) by the statement that reads it, so if
+    its record cannot be written the crop is not served."""
+    note = AuditNote(actor=user.username, role=user.role, action="alert.crop", query={"alert_id": alert_id},
+                     purpose=CROP_PURPOSE)
+    jpeg = await alert_crop(conn, alert_id, audit=note)
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop with this alert")
+    # as a read's crop: kept by no cache, a shared console PC's browser included
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,

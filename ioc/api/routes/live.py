@@ -11,7 +11,8 @@ replay it gets ``event: reset`` instead and should reload the list
 
 A stream ends when its caller may no longer read alerts: their token expired, or they were
 deactivated or given another role (checked every :data:`ADMISSION_CHECK_S`, through the user
-directory and its cache). The client's reconnection then gets 401, as every other request would.
+directory and its cache). The client's reconnection then gets 401 (403 for a role that reads no
+alerts), as every other request would; the operator page signs out on either.
 Where the database cannot answer, the stream goes on until the token expires: a video wall
 stays live through a database outage.
 """

@@ -434,7 +434,7 @@
     if (entry?.url) URL.revokeObjectURL(entry.url);
   }
 
-  // an alert left the page: its crop goes too, unless another alert shows the same read
+  // an alert left the page: its crop goes too, unless another alert still shows it
   function releaseCrop(path) {
     if (![...state.alerts.values()].some((alert) => alert.crop_url === path)) dropCrop(path);
   }
@@ -725,6 +725,12 @@
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const response = await api("/api/alerts/stream", { signal: abort.signal, headers });
       if (!current(gen)) return;
+      // 401 signed out in api(); 403: the user's role may no longer read alerts (changed while the
+      // stream was open), and retrying cannot change that: sign out as for an expired token
+      if (response.status === 403) {
+        signOut("expired");
+        throw new SignedOut("signed out");
+      }
       if (!response.ok) throw new Error(String(response.status));
       const keepAliveS = Number(response.headers.get("X-Keep-Alive-Seconds"));
       if (keepAliveS > 0) stallMs = Math.max(STALL_KEEPALIVES * keepAliveS * 1000, 6000);
