@@ -83,18 +83,6 @@ async def _pool(request: Request) -> AsyncConnectionPool:
 PoolDep = Annotated[AsyncConnectionPool, Depends(_pool)]
 
 
-async def _conn(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One pooled connection for the endpoint call; committed on success, rolled back on error.
-
-    ``scope="function"`` hands it back before the response is sent, so a slow
-    client never holds a database connection.
-    """
-    pool: AsyncConnectionPool = request.app.state.pool
-    async with pool.connection() as conn:
-        yield conn
-
-
-ConnDep = Annotated[AsyncConnection, Depends(_conn, scope="function")]
 
 
 def _unauthorised(detail: str) -> HTTPException:
@@ -120,6 +108,35 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     return current
 
 
+async def _authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, looked up once per request (by whichever of the role check and the
+    connection asks first)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    return known if known is not None else await _caller(request, credentials)
+
+
+async def _conn(
+    request: Request, _: Annotated[Principal, Depends(_authenticated)]
+) -> AsyncIterator[AsyncConnection]:
+    """One pooled connection for the endpoint call; committed on success, rolled back on error.
+
+    Taken only once the caller is known: the user directory's look-up takes a connection of
+    the same pool, and requests holding theirs while waiting for another (as many as the pool
+    holds, of a user whose cached entry had just expired: a console fetching its alerts' crops)
+    stalled the pod until the pool's timeout, then failed with 500. A caller without a valid
+    token gets its 401 without taking one. ``scope="function"`` hands it back before the
+    response is sent, so a slow client never holds a database connection.
+    """
+    pool: AsyncConnectionPool = request.app.state.pool
+    async with pool.connection() as conn:
+        yield conn
+
+
+ConnDep = Annotated[AsyncConnection, Depends(_conn, scope="function")]
+
+
 def require_roles(*roles: str) -> Callable[..., Any]:
     """A dependency admitting only ``roles`` (401 without a valid token, 403 for other roles)."""
     unknown = set(roles) - set(EVERYONE)
@@ -130,7 +147,7 @@ def require_roles(*roles: str) -> Callable[..., Any]:
     async def check(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Principal:
-        user = await _caller(request, credentials)
+        user = await _authenticated(request, credentials)
         if user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of: {', '.join(roles)}")
         return user

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from served_api import PASSWORD, ApiServer
 
+from ioc.api.accounts import UserDirectory
 from ioc.api.routes import auth as auth_routes
 from ioc.api.security import Principal, issue_token
 from ioc.storage.database import connect
@@ -100,6 +101,21 @@ async def test_sign_ins_hold_no_database_connection_while_passwords_are_checked(
             release.set()
         assert [(await task).status_code for task in sign_ins] == [401, 401]
     assert look_up.status_code == 200, look_up.text
+
+
+async def test_requests_as_many_as_the_pool_holds_all_find_their_caller(api_factory) -> None:
+    """Each of these requests needs its caller looked up (the user directory's cached entry has
+    expired) as well as a connection of its own. They took the connection first and waited for
+    another to look the caller up: with as many requests as the pool holds, all of them until
+    the pool's timeout (30 s), then 500."""
+    api: ApiServer = await api_factory(database_pool_size=2)
+    operator = await api.token("operator")
+    api.app.state.users = UserDirectory(api.app.state.pool, ttl_s=0)  # every request looks its caller up
+    headers = {"Authorization": f"Bearer {operator}"}
+    async with api.client() as client:
+        requests = (client.get("/api/alerts", headers=headers) for _ in range(6))
+        statuses = await asyncio.wait_for(asyncio.gather(*requests), 20)
+    assert [r.status_code for r in statuses] == [200] * 6
 
 
 async def test_request_bodies_over_the_limit_are_refused(api_factory) -> None:
