@@ -2,8 +2,12 @@
 
 Tokens live for hours; looking the user up on every request would cost a query
 per call. A short cache bounds both: a deactivation or role change takes
-effect within ``ttl_s``. A token issued before the account last changed (its password
-set, deactivated, reactivated) no longer holds: a stolen token dies with a password reset.
+effect within ``ttl_s``. A token issued before the account's password was set or the account
+deactivated (and reactivated) no longer holds: a stolen token dies with a password reset. The
+token says the user's token generation it was issued in, which those changes move on
+(migration 0014): exact, whatever the clocks. A token without one (issued before generations,
+or by another issuer) is judged by its issue time against the account's last change instead,
+less the clock leeway between this process and the database.
 """
 
 from __future__ import annotations
@@ -23,25 +27,32 @@ class UserDirectory:
         self._pool = pool
         self._ttl = ttl_s
         self._max = max_entries
-        # username -> (when looked up, the active user's principal or None, when their account changed)
+        # username -> (when looked up, the active user's principal (with their token generation)
+        # or None, when their account changed)
         self._cache: dict[str, tuple[float, Principal | None, float]] = {}
 
-    async def lookup(self, username: str, *, issued_at: float | None = None) -> Principal | None:
-        """The active user's principal (their current role), or None; None too for a token issued
-        at ``issued_at`` (Unix time) before the account last changed, by more than the clock
-        leeway between this process and the database."""
+    async def lookup(
+        self, username: str, *, issued_at: float | None = None, generation: int | None = None
+    ) -> Principal | None:
+        """The active user's principal (their current role), or None; None too for a token of
+        another token ``generation`` than the user's, or, where the token has none, one issued at
+        ``issued_at`` (Unix time) before the account last changed, by more than the clock leeway."""
         now = time.monotonic()
         cached = self._cache.get(username)
         if cached is None or now - cached[0] >= self._ttl:
             async with self._pool.connection() as conn:
                 user = await get_user(conn, username)
             active = user is not None and user.active
-            cached = (now, Principal(user.username, user.role) if active else None,
-                      user.updated_at.timestamp() if active else 0.0)
+            cached = (now, Principal(user.username, user.role, generation=user.token_generation) if active
+                      else None, user.updated_at.timestamp() if active else 0.0)  # fmt: skip
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[username] = cached
         _, principal, changed_at = cached
+        if principal is None:
+            return None
+        if generation is not None:
+            return principal if generation == principal.generation else None
         if issued_at is not None and issued_at + CLOCK_LEEWAY_S < changed_at:
             return None
         return principal

@@ -100,10 +100,12 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     except InvalidTokenError as exc:
         raise _unauthorised(str(exc)) from exc
     directory: UserDirectory = request.app.state.users
-    current = await directory.lookup(claimed.username, issued_at=claimed.issued)
+    current = await directory.lookup(claimed.username, issued_at=claimed.issued,
+                                     generation=claimed.generation)
     if current is None:
         raise _unauthorised("user unknown or deactivated, or the token older than the account's last change")
-    current = dataclasses.replace(current, expires=claimed.expires, issued=claimed.issued)
+    current = dataclasses.replace(current, expires=claimed.expires, issued=claimed.issued,
+                                  generation=claimed.generation)
     request.state.principal = current
     return current
 

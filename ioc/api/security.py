@@ -1,9 +1,9 @@
 """Bearer tokens and login throttling.
 
 Tokens are compact JWS (HS256) with OIDC-style claims (``iss``, ``aud``, ``sub``,
-``role``, ``iat``, ``exp``, ``jti``), signed with ``IOC_AUTH_SECRET``; a deployment
-fronted by an OIDC provider can issue the same claims. The standard library's
-``hmac`` is all HS256 needs, so no JWT dependency. Passwords never leave
+``role``, ``iat``, ``exp``, ``jti``) and the user's token generation (``gen``), signed with
+``IOC_AUTH_SECRET``; a deployment fronted by an OIDC provider can issue the same claims. The
+standard library's ``hmac`` is all HS256 needs, so no JWT dependency. Passwords never leave
 ``ioc.storage.users`` except as scrypt hashes.
 """
 
@@ -42,12 +42,15 @@ class InvalidTokenError(Exception):
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a username and one of the five roles; ``issued`` and ``expires`` are the
-    Unix times their token was issued and stops holding (None where no token is involved)."""
+    Unix times their token was issued and stops holding (None where no token is involved), and
+    ``generation`` the user's token generation it was issued in (None in a token without one:
+    issued before generations, or by another issuer; :class:`ioc.api.accounts.UserDirectory`)."""
 
     username: str
     role: str
     expires: float | None = field(default=None, compare=False)
     issued: float | None = field(default=None, compare=False)
+    generation: int | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -67,6 +70,8 @@ def issue_token(principal: Principal, *, secret: str, ttl_s: int, now: float | N
     issued = int(now if now is not None else time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": principal.username, "role": principal.role,
               "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_urlsafe(8)}
+    if principal.generation is not None:
+        claims["gen"] = principal.generation
     header = _b64(json.dumps(_HEADER, separators=(",", ":")).encode())
     body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     signing_input = f"{header}.{body}"
@@ -85,6 +90,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         claims = json.loads(_unb64(claims_b64))
         subject, role = str(claims["sub"]), str(claims["role"])
         expires, issued = float(claims["exp"]), float(claims.get("iat", 0))
+        generation = None if claims.get("gen") is None else int(claims["gen"])
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidTokenError("malformed token") from exc
     if claims.get("iss") != ISSUER or claims.get("aud") != AUDIENCE:
@@ -93,7 +99,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("token expired")
     if issued > moment + CLOCK_LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role, expires, issued)
+    return Principal(subject, role, expires, issued, generation)
 
 
 class LoginThrottle:

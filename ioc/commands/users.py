@@ -162,6 +162,6 @@ def run_token(args: argparse.Namespace) -> int:
     if user is None or not user.active:
         print(f"no active user {args.username}", file=sys.stderr)
         return 1
-    print(issue_token(Principal(user.username, user.role), secret=settings.auth_secret.get_secret_value(),
-                      ttl_s=ttl))
+    principal = Principal(user.username, user.role, generation=user.token_generation)
+    print(issue_token(principal, secret=settings.auth_secret.get_secret_value(), ttl_s=ttl))
     return 0

@@ -173,6 +173,10 @@ async def _alert_evidence(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0013_alert_evidence.sql"))
 
 
+async def _token_generation(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0014_token_generation.sql"))
+
+
 async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
     """Materialise the hourly and daily continuous aggregates from their first bucket, once.
 
@@ -205,6 +209,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
     Migration("0012_consumer_progress", _consumer_progress),
     Migration("0013_alert_evidence", _alert_evidence),
+    Migration("0014_token_generation", _token_generation),
 )
 
 

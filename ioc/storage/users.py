@@ -57,6 +57,7 @@ class User:
     active: bool
     created_at: datetime
     updated_at: datetime
+    token_generation: int = 0  # tokens issued in another generation do not hold (migration 0014)
 
 
 def _b64(raw: bytes) -> str:
@@ -89,7 +90,7 @@ def verify_password(password: str, stored: str) -> bool:
 # verified against when the user does not exist, so a wrong name costs as long as a wrong password
 _DUMMY_HASH = f"scrypt${_N}${_R}${_P}${_b64(bytes(_SALT_BYTES))}${_b64(bytes(_KEY_BYTES))}"
 
-_USER_COLUMNS = "username, role, active, created_at, updated_at"
+_USER_COLUMNS = "username, role, active, created_at, updated_at, token_generation"
 
 
 def _check_role(role: str) -> None:

@@ -193,3 +193,38 @@ async def test_a_token_issued_before_the_account_changed_no_longer_holds(api: Ap
         for step in ("deactivate", "activate"):
             assert (await client.post(f"/api/users/field-7/{step}", headers=headers)).status_code == 204
         assert await me(before) == 401
+
+
+async def test_a_token_issued_just_before_a_password_reset_or_a_deactivation_no_longer_holds(
+    api: ApiServer,
+) -> None:
+    """Tokens were judged by their issue time against the account's last change, less 30 s of
+    clock leeway: a token signed in for with a stolen password seconds before the reset outlived
+    it (and one from before a deactivation, once reactivated). Now a token holds only in the
+    user's token generation, which those changes move on."""
+    admin = await api.token("admin")
+    await api.user("field-8", "officer")
+    directory = api.app.state.users
+    async with api.client() as client:
+        async def me(token: str) -> int:
+            answer = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            return answer.status_code
+
+        async def signed_in(password: str = PASSWORD) -> str:
+            return (await _login(client, "field-8", password)).json()["access_token"]
+
+        stolen = await signed_in()
+        assert await me(stolen) == 200
+        async with await connect(api.conninfo) as conn:
+            assert await set_password(conn, "field-8", "a-new-password-1")
+            await conn.commit()
+        directory.forget("field-8")  # `ioc users passwd` leaves each API process to its cache time
+        assert await me(stolen) == 401
+        fresh = await signed_in("a-new-password-1")
+        assert await me(fresh) == 200
+
+        headers = {"Authorization": f"Bearer {admin}"}
+        for step in ("deactivate", "activate"):
+            assert (await client.post(f"/api/users/field-8/{step}", headers=headers)).status_code == 204
+        assert await me(fresh) == 401
+        assert await me(await signed_in("a-new-password-1")) == 200

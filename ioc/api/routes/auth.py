@@ -96,7 +96,7 @@ async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> Token
                             headers={"WWW-Authenticate": "Bearer"})
     throttle.succeeded(login.username, client)
     ttl = settings.token_ttl_seconds
-    access = issue_token(Principal(user.username, user.role),
+    access = issue_token(Principal(user.username, user.role, generation=user.token_generation),
                          secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
     return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
                        timezone=settings.display_timezone)

@@ -59,8 +59,8 @@ async def _still_admitted(request: Request, caller: Principal) -> bool:
         return False
     directory: UserDirectory = request.app.state.users
     try:
-        current = await asyncio.wait_for(directory.lookup(caller.username, issued_at=caller.issued),
-                                         _LOOKUP_WAIT_S)
+        looked_up = directory.lookup(caller.username, issued_at=caller.issued, generation=caller.generation)
+        current = await asyncio.wait_for(looked_up, _LOOKUP_WAIT_S)
     except (TimeoutError, psycopg.Error):
         logger.warning("live stream of %s: user directory unavailable, stream kept", caller.username)
         return True
