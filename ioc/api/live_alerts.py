@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 QUEUE_SIZE = 200  # events waiting for one client before it is disconnected (it resumes)
+LAG_GRACE_S = 2.0  # how long a burst waits for a stream to make room before that stream is dropped
 CATCH_UP_TIMEOUT_S = 30.0
 ASSIGNMENT_WAIT_S = 2.0
 _VERSION = "v1"
@@ -252,6 +253,20 @@ class AlertBroadcaster:
                     subscription.offer(event)
         self._expire()
 
+    async def _take_paced(self, records: list[ConsumerRecord]) -> None:
+        """:meth:`take` ``records`` half a queue at a time, each chunk once every stream has room
+        for it or :data:`LAG_GRACE_S` has passed. Taken at once, a burst longer than a queue (an
+        entry matching a day of past reads, a backlog after a broker outage) filled every queue
+        before any stream could send, and every page, fast or not, was disconnected and
+        reconnected (past the replay window, reset and reloaded its list)."""
+        chunk = QUEUE_SIZE // 2
+        for start in range(0, len(records), chunk):
+            deadline = time.monotonic() + LAG_GRACE_S
+            while time.monotonic() < deadline and any(
+                    not s.lagged and s.queue.qsize() > QUEUE_SIZE - chunk for s in self._subscribers):
+                await asyncio.sleep(0.01)
+            self.take(records[start:start + chunk])
+
     # ---------- the consumer ----------
 
     async def _run(self) -> None:
@@ -275,7 +290,7 @@ class AlertBroadcaster:
                         await self._place(consumer)
                         continue
                     if batch:
-                        self.take(_merged(batch.values()))
+                        await self._take_paced(list(_merged(batch.values())))
             except asyncio.CancelledError:
                 raise
             except Exception:

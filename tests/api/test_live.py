@@ -19,6 +19,7 @@ from served_api import PASSWORD, ApiServer, store_alerts, watchlist_alert
 from webdriver_client import browser_available, chromium
 
 from ioc import metrics
+from ioc.api import live_alerts
 from ioc.api.live_alerts import AlertBroadcaster, Subscription, encode_position, parse_position
 from ioc.api.live_client import LiveAlertClient, SseEvent
 from ioc.api.routes import live
@@ -134,6 +135,27 @@ async def test_alert_from_the_topic_reaches_the_stream(api: ApiServer) -> None:
         await producer.stop()
     assert page.client.retry_ms == 1000
     assert len(latencies) == 20  # how fast: `ioc bench api` (speed goals live in benchmarks)
+
+
+@TIMESCALE
+async def test_a_burst_longer_than_a_queue_keeps_a_reading_page_connected(api: ApiServer) -> None:
+    """An entry matching a day of past reads raises hundreds of alerts at once. The burst came
+    off the topic in one fetch and was queued whole before any stream could send: every page,
+    reading or not, was disconnected at 200 and reconnected (past the replay window, reset)."""
+    token = await api.token("operator")
+    producer = await _producer(api)
+    page = await _Page(api.url, token).open()
+    try:
+        alerts = [watchlist_alert(PLATES[i % len(PLATES)]) for i in range(3 * live_alerts.QUEUE_SIZE)]
+        sends = [await producer.send(api.settings.topics.alerts, a.to_json(), key=a.subject.encode())
+                 for a in alerts]  # fmt: skip
+        await asyncio.gather(*sends)  # all on the topic before the API's consumer asks again
+        received = await page.alerts(len(alerts), timeout=30)
+    finally:
+        await page.close()
+        await producer.stop()
+    assert sorted(_ids(received)) == sorted(str(a.alert_id) for a in alerts)
+    assert len(page.client.connected_at) == 1, "the page was disconnected"
 
 
 @TIMESCALE
