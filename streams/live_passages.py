@@ -1,16 +1,21 @@
 """This worker's open passages: fed by the reads it stores, written by the passages timer.
 
-A worker writes passages only for lanes its own partitions fed since it started
-(camera id is the Kafka key, so a lane belongs to one worker): passages seeded
-from the database after a restart are completed there, never overwritten by a
-worker that merely loaded them.
+A worker writes passages only for lanes its own partitions feed (camera id is the Kafka key,
+so a lane belongs to one worker): passages seeded from the database after a restart or a
+rebalance are completed there, never overwritten by a worker that merely loaded them. A lane
+whose partition is revoked is no longer this worker's: it is seeded again if it comes back.
+A seeded passage that opened before the seeding's window may lack its first reads (its vehicle
+was in view before), so it takes the reads of its vehicle but is never written: written, it
+would be a second passage of that vehicle under another id (its first read's).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from detectors import plate_format
 from detectors.passages import Observation, Passage, PassageAssembler, vote
@@ -57,24 +62,48 @@ class LivePassages:
     assembler: PassageAssembler = field(default_factory=PassageAssembler)
     owned: set[Lane] = field(default_factory=set)
     rewritten: set[uuid.UUID] = field(default_factory=set)  # of the last flush
+    # lane -> the partition that fed it last (see release)
+    feeds: dict[Lane, Hashable] = field(default_factory=dict)
+    # lane -> capture time (Unix) before which a passage opened by a seeded read is not written
+    whole_from: dict[Lane, float] = field(default_factory=dict)
 
-    def add(self, read: PlateRead) -> None:
-        """A read this worker stored (from its own partitions)."""
+    def add(self, read: PlateRead, partition: Hashable = None) -> None:
+        """A read this worker stored, from its ``partition``."""
         lane = (read.camera_id, read.lane)
         self.owned.add(lane)
+        if partition is not None:
+            self.feeds[lane] = partition
         candidates = tuple((c.text, c.confidence) for c in read.candidates)
         self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
 
-    def seed(self, read: LaneRead) -> None:
-        """A read loaded from the database after a start."""
+    def seed(self, read: LaneRead, *, whole_from: datetime) -> None:
+        """A read loaded from the database after a start or a rebalance. The load reaches further
+        back than ``whole_from``: passages opened since then are whole and written once this
+        worker feeds the lane, earlier ones only take the reads of their vehicles."""
+        lane = (read.camera_id, read.lane)
+        self.whole_from[lane] = max(self.whole_from.get(lane, 0.0), whole_from.timestamp())
         candidates = tuple((c["text"], c["confidence"]) for c in read.candidates)
-        self.assembler.add((read.camera_id, read.lane), _observe(read, candidates), now=time.monotonic())
+        self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
+
+    def release(self, partitions: Collection[Hashable]) -> None:
+        """``partitions`` were revoked: the lanes they fed are another worker's now. Kept, they
+        were never seeded again on their return, so a vehicle in view then got a second passage."""
+        for lane, partition in list(self.feeds.items()):
+            if partition in partitions:
+                self.owned.discard(lane)
+                del self.feeds[lane]
+
+    def _writable(self, passage: Passage) -> bool:
+        if passage.lane not in self.owned:
+            return False
+        opened_by_seed = isinstance(passage.reads[0].info, LaneRead)
+        return not (opened_by_seed and passage.start < self.whole_from.get(passage.lane, 0.0))
 
     def flush(self) -> list[PassageRow]:
         """Rows for the passages of owned lanes that changed or became final. The ids of final
         passages written before, which a late read joined, are in :attr:`rewritten` until the
         next flush: their vehicle is counted already."""
         flushed = [(p, passage_row(p, final=final)) for p, final in self.assembler.flush(now=time.monotonic())
-                   if p.lane in self.owned]
+                   if self._writable(p)]
         self.rewritten = {row.passage_id for p, row in flushed if p.rejoined}
         return [row for _, row in flushed]

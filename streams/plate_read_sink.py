@@ -59,10 +59,11 @@ async def store_reads(
         ]),
     )
 
+    partition_of = {id(read): message.tp for message, message_reads in batch for read in message_reads}
     for read in stored:
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
-            ctx.passages.add(read)
+            ctx.passages.add(read, partition_of[id(read)])
     _count_stored(stored, hits, cameras)
     return refused_messages
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from faust.types import TP
 
+from detectors.passages import GAP_S, MAX_DURATION_S
 from ioc import metrics
 from ioc.schemas import utcnow
 from ioc.storage.passages import lane_reads, upsert_passages
@@ -34,6 +35,9 @@ EVERY_S = 1.0
 # gaps; a vehicle standing in view longer than this across a restart or a rebalance gets a
 # second passage
 SEED_LOOKBACK = timedelta(minutes=1)
+# the reads before that window too, as far back as a passage in it may have opened: a passage cut
+# at the window's start would open on a later read, so under another id than its vehicle's
+SEED_CONTEXT = timedelta(seconds=MAX_DURATION_S + 2 * GAP_S)
 # a rebalance waits for the seeding (the new partitions are paused meanwhile); past this, or with
 # the database away, the passages timer seeds instead, as the reads already flow
 SEED_TIMEOUT_S = 10.0
@@ -45,12 +49,17 @@ def register(ctx: WorkerContext) -> None:
     async def seed_lanes() -> None:
         """Load the recent reads of the lanes this worker is not fed yet into its passages."""
         nonlocal unseeded
+        whole_from = utcnow() - SEED_LOOKBACK
         async with (await ctx.pool()).connection() as conn:
-            reads = await lane_reads(conn, since=utcnow() - SEED_LOOKBACK, source="camera")
+            reads = await lane_reads(conn, since=whole_from - SEED_CONTEXT, source="camera")
         for read in reads:
             if (read.camera_id, read.lane) not in ctx.passages.owned:
-                ctx.passages.seed(read)
+                ctx.passages.seed(read, whole_from=whole_from)
         unseeded = False
+
+    @ctx.app.on_partitions_revoked.connect
+    async def release_revoked_lanes(app: object, revoked: set[TP], **_: object) -> None:  # noqa: ARG001 - Faust signal
+        ctx.passages.release(revoked)
 
     @ctx.app.on_partitions_assigned.connect
     async def seed_assigned_lanes(app: object, assigned: set[TP], **_: object) -> None:  # noqa: ARG001 - Faust signal

@@ -7,9 +7,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 from prometheus_client import REGISTRY
 from psycopg_pool import AsyncConnectionPool
 
@@ -100,7 +102,8 @@ async def test_a_checkpoint_the_registry_does_not_give_the_camera_is_counted_as_
         _read("LBL-NOWHERE-CAM9", junk, "20A33333"),  # accepted unregistered (require_known_cameras off)
     ]
     before = {label: _vehicles(label) for label in (CHECKPOINT, "unknown", junk)}
-    refused = await store_reads(_Context(pool), _NoWatchlist(), [(object(), reads)])  # type: ignore[arg-type]
+    message = SimpleNamespace(tp=TP("camera-frames", 0))  # what the sink reads of a Faust message
+    refused = await store_reads(_Context(pool), _NoWatchlist(), [(message, reads)])  # type: ignore[arg-type]
     assert refused == set()
     after = {label: _vehicles(label) for label in before}
     assert after[CHECKPOINT] - before[CHECKPOINT] == 1

@@ -5,6 +5,7 @@ to, completes it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -65,7 +66,7 @@ async def test_stored_reads_become_voted_passages_written_for_owned_lanes(databa
     restarted = LivePassages()
     async with await connect(database_url) as conn:
         for read in await lane_reads(conn, since=start - timedelta(minutes=1)):
-            restarted.seed(read)
+            restarted.seed(read, whole_from=start - timedelta(minutes=1))
         late = _read("29A12345", start + timedelta(seconds=2))
         restarted.add(vehicle[0])
         restarted.add(late)
@@ -111,6 +112,27 @@ async def test_a_late_read_rewrites_its_final_passage_and_is_not_counted_again(d
     assert stored == [("29A12345", 2), ("51F86988", 1)]
 
 
+def _worker(database_url: str) -> tuple[WorkerContext, Callable, list[Callable], list[Callable]]:
+    """A worker's passages agent on a stand-in for its Faust app: its timer, and the handlers of
+    partitions assigned and revoked, to call as Faust would."""
+    timers: list = []
+    on_assigned: list = []
+    on_revoked: list = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append,
+                          on_partitions_assigned=SimpleNamespace(connect=on_assigned.append),
+                          on_partitions_revoked=SimpleNamespace(connect=on_revoked.append))  # fmt: skip
+    ctx = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url),
+                        app=app, topics=None, dead_letters=None, recognition=None)  # fmt: skip
+    passages.register(ctx)
+    [write_passages] = timers
+    return ctx, write_passages, on_assigned, on_revoked
+
+
+async def _signal(handlers: list[Callable], app: object, partitions: set[TP]) -> None:
+    for handler in handlers:
+        await handler(app, partitions)
+
+
 async def test_a_vehicle_in_view_while_its_lane_moves_to_another_worker_keeps_its_passage(
     database_url: str,
 ) -> None:
@@ -118,14 +140,8 @@ async def test_a_vehicle_in_view_while_its_lane_moves_to_another_worker_keeps_it
     far were stored by the lane's old owner. The new owner opened a passage of its own (another
     first read, so another id), and the vehicle was counted twice."""
     await migrate(database_url)
-    timers: list = []
-    on_assigned: list = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append,
-                          on_partitions_assigned=SimpleNamespace(connect=on_assigned.append))  # fmt: skip
-    new_owner = WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url),
-                              app=app, topics=None, dead_letters=None, recognition=None)  # fmt: skip
-    passages.register(new_owner)
-    [write_passages] = timers
+    new_owner, write_passages, on_assigned, _ = _worker(database_url)
+    app = new_owner.app
     try:
         for seed in on_assigned:  # its start: other partitions, nothing recent yet
             await seed(app, set())
@@ -151,4 +167,70 @@ async def test_a_vehicle_in_view_while_its_lane_moves_to_another_worker_keeps_it
         await write_passages()
     finally:
         await (await new_owner.pool()).close()
+    assert [(p["text"], p["reads"]) for p in await _passages(database_url)] == [("29A12345", 3)]
+
+
+async def test_a_passage_across_the_seeding_window_is_not_written_again(database_url: str) -> None:
+    """A rebalance loads the last minute of reads. A vehicle that was in view as that minute
+    began had its first reads cut off: its passage opened on a later read, so under another id
+    than the one its old owner wrote, and once the new owner fed the lane it was written too, a
+    second passage of one vehicle (counted twice)."""
+    await migrate(database_url)
+    new_owner, write_passages, on_assigned, _ = _worker(database_url)
+    start = utcnow() - passages.SEED_LOOKBACK - timedelta(seconds=1.5)
+    vehicle = [_read("29A12345", start + timedelta(seconds=s)) for s in range(4)]  # across the window's start
+    try:
+        old_owner = LivePassages()
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, vehicle)
+            for read in vehicle:
+                old_owner.add(read)
+            await upsert_passages(conn, old_owner.flush())
+            await conn.commit()
+        await _signal(on_assigned, new_owner.app, {TP("camera-frames", 0)})
+        next_vehicle = _read("51F86988", utcnow())  # the new owner feeds the lane from now on
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, [next_vehicle])
+            await conn.commit()
+        new_owner.passages.add(next_vehicle, TP("camera-frames", 0))
+        await write_passages()
+    finally:
+        await (await new_owner.pool()).close()
+    stored = [(p["text"], p["reads"]) for p in await _passages(database_url)]
+    assert stored == [("29A12345", 4), ("51F86988", 1)]
+
+
+async def test_a_lane_that_comes_back_is_seeded_again(database_url: str) -> None:
+    """A worker kept every lane it had ever fed as its own: one whose partition went to another
+    worker and came back was not loaded again, so the reads the other worker stored meanwhile
+    were not in its passage, and a vehicle in view across the return got a second one."""
+    await migrate(database_url)
+    worker, write_passages, on_assigned, on_revoked = _worker(database_url)
+    partition = TP("camera-frames", 0)
+    start = utcnow() - timedelta(seconds=3)
+    first, meanwhile, after = (_read("29A12345", start + timedelta(seconds=s)) for s in (0, 0.5, 1.0))
+    try:
+        await _signal(on_assigned, worker.app, {partition})
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, [first])
+            await conn.commit()
+        worker.passages.add(first, partition)
+        await write_passages()
+        await _signal(on_revoked, worker.app, {partition})
+        other = LivePassages()  # the lane's owner meanwhile
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, [meanwhile])
+            for read in await lane_reads(conn, since=start - timedelta(minutes=1)):
+                other.seed(read, whole_from=start - timedelta(minutes=1))
+            other.add(meanwhile, partition)
+            await upsert_passages(conn, other.flush())
+            await conn.commit()
+        await _signal(on_assigned, worker.app, {partition})  # back to the first worker
+        async with await connect(database_url) as conn:
+            await insert_plate_reads(conn, [after])
+            await conn.commit()
+        worker.passages.add(after, partition)
+        await write_passages()
+    finally:
+        await (await worker.pool()).close()
     assert [(p["text"], p["reads"]) for p in await _passages(database_url)] == [("29A12345", 3)]
