@@ -143,8 +143,9 @@ class Settings(BaseSettings):
         "letter would be refused by the broker and retried for ever)")
 
     # --- domain ---
-    past_read_hours: float = Field(24.0, ge=0, description="A new watchlist entry is matched against "
-                                   "the reads of this many past hours")
+    past_read_hours: float = Field(24.0, ge=0, description="A watchlist entry new to a worker (added, "
+                                   "its pattern or expiry changed, switched back on, or the worker just "
+                                   "started) is matched against the reads of this many past hours")
     require_known_cameras: bool = Field(
         True, description="Dead-letter frames and reads from cameras not in the cameras table"
     )

@@ -165,6 +165,12 @@ CAMERA_HEALTH_BEHIND = Gauge(
     "How far behind now camera health judged silence at its last check: the cameras' events after "
     "that were still waiting in Kafka (a backlog), so no camera was judged offline for them",
 )
+FLOW_CHECK_BEHIND = Gauge(
+    "ioc_flow_check_behind_seconds",
+    "How far the window the last flow check judged ended before the last complete minute: the "
+    "checkpoints' events after it were not yet processed and counted (a backlog), so no flow was "
+    "judged on them. 0 when caught up",
+)
 
 
 def confidence_band(confidence: float) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ioc import metrics
 from ioc.config import Settings
-from ioc.schemas import PlateRead, PlateReadBatch, utcnow
+from ioc.schemas import EARLIEST_CAPTURE, LATEST_CAPTURE, PlateRead, PlateReadBatch, utcnow
 from ioc.storage.cameras import Camera, list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
@@ -44,6 +44,8 @@ READS_PER_MESSAGE = 200
 # a plate-reads batch message's most bytes, under Kafka's default 1 MB message limit: 200 reads
 # with edge crops of about 4 KB came to 1.1 MB (each read's output is larger than its input)
 PLATE_READS_MESSAGE_BYTES = 900_000
+# the Kafka timestamps (seconds) a message may carry and be believed: those a capture time may be
+_EARLIEST_S, _LATEST_S = EARLIEST_CAPTURE.timestamp(), LATEST_CAPTURE.timestamp()
 
 
 async def _deliver(producer: ProducerT, topic: str, key: bytes, payload: bytes) -> None:
@@ -185,12 +187,18 @@ class WorkerContext:
 
     def _finished(self, events: list[EventT]) -> None:
         """Note the messages of a take as processed (stored, dead-lettered or left out), for
-        camera health (:mod:`streams.consumer_progress`)."""
+        camera health and flow checks (:mod:`streams.consumer_progress`). A message without a
+        usable Kafka time leaves its partition processed to the time noted before it (nothing, on
+        a partition with none yet: its record stands as it is)."""
         for event in events:
             message = event.message
             last = self.processed.get(message.tp)
             if last is None or message.offset > last[0]:
-                self.processed[message.tp] = (message.offset, _kafka_time(message))
+                sent = _kafka_time(message)
+                if sent is not None:
+                    self.processed[message.tp] = (message.offset, sent)
+                elif last is not None:
+                    self.processed[message.tp] = (message.offset, last[1])
 
     async def consume(
         self,
@@ -347,7 +355,8 @@ class WorkerContext:
         otherwise be judged offline while its events flow. Never later than now: one frame dated
         ahead would keep a dead camera judged online until then."""
         metrics.CAMERA_LAST_SEEN.seen(camera_id)
-        at = min(max(captured_at, _kafka_time(message)), utcnow())
+        sent = _kafka_time(message)  # without a usable one, the capture time alone
+        at = min(captured_at if sent is None else max(captured_at, sent), utcnow())
         if (last := self.camera_seen.get(camera_id)) is None or at > last:
             self.camera_seen[camera_id] = at
 
@@ -384,6 +393,13 @@ class WorkerContext:
             metrics.MESSAGES_STORED.labels(topic).inc(n)
 
 
-def _kafka_time(message: Message) -> datetime:
-    """The message's Kafka timestamp (the producer's or the broker's clock); the epoch if it has none."""
-    return datetime.fromtimestamp(max(message.timestamp or 0.0, 0.0), UTC)
+def _kafka_time(message: Message) -> datetime | None:
+    """The message's Kafka timestamp (the producer's or the broker's clock); None if it has none,
+    or one no capture time could be (:data:`~ioc.schemas.EARLIEST_CAPTURE` to
+    :data:`~ioc.schemas.LATEST_CAPTURE`). Kafka before 4.0 takes any timestamp: a producer writing
+    micro- or nanoseconds where Kafka wants milliseconds stamps its messages past the year 9999, where
+    a datetime ends, and one such message failed its batch and stopped its agent."""
+    seconds = message.timestamp
+    if seconds is None or not _EARLIEST_S <= seconds <= _LATEST_S:  # NaN is neither
+        return None
+    return datetime.fromtimestamp(seconds, UTC)

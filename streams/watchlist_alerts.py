@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from ioc.schemas import Alert, AlertKind, PlateRead, Severity
 from ioc.storage.alerts import get_alerts, insert_alerts
-from ioc.storage.incidents import IncidentKey, append_sightings, lock_incidents, open_incidents
+from ioc.storage.incidents import IncidentKey, append_sightings, counted_reads, lock_incidents, open_incidents
 from ioc.watchlist_matcher import Hit
 
 INCIDENT_WINDOW = timedelta(minutes=30)
@@ -66,6 +66,25 @@ def alert_for_hit(read: PlateRead, hit: Hit, *, past_read: bool = False) -> Aler
             "past_read": past_read,
         },
     )
+
+
+async def uncounted_hits(
+    conn: AsyncConnection, hits: list[tuple[PlateRead, Hit]]
+) -> list[tuple[PlateRead, Hit]]:
+    """The hits whose read no incident of their entry and plate has counted, open or closed, however
+    long ago: what a search of past reads may record. Past-read matching searches an entry on every
+    worker, again 10 s later, and again whenever a worker starts; what it found before must raise
+    nothing again (an incident an operator closed would otherwise be published again, or opened
+    anew from a read the search had not found before). Takes the incidents' locks, held until the
+    transaction ends (call inside one, then :func:`record_hits`): of two workers searching at once,
+    the second finds what the first recorded."""
+    keys = list({(hit.entry.entry_id, read.text) for read, hit in hits})
+    if not keys:
+        return []
+    await lock_incidents(conn, keys)
+    counted = await counted_reads(conn, keys, list({read.read_id for read, _ in hits}))
+    return [(read, hit) for read, hit in hits
+            if ((hit.entry.entry_id, read.text), read.read_id) not in counted]
 
 
 async def record_hits(

@@ -1,10 +1,12 @@
-"""How far the workers have processed the partitions that carry cameras' events, as a time.
+"""How far the workers have processed the partitions that carry cameras' and sensors' events, as
+a time.
 
 Camera health judges a camera silent against this, not against the clock: after a database
 outage, or with a worker behind, the cameras' recent events wait in Kafka unprocessed, and
 judged against the clock every camera would go offline, and back online as the backlog
-drained. Each worker records its own partitions in the transaction that records its cameras'
-sightings, so the two always agree.
+drained. Flow checks likewise judge no window the events of which are not all processed (and
+counted): judged against the clock, every busy checkpoint had a drop. Each worker records its
+own partitions in the transaction that records its cameras' sightings, so the two always agree.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-__all__ = ["IncidentKey", "append_sightings", "lock_incidents", "open_incidents"]
+__all__ = ["IncidentKey", "append_sightings", "counted_reads", "lock_incidents", "open_incidents"]
 
 IncidentKey = tuple[uuid.UUID, str]  # (watchlist entry, plate)
 
@@ -69,6 +69,28 @@ async def open_incidents(
          [since for _, since in wanted], list(_CLOSED)],
     )
     return {(uuid.UUID(entry_id), plate): alert_id for entry_id, plate, alert_id in await cur.fetchall()}
+
+
+# any incident of the pair, open or closed: an alert's subject is its plate (alerts_subject_idx),
+# and incident_reads is probed by (alert_id, read_id)
+_COUNTED_READS = """
+SELECT DISTINCT k.entry_id, k.plate, r.read_id
+  FROM unnest(%s::text[], %s::text[]) AS k(entry_id, plate)
+  JOIN alerts a ON a.subject = k.plate AND a.kind = 'watchlist_hit' AND a.evidence->>'entry_id' = k.entry_id
+  JOIN incident_reads r ON r.alert_id = a.alert_id AND r.read_id = ANY(%s::uuid[])
+"""
+
+
+async def counted_reads(
+    conn: AsyncConnection, keys: Sequence[IncidentKey], read_ids: Sequence[uuid.UUID]
+) -> set[tuple[IncidentKey, uuid.UUID]]:
+    """Which of ``read_ids`` an incident of these (entry, plate) pairs counted, open or closed,
+    however long ago, as ((entry, plate), read) pairs."""
+    if not keys or not read_ids:
+        return set()
+    cur = await conn.execute(_COUNTED_READS, [[str(entry_id) for entry_id, _ in keys],
+                                              [plate for _, plate in keys], list(read_ids)])
+    return {((uuid.UUID(entry_id), plate), read_id) for entry_id, plate, read_id in await cur.fetchall()}
 
 
 # Only the new sightings travel. Each read is registered in incident_reads (one row per

@@ -8,7 +8,7 @@ and only the worker whose update changed the state raises the alert.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
@@ -37,14 +37,22 @@ FLOW_WEEKS = 4  # 28 days back: still in the uncompressed chunks (compressed aft
 
 
 def register(ctx: WorkerContext) -> None:
-    camera_topics = {ctx.settings.topics.frames, ctx.settings.topics.edge_plate_reads}
+    topics = ctx.settings.topics
+    camera_topics = {topics.frames, topics.edge_plate_reads}
+    flow_topics = camera_topics | {topics.sensor_readings}  # what checkpoint counts are counted from
+    # where the flow topics were processed to at the previous flow check, a minute before: their
+    # events up to there have been counted since (counts are refreshed every 10 s; a check against
+    # the progress of just now could see the last minutes stored and not yet counted, while a
+    # backlog drains many minutes of events in a few seconds)
+    counted_until: datetime | None = None
+    progress_read = False
 
     @ctx.timer(CHECK_EVERY_S, name="camera-health")
     async def camera_health() -> None:
         pool = await ctx.pool()
         seen = dict(ctx.camera_seen)
         now = utcnow()
-        progress = partition_progress(ctx.app, ctx.processed, camera_topics, now)
+        progress = partition_progress(ctx.app, ctx.processed, flow_topics, now)  # for both checks
         async with pool.connection() as conn, conn.transaction():
             await record_progress(conn, progress)
             raised = await judge_cameras(conn, seen, now, heard_until=await processed_to(conn, camera_topics))
@@ -56,21 +64,38 @@ def register(ctx: WorkerContext) -> None:
 
     @ctx.timer(FLOW_WINDOW.total_seconds() / 5, name="flow-anomalies")
     async def flow_anomalies() -> None:
+        nonlocal counted_until, progress_read
         async with (await ctx.pool()).connection() as conn:
-            new = await judge_flows(conn, utcnow())
+            processed = await processed_to(conn, flow_topics)
+            # a worker's first check does not know what is counted yet: it only reads the progress
+            new = await judge_flows(conn, utcnow(), heard_until=counted_until) if progress_read else []
+        counted_until, progress_read = processed, True
         await _publish(ctx, new)
 
 
-async def judge_flows(conn: AsyncConnection, now: datetime) -> list[Alert]:
+async def judge_flows(
+    conn: AsyncConnection, now: datetime, *, heard_until: datetime | None = None
+) -> list[Alert]:
     """Check the five minutes to the last complete minute against the usual for that time of
     day (or, for a checkpoint too new to know it, the two hours before), for every checkpoint
     and direction, and store and return the alerts for new episodes.
+
+    The window ends no later than ``heard_until`` where that is given: the time up to which the
+    workers have processed (and counted) the topics counts come from (:mod:`streams.consumer_progress`).
+    After a database outage, or with a worker behind, the latest minutes' events wait in Kafka:
+    judged by the clock their windows were empty or partial, every busy checkpoint got a false
+    drop alert, and that alert held back its real drops for the episode.
 
     The check runs every minute over a sliding window, so a surge is seen in minute after
     minute: one alert per (checkpoint, direction, surge or drop) within
     :data:`FLOW_EPISODE`, not one a minute.
     """
-    end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
+    by_clock = now.replace(second=0, microsecond=0) - timedelta(minutes=1)  # last complete minute
+    if heard_until is None:
+        end = by_clock
+    else:  # in UTC, as now: the days before are 24 hours back, whatever the database session's zone
+        end = min(by_clock, heard_until.astimezone(UTC).replace(second=0, microsecond=0))
+    metrics.FLOW_CHECK_BEHIND.set((by_clock - end).total_seconds())
     days = [end - timedelta(days=k) for k in range(1, FLOW_DAYS + 1)]
     weeks = [end - timedelta(weeks=k) for k in range(1, FLOW_WEEKS + 1)]
     series = await flow_series(conn, end=end, width=FLOW_WINDOW, windows=FLOW_HISTORY_WINDOWS + 1,

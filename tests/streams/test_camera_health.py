@@ -7,7 +7,9 @@ have processed its topics."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from faust.types import Message
 from psycopg import AsyncConnection
@@ -83,6 +85,23 @@ async def test_a_frame_dated_ahead_does_not_keep_a_dead_camera_online(conn: Asyn
     assert await _judge(conn, ctx.camera_seen) == []
     await asyncio.sleep(INTERVAL_S + 0.2)
     assert await _judge(conn) == ["camera_offline"]
+
+
+def test_a_message_stamped_past_any_capture_time_counts_as_unstamped() -> None:
+    """A producer writing nanoseconds where Kafka wants milliseconds (Kafka before 4.0 takes any
+    timestamp): the time is past what a datetime holds, and reading it failed the batch and stopped
+    the agent. The camera is heard from at its capture time, and the partition stays processed to
+    the time of the last message that had one."""
+    ctx, now = _worker(), utcnow()
+    stamped = Message("camera.frames", 0, 1, time.time_ns() / 1000, 0, [], b"cam", b"{}", None)
+    ctx.saw_camera("cam-ns", now - timedelta(seconds=5), stamped)
+    assert ctx.camera_seen["cam-ns"] == now - timedelta(seconds=5)
+    before = _message(now)
+    ctx._finished([SimpleNamespace(message=before), SimpleNamespace(message=stamped)])  # noqa: SLF001
+    assert ctx.processed[before.tp] == (1, datetime.fromtimestamp(now.timestamp(), UTC))
+    alone = Message("camera.frames", 1, 0, time.time_ns() / 1000, 0, [], b"cam", b"{}", None)
+    ctx._finished([SimpleNamespace(message=alone)])  # noqa: SLF001
+    assert alone.tp not in ctx.processed, "no time to note: the partition's record stands"
 
 
 async def test_silence_is_judged_only_up_to_where_the_events_are_processed(conn: AsyncConnection) -> None:

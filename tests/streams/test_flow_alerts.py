@@ -1,21 +1,28 @@
 """Flow anomaly alerts on a real database: the check runs every minute over a sliding five-minute
 window, so a surge is seen minute after minute; it raises one alert, not one a minute. A checkpoint
 with days of history is judged against the same time of day, so its ordinary morning rush is no
-surge; a new one is judged against the last two hours."""
+surge; a new one is judged against the last two hours. Minutes whose events still wait in Kafka (a
+backlog) are not judged."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from psycopg import AsyncConnection
 
+from ioc import metrics
+from ioc.config import Settings
 from ioc.schemas import Alert, utcnow
 from ioc.storage.checkpoint_counts import CountRow, upsert_counts
+from ioc.storage.consumer_progress import processed_to, record_progress
 from ioc.storage.flow import flow_series
 from streams.agents import health
 from streams.agents.health import FLOW_EPISODE, judge_flows
+from streams.context import WorkerContext
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -119,3 +126,72 @@ async def test_an_earlier_day_without_data_is_unknown_not_zero(conn: AsyncConnec
     [series] = await flow_series(conn, end=night, width=timedelta(minutes=5), windows=25,
                                  earlier=[night - timedelta(days=1), night - timedelta(days=2)])
     assert series.earlier == [0.0, None], "a quiet night the day before; nothing the day before that"
+
+
+async def _steady_until_the_backlog(conn: AsyncConnection, checkpoint: str, now: datetime) -> datetime:
+    """Three hours of 20 vehicles a minute until 20 minutes before ``now``; nothing counted since
+    (the events wait in Kafka: a database outage, a worker behind). Returns where the counts stop."""
+    backlog_from = now.replace(second=0, microsecond=0) - timedelta(minutes=20)
+    await upsert_counts(conn, _minutes(checkpoint, backlog_from - timedelta(hours=3), [20] * 180))
+    return backlog_from
+
+
+async def test_a_backlog_is_no_drop_until_it_is_processed(conn: AsyncConnection) -> None:
+    """Judged by the clock, the minutes whose events still waited in Kafka were empty: every busy
+    checkpoint got a false drop alert, which also held back its real drop for the episode. Flows are
+    judged only up to where the workers have processed their topics; a checkpoint that really went
+    quiet is a drop once they have."""
+    now = utcnow()
+    backlog_from = await _steady_until_the_backlog(conn, "FLOW-BACKLOG", now)
+    topics = ["edge-reads", "sensor-readings"]
+    await record_progress(conn, {("edge-reads", 0): backlog_from + timedelta(seconds=20),
+                                 ("sensor-readings", 0): now})
+    assert await judge_flows(conn, now, heard_until=await processed_to(conn, topics)) == []
+    assert metrics.FLOW_CHECK_BEHIND._value.get() >= 18 * 60  # noqa: SLF001
+    await record_progress(conn, {("edge-reads", 0): now})  # processed: nothing more was there
+    alerts = await judge_flows(conn, now, heard_until=await processed_to(conn, topics))
+    assert [(a.subject, a.evidence["anomaly"]) for a in alerts] == [("FLOW-BACKLOG", "drop")]
+    assert metrics.FLOW_CHECK_BEHIND._value.get() == 0  # noqa: SLF001
+
+
+async def test_the_flow_check_judges_up_to_the_progress_of_its_previous_check(
+    conn: AsyncConnection, database_url: str
+) -> None:
+    """Counts are refreshed from the stored events every 10 s, and a draining backlog stores many
+    minutes of events in that time: the worker's check judges up to where the workers' progress
+    stood at its previous check, a minute before, whose events have all been counted since."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url)
+    timers: list = []
+    sent: list[bytes] = []
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    ctx = WorkerContext(settings=settings, app=app, recognition=None, dead_letters=None,
+                        topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")))
+    health.register(ctx)
+    check = next(timer for timer in timers if timer.__name__ == "flow_anomalies").__wrapped__
+    t = settings.topics
+    backlog_from = await _steady_until_the_backlog(conn, "FLOW-TIMER", utcnow())
+    await record_progress(conn, {(t.frames, 0): utcnow(), (t.sensor_readings, 0): utcnow(),
+                                 (t.edge_plate_reads, 0): backlog_from + timedelta(seconds=20)})
+    try:
+        await check()  # the first: it only reads the progress
+        await check()  # up to the progress it read
+        await record_progress(conn, {(t.edge_plate_reads, 0): utcnow()})
+        await check()  # still up to the progress read before
+        assert sent == []
+        await check()
+        assert len(sent) == 1 and b'"anomaly":"drop"' in sent[0] and b"FLOW-TIMER" in sent[0]
+    finally:
+        await (await ctx.pool()).close()
+
+
+class _Producer:
+    """Takes every message, keeping its value in ``sent``."""
+
+    def __init__(self, sent: list[bytes]) -> None:
+        self.sent = sent
+
+    async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
+        self.sent.append(value)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from ioc.config import Settings
-from ioc.schemas import Direction, PlateRead, WatchlistEntry, utcnow
+from ioc.schemas import Alert, Direction, PlateRead, WatchlistEntry, utcnow
 from ioc.storage.alerts import alert_crop
 from ioc.storage.database import connect, open_pool
 from ioc.storage.incidents import append_sightings
@@ -212,21 +212,25 @@ class _Producer:
         return done
 
 
-def _worker(database_url: str, app: SimpleNamespace) -> WorkerContext:
+def _worker(database_url: str, app: SimpleNamespace, **overrides: object) -> WorkerContext:
     """A worker's context on the test database, its producer and timers those of ``app``."""
-    return WorkerContext(settings=Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url), app=app,
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url, **overrides)
+    return WorkerContext(settings=settings, app=app,
                          topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")),
                          dead_letters=None, recognition=None)
 
 
-def _past_read_matching(database_url: str, sent: list[bytes]) -> tuple[WorkerContext, Callable]:
-    """A worker's past-read matching over a watchlist of :data:`ENTRY`, added now, and its check
-    (the timer's function); what it publishes goes to ``sent``."""
+def _past_read_matching(
+    database_url: str, sent: list[bytes], feed: list[WatchlistEntry] | None = None, **settings: object
+) -> tuple[WorkerContext, Callable]:
+    """A worker's past-read matching over the watchlist ``feed`` (by default :data:`ENTRY`, added
+    now; the list as it is at each check), and its check (the timer's function); what it publishes
+    goes to ``sent``."""
     timers: list = []
     app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
-    ctx = _worker(database_url, app)
-    entry = ENTRY.model_copy(update={"added_at": utcnow()})
-    past_reads.register(ctx, SimpleNamespace(entries=lambda: [entry]))
+    ctx = _worker(database_url, app, **settings)
+    entries = [ENTRY.model_copy(update={"added_at": utcnow()})] if feed is None else feed
+    past_reads.register(ctx, SimpleNamespace(entries=lambda: list(entries)))
     [check] = timers
     return ctx, check
 
@@ -350,3 +354,58 @@ async def test_a_read_committed_just_after_the_first_search_is_found_by_the_seco
         assert len(sent) == 1
     finally:
         await (await ctx.pool()).close()
+
+
+async def test_an_entry_corrected_long_after_it_was_added_is_searched_and_a_restart_raises_nothing_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An officer corrects a typo in a wanted plate 15 minutes after adding it; the vehicle passed an
+    hour before. An entry was searched only within 10 minutes of being added, once per (entry,
+    added_at), which an edit keeps: the correction was never searched, and no alert. Each version of
+    an entry is searched when a worker first sees it. A worker restarting sees every entry anew and
+    searches it again: what was raised is raised again neither on the alerts topic nor as an incident
+    of its own, even once an operator has closed the incident and the opening read has left the
+    hours searched."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.2))
+    passed, again = _read(-3600), _read(-1200, "CP02-CAM1")  # 65 and 25 minutes ago
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [passed, again])
+        await conn.commit()
+
+    async def searched_twice(check: Callable) -> None:
+        await check()
+        await asyncio.sleep(0.3)
+        await check()
+
+    typo = ENTRY.model_copy(update={"pattern": "29A12354", "added_at": utcnow() - timedelta(minutes=15)})
+    feed = [typo]
+    sent: list[bytes] = []
+    ctx, check = _past_read_matching(database_url, sent, feed)
+    try:
+        await searched_twice(check)
+        assert sent == []  # the typo matches nothing
+        feed[0] = typo.model_copy(update={"pattern": ENTRY.pattern})  # corrected: PATCH keeps added_at
+        await check()
+        assert len(sent) == 1 and ENTRY.pattern.encode() in sent[0]
+        await asyncio.sleep(0.3)
+        await check()  # the second search finds what the first recorded: nothing to publish again
+        assert len(sent) == 1
+    finally:
+        await (await ctx.pool()).close()
+    [opened] = [Alert.model_validate_json(message) for message in sent]
+    assert opened.read_id == passed.read_id and opened.evidence["sightings"] == 2
+    async with await connect(database_url) as conn:
+        await conn.execute("UPDATE alerts SET status = 'resolved' WHERE alert_id = %s", [opened.alert_id])
+        await conn.commit()
+
+    # a restart, a day on: the feed read again, the first read no longer among the hours searched
+    ctx, check = _past_read_matching(database_url, sent, feed, past_read_hours=0.5)
+    try:
+        await searched_twice(check)
+    finally:
+        await (await ctx.pool()).close()
+    assert len(sent) == 1
+    async with await connect(database_url) as conn:
+        cur = await conn.execute("SELECT alert_id, status FROM alerts WHERE kind = 'watchlist_hit'")
+        assert await cur.fetchall() == [(opened.alert_id, "resolved")]

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -166,6 +167,45 @@ async def test_frame_becomes_read_and_alert_and_bad_input_is_dead_lettered(
                    if k.startswith("ioc_messages_dead_lettered_total") and f'topic="{topic}"' in k)
         assert consumed == stored + dead, (topic, consumed, stored, dead)
     assert worker.children[0][1].poll() is None, "bad input must not stop the worker"
+
+
+async def test_a_message_stamped_in_nanoseconds_is_stored_and_stops_nothing(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer
+) -> None:
+    """Kafka before 4.0 takes any message timestamp: a gateway writing nanoseconds where Kafka wants
+    milliseconds stamps its envelopes tens of millions of years ahead, past what a datetime holds.
+    Such an envelope was dead-lettered whole (``processing_error``: camera health read the time),
+    and the agent's loop ended as it noted the take processed. Its reads are stored, and what
+    follows on the partition too."""
+    t = settings.topics
+    plates = [f"20D{n:05d}" for n in range(5)]
+    stamped = EdgePlateReadBatch(reads=[
+        EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
+                      captured_at=utcnow(), text=plate, confidence=0.9)
+        for plate in plates[:4]])
+    sent = await producer.send_and_wait(t.edge_plate_reads, stamped.to_json(), key=b"gw-ns",
+                                        timestamp_ms=time.time_ns())
+    assert sent.timestamp > 10**18, "the broker keeps the producer's timestamp"
+    query = "SELECT array_agg(text ORDER BY text) FROM plate_reads"
+    await wait_for(settings, query, [], plates[:4], timeout=60)
+    # the agent goes on: the next message of the partition, sent once the first was taken, is stored
+    after = EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
+                          captured_at=utcnow(), text=plates[4], confidence=0.9)
+    await producer.send_and_wait(t.edge_plate_reads, after.to_json(), key=b"gw-ns")
+    await wait_for(settings, query, [], plates, timeout=60)
+
+    topic, deadline = t.edge_plate_reads, time.monotonic() + 10
+    while True:  # the counters move just after the rows are committed
+        metrics = worker_metrics(settings.worker_metrics_port)
+        consumed = metrics.get(f'ioc_messages_consumed_total{{topic="{topic}"}}', 0)
+        stored = metrics.get(f'ioc_messages_stored_total{{topic="{topic}"}}', 0)
+        dead = sum(v for k, v in metrics.items()
+                   if k.startswith("ioc_messages_dead_lettered_total") and f'topic="{topic}"' in k)
+        if (consumed, stored, dead) == (2, 2, 0) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert (consumed, stored, dead) == (2, 2, 0), "taken in = stored + dead-lettered, none dead-lettered"
+    assert worker.children[0][1].poll() is None
 
 
 @pytest.fixture
