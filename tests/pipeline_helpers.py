@@ -1,6 +1,6 @@
 """What tests that run real worker processes share: running an ``ioc`` command, waiting on
 database counts, reading a topic back, a worker's metrics, and a known mix of events counted
-from end to end.
+from end to end; and a producer that keeps what an in-process worker sends.
 
 Importable as ``pipeline_helpers`` from any test (``tests/`` is on the path through its
 root conftest), so the pipeline and reliability tests count the same way.
@@ -506,3 +506,17 @@ async def wait_until_complete(
             if counted.complete or time.monotonic() > deadline:
                 return counted, waited
         await asyncio.sleep(poll_s)
+
+
+class KeepingProducer:
+    """Stands in for a worker's Kafka producer in a test: takes every message, keeping its value
+    in ``sent``."""
+
+    def __init__(self, sent: list[bytes]) -> None:
+        self.sent = sent
+
+    async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
+        self.sent.append(value)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -6,12 +6,12 @@ backlog) are not judged."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
+from pipeline_helpers import KeepingProducer
 from psycopg import AsyncConnection
 
 from ioc import metrics
@@ -163,7 +163,7 @@ async def test_the_flow_check_judges_up_to_the_progress_of_its_previous_check(
     settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url)
     timers: list = []
     sent: list[bytes] = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=KeepingProducer(sent))
     ctx = WorkerContext(settings=settings, app=app, recognition=None, dead_letters=None,
                         topics=SimpleNamespace(alerts=SimpleNamespace(get_topic_name=lambda: "alerts")))
     health.register(ctx)
@@ -184,14 +184,3 @@ async def test_the_flow_check_judges_up_to_the_progress_of_its_previous_check(
         await (await ctx.pool()).close()
 
 
-class _Producer:
-    """Takes every message, keeping its value in ``sent``."""
-
-    def __init__(self, sent: list[bytes]) -> None:
-        self.sent = sent
-
-    async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
-        self.sent.append(value)
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
+from pipeline_helpers import KeepingProducer
 
 from ioc.config import Settings
 from ioc.schemas import Alert, Direction, PlateRead, WatchlistEntry, utcnow
@@ -199,19 +200,6 @@ async def test_a_camera_clock_running_fast_still_extends_its_incident(database_u
     assert evidence["sightings"] == 3
 
 
-class _Producer:
-    """Takes every message, keeping its value in ``sent``."""
-
-    def __init__(self, sent: list[bytes]) -> None:
-        self.sent = sent
-
-    async def send(self, topic: str, key: bytes, value: bytes, *_: object) -> asyncio.Future:
-        self.sent.append(value)
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
 def _worker(database_url: str, app: SimpleNamespace, **overrides: object) -> WorkerContext:
     """A worker's context on the test database, its producer and timers those of ``app``."""
     settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url, **overrides)
@@ -227,7 +215,7 @@ def _past_read_matching(
     now; the list as it is at each check), and its check (the timer's function); what it publishes
     goes to ``sent``."""
     timers: list = []
-    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=_Producer(sent))
+    app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=KeepingProducer(sent))
     ctx = _worker(database_url, app, **settings)
     entries = [ENTRY.model_copy(update={"added_at": utcnow()})] if feed is None else feed
     past_reads.register(ctx, SimpleNamespace(entries=lambda: list(entries)))
@@ -285,7 +273,7 @@ async def test_a_hit_the_database_refuses_fails_its_batch(
 
     monkeypatch.setattr(plate_read_sink, "record_hits", refusing)
     sent: list[bytes] = []
-    ctx = _worker(database_url, SimpleNamespace(producer=_Producer(sent)))
+    ctx = _worker(database_url, SimpleNamespace(producer=KeepingProducer(sent)))
     other = WatchlistEntry(pattern=refused_plate, reason="stolen", priority=1)
     matcher = WatchlistMatcher([ENTRY, other])
     reads = [_read(0), _read(1, text=refused_plate)]

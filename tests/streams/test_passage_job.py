@@ -128,6 +128,17 @@ def _worker(database_url: str) -> tuple[WorkerContext, Callable, list[Callable],
     return ctx, write_passages, on_assigned, on_revoked
 
 
+async def _stored_by_the_old_owner(database_url: str, reads: list[PlateRead]) -> None:
+    """``reads`` stored, and their passages written, by the worker the lane belonged to."""
+    old_owner = LivePassages()
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, reads)
+        for read in reads:
+            old_owner.add(read)
+        await upsert_passages(conn, old_owner.flush())
+        await conn.commit()
+
+
 async def _signal(handlers: list[Callable], app: object, partitions: set[TP]) -> None:
     for handler in handlers:
         await handler(app, partitions)
@@ -149,13 +160,7 @@ async def test_a_vehicle_in_view_while_its_lane_moves_to_another_worker_keeps_it
 
         start = utcnow() - timedelta(seconds=2)
         seen_before = [_read("29A12345", start), _read("29A12345", start + timedelta(seconds=0.4))]
-        old_owner = LivePassages()
-        async with await connect(database_url) as conn:
-            await insert_plate_reads(conn, seen_before)
-            for read in seen_before:
-                old_owner.add(read)
-            await upsert_passages(conn, old_owner.flush())
-            await conn.commit()
+        await _stored_by_the_old_owner(database_url, seen_before)
 
         for seed in on_assigned:  # the rebalance, before the lane's partition is read
             await seed(app, {TP("camera-frames", 0)})
@@ -180,13 +185,7 @@ async def test_a_passage_across_the_seeding_window_is_not_written_again(database
     start = utcnow() - passages.SEED_LOOKBACK - timedelta(seconds=1.5)
     vehicle = [_read("29A12345", start + timedelta(seconds=s)) for s in range(4)]  # across the window's start
     try:
-        old_owner = LivePassages()
-        async with await connect(database_url) as conn:
-            await insert_plate_reads(conn, vehicle)
-            for read in vehicle:
-                old_owner.add(read)
-            await upsert_passages(conn, old_owner.flush())
-            await conn.commit()
+        await _stored_by_the_old_owner(database_url, vehicle)
         await _signal(on_assigned, new_owner.app, {TP("camera-frames", 0)})
         next_vehicle = _read("51F86988", utcnow())  # the new owner feeds the lane from now on
         async with await connect(database_url) as conn:
