@@ -1,4 +1,5 @@
-"""ASGI middleware: per-route HTTP metrics, browser security headers and request size limits.
+"""ASGI middleware: per-route HTTP metrics, browser security headers (``no-store`` on the API's
+answers) and request size limits.
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``), so streamed responses such as
 the live alert stream pass through untouched.
@@ -56,26 +57,41 @@ _SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Browser hardening headers on every response (the API's own docs page excepted from CSP)."""
+_NO_STORE = (b"cache-control", b"no-store")
 
-    def __init__(self, app: ASGIApp, *, csp_exempt: tuple[str, ...] = ("/docs",)) -> None:
+
+class SecurityHeaders:
+    """Browser hardening headers on every response (the API's own docs page excepted from CSP).
+
+    Answers under ``no_store`` (the API's) that set no ``Cache-Control`` of their own get
+    ``no-store``: sightings, alerts, the audit trail and watchlist exports are not kept in a
+    handheld's or a shared console PC's browser cache. Those that set one keep it (a crop's
+    ``private, no-store``, the live stream's ``no-cache``).
+    """
+
+    def __init__(self, app: ASGIApp, *, csp_exempt: tuple[str, ...] = ("/docs",),
+                 no_store: tuple[str, ...] = ("/api/",)) -> None:
         self.app = app
         self.csp_exempt = csp_exempt
+        self.no_store = no_store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exempt = scope["path"].startswith(self.csp_exempt)
+        path = scope["path"]
+        exempt = path.startswith(self.csp_exempt)
+        no_store = path.startswith(self.no_store)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                present = {name for name, _ in headers}
+                present = {name.lower() for name, _ in headers}
                 for name, value in _SECURITY_HEADERS:
                     if name not in present and not (exempt and name == b"content-security-policy"):
                         headers.append((name, value))
+                if no_store and _NO_STORE[0] not in present:
+                    headers.append(_NO_STORE)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -263,11 +263,22 @@ async def alert_decisions(
     since: datetime,
     until: datetime,
     statuses: Sequence[AlertStatus | str] = (AlertStatus.ACCEPTED, AlertStatus.REJECTED),
+    limit: int = 100,
+    after: tuple[datetime, int] | None = None,
 ) -> list[AlertEvent]:
-    """Hit decisions (accepted / rejected, with reasons) in ``[since, until)``, for reports."""
+    """Hit decisions (accepted / rejected, with reasons) in ``[since, until)``, oldest first, for
+    reports: at most ``limit``; ``after`` = the last row's ``(at, alert_event_id)`` for the next page.
+
+    Read in time order from ``alert_events_at_idx``; the page's start is written as a bound on
+    ``at`` that the index takes, and the tie on the id as a filter."""
+    filters = ["at >= %(since)s", "at < %(until)s", "status = ANY(%(statuses)s)"]
+    params: dict[str, Any] = {"since": since, "until": until, "limit": limit,
+                              "statuses": [AlertStatus(s).value for s in statuses]}
+    if after is not None:
+        filters.append("at >= %(after_at)s AND (at > %(after_at)s OR alert_event_id > %(after_id)s)")
+        params.update(after_at=after[0], after_id=after[1])
     async with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
         await cur.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM alert_events"
-            " WHERE at >= %s AND at < %s AND status = ANY(%s) ORDER BY at, alert_event_id",
-            [since, until, [AlertStatus(s).value for s in statuses]])
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events WHERE {' AND '.join(filters)}"
+            " ORDER BY at, alert_event_id LIMIT %(limit)s", params)
         return await cur.fetchall()

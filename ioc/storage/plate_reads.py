@@ -192,14 +192,14 @@ async def find_sightings(
     pattern: str | None = None,
     fuzzy: bool = False,
     since: datetime,
-    until: datetime,
+    until: datetime | None = None,
     checkpoint_id: str | None = None,
     direction: Direction | str | None = None,
     limit: int = 50,
     before: SightingCursor | None = None,
     audit: AuditNote | None = None,
 ) -> list[Sighting]:
-    """Sightings of a plate in ``[since, until)``, newest first.
+    """Sightings of a plate in ``[since, until)`` (``until`` None: no end), newest first.
 
     ``text`` is a plate (separators and case ignored); ``pattern`` may hold ``*``
     (any run) and ``?`` (one character); ``fuzzy`` also matches look-alike
@@ -213,8 +213,11 @@ async def find_sightings(
     if text is not None and has_wildcards(text):
         raise ValueError("wildcards belong in pattern, not text")
     plate, params = _plate_condition(text if text is not None else str(pattern), fuzzy)
-    params.update(since=since, until=until, limit=limit)
-    filters = [sql.SQL("captured_at >= %(since)s AND captured_at < %(until)s")]
+    params.update(since=since, limit=limit)
+    filters = [sql.SQL("captured_at >= %(since)s")]
+    if until is not None:
+        filters.append(sql.SQL("captured_at < %(until)s"))
+        params["until"] = until
     if checkpoint_id is not None:
         filters.append(sql.SQL("checkpoint_id = %(checkpoint_id)s"))
         params["checkpoint_id"] = checkpoint_id

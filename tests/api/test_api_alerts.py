@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 from served_api import ApiServer, plate_read, read_topic, store_alerts, store_reads, watchlist_alert
 
 from ioc.schemas import Alert, AlertKind, Severity
+from ioc.storage.alerts import update_alert_status
 from ioc.storage.database import connect, detect_capabilities
 from ioc.storage.incidents import lock_incidents, open_incidents
 from ioc.storage.retention import run_retention
@@ -144,8 +145,75 @@ async def test_hit_decisions_take_a_configured_reason(staffed: ApiServer) -> Non
         window = {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
                   "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
         report = (await supervisor.get("/api/alerts/decisions", params=window)).json()
-    assert [(r["alert_id"], r["status"], r["actor"], r["reason"], r["note"]) for r in report] == [
+    assert [(r["alert_id"], r["status"], r["actor"], r["reason"], r["note"]) for r in report["data"]] == [
         (str(hit.alert_id), "accepted", "officer", reasons[0], "driver detained")]
+    assert report["count"] == 1 and "next_cursor" not in report
+
+
+async def test_the_decisions_report_comes_in_pages(staffed: ApiServer) -> None:
+    """The report had no limit: a month of a province's decisions came as one answer. Now 100 a
+    page by default (500 at most, as the audit trail's), oldest first, each page following on
+    from the last by its next_cursor, decisions of one moment (one transaction) neither
+    repeated nor skipped."""
+    reason = staffed.settings.hit_decision_reasons[0]
+    hits = [watchlist_alert(f"30A{i:05d}") for i in range(105)]
+    await store_alerts(staffed, hits)
+    async with await connect(staffed.conninfo) as conn, conn.transaction():  # one now(): one moment
+        for i, hit in enumerate(hits):
+            await update_alert_status(conn, hit.alert_id, "rejected" if i % 3 else "accepted", "officer",
+                                      reason=reason)
+    window = {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+              "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    async with staffed.client("supervisor") as supervisor:
+        default = (await supervisor.get("/api/alerts/decisions", params=window)).json()
+        assert default["count"] == len(default["data"]) == 100 and default["next_cursor"]
+        rest = (await supervisor.get("/api/alerts/decisions",
+                                     params={**window, "cursor": default["next_cursor"]})).json()
+        assert rest["count"] == 5 and "next_cursor" not in rest
+        paged, cursor = [], None
+        while True:
+            page = (await supervisor.get("/api/alerts/decisions", params={
+                **window, "limit": 40, **({"cursor": cursor} if cursor else {})})).json()
+            paged += page["data"]
+            if (cursor := page.get("next_cursor")) is None:
+                break
+        assert paged == default["data"] + rest["data"]
+        assert sorted(d["alert_id"] for d in paged) == sorted(str(h.alert_id) for h in hits)
+        too_many = await supervisor.get("/api/alerts/decisions", params={**window, "limit": 501})
+        forged = await supervisor.get("/api/alerts/decisions",
+                                      params={**window, "cursor": "bm90LWEtY3Vyc29y"})
+        assert (too_many.status_code, forged.status_code) == (422, 422)
+
+
+async def test_an_officers_decision_is_not_overturned_by_a_status_change(staffed: ApiServer) -> None:
+    """An operator (or supervisor) could take a hit an officer had accepted or rejected back to
+    acknowledged or escalated, reopening it for another decision (a rejected one for new
+    sightings too). An accepted hit may now only be resolved; a rejected one is closed."""
+    accepted, rejected = watchlist_alert("30A12345"), watchlist_alert("51F86988")
+    await store_alerts(staffed, [accepted, rejected])
+    reason = staffed.settings.hit_decision_reasons[0]
+    async with staffed.client("officer") as officer:
+        for hit, decision in ((accepted, "accepted"), (rejected, "rejected")):
+            decided = await officer.post(f"/api/alerts/{hit.alert_id}/decision",
+                                         json={"decision": decision, "reason": reason})
+            assert decided.status_code == 200
+    async with staffed.client("operator") as operator, staffed.client("supervisor") as supervisor:
+        for client in (operator, supervisor):
+            for hit, moves in ((accepted, ("acknowledged", "escalated")),
+                               (rejected, ("acknowledged", "escalated", "resolved"))):
+                for move in moves:
+                    refused = await client.post(f"/api/alerts/{hit.alert_id}/status", json={"status": move})
+                    assert refused.status_code == 409, (hit.subject, move, refused.text)
+                    assert "officer's decision" in refused.json()["detail"]
+        rows = await staffed.sql("SELECT alert_id, status FROM alerts")
+        assert dict(rows) == {accepted.alert_id: "accepted", rejected.alert_id: "rejected"}
+        resolved = await operator.post(f"/api/alerts/{accepted.alert_id}/status",
+                                       json={"status": "resolved", "note": "vehicle recovered"})
+        assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    history = await staffed.sql("SELECT alert_id, status, actor FROM alert_events WHERE actor <> 'system'"
+                                " ORDER BY alert_event_id")
+    assert history == [(accepted.alert_id, "accepted", "officer"), (rejected.alert_id, "rejected", "officer"),
+                       (accepted.alert_id, "resolved", "operator")]
 
 
 async def test_report_windows_without_a_time_zone_are_refused(api: ApiServer) -> None:

@@ -104,6 +104,41 @@ async def test_a_change_whose_publish_was_lost_is_published_by_the_next_api_proc
     assert any(r.key == key and b"51F86988" in r.value for r in records)
 
 
+async def test_as_many_changes_at_once_as_the_pool_holds_are_all_published(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    """Each change held its request's connection while the publisher took another to read the
+    entry as stored: with as many changes at once as the pool holds, every one of them waited
+    for a connection none would give back, until the pool's timeout (30 s; meanwhile every
+    other request of the process waited too), and then the publish failed. Now each change
+    hands its connection back before publishing."""
+    api = await api_factory(database_pool_size=2)
+    await api.token("operator")
+    async with api.client("operator") as client:
+        made = [(await client.post("/api/watchlist", json={"pattern": p, "reason": "stolen"})).json()
+                for p in ("30A12340", "30A12341")]
+        csv_body, as_csv = "pattern,reason\n51F86988,stolen\n29A88888,stolen\n", {"content-type": "text/csv"}
+        changes = [client.post("/api/watchlist", json={"pattern": f"43A2468{i}", "reason": "stolen"})
+                   for i in range(2)]
+        changes += [client.patch(f"/api/watchlist/{made[0]['entry_id']}", json={"priority": 1}),
+                    client.post(f"/api/watchlist/{made[1]['entry_id']}/expire"),
+                    client.post("/api/watchlist/import", content=csv_body, headers=as_csv)]
+        answers = await asyncio.wait_for(asyncio.gather(*changes), 20)
+        assert [a.status_code for a in answers] == [201, 201, 200, 200, 200], [a.text for a in answers]
+    patched, expired = (m["entry_id"].encode() for m in made)
+
+    def state(records: list) -> tuple[set[str], bool, bool]:
+        latest = {r.key: r.value for r in records}
+        patterns = {json.loads(value)["pattern"] for value in latest.values() if value}
+        return (patterns, latest.get(expired, b"") is None,
+                bool(latest.get(patched)) and json.loads(latest[patched])["priority"] == 1)
+
+    wanted = ({"30A12340", "43A24680", "43A24681", "51F86988", "29A88888"}, True, True)
+    records = await read_topic(api.settings.kafka_bootstrap or "", api.settings.topics.watchlist,
+                               lambda got: state(got) == wanted)
+    assert state(records) == wanted  # new, updated, imported, and the expired one's tombstone
+
+
 async def test_changes_reach_the_compacted_topic(editor: ApiServer) -> None:
     topic = editor.settings.topics.watchlist
     bootstrap = editor.settings.kafka_bootstrap

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from served_api import PASSWORD, ApiServer
+from served_api import PASSWORD, ApiServer, store_alerts, watchlist_alert
 
 from ioc.api.accounts import UserDirectory
 from ioc.api.routes import auth as auth_routes
@@ -157,6 +157,52 @@ async def test_health_metrics_and_headers(api: ApiServer) -> None:
         assert page.headers["x-content-type-options"] == "nosniff"
 
 
+async def test_api_answers_are_kept_by_no_browser_cache(api: ApiServer) -> None:
+    """Sightings, alerts, the audit trail and the watchlist export said nothing about caching:
+    a handheld's or shared console PC's browser could keep them on disk. Every /api/ answer
+    now says no-store, gzipped or not, refusals too; one that says its own keeps it (the live
+    stream's no-cache); the operator page keeps its no-cache."""
+    for role in ("officer", "operator", "auditor"):
+        await api.token(role)
+    await store_alerts(api, [watchlist_alert(f"30A1234{i}") for i in range(5)])
+    sightings = {"plate": "30A12345", "purpose": "case 12/2026"}
+    calls = [("officer", "/api/plates/sightings", sightings), ("operator", "/api/alerts", {}),
+             ("auditor", "/api/audit", {}), ("operator", "/api/watchlist/export.csv", {}),
+             ("officer", "/api/auth/me", {}), (None, "/api/alerts", {})]
+    for role, path, params in calls:
+        async with api.client(role) as client:
+            answer = await client.get(path, params=params)
+        assert answer.status_code == (401 if role is None else 200), (path, answer.text)
+        assert answer.headers["cache-control"] == "no-store", path
+    async with api.client("operator") as client:
+        alerts = await client.get("/api/alerts", headers={"Accept-Encoding": "gzip"})
+        assert alerts.headers["content-encoding"] == "gzip" and alerts.json()["count"] == 5
+        assert alerts.headers["cache-control"] == "no-store"
+        async with client.stream("GET", "/api/alerts/stream") as stream:
+            assert stream.status_code == 200
+            assert stream.headers["cache-control"] == "no-cache"
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert (await anext(stream.aiter_bytes())).startswith(b"retry:")
+        assert (await client.get("/")).headers["cache-control"] == "no-cache"
+    async with api.client() as client:
+        login = await client.post("/api/auth/token", json={"username": "officer", "password": PASSWORD})
+        assert login.status_code == 200 and login.headers["cache-control"] == "no-store"  # RFC 6749 5.1
+
+
+async def _me(client: httpx.AsyncClient, token: str) -> int:
+    """The status a token gets from ``/api/auth/me``."""
+    return (await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).status_code
+
+
+async def _set_password(api: ApiServer, username: str, password: str) -> None:
+    """As `ioc users passwd` does; this API process forgets its cached answer at once (the
+    command leaves each process to its cache time)."""
+    async with await connect(api.conninfo) as conn:
+        assert await set_password(conn, username, password)
+        await conn.commit()
+    api.app.state.users.forget(username)
+
+
 async def test_a_token_issued_before_the_account_changed_no_longer_holds(api: ApiServer) -> None:
     """A password reset, or a deactivation and reactivation, ends the tokens issued before it
     (beyond the clock leeway): a stolen token dies with them."""
@@ -173,26 +219,19 @@ async def test_a_token_issued_before_the_account_changed_no_longer_holds(api: Ap
         return issue_token(Principal("field-7", "officer"), secret=secret, ttl_s=3600, now=time.time() - 120)
 
     async with api.client() as client:
-        async def me(token: str) -> int:
-            answer = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
-            return answer.status_code
-
         old = await token_from_two_minutes_ago()
-        assert await me(old) == 200
-        async with await connect(api.conninfo) as conn:
-            assert await set_password(conn, "field-7", "a-new-password-1")
-            await conn.commit()
-        directory.forget("field-7")  # `ioc users passwd` leaves each API process to its cache time
-        assert await me(old) == 401
+        assert await _me(client, old) == 200
+        await _set_password(api, "field-7", "a-new-password-1")
+        assert await _me(client, old) == 401
         fresh = (await _login(client, "field-7", "a-new-password-1")).json()["access_token"]
-        assert await me(fresh) == 200
+        assert await _me(client, fresh) == 200
 
         before = await token_from_two_minutes_ago()
-        assert await me(before) == 200
+        assert await _me(client, before) == 200
         headers = {"Authorization": f"Bearer {admin}"}
         for step in ("deactivate", "activate"):
             assert (await client.post(f"/api/users/field-7/{step}", headers=headers)).status_code == 204
-        assert await me(before) == 401
+        assert await _me(client, before) == 401
 
 
 async def test_a_token_issued_just_before_a_password_reset_or_a_deactivation_no_longer_holds(
@@ -204,27 +243,19 @@ async def test_a_token_issued_just_before_a_password_reset_or_a_deactivation_no_
     user's token generation, which those changes move on."""
     admin = await api.token("admin")
     await api.user("field-8", "officer")
-    directory = api.app.state.users
     async with api.client() as client:
-        async def me(token: str) -> int:
-            answer = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
-            return answer.status_code
-
         async def signed_in(password: str = PASSWORD) -> str:
             return (await _login(client, "field-8", password)).json()["access_token"]
 
         stolen = await signed_in()
-        assert await me(stolen) == 200
-        async with await connect(api.conninfo) as conn:
-            assert await set_password(conn, "field-8", "a-new-password-1")
-            await conn.commit()
-        directory.forget("field-8")  # `ioc users passwd` leaves each API process to its cache time
-        assert await me(stolen) == 401
+        assert await _me(client, stolen) == 200
+        await _set_password(api, "field-8", "a-new-password-1")
+        assert await _me(client, stolen) == 401
         fresh = await signed_in("a-new-password-1")
-        assert await me(fresh) == 200
+        assert await _me(client, fresh) == 200
 
         headers = {"Authorization": f"Bearer {admin}"}
         for step in ("deactivate", "activate"):
             assert (await client.post(f"/api/users/field-8/{step}", headers=headers)).status_code == 204
-        assert await me(fresh) == 401
-        assert await me(await signed_in("a-new-password-1")) == 200
+        assert await _me(client, fresh) == 401
+        assert await _me(client, await signed_in("a-new-password-1")) == 200

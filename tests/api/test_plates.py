@@ -96,6 +96,28 @@ async def test_partial_lookups_with_wildcards(seeded: ApiServer) -> None:
     assert {s["plate"] for s in fuzzy_pattern["data"]} == {"30A12345", "3OA12345", "30A1Z345", "30A12399"}
 
 
+async def test_a_sighting_dated_ahead_by_a_fast_camera_clock_is_found_first(api: ApiServer) -> None:
+    """Reads are stored at the camera's capture time. Asked without ``until``, the look-up ended
+    a minute after now: a wanted vehicle's newest sighting, from a camera whose clock runs 40
+    minutes fast, was hidden until then. Now no end is assumed; a given ``until`` still bounds,
+    and the pages still follow on from each other."""
+    await api.token("officer")
+    now = datetime.now(UTC)
+    fast = plate_read("29A88888", captured_at=now + timedelta(minutes=40), camera_id="CP02-CAM1",
+                      checkpoint_id="CP02")
+    older = [plate_read("29A88888", captured_at=now - timedelta(minutes=i)) for i in range(1, 4)]
+    await store_reads(api, [fast, *older])
+    first = await _sightings(api, plate="29A88888", limit=2)
+    assert [s["read_id"] for s in first["data"]] == [str(fast.read_id), str(older[0].read_id)]
+    second = await _sightings(api, plate="29A88888", limit=2, cursor=first["next_cursor"])
+    assert [s["read_id"] for s in second["data"]] == [str(r.read_id) for r in older[1:]]
+    bounded = await _sightings(api, plate="29A88888", until=now.isoformat(), limit=10)
+    assert [s["read_id"] for s in bounded["data"]] == [str(r.read_id) for r in older]
+    [(asked,)] = await api.sql("SELECT query FROM audit_log WHERE action = 'plate.sightings'"
+                               " ORDER BY audit_id LIMIT 1")
+    assert asked["until"] is None  # the audit says the look-up had no end
+
+
 async def test_checkpoint_direction_and_time_filters(seeded: ApiServer) -> None:
     now = datetime.now(UTC)
     at_cp2_out = await _sightings(seeded, plate="30A12345", checkpoint_id="CP02", direction="out", limit=100)

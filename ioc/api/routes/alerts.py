@@ -45,8 +45,16 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 # a crop link states no purpose: the alert it came with is the reason it is shown
 CROP_PURPOSE = "alert evidence shown"
-FINAL = {AlertStatus.RESOLVED.value}
+# closed for good: a rejected hit as a resolved alert (a new sighting of the plate opens a new incident)
+FINAL = {AlertStatus.RESOLVED.value, AlertStatus.REJECTED.value}
 DECIDABLE = {AlertStatus.NEW.value, AlertStatus.ACKNOWLEDGED.value, AlertStatus.ESCALATED.value}
+# an officer's decision stands: an accepted hit stays open (its incident goes on collecting
+# sightings) until it is resolved, and may only be resolved; taking it back to acknowledged or
+# escalated would reopen it for another decision
+_DECIDED = {
+    AlertStatus.ACCEPTED.value: "the hit was accepted by an officer's decision: it can only be resolved",
+    AlertStatus.REJECTED.value: "the hit was rejected by an officer's decision: it is closed",
+}
 
 
 class AlertPublic(BaseModel):
@@ -119,18 +127,43 @@ class HistoryEntry(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from a stored AlertEvent
 
 
-def _cursor(record: AlertRecord) -> str:
-    raw = f"{record.raised_at.isoformat()}|{record.alert_id}".encode()
+class DecisionsPage(BaseModel):
+    data: list[HistoryEntry]
+    count: int
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; absent on the last")
+
+
+def _token(moment: datetime, key: object) -> str:
+    raw = f"{moment.isoformat()}|{key}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _parse_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+def _untoken(token: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        moment, alert_id = raw.split("|")
-        return datetime.fromisoformat(moment), uuid.UUID(alert_id)
+        moment, key = raw.split("|")
+        return datetime.fromisoformat(moment), key
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid page cursor") from exc
+
+
+def _cursor(record: AlertRecord) -> str:
+    return _token(record.raised_at, record.alert_id)
+
+
+def _parse_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+    moment, alert_id = _untoken(token)
+    try:
+        return moment, uuid.UUID(alert_id)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid page cursor") from exc
+
+
+def _parse_decision_cursor(token: str) -> tuple[datetime, int]:
+    moment, event_id = _untoken(token)
+    if not event_id.isascii() or not event_id.isdigit() or len(event_id) > 19:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid page cursor")
+    return moment, int(event_id)
 
 
 @router.get("", response_model=AlertsPublic, response_model_exclude_none=True, summary="Newest alerts first")
@@ -155,12 +188,21 @@ async def decision_reasons(settings: SettingsDep, _: HitDecider) -> list[str]:
     return settings.hit_decision_reasons
 
 
-@router.get("/decisions", response_model=list[HistoryEntry], response_model_exclude_none=True,
-            summary="Hit decisions (accepted / rejected, with reasons) in a period: the report")
+@router.get("/decisions", response_model=DecisionsPage, response_model_exclude_none=True,
+            summary="Hit decisions (accepted / rejected, with reasons) in a period, oldest first: the report")
 async def decisions(
-    conn: ConnDep, _: DecisionReporter, since: AwareDatetime, until: AwareDatetime
-) -> list[HistoryEntry]:
-    return [HistoryEntry.model_validate(e) for e in await alert_decisions(conn, since=since, until=until)]
+    conn: ConnDep,
+    _: DecisionReporter,
+    since: AwareDatetime,
+    until: AwareDatetime,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="previous page's next_cursor")] = None,
+) -> DecisionsPage:
+    after = _parse_decision_cursor(cursor) if cursor else None
+    events = await alert_decisions(conn, since=since, until=until, limit=limit, after=after)
+    return DecisionsPage(data=[HistoryEntry.model_validate(e) for e in events], count=len(events),
+                         next_cursor=_token(events[-1].at, events[-1].alert_event_id)
+                         if len(events) == limit else None)
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, response_model_exclude_none=True)
@@ -208,7 +250,10 @@ async def _change(
         if hits_only and current.kind != AlertKind.WATCHLIST_HIT.value:
             raise HTTPException(status.HTTP_409_CONFLICT, "only watchlist hits are accepted or rejected")
         if current.status in FINAL or (allowed_from is not None and current.status not in allowed_from):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"alert is {current.status}")
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                _DECIDED.get(current.status, f"alert is {current.status}"))
+        if current.status == AlertStatus.ACCEPTED.value and new_status != AlertStatus.RESOLVED.value:
+            raise HTTPException(status.HTTP_409_CONFLICT, _DECIDED[current.status])
         record = await update_alert_status(conn, alert_id, new_status, actor, note=note, reason=reason)
     assert record is not None  # locked above
     publisher: EventPublisher = request.app.state.publisher
@@ -217,7 +262,9 @@ async def _change(
 
 
 @router.post("/{alert_id}/status", response_model=AlertPublic, response_model_exclude_none=True,
-             summary="Acknowledge, escalate or resolve, with a note (resolved is final)")
+             summary="Acknowledge, escalate or resolve, with a note (resolved is final)",
+             responses={409: {"description": "the alert is resolved or rejected (closed), or accepted "
+                                             "by an officer (then it can only be resolved)"}})
 async def change_status(
     alert_id: uuid.UUID, change: StatusChange, request: Request, pool: PoolDep, user: AlertHandler
 ) -> AlertPublic:

@@ -103,13 +103,16 @@ def _query_kind(plate: str, fuzzy: bool) -> str:
 
 def _window(
     settings: SettingsDep, since: datetime | None, until: datetime | None
-) -> tuple[datetime, datetime]:
-    now = datetime.now(UTC)
-    until = until or now + timedelta(minutes=1)
-    since = since or now - timedelta(days=settings.read_retention_days)
-    if since.tzinfo is None or until.tzinfo is None:
+) -> tuple[datetime, datetime | None]:
+    """``since`` defaults to the read retention period back; ``until`` left out is no end at all.
+
+    Reads are stored at the camera's capture time, and ingest takes any up to
+    ``ioc.schemas.LATEST_CAPTURE``: a default end of now (plus a minute) hid the newest sighting
+    of a wanted vehicle seen by a camera whose clock runs fast for as long as it ran fast."""
+    since = since or datetime.now(UTC) - timedelta(days=settings.read_retention_days)
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since and until need a time zone")
-    if since >= until:
+    if until is not None and since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
     return since, until
 
@@ -123,8 +126,10 @@ async def sightings(
     plate: PlateQuery,
     purpose: Purpose,
     fuzzy: bool = False,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="Default: the read retention period back")] = None,
+    until: Annotated[datetime | None, Query(description="Capture times before this; default: no end (a "
+                                                        "camera whose clock runs fast stores reads dated "
+                                                        "ahead)")] = None,
     checkpoint_id: Annotated[str | None, Query(max_length=64)] = None,
     direction: Direction | None = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,

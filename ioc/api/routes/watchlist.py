@@ -4,6 +4,11 @@ The database commits first; then the changed entries go to the compacted
 watchlist topic, which every stream worker reads, so a change is live within
 seconds. Each change is also written to the audit log (the table keeps only
 an entry's latest state).
+
+A change takes its connection from the pool itself and hands it back before publishing: the
+publisher reads each entry as stored on a connection of its own, and a request holding one while
+waiting for another (as many changes at once as the pool holds) stalled every request of the
+process until the pool's timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from psycopg import AsyncConnection
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from ioc.api.deps import ConnDep, WatchlistEditor, WatchlistReader
+from ioc.api.deps import ConnDep, PoolDep, WatchlistEditor, WatchlistReader
 from ioc.api.publishing import EventPublisher
 from ioc.api.security import Principal
 from ioc.schemas import WatchlistEntry
@@ -217,14 +222,14 @@ def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], li
                  "type": "string", "description": "Header line, then rows; columns pattern, reason, "
                  "and optionally priority, expires_at, active, entry_id (an existing id updates)"}}}}},
              responses={422: {"description": "rows with errors; nothing was imported"}})
-async def import_csv(request: Request, conn: ConnDep, user: WatchlistEditor) -> ImportResult | Response:
+async def import_csv(request: Request, pool: PoolDep, user: WatchlistEditor) -> ImportResult | Response:
     entries, errors = _parse_import(await request.body(), user)
     if errors:
         body = ImportResult(added=0, updated=0, errors=errors)
         return Response(body.model_dump_json(), status_code=422, media_type="application/json")
     added = updated = 0
     stored: list[WatchlistEntry] = []
-    async with conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         # each entry audited as POST and PATCH audit theirs: an import is as many plate searches
         # (a new entry is matched against the past day's reads), and a later import may overwrite it
         for entry in entries:
@@ -247,14 +252,14 @@ async def import_csv(request: Request, conn: ConnDep, user: WatchlistEditor) -> 
 
 @router.post("", response_model=WatchlistPublic, status_code=status.HTTP_201_CREATED, summary="Add an entry")
 async def create(
-    body: WatchlistCreate, request: Request, conn: ConnDep, user: WatchlistEditor
+    body: WatchlistCreate, request: Request, pool: PoolDep, user: WatchlistEditor
 ) -> WatchlistPublic:
     try:
         entry = _entry(**body.model_dump(), added_by=user.username)
     except (ValidationError, ValueError) as exc:
         raise _unprocessable(exc) from exc
     _refuse_if_never_in_force(entry, {"active", "expires_at"})
-    async with conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         await add_entry(conn, entry)
         await _audit(conn, user, "watchlist.add", entry, entry.reason)
     await _publisher(request).watchlist_changed([entry])
@@ -272,9 +277,9 @@ async def read(entry_id: uuid.UUID, conn: ConnDep, _: WatchlistReader) -> Watchl
 @router.patch("/{entry_id}", response_model=WatchlistPublic, summary="Change pattern, reason, priority, "
               "expiry or active (fields left out stay as they are)")
 async def update(
-    entry_id: uuid.UUID, body: WatchlistUpdate, request: Request, conn: ConnDep, user: WatchlistEditor
+    entry_id: uuid.UUID, body: WatchlistUpdate, request: Request, pool: PoolDep, user: WatchlistEditor
 ) -> WatchlistPublic:
-    async with conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         current = await get_entry(conn, entry_id, for_update=True)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")
@@ -294,10 +299,10 @@ async def update(
 
 @router.post("/{entry_id}/expire", response_model=WatchlistPublic, summary="Take an entry out of force now")
 async def expire(
-    entry_id: uuid.UUID, request: Request, conn: ConnDep, user: WatchlistEditor,
+    entry_id: uuid.UUID, request: Request, pool: PoolDep, user: WatchlistEditor,
     body: WatchlistExpire | None = None,
 ) -> WatchlistPublic:
-    async with conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         entry = await expire_entry(conn, entry_id, actor=user.username)
         if entry is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such entry")

@@ -13,6 +13,9 @@
   // open on the server until resolved or rejected ("accepted": an officer confirmed the hit)
   const OPEN = new Set(["new", "acknowledged", "escalated", "accepted"]);
   const ACTIONS = [["acknowledged", "doAcknowledge"], ["escalated", "doEscalate"], ["resolved", "doResolve"]];
+  // the only changes the server takes from these statuses (any other: all of ACTIONS). An officer's
+  // decision stands: an accepted hit can only be resolved; a rejected one is closed, as a resolved one
+  const ONLY = { resolved: [], rejected: [], accepted: ["resolved"] };
   const MAX_CLOSED = 200;  // closed alerts kept for the "all" tab; open ones are never dropped
   const RECENT = 100;  // newest alerts of any status loaded for the "all" tab
   const PAGE_SIZE = 200;  // the API's largest page
@@ -536,7 +539,8 @@
   function updateActions(actions, alert) {
     const pending = state.pending.get(alert.alert_id);
     const subject = subjectText(alert);
-    actions.box.hidden = alert.status === "resolved";
+    const only = ONLY[alert.status];
+    actions.box.hidden = only !== undefined && only.length === 0;
     const { note } = actions;
     const text = state.notes.get(alert.alert_id) || "";
     if (note.value !== text) note.value = text;
@@ -548,6 +552,7 @@
       setText(button, action);
       button.setAttribute("aria-label", t("actionFor", { action, subject }));
       button.setAttribute("aria-busy", String(pending === button.dataset.action));
+      button.hidden = only !== undefined && !only.includes(button.dataset.action);
       button.disabled = Boolean(pending)
         || (button.dataset.action === alert.status && alert.status !== "escalated");
     }
