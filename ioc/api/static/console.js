@@ -28,6 +28,7 @@
   const SESSION_WARNING_MS = 10 * 60 * 1000;
   const CROP_CACHE = 300;  // crop images kept (blob URLs), least recently used dropped first
   const CROP_RETRY_MS = 2 * 60 * 1000;  // a crop that failed is not asked for again before this
+  const RENDER_HIDDEN_MS = 250;  // no frame is drawn in a hidden tab: the queue is redrawn after this there
   const AIM_MS = 2000;  // a pointer moved this recently over a card is aiming at it
   const PRESS_MAX_MS = 5000;  // the longest a press on the list holds its updates back
   const DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh";
@@ -61,8 +62,10 @@
     retryMs: 1000,  // the server's retry: hint
     streamSeq: 0,  // counts alert states applied from the stream (and from our own changes)
     streamed: new Map(),  // alert_id -> streamSeq of its newest such state
+    marks: [],  // the streamSeq each list reload and status change in flight started at
     pointer: { pressedAt: 0, aim: null, aimedAt: 0 },
     renderWaiting: null,  // a timer while a press on the list holds updates back
+    renderSoon: null,  // the redraw asked for, at the next frame
     timers: [],
   };
 
@@ -225,6 +228,7 @@
     sessionStorage.removeItem("ioc.token");
     sessionStorage.removeItem("ioc.user");
     forgetAlerts();
+    forgetPanels();
     state.session = reason === "expired" ? "expired" : null;
     if (state.session) sessionStorage.setItem("ioc.expired", "1");
     else sessionStorage.removeItem("ioc.expired");
@@ -234,6 +238,21 @@
     renderSession();
     renderWho();
     renderLive(false);
+  }
+
+  // nothing of this user stays on the screen for the next one: the flow and camera panels are
+  // emptied (while still shown, so the chart is drawn empty), and start() shows them again
+  function forgetPanels() {
+    state.counts = null;
+    state.cameras = null;
+    if (state.chart) state.chart.update([], { in: t("vehiclesIn"), out: t("vehiclesOut") }, locale(), timeZone());
+    $("#legend").replaceChildren();
+    $("#cameras tbody").replaceChildren();
+    const summary = $("#camera-summary");
+    summary.textContent = "";
+    summary.classList.remove("bad");
+    setCheckpoints([]);
+    $("#toast").hidden = true;
   }
 
   function checkSession() {
@@ -288,9 +307,31 @@
   function forget(alertId) {
     const alert = state.alerts.get(alertId);
     state.alerts.delete(alertId);
-    state.streamed.delete(alertId);
+    forgetStreamed(alertId);
     state.notes.delete(alertId);
     if (alert?.crop_url) releaseCrop(alert.crop_url);
+  }
+
+  // A list reload or a status change in flight takes a mark (the stream's count as it leaves) and
+  // skips what the stream changed after it: its answer is older. An alert dropped meanwhile (an old
+  // one resolved and evicted at once) keeps its stream count until every such request is back,
+  // or the answer would bring it back as it was, open.
+  function takeMark() {
+    state.marks.push(state.streamSeq);
+    return state.streamSeq;
+  }
+
+  function dropMark(mark) {
+    state.marks.splice(state.marks.indexOf(mark), 1);
+    for (const alertId of state.streamed.keys()) {
+      if (!state.alerts.has(alertId)) forgetStreamed(alertId);
+    }
+  }
+
+  const streamedSince = (alertId, mark) => (state.streamed.get(alertId) || 0) > mark;
+
+  function forgetStreamed(alertId) {
+    if (!streamedSince(alertId, Math.min(...state.marks))) state.streamed.delete(alertId);
   }
 
   function forgetAlerts() {
@@ -304,6 +345,7 @@
     state.crops.forEach((entry) => { if (entry.url) URL.revokeObjectURL(entry.url); });
     state.crops.clear();
     $("#alerts").replaceChildren();
+    setText($("#open-count"), "0");
   }
 
   // only closed alerts are dropped, the oldest first
@@ -331,10 +373,17 @@
   }
 
   async function loadAlerts() {
+    const mark = takeMark();  // a state the stream delivered after these requests left is newer than theirs
+    try {
+      await reloadAlerts(mark);
+    } finally {
+      dropMark(mark);
+    }
+  }
+
+  async function reloadAlerts(mark) {
     const gen = state.generation;
-    // a state the stream delivered after these requests left is newer than theirs
-    const mark = state.streamSeq;
-    const unchanged = (alert) => (state.streamed.get(alert.alert_id) || 0) <= mark;
+    const unchanged = (alert) => !streamedSince(alert.alert_id, mark);
     const recent = await apiJson(`/api/alerts?limit=${RECENT}`);
     if (!current(gen)) return;
     const open = await openAlerts(gen);
@@ -348,8 +397,7 @@
       [...state.alerts.values()].filter((a) => isOpen(a) && !openIds.has(a.alert_id) && unchanged(a))
         .forEach((alert) => forget(alert.alert_id));
     }
-    evictClosed();
-    renderAlerts();
+    renderSoon();
   }
 
   function received(alert, fresh) {
@@ -361,8 +409,7 @@
     if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
     if (fresh && !known) state.arrived.add(alert.alert_id);
     state.alerts.set(alert.alert_id, merged);
-    evictClosed();
-    renderAlerts();
+    renderSoon();
   }
 
   async function changeStatus(alertId, status) {
@@ -371,6 +418,9 @@
     const note = (state.notes.get(alertId) || "").trim();
     state.pending.set(alertId, status);
     renderAlerts();
+    // the server answers once it has published the change: by then the stream may have delivered
+    // it, and a newer state after it (an officer's decision), which this answer must not undo
+    const mark = takeMark();
     let updated = null;
     let failure = null;
     try {
@@ -382,6 +432,8 @@
     } catch (error) {
       failure = error;
     }
+    const overtaken = streamedSince(alertId, mark);  // asked before the mark goes
+    dropMark(mark);
     if (!current(gen)) return;
     state.pending.delete(alertId);
     if (failure) {
@@ -390,7 +442,8 @@
       return;
     }
     state.notes.delete(alertId);  // sent with this change: never again with the next
-    received(updated, false);
+    if (overtaken) renderAlerts();
+    else received(updated, false);
   }
 
   function toast(message) {
@@ -402,6 +455,7 @@
   }
 
   // ---------- crop images: one request per crop, a bounded cache of blob URLs ----------
+  // (one that failed, other than by a 404, is asked for again after CROP_RETRY_MS while it is shown)
   function cropUrl(path) {
     const cached = state.crops.get(path);
     if (cached && !(cached.failedAt && Date.now() - cached.failedAt > CROP_RETRY_MS)) {
@@ -420,6 +474,7 @@
   async function fetchCrop(path, entry) {
     try {
       const response = await api(path);
+      entry.missing = response.status === 404;  // none with this alert: asking again finds none either
       if (!response.ok) throw new Error(String(response.status));
       const blob = await response.blob();
       if (state.crops.get(path) !== entry) return null;  // dropped meanwhile: no URL to leak
@@ -428,6 +483,16 @@
     } catch {
       entry.failedAt = Date.now();
       return null;
+    }
+  }
+
+  // a crop that failed (the server or the network) is asked for again while its card is shown
+  function retryCrops() {
+    for (const card of state.cards.values()) {
+      const entry = card.cropPath ? state.crops.get(card.cropPath) : null;
+      if (entry?.failedAt && !entry.missing && Date.now() - entry.failedAt > CROP_RETRY_MS) {
+        showCrop(card, card.cropPath);
+      }
     }
   }
 
@@ -466,9 +531,13 @@
       img.removeAttribute("src");
       return;
     }
+    showCrop(card, path);
+  }
+
+  function showCrop(card, path) {
     cropUrl(path).then((url) => {
       if (card.cropPath !== path) return;
-      if (url) img.src = url;
+      if (url) $("img", card.crop).src = url;
       card.crop.classList.toggle("missing", !url);
     });
   }
@@ -585,6 +654,12 @@
   }
 
   function updateCard(card, alert) {
+    // a card shows its alert in the page's language and zone (its age is kept by the periodic
+    // timer): with none of these changed there is nothing to do, and a redraw touches only the
+    // cards that changed
+    const shown = [alert, state.lang, timeZone(), state.pending.get(alert.alert_id), state.notes.get(alert.alert_id)];
+    if (card.shown?.every((value, i) => value === shown[i])) return;
+    card.shown = shown;
     setClass(card.item, `alert sev-${alert.severity} status-${alert.status}${card.arrived ? " arrived" : ""}`);
     if (card.item.dataset.status !== alert.status) card.item.dataset.status = alert.status;
     setText(card.subject, subjectText(alert));
@@ -658,9 +733,22 @@
       .sort((a, b) => b.raised_at.localeCompare(a.raised_at));
   }
 
+  // The stream's and the list's changes are drawn together, once a frame: a burst of hundreds of
+  // alerts drawn one by one froze the page for seconds, and a page that reads its stream that slowly
+  // is dropped by the server. No frame comes in a hidden tab (a wall's browser minimised or
+  // behind another tab): there a timer draws them.
+  function renderSoon() {
+    if (state.renderSoon) return;
+    const render = () => { if (state.renderSoon === render) renderAlerts(); };
+    state.renderSoon = render;
+    requestAnimationFrame(render);
+    setTimeout(render, RENDER_HIDDEN_MS);
+  }
+
   function renderAlerts() {
     const list = $("#alerts");
     if (!list) return;
+    state.renderSoon = null;
     // between a press and its release the pressed button must stay where it is
     if (Date.now() - state.pointer.pressedAt < PRESS_MAX_MS) {
       if (!state.renderWaiting) state.renderWaiting = setTimeout(renderAlerts, PRESS_MAX_MS);
@@ -668,6 +756,7 @@
     }
     clearTimeout(state.renderWaiting);
     state.renderWaiting = null;
+    evictClosed();
     const alerts = visibleAlerts();
     const cards = alerts.map(cardFor);
     state.arrived.clear();
@@ -801,7 +890,8 @@
     try {
       counts = await apiJson(`/api/counts?${query}`);
     } catch (error) {
-      if (error.status === 403) $("#flow-panel").hidden = true;
+      // a role that reads no counts; an answer to the previous user hides nothing of the next's
+      if (error.status === 403 && current(gen)) $("#flow-panel").hidden = true;
       return;
     }
     if (!current(gen)) return;
@@ -831,20 +921,23 @@
     try {
       cameras = await apiJson("/api/cameras");
     } catch (error) {
-      if (error.status === 403) $("#camera-panel").hidden = true;
+      if (error.status === 403 && current(gen)) $("#camera-panel").hidden = true;
       return;
     }
     if (!current(gen)) return;
     state.cameras = cameras;
+    setCheckpoints([...new Set(state.cameras.map((c) => c.checkpoint_id))].sort());
+    renderCameras();
+  }
+
+  function setCheckpoints(checkpoints) {
     const select = $("#checkpoint");
-    const checkpoints = [...new Set(state.cameras.map((c) => c.checkpoint_id))].sort();
     const chosen = select.value;
     const all = el("option", null, t("allCheckpoints"));
     all.value = "";
     all.dataset.i18n = "allCheckpoints";
     select.replaceChildren(all, ...checkpoints.map((cp) => { const o = el("option", null, cp); o.value = cp; return o; }));
     select.value = checkpoints.includes(chosen) ? chosen : "";
-    renderCameras();
   }
 
   function renderCameras() {
@@ -884,6 +977,9 @@
     $("#console-view").hidden = false;
     $("#signout").hidden = false;
     $("#console-view").classList.toggle("read-only", !canHandle());
+    // shown to every role; one that may not read counts or cameras has them hidden by its 403
+    $("#flow-panel").hidden = false;
+    $("#camera-panel").hidden = false;
     renderWho();
     tick();
     checkSession();
@@ -898,6 +994,7 @@
     state.timers.push(setInterval(() => {
       document.querySelectorAll("time.age").forEach((node) => setText(node, ago(node.dateTime)));
       renderCameras();
+      retryCrops();
     }, 15000));
   }
 
