@@ -549,6 +549,27 @@ async def test_a_refused_stream_signs_out_instead_of_retrying(
         assert not [error for error in await browser.console_errors() if "/api/alerts/stream" in error]
 
 
+async def test_a_role_that_reads_no_alerts_is_told_so_at_sign_in(api: ApiServer) -> None:
+    """An auditor or an admin signing in to the console was let in, its stream refused (403), and
+    the page signed out at once under the loud "session expired" banner."""
+    await api.user("duty-auditor", "auditor")
+    async with chromium() as browser:
+        await browser.open(api.url + "/")
+        await browser.wait_for("return !document.querySelector('#login-view').hidden")
+        await browser.type("#login input[name=username]", "duty-auditor")
+        await browser.type("#login input[name=password]", PASSWORD)
+        await browser.click("#login button[type=submit]")
+        await browser.wait_for("return document.querySelector('#login-error').textContent !== ''")
+        await asyncio.sleep(2)  # where the stream would have been asked for and refused
+        shown = await browser.script("""return {
+            console: !document.querySelector('#console-view').hidden,
+            expired: document.querySelector('#session-banner').classList.contains('expired'),
+            error: document.querySelector('#login-error').textContent}""")
+        told = "Vai trò này không dùng được bảng điều hành cảnh báo"  # the page's default language
+        assert shown == {"console": False, "expired": False, "error": told}
+        assert not [error for error in await browser.console_errors() if "/api/alerts" in error]
+
+
 # ---------- what the stream said last stands; bursts, failed crops, the next user ----------
 
 LIVE = "return document.querySelector('#live').classList.contains('on')"

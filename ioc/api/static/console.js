@@ -10,6 +10,8 @@
 (() => {
   const LABELS = window.IOC_LABELS;
   const HANDLER_ROLES = new Set(["operator", "supervisor"]);
+  // who may read alerts (ioc/api/deps.py ALERT_READERS): the others' stream is refused at once
+  const READER_ROLES = new Set(["officer", "operator", "supervisor"]);
   // open on the server until resolved or rejected ("accepted": an officer confirmed the hit)
   const OPEN = new Set(["new", "acknowledged", "escalated", "accepted"]);
   const ACTIONS = [["acknowledged", "doAcknowledge"], ["escalated", "doEscalate"], ["resolved", "doResolve"]];
@@ -197,6 +199,11 @@
       return;
     }
     const body = await response.json();
+    if (!READER_ROLES.has(body.role)) {  // an auditor or an admin: the API has their own pages' data
+      error.textContent = t("notForRole");
+      form.password.value = "";
+      return;
+    }
     const timezone = usableZone(body.timezone || DEFAULT_TIMEZONE);
     state.token = body.access_token;
     state.user = { username: body.username, role: body.role, timezone,
