@@ -96,18 +96,22 @@ async def _seed_wall(api: ApiServer) -> None:
     await store_alerts(api, [earlier_hit, camera])
 
 
-async def _sign_in(browser: Browser, api: ApiServer, username: str = "wall-operator") -> None:
+SIGNED_IN = "return !document.querySelector('#console-view').hidden"
+
+
+async def _sign_in(browser: Browser, api: ApiServer, username: str = "wall-operator", *,
+                   until: str = SIGNED_IN) -> None:  # fmt: skip
     await browser.open(api.url + "/")
     await browser.wait_for("return !document.querySelector('#login-view').hidden")
-    await _submit_login(browser, username)
+    await _submit_login(browser, username, until=until)
 
 
-async def _submit_login(browser: Browser, username: str = "wall-operator") -> None:
+async def _submit_login(browser: Browser, username: str = "wall-operator", *, until: str = SIGNED_IN) -> None:
     await browser.clear("#login input[name=username]")
     await browser.type("#login input[name=username]", username)
     await browser.type("#login input[name=password]", PASSWORD)
     await browser.click("#login button[type=submit]")
-    await browser.wait_for("return !document.querySelector('#console-view').hidden")
+    await browser.wait_for(until)
 
 
 async def test_operator_console_live_alert_and_acknowledge(api: ApiServer) -> None:
@@ -554,12 +558,8 @@ async def test_a_role_that_reads_no_alerts_is_told_so_at_sign_in(api: ApiServer)
     the page signed out at once under the loud "session expired" banner."""
     await api.user("duty-auditor", "auditor")
     async with chromium() as browser:
-        await browser.open(api.url + "/")
-        await browser.wait_for("return !document.querySelector('#login-view').hidden")
-        await browser.type("#login input[name=username]", "duty-auditor")
-        await browser.type("#login input[name=password]", PASSWORD)
-        await browser.click("#login button[type=submit]")
-        await browser.wait_for("return document.querySelector('#login-error').textContent !== ''")
+        await _sign_in(browser, api, "duty-auditor",
+                       until="return document.querySelector('#login-error').textContent !== ''")
         await asyncio.sleep(2)  # where the stream would have been asked for and refused
         shown = await browser.script("""return {
             console: !document.querySelector('#console-view').hidden,
