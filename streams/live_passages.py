@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,19 +60,21 @@ def _display(passage: Passage, text: str, best_read_id: str) -> str:
 @dataclass
 class LivePassages:
     assembler: PassageAssembler = field(default_factory=PassageAssembler)
-    owned: set[Lane] = field(default_factory=set)
     rewritten: set[uuid.UUID] = field(default_factory=set)  # of the last flush
-    # lane -> the partition that fed it last (see release)
+    # the lanes this worker feeds -> the partition that fed each last (see release)
     feeds: dict[Lane, Hashable] = field(default_factory=dict)
     # lane -> capture time (Unix) before which a passage opened by a seeded read is not written
     whole_from: dict[Lane, float] = field(default_factory=dict)
 
+    @property
+    def owned(self) -> Set[Lane]:
+        """The lanes this worker feeds: their passages are its to write."""
+        return self.feeds.keys()
+
     def add(self, read: PlateRead, partition: Hashable = None) -> None:
         """A read this worker stored, from its ``partition``."""
         lane = (read.camera_id, read.lane)
-        self.owned.add(lane)
-        if partition is not None:
-            self.feeds[lane] = partition
+        self.feeds[lane] = partition
         candidates = tuple((c.text, c.confidence) for c in read.candidates)
         self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
 
@@ -90,7 +92,6 @@ class LivePassages:
         were never seeded again on their return, so a vehicle in view then got a second passage."""
         for lane, partition in list(self.feeds.items()):
             if partition in partitions:
-                self.owned.discard(lane)
                 del self.feeds[lane]
 
     def _writable(self, passage: Passage) -> bool:

@@ -89,9 +89,15 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+async def _caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     """The token's user, as the database knows them now (a deactivated user or a changed
-    role takes effect within the directory's cache time, not at token expiry)."""
+    role takes effect within the directory's cache time, not at token expiry); looked up once
+    per request, by whichever of the role check and the connection asks first."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorised("not authenticated")
     settings: Settings = request.app.state.settings
@@ -110,17 +116,8 @@ async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | 
     return current
 
 
-async def _authenticated(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """The caller, looked up once per request (by whichever of the role check and the
-    connection asks first)."""
-    known: Principal | None = getattr(request.state, "principal", None)
-    return known if known is not None else await _caller(request, credentials)
-
-
 async def _conn(
-    request: Request, _: Annotated[Principal, Depends(_authenticated)]
+    request: Request, _: Annotated[Principal, Depends(_caller)]
 ) -> AsyncIterator[AsyncConnection]:
     """One pooled connection for the endpoint call; committed on success, rolled back on error.
 
@@ -149,7 +146,7 @@ def require_roles(*roles: str) -> Callable[..., Any]:
     async def check(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Principal:
-        user = await _authenticated(request, credentials)
+        user = await _caller(request, credentials)
         if user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of: {', '.join(roles)}")
         return user

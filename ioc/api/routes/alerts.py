@@ -28,6 +28,7 @@ from ioc.api.deps import (
     SettingsDep,
 )
 from ioc.api.publishing import EventPublisher
+from ioc.api.routes.reads import crop_response
 from ioc.schemas import Alert, AlertKind, AlertStatus
 from ioc.storage.alert_review import lock_alert
 from ioc.storage.alerts import (
@@ -223,11 +224,7 @@ async def read_alert_crop(alert_id: uuid.UUID, conn: ConnDep, user: AlertReader)
     its record cannot be written the crop is not served."""
     note = AuditNote(actor=user.username, role=user.role, action="alert.crop", query={"alert_id": alert_id},
                      purpose=CROP_PURPOSE)
-    jpeg = await alert_crop(conn, alert_id, audit=note)
-    if jpeg is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop with this alert")
-    # as a read's crop: kept by no cache, a shared console PC's browser included
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return crop_response(await alert_crop(conn, alert_id, audit=note), missing="no crop with this alert")
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,

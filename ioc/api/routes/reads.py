@@ -30,9 +30,13 @@ async def crop(
     search to one partition; without it every day is searched."""
     note = AuditNote(actor=user.username, role=user.role, action="plate.crop",
                      query={"read_id": read_id, "at": at}, purpose=CROP_PURPOSE)
-    jpeg = await get_crop(conn, read_id, at, audit=note)
+    return crop_response(await get_crop(conn, read_id, at, audit=note), missing="no crop for this read")
+
+
+def crop_response(jpeg: bytes | None, *, missing: str) -> Response:
+    """A crop as served (a read's, or an alert's copy of it), 404 with ``missing`` without one."""
     if jpeg is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no crop for this read")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
     # a crop shows a plate: kept by no cache, the browser's on a shared console PC included (it
     # outlived the sign-out there); the console keeps the crops it shows in memory, for its session
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
