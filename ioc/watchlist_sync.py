@@ -18,14 +18,17 @@ from psycopg import AsyncConnection
 from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import WatchlistEntry
-from ioc.storage.watchlist import get_entry, lock_for_publishing
+from ioc.storage.watchlist import get_entries, lock_for_publishing
+
+PUBLISH_CHUNK = 500  # entries locked, read and sent per transaction
 
 
 async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Iterable[WatchlistEntry]) -> None:
     for entry in entries:
         key = str(entry.entry_id).encode()
         value = entry.model_dump_json().encode() if entry.active else None
-        # One message per batch: awaiting each send keeps batches single-message.
+        # one message per batch (awaiting each send): the embedded broker gives a topic's end
+        # right only then, and the workers' feed reads the watchlist up to it (streams.tables)
         await (await producer.send(topic, key=key, value=value))
         metrics.MESSAGES_PRODUCED.labels(topic).inc()
 
@@ -39,15 +42,18 @@ async def publish_as_stored(
     Two processes publishing one entry (a request and a resync, two API replicas) take turns, each
     sending what it read once its turn came, so the last message is never older than the entry's
     last committed change. Publishing the state a caller read earlier could put an older state
-    after a newer one: an entry taken out of force back in force for every worker, or the reverse."""
+    after a newer one: an entry taken out of force back in force for every worker, or the reverse.
+    Entries are locked and read :data:`PUBLISH_CHUNK` at a time: four round trips to the database per
+    entry took a 10,000-row CSV import about 16 s of its request."""
+    ids = list(dict.fromkeys(entry_ids))
     published = 0
-    for entry_id in dict.fromkeys(entry_ids):
+    for start in range(0, len(ids), PUBLISH_CHUNK):
         async with conn.transaction():
-            await lock_for_publishing(conn, entry_id)
-            entry = await get_entry(conn, entry_id)
-            if entry is not None:
-                await publish_entries(producer, topic, [entry])
-                published += 1
+            chunk = ids[start:start + PUBLISH_CHUNK]
+            await lock_for_publishing(conn, chunk)
+            entries = await get_entries(conn, chunk)
+            await publish_entries(producer, topic, entries)
+            published += len(entries)
     return published
 
 

@@ -6,7 +6,7 @@ trigger), so no code path, bug or compromised API process can rewrite history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from ioc.storage.database import json_dumps
 
-__all__ = ["AuditNote", "AuditRecord", "append_audit", "audited", "list_audit"]
+__all__ = ["AuditNote", "AuditRecord", "append_audit", "append_audits", "audited", "list_audit"]
 
 _COLUMNS = sql.SQL("audit_id, at, actor, role, action, query, purpose, result_count")
 
@@ -87,6 +87,18 @@ async def append_audit(
         record = await cur.fetchone()
     assert record is not None
     return record
+
+
+async def append_audits(conn: AsyncConnection, notes: Sequence[AuditNote], *, result_count: int) -> None:
+    """:func:`append_audit` for each note, pipelined: a CSV import audits every entry it changes,
+    and a round trip each took a 10,000-row import about 4 s."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO audit_log (actor, role, action, query, purpose, result_count)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [(n.actor, n.role, n.action, Jsonb(dict(n.query), dumps=json_dumps), n.purpose, result_count)
+             for n in notes],
+        )
 
 
 async def list_audit(

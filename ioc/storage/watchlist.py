@@ -4,6 +4,7 @@ committed change to the compacted topic the stream workers read."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -22,7 +23,9 @@ __all__ = [
     "entries_changed_since",
     "entries_matching",
     "expire_entry",
+    "get_entries",
     "get_entry",
+    "import_entries",
     "list_entries",
     "lock_for_publishing",
     "normalised_entry",
@@ -49,24 +52,74 @@ async def add_entry(conn: AsyncConnection, entry: WatchlistEntry) -> bool:
     cur = await conn.execute(
         f"INSERT INTO watchlist_entries ({_COLUMNS}, updated_by)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id) DO NOTHING",
-        [e.entry_id, e.pattern, e.reason, e.priority, e.expires_at, e.added_by, e.added_at, e.active,
-         e.added_by],
+        _insert_params(e),
     )
     return cur.rowcount == 1
+
+
+_UPDATE = ("UPDATE watchlist_entries SET pattern = %s, reason = %s, priority = %s, expires_at = %s,"
+           f" active = %s, updated_by = %s, updated_at = now() WHERE entry_id = %s RETURNING {_COLUMNS}")
 
 
 async def update_entry(conn: AsyncConnection, entry: WatchlistEntry, *, actor: str) -> WatchlistEntry | None:
     """Replace an entry's pattern, reason, priority, expiry and active flag (keeping who
     added it and when); ``None`` if there is no such entry."""
-    e = normalised_entry(entry)
     async with conn.cursor(row_factory=class_row(WatchlistEntry)) as cur:
-        await cur.execute(
-            "UPDATE watchlist_entries SET pattern = %s, reason = %s, priority = %s, expires_at = %s,"
-            " active = %s, updated_by = %s, updated_at = now()"
-            f" WHERE entry_id = %s RETURNING {_COLUMNS}",
-            [e.pattern, e.reason, e.priority, e.expires_at, e.active, actor, e.entry_id],
-        )
+        await cur.execute(_UPDATE, _update_params(normalised_entry(entry), actor))
         return await cur.fetchone()
+
+
+def _update_params(e: WatchlistEntry, actor: str) -> list[object]:
+    return [e.pattern, e.reason, e.priority, e.expires_at, e.active, actor, e.entry_id]
+
+
+async def import_entries(
+    conn: AsyncConnection, entries: Sequence[WatchlistEntry], *, actor: str
+) -> list[tuple[WatchlistEntry, bool]]:
+    """Add each entry, or replace the stored one with its ``entry_id`` as :func:`update_entry` does,
+    in the given order; returns each as stored and whether it was new.
+
+    One statement adds the new ones and one pipelined batch replaces the others: one or two
+    round trips per entry took a 10,000-row CSV import about 8 s of its request."""
+    if not entries:
+        return []
+    given = [normalised_entry(entry) for entry in entries]
+    cur = await conn.execute(
+        f"INSERT INTO watchlist_entries ({_COLUMNS}, updated_by)"
+        " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::smallint[], %s::timestamptz[],"
+        " %s::text[], %s::timestamptz[], %s::boolean[], %s::text[])"
+        " ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id",
+        [list(column) for column in zip(*map(_insert_params, given), strict=True)],
+    )
+    inserted = {entry_id for (entry_id,) in await cur.fetchall()}
+    new: list[bool] = []
+    for e in given:
+        new.append(e.entry_id in inserted)
+        inserted.discard(e.entry_id)  # a later row with the same id replaces what this one added
+    replaced = iter(await _replace_all(conn, [e for e, is_new in zip(given, new, strict=True) if not is_new],
+                                       actor))
+    stored = [(e, True) if is_new else (next(replaced), False) for e, is_new in zip(given, new, strict=True)]
+    return [(entry, is_new) for entry, is_new in stored if entry is not None]
+
+
+def _insert_params(e: WatchlistEntry) -> list[object]:
+    return [e.entry_id, e.pattern, e.reason, e.priority, e.expires_at, e.added_by, e.added_at, e.active,
+            e.added_by]
+
+
+async def _replace_all(
+    conn: AsyncConnection, entries: list[WatchlistEntry], actor: str
+) -> list[WatchlistEntry | None]:
+    """:func:`update_entry` for each entry, pipelined; ``None`` where there was no such entry."""
+    if not entries:
+        return []
+    stored: list[WatchlistEntry | None] = []
+    async with conn.cursor(row_factory=class_row(WatchlistEntry)) as cur:
+        await cur.executemany(_UPDATE, [_update_params(e, actor) for e in entries], returning=True)
+        while True:
+            stored.append(await cur.fetchone())
+            if not cur.nextset():
+                return stored
 
 
 async def expire_entry(
@@ -95,11 +148,22 @@ async def get_entry(
         return await cur.fetchone()
 
 
-async def lock_for_publishing(conn: AsyncConnection, entry_id: uuid.UUID) -> None:
-    """Serialise publishing the entry until the transaction ends (not its changes: an edit is not
-    held up by a slow broker). See :func:`ioc.watchlist_sync.publish_as_stored`."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                       [f"watchlist-publish:{entry_id}"])
+async def lock_for_publishing(conn: AsyncConnection, entry_ids: Sequence[uuid.UUID]) -> None:
+    """Serialise publishing these entries until the transaction ends (not their changes: an edit is
+    not held up by a slow broker). See :func:`ioc.watchlist_sync.publish_as_stored`. The locks are
+    taken in sorted order, one statement for all: two publishers cannot deadlock."""
+    names = sorted(f"watchlist-publish:{entry_id}" for entry_id in entry_ids)
+    # a function scan returns the array's elements in order: the locks follow it
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+                       [names])
+
+
+async def get_entries(conn: AsyncConnection, entry_ids: Sequence[uuid.UUID]) -> list[WatchlistEntry]:
+    """The stored ones of these entries, in no particular order."""
+    async with conn.cursor(row_factory=class_row(WatchlistEntry)) as cur:
+        await cur.execute(f"SELECT {_COLUMNS} FROM watchlist_entries WHERE entry_id = ANY(%s)",
+                          [list(entry_ids)])
+        return await cur.fetchall()
 
 
 async def list_entries(

@@ -104,6 +104,38 @@ async def test_a_change_whose_publish_was_lost_is_published_by_the_next_api_proc
     assert any(r.key == key and b"51F86988" in r.value for r in records)
 
 
+async def test_an_import_answers_once_stored_and_is_published_after(
+    editor: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import published its entries inside the request, one produce round trip each: 10,000 rows
+    held it about 16 s, longer with a broker farther away, and a proxy's timeout could cut it off.
+    Now it answers once they are stored; the publisher publishes them right after."""
+    sending, go_on = asyncio.Event(), asyncio.Event()
+    sent = watchlist_sync.publish_entries  # the real send
+
+    async def held_send(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
+        entries = list(entries)
+        sending.set()
+        await go_on.wait()
+        await sent(producer, topic, entries)
+
+    monkeypatch.setattr(watchlist_sync, "publish_entries", held_send)
+    async with editor.client("operator") as client:
+        imported = await asyncio.wait_for(client.post(
+            "/api/watchlist/import", content=b"pattern,reason\n51F86988,stolen\n29A88888,stolen\n",
+            headers={"content-type": "text/csv"}), 10)
+        assert imported.status_code == 200 and imported.json()["added"] == 2, imported.text
+    await asyncio.wait_for(sending.wait(), 10)  # published without a request asking
+    go_on.set()
+
+    def patterns(records: list) -> set[str]:
+        return {json.loads(r.value)["pattern"] for r in records if r.value}
+
+    records = await read_topic(editor.settings.kafka_bootstrap or "", editor.settings.topics.watchlist,
+                               lambda got: patterns(got) >= {"51F86988", "29A88888"})
+    assert patterns(records) >= {"51F86988", "29A88888"}
+
+
 async def test_as_many_changes_at_once_as_the_pool_holds_are_all_published(
     api_factory: Callable[..., Awaitable[ApiServer]],
 ) -> None:

@@ -14,7 +14,9 @@ from ioc.storage.watchlist import (
     entries_changed_since,
     entries_matching,
     expire_entry,
+    get_entries,
     get_entry,
+    import_entries,
     list_entries,
     update_entry,
 )
@@ -38,6 +40,25 @@ async def test_add_update_expire(conn: AsyncConnection, now: datetime) -> None:
     assert await active_entries(conn, now - timedelta(minutes=1)) == []
     assert await list_entries(conn) == []
     assert [e.entry_id for e in await list_entries(conn, include_inactive=True)] == [entry.entry_id]
+
+
+async def test_import_adds_and_replaces_in_the_given_order(conn: AsyncConnection, now: datetime) -> None:
+    """As if each entry were added, or updated where its id is stored, one after another: a second
+    row with a new entry's id replaces what the first added."""
+    kept = WatchlistEntry(pattern="30A12345", reason="stolen", priority=1, added_by="sup1", added_at=now)
+    await add_entry(conn, kept)
+    fresh = WatchlistEntry(pattern="51f-869.88", reason="new", added_by="op2", added_at=now)
+    fleet = WatchlistEntry(pattern="29A*", reason="fleet", added_at=now)
+    rows = [kept.model_copy(update={"reason": "recovered", "active": False, "added_by": "op2"}), fresh,
+            fresh.model_copy(update={"priority": 4}), fleet]
+    stored = await import_entries(conn, rows, actor="op2")
+    assert [(e.entry_id, e.pattern, e.reason, e.priority, new) for e, new in stored] == [
+        (kept.entry_id, "30A12345", "recovered", 1, False), (fresh.entry_id, "51F86988", "new", 2, True),
+        (fresh.entry_id, "51F86988", "new", 4, False), (fleet.entry_id, "29A*", "fleet", 2, True)]
+    assert stored[0][0].added_by == "sup1" and not stored[0][0].active  # who added it stays
+    found = await get_entries(conn, [kept.entry_id, fresh.entry_id, fleet.entry_id])
+    assert {e.entry_id: e for e in found} == {e.entry_id: e for e, _ in stored}  # the last of each id
+    assert await import_entries(conn, [], actor="op2") == []
 
 
 async def test_active_entries_respect_expiry(conn: AsyncConnection, now: datetime) -> None:

@@ -28,9 +28,16 @@ from ioc.api.deps import ConnDep, PoolDep, WatchlistEditor, WatchlistReader
 from ioc.api.publishing import EventPublisher
 from ioc.api.security import Principal
 from ioc.schemas import WatchlistEntry
-from ioc.storage.audit import append_audit
+from ioc.storage.audit import AuditNote, append_audit, append_audits
 from ioc.storage.plate_text import searchable_query
-from ioc.storage.watchlist import add_entry, expire_entry, get_entry, list_entries, update_entry
+from ioc.storage.watchlist import (
+    add_entry,
+    expire_entry,
+    get_entry,
+    import_entries,
+    list_entries,
+    update_entry,
+)
 
 router = APIRouter(prefix="/api/watchlist", tags=["watchlist"])
 
@@ -121,13 +128,16 @@ def _refuse_if_never_in_force(entry: WatchlistEntry, asked: set[str]) -> None:
                             "match; give a later expires_at, or null for none")
 
 
+def _note(user: Principal, action: str, entry: WatchlistEntry, purpose: str) -> AuditNote:
+    return AuditNote(actor=user.username, role=user.role, action=action, purpose=purpose,
+                     query={"entry_id": entry.entry_id, "pattern": entry.pattern,
+                            "priority": entry.priority, "active": entry.active})
+
+
 async def _audit(
     conn: AsyncConnection, user: Principal, action: str, entry: WatchlistEntry, purpose: str
 ) -> None:
-    await append_audit(conn, actor=user.username, role=user.role, action=action,
-                       query={"entry_id": entry.entry_id, "pattern": entry.pattern,
-                              "priority": entry.priority, "active": entry.active},
-                       purpose=purpose, result_count=1)
+    await append_audits(conn, [_note(user, action, entry, purpose)], result_count=1)
 
 
 def _publisher(request: Request) -> EventPublisher:
@@ -227,26 +237,20 @@ async def import_csv(request: Request, pool: PoolDep, user: WatchlistEditor) -> 
     if errors:
         body = ImportResult(added=0, updated=0, errors=errors)
         return Response(body.model_dump_json(), status_code=422, media_type="application/json")
-    added = updated = 0
-    stored: list[WatchlistEntry] = []
+    started = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
+        stored = await import_entries(conn, entries, actor=user.username)
+        added = sum(new for _, new in stored)
+        updated = len(stored) - added
         # each entry audited as POST and PATCH audit theirs: an import is as many plate searches
         # (a new entry is matched against the past day's reads), and a later import may overwrite it
-        for entry in entries:
-            if await add_entry(conn, entry):
-                added += 1
-                stored.append(entry)
-                await _audit(conn, user, "watchlist.add", entry, entry.reason)
-            else:
-                changed = await update_entry(conn, entry, actor=user.username)
-                if changed is not None:
-                    updated += 1
-                    stored.append(changed)
-                    await _audit(conn, user, "watchlist.update", changed, changed.reason)
+        notes = [_note(user, "watchlist.add" if new else "watchlist.update", entry, entry.reason)
+                 for entry, new in stored]
+        await append_audits(conn, notes, result_count=1)
         await append_audit(conn, actor=user.username, role=user.role, action="watchlist.import",
                            query={"added": added, "updated": updated}, purpose="watchlist CSV import",
                            result_count=added + updated)
-    await _publisher(request).watchlist_changed(stored)
+    _publisher(request).publish_soon(started)
     return ImportResult(added=added, updated=updated)
 
 
