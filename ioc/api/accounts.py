@@ -7,7 +7,9 @@ deactivated (and reactivated) no longer holds: a stolen token dies with a passwo
 token says the user's token generation it was issued in, which those changes move on
 (migration 0014): exact, whatever the clocks. A token without one (issued before generations,
 or by another issuer) is judged by its issue time against the account's last change instead,
-less the clock leeway between this process and the database.
+less the clock leeway between this process and the database. A token its holder signed out
+(``POST /api/auth/sign-out``) no longer holds either: at once in the process that signed it out,
+within ``ttl_s`` in the others.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from psycopg_pool import AsyncConnectionPool
 
 from ioc.api.security import CLOCK_LEEWAY_S, Principal
+from ioc.storage.signed_out_tokens import signed_out_tokens
 from ioc.storage.users import get_user
 
 __all__ = ["UserDirectory"]
@@ -28,28 +31,35 @@ class UserDirectory:
         self._ttl = ttl_s
         self._max = max_entries
         # username -> (when looked up, the active user's principal (with their token generation)
-        # or None, when their account changed)
-        self._cache: dict[str, tuple[float, Principal | None, float]] = {}
+        # or None, when their account changed, their signed-out tokens' ids)
+        self._cache: dict[str, tuple[float, Principal | None, float, frozenset[str]]] = {}
 
     async def lookup(
-        self, username: str, *, issued_at: float | None = None, generation: int | None = None
+        self,
+        username: str,
+        *,
+        issued_at: float | None = None,
+        generation: int | None = None,
+        token_id: str | None = None,
     ) -> Principal | None:
-        """The active user's principal (their current role), or None; None too for a token of
-        another token ``generation`` than the user's, or, where the token has none, one issued at
-        ``issued_at`` (Unix time) before the account last changed, by more than the clock leeway."""
+        """The active user's principal (their current role), or None; None too for a signed-out
+        ``token_id``, for a token of another token ``generation`` than the user's, or, where the
+        token has none, one issued at ``issued_at`` (Unix time) before the account last changed, by
+        more than the clock leeway."""
         now = time.monotonic()
         cached = self._cache.get(username)
         if cached is None or now - cached[0] >= self._ttl:
             async with self._pool.connection() as conn:
                 user = await get_user(conn, username)
-            active = user is not None and user.active
+                active = user is not None and user.active
+                signed_out = await signed_out_tokens(conn, username) if active else frozenset()
             cached = (now, Principal(user.username, user.role, generation=user.token_generation) if active
-                      else None, user.updated_at.timestamp() if active else 0.0)  # fmt: skip
+                      else None, user.updated_at.timestamp() if active else 0.0, signed_out)  # fmt: skip
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[username] = cached
-        _, principal, changed_at = cached
-        if principal is None:
+        _, principal, changed_at, signed_out = cached
+        if principal is None or token_id in signed_out:
             return None
         if generation is not None:
             return principal if generation == principal.generation else None

@@ -44,13 +44,15 @@ class Principal:
     """Who is calling: a username and one of the five roles; ``issued`` and ``expires`` are the
     Unix times their token was issued and stops holding (None where no token is involved), and
     ``generation`` the user's token generation it was issued in (None in a token without one:
-    issued before generations, or by another issuer; :class:`ioc.api.accounts.UserDirectory`)."""
+    issued before generations, or by another issuer; :class:`ioc.api.accounts.UserDirectory`), and
+    ``token_id`` its ``jti`` (what signing out records)."""
 
     username: str
     role: str
     expires: float | None = field(default=None, compare=False)
     issued: float | None = field(default=None, compare=False)
     generation: int | None = field(default=None, compare=False)
+    token_id: str | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -91,6 +93,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         subject, role = str(claims["sub"]), str(claims["role"])
         expires, issued = float(claims["exp"]), float(claims.get("iat", 0))
         generation = None if claims.get("gen") is None else int(claims["gen"])
+        token_id = None if claims.get("jti") is None else str(claims["jti"])
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidTokenError("malformed token") from exc
     if claims.get("iss") != ISSUER or claims.get("aud") != AUDIENCE:
@@ -99,7 +102,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("token expired")
     if issued > moment + CLOCK_LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role, expires, issued, generation)
+    return Principal(subject, role, expires, issued, generation, token_id)
 
 
 class LoginThrottle:

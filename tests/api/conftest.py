@@ -66,7 +66,8 @@ async def api_factory(
     async def start(**overrides: Any) -> ApiServer:
         nonlocal migrated
         overrides.setdefault("api_port", free_port())
-        settings = settings_factory(auth_secret="test-secret-" + uuid.uuid4().hex, **overrides)
+        overrides.setdefault("auth_secret", "test-secret-" + uuid.uuid4().hex)  # replicas share one
+        settings = settings_factory(**overrides)
         if not migrated:
             await migrate(settings.database_conninfo())
             await _create_topics(settings)

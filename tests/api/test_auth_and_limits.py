@@ -259,3 +259,32 @@ async def test_a_token_issued_just_before_a_password_reset_or_a_deactivation_no_
             assert (await client.post(f"/api/users/field-8/{step}", headers=headers)).status_code == 204
         assert await _me(client, fresh) == 401
         assert await _me(client, await signed_in("a-new-password-1")) == 200
+
+
+async def test_a_signed_out_token_no_longer_holds_in_any_api_process(api_factory) -> None:
+    """Signing out forgot the token in the page only: a copy (a shared PC's restored tab, a proxy's
+    log, a lost handheld's storage) held for the rest of its 8 hours. Now the token is refused,
+    at once by the process that signed it out and within the user cache time by the others; the
+    user's other sessions go on."""
+    api: ApiServer = await api_factory()
+    other = await api_factory(auth_secret=api.settings.auth_secret.get_secret_value())  # a replica
+    other.app.state.users = UserDirectory(other.app.state.pool, ttl_s=0)  # its cache time: none
+    await api.user("field-9", "officer")
+    async with api.client() as client, other.client() as elsewhere:
+        async def signed_in() -> str:
+            return (await _login(client, "field-9", PASSWORD)).json()["access_token"]
+
+        console, handheld = await signed_in(), await signed_in()
+        assert [await _me(c, console) for c in (client, elsewhere)] == [200, 200]
+        signed_out = await client.post("/api/auth/sign-out", headers={"Authorization": f"Bearer {console}"})
+        assert signed_out.status_code == 204, signed_out.text
+        assert [await _me(c, console) for c in (client, elsewhere)] == [401, 401]
+        assert [await _me(c, handheld) for c in (client, elsewhere)] == [200, 200]
+        again = await elsewhere.post("/api/auth/sign-out", headers={"Authorization": f"Bearer {console}"})
+        assert again.status_code == 401
+        assert (await client.post("/api/auth/sign-out")).status_code == 401
+        secret = api.settings.auth_secret.get_secret_value()
+        foreign = issue_token(Principal("field-9", "officer"), secret=secret, ttl_s=600)
+        assert await _me(client, foreign) == 200
+    rows = await api.sql("SELECT username, expires_at > now() FROM signed_out_tokens")
+    assert rows == [("field-9", True)]

@@ -788,3 +788,22 @@ async def test_the_next_user_gets_their_own_panels_and_nothing_of_the_last(api: 
         await browser.wait_for(f"{panels}.every((on) => !on)")
         assert await browser.script(shown) == nothing
         assert all("/api/counts" in e or "/api/cameras" in e for e in await browser.console_errors())
+
+
+async def test_signing_out_ends_the_token_on_the_server(api: ApiServer) -> None:
+    """Signing out forgot the token in the page only: a copy of it (the tab restored on a shared
+    PC, a proxy's log) held for the rest of its 8 hours."""
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser, api.client() as client:
+        await _sign_in(browser, api)
+        await browser.wait_for(LIVE)
+        token = await browser.script("return sessionStorage.getItem('ioc.token')")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
+        await browser.click("#signout")
+        await browser.wait_for("return !document.querySelector('#login-view').hidden")
+        for _ in range(100):  # the page does not wait for the answer
+            if (await client.get("/api/auth/me", headers=headers)).status_code == 401:
+                break
+            await asyncio.sleep(0.1)
+        assert (await client.get("/api/auth/me", headers=headers)).status_code == 401

@@ -56,6 +56,7 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/users"): {ADMIN},
     ("POST", "/api/users/{username}/deactivate"): {ADMIN},
     ("POST", "/api/users/{username}/activate"): {ADMIN},
+    ("POST", "/api/auth/sign-out"): EVERYONE,  # last: the matrix's tokens are refused after it
 }
 
 # what a well-formed call sends, so an admitted role gets past validation

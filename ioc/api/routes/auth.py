@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from ioc import metrics
 from ioc.api.deps import AnyRole, PoolDep, SettingsDep
 from ioc.api.security import LoginThrottle, Principal, issue_token
+from ioc.storage.signed_out_tokens import sign_out_token
 from ioc.storage.users import check_password, sign_in_record
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -105,3 +107,17 @@ async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> Token
 @router.get("/me", response_model=Me, summary="Who the token belongs to")
 async def me(user: AnyRole) -> Me:
     return Me(username=user.username, role=user.role)
+
+
+@router.post("/sign-out", status_code=status.HTTP_204_NO_CONTENT, summary="Sign this token out",
+             responses={204: {"description": "the token is refused from now on (by other API processes "
+                              "within their user cache time, 30 s)"},
+                        422: {"description": "a token without an id (jti) cannot be signed out"}})
+async def sign_out(request: Request, pool: PoolDep, user: AnyRole) -> Response:
+    # a token forgotten by the page alone would still hold, for hours, wherever a copy of it is
+    if user.token_id is None or user.expires is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "this token has no id to sign out")
+    async with pool.connection() as conn:
+        await sign_out_token(conn, user.username, user.token_id, datetime.fromtimestamp(user.expires, UTC))
+    request.app.state.users.forget(user.username)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -229,6 +229,13 @@
   // reason "expired": the token expired or was refused; the page says so, loudly
   function signOut(reason = null) {
     if (!state.token) return;
+    if (reason !== "expired") {
+      // the server refuses the token from now on: forgotten here only, a copy of it (a restored
+      // tab on a shared PC, a proxy's log) would hold for hours. keepalive: it goes out even as
+      // the page is closed; a failure changes nothing here
+      fetch("/api/auth/sign-out", { method: "POST", keepalive: true,
+        headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {});
+    }
     stopActivity();
     state.token = null;
     state.user = null;
