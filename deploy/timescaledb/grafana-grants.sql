@@ -1,9 +1,9 @@
 -- Run after every `ioc migrate` (compose service db-grants; on Kubernetes see
 -- docs/deployment.md): the read-only Grafana role sees the dashboard tables, and of the
 -- tables that hold plates only the columns the dashboards need. It never sees users,
--- audit_log, plate_crops, alert_evidence or watchlist_entries, nor a plate's text, its look-alike
--- skeleton, candidates, an alert's subject or evidence (column privileges; the
--- partitions and chunks below a table are reached through it).
+-- audit_log, plate_crops, alert_evidence, sighting_evidence or watchlist_entries, nor a plate's
+-- text, its look-alike skeleton, candidates, an alert's subject or evidence (column privileges;
+-- the partitions and chunks below a table are reached through it).
 GRANT USAGE ON SCHEMA public TO ioc_grafana;
 GRANT SELECT ON checkpoint_counts, checkpoint_counts_hourly, checkpoint_counts_daily,
                 sensor_readings, cameras

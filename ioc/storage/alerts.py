@@ -1,8 +1,9 @@
 """Alerts and their status history (who acknowledged, escalated, accepted or rejected, and why).
 
-An alert raised for a plate read keeps its own copy of the read's crop (``alert_evidence``):
-reads go after the read retention period, alerts only after the alert retention period,
-and an alert must show its evidence for as long as it is kept.
+An alert raised for a plate read keeps its own copy of the read's crop (``alert_evidence``), and an
+incident of the crops of the sightings its route holds (``sighting_evidence``, kept by
+:mod:`ioc.storage.incidents`): reads go after the read retention period, alerts only after the
+alert retention period, and an alert must show its evidence for as long as it is kept.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "get_alerts",
     "insert_alerts",
     "recent_alerts",
+    "sighting_crop",
     "update_alert_status",
 ]
 
@@ -139,6 +141,22 @@ async def alert_crop(
     params: dict[str, Any] = {"alert_id": alert_id}
     if audit is not None:
         query, params = audited(query, params, audit, order_by=sql.SQL("alert_id"))
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return bytes(row[1]) if row else None
+
+
+async def sighting_crop(
+    conn: AsyncConnection, alert_id: uuid.UUID, read_id: uuid.UUID, *, audit: AuditNote | None = None
+) -> bytes | None:
+    """The JPEG crop of one sighting in an incident's route, from the incident's own copy (the
+    read's may be gone; a sighting pushed out of the route has none); ``audit`` as :func:`alert_crop`."""
+    query: sql.Composable = sql.SQL(
+        "SELECT read_id, crop_jpeg FROM sighting_evidence"
+        " WHERE alert_id = %(alert_id)s AND read_id = %(read_id)s")
+    params: dict[str, Any] = {"alert_id": alert_id, "read_id": read_id}
+    if audit is not None:
+        query, params = audited(query, params, audit, order_by=sql.SQL("read_id"))
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return bytes(row[1]) if row else None

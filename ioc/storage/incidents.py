@@ -9,7 +9,9 @@ bound). Appending is idempotent per read (``incident_reads``), so replays and
 past-read matching run by every worker neither grow the route nor the count, and
 an advisory lock per (entry, plate) keeps two workers from opening two incidents, and an
 operator from closing an incident while a worker adds a sighting to it
-(``ioc.storage.alert_review.lock_alert``).
+(``ioc.storage.alert_review.lock_alert``). An incident keeps its own copy of the crop of each
+sighting its route holds (``sighting_evidence``): the reads go long before the alert, and the
+route's pictures are where the wanted vehicle went after the first camera.
 """
 
 from __future__ import annotations
@@ -140,6 +142,37 @@ RETURNING a.alert_id
 """
 
 
+# The route's crops follow the route, as it is after the statement above: each given sighting the
+# route holds gets a copy of its read's crop (stored before its hit is recorded; a replay copies
+# one an earlier attempt missed, nothing twice), and a sighting pushed out of the route loses its
+# copy, so a vehicle parked in front of a camera keeps at most ``keep`` of them.
+_KEEP_ROUTE_CROPS = """
+WITH given AS (
+    SELECT u.alert_id, (s.sighting->>'read_id')::uuid AS read_id,
+           (s.sighting->>'captured_at')::timestamptz AS captured_at
+      FROM jsonb_to_recordset(%(additions)s) AS u(alert_id uuid, new jsonb)
+     CROSS JOIN LATERAL jsonb_array_elements(u.new) AS s(sighting)
+),
+route AS (
+    SELECT a.alert_id, (s.sighting->>'read_id')::uuid AS read_id
+      FROM alerts AS a
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(a.evidence->'route', '[]'::jsonb)) AS s(sighting)
+     WHERE a.alert_id IN (SELECT alert_id FROM given)
+),
+copied AS (
+    INSERT INTO sighting_evidence (alert_id, read_id, crop_jpeg)
+    SELECT g.alert_id, g.read_id, c.crop_jpeg
+      FROM given AS g
+      JOIN route AS r USING (alert_id, read_id)
+      JOIN plate_crops AS c ON c.read_id = g.read_id AND c.captured_at = g.captured_at
+    ON CONFLICT DO NOTHING
+)
+DELETE FROM sighting_evidence AS e
+ WHERE e.alert_id IN (SELECT alert_id FROM given)
+   AND NOT EXISTS (SELECT 1 FROM route AS r WHERE r.alert_id = e.alert_id AND r.read_id = e.read_id)
+"""
+
+
 async def append_sightings(
     conn: AsyncConnection, additions: Sequence[tuple[uuid.UUID, list[dict[str, Any]]]], *, keep: int
 ) -> set[uuid.UUID]:
@@ -150,10 +183,13 @@ async def append_sightings(
     from the route (``incident_reads`` remembers every read an incident counted, one small row
     each, deleted with the alert). Pass an incident's opening read too: it is in the route
     already, and is then remembered without being counted twice. The route keeps the newest
-    ``keep`` sightings by capture time; ``evidence.sightings`` counts every read once.
+    ``keep`` sightings by capture time; ``evidence.sightings`` counts every read once. Each
+    sighting the route holds has its crop copied in the same transaction, as long as it holds it.
     """
     if not additions:
         return set()
     rows = [{"alert_id": str(alert_id), "new": sightings} for alert_id, sightings in additions]
     cur = await conn.execute(_APPEND_SIGHTINGS, {"additions": Jsonb(rows), "keep": keep})
-    return {alert_id for (alert_id,) in await cur.fetchall()}
+    changed = {alert_id for (alert_id,) in await cur.fetchall()}
+    await conn.execute(_KEEP_ROUTE_CROPS, {"additions": Jsonb(rows)})
+    return changed

@@ -1,9 +1,9 @@
 """Retention: plate reads and sensor data go after ``read_days``, alerts and counts after
 ``alert_days``; the audit trail stays. Each run is logged in ``retention_runs``.
 
-An alert's own copy of its read's crop (``alert_evidence``), its history and its incident's
-reads go with the alert (``ON DELETE CASCADE``), not with the reads: an alert shows its
-evidence for as long as it is kept.
+An alert's own copy of its read's crop (``alert_evidence``) and of its route sightings' crops
+(``sighting_evidence``), its history and its incident's reads go with the alert (``ON DELETE
+CASCADE``), not with the reads: an alert shows its evidence for as long as it is kept.
 
 Old data leaves by whole days: TimescaleDB chunks (``drop_chunks``) or daily
 partitions (``DROP TABLE``), which is instant and leaves no bloat. A chunk or
@@ -127,7 +127,8 @@ async def _expire_all(
     ACCESS EXCLUSIVE locks those drops take are held until the commit, not for the run."""
     dropped: dict[str, list[str]] = {}
     deleted: dict[str, int] = {}
-    # alerts is a plain table on every layout: its evidence, history and incident reads cascade
+    # alerts is a plain table on every layout: its evidence (its crop and its route's), history and
+    # incident reads cascade
     cur = await conn.execute("DELETE FROM alerts WHERE raised_at < %s", [alert_cutoff])
     deleted["alerts"] = cur.rowcount
     for table in ("checkpoint_counts", *_ROLLUPS):

@@ -1,6 +1,6 @@
 """Alerts over HTTP: the queue, acknowledge / escalate / resolve with notes, hit
 decisions with configured reasons, history, the decisions report, and each alert's crop
-(its own copy, kept as long as the alert)."""
+and its route sightings' crops (its own copies, kept as long as the alert)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from served_api import ApiServer, plate_read, read_topic, store_alerts, store_re
 from ioc.schemas import Alert, AlertKind, Severity
 from ioc.storage.alerts import update_alert_status
 from ioc.storage.database import connect, detect_capabilities
-from ioc.storage.incidents import lock_incidents, open_incidents
+from ioc.storage.incidents import append_sightings, lock_incidents, open_incidents
 from ioc.storage.retention import run_retention
+from streams.watchlist_alerts import ROUTE_KEEP
 
 pytestmark = pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
 
@@ -290,6 +291,42 @@ async def test_an_alerts_crop_is_served_as_long_as_the_alert_is_kept(staffed: Ap
     assert [(r["actor"], r["query"], r["result_count"]) for r in records] == [
         ("officer", {"alert_id": str(alert.alert_id)}, 0), ("officer", {"alert_id": str(alert.alert_id)}, 1)]
     assert all(r["purpose"] for r in records)
+
+
+async def test_a_route_sightings_crop_is_served_as_long_as_the_alert_is_kept(staffed: ApiServer) -> None:
+    """The wanted vehicle went on past the first camera: a later sighting's crop is served from the
+    incident's own copy after the read is gone, until the alert goes; each fetch is audited."""
+    first, later = (plate_read("30A12345", checkpoint_id=cp, camera_id=f"{cp}-CAM1",
+                               crop=b"\xff\xd8" + cp.encode()) for cp in ("CP01", "CP02"))
+    await store_reads(staffed, [first, later])
+    alert = watchlist_alert("30A12345", read=first)
+    await store_alerts(staffed, [alert])
+    async with await connect(staffed.conninfo) as conn:
+        seen = {"read_id": str(later.read_id), "captured_at": later.captured_at.isoformat(),
+                "checkpoint_id": later.checkpoint_id}
+        await append_sightings(conn, [(alert.alert_id, [seen])], keep=ROUTE_KEEP)
+        await conn.commit()
+    link, stranger = f"/api/alerts/{alert.alert_id}/sightings/{later.read_id}/crop.jpg", uuid.uuid4()
+    await staffed.token("auditor")
+    async with staffed.client("officer") as officer:
+        await _retention(staffed, datetime.now(UTC) + timedelta(days=40), alert_days=365)
+        assert await staffed.sql("SELECT count(*) FROM plate_crops") == [(0,)]
+        crop = await officer.get(link)
+        assert crop.status_code == 200 and crop.content == later.crop_jpeg
+        assert crop.headers["content-type"] == "image/jpeg"
+        assert crop.headers["cache-control"] == "private, no-store"
+        elsewhere = await officer.get(f"/api/alerts/{alert.alert_id}/sightings/{stranger}/crop.jpg")
+        assert elsewhere.status_code == 404
+
+        await _retention(staffed, datetime.now(UTC) + timedelta(days=400), alert_days=365)
+        assert (await officer.get(link)).status_code == 404
+        assert await staffed.sql("SELECT count(*) FROM sighting_evidence") == [(0,)]
+    async with staffed.client("auditor") as auditor:
+        records = (await auditor.get("/api/audit", params={"action": "alert.sighting_crop"})).json()["data"]
+    assert [(r["actor"], r["query"]["read_id"], r["result_count"]) for r in records] == [
+        ("officer", str(later.read_id), 0), ("officer", str(stranger), 0),
+        ("officer", str(later.read_id), 1)]
+    assert all(r["query"]["alert_id"] == str(alert.alert_id) and r["purpose"] for r in records)
 
 
 async def test_an_alert_without_a_crop_links_none_or_answers_404(staffed: ApiServer) -> None:

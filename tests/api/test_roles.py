@@ -36,6 +36,7 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/alerts/decisions"): {SUPERVISOR, AUDITOR},
     ("GET", "/api/alerts/{alert_id}"): {OFFICER, OPERATOR, SUPERVISOR},
     ("GET", "/api/alerts/{alert_id}/crop.jpg"): {OFFICER, OPERATOR, SUPERVISOR},
+    ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg"): {OFFICER, OPERATOR, SUPERVISOR},
     ("GET", "/api/alerts/{alert_id}/history"): {OFFICER, OPERATOR, SUPERVISOR},
     ("POST", "/api/alerts/{alert_id}/status"): {OPERATOR, SUPERVISOR},
     ("POST", "/api/alerts/{alert_id}/decision"): {OFFICER, SUPERVISOR},

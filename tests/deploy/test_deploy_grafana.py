@@ -154,7 +154,7 @@ def test_grafana_role_reads_only_the_dashboard_tables(provisioned: ProvisionedDa
         for table in ("checkpoint_counts", "sensor_readings", "cameras", "checkpoint_counts_hourly"):
             conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (fixed names)
         for table in ("users", "audit_log", "plate_crops", "watchlist_entries", "alert_events",
-                      "alert_evidence"):
+                      "alert_evidence", "sighting_evidence"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
         with pytest.raises((psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):

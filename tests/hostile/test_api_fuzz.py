@@ -47,6 +47,8 @@ PURPOSE = "case 2026/117 hostile input"
 JPEG = b"\xff\xd8\xff\xe0 tiny jpeg \xff\xd9"
 # the live stream never ends: tests/api/test_live.py covers it; here it would only time out
 SKIPPED = {("GET", "/api/alerts/stream")}
+SIGN_OUT = ("POST", "/api/auth/sign-out")
+SIGNING_OUT = "signing-out"  # the user whose token signs out: every other call's token must hold
 # error answers any endpoint may give besides those its operation documents
 CLIENT_ERRORS = {400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 431}
 # the role each operation is exercised with: the first of these its x-roles admit
@@ -57,10 +59,13 @@ AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("PO
            ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
            ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
            ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}"),
-           ("GET", "/api/reads/{read_id}/crop.jpg"), ("GET", "/api/alerts/{alert_id}/crop.jpg")}
+           ("GET", "/api/reads/{read_id}/crop.jpg"), ("GET", "/api/alerts/{alert_id}/crop.jpg"),
+           ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg")}
 # ... and those audited when they find nothing too: their own 404 (by its detail), not a path no route matches
 AUDITED_IF_MISSING = {("GET", "/api/reads/{read_id}/crop.jpg"): b"no crop for this read",
-                      ("GET", "/api/alerts/{alert_id}/crop.jpg"): b"no crop with this alert"}
+                      ("GET", "/api/alerts/{alert_id}/crop.jpg"): b"no crop with this alert",
+                      ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg"):
+                          b"no crop with this sighting"}
 
 
 # ----------------------------------------------------------------------------- shared set-up
@@ -77,7 +82,7 @@ class Seed:
 
 async def _seed(api: ApiServer) -> Seed:
     """A read with a crop, a watchlist hit, a watchlist entry and a user per role."""
-    tokens = await api.all_roles()
+    tokens = {**await api.all_roles(), SIGNING_OUT: await api.token("officer", SIGNING_OUT)}
     now = datetime.now(UTC)
     reads = [plate_read("30A12345", captured_at=now - timedelta(minutes=5), crop=JPEG),
              plate_read("51F86988", captured_at=now - timedelta(minutes=6))]
@@ -123,6 +128,7 @@ class Ledger:
     users_added: int = 0
     cameras_registered: set[str] = field(default_factory=set)
     cameras_removed: int = 0  # of those registered here (none other exists)
+    signed_out: int = 0
     failures: list[str] = field(default_factory=list)
 
     def note(self, method: str, path: str, status: int, body: bytes, what: str) -> None:
@@ -148,6 +154,8 @@ class Ledger:
                 self.cameras_registered.add(json.loads(body)["camera_id"])
             elif (method, path) == ("DELETE", "/api/cameras/{camera_id}"):
                 self.cameras_removed += 1
+            elif (method, path) == SIGN_OUT:
+                self.signed_out += 1
 
 
 def _statuses(ledger: Ledger) -> dict[int, int]:
@@ -155,15 +163,16 @@ def _statuses(ledger: Ledger) -> dict[int, int]:
 
 
 async def _assert_accounted(api: ApiServer, before: dict[str, Any], ledger: Ledger) -> None:
-    """Every table still there; only the audit log, watchlist, users and cameras grew, by what
-    the successful requests account for; nobody's role changed."""
+    """Every table still there; only the audit log, watchlist, users, cameras and signed-out tokens
+    grew, by what the successful requests account for; nobody's role changed."""
     after = await _snapshot(api)
     assert set(after["counts"]) == set(before["counts"]), "a table appeared or disappeared"
     grown = {t: after["counts"][t] - before["counts"][t] for t in after["counts"]
              if after["counts"][t] != before["counts"][t]}
     expected = {"audit_log": ledger.audited, "watchlist_entries": ledger.watchlist_added,
                 "users": ledger.users_added,
-                "cameras": len(ledger.cameras_registered) - ledger.cameras_removed}
+                "cameras": len(ledger.cameras_registered) - ledger.cameras_removed,
+                "signed_out_tokens": ledger.signed_out}
     # alert status changes keep a history row each; the seeded alert may take a few
     grown.pop("alert_events", None)
     assert grown == {t: n for t, n in expected.items() if n}, (grown, expected)
@@ -217,7 +226,7 @@ def _run_schemathesis(document: dict[str, Any], url: str, seed: Seed, ledger: Le
         if key in SKIPPED:
             continue
         spec = document["paths"][operation.path][operation.method.lower()]
-        role = _role_for(spec)
+        role = SIGNING_OUT if key == SIGN_OUT else _role_for(spec)
         # sign-in and user creation hash passwords (scrypt, slow on purpose): fewer examples
         budget = 6 if key in {("POST", "/api/auth/token"), ("POST", "/api/users")} else 25
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -270,6 +279,7 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
         ("GET", "/metrics"): Call(None),
         ("POST", "/api/auth/token"): Call(None, form={"username": "officer", "password": PASSWORD}),
         ("GET", "/api/auth/me"): Call("officer"),
+        SIGN_OUT: Call(SIGNING_OUT),
         ("GET", "/api/plates/sightings"): Call("officer", query={**sighting, "since": since, "until": until}),
         ("GET", "/api/plates/wanted"): Call("officer", query=sighting),
         ("GET", "/api/reads/{read_id}/crop.jpg"): Call("officer", path={"read_id": seed.read_id},
@@ -279,6 +289,8 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
         ("GET", "/api/alerts/decisions"): Call("supervisor", query={"since": since, "until": until}),
         ("GET", "/api/alerts/{alert_id}"): Call("operator", path={"alert_id": seed.alert_id}),
         ("GET", "/api/alerts/{alert_id}/crop.jpg"): Call("operator", path={"alert_id": seed.alert_id}),
+        ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg"): Call(
+            "operator", path={"alert_id": seed.alert_id, "read_id": seed.read_id}),
         ("GET", "/api/alerts/{alert_id}/history"): Call("operator", path={"alert_id": seed.alert_id}),
         ("POST", "/api/alerts/{alert_id}/status"): Call("operator", path={"alert_id": seed.alert_id},
                                                         json={"status": "acknowledged", "note": "seen"}),

@@ -19,9 +19,11 @@ from ioc.storage.alerts import (
     get_alert,
     insert_alerts,
     recent_alerts,
+    sighting_crop,
     update_alert_status,
 )
 from ioc.storage.audit import AuditNote, list_audit
+from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
 from ioc.storage.plate_reads import insert_plate_reads
 
@@ -168,3 +170,22 @@ async def test_alerts_raised_before_evidence_was_kept_get_it_when_migrated(
     await conn.commit()
     assert await migrate(migrated_url) == ["0013_alert_evidence"]
     assert await alert_crop(conn, alert.alert_id) == b"\xff\xd8older"
+
+
+async def test_routes_recorded_before_sighting_evidence_was_kept_get_it_when_migrated(
+    conn: AsyncConnection, migrated_url: str, make_read: Callable[..., PlateRead], now: datetime
+) -> None:
+    """0016 copies the crops still kept for the sightings in the routes already there (a route of
+    another shape, as older alerts may hold, is passed over)."""
+    opening, later = make_read(crop=b"\xff\xd8opening"), make_read(crop=b"\xff\xd8later")
+    await insert_plate_reads(conn, [opening, later])
+    alert = _hit(opening)
+    await insert_alerts(conn, [alert, _alert(now, 1)])
+    route = [{"read_id": str(r.read_id), "captured_at": r.captured_at.isoformat()} for r in (opening, later)]
+    await append_sightings(conn, [(alert.alert_id, route)], keep=50)
+    await conn.execute("DROP TABLE sighting_evidence")  # as before 0016
+    await conn.execute("DELETE FROM schema_migrations WHERE name = '0016_sighting_evidence'")
+    await conn.commit()
+    assert await migrate(migrated_url) == ["0016_sighting_evidence"]
+    assert [await sighting_crop(conn, alert.alert_id, r.read_id) for r in (opening, later)] == [
+        b"\xff\xd8opening", b"\xff\xd8later"]

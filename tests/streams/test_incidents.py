@@ -16,7 +16,7 @@ from pipeline_helpers import KeepingProducer
 
 from ioc.config import Settings
 from ioc.schemas import Alert, Direction, PlateRead, WatchlistEntry, utcnow
-from ioc.storage.alerts import alert_crop
+from ioc.storage.alerts import alert_crop, sighting_crop
 from ioc.storage.database import connect, open_pool
 from ioc.storage.incidents import append_sightings
 from ioc.storage.migrations import migrate
@@ -225,7 +225,7 @@ def _past_read_matching(
 
 async def test_an_incident_keeps_its_opening_reads_crop(database_url: str) -> None:
     """The sink stores reads before it records their hits: the alert copies the opening read's crop
-    in the transaction that opens the incident (a later sighting's crop is not copied)."""
+    in the transaction that opens the incident (a later sighting's crop is not the alert's)."""
     await migrate(database_url)
     opening, later = (_read(s).model_copy(update={"crop_jpeg": b"\xff\xd8" + bytes([s])}) for s in (0, 60))
     async with await connect(database_url) as conn:
@@ -235,6 +235,46 @@ async def test_an_incident_keeps_its_opening_reads_crop(database_url: str) -> No
         assert await alert_crop(conn, alert.alert_id) == opening.crop_jpeg
         cur = await conn.execute("SELECT count(*) FROM alert_evidence")
         assert (await cur.fetchone())[0] == 1
+
+
+async def _count(conn, table: str) -> int:  # noqa: ANN001
+    cur = await conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (fixed names)
+    return (await cur.fetchone())[0]
+
+
+async def test_each_route_sighting_keeps_its_crop_while_the_route_holds_it(database_url: str) -> None:
+    """Reads and their crops go after 30 days, the incident after a year: each sighting keeps a copy
+    of its read's crop, made as it is appended (a replay copies nothing twice), kept after the read
+    is gone, and dropped with the sighting when newer ones push it out of the route."""
+    await migrate(database_url)
+
+    def pictured(seconds: int, camera: str) -> PlateRead:
+        return _read(seconds, camera).model_copy(update={"crop_jpeg": b"\xff\xd8" + str(seconds).encode()})
+
+    opening, later = pictured(0, "CP01-CAM1"), pictured(60, "CP02-CAM1")
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [opening, later])
+        [alert] = await record_hits(conn, _hits([opening, later]))
+        await conn.commit()
+        await record_hits(conn, _hits([opening, later]))  # a replay
+        await conn.commit()
+        await conn.execute("DELETE FROM plate_crops")  # the reads' days dropped by retention
+        await conn.execute("DELETE FROM plate_reads")
+        await conn.commit()
+        assert await sighting_crop(conn, alert.alert_id, later.read_id) == later.crop_jpeg
+        assert await sighting_crop(conn, alert.alert_id, opening.read_id) == opening.crop_jpeg
+        assert await sighting_crop(conn, alert.alert_id, uuid.uuid4()) is None
+        assert await _count(conn, "sighting_evidence") == 2
+
+        # a vehicle parked in front of a camera: the route keeps the newest, the copies follow it
+        parked = [pictured(120 + i, "CP03-CAM1") for i in range(ROUTE_KEEP)]
+        await insert_plate_reads(conn, parked)
+        await record_hits(conn, _hits(parked))
+        await conn.commit()
+        assert await sighting_crop(conn, alert.alert_id, later.read_id) is None
+        assert await sighting_crop(conn, alert.alert_id, parked[-1].read_id) == parked[-1].crop_jpeg
+        assert await _count(conn, "sighting_evidence") == ROUTE_KEEP
+        assert await alert_crop(conn, alert.alert_id) == opening.crop_jpeg  # the alert's own copy stays
 
 
 async def test_an_alert_for_a_past_read_copies_its_stored_crop(database_url: str) -> None:
@@ -397,3 +437,4 @@ async def test_an_entry_corrected_long_after_it_was_added_is_searched_and_a_rest
     async with await connect(database_url) as conn:
         cur = await conn.execute("SELECT alert_id, status FROM alerts WHERE kind = 'watchlist_hit'")
         assert await cur.fetchall() == [(opened.alert_id, "resolved")]
+

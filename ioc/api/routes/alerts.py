@@ -5,7 +5,9 @@ reject a watchlist hit with a reason from the configured list. Every change is
 kept in the alert's history (who, when, note, reason) and published on the
 alerts topic, so every open operator page sees it. An alert's crop link serves
 the alert's own copy of its read's crop, kept as long as the alert (the read's
-goes with the read retention period); each fetch of it is audited.
+goes with the read retention period), and an incident's copies of its route
+sightings' crops are served by read id as long as the route holds them; each
+fetch of either is audited.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ioc.storage.alerts import (
     alert_history,
     get_alert,
     recent_alerts,
+    sighting_crop,
     update_alert_status,
 )
 from ioc.storage.audit import AuditNote
@@ -225,6 +228,22 @@ async def read_alert_crop(alert_id: uuid.UUID, conn: ConnDep, user: AlertReader)
     note = AuditNote(actor=user.username, role=user.role, action="alert.crop", query={"alert_id": alert_id},
                      purpose=CROP_PURPOSE)
     return crop_response(await alert_crop(conn, alert_id, audit=note), missing="no crop with this alert")
+
+
+@router.get("/{alert_id}/sightings/{read_id}/crop.jpg", response_class=Response,
+            summary="The plate crop of a sighting in an incident's route (the incident's own copy; audited)",
+            responses={200: {"content": {"image/jpeg": {}}},
+                       404: {"description": "no such alert, no such sighting in its route, or no crop"}})
+async def read_sighting_crop(
+    alert_id: uuid.UUID, read_id: uuid.UUID, conn: ConnDep, user: AlertReader
+) -> Response:
+    """``read_id`` is a sighting's in ``evidence.route``: where the wanted vehicle went after the first
+    camera, kept as long as the alert while the route holds the sighting. Audited as the alert's crop
+    (``alert.sighting_crop``), by the statement that reads it."""
+    note = AuditNote(actor=user.username, role=user.role, action="alert.sighting_crop",
+                     query={"alert_id": alert_id, "read_id": read_id}, purpose=CROP_PURPOSE)
+    return crop_response(await sighting_crop(conn, alert_id, read_id, audit=note),
+                         missing="no crop with this sighting")
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,
