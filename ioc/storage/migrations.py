@@ -177,6 +177,10 @@ async def _token_generation(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0014_token_generation.sql"))
 
 
+async def _past_read_searches(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0015_past_read_searches.sql"))
+
+
 async def _sighting_evidence(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0016_sighting_evidence.sql"))
 
@@ -218,6 +222,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0012_consumer_progress", _consumer_progress),
     Migration("0013_alert_evidence", _alert_evidence),
     Migration("0014_token_generation", _token_generation),
+    Migration("0015_past_read_searches", _past_read_searches),
     Migration("0016_sighting_evidence", _sighting_evidence),
     Migration("0017_signed_out_tokens", _signed_out_tokens),
 )

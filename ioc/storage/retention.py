@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from ioc.storage.database import Capabilities, json_dumps
 from ioc.storage.migrations import PARTITION_DAYS_AHEAD
 from ioc.storage.partitions import drop_partitions_before, ensure_partitions
+from ioc.storage.past_read_searches import forget_replaced_searches
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ async def _expire_all(
     deleted["alerts"] = cur.rowcount
     for table in ("checkpoint_counts", *_ROLLUPS):
         await _expire(conn, caps, table, "bucket", alert_cutoff, dropped, deleted)
+    # past-read searches of watchlist versions no entry has now, or expired before the reads kept
+    deleted["past_read_searches"] = await forget_replaced_searches(conn, read_cutoff)
     # passages name plates too, so they follow the reads
     await _expire(conn, caps, "passages", "started_at", read_cutoff, dropped, deleted)
     for table in _READ_TABLES:

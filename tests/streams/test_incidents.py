@@ -438,3 +438,104 @@ async def test_an_entry_corrected_long_after_it_was_added_is_searched_and_a_rest
         cur = await conn.execute("SELECT alert_id, status FROM alerts WHERE kind = 'watchlist_hit'")
         assert await cur.fetchall() == [(opened.alert_id, "resolved")]
 
+
+async def _read_stored_without_its_alert(database_url: str, read: PlateRead) -> None:
+    """A read only a search of past reads can raise an alert for: what a worker publishes after
+    storing it shows that it searched."""
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [read])
+        await conn.commit()
+
+
+async def test_a_version_searched_twice_is_searched_by_no_other_worker_and_not_after_a_restart(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker searched every entry twice whenever it started: with 10,000 entries and 4 workers,
+    80,000 searches of a day of reads at a rolling restart, that raised nothing new. A version any
+    worker has searched twice is searched by no other, nor by a worker starting; a new version of the
+    entry (its expiry changed) is searched as before, by one worker."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.2))
+    feed = [ENTRY.model_copy(update={"added_at": utcnow()})]
+    sent: list[bytes] = []
+    first, check_first = _past_read_matching(database_url, sent, feed)
+    second, check_second = _past_read_matching(database_url, sent, feed)  # or the first, restarted
+    try:
+        await check_first()
+        await asyncio.sleep(0.3)
+        await check_first()
+        await _read_stored_without_its_alert(database_url, _read(0))
+        await check_second()
+        await asyncio.sleep(0.3)
+        await check_second()
+        assert sent == []  # not searched again
+        feed[0] = feed[0].model_copy(update={"expires_at": utcnow() + timedelta(days=1)})
+        await check_second()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+        await check_first()  # the new version's first search is made: not made again
+        await asyncio.sleep(0.3)
+        await check_first()  # the second, which records nothing new
+        await asyncio.sleep(0.3)
+        await check_second()
+        assert len(sent) == 1
+    finally:
+        await (await first.pool()).close()
+        await (await second.pool()).close()
+    async with await connect(database_url) as conn:  # the replaced version is forgotten
+        cur = await conn.execute("SELECT entry_id, expires_at, searches FROM past_read_searches")
+        assert await cur.fetchall() == [(ENTRY.entry_id, feed[0].expires_at, 2)]
+
+
+async def test_a_worker_finding_the_first_search_made_makes_only_the_second(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that stopped after the first search of a version leaves the second to any other
+    worker: made once, :data:`~streams.agents.past_reads.SEARCH_AGAIN_AFTER` after the first."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=2))
+    feed = [ENTRY.model_copy(update={"added_at": utcnow()})]
+    sent: list[bytes] = []
+    stopped, check = _past_read_matching(database_url, sent, feed)
+    try:
+        await check()  # the first search, then the worker stops
+    finally:
+        await (await stopped.pool()).close()
+    await _read_stored_without_its_alert(database_url, _read(0))
+    ctx, check = _past_read_matching(database_url, sent, feed)
+    try:
+        await check()
+        assert sent == []  # the first is not made again, the second is not due yet
+        await asyncio.sleep(2.1)
+        await check()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+        await _read_stored_without_its_alert(database_url, _read(30, "CP02-CAM1"))
+        await asyncio.sleep(2.1)
+        await check()  # no third search
+        assert len(sent) == 1
+    finally:
+        await (await ctx.pool()).close()
+
+
+async def test_an_entry_switched_off_and_on_again_is_searched_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switched back on, an entry is the version it was before, searched twice already: the reads
+    of while it was off must be searched all the same."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.2))
+    on = ENTRY.model_copy(update={"added_at": utcnow()})
+    feed = [on]
+    sent: list[bytes] = []
+    ctx, check = _past_read_matching(database_url, sent, feed)
+    try:
+        await check()
+        await asyncio.sleep(0.3)
+        await check()
+        feed[0] = on.model_copy(update={"active": False})
+        await check()
+        await _read_stored_without_its_alert(database_url, _read(0))  # passed while it was off
+        feed[0] = on
+        await check()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+    finally:
+        await (await ctx.pool()).close()
