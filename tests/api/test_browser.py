@@ -807,3 +807,33 @@ async def test_signing_out_ends_the_token_on_the_server(api: ApiServer) -> None:
                 break
             await asyncio.sleep(0.1)
         assert (await client.get("/api/auth/me", headers=headers)).status_code == 401
+
+
+async def test_a_wall_whose_stream_stays_down_says_so_in_a_banner(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wall watched from across the room showed its list as if live while no alert could reach it:
+    only a small pill said "disconnected". A stream down for 15 s now puts up a banner saying since
+    when; it goes once the stream is back."""
+    monkeypatch.setattr(live, "KEEPALIVE_S", 2.0)
+    monkeypatch.setattr(live, "KEEPALIVE_COMMENT", b"")  # the first stream goes silent: dropped
+    broadcaster = api.app.state.alerts
+    wait_ready, refusing = broadcaster.wait_ready, [False]
+
+    async def unavailable_while_down(timeout: float) -> bool:  # the stream's 503, "not available yet"
+        return not refusing[0] and await wait_ready(timeout)
+
+    monkeypatch.setattr(broadcaster, "wait_ready", unavailable_while_down)
+    banner = "document.querySelector('#stream-banner')"
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        await browser.wait_for(LIVE)
+        assert await browser.script(f"return {banner}.hidden")
+        refusing[0] = True  # the stream goes silent, and every reconnection is refused
+        await browser.wait_for(f"return !{banner}.hidden", timeout=60)
+        text = await browser.script(f"return {banner}.textContent")
+        assert "Mất kết nối từ" in text, text
+        refusing[0] = False
+        await browser.wait_for(LIVE, timeout=30)
+        await browser.wait_for(f"return {banner}.hidden")

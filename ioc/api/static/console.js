@@ -28,6 +28,9 @@
   const STALL_MS = 40000;
   const STALL_KEEPALIVES = 3;
   const SESSION_WARNING_MS = 10 * 60 * 1000;
+  // a wall watched from across the room misses the small "disconnected" pill: a banner says it
+  // once a reconnection has had time to succeed
+  const STREAM_DOWN_WARNING_MS = 15 * 1000;
   const CROP_CACHE = 300;  // crop images kept (blob URLs), least recently used dropped first
   const CROP_RETRY_MS = 2 * 60 * 1000;  // a crop that failed is not asked for again before this
   const RENDER_HIDDEN_MS = 250;  // no frame is drawn in a hidden tab: the queue is redrawn after this there
@@ -59,6 +62,7 @@
     cameras: null,
     chart: null,
     liveUp: false,
+    downSince: null,  // when the live stream was last up or first tried (ms), while it is down
     streamAbort: null,
     lastEventId: null,  // stream position: sent as Last-Event-ID when reconnecting
     retryMs: 1000,  // the server's retry: hint
@@ -279,6 +283,7 @@
     }
     state.session = left <= SESSION_WARNING_MS ? "ending" : null;
     renderSession();
+    renderStreamDown();
   }
 
   function renderSession() {
@@ -303,10 +308,19 @@
 
   function renderLive(up) {
     state.liveUp = up;
+    state.downSince = up || !state.token ? null : (state.downSince ?? Date.now());
     const live = $("#live");
     live.textContent = t(up ? "live" : "disconnected");
     live.classList.toggle("on", Boolean(up));
     live.classList.toggle("off", !up);
+    renderStreamDown();
+  }
+
+  function renderStreamDown() {
+    const banner = $("#stream-banner");
+    const down = state.downSince !== null && Date.now() - state.downSince >= STREAM_DOWN_WARNING_MS;
+    banner.hidden = !down;
+    if (down) setText(banner, t("streamDown", { t: dateFormat(SHORT_CLOCK).format(new Date(state.downSince)) }));
   }
 
   // ---------- alerts: what the page holds ----------

@@ -97,6 +97,7 @@ window.IOC_LABELS = {
     noteFor: "Ghi chú cho {subject} (không bắt buộc)",
     sessionEnding: "Phiên đăng nhập hết hạn lúc {t} (còn {n} phút): hãy đăng xuất rồi đăng nhập lại để tiếp tục nhận cảnh báo",
     sessionExpired: "Phiên đăng nhập đã hết hạn: không còn nhận cảnh báo mới. Hãy đăng nhập lại",
+    streamDown: "Mất kết nối từ {t}: cảnh báo mới không đến màn hình này. Đang kết nối lại…",
   },
   en: {
     title: "Intelligent Operations Centre",
@@ -192,5 +193,6 @@ window.IOC_LABELS = {
     noteFor: "Note for {subject} (optional)",
     sessionEnding: "Session ends at {t} (in {n} min): sign out and sign in again to keep receiving alerts",
     sessionExpired: "Session expired: alerts are no longer arriving. Sign in again",
+    streamDown: "Disconnected since {t}: new alerts do not reach this screen. Reconnecting…",
   },
 };
