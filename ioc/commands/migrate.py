@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def _run(layout: str | None, retention: bool) -> dict:
     from ioc.storage.database import connect, detect_capabilities
-    from ioc.storage.migrations import migrate
+    from ioc.storage.migrations import migrate, recorded_layout
     from ioc.storage.retention import run_retention
 
     settings = get_settings()
@@ -33,7 +33,10 @@ async def _run(layout: str | None, retention: bool) -> dict:
     applied = await migrate(conninfo, layout=layout)  # type: ignore[arg-type]
     async with await connect(conninfo) as conn:
         caps = await detect_capabilities(conn)
-        report: dict = {"applied": applied, "layout": caps.layout, "timescaledb": caps.timescaledb_version,
+        # the layout chosen, not what the server offers: an extension left in a postgres-layout
+        # database is not used
+        report: dict = {"applied": applied, "layout": await recorded_layout(conn),
+                        "timescaledb": caps.timescaledb_version,
                         "tsl": caps.tsl, "pg_trgm": caps.pg_trgm}
         if retention:
             result = await run_retention(conn, caps, read_days=settings.read_retention_days,

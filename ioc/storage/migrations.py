@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MIGRATIONS", "Migration", "MigrationError", "PARTITION_DAYS_AHEAD", "create_hypertable", "migrate",
+    "recorded_layout",
 ]
 
 _LOCK_KEY = 0x10C_0001
@@ -281,14 +282,15 @@ async def _timescaledb_usable(conn: AsyncConnection, conninfo: str) -> bool:
     return preloaded
 
 
-async def _recorded_layout(conn: AsyncConnection) -> Layout | None:
+async def recorded_layout(conn: AsyncConnection) -> Layout | None:
+    """The layout the first run chose (None before it): an installed extension does not tell it."""
     cur = await conn.execute("SELECT layout FROM storage_layout")
     row = await cur.fetchone()
     return row[0] if row else None
 
 
 async def _choose_layout(conn: AsyncConnection, requested: Layout | None, conninfo: str) -> Layout:
-    recorded = await _recorded_layout(conn)
+    recorded = await recorded_layout(conn)
     if recorded is not None:
         if requested is not None and requested != recorded:
             raise MigrationError(f"database already uses the {recorded!r} layout, not {requested!r}")

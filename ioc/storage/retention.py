@@ -25,7 +25,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
 from ioc.storage.database import Capabilities, json_dumps
-from ioc.storage.migrations import PARTITION_DAYS_AHEAD
+from ioc.storage.migrations import PARTITION_DAYS_AHEAD, recorded_layout
 from ioc.storage.partitions import drop_partitions_before, ensure_partitions
 from ioc.storage.past_read_searches import forget_replaced_searches
 
@@ -160,12 +160,6 @@ async def _log_run(conn: AsyncConnection, result: RetentionResult) -> int:
     return row[0]
 
 
-async def _layout(conn: AsyncConnection, caps: Capabilities) -> str:
-    cur = await conn.execute("SELECT layout FROM storage_layout")
-    recorded = await cur.fetchone()
-    return recorded[0] if recorded else caps.layout
-
-
 async def run_retention(
     conn: AsyncConnection,
     caps: Capabilities,
@@ -198,8 +192,9 @@ async def run_retention(
         # dropping chunks or partitions locks the tables: fail rather than stall writers
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         dropped, deleted = await _expire_all(conn, caps, read_cutoff, alert_cutoff, read_days)
-        result = RetentionResult(0, started, datetime.now(UTC), await _layout(conn, caps), read_cutoff,
-                                 alert_cutoff, dropped, deleted)
+        layout = await recorded_layout(conn) or caps.layout
+        result = RetentionResult(0, started, datetime.now(UTC), layout, read_cutoff, alert_cutoff, dropped,
+                                 deleted)
         result = replace(result, run_id=await _log_run(conn, result))
     logger.info("retention run %d: dropped %s, deleted %s", result.run_id,
                 {t: len(names) for t, names in dropped.items()}, deleted)
