@@ -293,6 +293,23 @@ async def test_a_stream_ends_when_its_user_is_deactivated(
         assert (await wall.get("/api/alerts/stream")).status_code == 401
 
 
+async def test_a_stream_ends_when_its_token_is_signed_out(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token signed out (a copy of it, say, still streaming a shared wall's alerts somewhere)
+    kept its open stream until it expired: the stream's checks did not ask for the token's id."""
+    monkeypatch.setattr(live, "ADMISSION_CHECK_S", 0.2)
+    monkeypatch.setattr(live, "KEEPALIVE_S", 0.2)
+    await api.user("wall-4", "operator")
+    async with api.client() as client:
+        signed_in = await client.post("/api/auth/token", json={"username": "wall-4", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    async with httpx.AsyncClient(base_url=api.url, headers=headers) as wall:
+        async def sign_out() -> None:
+            assert (await wall.post("/api/auth/sign-out")).status_code == 204
+        await _stream_ends(wall, sign_out)
+
+
 async def test_a_stream_ends_when_its_token_expires(api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "ADMISSION_CHECK_S", 0.2)
     monkeypatch.setattr(live, "KEEPALIVE_S", 0.2)
