@@ -70,6 +70,10 @@ DB_ERRORS = Counter("ioc_db_errors_total", "Database errors that caused a retry"
 
 # --- alerts and checkpoints ---
 ALERTS_RAISED = Counter("ioc_alerts_raised_total", "Alerts raised", ["kind", "severity"])
+ALERTS_REPUBLISHED = Counter(
+    "ioc_alerts_republished_total",
+    "Alert changes published from the outbox: their publisher stopped or could not reach the broker",
+)
 WATCHLIST_HITS = Counter(
     "ioc_watchlist_hits_total", "Stored plate reads that matched a watchlist entry", ["match_kind"]
 )

@@ -324,6 +324,9 @@ class Alert(_Event):
     read_id: uuid.UUID | None = None
     status: AlertStatus = AlertStatus.NEW
     evidence: dict[str, Any] = Field(default_factory=dict)
+    revision: int = Field(
+        1, ge=1, description="Moves on with every change of the stored alert: higher is newer. An alert may "
+        "be published more than once, and two changes out of order; consumers keep the highest per alert_id")
 
 
 class WatchlistEntry(BaseModel):

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
 from ioc.schemas import Alert, PlateRead, utcnow
+from ioc.storage.alert_outbox import mark_published
 from ioc.storage.cameras import Camera
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import Hit
@@ -98,7 +99,8 @@ def _count_stored(
 async def _raise_alerts(
     ctx: WorkerContext, pool: AsyncConnectionPool, hits: list[tuple[PlateRead, Hit]]
 ) -> None:
-    """Record hits as incidents (one transaction, retried on outages), then publish."""
+    """Record hits as incidents (one transaction, retried on outages), then publish them and take
+    them off the outbox."""
     if not hits:
         return
     to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
@@ -111,6 +113,7 @@ async def _raise_alerts(
     _, failed = await write_batch(pool, "alerts", record, hits)
     await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
     published_at = utcnow()
+    await mark_published(pool, list(to_publish.values()))
     for alert in to_publish.values():
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
     # capture to alert, once per read whose incident was published (a replay publishes nothing new)

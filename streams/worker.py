@@ -11,6 +11,7 @@ from ioc import metrics
 from ioc.config import Settings
 from streams import broker_loss, consumer_lag
 from streams.agents import (
+    alert_outbox,
     counts,
     edge_reads,
     frames,
@@ -60,7 +61,7 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     async def beat_event_loop() -> None:
         await metrics.beat_event_loop()
 
-    for module in (sensor_readings, counts, health, passages, consumer_lag, broker_loss):
+    for module in (sensor_readings, counts, health, passages, consumer_lag, broker_loss, alert_outbox):
         module.register(ctx)
     for module in (frames, edge_reads):
         module.register(ctx, watchlist)

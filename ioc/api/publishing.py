@@ -5,7 +5,8 @@ truth). Watchlist changes go to the compacted watchlist topic (key = entry_id;
 an inactive entry is a tombstone), so every worker sees them within seconds. If
 the broker is unreachable the request still succeeds; the publisher remembers
 since when it is behind and republishes everything changed since then once the
-broker is back.
+broker is back. An alert change is queued in the database's outbox by the transaction that
+commits it: one this process could not publish is published by the workers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import Alert, WatchlistEntry
+from ioc.storage.alert_outbox import mark_published
 from ioc.storage.watchlist import entries_changed_since
 from ioc.watchlist_sync import publish_as_stored
 
@@ -116,7 +118,9 @@ class EventPublisher:
         self._resync_now.set()
 
     async def alert_changed(self, alert: Alert) -> bool:
-        """Publish an alert's new state so every operator page (any API process) sees it."""
+        """Publish an alert's new state so every operator page (any API process) sees it, then take
+        it off the outbox. Not retried here: a change not published (no broker, or this process
+        stopped first) stays queued, and the workers publish it (``streams.agents.alert_outbox``)."""
         if self._producer is None:
             return False
         try:
@@ -126,6 +130,7 @@ class EventPublisher:
             logger.exception("alert %s status change not published", alert.alert_id)
             return False
         metrics.MESSAGES_PRODUCED.labels(self._settings.topics.alerts).inc()
+        await mark_published(self._pool, [alert])
         return True
 
     def _behind(self, since: datetime) -> None:

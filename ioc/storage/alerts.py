@@ -4,6 +4,9 @@ An alert raised for a plate read keeps its own copy of the read's crop (``alert_
 incident of the crops of the sightings its route holds (``sighting_evidence``, kept by
 :mod:`ioc.storage.incidents`): reads go after the read retention period, alerts only after the
 alert retention period, and an alert must show its evidence for as long as it is kept.
+
+Every change of an alert, by any process, moves its ``revision`` on and queues it to be published
+(``alert_outbox``): the triggers of migration 0018 do both, see :mod:`ioc.storage.alert_outbox`.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class AlertRecord:
     read_id: uuid.UUID | None
     evidence: dict[str, Any]
     updated_at: datetime
+    revision: int  # moved on by the database with every change (migration 0018)
 
     def as_event(self) -> Alert:
         """The alert as the alerts topic carries it."""
@@ -72,7 +76,7 @@ class AlertRecord:
             alert_id=self.alert_id, alert_kind=AlertKind(self.kind), severity=Severity(self.severity),
             subject=self.subject, raised_at=self.raised_at, captured_at=self.captured_at,
             checkpoint_id=self.checkpoint_id, camera_id=self.camera_id, read_id=self.read_id,
-            status=AlertStatus(self.status), evidence=self.evidence,
+            status=AlertStatus(self.status), evidence=self.evidence, revision=self.revision,
         )
 
 
@@ -89,7 +93,7 @@ class AlertEvent:
 
 _ALERT_COLUMNS = sql.SQL(
     "alert_id, kind, severity, subject, status, raised_at, captured_at, checkpoint_id, camera_id,"
-    " read_id, evidence, updated_at"
+    " read_id, evidence, updated_at, revision"
 )
 _EVENT_COLUMNS = "alert_event_id, alert_id, status, actor, at, note, reason"
 
@@ -106,8 +110,9 @@ async def insert_alerts(conn: AsyncConnection, alerts: Sequence[Alert]) -> int:
     """Store alerts (idempotent on ``alert_id``); returns how many were new.
 
     A replayed alert keeps its stored status: an operator's acknowledgement is
-    never reset by a replay. An alert for a read copies the read's crop, already
-    stored, into ``alert_evidence`` in the same transaction.
+    never reset by a replay. A new row's revision is 1, an :class:`Alert`'s default. An
+    alert for a read copies the read's crop, already stored, into ``alert_evidence`` in
+    the same transaction.
     """
     if not alerts:
         return 0

@@ -190,6 +190,10 @@ async def _signed_out_tokens(conn: AsyncConnection, caps: Capabilities) -> None:
     await conn.execute(_sql_file("0017_signed_out_tokens.sql"))
 
 
+async def _alert_outbox(conn: AsyncConnection, caps: Capabilities) -> None:
+    await conn.execute(_sql_file("0018_alert_outbox.sql"))
+
+
 async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
     """Materialise the hourly and daily continuous aggregates from their first bucket, once.
 
@@ -226,6 +230,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0015_past_read_searches", _past_read_searches),
     Migration("0016_sighting_evidence", _sighting_evidence),
     Migration("0017_signed_out_tokens", _signed_out_tokens),
+    Migration("0018_alert_outbox", _alert_outbox),
 )
 
 

@@ -92,6 +92,39 @@ async def test_status_changes_are_published_for_every_console(staffed: ApiServer
     assert published.evidence["reason"] == "stolen vehicle"
 
 
+async def test_a_change_is_published_with_its_revision_and_one_not_published_stays_queued(
+    api_factory: Callable[..., Awaitable[ApiServer]],
+) -> None:
+    """Every change moves the alert's revision on, and the API answers and publishes it with it: of
+    two states of one alert arriving out of order, a console keeps the higher. A change published is
+    off the outbox; one the API could not publish (no broker here; or the process stopped first) was
+    lost for good, and now stays queued for the workers to publish."""
+    api = await api_factory()
+    brokerless = await api_factory(kafka_bootstrap=None)
+    await api.token("operator")
+    await brokerless.token("operator", "night-operator")
+    alert = watchlist_alert("51F86988")
+    await store_alerts(api, [alert])
+    url = f"/api/alerts/{alert.alert_id}"
+    queued = "SELECT revision FROM alert_outbox WHERE alert_id = %s"
+    async with api.client("operator") as operator:
+        assert (await operator.get(url)).json()["revision"] == 1
+        acked = await operator.post(f"{url}/status", json={"status": "acknowledged"})
+        assert acked.status_code == 200 and acked.json()["revision"] == 2
+        assert await api.sql(queued, [alert.alert_id]) == []
+        listed = (await operator.get("/api/alerts")).json()["data"]
+        assert [(a["alert_id"], a["revision"]) for a in listed] == [(str(alert.alert_id), 2)]
+    records = await read_topic(api.settings.kafka_bootstrap or "", api.settings.topics.alerts,
+                               lambda rs: len(rs) >= 1)
+    [published] = [Alert.from_json(r.value) for r in records]
+    assert (published.status, published.revision) == ("acknowledged", 2)
+
+    async with brokerless.client("night-operator") as operator:
+        escalated = await operator.post(f"{url}/status", json={"status": "escalated"})
+        assert escalated.status_code == 200 and escalated.json()["revision"] == 3
+    assert await api.sql(queued, [alert.alert_id]) == [(3,)]
+
+
 async def test_status_change_returns_its_connection_before_publishing(
     api_factory: Callable[..., Awaitable[ApiServer]],
 ) -> None:

@@ -4,7 +4,7 @@ with a note, and find the new status in the database; the queue's cards kept in
 place while alerts arrive, every open alert loaded, a silent stream resumed, one
 change per click, the session's end made loud, a refused stream signing out, times in the
 deployment's zone (the browser's own clock is on UTC, as a kiosk's may be); a closed alert
-never reopened by an older list or answer, a burst drawn without freezing the page, a failed
+never reopened by an older list, answer or published state, a burst drawn without freezing the page, a failed
 crop asked for again, nothing of one user left for the next. Screenshots go to
 tests/artifacts/."""
 
@@ -32,10 +32,13 @@ from detectors.synthetic import render_plate_patch
 from ioc.api.routes import alerts as alert_routes
 from ioc.api.routes import live
 from ioc.schemas import Alert, AlertKind, AlertStatus, Direction, Severity
+from ioc.storage.alerts import get_alert
 from ioc.storage.cameras import record_seen, set_online, upsert_camera
 from ioc.storage.checkpoint_counts import refresh_counts
 from ioc.storage.database import connect
+from ioc.storage.incidents import append_sightings
 from streams.health_alerts import flow_alert
+from streams.watchlist_alerts import ROUTE_KEEP
 
 pytestmark = [
     pytest.mark.browser,
@@ -209,6 +212,11 @@ def _camera_alert(camera_id: str, raised_at: datetime, status: AlertStatus = Ale
 async def _publish(api: ApiServer, *alerts: Alert) -> None:
     """Store and publish alerts, as a worker would."""
     await store_alerts(api, list(alerts))
+    await _send(api, *alerts)
+
+
+async def _send(api: ApiServer, *alerts: Alert) -> None:
+    """Publish alerts (stored already)."""
     producer = AIOKafkaProducer(bootstrap_servers=api.settings.kafka_bootstrap, linger_ms=0)
     await producer.start()
     try:
@@ -675,6 +683,45 @@ async def test_a_changes_answer_does_not_undo_what_the_stream_said_after_it(
         assert await browser.script(f"return document.querySelector(\"{card} .actions\").hidden")
         stored = await api.sql("SELECT status FROM alerts WHERE alert_id = %s", [hit.alert_id])
         assert stored == [("rejected",)]
+        assert await browser.console_errors() == []
+
+
+async def test_an_older_state_arriving_after_a_newer_one_is_ignored(api: ApiServer) -> None:
+    """An operator acknowledged a hit; a worker appended a sighting to it, and its publish was held up;
+    the operator resolved it, published at once. The worker's publish, older, came last: the page
+    showed the incident open again (acknowledged, with buttons the server refuses) until its next
+    list reload. A state with a lower revision than the one the page holds is ignored."""
+    await api.user("wall-operator", "operator")
+    await api.token("supervisor")
+    hit = watchlist_alert("51F86988")
+    await store_alerts(api, [hit])
+    card = _card(hit)
+    status = f"return document.querySelector(\"{card}\").dataset.status"
+    async with chromium() as browser:
+        await browser.set_viewport(1920, 1080)
+        await _sign_in(browser, api)
+        await browser.wait_for(LIVE)
+        await browser.wait_for(f"return document.querySelector(\"{card}\") !== null")
+        await browser.click(".tabs button[data-filter=all]")
+        async with api.client("supervisor") as supervisor:
+            url = f"/api/alerts/{hit.alert_id}/status"
+            assert (await supervisor.post(url, json={"status": "acknowledged"})).status_code == 200
+            await browser.wait_for(f"{status} === 'acknowledged'", timeout=15)
+            async with await connect(api.conninfo) as worker:
+                seen = {"read_id": str(uuid.uuid4()), "captured_at": datetime.now(UTC).isoformat(),
+                        "checkpoint_id": "CP02", "camera_id": "CP02-CAM1", "direction": "in"}
+                await append_sightings(worker, [(hit.alert_id, [seen])], keep=ROUTE_KEEP)
+                await worker.commit()
+                appended = await get_alert(worker, hit.alert_id)
+            assert appended is not None and appended.status == "acknowledged"
+            assert (await supervisor.post(url, json={"status": "resolved"})).status_code == 200
+        await browser.wait_for(f"{status} === 'resolved'", timeout=15)
+        await _send(api, appended.as_event())  # the worker's publish, at last
+        after = watchlist_alert("51F86988")  # the same plate: the same partition, after it
+        await _publish(api, after)
+        await browser.wait_for(f"return document.querySelector(\"{_card(after)}\") !== null", timeout=15)
+        assert await browser.script(status) == "resolved"
+        assert await browser.script(f"return document.querySelector(\"{card} .actions\").hidden")
         assert await browser.console_errors() == []
 
 

@@ -76,6 +76,8 @@ class AlertPublic(BaseModel):
                                                     "as the alert); where the read had none it answers 404")
     evidence: dict[str, Any] = {}
     updated_at: datetime | None = None
+    revision: int = Field(1, description="Moves on with every change of the alert: of two states of one "
+                                         "alert (listed, or from the live stream), the higher is newer")
 
     @classmethod
     def of(cls, record: AlertRecord) -> AlertPublic:
@@ -84,7 +86,7 @@ class AlertPublic(BaseModel):
             status=record.status, raised_at=record.raised_at, captured_at=record.captured_at,
             checkpoint_id=record.checkpoint_id, camera_id=record.camera_id, read_id=record.read_id,
             crop_url=_crop(record.alert_id, record.read_id), evidence=record.evidence,
-            updated_at=record.updated_at,
+            updated_at=record.updated_at, revision=record.revision,
         )
 
     @classmethod
@@ -95,6 +97,7 @@ class AlertPublic(BaseModel):
             subject=alert.subject, status=alert.status.value, raised_at=alert.raised_at,
             captured_at=alert.captured_at, checkpoint_id=alert.checkpoint_id, camera_id=alert.camera_id,
             read_id=alert.read_id, crop_url=_crop(alert.alert_id, alert.read_id), evidence=alert.evidence,
+            revision=alert.revision,
         )
 
 

@@ -357,6 +357,10 @@
   }
 
   const streamedSince = (alertId, mark) => (state.streamed.get(alertId) || 0) > mark;
+  // the server moves an alert's revision on with every change; states may arrive out of order (a
+  // worker's and an operator's change of one alert published the other way round): the lower is older
+  const olderThanHeld = (alert) =>
+    (alert.revision ?? 0) < (state.alerts.get(alert.alert_id)?.revision ?? 0);
 
   function forgetStreamed(alertId) {
     if (!streamedSince(alertId, Math.min(...state.marks))) state.streamed.delete(alertId);
@@ -417,7 +421,7 @@
     const open = await openAlerts(gen);
     if (!current(gen)) return;
     for (const alert of [...recent.data, ...open.alerts]) {
-      if (unchanged(alert)) state.alerts.set(alert.alert_id, alert);
+      if (unchanged(alert) && !olderThanHeld(alert)) state.alerts.set(alert.alert_id, alert);
     }
     if (open.complete) {
       // shown as open here, no longer open on the server: closed while this page was not listening
@@ -429,6 +433,7 @@
   }
 
   function received(alert, fresh) {
+    if (olderThanHeld(alert)) return;  // published after a newer state of the alert
     // one card per alert id: a replayed or repeated state updates it in place
     const known = state.alerts.get(alert.alert_id);
     state.streamed.set(alert.alert_id, ++state.streamSeq);
@@ -470,7 +475,7 @@
       return;
     }
     state.notes.delete(alertId);  // sent with this change: never again with the next
-    if (overtaken) renderAlerts();
+    if (overtaken || olderThanHeld(updated)) renderAlerts();
     else received(updated, false);
   }
 
