@@ -20,7 +20,7 @@ from ioc.config import Settings
 from ioc.schemas import WatchlistEntry
 from ioc.storage.watchlist import get_entries, lock_for_publishing
 
-PUBLISH_CHUNK = 500  # entries locked, read and sent per transaction
+PUBLISH_CHUNK = 100  # entries locked, read and sent per transaction (an edit of one waits for its chunk)
 
 
 async def publish_entries(producer: AIOKafkaProducer, topic: str, entries: Iterable[WatchlistEntry]) -> None:

@@ -28,17 +28,31 @@ from ioc.watchlist_matcher import Hit, WatchlistMatcher
 logger = logging.getLogger(__name__)
 
 
+# an entry this long older than the broker's timestamp of its message when it came, once the feed had
+# caught up, reached this worker late (the feed behind: a leader change, a reconnect): reads matched
+# meanwhile without it may be missed by the searches of past reads other workers made
+# (streams.agents.past_reads), well inside their 10 s
+LATE_AFTER_S = 5.0
+
+
 class WatchlistFeed:
     """Entries by id, kept current from the compacted watchlist topic."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._entries: dict[bytes, WatchlistEntry] = {}
+        self._late: list[WatchlistEntry] = []
         self.version = 0
         self.caught_up = asyncio.Event()
 
     def entries(self) -> list[WatchlistEntry]:
         return list(self._entries.values())
+
+    def take_late(self) -> list[WatchlistEntry]:
+        """The entries that came :data:`LATE_AFTER_S` or more after they were published, since the
+        last call."""
+        late, self._late = self._late, []
+        return late
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -76,6 +90,7 @@ class WatchlistFeed:
                 for records in batch.values():
                     for record in records:
                         self.apply(record.key, record.value)
+                        self._note_if_late(record.key, record.timestamp)
                 if not self.caught_up.is_set() and await _read_to_the_end(consumer, tps):
                     logger.info("watchlist loaded: %d entries", len(self._entries))
                     self.caught_up.set()
@@ -83,6 +98,14 @@ class WatchlistFeed:
                     await _rewind_if_log_went_back(consumer, tps)
         finally:
             await consumer.stop()
+
+
+    def _note_if_late(self, key: bytes | None, timestamp_ms: int | None) -> None:
+        """Entries loaded at start-up are not late: no read is matched before the feed caught up."""
+        entry = self._entries.get(key) if key is not None else None
+        if entry is not None and timestamp_ms is not None and self.caught_up.is_set() \
+                and time.time() - timestamp_ms / 1000 >= LATE_AFTER_S:
+            self._late.append(entry)
 
 
 async def _read_to_the_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
@@ -124,6 +147,9 @@ class WatchlistIndex:
     async def ready(self) -> None:
         """Wait until the whole topic has been read once: no hit is missed at start-up."""
         await self._feed.caught_up.wait()
+
+    def take_late(self) -> list[WatchlistEntry]:
+        return self._feed.take_late()
 
     def matcher(self) -> WatchlistMatcher:
         version, built_at = self._built

@@ -51,11 +51,6 @@ class EventPublisher:
     def connected(self) -> bool:
         return self._producer is not None
 
-    @property
-    def behind_since(self) -> datetime | None:
-        """Since when watchlist changes wait to be republished (None = up to date)."""
-        return self._behind_since
-
     async def start(self) -> None:
         """Connect now if the broker answers; otherwise keep trying in the background
         (plate look-ups must not wait for Kafka). The last :data:`RESYNC_ON_START` of watchlist
@@ -152,7 +147,9 @@ class EventPublisher:
             self._resync_now.clear()
             if self._behind_since is None or self._producer is None:
                 continue
-            since = self._behind_since
+            # taken, not read: a change asked for while this resync runs (an import committed meanwhile,
+            # later than ``since``) is left for the next one, not cleared with this one's
+            since, self._behind_since = self._behind_since, None
             try:
                 async with self._pool.connection() as conn:
                     changed = [entry.entry_id for entry in await entries_changed_since(conn, since)]
@@ -160,7 +157,6 @@ class EventPublisher:
                                                         changed)  # fmt: skip
             except Exception:
                 logger.warning("watchlist resync failed; retrying in %.0fs", RESYNC_EVERY_S)
+                self._behind_since = since if self._behind_since is None else min(since, self._behind_since)
                 continue
-            if self._behind_since == since:
-                self._behind_since = None
             logger.info("watchlist resync published %d entries", published)

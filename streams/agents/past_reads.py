@@ -24,10 +24,12 @@ anywhere, by then every running worker has read the version from the feed (milli
 holds it (half a second), and a read any of them matched without it has committed (a batch's
 transaction is far shorter), so the second search sees it. A worker that learns of the version later
 was down or starting, and matches no read before it holds the whole feed (``streams.plate_read_sink``
-waits for it): its reads are matched live with the entry in its index. A worker seeing a version
-replaced forgets its searches (an entry switched off and on again is the version it was before, and
-the reads of while it was off are yet to be searched); retention deletes those replaced while no
-worker ran.
+waits for it): its reads are matched live with the entry in its index. Or its feed fell behind while
+it went on matching reads (a leader change, a reconnect): a version its feed brings that late
+(``streams.tables.LATE_AFTER_S``) it searches once more itself, whatever the database says. A worker
+seeing a version replaced forgets its searches (an entry switched off and on again is the version it
+was before, and the reads of while it was off are yet to be searched); retention deletes those
+replaced while no worker ran.
 """
 
 from __future__ import annotations
@@ -76,15 +78,23 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
     # the versions of the entries the feed holds now (no more: what an edit or a removal replaced
     # is forgotten), each from when this worker first saw it there
     searches: dict[EntryVersion, _Searches] = {}
+    # versions this worker's feed brought late (``streams.tables.LATE_AFTER_S``): it searches them
+    # once itself, whatever the other workers' searches, which may have come before its reads of
+    # meanwhile were committed
+    late: dict[EntryVersion, WatchlistEntry] = {}
     lookback = timedelta(hours=ctx.settings.past_read_hours)
 
-    def unsettled(entry: WatchlistEntry, searched: _Searches, now: datetime) -> bool:
-        """Whether a search may be due (the database knows which were made)."""
-        if not entry.active or searched.settled:
+    def searchable(entry: WatchlistEntry, searched: _Searches, now: datetime) -> bool:
+        """Whether a search could find anything, and is not one the database kept refusing."""
+        if not entry.active:
             return False
         if entry.expires_at is not None and entry.expires_at <= now - lookback:
             return False  # expired before the reads searched were captured: it matches none
         return searched.refused_at is None or now - searched.refused_at <= RETRY_REFUSED_FOR
+
+    def unsettled(entry: WatchlistEntry, searched: _Searches, now: datetime) -> bool:
+        """Whether a search may be due (the database knows which were made)."""
+        return not searched.settled and searchable(entry, searched, now)
 
     @ctx.timer(CHECK_EVERY_S, name="past-read-matching")
     async def match_past_reads() -> None:
@@ -92,14 +102,17 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
             return
         now = utcnow()
         entries = {entry_version(entry): entry for entry in watchlist.entries()}
+        late.update((entry_version(entry), entry) for entry in watchlist.take_late())
+        for version in late.keys() - entries.keys():  # replaced meanwhile: the new version is searched
+            del late[version]
         replaced = searches.keys() - entries.keys()
         versions = [version for version, entry in entries.items()
                     if unsettled(entry, searches.setdefault(version, _Searches()), now)]
-        if not replaced and not versions:
+        if not replaced and not versions and not late:
             return
         pool = await ctx.pool()
         async with pool.connection() as conn, conn.transaction():
-            await forget_searches(conn, replaced)
+            await forget_searches(conn, sorted(replaced, key=str))  # one lock order in every worker
             known = await searches_made(conn, versions, again_after=SEARCH_AGAIN_AFTER)
         for version in replaced:
             del searches[version]
@@ -109,15 +122,22 @@ def register(ctx: WorkerContext, watchlist: WatchlistIndex) -> None:
                 searches[version].settled = True
             elif searched is None or searched.second_due:
                 await _search(ctx, pool, entries[version], searches[version], now, lookback)
+        for version, entry in list(late.items()):
+            searched = searches[version]
+            if searchable(entry, searched, now) and not await _search(ctx, pool, entry, searched, now,
+                                                                      lookback, own=True):
+                continue  # refused: tried again at the next checks, for a while
+            del late[version]
 
 
 async def _search(
     ctx: WorkerContext, pool: AsyncConnectionPool, entry: WatchlistEntry, searched: _Searches,
-    now: datetime, lookback: timedelta,
-) -> None:
+    now: datetime, lookback: timedelta, *, own: bool = False,
+) -> bool:
     """Search the reads of the past ``lookback`` for ``entry``, unless another worker made this search
     (:func:`~ioc.storage.past_read_searches.claim_search`, in the transaction of the search), and
-    publish the alerts it raised."""
+    publish the alerts it raised; ``own``: a search of this worker's, neither claimed nor counted.
+    False where the database refused it."""
     to_publish: dict[uuid.UUID, Alert] = {}
     match_kinds: Counter[str] = Counter()  # of the transaction that committed
     made = False
@@ -126,7 +146,7 @@ async def _search(
         nonlocal made
         to_publish.clear()
         match_kinds.clear()
-        made = await claim_search(conn, entry_version(entry), again_after=SEARCH_AGAIN_AFTER)
+        made = own or await claim_search(conn, entry_version(entry), again_after=SEARCH_AGAIN_AFTER)
         if not made:
             return 0
         matcher = WatchlistMatcher([entry])
@@ -148,10 +168,10 @@ async def _search(
         logger.error("past-read matching for entry %s refused by the database: %s", entry.entry_id,
                      refused[0])
         searched.refused_at = searched.refused_at or now
-        return
+        return False
     searched.refused_at = None
     if not made:  # another worker made it
-        return
+        return True
     await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
     await mark_published(pool, list(to_publish.values()))
     for alert in to_publish.values():
@@ -160,3 +180,4 @@ async def _search(
         metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
     if to_publish:  # a new deployment searches every entry: a line for each would be thousands
         logger.info("past-read matching for entry %s: %d alert(s)", entry.entry_id, len(to_publish))
+    return True

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from served_api import ApiServer, read_topic
@@ -134,6 +135,50 @@ async def test_an_import_answers_once_stored_and_is_published_after(
     records = await read_topic(editor.settings.kafka_bootstrap or "", editor.settings.topics.watchlist,
                                lambda got: patterns(got) >= {"51F86988", "29A88888"})
     assert patterns(records) >= {"51F86988", "29A88888"}
+
+
+async def test_a_change_asked_for_while_a_resync_runs_is_published_by_the_next(
+    editor: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import committed while the publisher was resyncing (the start-up one, or the import
+    before it: 10,000 entries take seconds) asked for a publish the running resync then cleared
+    with its own: the second file's entries never reached the workers."""
+    await editor.app.state.publisher.stop()  # its own start-up resync would publish both
+    first = WatchlistEntry(pattern="29A99998", reason="in the resync")
+    later = WatchlistEntry(pattern="29A99997", reason="imported while it ran")
+    async with await connect(editor.conninfo) as conn:
+        await add_entry(conn, first)
+        await conn.commit()
+    resyncing, go_on = asyncio.Event(), asyncio.Event()
+    sent = watchlist_sync.publish_entries  # the real send
+
+    async def held_send(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
+        entries = list(entries)
+        if not resyncing.is_set():  # the start-up resync's: paused while it sends
+            resyncing.set()
+            await go_on.wait()
+        await sent(producer, topic, entries)
+
+    monkeypatch.setattr(watchlist_sync, "publish_entries", held_send)
+    monkeypatch.setattr(publishing_module, "RESYNC_EVERY_S", 0.05)
+    pool = await open_pool(editor.conninfo, min_size=1, max_size=4)
+    publisher = publishing_module.EventPublisher(editor.settings, pool)
+    try:
+        await publisher.start()
+        await asyncio.wait_for(resyncing.wait(), 10)
+        asked_at = datetime.now(UTC)
+        async with await connect(editor.conninfo) as conn:
+            await add_entry(conn, later)
+            await conn.commit()
+        publisher.publish_soon(asked_at)  # as the import route does
+        go_on.set()
+        keys = {str(e.entry_id).encode() for e in (first, later)}
+        records = await read_topic(editor.settings.kafka_bootstrap or "", editor.settings.topics.watchlist,
+                                   lambda got: keys <= {r.key for r in got}, timeout=15)
+    finally:
+        await publisher.stop()
+        await pool.close()
+    assert keys <= {r.key for r in records}
 
 
 async def test_as_many_changes_at_once_as_the_pool_holds_are_all_published(

@@ -581,6 +581,7 @@ async def test_a_role_that_reads_no_alerts_is_told_so_at_sign_in(api: ApiServer)
 # ---------- what the stream said last stands; bursts, failed crops, the next user ----------
 
 LIVE = "return document.querySelector('#live').classList.contains('on')"
+MAX_CLOSED = 200  # console.js: closed alerts the page keeps
 
 
 async def test_a_list_reload_does_not_reopen_an_alert_closed_while_it_was_on_its_way(
@@ -722,6 +723,18 @@ async def test_an_older_state_arriving_after_a_newer_one_is_ignored(api: ApiServ
         await browser.wait_for(f"return document.querySelector(\"{_card(after)}\") !== null", timeout=15)
         assert await browser.script(status) == "resolved"
         assert await browser.script(f"return document.querySelector(\"{card} .actions\").hidden")
+
+        # the page keeps the newest closed alerts only: once the resolved hit's card is dropped,
+        # the older state arriving again must not bring it back as open
+        newer = [watchlist_alert(f"30A{20000 + i}").model_copy(update={"status": AlertStatus.RESOLVED})
+                 for i in range(MAX_CLOSED)]
+        await _publish(api, *newer)
+        await browser.wait_for(f"return document.querySelector(\"{card}\") === null", timeout=30)
+        await _send(api, appended.as_event())
+        last = watchlist_alert("51F86988")
+        await _publish(api, last)
+        await browser.wait_for(f"return document.querySelector(\"{_card(last)}\") !== null", timeout=15)
+        assert await browser.script(f"return document.querySelector(\"{card}\") === null")
         assert await browser.console_errors() == []
 
 

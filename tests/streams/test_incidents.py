@@ -209,16 +209,24 @@ def _worker(database_url: str, app: SimpleNamespace, **overrides: object) -> Wor
 
 
 def _past_read_matching(
-    database_url: str, sent: list[bytes], feed: list[WatchlistEntry] | None = None, **settings: object
+    database_url: str, sent: list[bytes], feed: list[WatchlistEntry] | None = None, *,
+    late: list[WatchlistEntry] | None = None, **settings: object,
 ) -> tuple[WorkerContext, Callable]:
     """A worker's past-read matching over the watchlist ``feed`` (by default :data:`ENTRY`, added
     now; the list as it is at each check), and its check (the timer's function); what it publishes
-    goes to ``sent``."""
+    goes to ``sent``. ``late``: the entries its feed brought late, taken at the next check."""
     timers: list = []
     app = SimpleNamespace(timer=lambda interval_s, name: timers.append, producer=KeepingProducer(sent))
     ctx = _worker(database_url, app, **settings)
     entries = [ENTRY.model_copy(update={"added_at": utcnow()})] if feed is None else feed
-    past_reads.register(ctx, SimpleNamespace(entries=lambda: list(entries)))
+    arrived_late = [] if late is None else late
+
+    def take_late() -> list[WatchlistEntry]:
+        taken = list(arrived_late)
+        arrived_late.clear()
+        return taken
+
+    past_reads.register(ctx, SimpleNamespace(entries=lambda: list(entries), take_late=take_late))
     [check] = timers
     return ctx, check
 
@@ -484,6 +492,36 @@ async def test_a_version_searched_twice_is_searched_by_no_other_worker_and_not_a
     async with await connect(database_url) as conn:  # the replaced version is forgotten
         cur = await conn.execute("SELECT entry_id, expires_at, searches FROM past_read_searches")
         assert await cur.fetchall() == [(ENTRY.entry_id, feed[0].expires_at, 2)]
+
+
+async def test_a_worker_whose_feed_brought_a_version_late_searches_it_itself(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version searched twice anywhere is settled for every worker; but a worker whose watchlist feed
+    fell behind (a leader change, a reconnect) went on matching reads without the entry, and one it
+    stored after the other workers' second search was never searched: a wanted vehicle, no alert."""
+    await migrate(database_url)
+    monkeypatch.setattr(past_reads, "SEARCH_AGAIN_AFTER", timedelta(seconds=0.2))
+    feed = [ENTRY.model_copy(update={"added_at": utcnow()})]
+    sent: list[bytes] = []
+    first, check_first = _past_read_matching(database_url, sent, feed)
+    late: list[WatchlistEntry] = []
+    behind, check_behind = _past_read_matching(database_url, sent, feed, late=late)
+    try:
+        await check_first()
+        await asyncio.sleep(0.3)
+        await check_first()  # settled
+        await _read_stored_without_its_alert(database_url, _read(0))  # matched by the worker behind
+        await check_behind()
+        assert sent == []  # on time, it leaves the version to the searches made
+        late.append(feed[0])  # its feed brings the version, late
+        await check_behind()
+        assert len(sent) == 1 and b"29A12345" in sent[0]
+        await check_behind()
+        assert len(sent) == 1  # once
+    finally:
+        await (await first.pool()).close()
+        await (await behind.pool()).close()
 
 
 async def test_a_worker_finding_the_first_search_made_makes_only_the_second(

@@ -76,8 +76,10 @@ class AlertPublic(BaseModel):
                                                     "as the alert); where the read had none it answers 404")
     evidence: dict[str, Any] = {}
     updated_at: datetime | None = None
-    revision: int = Field(1, description="Moves on with every change of the alert: of two states of one "
-                                         "alert (listed, or from the live stream), the higher is newer")
+    revision: int | None = Field(
+        None, description="Moves on with every change of the alert: of two states of one alert (listed, or "
+        "from the live stream), the higher is newer. Absent from a state published by a release before "
+        "revisions (during a rolling upgrade)")
 
     @classmethod
     def of(cls, record: AlertRecord) -> AlertPublic:
@@ -97,7 +99,8 @@ class AlertPublic(BaseModel):
             subject=alert.subject, status=alert.status.value, raised_at=alert.raised_at,
             captured_at=alert.captured_at, checkpoint_id=alert.checkpoint_id, camera_id=alert.camera_id,
             read_id=alert.read_id, crop_url=_crop(alert.alert_id, alert.read_id), evidence=alert.evidence,
-            revision=alert.revision,
+            # an event from a release before revisions has none: not revision 1, which may be older
+            revision=alert.revision if "revision" in alert.model_fields_set else None,
         )
 
 

@@ -28,6 +28,7 @@
   const STALL_MS = 40000;
   const STALL_KEEPALIVES = 3;
   const SESSION_WARNING_MS = 10 * 60 * 1000;
+  const REVISIONS_KEPT = 10000;
   // a wall watched from across the room misses the small "disconnected" pill: a banner says it
   // once a reconnection has had time to succeed
   const STREAM_DOWN_WARNING_MS = 15 * 1000;
@@ -68,6 +69,9 @@
     retryMs: 1000,  // the server's retry: hint
     streamSeq: 0,  // counts alert states applied from the stream (and from our own changes)
     streamed: new Map(),  // alert_id -> streamSeq of its newest such state
+    // alert_id -> the highest revision seen, kept after its card is dropped (an older state arriving
+    // later must not bring a closed alert back); the oldest entries go beyond REVISIONS_KEPT
+    revisions: new Map(),
     marks: [],  // the streamSeq each list reload and status change in flight started at
     pointer: { pressedAt: 0, aim: null, aimedAt: 0 },
     renderWaiting: null,  // a timer while a press on the list holds updates back
@@ -359,8 +363,20 @@
   const streamedSince = (alertId, mark) => (state.streamed.get(alertId) || 0) > mark;
   // the server moves an alert's revision on with every change; states may arrive out of order (a
   // worker's and an operator's change of one alert published the other way round): the lower is older
-  const olderThanHeld = (alert) =>
-    (alert.revision ?? 0) < (state.alerts.get(alert.alert_id)?.revision ?? 0);
+  // (a state published by a release before revisions has none: it is not compared)
+  const olderThanHeld = (alert) => {
+    const held = state.revisions.get(alert.alert_id);
+    return Number.isInteger(alert.revision) && Number.isInteger(held) && alert.revision < held;
+  };
+
+  function noteRevision(alert) {
+    if (!Number.isInteger(alert.revision)) return;
+    const held = state.revisions.get(alert.alert_id);
+    if (held !== undefined && held >= alert.revision) return;
+    state.revisions.delete(alert.alert_id);  // re-inserted: the newest last, the oldest dropped first
+    state.revisions.set(alert.alert_id, alert.revision);
+    if (state.revisions.size > REVISIONS_KEPT) state.revisions.delete(state.revisions.keys().next().value);
+  }
 
   function forgetStreamed(alertId) {
     if (!streamedSince(alertId, Math.min(...state.marks))) state.streamed.delete(alertId);
@@ -373,6 +389,7 @@
     state.pending.clear();
     state.arrived.clear();
     state.streamed.clear();
+    state.revisions.clear();
     state.lastEventId = null;
     state.crops.forEach((entry) => { if (entry.url) URL.revokeObjectURL(entry.url); });
     state.crops.clear();
@@ -421,7 +438,10 @@
     const open = await openAlerts(gen);
     if (!current(gen)) return;
     for (const alert of [...recent.data, ...open.alerts]) {
-      if (unchanged(alert) && !olderThanHeld(alert)) state.alerts.set(alert.alert_id, alert);
+      if (unchanged(alert) && !olderThanHeld(alert)) {
+        state.alerts.set(alert.alert_id, alert);
+        noteRevision(alert);
+      }
     }
     if (open.complete) {
       // shown as open here, no longer open on the server: closed while this page was not listening
@@ -442,6 +462,7 @@
     if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
     if (fresh && !known) state.arrived.add(alert.alert_id);
     state.alerts.set(alert.alert_id, merged);
+    noteRevision(alert);
     renderSoon();
   }
 
