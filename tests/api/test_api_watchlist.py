@@ -137,6 +137,23 @@ async def test_an_import_answers_once_stored_and_is_published_after(
     assert patterns(records) >= {"51F86988", "29A88888"}
 
 
+def _hold_the_first_send(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the first watchlist publish (``publish_entries``) until the second event is set; the
+    first is set once it is held."""
+    holding, go_on = asyncio.Event(), asyncio.Event()
+    sent = watchlist_sync.publish_entries  # the real send
+
+    async def held_first(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
+        entries = list(entries)
+        if not holding.is_set():
+            holding.set()
+            await go_on.wait()
+        await sent(producer, topic, entries)
+
+    monkeypatch.setattr(watchlist_sync, "publish_entries", held_first)
+    return holding, go_on
+
+
 async def test_a_change_asked_for_while_a_resync_runs_is_published_by_the_next(
     editor: ApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,17 +166,7 @@ async def test_a_change_asked_for_while_a_resync_runs_is_published_by_the_next(
     async with await connect(editor.conninfo) as conn:
         await add_entry(conn, first)
         await conn.commit()
-    resyncing, go_on = asyncio.Event(), asyncio.Event()
-    sent = watchlist_sync.publish_entries  # the real send
-
-    async def held_send(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
-        entries = list(entries)
-        if not resyncing.is_set():  # the start-up resync's: paused while it sends
-            resyncing.set()
-            await go_on.wait()
-        await sent(producer, topic, entries)
-
-    monkeypatch.setattr(watchlist_sync, "publish_entries", held_send)
+    resyncing, go_on = _hold_the_first_send(monkeypatch)  # the start-up resync's, while it sends
     monkeypatch.setattr(publishing_module, "RESYNC_EVERY_S", 0.05)
     pool = await open_pool(editor.conninfo, min_size=1, max_size=4)
     publisher = publishing_module.EventPublisher(editor.settings, pool)
@@ -307,18 +314,7 @@ async def test_a_resync_never_publishes_an_older_state_after_a_newer_one(
     async with await connect(editor.conninfo) as conn:
         await add_entry(conn, entry)
         await conn.commit()
-    resync_reading, go_on = asyncio.Event(), asyncio.Event()
-    sent = watchlist_sync.publish_entries  # the real send
-
-    async def slow_first_send(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
-        entries = list(entries)
-        if not resync_reading.is_set():  # the resync's: paused after reading, before sending
-            resync_reading.set()
-            await go_on.wait()
-        await sent(producer, topic, entries)
-
-    monkeypatch.setattr(watchlist_sync, "publish_entries", slow_first_send)
-    monkeypatch.setattr(publishing_module, "publish_entries", slow_first_send, raising=False)  # older code
+    resync_reading, go_on = _hold_the_first_send(monkeypatch)  # the resync's, after reading
     monkeypatch.setattr(publishing_module, "RESYNC_EVERY_S", 0.05)
     pool = await open_pool(editor.conninfo, min_size=1, max_size=4)
     publisher = publishing_module.EventPublisher(editor.settings, pool)

@@ -639,6 +639,15 @@ async def test_a_list_reload_does_not_reopen_an_alert_closed_while_it_was_on_its
         assert await browser.script("return document.querySelector('#open-count').textContent") == "1"
 
 
+async def _watch_all(browser: Browser, api: ApiServer, card: str) -> None:
+    """The wall operator signed in on a wall-sized page, live, ``card`` shown, on the "all" tab."""
+    await browser.set_viewport(1920, 1080)
+    await _sign_in(browser, api)
+    await browser.wait_for(LIVE)
+    await browser.wait_for(f"return document.querySelector(\"{card}\") !== null")
+    await browser.click(".tabs button[data-filter=all]")
+
+
 async def test_a_changes_answer_does_not_undo_what_the_stream_said_after_it(
     api: ApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -663,11 +672,7 @@ async def test_a_changes_answer_does_not_undo_what_the_stream_said_after_it(
     monkeypatch.setattr(publisher, "alert_changed", answered_late)
     card = _card(hit)
     async with chromium() as browser:
-        await browser.set_viewport(1920, 1080)
-        await _sign_in(browser, api)
-        await browser.wait_for(LIVE)
-        await browser.wait_for(f"return document.querySelector(\"{card}\") !== null")
-        await browser.click(".tabs button[data-filter=all]")
+        await _watch_all(browser, api, card)
         await browser.click(f"{card} button[data-action=acknowledged]")
         await asyncio.wait_for(acknowledged.wait(), 10)
         reason = api.settings.hit_decision_reasons[0]
@@ -699,11 +704,7 @@ async def test_an_older_state_arriving_after_a_newer_one_is_ignored(api: ApiServ
     card = _card(hit)
     status = f"return document.querySelector(\"{card}\").dataset.status"
     async with chromium() as browser:
-        await browser.set_viewport(1920, 1080)
-        await _sign_in(browser, api)
-        await browser.wait_for(LIVE)
-        await browser.wait_for(f"return document.querySelector(\"{card}\") !== null")
-        await browser.click(".tabs button[data-filter=all]")
+        await _watch_all(browser, api, card)
         async with api.client("supervisor") as supervisor:
             url = f"/api/alerts/{hit.alert_id}/status"
             assert (await supervisor.post(url, json={"status": "acknowledged"})).status_code == 200
