@@ -5,7 +5,8 @@ place while alerts arrive, every open alert loaded, a silent stream resumed, one
 change per click, the session's end made loud, a refused stream signing out, times in the
 deployment's zone (the browser's own clock is on UTC, as a kiosk's may be); a closed alert
 never reopened by an older list, answer or published state, a burst drawn without freezing the page, a failed
-crop asked for again, nothing of one user left for the next. Screenshots go to
+crop asked for again, nothing of one user left for the next, a chime for a new critical alert
+(once per burst, mutable). Screenshots go to
 tests/artifacts/."""
 
 from __future__ import annotations
@@ -898,3 +899,67 @@ async def test_a_wall_whose_stream_stays_down_says_so_in_a_banner(
         refusing[0] = False
         await browser.wait_for(LIVE, timeout=30)
         await browser.wait_for(f"return {banner}.hidden")
+
+
+COUNT_OSCILLATORS = """
+    window.__oscillators = 0;
+    const make = AudioContext.prototype.createOscillator;
+    AudioContext.prototype.createOscillator = function () {
+        window.__oscillators += 1;
+        return make.call(this);
+    };
+"""
+OSCILLATORS = "return window.__oscillators"
+SOUND = "document.querySelector('#sound')"
+SOUND_READY = (f"return {SOUND}.getAttribute('aria-pressed') === 'true'"
+               f" && !{SOUND}.classList.contains('blocked')")
+
+
+async def test_a_new_critical_alert_chimes_once_per_burst_unless_muted(api: ApiServer) -> None:
+    """A wanted vehicle's hit appeared silently: an operator looking at another screen missed it.
+    A new critical alert on the stream now plays a chime (the sign-in click lets the page make
+    sound), a burst of them one chime, a warning none; the header's toggle mutes it, remembered."""
+    await api.user("wall-operator", "operator")
+    async with chromium() as browser:
+        await _sign_in(browser, api)
+        await browser.wait_for(LIVE)
+        await browser.script(COUNT_OSCILLATORS)
+        await browser.wait_for(SOUND_READY)
+        camera = _camera_alert("CP02-CAM1", datetime.now(UTC))
+        assert camera.severity == Severity.WARNING
+        await _publish(api, camera)
+        await browser.wait_for(f"return document.querySelector(\"{_card(camera)}\") !== null")
+        assert await browser.script(OSCILLATORS) == 0
+        burst = [watchlist_alert(f"30A{20000 + i}") for i in range(3)]
+        assert {hit.severity for hit in burst} == {Severity.CRITICAL}
+        await _publish(api, *burst)
+        for hit in burst:
+            await browser.wait_for(f"return document.querySelector(\"{_card(hit)}\") !== null")
+        await asyncio.sleep(0.3)
+        assert await browser.script(OSCILLATORS) == 2, "one two-tone chime for the burst"
+
+        await asyncio.sleep(2.5)  # past the chimes' least gap: only the mute keeps the next one silent
+        await browser.click("#sound")
+        assert await browser.script(f"return {SOUND}.getAttribute('aria-pressed')") == "false"
+        muted = watchlist_alert("51F33333")
+        await _publish(api, muted)
+        await browser.wait_for(f"return document.querySelector(\"{_card(muted)}\") !== null")
+        await asyncio.sleep(0.3)
+        assert await browser.script(OSCILLATORS) == 2
+        assert await browser.script("return localStorage.getItem('ioc.sound')") == "off"
+        assert await browser.console_errors() == []
+
+        # a reloaded page (still signed in) remembers the mute; unmuted, it says sound waits for a click,
+        # and that click lets it play rather than muting it again
+        await browser.open(api.url + "/")
+        await browser.wait_for(LIVE)
+        assert await browser.script(f"return {SOUND}.getAttribute('aria-pressed')") == "false"
+        await browser.click("#sound")
+        await browser.wait_for(SOUND_READY)
+        await browser.open(api.url + "/")
+        await browser.wait_for(LIVE)
+        assert await browser.script(f"return [{SOUND}.className, {SOUND}.textContent]") \
+            == ["ghost sound blocked", "Bấm để bật âm thanh"]
+        await browser.click("#sound")
+        await browser.wait_for(SOUND_READY)
+        assert await browser.console_errors() == []

@@ -37,6 +37,13 @@
   const RENDER_HIDDEN_MS = 250;  // no frame is drawn in a hidden tab: the queue is redrawn after this there
   const AIM_MS = 2000;  // a pointer moved this recently over a card is aiming at it
   const PRESS_MAX_MS = 5000;  // the longest a press on the list holds its updates back
+  // a new critical alert (a wanted vehicle's hit) plays a short two-tone chime: an operator looking at
+  // another screen missed it when it only appeared. Made with Web Audio (nothing to download); a
+  // burst (an entry matching a day of past reads) chimes once, not once per alert
+  const CHIME_MIN_GAP_MS = 2000;
+  const CHIME_TONES_HZ = [880, 660];
+  const CHIME_TONE_S = 0.18;
+  const CHIME_VOLUME = 0.25;
   const DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh";
   const CLOCK = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
   const SHORT_CLOCK = { hour: "2-digit", minute: "2-digit" };
@@ -45,6 +52,12 @@
 
   const state = {
     lang: localStorage.getItem("ioc.lang") || "vi",
+    sound: localStorage.getItem("ioc.sound") !== "off",
+    // one AudioContext for the page. Browsers let it play only once made or resumed in a user
+    // gesture: until then (a reloaded page, signed in, not clicked yet) the toggle says so
+    audio: null,
+    chimedAt: -Infinity,  // performance.now() of the last chime
+    enablingSound: false,  // the gesture under way is the one that lets the page make sound
     token: sessionStorage.getItem("ioc.token"),
     user: JSON.parse(sessionStorage.getItem("ioc.user") || "null"),  // username, role, timezone, expiresAt
     generation: 0,  // bumped by every start and sign-out: older loops and requests stop at their next await
@@ -173,6 +186,49 @@
     renderCounts();
     renderCameras();
     renderLive(state.liveUp);
+    renderSound();
+  }
+
+  // ---------- sound ----------
+  const soundRunning = () => state.audio?.state === "running";
+
+  // at every click or key press (capture: before the target's own handlers) until the page may play
+  function unlockSound() {
+    state.enablingSound = state.sound && !soundRunning();
+    if (soundRunning() || !window.AudioContext) return;
+    if (!state.audio) {
+      state.audio = new AudioContext();
+      state.audio.addEventListener("statechange", renderSound);
+    }
+    state.audio.resume().catch(() => {}).finally(renderSound);
+  }
+
+  function renderSound() {
+    const button = $("#sound");
+    const blocked = state.sound && !soundRunning();
+    button.setAttribute("aria-pressed", String(state.sound));
+    button.classList.toggle("blocked", blocked);
+    setText(button, t(blocked ? "soundBlocked" : "sound"));
+    button.title = t(blocked ? "soundBlocked" : state.sound ? "soundMute" : "soundUnmute");
+  }
+
+  function chime() {
+    if (!state.sound || !soundRunning()) return;
+    const now = performance.now();
+    if (now - state.chimedAt < CHIME_MIN_GAP_MS) return;
+    state.chimedAt = now;
+    const audio = state.audio;
+    CHIME_TONES_HZ.forEach((hz, i) => {
+      const start = audio.currentTime + i * CHIME_TONE_S;
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = hz;
+      gain.gain.setValueAtTime(CHIME_VOLUME, start);
+      gain.gain.exponentialRampToValueAtTime(0.001, start + CHIME_TONE_S);  // fades out: no click
+      tone.connect(gain).connect(audio.destination);
+      tone.start(start);
+      tone.stop(start + CHIME_TONE_S);
+    });
   }
 
   // ---------- sign in / out ----------
@@ -460,7 +516,12 @@
     const merged = { ...known, ...alert };
     // a replayed or extended incident never takes an operator's status back to "new"
     if (known && alert.status === "new" && known.status !== "new") merged.status = known.status;
-    if (fresh && !known) state.arrived.add(alert.alert_id);
+    if (fresh && !known) {
+      state.arrived.add(alert.alert_id);
+      // not a replayed state of an alert shown before (its revision is remembered after its card goes)
+      const shownBefore = state.revisions.has(alert.alert_id);
+      if (alert.severity === "critical" && alert.status === "new" && !shownBefore) chime();
+    }
     state.alerts.set(alert.alert_id, merged);
     noteRevision(alert);
     renderSoon();
@@ -1065,6 +1126,14 @@
       applyLanguage();
       if (state.cameras) loadCameras().catch(() => {});
     });
+    $("#sound").addEventListener("click", () => {
+      if (state.enablingSound) return;  // this click was to let the page play, not to mute it
+      state.sound = !state.sound;
+      localStorage.setItem("ioc.sound", state.sound ? "on" : "off");
+      renderSound();
+    });
+    document.addEventListener("pointerdown", unlockSound, true);
+    document.addEventListener("keydown", unlockSound, true);
     $("#checkpoint").addEventListener("change", () => { loadCounts().catch(() => {}); });
     document.querySelectorAll(".tabs button").forEach((button) => button.addEventListener("click", () => {
       state.filter = button.dataset.filter;

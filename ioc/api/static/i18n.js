@@ -98,6 +98,10 @@ window.IOC_LABELS = {
     sessionEnding: "Phiên đăng nhập hết hạn lúc {t} (còn {n} phút): hãy đăng xuất rồi đăng nhập lại để tiếp tục nhận cảnh báo",
     sessionExpired: "Phiên đăng nhập đã hết hạn: không còn nhận cảnh báo mới. Hãy đăng nhập lại",
     streamDown: "Mất kết nối từ {t}: cảnh báo mới không đến màn hình này. Đang kết nối lại…",
+    sound: "Âm thanh",
+    soundBlocked: "Bấm để bật âm thanh",
+    soundMute: "Chuông báo cảnh báo khẩn đang bật: bấm để tắt",
+    soundUnmute: "Chuông báo cảnh báo khẩn đang tắt: bấm để bật",
   },
   en: {
     title: "Intelligent Operations Centre",
@@ -194,5 +198,9 @@ window.IOC_LABELS = {
     sessionEnding: "Session ends at {t} (in {n} min): sign out and sign in again to keep receiving alerts",
     sessionExpired: "Session expired: alerts are no longer arriving. Sign in again",
     streamDown: "Disconnected since {t}: new alerts do not reach this screen. Reconnecting…",
+    sound: "Sound",
+    soundBlocked: "Click to enable sound",
+    soundMute: "Chime for critical alerts is on: click to mute",
+    soundUnmute: "Chime for critical alerts is muted: click to unmute",
   },
 };
