@@ -963,3 +963,37 @@ async def test_a_new_critical_alert_chimes_once_per_burst_unless_muted(api: ApiS
         await browser.click("#sound")
         await browser.wait_for(SOUND_READY)
         assert await browser.console_errors() == []
+
+
+async def test_a_route_stop_shows_its_own_crop_when_asked(api: ApiServer) -> None:
+    """An incident's route said where the vehicle was seen, without a picture of any stop. A stop
+    clicked shows its crop (the incident's copy) in the card, fetched and audited only then; the
+    same stop again brings the alert's own crop back."""
+    await api.user("wall-operator", "operator")
+    first = plate_read("30A12345", crop=_crop("30A12345", 1))
+    later = plate_read("30A12345", camera_id="CP02-CAM1", checkpoint_id="CP02", crop=_crop("30A12345", 2),
+                       captured_at=first.captured_at + timedelta(seconds=30))
+    await store_reads(api, [first, later])
+    hit = watchlist_alert("30A12345", read=first, route=[
+        {"read_id": str(r.read_id), "checkpoint_id": r.checkpoint_id,
+         "captured_at": r.captured_at.isoformat(), "direction": r.direction.value} for r in (first, later)])
+    await store_alerts(api, [hit])
+    await api.sql("INSERT INTO sighting_evidence (alert_id, read_id, crop_jpeg) VALUES (%s, %s, %s)",
+                  [hit.alert_id, later.read_id, later.crop_jpeg])
+    card = _card(hit)
+    img = f"document.querySelector(\"{card} .crop img\")"
+    stop = f"document.querySelectorAll(\"{card} .route button\")[1]"
+    audited = "SELECT count(*) FROM audit_log WHERE action = 'alert.sighting_crop' AND query->>'read_id' = %s"
+    async with chromium() as browser:
+        await _watch_all(browser, api, card)
+        drawn = f"const img = {img}; return img.complete && img.naturalWidth > 0"
+        own = await browser.wait_for(f"{drawn} && img.src")
+        assert (await api.sql(audited, [str(later.read_id)]))[0][0] == 0  # nothing fetched unasked
+        await browser.script(f"{stop}.click()")
+        await browser.wait_for(f"{drawn} && img.src !== {own!r}")
+        assert await browser.script(f"return {stop}.getAttribute('aria-pressed')") == "true"
+        assert (await api.sql(audited, [str(later.read_id)]))[0][0] == 1
+        await browser.script(f"{stop}.click()")
+        await browser.wait_for(f"return {img}.src === {own!r}")
+        assert await browser.script(f"return {stop}.getAttribute('aria-pressed')") == "false"
+        assert await browser.console_errors() == []

@@ -641,6 +641,8 @@
     const path = alert.crop_url || null;
     if (card.cropPath === path) return;
     card.cropPath = path;
+    card.details.querySelectorAll(".route button[aria-pressed=true]")
+      .forEach((b) => b.setAttribute("aria-pressed", "false"));  // a stop's crop was shown
     card.crop.classList.toggle("missing", !path);
     if (!path) {
       img.removeAttribute("src");
@@ -655,6 +657,21 @@
       if (url) $("img", card.crop).src = url;
       card.crop.classList.toggle("missing", !url);
     });
+  }
+
+  // a route stop's own crop (the incident's copy) in the card's picture; the same stop again, or any
+  // new state of the alert, brings the alert's own crop back
+  function showStopCrop(alertId, readId, button) {
+    const card = state.cards.get(alertId);
+    const alert = state.alerts.get(alertId);
+    if (!card || !alert) return;
+    const again = button.getAttribute("aria-pressed") === "true";
+    card.details.querySelectorAll(".route button").forEach((b) => b.setAttribute("aria-pressed", "false"));
+    const path = again ? alert.crop_url || null : `/api/alerts/${alertId}/sightings/${readId}/crop.jpg`;
+    if (!again) button.setAttribute("aria-pressed", "true");
+    card.cropPath = path;
+    card.crop.classList.toggle("missing", !path);
+    if (path) showCrop(card, path);
   }
 
   function detailNodes(alert) {
@@ -677,8 +694,16 @@
         list.setAttribute("aria-label", t("route"));
         route.slice(-6).forEach((stop) => {
           const item = el("li");
-          item.append(el("b", null, stop.checkpoint_id || "?"),
+          // a stop's picture is fetched (and audited) only when someone asks for it
+          const button = el("button", "stop");
+          button.type = "button";
+          button.title = t("showStopCrop");
+          button.setAttribute("aria-pressed", "false");
+          button.append(el("b", null, stop.checkpoint_id || "?"),
             el("span", null, ` ${stop.captured_at ? clock(stop.captured_at) : ""} ${stop.direction ? t(stop.direction) : ""}`));
+          if (stop.read_id) button.addEventListener("click", () => showStopCrop(alert.alert_id, stop.read_id, button));
+          else button.disabled = true;
+          item.append(button);
           list.append(item);
         });
         nodes.push(list);
