@@ -95,8 +95,13 @@ def _sql_file(name: str, **fragments: str) -> str:
     return text
 
 
-async def _core(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0001_core.sql"))
+def _its_file(name: str) -> Callable[[AsyncConnection, Capabilities], Awaitable[None]]:
+    """A migration that is its SQL file, ``migrations/<name>.sql``, and nothing else."""
+
+    async def apply(conn: AsyncConnection, caps: Capabilities) -> None:
+        await conn.execute(_sql_file(f"{name}.sql"))
+
+    return apply
 
 
 async def _time_series(conn: AsyncConnection, caps: Capabilities) -> None:
@@ -139,59 +144,11 @@ async def _trigram_index(conn: AsyncConnection, caps: Capabilities) -> None:
                               "gin (text gin_trgm_ops)")
 
 
-async def _timescale_license(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0005_timescale_license.sql"))
-
-
-async def _passages(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0006_passages.sql"))
-
-
-async def _camera_look_closer(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0007_camera_look_closer.sql"))
-
-
 async def _skeleton_trigram_index(conn: AsyncConnection, caps: Capabilities) -> None:
     """A fuzzy pattern with a leading wildcard (``*12345``, ``skeleton LIKE '%12345'``) cannot
     use the skeleton btree: without this it read every row of its window. Built as 0004's."""
     await create_index_online(conn, caps.layout, "plate_reads", "plate_reads_skeleton_trgm_idx",
                               "gin (skeleton gin_trgm_ops)")
-
-
-async def _incident_reads(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0009_incident_reads.sql"))
-
-
-async def _fold_d_stroke(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0010_fold_d_stroke.sql"))
-
-
-async def _consumer_progress(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0012_consumer_progress.sql"))
-
-
-async def _alert_evidence(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0013_alert_evidence.sql"))
-
-
-async def _token_generation(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0014_token_generation.sql"))
-
-
-async def _past_read_searches(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0015_past_read_searches.sql"))
-
-
-async def _sighting_evidence(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0016_sighting_evidence.sql"))
-
-
-async def _signed_out_tokens(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0017_signed_out_tokens.sql"))
-
-
-async def _alert_outbox(conn: AsyncConnection, caps: Capabilities) -> None:
-    await conn.execute(_sql_file("0018_alert_outbox.sql"))
 
 
 async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
@@ -212,25 +169,25 @@ async def _fill_aggregates(conn: AsyncConnection, caps: Capabilities) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration("0001_core", _core),
+    Migration("0001_core", _its_file("0001_core")),
     Migration("0002_time_series", _time_series),
     Migration("0003_counts", _counts),
     Migration("0004_trigram_index", _trigram_index, requires=lambda caps: caps.pg_trgm, in_transaction=False),
-    Migration("0005_timescale_license", _timescale_license, requires=lambda caps: caps.tsl),
-    Migration("0006_passages", _passages),
-    Migration("0007_camera_look_closer", _camera_look_closer),
+    Migration("0005_timescale_license", _its_file("0005_timescale_license"), requires=lambda caps: caps.tsl),
+    Migration("0006_passages", _its_file("0006_passages")),
+    Migration("0007_camera_look_closer", _its_file("0007_camera_look_closer")),
     Migration("0008_skeleton_trigram_index", _skeleton_trigram_index, requires=lambda caps: caps.pg_trgm,
               in_transaction=False),
-    Migration("0009_incident_reads", _incident_reads),
-    Migration("0010_fold_d_stroke", _fold_d_stroke),
+    Migration("0009_incident_reads", _its_file("0009_incident_reads")),
+    Migration("0010_fold_d_stroke", _its_file("0010_fold_d_stroke")),
     Migration("0011_fill_aggregates", _fill_aggregates, requires=lambda caps: caps.tsl, in_transaction=False),
-    Migration("0012_consumer_progress", _consumer_progress),
-    Migration("0013_alert_evidence", _alert_evidence),
-    Migration("0014_token_generation", _token_generation),
-    Migration("0015_past_read_searches", _past_read_searches),
-    Migration("0016_sighting_evidence", _sighting_evidence),
-    Migration("0017_signed_out_tokens", _signed_out_tokens),
-    Migration("0018_alert_outbox", _alert_outbox),
+    Migration("0012_consumer_progress", _its_file("0012_consumer_progress")),
+    Migration("0013_alert_evidence", _its_file("0013_alert_evidence")),
+    Migration("0014_token_generation", _its_file("0014_token_generation")),
+    Migration("0015_past_read_searches", _its_file("0015_past_read_searches")),
+    Migration("0016_sighting_evidence", _its_file("0016_sighting_evidence")),
+    Migration("0017_signed_out_tokens", _its_file("0017_signed_out_tokens")),
+    Migration("0018_alert_outbox", _its_file("0018_alert_outbox")),
 )
 
 
