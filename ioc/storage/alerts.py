@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from ioc.schemas import Alert, AlertKind, AlertStatus, Severity
-from ioc.storage.audit import AuditNote, audited
+from ioc.storage.audit import AuditNote, fetch_one_audited
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
 
 __all__ = [
@@ -141,13 +141,9 @@ async def alert_crop(
 ) -> bytes | None:
     """The JPEG crop of the read an alert was raised for, from the alert's own copy (the read's
     may be gone); ``audit`` is written by the same statement, with 1 if a crop was found, else 0."""
-    query: sql.Composable = sql.SQL(
-        "SELECT alert_id, crop_jpeg FROM alert_evidence WHERE alert_id = %(alert_id)s")
-    params: dict[str, Any] = {"alert_id": alert_id}
-    if audit is not None:
-        query, params = audited(query, params, audit, order_by=sql.SQL("alert_id"))
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
+    row = await fetch_one_audited(
+        conn, sql.SQL("SELECT alert_id, crop_jpeg FROM alert_evidence WHERE alert_id = %(alert_id)s"),
+        {"alert_id": alert_id}, audit, order_by=sql.SQL("alert_id"))
     return bytes(row[1]) if row else None
 
 
@@ -156,14 +152,10 @@ async def sighting_crop(
 ) -> bytes | None:
     """The JPEG crop of one sighting in an incident's route, from the incident's own copy (the
     read's may be gone; a sighting pushed out of the route has none); ``audit`` as :func:`alert_crop`."""
-    query: sql.Composable = sql.SQL(
-        "SELECT read_id, crop_jpeg FROM sighting_evidence"
-        " WHERE alert_id = %(alert_id)s AND read_id = %(read_id)s")
-    params: dict[str, Any] = {"alert_id": alert_id, "read_id": read_id}
-    if audit is not None:
-        query, params = audited(query, params, audit, order_by=sql.SQL("read_id"))
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
+    row = await fetch_one_audited(
+        conn, sql.SQL("SELECT read_id, crop_jpeg FROM sighting_evidence"
+                      " WHERE alert_id = %(alert_id)s AND read_id = %(read_id)s"),
+        {"alert_id": alert_id, "read_id": read_id}, audit, order_by=sql.SQL("read_id"))
     return bytes(row[1]) if row else None
 
 

@@ -17,7 +17,9 @@ from psycopg.types.json import Jsonb
 
 from ioc.storage.database import json_dumps
 
-__all__ = ["AuditNote", "AuditRecord", "append_audit", "append_audits", "audited", "list_audit"]
+__all__ = [
+    "AuditNote", "AuditRecord", "append_audit", "append_audits", "audited", "fetch_one_audited", "list_audit",
+]
 
 _COLUMNS = sql.SQL("audit_id, at, actor, role, action, query, purpose, result_count")
 
@@ -62,6 +64,18 @@ def audited(
         **params, "audit_actor": note.actor, "audit_role": note.role, "audit_action": note.action,
         "audit_query": Jsonb(dict(note.query), dumps=json_dumps), "audit_purpose": note.purpose,
     }
+
+
+async def fetch_one_audited(
+    conn: AsyncConnection, query: sql.Composable, params: dict[str, Any], audit: AuditNote | None, *,
+    order_by: sql.Composable,
+) -> tuple[Any, ...] | None:
+    """``query``'s first row, with ``audit`` (where given) written by the same statement
+    (:func:`audited`), found or not."""
+    if audit is not None:
+        query, params = audited(query, params, audit, order_by=order_by)
+    cur = await conn.execute(query, params)
+    return await cur.fetchone()
 
 
 async def append_audit(

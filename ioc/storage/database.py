@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -28,6 +28,7 @@ __all__ = [
     "connect",
     "detect_capabilities",
     "json_dumps",
+    "lock_names",
     "run_committed",
     "open_pool",
     "table_counts",
@@ -161,6 +162,14 @@ async def open_pool(
         await pool.close()
         raise
     return pool
+
+
+async def lock_names(conn: AsyncConnection, names: Iterable[str]) -> None:
+    """Take a transaction-level advisory lock per name, in sorted order and in one statement: two
+    transactions locking overlapping sets cannot deadlock, and many names cost one round trip."""
+    # a function scan returns the array's elements in order: the locks follow it
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+                       [sorted(names)])
 
 
 async def connect(conninfo: str, *, autocommit: bool = False) -> AsyncConnection:

@@ -24,6 +24,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from ioc.storage.database import lock_names
+
 __all__ = ["IncidentKey", "append_sightings", "counted_reads", "lock_incidents", "open_incidents"]
 
 IncidentKey = tuple[uuid.UUID, str]  # (watchlist entry, plate)
@@ -35,10 +37,7 @@ async def lock_incidents(conn: AsyncConnection, keys: Sequence[IncidentKey]) -> 
     """Serialise incident decisions for these (entry, plate) pairs until the transaction
     ends. The locks are taken in sorted order, one statement for all: two workers cannot
     deadlock, and a batch with many hits costs one round trip, not one per plate."""
-    names = sorted(f"{entry_id}:{plate}" for entry_id, plate in keys)
-    # a function scan returns the array's elements in order: the locks follow it
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
-                       [names])
+    await lock_names(conn, (f"{entry_id}:{plate}" for entry_id, plate in keys))
 
 
 # when an incident was last sighted: its newest sighting's capture time (camera clock, as

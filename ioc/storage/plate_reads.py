@@ -17,7 +17,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from ioc.schemas import Direction, PlateRead
-from ioc.storage.audit import AuditNote, audited
+from ioc.storage.audit import AuditNote, audited, fetch_one_audited
 from ioc.storage.plate_text import (
     expand_single_wildcard,
     has_wildcards,
@@ -322,8 +322,5 @@ async def get_crop(
     if captured_at is not None:
         query += sql.SQL(" AND captured_at = %(captured_at)s")
         params["captured_at"] = captured_at
-    if audit is not None:
-        query, params = audited(query, params, audit, order_by=sql.SQL("captured_at DESC"))
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
+    row = await fetch_one_audited(conn, query, params, audit, order_by=sql.SQL("captured_at DESC"))
     return bytes(row[1]) if row else None

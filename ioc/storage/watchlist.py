@@ -14,6 +14,7 @@ from psycopg.rows import class_row, dict_row
 
 from ioc.schemas import WatchlistEntry
 from ioc.storage.audit import AuditNote, audited
+from ioc.storage.database import lock_names
 from ioc.storage.plate_text import has_wildcards, normalise_query, plate_skeleton, searchable_query
 
 __all__ = [
@@ -152,10 +153,7 @@ async def lock_for_publishing(conn: AsyncConnection, entry_ids: Sequence[uuid.UU
     """Serialise publishing these entries until the transaction ends (not their changes: an edit is
     not held up by a slow broker). See :func:`ioc.watchlist_sync.publish_as_stored`. The locks are
     taken in sorted order, one statement for all: two publishers cannot deadlock."""
-    names = sorted(f"watchlist-publish:{entry_id}" for entry_id in entry_ids)
-    # a function scan returns the array's elements in order: the locks follow it
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
-                       [names])
+    await lock_names(conn, (f"watchlist-publish:{entry_id}" for entry_id in entry_ids))
 
 
 async def get_entries(conn: AsyncConnection, entry_ids: Sequence[uuid.UUID]) -> list[WatchlistEntry]:
