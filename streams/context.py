@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from ioc import metrics
 from ioc.config import Settings
-from ioc.schemas import EARLIEST_CAPTURE, LATEST_CAPTURE, PlateRead, PlateReadBatch, utcnow
+from ioc.schemas import EARLIEST_CAPTURE, LATEST_CAPTURE, Alert, PlateRead, PlateReadBatch, utcnow
+from ioc.storage.alert_outbox import mark_published
 from ioc.storage.cameras import Camera, list_cameras
 from ioc.storage.database import open_pool
 from streams.dead_letters import DeadLetters
@@ -242,6 +243,12 @@ class WorkerContext:
         """Send and wait for the broker's acknowledgement, retrying while the broker
         is unreachable (at-least-once: the source events stay unacknowledged)."""
         await self.send_many(topic, [(key, value)])
+
+    async def publish_alerts(self, alerts: Collection[Alert]) -> None:
+        """Send alert changes to the alerts topic, then take them off the database's outbox
+        (:mod:`ioc.storage.alert_outbox`): what every worker path that raises or changes alerts does."""
+        await self.send_many(self.topics.alerts, [(alert.subject, alert) for alert in alerts])
+        await mark_published(await self.pool(), alerts)
 
     async def send_many(
         self, topic: faust.TopicT, messages: list[tuple[str | bytes, BaseModel | bytes]]

@@ -18,7 +18,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
 from ioc.schemas import Alert, PlateRead, utcnow
-from ioc.storage.alert_outbox import mark_published
 from ioc.storage.cameras import Camera
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import Hit
@@ -111,9 +110,8 @@ async def _raise_alerts(
         return len(rows)
 
     _, failed = await write_batch(pool, "alerts", record, hits)
-    await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
+    await ctx.publish_alerts(list(to_publish.values()))
     published_at = utcnow()
-    await mark_published(pool, list(to_publish.values()))
     for alert in to_publish.values():
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
     # capture to alert, once per read whose incident was published (a replay publishes nothing new)

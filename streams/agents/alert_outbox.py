@@ -21,7 +21,7 @@ import logging
 from datetime import timedelta
 
 from ioc import metrics
-from ioc.storage.alert_outbox import mark_published, unpublished
+from ioc.storage.alert_outbox import unpublished
 from ioc.storage.alerts import get_alerts
 from streams.context import WorkerContext
 
@@ -51,9 +51,8 @@ async def republish(ctx: WorkerContext) -> int:
             records = await get_alerts(conn, taken) if taken else {}
         alerts = [record.as_event() for record in records.values()]
         if alerts:
-            await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in alerts])
+            await ctx.publish_alerts(alerts)
             metrics.ALERTS_REPUBLISHED.inc(len(alerts))
-            await mark_published(pool, alerts)
             total += len(alerts)
         if len(taken) < MOST_AT_ONCE:
             break

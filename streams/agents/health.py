@@ -15,7 +15,6 @@ from psycopg import AsyncConnection
 from detectors.flow_anomaly import judge_flow
 from ioc import metrics
 from ioc.schemas import Alert, utcnow
-from ioc.storage.alert_outbox import mark_published
 from ioc.storage.alerts import flow_alert_since, insert_alerts
 from ioc.storage.cameras import list_cameras, record_seen, set_online
 from ioc.storage.consumer_progress import processed_to, record_progress
@@ -146,7 +145,6 @@ async def judge_cameras(
 
 
 async def _publish(ctx: WorkerContext, alerts: list[Alert]) -> None:
+    await ctx.publish_alerts(alerts)
     for alert in alerts:
-        await ctx.send(ctx.topics.alerts, alert.subject, alert)
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
-    await mark_published(await ctx.pool(), alerts)

@@ -45,7 +45,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
 from ioc.schemas import Alert, PlateRead, WatchlistEntry, utcnow
-from ioc.storage.alert_outbox import mark_published
 from ioc.storage.past_read_searches import EntryVersion, claim_search, forget_searches, searches_made
 from ioc.storage.plate_reads import recent_reads_matching
 from ioc.watchlist_matcher import WatchlistMatcher
@@ -172,8 +171,7 @@ async def _search(
     searched.refused_at = None
     if not made:  # another worker made it
         return True
-    await ctx.send_many(ctx.topics.alerts, [(alert.subject, alert) for alert in to_publish.values()])
-    await mark_published(pool, list(to_publish.values()))
+    await ctx.publish_alerts(list(to_publish.values()))
     for alert in to_publish.values():
         metrics.ALERTS_RAISED.labels(alert.alert_kind, alert.severity).inc()
     for match_kind, n in match_kinds.items():
