@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,40 +83,38 @@ def decode(probs: np.ndarray, *, two_row: bool, beam: int = 8, top: int = 5) -> 
         return Reading((), ())
     columns = probs.astype(np.float64)
     blank = columns[:, 0].tolist()
-    # per column, the few characters worth considering (index into ALPHABET, probability)
-    options = _column_options(columns[:, 1:])
-    rows = columns.tolist()  # plain floats: arithmetic on numpy scalars is several times slower
-    # beam entries: prefix -> [p_blank, p_char, signature]
-    beams: dict[str, list] = {"": [1.0, 0.0, ""]}
-    for t, chars in enumerate(options):
+    # beam entries: prefix -> [p_blank, p_char, signature, characters allowed next]
+    start = _grammar("", two_row)[0]
+    beams: dict[str, list] = {"": [1.0, 0.0, "", start]}
+    for t, chars, column in _column_options(columns):
+        b = blank[t]
         if not chars:
-            b = blank[t]
             for entry in beams.values():
                 entry[0] = (entry[0] + entry[1]) * b
                 entry[1] = 0.0  # continuing a character is below _MIN_CHAR_PROB: negligible
             continue
-        column = rows[t]
         fresh: dict[str, list] = {}
-        for prefix, (p_blank, p_char, signature) in beams.items():
+        for prefix, (p_blank, p_char, signature, allowed) in beams.items():
             total = p_blank + p_char
-            stay = p_char * column[_INDEX[prefix[-1]] + 1] if prefix else 0.0
+            last = prefix[-1] if prefix else ""
+            stay = p_char * column[_INDEX[last] + 1] if prefix else 0.0
             entry = fresh.get(prefix)
             if entry is None:
-                fresh[prefix] = [total * blank[t], stay, signature]
+                fresh[prefix] = [total * b, stay, signature, allowed]
             else:
-                entry[0] += total * blank[t]
+                entry[0] += total * b
                 entry[1] += stay
-            allowed = _grammar(signature, two_row)[0]
             for char, p in chars:
                 if char not in allowed:
                     continue
                 extended = prefix + char
                 if len(extended) == 2 and extended.isdigit() and extended not in plate_format.PROVINCE_CODES:
                     p *= _UNKNOWN_PROVINCE_PRIOR
-                gain = (p_blank if prefix and char == prefix[-1] else total) * p
+                gain = (p_blank if char == last else total) * p
                 target = fresh.get(extended)
                 if target is None:
-                    fresh[extended] = [0.0, gain, signature + _SIGNATURE[char]]
+                    grown = signature + _SIGNATURE[char]
+                    fresh[extended] = [0.0, gain, grown, _grammar(grown, two_row)[0]]
                 else:
                     target[1] += gain
         scored = [(entry[0] + entry[1], prefix) for prefix, entry in fresh.items()]
@@ -204,14 +203,26 @@ def _best_alignment(probs: np.ndarray, text: str) -> list[list[int]]:
     return aligned
 
 
-def _column_options(chars: np.ndarray, *, per_column: int = 4) -> list[list[tuple[str, float]]]:
-    """For each column, up to ``per_column`` characters above :data:`_MIN_CHAR_PROB`, likeliest first."""
-    top = np.argsort(-chars, axis=1)[:, :per_column]
-    top_p = np.take_along_axis(chars, top, axis=1)
-    return [
-        [(ALPHABET[i], p) for i, p in zip(row_i, row_p, strict=True) if p > _MIN_CHAR_PROB]
-        for row_i, row_p in zip(top.tolist(), top_p.tolist(), strict=True)
-    ]
+def _column_options(
+    columns: np.ndarray, *, per_column: int = 4
+) -> Iterator[tuple[int, list[tuple[str, float]], list[float]]]:
+    """Each column ``t`` of ``(T, 37)`` probabilities with up to ``per_column`` characters above
+    :data:`_MIN_CHAR_PROB`, likeliest first, and the column's probabilities as plain floats (those
+    only where it has such characters: most columns of a strip are blank margins and gaps).
+
+    Plain floats because arithmetic on numpy scalars is several times slower."""
+    where, which = np.nonzero(columns[:, 1:] > _MIN_CHAR_PROB)
+    likely: dict[int, list[tuple[float, str]]] = {}
+    for t, i, p in zip(where.tolist(), which.tolist(), columns[where, which + 1].tolist(), strict=True):
+        likely.setdefault(t, []).append((p, ALPHABET[i]))
+    rows = dict(zip(likely, columns[list(likely)].tolist(), strict=True))
+    for t in range(len(columns)):
+        found = likely.get(t)
+        if found is None:
+            yield t, [], []
+        else:
+            found.sort(reverse=True)
+            yield t, [(char, p) for p, char in found[:per_column]], rows[t]
 
 
 class StripReader:
