@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         toggle = users.add_parser(name, help=f"{name} a user ({note})")
         toggle.add_argument("username")
         toggle.set_defaults(func=run_set_active, active=active)
+    ending = users.add_parser("sign-out", help="end every session of a user, who may sign in again "
+                                               "(a lost handheld; tokens stop working within 30 s)")
+    ending.add_argument("username")
+    ending.set_defaults(func=run_sign_out)
     listing = users.add_parser("list", help="list users and roles")
     listing.set_defaults(func=run_list)
     token = users.add_parser("token", help="print a bearer token for an active user (for scripts)")
@@ -126,6 +130,24 @@ def run_set_active(args: argparse.Namespace) -> int:
         print(f"no user {args.username}", file=sys.stderr)
         return 1
     print(f"{args.username} {'activated' if args.active else 'deactivated'}")
+    return 0
+
+
+def run_sign_out(args: argparse.Namespace) -> int:
+    from ioc.commands._audit import audit_command
+    from ioc.storage.database import run_committed
+    from ioc.storage.users import end_sessions
+
+    async def end(conn: AsyncConnection) -> bool:
+        ended = await end_sessions(conn, args.username)
+        if ended:
+            await audit_command(conn, "user.sign_out", {"username": args.username})
+        return ended
+
+    if not run_committed(_conninfo(), end):
+        print(f"no user {args.username}", file=sys.stderr)
+        return 1
+    print(f"{args.username}: every session ended")
     return 0
 
 

@@ -179,3 +179,12 @@ async def set_active(conn: AsyncConnection, username: str, active: bool) -> bool
     cur = await conn.execute(
         "UPDATE users SET active = %s, updated_at = now() WHERE username = %s", [active, username])
     return cur.rowcount == 1
+
+
+async def end_sessions(conn: AsyncConnection, username: str) -> bool:
+    """End every token of ``username``: tokens hold only in the generation they were issued in
+    (migration 0014), and this moves it on; a new sign-in holds again. False for no such user."""
+    cur = await conn.execute(
+        "UPDATE users SET token_generation = token_generation + 1, updated_at = now() WHERE username = %s",
+        [username])
+    return cur.rowcount == 1

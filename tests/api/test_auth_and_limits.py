@@ -288,3 +288,38 @@ async def test_a_signed_out_token_no_longer_holds_in_any_api_process(api_factory
         assert await _me(client, foreign) == 200
     rows = await api.sql("SELECT username, expires_at > now() FROM signed_out_tokens")
     assert rows == [("field-9", True)]
+
+
+async def test_signing_out_everywhere_ends_every_session_of_the_user(api_factory) -> None:
+    """A lost handheld's token held for the rest of its 8 hours unless an admin deactivated the
+    whole account. Now the officer (from any device) or an admin ends every session of the user at
+    once, in every API process within the user cache time; a new sign-in holds again, and other
+    users' sessions go on. Both are in the audit log."""
+    api: ApiServer = await api_factory()
+    other = await api_factory(auth_secret=api.settings.auth_secret.get_secret_value())  # a replica
+    other.app.state.users = UserDirectory(other.app.state.pool, ttl_s=0)
+    await api.user("field-7", "officer")
+    await api.user("field-8", "officer")
+    await api.token("admin")
+    async with api.client() as client, other.client() as elsewhere, api.client("admin") as admin:
+        async def signed_in(username: str) -> str:
+            return (await _login(client, username, PASSWORD)).json()["access_token"]
+
+        desk, handheld = await signed_in("field-7"), await signed_in("field-7")
+        colleague = await signed_in("field-8")
+        ended = await client.post("/api/auth/sign-out", params={"everywhere": "true"},
+                                  headers={"Authorization": f"Bearer {desk}"})
+        assert ended.status_code == 204, ended.text
+        assert [await _me(c, t) for c in (client, elsewhere) for t in (desk, handheld)] == [401] * 4
+        assert [await _me(c, colleague) for c in (client, elsewhere)] == [200, 200]
+        fresh = await signed_in("field-7")
+        assert [await _me(c, fresh) for c in (client, elsewhere)] == [200, 200]
+
+        by_admin = await admin.post("/api/users/field-7/sign-out")
+        assert by_admin.status_code == 204, by_admin.text
+        assert [await _me(c, fresh) for c in (client, elsewhere)] == [401, 401]
+        assert (await admin.post("/api/users/nobody-here/sign-out")).status_code == 404
+        assert [await _me(c, colleague) for c in (client, elsewhere)] == [200, 200]
+    rows = await api.sql("SELECT actor, action, query->>'username' FROM audit_log "
+                         "WHERE action IN ('auth.sign_out_everywhere', 'user.sign_out') ORDER BY audit_id")
+    assert rows == [("field-7", "auth.sign_out_everywhere", "field-7"), ("admin", "user.sign_out", "field-7")]

@@ -50,6 +50,8 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
             assert login.status_code == 200, login.text
             me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
             assert me.json() == {"username": "cli-officer", "role": "officer"}
+            assert run_ioc(env, "users", "sign-out", "cli-officer").returncode == 0
+            assert run_ioc(env, "users", "sign-out", "cli-nobody").returncode == 1
             assert run_ioc(env, "users", "deactivate", "cli-officer").returncode == 0
             refused = await client.post("/api/auth/token", data={"username": "cli-officer",
                                                                  "password": "a long passphrase"})
@@ -63,6 +65,7 @@ async def test_users_add_reads_the_password_from_stdin_and_the_api_accepts_it(da
     assert [(action, query["username"], purpose) for action, query, purpose in audit] == [
         ("user.create", "cli-officer", "command line administration"),
         ("user.token", "cli-officer", "ANPR gateway script"),
+        ("user.sign_out", "cli-officer", "command line administration"),
         ("user.deactivate", "cli-officer", "command line administration"),
     ]
 

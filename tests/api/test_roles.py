@@ -57,6 +57,7 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/users"): {ADMIN},
     ("POST", "/api/users/{username}/deactivate"): {ADMIN},
     ("POST", "/api/users/{username}/activate"): {ADMIN},
+    ("POST", "/api/users/{username}/sign-out"): {ADMIN},
     ("POST", "/api/auth/sign-out"): EVERYONE,  # last: the matrix's tokens are refused after it
 }
 

@@ -58,6 +58,7 @@ AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("PO
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
            ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
            ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
+           ("POST", "/api/users/{username}/sign-out"),
            ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}"),
            ("GET", "/api/reads/{read_id}/crop.jpg"), ("GET", "/api/alerts/{alert_id}/crop.jpg"),
            ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg")}
@@ -169,10 +170,13 @@ async def _assert_accounted(api: ApiServer, before: dict[str, Any], ledger: Ledg
     assert set(after["counts"]) == set(before["counts"]), "a table appeared or disappeared"
     grown = {t: after["counts"][t] - before["counts"][t] for t in after["counts"]
              if after["counts"][t] != before["counts"][t]}
-    expected = {"audit_log": ledger.audited, "watchlist_entries": ledger.watchlist_added,
+    # a sign-out ends its token (a row) or, with `everywhere`, every session of its user (an audit record)
+    everywhere_sql = "SELECT count(*) FROM audit_log WHERE action = 'auth.sign_out_everywhere'"
+    [(everywhere,)] = await api.sql(everywhere_sql)
+    expected = {"audit_log": ledger.audited + everywhere, "watchlist_entries": ledger.watchlist_added,
                 "users": ledger.users_added,
                 "cameras": len(ledger.cameras_registered) - ledger.cameras_removed,
-                "signed_out_tokens": ledger.signed_out}
+                "signed_out_tokens": ledger.signed_out - everywhere}
     # alert status changes keep a history row each; the seeded alert may take a few. Each change is
     # queued for publishing and taken off once published (the seeded alert's row may go or stay)
     grown.pop("alert_events", None)
@@ -322,6 +326,7 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
                                                     "password": "long enough pass"}),
         ("POST", "/api/users/{username}/deactivate"): Call("admin", path={"username": "nobody"}),
         ("POST", "/api/users/{username}/activate"): Call("admin", path={"username": "nobody"}),
+        ("POST", "/api/users/{username}/sign-out"): Call("admin", path={"username": "nobody"}),
     }
 
 

@@ -6,14 +6,15 @@ import json
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from ioc import metrics
 from ioc.api.deps import AnyRole, PoolDep, SettingsDep
 from ioc.api.security import LoginThrottle, Principal, issue_token
+from ioc.storage.audit import append_audit
 from ioc.storage.signed_out_tokens import sign_out_token
-from ioc.storage.users import check_password, sign_in_record
+from ioc.storage.users import check_password, end_sessions, sign_in_record
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -109,15 +110,34 @@ async def me(user: AnyRole) -> Me:
     return Me(username=user.username, role=user.role)
 
 
-@router.post("/sign-out", status_code=status.HTTP_204_NO_CONTENT, summary="Sign this token out",
-             responses={204: {"description": "the token is refused from now on (by other API processes "
-                              "within their user cache time, 30 s)"},
-                        422: {"description": "a token without an id (jti) cannot be signed out"}})
-async def sign_out(request: Request, pool: PoolDep, user: AnyRole) -> Response:
+_SIGN_OUT_ANSWERS = {
+    204: {"description": "the token (with `everywhere`, every token of the user) is refused from now on "
+                         "(by other API processes within their user cache time, 30 s)"},
+    422: {"description": "a token without an id (jti) cannot be signed out alone"},
+}
+
+
+@router.post("/sign-out", status_code=status.HTTP_204_NO_CONTENT, responses=_SIGN_OUT_ANSWERS,
+             summary="Sign this token out, or every session")
+async def sign_out(
+    request: Request,
+    pool: PoolDep,
+    user: AnyRole,
+    everywhere: bool = Query(False, description="end every session of the user (a lost handheld), this one "
+                                                "too; audited as `auth.sign_out_everywhere`"),
+) -> Response:
     # a token forgotten by the page alone would still hold, for hours, wherever a copy of it is
-    if user.token_id is None or user.expires is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "this token has no id to sign out")
     async with pool.connection() as conn:
-        await sign_out_token(conn, user.username, user.token_id, datetime.fromtimestamp(user.expires, UTC))
+        if everywhere:
+            async with conn.transaction():
+                await end_sessions(conn, user.username)
+                await append_audit(conn, actor=user.username, role=user.role,
+                                   action="auth.sign_out_everywhere", query={"username": user.username},
+                                   purpose="sign-out", result_count=1)
+        elif user.token_id is None or user.expires is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "this token has no id to sign out")
+        else:
+            expires = datetime.fromtimestamp(user.expires, UTC)
+            await sign_out_token(conn, user.username, user.token_id, expires)
     request.app.state.users.forget(user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""User administration (admins): list, create, deactivate and reactivate accounts."""
+"""User administration (admins): list, create, deactivate and reactivate accounts, end their sessions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ioc.api.accounts import UserDirectory
 from ioc.api.deps import ConnDep, UserAdmin
 from ioc.api.security import Principal
 from ioc.storage.audit import append_audit
-from ioc.storage.users import MIN_PASSWORD_LENGTH, create_user, list_users, set_active
+from ioc.storage.users import MIN_PASSWORD_LENGTH, create_user, end_sessions, list_users, set_active
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -76,3 +76,16 @@ async def deactivate(username: str, request: Request, conn: ConnDep, admin: User
 @router.post("/{username}/activate", status_code=status.HTTP_204_NO_CONTENT)
 async def activate(username: str, request: Request, conn: ConnDep, admin: UserAdmin) -> None:
     await _set_active(request, conn, admin, username, True)
+
+
+@router.post("/{username}/sign-out", status_code=status.HTTP_204_NO_CONTENT,
+             summary="End every session of a user, who may sign in again (a lost handheld; other API "
+                     "processes: within 30 s)")
+async def sign_out_user(username: str, request: Request, conn: ConnDep, admin: UserAdmin) -> None:
+    async with conn.transaction():
+        if not await end_sessions(conn, username):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
+        await append_audit(conn, actor=admin.username, role=admin.role, action="user.sign_out",
+                           query={"username": username}, purpose="user administration", result_count=1)
+    directory: UserDirectory = request.app.state.users
+    directory.forget(username)
