@@ -289,6 +289,38 @@ async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
         assert refused.status_code == 403
 
 
+async def test_an_import_refuses_rows_that_would_never_alert_and_keeps_reasons_as_written(
+    editor: ApiServer,
+) -> None:
+    """An imported row in force but past its expiry, or with an `active` cell that is not a yes or
+    a no, had been stored (active but ignored by the workers, or silently inactive): the list showed
+    a wanted plate that would never raise an alert. POST refuses the first with a 422; the import now
+    refuses both rows, naming the line. A reason's leading apostrophe was stripped however it
+    stood; only the one the export puts before a formula character goes now."""
+    async with editor.client("operator") as client:
+        async def imported(text: str) -> dict:
+            answer = await client.post("/api/watchlist/import", content=text.encode(),
+                                       headers={"content-type": "text/csv"})
+            return {"status": answer.status_code, **answer.json()}
+
+        never = await imported("pattern,reason,expires_at,active\n"
+                               "29A11111,ok,2031-01-01T00:00:00Z,true\n"
+                               "29A22222,stolen,2020-01-01T00:00:00Z,true\n"
+                               "29A33333,stolen,,có\n"
+                               "29A44444,was wanted,2020-01-01T00:00:00Z,no\n")
+        assert never["status"] == 422, never
+        assert [e["line"] for e in never["errors"]] == [3, 4]
+        assert "past" in never["errors"][0]["error"] and "active" in never["errors"][1]["error"]
+        kept = await imported("pattern,reason,active\n29A55555,'Hot' car seen at market,1\n"
+                              "29A66666,'=shown as text,YES\n29A77777,stolen,0\n")
+        assert kept["status"] == 200 and kept["added"] == 3, kept
+        listed = await client.get("/api/watchlist", params={"include_inactive": "true"})
+        entries = {e["pattern"]: e for e in listed.json()["data"]}
+        assert entries["29A55555"]["reason"] == "'Hot' car seen at market"
+        assert entries["29A66666"]["reason"] == "=shown as text"
+        assert [entries[p]["active"] for p in ("29A55555", "29A66666", "29A77777")] == [True, True, False]
+
+
 async def test_changes_to_different_fields_at_once_all_stay(editor: ApiServer) -> None:
     """Each PATCH reads the entry, merges its fields and writes it back, under a row lock: two
     at once had each written back the other's field as it was."""

@@ -42,7 +42,9 @@ from ioc.storage.watchlist import (
 router = APIRouter(prefix="/api/watchlist", tags=["watchlist"])
 
 MAX_IMPORT_ROWS = 10_000
-_TRUE = ("true", "1", "yes")
+_ACTIVE_CELLS = {"true": True, "1": True, "yes": True, "y": True, "false": False, "0": False, "no": False,
+                 "n": False}
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run: the export quotes them
 CSV_COLUMNS = ("entry_id", "pattern", "reason", "priority", "expires_at", "active", "added_by", "added_at")
 
 # An entry's reason is the audited purpose of adding or changing it: blank is refused here (422),
@@ -121,11 +123,18 @@ def _refuse_if_never_in_force(entry: WatchlistEntry, asked: set[str]) -> None:
     """422 for an entry put in force (added, made active, given an expiry: the ``asked`` fields)
     that is past its expiry already: the list would show it active while the workers and "is it
     wanted?" ignore it, and a wanted vehicle would pass without an alert."""
-    expired = entry.expires_at is not None and entry.expires_at <= datetime.now(UTC)
-    if entry.active and expired and asked & {"active", "expires_at"}:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"expires_at {entry.expires_at.isoformat()} is past: the entry would never "
-                            "match; give a later expires_at, or null for none")
+    if asked & {"active", "expires_at"}:
+        try:
+            _never_in_force(entry, datetime.now(UTC))
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+def _never_in_force(entry: WatchlistEntry, now: datetime) -> None:
+    """ValueError for an active entry past its expiry at ``now``."""
+    if entry.active and entry.expires_at is not None and entry.expires_at <= now:
+        raise ValueError(f"expires_at {entry.expires_at.isoformat()} is past: the entry would never "
+                         "match; give a later expires_at, or null for none")
 
 
 def _note(user: Principal, action: str, entry: WatchlistEntry, purpose: str) -> AuditNote:
@@ -159,7 +168,20 @@ async def list_watchlist(
 def _csv_cell(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula."""
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in _FORMULA_STARTS else text
+
+
+def _uncell(text: str) -> str:
+    """A cell as :func:`_csv_cell` wrote it, back: its quoting apostrophe off, any other kept."""
+    return text[1:] if text[:1] == "'" and text[1:2] in _FORMULA_STARTS else text
+
+
+def _active_cell(text: str) -> bool:
+    """An import's ``active`` cell: yes or no, never a guess (anything else had been taken for no)."""
+    try:
+        return _ACTIVE_CELLS[text.lower() or "true"]
+    except KeyError:
+        raise ValueError(f"active: {text!r} is neither true nor false (1/0, yes/no)") from None
 
 
 @router.get("/export.csv", response_class=Response, summary="All entries as CSV (UTF-8)",
@@ -210,16 +232,19 @@ def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], li
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {MAX_IMPORT_ROWS} rows")
         cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         try:
-            fields: dict[str, Any] = {"pattern": cells["pattern"], "reason": cells["reason"].lstrip("'"),
+            fields: dict[str, Any] = {"pattern": cells["pattern"], "reason": _uncell(cells["reason"]),
                                       "priority": cells.get("priority") or 2,
                                       "expires_at": cells.get("expires_at") or None,
-                                      "active": (cells.get("active") or "true").lower() in _TRUE,
+                                      "active": _active_cell(cells.get("active") or ""),
                                       "added_by": user.username, "added_at": now}
             if cells.get("entry_id"):
                 fields["entry_id"] = cells["entry_id"]
             if not fields["reason"]:
                 raise ValueError("reason: every entry needs a reason (as POST /api/watchlist does)")
-            entries.append(_entry(**fields))
+            entry = _entry(**fields)
+            if "entry_id" not in fields:  # a new entry; an exported one that has since expired may come back
+                _never_in_force(entry, now)
+            entries.append(entry)
         except (ValidationError, ValueError) as exc:
             message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
                 if isinstance(exc, ValidationError) else str(exc)
