@@ -25,7 +25,7 @@ from streams.checkpoint_vehicles import count_edge_reads
 from streams.context import WorkerContext
 from streams.sinks import write_batch
 from streams.tables import WatchlistIndex
-from streams.watchlist_alerts import record_hits
+from streams.watchlist_alerts import record_hits, uncounted_hits
 
 
 async def store_reads(
@@ -105,7 +105,9 @@ async def _raise_alerts(
     to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
 
     async def record(conn: AsyncConnection, rows: list[tuple[PlateRead, Hit]]) -> int:
-        for alert in await record_hits(conn, rows):
+        # a replayed read that an incident counted raises nothing again, even once the incident is
+        # closed (a lost publish is the outbox's to make good)
+        for alert in await record_hits(conn, await uncounted_hits(conn, rows)):
             to_publish[alert.alert_id] = alert
         return len(rows)
 

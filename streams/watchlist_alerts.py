@@ -72,10 +72,11 @@ async def uncounted_hits(
     conn: AsyncConnection, hits: list[tuple[PlateRead, Hit]]
 ) -> list[tuple[PlateRead, Hit]]:
     """The hits whose read no incident of their entry and plate has counted, open or closed, however
-    long ago: what a search of past reads may record. Past-read matching searches an entry on every
-    worker, again 10 s later, and again whenever a worker starts; what it found before must raise
+    long ago: what may be recorded. A live read comes again in a replay (a crash before its offset
+    was committed, a dead-letter replay), and past-read matching searches an entry on every worker,
+    again 10 s later, and again whenever a worker starts; what was counted before must raise
     nothing again (an incident an operator closed would otherwise be published again, or opened
-    anew from a read the search had not found before). Takes the incidents' locks, held until the
+    anew from a read appended to it). Takes the incidents' locks, held until the
     transaction ends (call inside one, then :func:`record_hits`): of two workers searching at once,
     the second finds what the first recorded."""
     keys = list({(hit.entry.entry_id, read.text) for read, hit in hits})
@@ -90,9 +91,9 @@ async def uncounted_hits(
 async def record_hits(
     conn: AsyncConnection, hits: list[tuple[PlateRead, Hit]], *, past_read: bool = False
 ) -> list[Alert]:
-    """Open or extend one incident per (entry, plate); returns the alerts to publish
-    (each incident's current state, once). Call inside a transaction: the advisory
-    locks hold until it ends.
+    """Open or extend one incident per (entry, plate) with ``hits`` no incident counted yet
+    (:func:`uncounted_hits`); returns the alerts to publish (each incident's current state, once).
+    Call inside a transaction: the advisory locks hold until it ends.
 
     A batch's hits cost the same few statements however many plates they are for
     (a burst of edge reads carries dozens of watchlisted plates per batch).
@@ -115,9 +116,6 @@ async def record_hits(
     for key, group in groups.items():
         if key in existing:
             alert_id = existing[key]
-            # a replay of the opening read publishes the incident again (consumers dedupe by id)
-            if any(alert_id_for(read, hit) == alert_id for read, hit in group):
-                changed.add(alert_id)
         else:
             opening = alert_for_hit(*group[0], past_read=past_read)
             openings.append(opening)
