@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +77,11 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 MAX_NAME_LENGTH = 64
 # ids are printable and neither blank nor padded: " cam-1" would be another camera than "cam-1"
 # to the database and a twin of it on an operator's screen
+# One reading's count (a counter's interval, a QR point's check-ins) and an environmental value's
+# size: the counts are summed per minute, hour and day in float8, and two readings of 1.7e308 (a
+# sensor's "no value" sentinel) had overflowed the sum and refused the refresh of every checkpoint
+MAX_COUNT = 100_000
+MAX_MAGNITUDE = 1e12
 NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)]
 # detectors.recognizer.LookCloser's values, spelt out so that the core need not import OpenCV:
@@ -223,10 +228,16 @@ class SensorReading(_Event):
     checkpoint_id: Name
     sensor_kind: SensorKind
     captured_at: CaptureTime
-    value: float = Field(allow_inf_nan=False)
+    value: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
     unit: str = Field("count", max_length=16, pattern=PRINTABLE)
     direction: Direction | None = None
     vehicle_class: VehicleClass | None = None
+
+    @model_validator(mode="after")
+    def _a_count_counts(self) -> SensorReading:
+        if self.sensor_kind != SensorKind.ENVIRONMENT and not 0 <= self.value <= MAX_COUNT:
+            raise ValueError(f"a {self.sensor_kind} value is a count from 0 to {MAX_COUNT}, not {self.value}")
+        return self
 
 
 class PlateRead(_CameraContext):

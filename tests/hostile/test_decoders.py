@@ -44,7 +44,15 @@ from detectors.jpeg import (
 )
 from detectors.recognizer import PlateRecognizer
 from detectors.synthetic import render_scene
-from ioc.schemas import NAME_PATTERN, CameraFrame, DeadLetter, EdgePlateRead, SensorReading, WatchlistEntry
+from ioc.schemas import (
+    MAX_COUNT,
+    NAME_PATTERN,
+    CameraFrame,
+    DeadLetter,
+    EdgePlateRead,
+    SensorReading,
+    WatchlistEntry,
+)
 from ioc.storage.plate_reads import _plate_condition
 from ioc.storage.plate_text import normalise_query, plate_skeleton, wildcard_to_like
 from ioc.storage.watchlist import normalised_entry
@@ -108,7 +116,7 @@ def _sensor_reading() -> st.SearchStrategy[BaseModel]:
             event_id=e, sensor_id=sid, checkpoint_id=cp, sensor_kind=kind, captured_at=at, value=value,
             unit=unit),
         st.uuids(), _name, _name, st.sampled_from(["vehicle_count", "qr_checkin", "environment"]),
-        _times, st.floats(allow_nan=False, allow_infinity=False), st.text(_printable_char, max_size=16))
+        _times, st.floats(0, MAX_COUNT), st.text(_printable_char, max_size=16))
 
 
 VALID_EVENTS = {"frames": _frame, "edge_plate_reads": _edge_read, "sensor_readings": _sensor_reading}
@@ -287,7 +295,7 @@ def _structural_attacks(topic: str) -> dict[str, bytes | None]:
     if topic == "sensor_readings":
         value = '"value": ' + json.dumps(valid["value"])
         attacks |= {f"value {token}": text.replace(value, f'"value": {token}').encode()
-                    for token in ("NaN", "Infinity", "-Infinity", "1e999")}
+                    for token in ("NaN", "Infinity", "-Infinity", "1e999", "1.7e308", "-5", "100001")}
     if topic == "frames":
         attacks["jpeg 4 MB of base64"] = _encode({**valid, "jpeg": "A" * 4_000_000})
         attacks["jpeg not base64"] = _encode({**valid, "jpeg": "\u00e9\u00e9\u00e9\u00e9"})
