@@ -65,6 +65,8 @@ class LivePassages:
     feeds: dict[Lane, Hashable] = field(default_factory=dict)
     # lane -> capture time (Unix) before which a passage opened by a seeded read is not written
     whole_from: dict[Lane, float] = field(default_factory=dict)
+    # partitions revoked and not assigned again: a batch of theirs still being stored feeds no lane
+    revoked: set[Hashable] = field(default_factory=set)
 
     @property
     def owned(self) -> Set[Lane]:
@@ -72,9 +74,11 @@ class LivePassages:
         return self.feeds.keys()
 
     def add(self, read: PlateRead, partition: Hashable = None) -> None:
-        """A read this worker stored, from its ``partition``."""
+        """A read this worker stored, from its ``partition``: the lane is this worker's unless the
+        partition was revoked meanwhile (the read reaches the new owner through the database)."""
         lane = (read.camera_id, read.lane)
-        self.feeds[lane] = partition
+        if partition not in self.revoked:
+            self.feeds[lane] = partition
         candidates = tuple((c.text, c.confidence) for c in read.candidates)
         self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
 
@@ -90,9 +94,14 @@ class LivePassages:
     def release(self, partitions: Collection[Hashable]) -> None:
         """``partitions`` were revoked: the lanes they fed are another worker's now. Kept, they
         were never seeded again on their return, so a vehicle in view then got a second passage."""
+        self.revoked.update(partitions)
         for lane, partition in list(self.feeds.items()):
             if partition in partitions:
                 del self.feeds[lane]
+
+    def assign(self, partitions: Collection[Hashable]) -> None:
+        """``partitions`` are this worker's (again): their reads feed their lanes."""
+        self.revoked.difference_update(partitions)
 
     def _writable(self, passage: Passage) -> bool:
         if passage.lane not in self.owned:

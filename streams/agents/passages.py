@@ -64,6 +64,7 @@ def register(ctx: WorkerContext) -> None:
     @ctx.app.on_partitions_assigned.connect
     async def seed_assigned_lanes(app: object, assigned: set[TP], **_: object) -> None:  # noqa: ARG001 - Faust signal
         nonlocal unseeded
+        ctx.passages.assign(assigned)
         unseeded = True
         try:  # a failure here would crash the worker: the timer tries again instead
             async with asyncio.timeout(SEED_TIMEOUT_S):

@@ -233,3 +233,26 @@ async def test_a_lane_that_comes_back_is_seeded_again(database_url: str) -> None
     finally:
         await (await worker.pool()).close()
     assert [(p["text"], p["reads"]) for p in await _passages(database_url)] == [("29A12345", 3)]
+
+
+async def test_a_batch_in_flight_as_its_partition_is_revoked_does_not_take_its_lane_back(
+    database_url: str,
+) -> None:
+    """A batch still being stored when its partition was revoked made this worker the lane's owner
+    again: two workers then wrote the lane's passages (the last write winning with part of the
+    reads), and on the partition's return the lane was not seeded again."""
+    await migrate(database_url)
+    worker, _, on_assigned, on_revoked = _worker(database_url)
+    partition = TP("camera-frames", 0)
+    start = utcnow() - timedelta(seconds=3)
+    in_flight, later = (_read("29A12345", start + timedelta(seconds=s)) for s in (0, 1))
+    try:
+        await _signal(on_assigned, worker.app, {partition})
+        await _signal(on_revoked, worker.app, {partition})
+        worker.passages.add(in_flight, partition)
+        assert ("CP01-CAM1", 0) not in worker.passages.owned
+        await _signal(on_assigned, worker.app, {partition})
+        worker.passages.add(later, partition)
+        assert ("CP01-CAM1", 0) in worker.passages.owned
+    finally:
+        await (await worker.pool()).close()
