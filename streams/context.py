@@ -30,7 +30,6 @@ from streams.live_passages import LivePassages
 from streams.recognition_pool import RecognitionPool
 from streams.retries import SEND_ERRORS, Backoff, refused_for_good
 from streams.sinks import DATABASE_UNAVAILABLE, RowRejectedError
-from streams.touched_minutes import TouchedMinutes
 
 E = TypeVar("E", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -114,7 +113,6 @@ class WorkerContext:
     # per source partition, the offset and Kafka time of the last message whose take is finished
     processed: dict[TP, tuple[int, datetime]] = field(default_factory=dict)
     passages: LivePassages = field(default_factory=LivePassages)  # written by the passages timer
-    touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)  # read by the counts timer
     _cameras: dict[str, Camera] = field(default_factory=dict)  # the registry as last read
     _cameras_loaded_at: float = float("-inf")
     _pool: AsyncConnectionPool | None = None

@@ -45,7 +45,6 @@ async def store_reads(
     refused_messages = await ctx.dead_letter_refused(batch, rejected)
 
     stored = [read for read in reads if id(read) not in refused]
-    ctx.touched_minutes.add(read.captured_at for read in stored)
     hits = [(read, hit) for read in stored for hit in watchlist.matches(read)]
     # a camera's reads reach the topic, its incidents and its passages in the order taken
     await ctx.earlier_batches_done()

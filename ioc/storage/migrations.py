@@ -188,6 +188,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0016_sighting_evidence", _its_file("0016_sighting_evidence")),
     Migration("0017_signed_out_tokens", _its_file("0017_signed_out_tokens")),
     Migration("0018_alert_outbox", _its_file("0018_alert_outbox")),
+    Migration("0019_uncounted_minutes", _its_file("0019_uncounted_minutes")),
 )
 
 

@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
+from ioc.storage.uncounted_minutes import queue_minutes
 
 __all__ = ["LaneRead", "PassageRow", "lane_reads", "upsert_passages"]
 
@@ -76,8 +77,13 @@ _PASSAGES = StagedTable(
 
 
 async def upsert_passages(conn: AsyncConnection, passages: Sequence[PassageRow]) -> int:
-    """Insert new passages and update changed ones (one COPY); returns the rows written."""
-    return await copy_and_insert(conn, _PASSAGES, (
-        (p.passage_id, p.camera_id, p.checkpoint_id, p.lane, p.direction, p.started_at, p.ended_at, p.text,
-         p.display, p.confidence, p.reads, p.support, p.read_ids, p.best_read_id, p.status)
-        for p in passages))
+    """Insert new passages and update changed ones (one COPY); returns the rows written. Their
+    minutes (a frame camera's vehicles count in the minute their passage started) are queued for
+    recounting."""
+    async with conn.transaction():
+        written = await copy_and_insert(conn, _PASSAGES, (
+            (p.passage_id, p.camera_id, p.checkpoint_id, p.lane, p.direction, p.started_at, p.ended_at,
+             p.text, p.display, p.confidence, p.reads, p.support, p.read_ids, p.best_read_id, p.status)
+            for p in passages))
+        await queue_minutes(conn, (p.started_at for p in passages))
+    return written

@@ -27,6 +27,7 @@ from ioc.storage.plate_text import (
     wildcard_to_like,
 )
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
+from ioc.storage.uncounted_minutes import queue_minutes
 
 __all__ = [
     "MAX_PAGE",
@@ -75,7 +76,8 @@ def _read_row(read: PlateRead) -> tuple[object, ...]:
 
 
 async def insert_plate_reads(conn: AsyncConnection, reads: Sequence[PlateRead]) -> int:
-    """Store reads (crops in ``plate_crops``); returns how many reads were new.
+    """Store reads (crops in ``plate_crops``); returns how many reads were new. The minutes of
+    edge reads, which the checkpoint counts count, are queued for recounting.
 
     A replayed read (same ``read_id`` and ``captured_at``) is skipped, so
     at-least-once delivery never stores a read twice.
@@ -87,6 +89,7 @@ async def insert_plate_reads(conn: AsyncConnection, reads: Sequence[PlateRead]) 
         crops = [(r.read_id, r.captured_at, r.crop_jpeg) for r in reads if r.crop_jpeg is not None]
         if crops:
             await copy_and_insert(conn, _CROPS, crops)
+        await queue_minutes(conn, (r.captured_at for r in reads if r.source == "edge"))
     return new
 
 

@@ -10,8 +10,9 @@ from uuid import UUID
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from ioc.schemas import SensorReading
+from ioc.schemas import SensorKind, SensorReading
 from ioc.storage.staged_insert import StagedTable, copy_and_insert
+from ioc.storage.uncounted_minutes import queue_minutes
 
 __all__ = ["StoredSensorReading", "insert_sensor_readings", "sensor_readings_between"]
 
@@ -25,6 +26,8 @@ _READINGS = StagedTable(
     conflict=["event_id", "captured_at"],
 )
 
+_COUNTED = frozenset({SensorKind.VEHICLE_COUNT, SensorKind.QR_CHECKIN})  # what checkpoint counts sum
+
 
 def _row(reading: SensorReading) -> tuple[object, ...]:
     # the enum fields are StrEnums: psycopg dumps them as the strings they are (their values)
@@ -35,10 +38,14 @@ def _row(reading: SensorReading) -> tuple[object, ...]:
 
 
 async def insert_sensor_readings(conn: AsyncConnection, readings: Sequence[SensorReading]) -> int:
-    """Store readings keyed by their ``event_id``; returns how many were new (replays add none)."""
+    """Store readings keyed by their ``event_id``; returns how many were new (replays add none).
+    The minutes of counts (vehicles, QR check-ins) are queued for recounting."""
     if not readings:
         return 0
-    return await copy_and_insert(conn, _READINGS, map(_row, readings))
+    async with conn.transaction():
+        new = await copy_and_insert(conn, _READINGS, map(_row, readings))
+        await queue_minutes(conn, (r.captured_at for r in readings if r.sensor_kind in _COUNTED))
+    return new
 
 
 @dataclass(frozen=True, slots=True)

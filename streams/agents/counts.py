@@ -4,12 +4,12 @@ Counting from the stored (deduplicated) reads instead of in-memory windows
 makes replays harmless: a refresh writes absolute values, so a replayed read
 can never be counted twice and a crashed worker loses no window.
 
-A refresh recomputes only the minutes this worker stored rows in since the last
-one: recomputing the last 15 minutes every 10 s read every row of them again,
-each time and in every worker (seconds of database time per refresh at 1,000
-reads/s, which delayed alerts). Every few minutes a sweep recomputes the whole
-``LOOKBACK`` anyway, for minutes a worker that died between storing and
-refreshing left behind.
+A refresh recomputes only the minutes rows were stored in since the last one
+(queued with them, :mod:`ioc.storage.uncounted_minutes`, and taken off by the
+transaction that recounts them): recomputing the last 15 minutes every 10 s read
+every row of them again, each time and in every worker (seconds of database time
+per refresh at 1,000 reads/s, which delayed alerts). Every few minutes a sweep
+recomputes the whole ``LOOKBACK`` anyway, for rows written by other means.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ioc.schemas import utcnow
 from ioc.storage.checkpoint_counts import refresh_counts
 from ioc.storage.database import connect
 from ioc.storage.late_rollups import past_the_policies, refresh_late_rollups
+from ioc.storage.uncounted_minutes import as_ranges, take_minutes
 from streams.context import WorkerContext
 from streams.sinks import DATABASE_UNAVAILABLE, write_batch
-from streams.touched_minutes import as_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +35,33 @@ SWEEP_EVERY_S = 300.0
 LOOKBACK = timedelta(minutes=15)
 
 
-async def _refresh(conn: AsyncConnection, ranges: list[tuple[datetime, datetime]]) -> int:
-    changed = 0
-    for since, until in ranges:
-        changed += await refresh_counts(conn, since=since, until=until)
-    return changed
-
-
 def register(ctx: WorkerContext) -> None:
     swept_at = float("-inf")  # the first refresh after start-up is a sweep
 
     @ctx.timer(REFRESH_EVERY_S, name="refresh-checkpoint-counts")
     async def refresh_checkpoint_counts() -> None:
         nonlocal swept_at
-        minutes = ctx.touched_minutes.take()
         sweep = time.monotonic() - swept_at >= SWEEP_EVERY_S
-        ranges = as_ranges(minutes)
-        if sweep:
-            now = utcnow()
-            ranges = [(now - LOOKBACK, now), *ranges]
-        if not ranges:
+        now = utcnow()
+        recounted: list[tuple[datetime, datetime]] = []
+
+        async def recount(conn: AsyncConnection, _: object) -> int:
+            ranges = [(now - LOOKBACK, now)] if sweep else []
+            ranges += as_ranges(await take_minutes(conn))
+            recounted[:] = ranges  # of the try that committed
+            changed = 0
+            for since, until in ranges:
+                changed += await refresh_counts(conn, since=since, until=until)
+            return changed
+
+        _, refused = await write_batch(await ctx.pool(), "checkpoint_counts", recount, [None])
+        if refused:  # not expected: the minutes stay queued, and the next refresh tries them again
+            logger.error("checkpoint counts: the refresh was refused by the database: %s", refused[0])
             return
-        try:
-            await write_batch(await ctx.pool(), "checkpoint_counts", _refresh, ranges)
-        except BaseException:
-            ctx.touched_minutes.restore(minutes)
-            raise
         if sweep:
             swept_at = time.monotonic()
-        if past_the_policies(ranges, now=utcnow()):  # only then a connection for it
-            await _refresh_late_rollups(ctx, ranges)
+        if past_the_policies(recounted, now=utcnow()):  # only then a connection for it
+            await _refresh_late_rollups(ctx, recounted)
 
 
 async def _refresh_late_rollups(ctx: WorkerContext, ranges: list[tuple[datetime, datetime]]) -> None:

@@ -83,8 +83,6 @@ def register(ctx: WorkerContext) -> None:
             _, rejected = await write_batch(pool, "passages", upsert_passages, rows)
             refused = {id(r.row) for r in rejected}
             written = [row for row in rows if id(row) not in refused]
-            # a frame camera's vehicles are counted by passage: refresh their windows
-            ctx.touched_minutes.add(row.started_at for row in written)
             for status, n in Counter(row.status for row in written).items():
                 metrics.PASSAGES.labels(status).inc(n)
             first_final = [row for row in written if row.passage_id not in ctx.passages.rewritten]

@@ -24,7 +24,6 @@ from streams.checkpoint_vehicles import count_final_passages
 from streams.live_passages import LivePassages
 from streams.plate_read_sink import store_reads
 from streams.reads import read_from_edge
-from streams.touched_minutes import TouchedMinutes
 
 on_postgres = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -36,7 +35,6 @@ class _Context:
     """A worker's context as far as storing reads goes; the reads' topic and incidents aside."""
 
     _pool: AsyncConnectionPool
-    touched_minutes: TouchedMinutes = field(default_factory=TouchedMinutes)
     passages: LivePassages = field(default_factory=LivePassages)
     published: list[Any] = field(default_factory=list)
 

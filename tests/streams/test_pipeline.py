@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ioc.demo import DemoProcesses, child_env, prepare
 from ioc.schemas import CameraFrame, DeadLetter, Direction, EdgePlateRead, EdgePlateReadBatch, utcnow
 from ioc.storage.cameras import upsert_camera
 from ioc.storage.database import connect
+from streams.agents import counts
 from streams.app import create_app
 from streams.context import UNKNOWN_CAMERA_RECHECK_S
 
@@ -76,13 +78,15 @@ def _frame(plate: str, layout: str = "one_line") -> CameraFrame:
 
 
 async def _send_edge_envelopes(
-    producer: AIOKafkaProducer, topic: str, plates: list[str], *, key: Callable[[int], bytes]
+    producer: AIOKafkaProducer, topic: str, plates: list[str], *, key: Callable[[int], bytes],
+    at: datetime | None = None,
 ) -> None:
-    """``plates`` as gateway envelopes of 100 edge reads; ``key`` gets each envelope's first index."""
+    """``plates`` as gateway envelopes of 100 edge reads, captured ``at`` (default: now); ``key``
+    gets each envelope's first index."""
     for start in range(0, len(plates), 100):
         batch = EdgePlateReadBatch(reads=[
             EdgePlateRead(camera_id=CAMERA, checkpoint_id=CHECKPOINT, direction=Direction.IN,
-                          captured_at=utcnow(), text=p, confidence=0.9)
+                          captured_at=at or utcnow(), text=p, confidence=0.9)
             for p in plates[start:start + 100]
         ])
         await producer.send(topic, batch.to_json(), key=key(start))
@@ -427,5 +431,30 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
     assert await scalar(settings, "SELECT count(*) FROM plate_reads") == len(plates)
     # the count windows hold every read exactly once, whichever worker stored it and refreshed
     # its minutes (the restarted worker's first refresh sweeps what the killed one left)
+    await wait_for(settings, "SELECT coalesce(sum(vehicles), 0)::int FROM checkpoint_counts"
+                   " WHERE checkpoint_id = %s", [CHECKPOINT], len(plates), timeout=60)
+
+
+@pytest.mark.parametrize("database_url", ["timescaledb"], indirect=True)
+async def test_late_reads_stored_just_before_a_crash_are_counted_after_the_restart(
+    settings: Settings, worker: DemoProcesses, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    """The minutes a worker stored were kept in its memory until its next refresh (every 10 s): a
+    worker killed in between lost them, and the restarted worker's sweep reaches back 15 minutes,
+    so late reads (a camera's backlog, uploaded after an outage) stayed uncounted for good. The
+    minutes are now queued in the database with the reads, and taken off by the refresh."""
+    plates = [f"20B{n:05d}" for n in range(300)]
+    async with await connect(settings.database_conninfo()) as holder:
+        await holder.execute("LOCK TABLE checkpoint_counts IN EXCLUSIVE MODE")  # every refresh waits
+        await _send_edge_envelopes(producer, settings.topics.edge_plate_reads, plates, key=lambda _: b"gw",
+                                   at=utcnow() - timedelta(hours=2))
+        await wait_for(settings, "SELECT count(*)::int FROM plate_reads", [], len(plates), timeout=60)
+        await asyncio.sleep(counts.REFRESH_EVERY_S + 1)  # the refresh of those minutes waits too
+        _, proc = worker.children[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        worker.children.clear()
+        await holder.rollback()
+    worker.start("worker-restarted", [sys.executable, "-m", "ioc", "worker"], child_env(settings), tmp_path)
     await wait_for(settings, "SELECT coalesce(sum(vehicles), 0)::int FROM checkpoint_counts"
                    " WHERE checkpoint_id = %s", [CHECKPOINT], len(plates), timeout=60)
