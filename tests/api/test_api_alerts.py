@@ -372,3 +372,51 @@ async def test_an_alert_without_a_crop_links_none_or_answers_404(staffed: ApiSer
         link = (await operator.get(f"/api/alerts/{hit.alert_id}")).json()["crop_url"]
         assert (await operator.get(link)).status_code == 404
         assert (await operator.get(f"/api/alerts/{uuid.uuid4()}/crop.jpg")).status_code == 404
+
+
+async def test_every_refusal_of_a_change_is_in_the_openapi_document(staffed: ApiServer) -> None:
+    """A decision on a closed or decided hit, or on an alert that is not a hit, answers 409, but
+    the decision's OpenAPI answers listed only 200 and 422: a client generated from the document
+    had no case for the officer's most common refusal (the hit was already decided)."""
+    hit, camera = watchlist_alert("30A12345"), _camera_alert()
+    await store_alerts(staffed, [hit, camera])
+    reason = staffed.settings.hit_decision_reasons[0]
+    decision, change = "/api/alerts/{alert_id}/decision", "/api/alerts/{alert_id}/status"
+    answers: list[tuple[str, int, str]] = []
+    async with staffed.client("officer") as officer:
+        document = (await officer.get("/openapi.json")).json()
+
+        async def decide(alert_id: uuid.UUID, verdict: str) -> None:
+            answer = await officer.post(decision.format(alert_id=alert_id),
+                                        json={"decision": verdict, "reason": reason})
+            answers.append((decision, answer.status_code, answer.text))
+
+        await decide(hit.alert_id, "rejected")
+        await decide(hit.alert_id, "accepted")       # rejected: closed
+        await decide(camera.alert_id, "accepted")    # not a hit
+        await decide(uuid.uuid4(), "accepted")       # no such alert
+    async with staffed.client("operator") as operator:
+        for alert_id in (hit.alert_id, uuid.uuid4()):
+            answer = await operator.post(change.format(alert_id=alert_id), json={"status": "acknowledged"})
+            answers.append((change, answer.status_code, answer.text))
+    assert [code for _, code, _ in answers] == [200, 409, 409, 404, 409, 404], answers
+    assert "rejected by an officer's decision" in answers[1][2]
+    for path, code, body in answers:
+        documented = document["paths"][path]["post"]["responses"]
+        assert str(code) in documented, (path, code, body, sorted(documented))
+
+
+async def test_the_history_of_an_alert_that_does_not_exist_is_404(staffed: ApiServer) -> None:
+    """GET /api/alerts/{id} answered 404 for an unknown alert while its history answered 200 with
+    an empty list, as if the alert existed and nothing had happened to it. A stored alert with no
+    history rows still answers its (empty) list."""
+    alert = watchlist_alert("30A12345")
+    await store_alerts(staffed, [alert])
+    await staffed.sql("DELETE FROM alert_events WHERE alert_id = %s", [alert.alert_id])
+    async with staffed.client("operator") as operator:
+        document = (await operator.get("/openapi.json")).json()
+        unknown = await operator.get(f"/api/alerts/{uuid.uuid4()}/history")
+        bare = await operator.get(f"/api/alerts/{alert.alert_id}/history")
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "no such alert"})
+    assert (bare.status_code, bare.json()) == (200, [])
+    assert "404" in document["paths"]["/api/alerts/{alert_id}/history"]["get"]["responses"]

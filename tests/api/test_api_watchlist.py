@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
+from jsonschema import Draft202012Validator
 from served_api import ApiServer, read_topic
 
 from ioc import watchlist_sync
@@ -269,7 +270,8 @@ async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
         # each imported entry audited as POST and PATCH audit theirs, its reason the purpose
         audited = await editor.sql("SELECT action, query->>'pattern', purpose FROM audit_log"
                                    " WHERE action LIKE 'watchlist.%%' ORDER BY audit_id")
-        assert audited[1:] == [("watchlist.update", "29X504899", "=HYPERLINK(1)"),
+        assert audited[1:] == [("watchlist.export", None, "watchlist CSV export"),
+                               ("watchlist.update", "29X504899", "=HYPERLINK(1)"),
                                ("watchlist.add", "30A99999", "Xe gây tai nạn bỏ chạy"),
                                ("watchlist.add", "51G*", "fleet"),
                                ("watchlist.import", None, "watchlist CSV import")]
@@ -287,6 +289,60 @@ async def test_csv_export_and_import_round_trip(editor: ApiServer) -> None:
         assert (await auditor.get("/api/watchlist/export.csv")).status_code == 200
         refused = await auditor.post("/api/watchlist", json={"pattern": "30A1", "reason": "x"})
         assert refused.status_code == 403
+
+
+async def test_every_export_is_audited(editor: ApiServer) -> None:
+    """The export hands over every wanted plate and why, in bulk, but left no audit record while a
+    single "is it wanted?" look-up leaves one. Now one record per export, by who asked, with what
+    was asked (include_inactive) and how many entries went out."""
+    async with editor.client("operator") as client:
+        for pattern, active in (("29X504899", True), ("30A12345", True), ("51G*", False)):
+            created = await client.post("/api/watchlist", json={"pattern": pattern, "reason": "export"})
+            if not active:
+                await client.patch(f"/api/watchlist/{created.json()['entry_id']}", json={"active": False})
+        assert (await client.get("/api/watchlist/export.csv")).status_code == 200
+    async with editor.client("auditor") as auditor:
+        everything = await auditor.get("/api/watchlist/export.csv", params={"include_inactive": "true"})
+        assert everything.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(everything.content.decode("utf-8-sig"))))
+    assert len(rows) == 3
+    exports = await editor.sql("SELECT actor, role, query, purpose, result_count FROM audit_log"
+                               " WHERE action = 'watchlist.export' ORDER BY audit_id")
+    assert exports == [("operator", "operator", {"include_inactive": False}, "watchlist CSV export", 2),
+                       ("auditor", "auditor", {"include_inactive": True}, "watchlist CSV export", 3)]
+
+
+async def test_an_imports_refusals_are_documented_with_their_bodies(editor: ApiServer) -> None:
+    """The import's 422 was documented by a description only, though its body is the row errors
+    (an ImportResult) or, for a file that cannot be read at all, one message; its 413 (too many
+    rows, or a body over the size limit) was not documented. Each answer's body must fit the
+    schema the document gives its status and content type."""
+    limit = editor.settings.api_max_body_bytes
+    async with editor.client("operator") as client:
+        document = (await client.get("/openapi.json")).json()
+
+        async def imported(body: bytes) -> tuple[int, str, object]:
+            answer = await client.post("/api/watchlist/import", content=body,
+                                       headers={"content-type": "text/csv"})
+            media = answer.headers["content-type"].split(";")[0]
+            return answer.status_code, media, answer.json() if media == "application/json" else answer.text
+
+        answers = [await imported(b"pattern,reason\n30A11111,ok\n*,too short\n"),
+                   await imported("pattern,reason\n30A11111,Café\n".encode("latin-1")),
+                   await imported(b"30A11111,no header\n"),
+                   await imported(b"pattern,reason\n" + b"".join(b"30A%05d,x\n" % i for i in range(10_001))),
+                   await imported(b"pattern,reason\n" + b"30A12345,x\n" * (limit // 10))]
+    assert [(code, media) for code, media, _ in answers] == [
+        (422, "application/json"), (422, "application/json"), (422, "application/json"),
+        (413, "application/json"), (413, "text/plain")], answers
+    responses = document["paths"]["/api/watchlist/import"]["post"]["responses"]
+    for code, media, body in answers:
+        assert str(code) in responses, (code, sorted(responses))
+        schema = responses[str(code)].get("content", {}).get(media, {}).get("schema")
+        assert schema is not None, (code, media, responses[str(code)])
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        assert not list(validator.iter_errors(body)), (code, body, schema)
+        assert list(validator.iter_errors({"errors": "none"})), schema  # a schema that says something
 
 
 async def test_an_import_refuses_rows_that_would_never_alert_and_keeps_reasons_as_written(

@@ -129,6 +129,31 @@ async def test_checkpoint_direction_and_time_filters(seeded: ApiServer) -> None:
     assert recent["count"] == 5
 
 
+async def test_a_window_given_only_its_end_reaches_back_the_retention_period_from_it(
+    seeded: ApiServer,
+) -> None:
+    """``since`` left out was the retention period back from now, whatever ``until`` said: asked
+    for the sightings before a date more than a retention period ago (a cold case), the officer
+    got 422 "since must be before until" for a query that states nothing wrong. The period now
+    reaches back from the end asked for (from now where the end is later), and the audit record
+    holds the window searched."""
+    now = datetime.now(UTC)
+    retention = timedelta(days=seeded.settings.read_retention_days)
+    long_ago, two_days_ago = now - timedelta(days=400), now - timedelta(days=2)
+    cold = await _sightings(seeded, plate="30A12345", until=long_ago.isoformat(), limit=100)
+    assert cold["count"] == 0
+    before = await _sightings(seeded, plate="30A12345", until=two_days_ago.isoformat(), limit=100)
+    assert before["count"] == 1  # the read of three days ago only
+    ahead = await _sightings(seeded, plate="30A12345", until=(now + timedelta(days=1)).isoformat(), limit=100)
+    assert ahead["count"] == 26
+    audited = await seeded.sql("SELECT query->>'since', query->>'until' FROM audit_log"
+                               " WHERE action = 'plate.sightings' ORDER BY audit_id")
+    windows = [(datetime.fromisoformat(since), datetime.fromisoformat(until)) for since, until in audited]
+    assert [until for _, until in windows[:2]] == [long_ago, two_days_ago]
+    assert [since for since, _ in windows[:2]] == [long_ago - retention, two_days_ago - retention]
+    assert abs(windows[2][0] - (now - retention)) < timedelta(minutes=1)  # an end ahead: from now
+
+
 async def test_every_query_needs_a_purpose_and_is_audited(seeded: ApiServer) -> None:
     before = await _audit_count(seeded)
     async with seeded.client("officer") as client:

@@ -56,7 +56,7 @@ ROLE_PREFERENCE = ("supervisor", "auditor", "admin", "operator", "officer")
 # successful calls that must add exactly one audit record each (an import: one more per entry)
 AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("POST", "/api/watchlist"),
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
-           ("POST", "/api/watchlist/import"), ("POST", "/api/users"),
+           ("POST", "/api/watchlist/import"), ("GET", "/api/watchlist/export.csv"), ("POST", "/api/users"),
            ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
            ("POST", "/api/users/{username}/sign-out"),
            ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}"),

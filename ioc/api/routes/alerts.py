@@ -253,9 +253,15 @@ async def read_sighting_crop(
 
 
 @router.get("/{alert_id}/history", response_model=list[HistoryEntry], response_model_exclude_none=True,
-            summary="Every status the alert went through, oldest first")
+            summary="Every status the alert went through, oldest first",
+            responses={404: {"description": "no such alert"}})
 async def read_history(alert_id: uuid.UUID, conn: ConnDep, _: AlertReader) -> list[HistoryEntry]:
-    return [HistoryEntry.model_validate(e) for e in await alert_history(conn, alert_id)]
+    """404 for an unknown alert, as GET /{alert_id} answers: an empty list had said the alert
+    existed with nothing done to it. History rows go with their alert, so only an empty one asks."""
+    events = await alert_history(conn, alert_id)
+    if not events and await get_alert(conn, alert_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    return [HistoryEntry.model_validate(e) for e in events]
 
 
 async def _change(
@@ -285,7 +291,8 @@ async def _change(
 
 @router.post("/{alert_id}/status", response_model=AlertPublic, response_model_exclude_none=True,
              summary="Acknowledge, escalate or resolve, with a note (resolved is final)",
-             responses={409: {"description": "the alert is resolved or rejected (closed), or accepted "
+             responses={404: {"description": "no such alert"},
+                        409: {"description": "the alert is resolved or rejected (closed), or accepted "
                                              "by an officer (then it can only be resolved)"}})
 async def change_status(
     alert_id: uuid.UUID, change: StatusChange, request: Request, pool: PoolDep, user: AlertHandler
@@ -295,7 +302,10 @@ async def change_status(
 
 
 @router.post("/{alert_id}/decision", response_model=AlertPublic, response_model_exclude_none=True,
-             summary="Accept or reject a watchlist hit with a reason from the configured list")
+             summary="Accept or reject a watchlist hit with a reason from the configured list",
+             responses={404: {"description": "no such alert"},
+                        409: {"description": "the alert is not a watchlist hit, is closed (resolved or "
+                                             "rejected), or was decided already (accepted)"}})
 async def decide(
     alert_id: uuid.UUID, decision: HitDecision, request: Request, pool: PoolDep, settings: SettingsDep,
     user: HitDecider,

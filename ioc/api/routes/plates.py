@@ -104,14 +104,19 @@ def _query_kind(plate: str, fuzzy: bool) -> str:
 def _window(
     settings: SettingsDep, since: datetime | None, until: datetime | None
 ) -> tuple[datetime, datetime | None]:
-    """``since`` defaults to the read retention period back; ``until`` left out is no end at all.
+    """``since`` defaults to the read retention period back from ``until`` (from now where
+    ``until`` is later or left out); ``until`` left out is no end at all.
 
     Reads are stored at the camera's capture time, and ingest takes any up to
     ``ioc.schemas.LATEST_CAPTURE``: a default end of now (plus a minute) hid the newest sighting
-    of a wanted vehicle seen by a camera whose clock runs fast for as long as it ran fast."""
-    since = since or datetime.now(UTC) - timedelta(days=settings.read_retention_days)
-    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+    of a wanted vehicle seen by a camera whose clock runs fast for as long as it ran fast.
+    The period reaches back from an earlier end: from now, an end more than a period ago was
+    refused as before its own start (422) though the officer had asked for no start at all."""
+    if (since is not None and since.tzinfo is None) or (until is not None and until.tzinfo is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since and until need a time zone")
+    if since is None:
+        now = datetime.now(UTC)
+        since = min(until or now, now) - timedelta(days=settings.read_retention_days)
     if until is not None and since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
     return since, until
@@ -126,7 +131,9 @@ async def sightings(
     plate: PlateQuery,
     purpose: Purpose,
     fuzzy: bool = False,
-    since: Annotated[datetime | None, Query(description="Default: the read retention period back")] = None,
+    since: Annotated[datetime | None, Query(description="Default: the read retention period back from "
+                                                        "until (from now where until is later or not "
+                                                        "given)")] = None,
     until: Annotated[datetime | None, Query(description="Capture times before this; default: no end (a "
                                                         "camera whose clock runs fast stores reads dated "
                                                         "ahead)")] = None,

@@ -103,6 +103,12 @@ class ImportResult(BaseModel):
     errors: list[ImportProblem] = []
 
 
+class Refusal(BaseModel):
+    """A request refused as a whole, with why: the body of an ``HTTPException``."""
+
+    detail: str
+
+
 def _public(entry: WatchlistEntry) -> WatchlistPublic:
     return WatchlistPublic(**entry.model_dump())
 
@@ -184,10 +190,16 @@ def _active_cell(text: str) -> bool:
         raise ValueError(f"active: {text!r} is neither true nor false (1/0, yes/no)") from None
 
 
-@router.get("/export.csv", response_class=Response, summary="All entries as CSV (UTF-8)",
+@router.get("/export.csv", response_class=Response, summary="All entries as CSV (UTF-8; audited)",
             responses={200: {"content": {"text/csv": {}}}})
-async def export_csv(conn: ConnDep, _: WatchlistReader, include_inactive: bool = False) -> Response:
-    entries = await list_entries(conn, include_inactive=include_inactive, limit=MAX_IMPORT_ROWS * 10)
+async def export_csv(conn: ConnDep, user: WatchlistReader, include_inactive: bool = False) -> Response:
+    """Every wanted plate and why, in bulk: audited (``watchlist.export``, with the number of entries)
+    as a plate look-up is, in the read's own transaction, so no export leaves without its record."""
+    async with conn.transaction():
+        entries = await list_entries(conn, include_inactive=include_inactive, limit=MAX_IMPORT_ROWS * 10)
+        await append_audit(conn, actor=user.username, role=user.role, action="watchlist.export",
+                           query={"include_inactive": include_inactive}, purpose="watchlist CSV export",
+                           result_count=len(entries))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -256,7 +268,14 @@ def _parse_import(raw: bytes, user: Principal) -> tuple[list[WatchlistEntry], li
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
                  "type": "string", "description": "Header line, then rows; columns pattern, reason, "
                  "and optionally priority, expires_at, active, entry_id (an existing id updates)"}}}}},
-             responses={422: {"description": "rows with errors; nothing was imported"}})
+             responses={413: {"model": Refusal, "content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": f"more than {MAX_IMPORT_ROWS:,} rows, or a body over "
+                                             "IOC_API_MAX_BODY_BYTES (refused before the route, as plain "
+                                             "text where the request gave its length); nothing was imported"},
+                        422: {"model": ImportResult | Refusal,
+                              "description": "rows with errors (each with its line; nothing was imported), "
+                                             "or the file refused as a whole (`detail`, e.g. not UTF-8, "
+                                             "or no header line naming pattern and reason)"}})
 async def import_csv(request: Request, pool: PoolDep, user: WatchlistEditor) -> ImportResult | Response:
     entries, errors = _parse_import(await request.body(), user)
     if errors:
