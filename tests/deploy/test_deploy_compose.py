@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 from deploy_files import COMPOSE_FILE, DEPLOY, load_yaml, settings_env_names
 
-IOC_SERVICES = {"topics", "migrate", "retention", "worker", "api", "simulator"}
+IOC_SERVICES = {"topics", "migrate", "retention", "worker", "api", "simulator", "demo-cameras"}
 LONG_RUNNING = {"kafka", "timescaledb", "worker", "api", "prometheus", "grafana"}
-ONE_SHOT = {"topics", "migrate", "db-grants"}
+ONE_SHOT = {"topics", "migrate", "db-grants", "demo-cameras"}
 # Interpolations: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 
@@ -272,3 +273,68 @@ def test_grafana_admin_password_rotation_is_documented() -> None:
     for path in (DEPLOY / ".env.example", DEPLOY.parent / "docs" / "deployment.md"):
         text = path.read_text()
         assert "grafana cli admin reset-admin-password" in text, f"{path.name}: how to rotate Grafana's"
+
+
+def test_demo_registers_the_simulators_cameras_before_it_starts(services: dict[str, Any]) -> None:
+    """Workers dead-letter frames and reads from unregistered cameras (IOC_REQUIRE_KNOWN_CAMERAS,
+    on by default): the demo profile's simulator sent only such traffic, so nothing was stored."""
+    from ioc.cli import build_parser
+    from ioc.commands.cameras import read_camera_file
+    from ioc.config import Settings
+    from ioc.simulator import build_cameras
+
+    simulator, cameras = services["simulator"], services["demo-cameras"]
+    assert cameras["profiles"] == simulator["profiles"] == ["demo"]
+    assert simulator["depends_on"]["demo-cameras"]["condition"] == "service_completed_successfully"
+    assert cameras["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "IOC_REQUIRE_KNOWN_CAMERAS" not in _env(cameras), "the workers' setting is the one that counts"
+    assert cameras["entrypoint"] == ["/bin/sh", "-c"] and len(cameras["command"]) == 1
+    listing, _, registrar = cameras["command"][0].rpartition("|")
+    assert registrar.split() == ["ioc", "cameras", "import", "-"]
+    build_parser().parse_args(registrar.split()[1:])  # a command line ioc takes
+    text = subprocess.run(["/bin/sh", "-c", listing], capture_output=True, text=True, check=True).stdout
+    registered, errors = read_camera_file(text)
+    assert not errors, errors
+    checkpoints = int(
+        _env(simulator).get("IOC_SIMULATOR_CHECKPOINTS", "")
+        or Settings.model_fields["simulator_checkpoints"].default
+    )
+    sent_from = {(camera.camera_id, camera.checkpoint_id) for camera in build_cameras(checkpoints)}
+    assert {(camera.camera_id, camera.checkpoint_id) for camera in registered} == sent_from
+
+
+def test_init_script_is_mounted_beside_the_images_own(services: dict[str, Any]) -> None:
+    """The timescaledb-ha image keeps 000_install_timescaledb.sh and 001_timescaledb_tune.sh in
+    /docker-entrypoint-initdb.d: a directory mounted there hid them (no timescaledb-tune)."""
+    initdb = "/docker-entrypoint-initdb.d"
+    mounted = {}
+    for volume in services["timescaledb"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        assert target.rstrip("/") != initdb, f"{volume} replaces the image's first-start scripts"
+        if target.startswith(initdb + "/"):
+            mounted[target.removeprefix(initdb + "/")] = source
+    scripts = sorted(p.name for p in (DEPLOY / "timescaledb" / "initdb").iterdir())
+    assert scripts and sorted(mounted) == scripts
+    for name in scripts:
+        assert mounted[name] == f"./timescaledb/initdb/{name}"
+        assert name > "001_timescaledb_tune.sh", f"{name} must run after the image's scripts"
+
+
+def test_api_takes_the_display_time_zone_from_the_env_file(services: dict[str, Any]) -> None:
+    """docs/deployment.md tells compose users to set IOC_DISPLAY_TIMEZONE for the api service."""
+    from ioc.config import Settings
+
+    default = Settings.model_fields["display_timezone"].default
+    match = _INTERPOLATION.fullmatch(_env(services["api"]).get("IOC_DISPLAY_TIMEZONE", ""))
+    assert match and match.group(1) == "IOC_DISPLAY_TIMEZONE" and match.groups()[1:] == (":-", default)
+    assert f"\n# IOC_DISPLAY_TIMEZONE={default}\n" in (DEPLOY / ".env.example").read_text()
+
+
+def test_look_closer_cost_is_the_settings_figure() -> None:
+    """The extra time per frame of IOC_ANPR_LOOK_CLOSER=always, as ioc/config.py states it."""
+    from ioc.config import Settings
+
+    cost = re.compile(r"about (\d+) ms more per\s+(?:#\s*)?1280x720")
+    (stated,) = cost.findall(Settings.model_fields["anpr_look_closer"].description or "")
+    for path in (DEPLOY / ".env.example", DEPLOY.parent / "helm" / "ioc" / "values.yaml"):
+        assert cost.findall(path.read_text()) == [stated], f"{path.name}: not {stated} ms"

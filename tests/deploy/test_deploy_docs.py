@@ -1,7 +1,8 @@
 """docs/operations.md against the files it describes: every alert has a runbook entry with
 its severity, every dashboard is listed, the measured figures it sizes with are the ones
 in docs/benchmarks.md, its arithmetic gives the example values in helm/examples, and its
-links point at files that exist."""
+links point at files that exist. docs/deployment.md: its commands fit the chart and the
+compose file."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import math
 import re
 
 import yaml
-from deploy_files import REPO, alerting_rules, dashboards, load_yaml
+from deploy_files import CHART, COMPOSE_FILE, REPO, alerting_rules, dashboards, load_yaml
 
 DOCS = REPO / "docs"
 OPERATIONS = (DOCS / "operations.md").read_text()
-PROVINCE = load_yaml(REPO / "helm" / "examples" / "province.yaml")
+PROVINCE_FILE = REPO / "helm" / "examples" / "province.yaml"
+PROVINCE = load_yaml(PROVINCE_FILE)
 
 
 def _flat(text: str) -> str:
@@ -91,3 +93,67 @@ def test_documented_database_admits_every_pool_of_the_province_example() -> None
     needed = pods * PROVINCE["config"]["databasePoolSize"] + 20
     assert needed <= max_connections, f"{needed} connections, max_connections {max_connections}"
     assert f"= {needed}" in _flat((DOCS / "deployment.md").read_text()), "the docs work out the sum"
+
+
+def _commands(text: str) -> list[str]:
+    """The shell commands of the ```sh blocks, continuation lines joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)
+    return [line.strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration (Helm's --timeout): 20m, 1h30m, 900s."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_documented_helm_installs_wait_for_the_migrate_job() -> None:
+    """Helm waits for a hook Job only --timeout (default 5m); the migrate Job may run
+    migrate.activeDeadlineSeconds (900 s). A shorter wait failed the release of a long migration,
+    and the next upgrade deleted the running Job and started it over."""
+    deadline = load_yaml(CHART / "values.yaml")["migrate"]["activeDeadlineSeconds"]
+    province_comment = "\n".join(
+        line.removeprefix("#").strip()
+        for line in PROVINCE_FILE.read_text().splitlines()
+        if line.startswith("#")
+    )
+    commands = [
+        (source, command)
+        for source, text in (
+            ("deployment.md", (DOCS / "deployment.md").read_text()),
+            ("operations.md", OPERATIONS),
+            ("province.yaml", f"```sh\n{province_comment}\n```"),
+        )
+        for command in _commands(text)
+        if re.match(r"helm (upgrade|install)\b", command)
+    ]
+    assert {source for source, _ in commands} >= {"deployment.md", "province.yaml"}
+    for source, command in commands:
+        timeout = re.search(r"--timeout[ =](\S+)", command)
+        assert timeout, f"{source}: {command} waits Helm's default 5m for the migrate Job"
+        assert _seconds(timeout.group(1)) >= deadline, (
+            f"{source}: {command} gives up before the Job's {deadline} s"
+        )
+
+
+def test_first_user_is_created_in_the_running_api() -> None:
+    """Nobody can sign in to a new deployment until a user exists: the docs show how, with a
+    command the image has, in the API container (compose) and the API Deployment (Helm)."""
+    from ioc.cli import build_parser
+
+    commands = _commands((DOCS / "deployment.md").read_text())
+    users_add = "ioc users add --role admin NAME"
+    (compose,) = [c for c in commands if c.startswith("docker compose") and c.endswith(users_add)]
+    (kubectl,) = [c for c in commands if c.startswith("kubectl") and c.endswith(users_add)]
+    args = build_parser().parse_args(users_add.split()[1:])
+    assert (args.action, args.role, args.username) == ("add", "admin", "NAME")
+
+    service = re.fullmatch(rf"docker compose -f deploy/compose\.yaml exec (?:-T )?(\S+) {users_add}", compose)
+    assert service and load_yaml(COMPOSE_FILE)["services"][service.group(1)]["command"] == ["api"]
+    deployment = re.fullmatch(rf"kubectl -n ioc exec -it? deploy/(\S+) -- {users_add}", kubectl)
+    template = (CHART / "templates" / "api-deployment.yaml").read_text()
+    assert deployment and deployment.group(1) == "ioc-api"  # release "ioc": ioc.fullname is "ioc"
+    assert re.search(r'^  name: \{\{ include "ioc\.fullname" \. \}\}-api$', template, re.MULTILINE)
+    assert "ioc users add --role admin" in (CHART / "templates" / "NOTES.txt").read_text()
