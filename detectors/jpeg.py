@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "DECODED_PIXELS",
     "DecodedImage",
+    "MAX_FILE_BYTES",
     "MAX_PIXELS",
     "MAX_SCALED_JPEG_PIXELS",
     "UndecodableImageError",
@@ -36,6 +37,7 @@ __all__ = [
     "decode_file",
     "decode_image",
     "decode_jpeg",
+    "decode_path",
     "decode_scaled",
     "encode_jpeg",
 ]
@@ -57,6 +59,11 @@ _START_OF_SCAN = 0xDA
 # a file's first bytes, where its size is looked for: a JPEG's frame header follows its EXIF
 # (at most 64 KiB), colour-profile and XMP segments
 _HEAD_BYTES = 256 * 1024
+# how far into a JPEG file its frame header is looked for at most (metadata segments are 64 KiB
+# each): a file with none there is refused, not read whole (a gigabyte of junk after the marker)
+_LONGEST_HEAD_BYTES = 8 * 1024 * 1024
+# a file OpenCV cannot read by its name (a name that is not UTF-8) is read into memory, up to this
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class UndecodableImageError(ValueError):
@@ -167,20 +174,37 @@ def decode_file(path: Path) -> DecodedImage | None:
     """
     with path.open("rb") as file:
         head = file.read(_HEAD_BYTES)
-    header = _header(head)
+        header = _header(head)
+        if header is None and len(head) == _HEAD_BYTES and head.startswith(b"\xff\xd8"):
+            head += file.read(_LONGEST_HEAD_BYTES - _HEAD_BYTES)  # a JPEG whose frame header lies further in
+            header = _header(head)
+            if header is None:
+                raise UndecodableImageError(f"no JPEG frame header in the first {len(head)} bytes")
     if header is None:
-        if len(head) < _HEAD_BYTES or not head.startswith(b"\xff\xd8"):
-            return None
-        return decode_image(path.read_bytes())  # a JPEG whose frame header lies further in
-    width, height = allowed_size(*header)
+        return None
+    return decode_path(path, *allowed_size(*header))
+
+
+def decode_path(path: Path, width: int, height: int) -> DecodedImage:
+    """The image file at ``path``, whose header declares ``width`` x ``height`` (checked by the
+    caller: :func:`allowed_size`), decoded by OpenCV from the file, scaled as :func:`decode_scaled`
+    scales: its bytes are not held while it is decoded. A file OpenCV cannot read by its name is
+    read into memory, up to :data:`MAX_FILE_BYTES`.
+
+    Raises :class:`UndecodableImageError` when it cannot be decoded, OSError when it cannot be read.
+    """
     scale = _scale(width, height)
     try:
         image = cv2.imread(str(path), _SCALED_FLAGS[scale]) if _utf8_name(path) else None
     except cv2.error:
         image = None
-    if image is None or image.size == 0:  # OpenCV could not, or not by this name: from the bytes
-        return decode_scaled(path.read_bytes(), width, height)
-    return DecodedImage(image, scale)
+    if image is not None and image.size:
+        return DecodedImage(image, scale)
+    size = path.stat().st_size  # OpenCV could not, or not by this name: from the bytes
+    if size > MAX_FILE_BYTES:
+        raise UndecodableImageError(f"cannot decode the file by its name, and its {size} bytes are over "
+                                    f"the {MAX_FILE_BYTES} read into memory")
+    return decode_scaled(path.read_bytes(), width, height)
 
 
 def _utf8_name(path: Path) -> bool:

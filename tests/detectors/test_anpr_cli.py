@@ -12,9 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from detectors.plate_rendering import render_plate
 from detectors.synthetic import render_scene
+from ioc.commands.anpr import read_image
 
 PLATE_KEYS = {"text", "display", "confidence", "bbox", "layout", "candidates"}
 
@@ -100,9 +102,13 @@ def test_plain_output_and_success_status(tmp_path: Path) -> None:
         "51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2), scale=0.5
     )
     cv2.imwrite(str(tmp_path / "crop.png"), crop)
-    completed = _run(str(tmp_path / "crop.png"))
+    completed = _run("--text", str(tmp_path / "crop.png"))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith(str(tmp_path / "crop.png") + ": 51F-869.88")
+    plain = _run(str(tmp_path / "crop.png"))  # JSON without --json too: [--json] is the default
+    assert plain.returncode == 0, plain.stderr
+    [line] = [json.loads(text) for text in plain.stdout.splitlines()]
+    assert [p["text"] for p in line["plates"]] == ["51F86988"]
 
 
 def test_phone_photos_stored_sideways_and_grey_images_are_read_upright(tmp_path: Path) -> None:
@@ -171,3 +177,28 @@ def test_a_street_camera_setting_looks_closer_and_the_option_overrides_it(tmp_pa
         completed = _run("--json", *options, str(tmp_path / "street.png"), env=street)
         assert completed.returncode == 0, completed.stderr
         assert sorted(p["text"] for p in json.loads(completed.stdout)["plates"]) == texts
+
+
+def test_a_reader_that_goes_early_and_files_padded_far_past_their_pixels(tmp_path: Path) -> None:
+    """A reader that stops early (``| head -1``) ended the command with a traceback; a small BMP
+    padded with a gigabyte, or a gigabyte after a JPEG's first marker, was read into memory whole
+    (1.2 GB resident). The padding is a sparse file here: it takes no disk."""
+    crop = render_plate("51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2),
+                        scale=0.5)
+    cv2.imwrite(str(tmp_path / "padded.bmp"), crop)
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8")
+    for name in ("padded.bmp", "junk.jpg"):
+        with open(tmp_path / name, "r+b") as file:
+            file.truncate(2**30)
+    names = [str(tmp_path / n) for n in ("padded.bmp", "junk.jpg")]
+    piped = subprocess.run(f"{sys.executable} -m ioc anpr {' '.join(names * 20)} | head -1", shell=True,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in piped.stderr, piped.stderr
+    padded, junk = (json.loads(line) for line in _run(*names).stdout.splitlines())
+    assert [p["text"] for p in padded["plates"]] == ["51F86988"]
+    assert "no JPEG frame header" in junk["error"]
+    with pytest.MonkeyPatch.context() as patch:  # and in the process: never a whole file's bytes
+        patch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+        assert read_image(tmp_path / "padded.bmp").image.shape == crop.shape
+        with pytest.raises(ValueError, match="no JPEG frame header"):
+            read_image(tmp_path / "junk.jpg")
