@@ -180,6 +180,9 @@ class Settings(BaseSettings):
         description="Reasons an officer may give when accepting or rejecting a hit",
     )
     token_ttl_seconds: int = Field(8 * 3600, ge=10, le=7 * 24 * 3600)
+    session_max_seconds: int = Field(
+        24 * 3600, ge=10, le=30 * 24 * 3600, description="How long after its sign-in a session's token may "
+        "be renewed (POST /api/auth/renew: a video wall's shift outlasts one token); then a password again")
     display_timezone: TimeZoneName = Field(
         "Asia/Ho_Chi_Minh", description="IANA time zone the operator page shows every time in, "
         "whatever the zone of the PC it runs on (a kiosk left on UTC would be 7 hours off)")

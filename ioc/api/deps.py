@@ -112,7 +112,8 @@ async def _caller(
         raise _unauthorised("user unknown or deactivated, the token signed out, or older than the account's "
                             "last change")
     current = dataclasses.replace(current, expires=claimed.expires, issued=claimed.issued,
-                                  generation=claimed.generation, token_id=claimed.token_id)
+                                  generation=claimed.generation, token_id=claimed.token_id,
+                                  signed_in=claimed.signed_in)
     request.state.principal = current
     return current
 

@@ -45,7 +45,8 @@ class Principal:
     Unix times their token was issued and stops holding (None where no token is involved), and
     ``generation`` the user's token generation it was issued in (None in a token without one:
     issued before generations, or by another issuer; :class:`ioc.api.accounts.UserDirectory`), and
-    ``token_id`` its ``jti`` (what signing out records)."""
+    ``token_id`` its ``jti`` (what signing out records), and ``signed_in`` when the session began
+    (``auth_time``: a renewed token keeps its sign-in's; None where no token is involved)."""
 
     username: str
     role: str
@@ -53,6 +54,7 @@ class Principal:
     issued: float | None = field(default=None, compare=False)
     generation: int | None = field(default=None, compare=False)
     token_id: str | None = field(default=None, compare=False)
+    signed_in: float | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -71,7 +73,8 @@ def issue_token(principal: Principal, *, secret: str, ttl_s: int, now: float | N
     """A signed token valid for ``ttl_s`` seconds."""
     issued = int(now if now is not None else time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": principal.username, "role": principal.role,
-              "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_urlsafe(8)}
+              "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_urlsafe(8),
+              "auth_time": int(principal.signed_in) if principal.signed_in is not None else issued}
     if principal.generation is not None:
         claims["gen"] = principal.generation
     header = _b64(json.dumps(_HEADER, separators=(",", ":")).encode())
@@ -94,6 +97,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         expires, issued = float(claims["exp"]), float(claims.get("iat", 0))
         generation = None if claims.get("gen") is None else int(claims["gen"])
         token_id = None if claims.get("jti") is None else str(claims["jti"])
+        signed_in = float(claims.get("auth_time", issued))
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidTokenError("malformed token") from exc
     if claims.get("iss") != ISSUER or claims.get("aud") != AUDIENCE:
@@ -102,7 +106,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("token expired")
     if issued > moment + CLOCK_LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role, expires, issued, generation, token_id)
+    return Principal(subject, role, expires, issued, generation, token_id, signed_in)
 
 
 class LoginThrottle:

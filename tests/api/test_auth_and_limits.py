@@ -12,7 +12,7 @@ from served_api import PASSWORD, ApiServer, store_alerts, watchlist_alert
 
 from ioc.api.accounts import UserDirectory
 from ioc.api.routes import auth as auth_routes
-from ioc.api.security import Principal, issue_token
+from ioc.api.security import Principal, issue_token, verify_token
 from ioc.storage.database import connect
 from ioc.storage.users import set_password
 
@@ -323,3 +323,35 @@ async def test_signing_out_everywhere_ends_every_session_of_the_user(api_factory
     rows = await api.sql("SELECT actor, action, query->>'username' FROM audit_log "
                          "WHERE action IN ('auth.sign_out_everywhere', 'user.sign_out') ORDER BY audit_id")
     assert rows == [("field-7", "auth.sign_out_everywhere", "field-7"), ("admin", "user.sign_out", "field-7")]
+
+
+async def test_a_session_is_renewed_without_a_password_until_its_longest(api_factory) -> None:
+    """A token held 8 hours and could not be renewed: a video wall signed in for a 12-hour shift
+    was signed out at hour 8, its queue emptied, until someone typed a password again. A token
+    now gets a fresh one while it holds, for as long as the session may last from its sign-in
+    (IOC_SESSION_MAX_SECONDS); a token that no longer holds gets none."""
+    api: ApiServer = await api_factory(token_ttl_seconds=600, session_max_seconds=900)
+    await api.user("wall-7", "operator")
+    async with api.client() as client:
+        first = (await _login(client, "wall-7", PASSWORD)).json()["access_token"]
+        renewed = await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {first}"})
+        assert renewed.status_code == 200, renewed.text
+        body = renewed.json()
+        assert body["username"] == "wall-7" and body["role"] == "operator" and 0 < body["expires_in"] <= 600
+        second = body["access_token"]
+        assert second != first and await _me(client, second) == 200
+        secret = api.settings.auth_secret.get_secret_value()
+        assert verify_token(second, secret=secret).signed_in == verify_token(first, secret=secret).signed_in
+        # the session's end caps the new token: signed in 800 s ago, 100 s are left of 900
+        late = verify_token(second, secret=secret)
+        old = issue_token(Principal("wall-7", "operator", generation=late.generation,
+                                    signed_in=time.time() - 800), secret=secret, ttl_s=600)
+        capped = await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {old}"})
+        assert capped.status_code == 200 and 90 <= capped.json()["expires_in"] <= 100, capped.text
+        over = issue_token(Principal("wall-7", "operator", generation=late.generation,
+                                     signed_in=time.time() - 901), secret=secret, ttl_s=600)
+        refused = await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {over}"})
+        assert refused.status_code == 401 and "sign in again" in refused.text
+        await client.post("/api/auth/sign-out", headers={"Authorization": f"Bearer {second}"})
+        gone = await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {second}"})
+        assert gone.status_code == 401

@@ -27,6 +27,7 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/metrics"): PUBLIC,
     ("POST", "/api/auth/token"): PUBLIC,
     ("GET", "/api/auth/me"): EVERYONE,
+    ("POST", "/api/auth/renew"): EVERYONE,
     ("GET", "/api/plates/sightings"): {OFFICER, OPERATOR, SUPERVISOR},
     ("GET", "/api/plates/wanted"): {OFFICER, OPERATOR, SUPERVISOR},
     ("GET", "/api/reads/{read_id}/crop.jpg"): {OFFICER, OPERATOR, SUPERVISOR},

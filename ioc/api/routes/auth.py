@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -101,6 +102,29 @@ async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> Token
     ttl = settings.token_ttl_seconds
     access = issue_token(Principal(user.username, user.role, generation=user.token_generation),
                          secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
+    return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
+                       timezone=settings.display_timezone)
+
+
+_RENEW_REFUSED = {401: {"description": "the token does not hold, or its session began more than "
+                               "IOC_SESSION_MAX_SECONDS ago (sign in again)"}}
+
+
+@router.post("/renew", response_model=TokenPublic, responses=_RENEW_REFUSED,
+             summary="A fresh token for this session, without the password")
+async def renew(user: AnyRole, settings: SettingsDep) -> TokenPublic:
+    """A video wall's shift (12 hours) outlasts a token (8): renewed while it holds, a session goes on
+    until ``session_max_seconds`` after its sign-in, the new token never outliving that. Signing
+    out, a new password or a deactivation end it as they end any token (the dependency checks)."""
+    now = time.time()
+    signed_in = user.signed_in if user.signed_in is not None else now
+    left = int(signed_in + settings.session_max_seconds - now)
+    if left <= 0:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the session is over: sign in again",
+                            headers={"WWW-Authenticate": "Bearer"})
+    ttl = min(settings.token_ttl_seconds, left)
+    principal = Principal(user.username, user.role, generation=user.generation, signed_in=signed_in)
+    access = issue_token(principal, secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
     return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
                        timezone=settings.display_timezone)
 
