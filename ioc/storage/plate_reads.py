@@ -234,9 +234,11 @@ async def find_sightings(
     matching = sql.SQL("SELECT {}, {} AND {}").format(_SIGHTING_COLUMNS, plate, where)
     order = sql.SQL("captured_at DESC, read_id DESC")
     newest = sql.SQL(" ORDER BY {} LIMIT %(limit)s").format(order)
-    if pattern is not None and normalise_query(pattern)[0] in "*?":
-        # No literal prefix: walking the time index newest-first would test every read of
-        # the window. Collect the (trigram-indexed) matches first, then order those.
+    if pattern is not None and (normalise_query(pattern)[0] in "*?" or "skeletons" in params
+                                or "plates" in params):
+        # No literal prefix, or one `?` (36 plates, or skeletons): walking the time index
+        # newest-first would test every read of the window (150-200 ms for 300,000 reads, against
+        # 16 ms and less collecting first). Collect the (indexed) matches first, then order those.
         query = sql.SQL("WITH m AS MATERIALIZED ({}) SELECT * FROM m{}").format(matching, newest)
     else:
         query = matching + newest
