@@ -79,8 +79,12 @@ _PASSAGES = StagedTable(
 async def upsert_passages(conn: AsyncConnection, passages: Sequence[PassageRow]) -> int:
     """Insert new passages and update changed ones (one COPY); returns the rows written. Their
     minutes (a frame camera's vehicles count in the minute their passage started) are queued for
-    recounting."""
+    recounting, and so is the minute a rewritten passage started in before: a late read that
+    joins it at its start moves it to an earlier minute, which the old one must count no more."""
     async with conn.transaction():
+        cur = await conn.execute("SELECT started_at FROM passages WHERE passage_id = ANY(%s)",
+                                 [[p.passage_id for p in passages]])
+        await queue_minutes(conn, [started_at for (started_at,) in await cur.fetchall()])
         written = await copy_and_insert(conn, _PASSAGES, (
             (p.passage_id, p.camera_id, p.checkpoint_id, p.lane, p.direction, p.started_at, p.ended_at,
              p.text, p.display, p.confidence, p.reads, p.support, p.read_ids, p.best_read_id, p.status)

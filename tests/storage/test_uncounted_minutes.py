@@ -3,12 +3,15 @@ transaction, and taken off by the transaction that recounts them."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 from psycopg import AsyncConnection
 
 from ioc.schemas import PlateRead, SensorKind, SensorReading
+from ioc.storage.passages import PassageRow, upsert_passages
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.storage.sensor_readings import insert_sensor_readings
 from ioc.storage.uncounted_minutes import as_ranges, minutes_of, queue_minutes, take_minutes
@@ -64,3 +67,20 @@ async def test_a_recount_that_does_not_commit_leaves_its_minutes_queued(
         await other.rollback()
     await conn.rollback()  # this refresh died
     assert await take_minutes(conn) == [T0, T0 + timedelta(minutes=3)]
+
+
+async def test_a_passage_whose_start_moves_queues_the_minute_it_left(conn: AsyncConnection) -> None:
+    """A read that arrives late and out of order moves its passage's start earlier, into another
+    minute: only the new minute was queued, and the old one kept counting the vehicle too."""
+    first = PassageRow(passage_id=uuid.uuid4(), camera_id="cam-1", checkpoint_id="cp-1", lane=0,
+                       direction="in", started_at=T0 + timedelta(seconds=2),
+                       ended_at=T0 + timedelta(seconds=4), text="29A11111", display="29A-111.11",
+                       confidence=0.9, reads=2, support=2,
+                       read_ids=[uuid.uuid4(), uuid.uuid4()], best_read_id=uuid.uuid4(), status="provisional")
+    await upsert_passages(conn, [first])
+    await conn.commit()
+    assert await take_minutes(conn) == [T0]
+    earlier = dataclasses.replace(first, started_at=T0 - timedelta(seconds=1), reads=3)
+    await upsert_passages(conn, [earlier])
+    await conn.commit()
+    assert await take_minutes(conn) == [T0 - timedelta(minutes=1), T0]
