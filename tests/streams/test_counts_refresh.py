@@ -1,0 +1,69 @@
+"""The workers' counts refresh against a real database: queued minutes are recounted and taken off,
+and a minute the database refuses to recount does not stop the others."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+
+from ioc.config import Settings
+from ioc.schemas import Direction, PlateRead, utcnow
+from ioc.storage.database import connect, open_pool
+from ioc.storage.migrations import migrate
+from ioc.storage.plate_reads import insert_plate_reads
+from streams.agents import counts
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+def _edge_read(at: datetime) -> PlateRead:
+    source = uuid.uuid4()
+    return PlateRead(read_id=PlateRead.derive_id(source, 0), source="edge", source_event_id=source,
+                     camera_id="CP01-CAM1", checkpoint_id="CP01", direction=Direction.IN, captured_at=at,
+                     text="29A12345", display="29A-123.45", confidence=0.9)
+
+
+async def test_a_minute_the_database_refuses_does_not_stop_the_other_counts(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh takes the queued minutes and recounts them in one transaction: a minute the
+    database refused to recount (a value it cannot sum) rolled back every refresh after it, the
+    same oldest minutes taken again each time, and no checkpoint was counted any more."""
+    await migrate(database_url)
+    good, bad = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=2)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(good), _edge_read(bad)])
+        await conn.commit()
+    refresh = counts.refresh_counts
+
+    async def refusing(conn: psycopg.AsyncConnection, *, since: datetime, until: datetime) -> int:
+        if since <= bad <= until + timedelta(minutes=1):
+            raise psycopg.errors.NumericValueOutOfRange("value out of range: overflow")
+        return await refresh(conn, since=since, until=until)
+
+    monkeypatch.setattr(counts, "refresh_counts", refusing)
+    timers: list[Callable[[], Awaitable[None]]] = []
+    pool = await open_pool(database_url, min_size=1, max_size=2)
+
+    async def the_pool() -> object:
+        return pool
+
+    ctx = SimpleNamespace(settings=Settings(database_url=database_url), pool=the_pool,
+                          timer=lambda *_, **__: lambda fun: timers.append(fun) or fun)
+    counts.register(ctx)  # type: ignore[arg-type]
+    try:
+        for _ in range(2):
+            await timers[0]()
+    finally:
+        await pool.close()
+    async with await connect(database_url) as conn:
+        cur = await conn.execute("SELECT bucket, vehicles FROM checkpoint_counts WHERE vehicles > 0")
+        counted = await cur.fetchall()
+        queued = (await (await conn.execute("SELECT count(*) FROM uncounted_minutes")).fetchone())[0]
+    assert counted == [(good.replace(second=0, microsecond=0), 1)]
+    assert queued == 0
