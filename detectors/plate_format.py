@@ -70,6 +70,8 @@ PROVINCE_CODES: dict[str, str] = {
 SERIES_LETTERS = "ABCDEFGHKLMNPRSTUVXYZ"
 CAR_SERIES_LETTERS = "ABCDEFGHKLMNPSTUVXYZ"
 _TWO_LETTER_CAR_SERIES = ("LD", "KT", "DA", "MK", "MD", "TD", "HC")
+# series written with Đ (electric MĐ, pilot TĐ), folded to D in canonical text, shown with it again
+_STROKED_SERIES = {"MD": "MĐ", "TD": "TĐ"}
 _MOTORBIKE_TWO_LETTER_SERIES = ("AA", "AB", "AC", "AD", "AE", "AF", "AH", "AK", "BK", "CK", "DK")
 _MILITARY_PREFIXES = ("TM", "TC", "TH", "TK", "TT", "TN", "QA", "QB", "QH", "QK", "KA", "KB", "KC")
 _DIPLOMATIC_SERIES = ("NG", "QT", "NN", "CV")
@@ -278,6 +280,8 @@ def _display_valid(compact: str, layout: str | None) -> str:
     if parsed is None:  # pragma: no cover - _VALID guarantees one of the shapes
         return compact
     province, series, serial = parsed
+    if series[:2] in _STROKED_SERIES:  # MĐ and TĐ exist, MD and TD do not: a reader sees no stroke
+        series = _STROKED_SERIES[series[:2]] + series[2:]
     motorbike = layout == Layout.MOTORBIKE or series[-1].isdigit()
     if layout is None and series in _MOTORBIKE_TWO_LETTER_SERIES:
         motorbike = True

@@ -44,6 +44,9 @@ def test_canonical_folds_separators_case_and_d_stroke() -> None:
         ("51G10096", "two_line", "51G-100.96"),
         ("51G10096", "motorbike", "51-G1 0096"),
         ("29MĐ101353", None, "29-MĐ1 013.53"),
+        ("29MD101353", None, "29-MĐ1 013.53"),  # read without its stroke: MĐ1 is the only such series
+        ("30TD12345", "one_line", "30TĐ-123.45"),
+        ("30MD12345", "two_line", "30MĐ-123.45"),
         ("TM1234", None, "TM-12-34"),
         ("80011NG01", None, "80-011-NG-01"),
         ("not a plate", None, "NOTAPLATE"),
