@@ -375,8 +375,16 @@ class PlateRecognizer:
         return _suppress_duplicates(results + self._read_detections(field, found), any_text=True)
 
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:
-        """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable."""
-        return self._read_as_crop(as_bgr(crop))
+        """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable.
+
+        An image larger than a crop (over :data:`_SMALL_IMAGE`: a whole camera frame given here)
+        that reads nothing as one is looked at as a frame, and its surest plate returned: either
+        entry point takes either kind of image. A crop that reads nothing costs nothing more."""
+        image = as_bgr(crop)
+        result = self._read_as_crop(image)
+        if result is None and max(image.shape[:2]) > _SMALL_IMAGE:
+            return next(iter(self.recognize(image)), None)
+        return result
 
     # ------------------------------------------------------------------ internals
 

@@ -746,3 +746,15 @@ def test_one_instance_is_shared_safely_by_threads(recognizer: PlateRecognizer) -
     for thread in threads:
         thread.join()
     assert all(outcome == expected for outcome in outcomes.values())
+
+
+def test_a_whole_scene_given_as_a_crop_gives_its_surest_plate(recognizer: PlateRecognizer) -> None:
+    """Either entry point may get either kind of image: ``read_crop`` of a whole camera frame read
+    nothing (its outline, the whole frame, is no plate's), where ``recognize`` reads the plate."""
+    scene, truths = render_scene([("30E92781", "one_line", "white")], rng=np.random.default_rng(11),
+                                 style="test", occlusion=0.0, glare=0.0)
+    [expected] = recognizer.recognize(scene)
+    assert expected.text == truths[0].text
+    found = recognizer.read_crop(scene)
+    assert found is not None
+    assert (found.text, found.bbox, found.confidence) == (expected.text, expected.bbox, expected.confidence)
