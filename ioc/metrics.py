@@ -75,7 +75,8 @@ ALERTS_REPUBLISHED = Counter(
     "Alert changes published from the outbox: their publisher stopped or could not reach the broker",
 )
 WATCHLIST_HITS = Counter(
-    "ioc_watchlist_hits_total", "Stored plate reads that matched a watchlist entry", ["match_kind"]
+    "ioc_watchlist_hits_total",
+    "Plate reads that matched a watchlist entry, once per read and entry (a replay adds none)", ["match_kind"]
 )
 # Capture-to-store and capture-to-alert: up to minutes when workers fall behind, so that the
 # alerts' p99 thresholds (rules.yml) lie well inside the top finite bucket.

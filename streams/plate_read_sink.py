@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 
 from faust.types import Message
 from psycopg import AsyncConnection
@@ -18,7 +18,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc import metrics
 from ioc.schemas import Alert, PlateRead, utcnow
-from ioc.storage.cameras import Camera
 from ioc.storage.plate_reads import insert_plate_reads
 from ioc.watchlist_matcher import Hit
 from streams.checkpoint_vehicles import count_edge_reads
@@ -63,7 +62,7 @@ async def store_reads(
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
             ctx.passages.add(read, partition_of[id(read)])
-    _count_stored(stored, hits, cameras)
+    count_edge_reads(stored, cameras)  # a frame camera's vehicles are its passages (agents.passages)
     return refused_messages
 
 
@@ -84,14 +83,6 @@ async def _together(*steps: Coroutine[object, object, None]) -> None:
         raise
 
 
-def _count_stored(
-    stored: list[PlateRead], hits: list[tuple[PlateRead, Hit]], cameras: Mapping[str, Camera]
-) -> None:
-    """Edge cameras' vehicles (a frame camera's are its passages: streams.agents.passages) and
-    watchlist hits, per label set."""
-    count_edge_reads(stored, cameras)
-    for match_kind, n in Counter(hit.match_kind for _, hit in hits).items():
-        metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
 
 
 async def _raise_alerts(
@@ -102,15 +93,23 @@ async def _raise_alerts(
     if not hits:
         return
     to_publish: dict[object, Alert] = {}  # by alert_id: a retried transaction overwrites
+    recorded: dict[tuple[object, object], str] = {}  # (read, entry) -> match kind, as to_publish
 
     async def record(conn: AsyncConnection, rows: list[tuple[PlateRead, Hit]]) -> int:
         # a replayed read that an incident counted raises nothing again, even once the incident is
-        # closed (a lost publish is the outbox's to make good)
-        for alert in await record_hits(conn, await uncounted_hits(conn, rows)):
+        # closed (a lost publish is the outbox's to make good), and is not counted again
+        fresh = await uncounted_hits(conn, rows)
+        for alert in await record_hits(conn, fresh):
             to_publish[alert.alert_id] = alert
+        recorded.update(((read.read_id, hit.entry.entry_id), hit.match_kind) for read, hit in fresh)
         return len(rows)
 
     _, failed = await write_batch(pool, "alerts", record, hits)
+    for rejected in failed:
+        read, hit = rejected.row
+        recorded.pop((read.read_id, hit.entry.entry_id), None)
+    for match_kind, n in Counter(recorded.values()).items():
+        metrics.WATCHLIST_HITS.labels(match_kind).inc(n)
     await ctx.publish_alerts(list(to_publish.values()))
     published_at = utcnow()
     for alert in to_publish.values():

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from pipeline_helpers import KeepingProducer
 
+from ioc import metrics
 from ioc.config import Settings
 from ioc.schemas import Alert, Direction, PlateRead, WatchlistEntry, utcnow
 from ioc.storage.alerts import alert_crop, sighting_crop
@@ -344,6 +345,7 @@ async def test_a_replayed_read_that_a_closed_incident_counted_raises_nothing(dat
     ctx = _worker(database_url, SimpleNamespace(producer=KeepingProducer(sent)))
     opening, appended = _read(0, "CP01-CAM1"), _read(30, "CP02-CAM1")
     pool = await open_pool(database_url, min_size=1, max_size=2)
+    hits_before = _hits_counted()
     try:
         await plate_read_sink._raise_alerts(ctx, pool, _hits([opening]))  # noqa: SLF001
         await plate_read_sink._raise_alerts(ctx, pool, _hits([appended]))  # noqa: SLF001
@@ -359,6 +361,12 @@ async def test_a_replayed_read_that_a_closed_incident_counted_raises_nothing(dat
         await pool.close()
     assert alerts == [("rejected", 2)]
     assert len(sent) == published  # nothing published again: the outbox republishes what was lost
+    assert _hits_counted() - hits_before == 2  # ioc_watchlist_hits_total: the replays not again
+
+
+def _hits_counted() -> float:
+    return sum(sample.value for metric in metrics.WATCHLIST_HITS.collect() for sample in metric.samples
+               if sample.name.endswith("_total"))
 
 
 async def test_past_read_matching_refused_by_the_database_is_tried_again(
