@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -137,6 +138,15 @@ class CameraLastSeen(Collector):
         now = time.monotonic()
         with self._lock:
             self._seen[camera_id] = now
+
+    def seed(self, last_seen: Mapping[str, datetime]) -> None:
+        """Age the registered cameras this process has not heard from since it started from when
+        they were last seen (as stored, or registered): a camera already silent had no age after
+        a worker restart, and ``IOCCameraOffline`` resolved for it and stayed quiet."""
+        offset = time.monotonic() - datetime.now(UTC).timestamp()
+        with self._lock:
+            for camera_id, at in last_seen.items():
+                self._seen.setdefault(camera_id, at.timestamp() + offset)
 
     def retain(self, camera_ids: Collection[str]) -> None:
         """Forget every camera but ``camera_ids`` (the registered ones): an unregistered camera's

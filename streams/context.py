@@ -338,6 +338,8 @@ class WorkerContext:
             self._cameras_loaded_at = time.monotonic()
             if self.settings.require_known_cameras:  # a removed camera is no longer watched for silence
                 metrics.CAMERA_LAST_SEEN.retain(self._cameras)
+                metrics.CAMERA_LAST_SEEN.seed({camera_id: camera.last_seen or camera.updated_at
+                                               for camera_id, camera in self._cameras.items()})
         return self._cameras
 
     async def is_known_camera(self, camera_id: str) -> bool:
