@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from ioc.storage.users import ROLES
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from psycopg import AsyncConnection
 
     from ioc.storage.users import User
@@ -115,39 +117,39 @@ def run_passwd(args: argparse.Namespace) -> int:
 
 
 def run_set_active(args: argparse.Namespace) -> int:
-    from ioc.commands._audit import audit_command
-    from ioc.storage.database import run_committed
     from ioc.storage.users import set_active
 
-    async def change(conn: AsyncConnection) -> bool:
-        changed = await set_active(conn, args.username, args.active)
-        if changed:
-            action = "user.activate" if args.active else "user.deactivate"
-            await audit_command(conn, action, {"username": args.username})
-        return changed
+    async def change(conn: AsyncConnection, username: str) -> bool:
+        return await set_active(conn, username, args.active)
 
-    if not run_committed(_conninfo(), change):
-        print(f"no user {args.username}", file=sys.stderr)
-        return 1
-    print(f"{args.username} {'activated' if args.active else 'deactivated'}")
-    return 0
+    return _audited_change(args.username, change, "user.activate" if args.active else "user.deactivate",
+                           f"{args.username} {'activated' if args.active else 'deactivated'}")
 
 
 def run_sign_out(args: argparse.Namespace) -> int:
-    from ioc.commands._audit import audit_command
-    from ioc.storage.database import run_committed
     from ioc.storage.users import end_sessions
 
-    async def end(conn: AsyncConnection) -> bool:
-        ended = await end_sessions(conn, args.username)
-        if ended:
-            await audit_command(conn, "user.sign_out", {"username": args.username})
-        return ended
+    return _audited_change(args.username, end_sessions, "user.sign_out",
+                           f"{args.username}: every session ended")
 
-    if not run_committed(_conninfo(), end):
-        print(f"no user {args.username}", file=sys.stderr)
+
+def _audited_change(
+    username: str, change: Callable[[AsyncConnection, str], Awaitable[bool]], action: str, done: str
+) -> int:
+    """``change`` the user and record ``action`` in the audit log, in one transaction; 1 for no such user."""
+    from ioc.commands._audit import audit_command
+    from ioc.storage.database import run_committed
+
+    async def audited(conn: AsyncConnection) -> bool:
+        if not await change(conn, username):
+            return False
+        await audit_command(conn, action, {"username": username})
+        return True
+
+    if not run_committed(_conninfo(), audited):
+        print(f"no user {username}", file=sys.stderr)
         return 1
-    print(f"{args.username}: every session ended")
+    print(done)
     return 0
 
 

@@ -419,10 +419,7 @@ async def test_sigkilled_worker_loses_and_duplicates_nothing(
         at_kill = (await (await holder.execute("SELECT count(*) FROM plate_reads")).fetchone())[0]
         assert 0 < at_kill < len(plates), f"{at_kill} stored before the kill: nothing left to replay"
         await asyncio.sleep(1.0)  # the worker's next batch waits on the lock
-        name, proc = worker.children[0]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        worker.children.clear()
+        _sigkill(worker)
         await holder.rollback()
     worker.start("worker-restarted", [sys.executable, "-m", "ioc", "worker"], child_env(settings), tmp_path)
 
@@ -450,11 +447,16 @@ async def test_late_reads_stored_just_before_a_crash_are_counted_after_the_resta
                                    at=utcnow() - timedelta(hours=2))
         await wait_for(settings, "SELECT count(*)::int FROM plate_reads", [], len(plates), timeout=60)
         await asyncio.sleep(counts.REFRESH_EVERY_S + 1)  # the refresh of those minutes waits too
-        _, proc = worker.children[0]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        worker.children.clear()
+        _sigkill(worker)
         await holder.rollback()
     worker.start("worker-restarted", [sys.executable, "-m", "ioc", "worker"], child_env(settings), tmp_path)
     await wait_for(settings, "SELECT coalesce(sum(vehicles), 0)::int FROM checkpoint_counts"
                    " WHERE checkpoint_id = %s", [CHECKPOINT], len(plates), timeout=60)
+
+
+def _sigkill(worker: DemoProcesses) -> None:
+    """Kill the worker process as the kernel's OOM killer would: nothing of it runs after."""
+    _, proc = worker.children[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    worker.children.clear()
