@@ -27,7 +27,24 @@
   // keep-alives the server says it sends (X-Keep-Alive-Seconds, 15 s), at least 6 s
   const STALL_MS = 40000;
   const STALL_KEEPALIVES = 3;
+  // reconnection delays: the server's retry: hint (1 s) doubled from the third failure, at most
+  // 10 s, or a 503's Retry-After (at most a minute). Each is lengthened by up to half of itself at
+  // random: after an API restart every wall in the room reconnected in the same instant
+  const RECONNECT_MAX_MS = 10000;
+  const RETRY_AFTER_MAX_MS = 60000;
+  const RECONNECT_SPREAD = 0.5;
   const SESSION_WARNING_MS = 10 * 60 * 1000;
+  // A wall's shift (12 hours) outlasts a token (8): the page renews it (POST /api/auth/renew) a
+  // quarter of its life before it ends, at most 15 minutes before. A try that fails (the network,
+  // the server) is made again every quarter of that, at most every 30 s, until the token ends; the
+  // "session ends" banner asks for a new sign-in only after RENEW_TRIES of them, once the server
+  // refuses (401: the session is over), or once a renewed token ends with the session
+  const RENEW_SHARE = 0.25;
+  const RENEW_LEAD_MAX_MS = 15 * 60 * 1000;
+  const RENEW_RETRY_MAX_MS = 30 * 1000;
+  const RENEW_TRIES = 3;
+  // a sign-in or a renewal not answered by then is given up (a stalled mobile connection)
+  const AUTH_TIMEOUT_MS = 20 * 1000;
   const REVISIONS_KEPT = 10000;
   // a wall watched from across the room misses the small "disconnected" pill: a banner says it
   // once a reconnection has had time to succeed
@@ -37,6 +54,10 @@
   const RENDER_HIDDEN_MS = 250;  // no frame is drawn in a hidden tab: the queue is redrawn after this there
   const AIM_MS = 2000;  // a pointer moved this recently over a card is aiming at it
   const PRESS_MAX_MS = 5000;  // the longest a press on the list holds its updates back
+  // a click on a card that a redraw slid under the resting pointer this recently was aimed at the card
+  // that went (a double-click's second click, or one planned before the card moved: about the time
+  // it takes to see the move); it does nothing. A click aimed at the card now there comes later
+  const SLID_MS = 700;
   // a new critical alert (a wanted vehicle's hit) plays a short two-tone chime: an operator looking at
   // another screen missed it when it only appeared. Made with Web Audio (nothing to download); a
   // burst (an entry matching a day of past reads) chimes once, not once per alert
@@ -59,7 +80,12 @@
     chimedAt: -Infinity,  // performance.now() of the last chime
     enablingSound: false,  // the gesture under way is the one that lets the page make sound
     token: sessionStorage.getItem("ioc.token"),
-    user: JSON.parse(sessionStorage.getItem("ioc.user") || "null"),  // username, role, timezone, expiresAt
+    // username, role, timezone, expiresAt; lifeMs: the life of the sign-in's token (a renewed one
+    // given less ends with the session: final)
+    user: JSON.parse(sessionStorage.getItem("ioc.user") || "null"),
+    renewal: newRenewal(),
+    // the token before the last renewal, until it ends: signing out ends it too
+    retired: JSON.parse(sessionStorage.getItem("ioc.retired") || "null"),  // { token, expiresAt }
     generation: 0,  // bumped by every start and sign-out: older loops and requests stop at their next await
     signingIn: false,
     // null, "ending" (expires soon) or "expired" (kept over a reload of the page)
@@ -69,6 +95,7 @@
     notes: new Map(),  // alert_id -> the note typed for it
     pending: new Map(),  // alert_id -> the status being sent for it
     arrived: new Set(),  // alert ids new on the stream, whose card flashes when created
+    listed: false,  // the list has been loaded since this sign-in (or this page's start)
     filter: "open",
     crops: new Map(),  // crop path -> { promise, url, failedAt }, least recently used first
     formats: new Map(),
@@ -86,11 +113,19 @@
     // later must not bring a closed alert back); the oldest entries go beyond REVISIONS_KEPT
     revisions: new Map(),
     marks: [],  // the streamSeq each list reload and status change in flight started at
-    pointer: { pressedAt: 0, aim: null, aimedAt: 0 },
+    // x, y: where the pointer was last seen over the list (null once it left); slid: the card a
+    // redraw last moved under it, at slidAt (performance.now())
+    pointer: { pressedAt: 0, aim: null, aimedAt: 0, x: null, y: null, slid: null, slidAt: -Infinity },
+    handedFocus: null,  // the element the page last moved the focus to (its card went), at handedAt
+    handedAt: -Infinity,
     renderWaiting: null,  // a timer while a press on the list holds updates back
     renderSoon: null,  // the redraw asked for, at the next frame
     timers: [],
   };
+
+  function newRenewal() {
+    return { busy: false, failures: 0, refused: false, retryAt: 0 };
+  }
 
   const $ = (selector, root = document) => root.querySelector(selector);
   const t = (key, values = {}) => {
@@ -253,32 +288,105 @@
   async function requestToken(form) {
     const error = $("#login-error");
     error.textContent = "";
-    const response = await fetch("/api/auth/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: form.username.value.trim(), password: form.password.value }),
-    });
-    if (!response.ok) {
-      error.textContent = t(response.status === 429 ? "throttled" : "wrongLogin");
+    let response;
+    let body;
+    try {
+      response = await fetchWithin("/api/auth/token", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ username: form.username.value.trim(), password: form.password.value }),
+      });
+      if (response.ok) body = await response.json();
+    } catch (failure) {
+      // no answer: the network (offline, a dead mobile connection), or none in AUTH_TIMEOUT_MS
+      error.textContent = t(failure?.name === "AbortError" ? "signInTimeout" : "signInNetwork");
       return;
     }
-    const body = await response.json();
+    if (!response.ok) {
+      error.textContent = signInRefused(response.status);
+      return;
+    }
     if (!READER_ROLES.has(body.role)) {  // an auditor or an admin: the API has their own pages' data
       error.textContent = t("notForRole");
       form.password.value = "";
       return;
     }
-    const timezone = usableZone(body.timezone || DEFAULT_TIMEZONE);
-    state.token = body.access_token;
-    state.user = { username: body.username, role: body.role, timezone,
-      expiresAt: Date.now() + body.expires_in * 1000 };
-    sessionStorage.setItem("ioc.token", state.token);
-    sessionStorage.setItem("ioc.user", JSON.stringify(state.user));
-    localStorage.setItem("ioc.timezone", timezone);  // the signed-out clock keeps the zone too
+    keepToken(body, body.expires_in * 1000);
+    state.renewal = newRenewal();
     form.password.value = "";
     state.session = null;
     sessionStorage.removeItem("ioc.expired");
     start();
+  }
+
+  // only a 401 means the password (or the username) is wrong: a server or a proxy failing must not
+  // send the operator to retype it
+  function signInRefused(status) {
+    if (status === 401) return t("wrongLogin");
+    if (status === 429) return t("throttled");
+    return t("signInFailed", { status });
+  }
+
+  // a request not answered within ms is given up (rejected: an AbortError)
+  async function fetchWithin(path, options, ms = AUTH_TIMEOUT_MS) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), ms);
+    try {
+      return await fetch(path, { ...options, signal: abort.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // a token from a sign-in or a renewal: what every request, the stream's reconnections and the
+  // crops' fetches send from now on (each reads state.token as it leaves), kept over a reload
+  function keepToken(body, lifeMs) {
+    const timezone = usableZone(body.timezone || DEFAULT_TIMEZONE);
+    const lifetime = body.expires_in * 1000;
+    state.token = body.access_token;
+    state.user = { username: body.username, role: body.role, timezone,
+      expiresAt: Date.now() + lifetime, lifeMs, final: lifetime < lifeMs };
+    sessionStorage.setItem("ioc.token", state.token);
+    sessionStorage.setItem("ioc.user", JSON.stringify(state.user));
+    localStorage.setItem("ioc.timezone", timezone);  // the signed-out clock keeps the zone too
+  }
+
+  // how long before the token ends it is renewed
+  const renewLead = () => Math.min(RENEW_LEAD_MAX_MS, (state.user.lifeMs || Infinity) * RENEW_SHARE);
+
+  function renewSoon() {
+    const renewal = state.renewal;
+    if (state.user.final || renewal.busy || renewal.refused || Date.now() < renewal.retryAt) return;
+    renewal.busy = true;
+    renewToken(state.generation, state.token, renewal).finally(() => { renewal.busy = false; });
+  }
+
+  async function renewToken(gen, token, renewal) {
+    const ours = () => current(gen) && token === state.token;  // not signed out or in meanwhile
+    let body = null;
+    try {
+      const response = await fetchWithin("/api/auth/renew", { method: "POST",
+        headers: { Authorization: `Bearer ${token}` } });
+      // 401: the session is over (or the token no longer holds: the next request signs out)
+      renewal.refused = response.status === 401;
+      if (response.ok) body = await response.json();
+    } catch { /* the network, or no answer in time: tried again */ }
+    if (!ours()) return;
+    if (body?.access_token) {
+      retire(token, state.user.expiresAt);
+      keepToken(body, state.user.lifeMs || body.expires_in * 1000);
+      renewal.failures = 0;
+    } else if (!renewal.refused) {
+      renewal.failures += 1;
+      renewal.retryAt = Date.now() + Math.min(RENEW_RETRY_MAX_MS, renewLead() * RENEW_SHARE);
+    }
+    checkSession();
+  }
+
+  // the renewed token still holds until it ends: a copy of it must not outlive a sign-out
+  function retire(token, expiresAt) {
+    state.retired = { token, expiresAt };
+    sessionStorage.setItem("ioc.retired", JSON.stringify(state.retired));
   }
 
   // ends the loops, requests and timers of the current session (they check the generation)
@@ -297,14 +405,19 @@
       // the server refuses the token from now on: forgotten here only, a copy of it (a restored
       // tab on a shared PC, a proxy's log) would hold for hours. keepalive: it goes out even as
       // the page is closed; a failure changes nothing here
-      fetch("/api/auth/sign-out", { method: "POST", keepalive: true,
-        headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {});
+      const tokens = [state.token];
+      if (state.retired && state.retired.expiresAt > Date.now()) tokens.push(state.retired.token);
+      tokens.forEach((token) => fetch("/api/auth/sign-out", { method: "POST", keepalive: true,
+        headers: { Authorization: `Bearer ${token}` } }).catch(() => {}));
     }
     stopActivity();
     state.token = null;
     state.user = null;
+    state.retired = null;
+    state.renewal = newRenewal();
     sessionStorage.removeItem("ioc.token");
     sessionStorage.removeItem("ioc.user");
+    sessionStorage.removeItem("ioc.retired");
     forgetAlerts();
     forgetPanels();
     state.session = reason === "expired" ? "expired" : null;
@@ -341,9 +454,17 @@
       signOut("expired");
       return;
     }
-    state.session = left <= SESSION_WARNING_MS ? "ending" : null;
+    if (left <= renewLead()) renewSoon();
+    state.session = sessionEnding(left) ? "ending" : null;
     renderSession();
     renderStreamDown();
+  }
+
+  // the banner asks for a new sign-in only once the page cannot renew the token itself
+  function sessionEnding(left) {
+    const renewal = state.renewal;
+    if (renewal.refused || renewal.failures >= RENEW_TRIES) return true;
+    return Boolean(state.user.final) && left <= SESSION_WARNING_MS;
   }
 
   function renderSession() {
@@ -493,12 +614,25 @@
     if (!current(gen)) return;
     const open = await openAlerts(gen);
     if (!current(gen)) return;
+    // An alert a later reload finds, never held by this page (the stream was down past its replay,
+    // or said "reset"), is announced as the stream would have: its card flashes, and a new critical
+    // one chimes (once for them all). Not those of the first load after a sign-in or a page load:
+    // the operator who just signed in is looking at that queue, and a chime at every sign-in (there
+    // is nearly always an open critical alert) would teach the room to ignore it
+    const announce = state.listed;
+    let critical = false;
     for (const alert of [...recent.data, ...open.alerts]) {
       if (unchanged(alert) && !olderThanHeld(alert)) {
+        if (announce && isOpen(alert) && unseen(alert)) {
+          state.arrived.add(alert.alert_id);
+          critical = critical || isNewCritical(alert);
+        }
         state.alerts.set(alert.alert_id, alert);
         noteRevision(alert);
       }
     }
+    state.listed = true;
+    if (critical) chime();
     if (open.complete) {
       // shown as open here, no longer open on the server: closed while this page was not listening
       const openIds = new Set(open.alerts.map((alert) => alert.alert_id));
@@ -507,6 +641,10 @@
     }
     renderSoon();
   }
+
+  // never shown by this page (a revision is remembered after its card goes)
+  const unseen = (alert) => !state.alerts.has(alert.alert_id) && !state.revisions.has(alert.alert_id);
+  const isNewCritical = (alert) => alert.severity === "critical" && alert.status === "new";
 
   function received(alert, fresh) {
     if (olderThanHeld(alert)) return;  // published after a newer state of the alert
@@ -520,7 +658,7 @@
       state.arrived.add(alert.alert_id);
       // not a replayed state of an alert shown before (its revision is remembered after its card goes)
       const shownBefore = state.revisions.has(alert.alert_id);
-      if (alert.severity === "critical" && alert.status === "new" && !shownBefore) chime();
+      if (isNewCritical(alert) && !shownBefore) chime();
     }
     state.alerts.set(alert.alert_id, merged);
     noteRevision(alert);
@@ -738,11 +876,29 @@
       button.type = "button";
       button.dataset.action = status;
       button.dataset.label = label;
-      button.addEventListener("click", () => { changeStatus(alertId, status); });
+      button.addEventListener("click", (event) => {
+        if (button.getAttribute("aria-disabled") !== "true" && deliberate(event)) changeStatus(alertId, status);
+      });
       box.append(button);
       return button;
     });
     return { box, note, buttons };
+  }
+
+  // A mouse's or finger's click on an action is the operator's only when it is the first of its
+  // series (event.detail 1: the second of a double-click acted on the card that the first one's
+  // answer slid under the pointer, or escalated twice) and its card did not just slide under the
+  // pointer. A key press (Enter, Space: detail 0) is, unless the page has just moved the focus to it
+  function deliberate(event) {
+    const now = performance.now();
+    // a key pressed twice (or held) on Resolve: the second press meets the next card's Resolve,
+    // which the page gave the focus to as the first one's card went
+    if (event.detail === 0) {
+      return !(event.currentTarget === state.handedFocus && now - state.handedAt < SLID_MS);
+    }
+    if (event.detail > 1) return false;
+    const item = event.currentTarget.closest("li.alert");
+    return !(item === state.pointer.slid && now - state.pointer.slidAt < SLID_MS);
   }
 
   function updateActions(actions, alert) {
@@ -762,8 +918,9 @@
       button.setAttribute("aria-label", t("actionFor", { action, subject }));
       button.setAttribute("aria-busy", String(pending === button.dataset.action));
       button.hidden = only !== undefined && !only.includes(button.dataset.action);
-      button.disabled = Boolean(pending)
-        || (button.dataset.action === alert.status && alert.status !== "escalated");
+      // aria-disabled, not disabled: a disabled button loses the keyboard's focus to the page's body
+      const off = Boolean(pending) || (button.dataset.action === alert.status && alert.status !== "escalated");
+      button.setAttribute("aria-disabled", String(off));
     }
   }
 
@@ -845,16 +1002,39 @@
     }
   }
 
-  // a moved card loses the focus of the note typed in it: give it back, caret included
+  // a moved card loses the focus of the note typed in it: give it back, caret included. A card that
+  // went (resolved, in the open tab) hands it to the next card (the one before when it was the
+  // last), on its same action, or to the list when none is left: not to the page's body, from
+  // where the keyboard starts over at the top of the page
   function keepFocus(list, change) {
     const active = document.activeElement;
     const inList = active && list.contains(active);
     const caret = inList && active.tagName === "INPUT" ? [active.selectionStart, active.selectionEnd] : null;
+    const item = inList ? active.closest("li.alert") : null;
+    const after = [];
+    for (let next = item?.nextElementSibling; next; next = next.nextElementSibling) after.push(next);
+    const before = [];
+    for (let prev = item?.previousElementSibling; prev; prev = prev.previousElementSibling) before.push(prev);
     change();
-    if (inList && active.isConnected && document.activeElement !== active) {
+    if (!inList || document.activeElement === active) return;
+    if (active.isConnected) {
       active.focus({ preventScroll: true });
       if (caret) active.setSelectionRange(...caret);
+      return;
     }
+    const heir = [...after, ...before].find((node) => node.isConnected);
+    focusInCard(heir, active.dataset.action) || list.focus({ preventScroll: true });
+  }
+
+  function focusInCard(item, action) {
+    if (!item) return false;
+    const buttons = [...item.querySelectorAll(".actions:not([hidden]) button.act:not([hidden])")];
+    const target = buttons.find((b) => b.dataset.action === action) || buttons[0] || $("input.note", item);
+    if (!target || target.closest("[hidden]")) return false;
+    target.focus();
+    state.handedFocus = target;
+    state.handedAt = performance.now();
+    return true;
   }
 
   // the card the pointer is aiming at stays where it is when cards come or go above it
@@ -896,14 +1076,33 @@
     }
     clearTimeout(state.renderWaiting);
     state.renderWaiting = null;
+    const under = cardUnderPointer();
     evictClosed();
     const alerts = visibleAlerts();
     const cards = alerts.map(cardFor);
     state.arrived.clear();
     keepFocus(list, () => keepAimedCard(list, () => placeCards(list, cards)));
+    noteSlide(under);
     $("#no-alerts").hidden = alerts.length > 0;
     setText($("#open-count"), String([...state.alerts.values()].filter(isOpen).length));
     document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.filter === state.filter));
+  }
+
+  // the card under the pointer resting over the list (null when it is not there)
+  function cardUnderPointer() {
+    const { x, y } = state.pointer;
+    if (x === null) return null;
+    return document.elementFromPoint(x, y)?.closest("li.alert") || null;
+  }
+
+  // a redraw put another card under the pointer (the one there went, or moved): a click on it now
+  // was aimed at the one before (see deliberate)
+  function noteSlide(before) {
+    const after = cardUnderPointer();
+    if (after && after !== before) {
+      state.pointer.slid = after;
+      state.pointer.slidAt = performance.now();
+    }
   }
 
   function watchPointer(list) {
@@ -911,9 +1110,15 @@
       const item = event.target.closest?.("li.alert");
       state.pointer.aim = item ? item.dataset.alertId : null;
       state.pointer.aimedAt = Date.now();
+      state.pointer.x = event.clientX;
+      state.pointer.y = event.clientY;
     };
     list.addEventListener("pointermove", aim);
-    list.addEventListener("pointerleave", () => { state.pointer.aim = null; });
+    list.addEventListener("pointerleave", () => {
+      state.pointer.aim = null;
+      state.pointer.x = null;
+      state.pointer.y = null;
+    });
     list.addEventListener("pointerdown", (event) => {
       aim(event);
       state.pointer.pressedAt = Date.now();
@@ -931,15 +1136,25 @@
   async function stream(gen) {
     let failures = 0;
     while (current(gen)) {
+      let retryAfterMs = null;
       try {
         await readStream(gen, () => { failures = 0; });
-      } catch { /* refused, dropped or stalled: reconnect, unless this session is over */ }
+      } catch (error) {  // refused, dropped or stalled: reconnect, unless this session is over
+        retryAfterMs = error?.retryAfterMs ?? null;
+      }
       if (!current(gen)) return;
       renderLive(false);
       failures += 1;
-      const delay = Math.min(state.retryMs * 2 ** Math.max(0, failures - 2), 10000);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      const delay = retryAfterMs ?? Math.min(state.retryMs * 2 ** Math.max(0, failures - 2), RECONNECT_MAX_MS);
+      await new Promise((resolve) => setTimeout(resolve, delay * (1 + RECONNECT_SPREAD * Math.random())));
     }
+  }
+
+  // a 503's Retry-After in seconds (the server starting or busy), as ms; null when there is none
+  function retryAfter(response) {
+    const seconds = Number(response.headers.get("Retry-After"));
+    if (response.status !== 503 || !Number.isFinite(seconds) || seconds <= 0) return null;
+    return Math.min(seconds * 1000, RETRY_AFTER_MAX_MS);
   }
 
   async function readStream(gen, connected) {
@@ -965,7 +1180,11 @@
         signOut("expired");
         throw new SignedOut("signed out");
       }
-      if (!response.ok) throw new Error(String(response.status));
+      if (!response.ok) {
+        const error = new Error(String(response.status));
+        error.retryAfterMs = retryAfter(response);
+        throw error;
+      }
       const keepAliveS = Number(response.headers.get("X-Keep-Alive-Seconds"));
       if (keepAliveS > 0) stallMs = Math.max(STALL_KEEPALIVES * keepAliveS * 1000, 6000);
       watch();
@@ -1113,6 +1332,7 @@
   function start() {
     stopActivity();
     const gen = state.generation;
+    state.listed = false;
     $("#login-view").hidden = true;
     $("#console-view").hidden = false;
     $("#signout").hidden = false;
@@ -1143,7 +1363,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("#login").addEventListener("submit", (event) => { signIn(event).catch(() => { $("#login-error").textContent = t("wrongLogin"); }); });
+    $("#login").addEventListener("submit", (event) => {
+      signIn(event).catch(() => { $("#login-error").textContent = t("signInNetwork"); });
+    });
     $("#signout").addEventListener("click", () => signOut());
     $("#lang").addEventListener("click", () => {
       state.lang = state.lang === "vi" ? "en" : "vi";
