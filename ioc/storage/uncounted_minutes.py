@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-__all__ = ["MOST_TAKEN", "as_ranges", "minutes_of", "queue_minutes", "take_minutes"]
+__all__ = ["MOST_TAKEN", "as_ranges", "minutes_of", "queue_minutes", "take_minute", "take_minutes"]
 
 MOST_TAKEN = 10_000  # queued rows one refresh takes; a backlog is recounted over several
 _MINUTE = timedelta(minutes=1)
@@ -47,6 +47,12 @@ async def take_minutes(conn: AsyncConnection, *, limit: int = MOST_TAKEN) -> lis
         "DELETE FROM uncounted_minutes WHERE queued_id IN (SELECT queued_id FROM uncounted_minutes"
         " ORDER BY queued_id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING minute", [limit])
     return sorted({minute for (minute,) in await cur.fetchall()})
+
+
+async def take_minute(conn: AsyncConnection, minute: datetime) -> None:
+    """Take ``minute``'s queued rows off the queue, in ``conn``'s transaction: the counts refresh
+    recounting minutes one by one takes each with its recount, so a crash leaves it queued."""
+    await conn.execute("DELETE FROM uncounted_minutes WHERE minute = %s", [minute])
 
 
 def as_ranges(minutes: Iterable[datetime]) -> list[tuple[datetime, datetime]]:

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,7 +28,7 @@ from ioc.schemas import utcnow
 from ioc.storage.checkpoint_counts import refresh_counts
 from ioc.storage.database import connect
 from ioc.storage.late_rollups import past_the_policies, refresh_late_rollups
-from ioc.storage.uncounted_minutes import as_ranges, take_minutes
+from ioc.storage.uncounted_minutes import as_ranges, take_minute, take_minutes
 from streams.context import WorkerContext
 from streams.sinks import DATABASE_UNAVAILABLE, write_batch
 
@@ -44,20 +47,28 @@ def register(ctx: WorkerContext) -> None:
         nonlocal swept_at
         sweep = time.monotonic() - swept_at >= SWEEP_EVERY_S
         now = utcnow()
+        swept = [(now - LOOKBACK, now)] if sweep else []
+        taken: list[datetime] = []
         recounted: list[tuple[datetime, datetime]] = []
 
         async def recount(conn: AsyncConnection, _: object) -> int:
-            ranges = [(now - LOOKBACK, now)] if sweep else []
-            ranges += as_ranges(await take_minutes(conn))
-            recounted[:] = ranges  # of the try that committed
-            return await _refresh(conn, ranges)
+            taken[:] = await take_minutes(conn)  # of the last try: back on the queue if it rolled back
+            recounted[:] = [*swept, *as_ranges(taken)]
+            return await _refresh(conn, recounted)
 
         pool = await ctx.pool()
-        _, refused = await write_batch(pool, "checkpoint_counts", recount, [None])
-        if refused:
+        try:
+            _, refused = await write_batch(pool, "checkpoint_counts", recount, [None])
+            error: Exception | None = refused[0].error if refused else None
+        except DATABASE_UNAVAILABLE:
+            raise  # the guard logs it and the next refresh takes the minutes again
+        except psycopg.Error as exc:  # write_batch refuses data errors only; any other (a compressed
+            # chunk it cannot update) had rolled back every refresh after it, for good
+            error = exc
+        if error is not None:
             logger.error("checkpoint counts: the refresh was refused by the database (%s); recounting "
-                         "range by range", refused[0])
-            recounted[:] = await _recount_apart(pool, [(now - LOOKBACK, now)] if sweep else [])
+                         "minute by minute", error)
+            recounted[:] = await _recount_apart(pool, swept, taken)
         if sweep:
             swept_at = time.monotonic()
         if past_the_policies(recounted, now=utcnow()):  # only then a connection for it
@@ -65,21 +76,64 @@ def register(ctx: WorkerContext) -> None:
 
 
 async def _recount_apart(
-    pool: AsyncConnectionPool, swept: list[tuple[datetime, datetime]]
+    pool: AsyncConnectionPool, swept: list[tuple[datetime, datetime]], queued: list[datetime]
 ) -> list[tuple[datetime, datetime]]:
-    """Recount the queued minutes (and ``swept``) range by range, the ranges the database refuses
-    logged and left uncounted; returns those recounted. Not expected (a value it cannot sum): one
-    such range had rolled back every refresh after it, the same minutes taken again each time,
-    and nothing was counted any more. The minutes are taken off in a transaction of their own
-    first: a worker stopped in between loses them (the sweep recounts the last 15 minutes)."""
-    async with pool.connection() as conn:
-        ranges = [*swept, *as_ranges(await take_minutes(conn))]
-    _, refused = await write_batch(pool, "checkpoint_counts", _refresh, ranges)
-    for rejected in refused:
-        logger.error("checkpoint counts: %s to %s refused by the database (%s); not recounted",
-                     *rejected.row, rejected.error)
-    dropped = {id(rejected.row) for rejected in refused}
-    return [span for span in ranges if id(span) not in dropped]
+    """Recount ``swept`` (minute by minute if refused whole) and the ``queued`` minutes one by one;
+    returns those recounted. One minute refused had made the whole refresh refused, the same
+    minutes taken again each time, and nothing was counted any more."""
+    recounted: list[tuple[datetime, datetime]] = []
+    minutes: list[datetime] = []
+    for since, until in swept:
+        if await _refusal(pool, partial(refresh_counts, since=since, until=until)) is None:
+            recounted.append((since, until))
+        else:
+            minutes += [minute for minute in _minutes(since, until)
+                        if await _recount_minute(pool, minute, queued=False)]
+    minutes += [minute for minute in queued if await _recount_minute(pool, minute, queued=True)]
+    return [*recounted, *as_ranges(minutes)]
+
+
+async def _recount_minute(pool: AsyncConnectionPool, minute: datetime, *, queued: bool) -> bool:
+    """Recount ``minute``, taking it off the queue in the same transaction (a crash leaves it
+    queued); whether the database took it. One it refuses is logged and taken off on its own: left
+    queued, it would make every refresh after it refused."""
+
+    async def take_and_recount(conn: AsyncConnection) -> None:
+        if queued:
+            await take_minute(conn, minute)
+        await refresh_counts(conn, since=minute, until=minute)
+
+    if (error := await _refusal(pool, take_and_recount)) is None:
+        return True
+    logger.error("checkpoint counts: %s refused by the database (%s); not recounted", minute, error)
+    if queued:
+        async with pool.connection() as conn, conn.transaction():
+            await take_minute(conn, minute)
+    return False
+
+
+async def _refusal(pool: AsyncConnectionPool, write: Callable[[AsyncConnection], Awaitable[object]]
+                   ) -> psycopg.Error | None:
+    """Run ``write`` in a transaction of its own; the error if the database refused it (any but an
+    outage, which propagates: the timer's guard logs it and the next refresh tries again)."""
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await write(conn)
+    except DATABASE_UNAVAILABLE:
+        raise
+    except psycopg.Error as exc:
+        return exc
+    return None
+
+
+def _minutes(since: datetime, until: datetime) -> list[datetime]:
+    """The minutes ``refresh_counts(since=since, until=until)`` recounts."""
+    minute, last = since.replace(second=0, microsecond=0), until.replace(second=0, microsecond=0)
+    minutes = []
+    while minute <= last:
+        minutes.append(minute)
+        minute += timedelta(minutes=1)
+    return minutes
 
 
 async def _refresh(conn: AsyncConnection, ranges: list[tuple[datetime, datetime]]) -> int:

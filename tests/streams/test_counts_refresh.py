@@ -28,25 +28,24 @@ def _edge_read(at: datetime) -> PlateRead:
                      text="29A12345", display="29A-123.45", confidence=0.9)
 
 
-async def test_a_minute_the_database_refuses_does_not_stop_the_other_counts(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The refresh takes the queued minutes and recounts them in one transaction: a minute the
-    database refused to recount (a value it cannot sum) rolled back every refresh after it, the
-    same oldest minutes taken again each time, and no checkpoint was counted any more."""
-    await migrate(database_url)
-    good, bad = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=2)
-    async with await connect(database_url) as conn:
-        await insert_plate_reads(conn, [_edge_read(good), _edge_read(bad)])
-        await conn.commit()
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, bad: datetime, error: Exception) -> None:
+    """``refresh_counts`` raising ``error`` for any range holding the minute of ``bad``."""
     refresh = counts.refresh_counts
 
     async def refusing(conn: psycopg.AsyncConnection, *, since: datetime, until: datetime) -> int:
-        if since <= bad <= until + timedelta(minutes=1):
-            raise psycopg.errors.NumericValueOutOfRange("value out of range: overflow")
+        if _minute(since) <= _minute(bad) <= _minute(until):
+            raise error
         return await refresh(conn, since=since, until=until)
 
     monkeypatch.setattr(counts, "refresh_counts", refusing)
+
+
+async def _refresh_twice(database_url: str) -> tuple[list[tuple[datetime, int]], int]:
+    """Run the counts timer twice; the minutes counted and the rows left queued."""
     timers: list[Callable[[], Awaitable[None]]] = []
     pool = await open_pool(database_url, min_size=1, max_size=2)
 
@@ -62,8 +61,68 @@ async def test_a_minute_the_database_refuses_does_not_stop_the_other_counts(
     finally:
         await pool.close()
     async with await connect(database_url) as conn:
-        cur = await conn.execute("SELECT bucket, vehicles FROM checkpoint_counts WHERE vehicles > 0")
-        counted = await cur.fetchall()
+        counted = await (await conn.execute(
+            "SELECT bucket, vehicles FROM checkpoint_counts WHERE vehicles > 0 ORDER BY 1")).fetchall()
         queued = (await (await conn.execute("SELECT count(*) FROM uncounted_minutes")).fetchone())[0]
-    assert counted == [(good.replace(second=0, microsecond=0), 1)]
-    assert queued == 0
+    return counted, queued
+
+
+async def test_a_minute_the_database_refuses_does_not_stop_the_other_counts(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh takes the queued minutes and recounts them in one transaction: a minute the
+    database refused to recount (a value it cannot sum) rolled back every refresh after it, the
+    same oldest minutes taken again each time, and no checkpoint was counted any more."""
+    await migrate(database_url)
+    good, bad = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=2)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(good), _edge_read(bad)])
+        await conn.commit()
+    _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
+    assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
+
+
+async def test_a_minute_refused_with_any_database_error_does_not_stop_the_other_counts(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only data, integrity and programming errors were taken for a refusal: a minute the database
+    refused otherwise (a compressed chunk it cannot update) rolled back every refresh, and nothing
+    was counted any more, restarts or not (the queue is in the database)."""
+    await migrate(database_url)
+    bad, good = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
+        await conn.commit()
+    _refusing(monkeypatch, bad, psycopg.errors.FeatureNotSupported("cannot update compressed chunk"))
+    assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
+
+
+async def test_a_good_minute_next_to_a_refused_one_is_counted(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The minutes were recounted apart range by range, each run of consecutive minutes refused as a
+    whole: the good minutes of a refused run were taken off the queue and never counted."""
+    await migrate(database_url)
+    bad = _minute(utcnow() - timedelta(hours=2)) + timedelta(seconds=10)
+    good = bad + timedelta(minutes=1)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
+        await conn.commit()
+    _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
+    assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
+
+
+async def test_a_refused_minute_in_the_sweep_does_not_lose_the_others(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep recounts the last 15 minutes for rows written by other means (never queued): one
+    minute of them refused lost the other 14."""
+    await migrate(database_url)
+    bad = _minute(utcnow() - timedelta(minutes=6)) + timedelta(seconds=10)
+    good = bad + timedelta(minutes=1)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
+        await conn.execute("DELETE FROM uncounted_minutes")  # as if written by other means
+        await conn.commit()
+    _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
+    assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
