@@ -31,7 +31,7 @@ class UserDirectory:
         self._ttl = ttl_s
         self._max = max_entries
         # username -> (when looked up, the active user's principal (with their token generation)
-        # or None, when their account changed, their signed-out tokens' ids)
+        # or None, when their account changed, their signed-out sessions' ids)
         self._cache: dict[str, tuple[float, Principal | None, float, frozenset[str]]] = {}
 
     async def lookup(
@@ -40,10 +40,10 @@ class UserDirectory:
         *,
         issued_at: float | None = None,
         generation: int | None = None,
-        token_id: str | None = None,
+        session_id: str | None = None,
     ) -> Principal | None:
-        """The active user's principal (their current role), or None; None too for a signed-out
-        ``token_id``, for a token of another token ``generation`` than the user's, or, where the
+        """The active user's principal (their current role), or None; None too for a token of a
+        signed-out ``session_id``, for a token of another token ``generation`` than the user's, or, where the
         token has none, one issued at ``issued_at`` (Unix time) before the account last changed, by
         more than the clock leeway."""
         now = time.monotonic()
@@ -59,7 +59,7 @@ class UserDirectory:
                 self._cache.clear()
             self._cache[username] = cached
         _, principal, changed_at, signed_out = cached
-        if principal is None or token_id in signed_out:
+        if principal is None or session_id in signed_out:
             return None
         if generation is not None:
             return principal if generation == principal.generation else None

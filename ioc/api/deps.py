@@ -107,13 +107,13 @@ async def _caller(
         raise _unauthorised(str(exc)) from exc
     directory: UserDirectory = request.app.state.users
     current = await directory.lookup(claimed.username, issued_at=claimed.issued,
-                                     generation=claimed.generation, token_id=claimed.token_id)
+                                     generation=claimed.generation, session_id=claimed.session_id)
     if current is None:
         raise _unauthorised("user unknown or deactivated, the token signed out, or older than the account's "
                             "last change")
     current = dataclasses.replace(current, expires=claimed.expires, issued=claimed.issued,
                                   generation=claimed.generation, token_id=claimed.token_id,
-                                  signed_in=claimed.signed_in)
+                                  signed_in=claimed.signed_in, session_id=claimed.session_id)
     request.state.principal = current
     return current
 

@@ -45,8 +45,9 @@ class Principal:
     Unix times their token was issued and stops holding (None where no token is involved), and
     ``generation`` the user's token generation it was issued in (None in a token without one:
     issued before generations, or by another issuer; :class:`ioc.api.accounts.UserDirectory`), and
-    ``token_id`` its ``jti`` (what signing out records), and ``signed_in`` when the session began
-    (``auth_time``: a renewed token keeps its sign-in's; None where no token is involved)."""
+    ``token_id`` its ``jti``, ``session_id`` its session's (``sid``: every token renewed from a
+    sign-in's carries it, and signing out records it; a token without one is a session of its
+    own), and ``signed_in`` when the session began (``auth_time``, kept by renewals)."""
 
     username: str
     role: str
@@ -55,6 +56,7 @@ class Principal:
     generation: int | None = field(default=None, compare=False)
     token_id: str | None = field(default=None, compare=False)
     signed_in: float | None = field(default=None, compare=False)
+    session_id: str | None = field(default=None, compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -72,8 +74,9 @@ def _sign(signing_input: str, secret: str) -> bytes:
 def issue_token(principal: Principal, *, secret: str, ttl_s: int, now: float | None = None) -> str:
     """A signed token valid for ``ttl_s`` seconds."""
     issued = int(now if now is not None else time.time())
+    token_id = secrets.token_urlsafe(8)
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": principal.username, "role": principal.role,
-              "iat": issued, "exp": issued + ttl_s, "jti": secrets.token_urlsafe(8),
+              "iat": issued, "exp": issued + ttl_s, "jti": token_id, "sid": principal.session_id or token_id,
               "auth_time": int(principal.signed_in) if principal.signed_in is not None else issued}
     if principal.generation is not None:
         claims["gen"] = principal.generation
@@ -98,6 +101,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         generation = None if claims.get("gen") is None else int(claims["gen"])
         token_id = None if claims.get("jti") is None else str(claims["jti"])
         signed_in = float(claims.get("auth_time", issued))
+        session_id = None if claims.get("sid", token_id) is None else str(claims.get("sid", token_id))
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidTokenError("malformed token") from exc
     if claims.get("iss") != ISSUER or claims.get("aud") != AUDIENCE:
@@ -106,7 +110,7 @@ def verify_token(token: str, *, secret: str, now: float | None = None) -> Princi
         raise InvalidTokenError("token expired")
     if issued > moment + CLOCK_LEEWAY_S:
         raise InvalidTokenError("token issued in the future")
-    return Principal(subject, role, expires, issued, generation, token_id, signed_in)
+    return Principal(subject, role, expires, issued, generation, token_id, signed_in, session_id)
 
 
 class LoginThrottle:

@@ -1,4 +1,6 @@
-"""Tokens signed out before they expired: refused from then on (``ioc.api.accounts``)."""
+"""Sessions signed out before they ended: their tokens are refused from then on (``ioc.api.accounts``).
+A session's id is its tokens' ``sid`` (a sign-in's first token's ``jti``, kept by renewals); the
+column keeps its first name, ``token_id``."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ __all__ = ["sign_out_token", "signed_out_tokens"]
 
 
 async def sign_out_token(conn: AsyncConnection, username: str, token_id: str, expires_at: datetime) -> None:
-    """Record the token as signed out (idempotent), and forget the user's expired ones: they are
-    refused anyway, so the table holds at most the user's tokens still in their lifetime."""
+    """Record the session ``token_id`` as signed out (idempotent) until ``expires_at``, and forget the
+    user's ended ones: their tokens are refused anyway, so the table holds at most the user's sessions
+    that could still hold a token."""
     await conn.execute("DELETE FROM signed_out_tokens WHERE username = %s AND expires_at < now()", [username])
     await conn.execute(
         "INSERT INTO signed_out_tokens (token_id, username, expires_at) VALUES (%s, %s, %s)"
@@ -21,7 +24,7 @@ async def sign_out_token(conn: AsyncConnection, username: str, token_id: str, ex
 
 
 async def signed_out_tokens(conn: AsyncConnection, username: str) -> frozenset[str]:
-    """The ids of the user's signed-out tokens that have not expired yet."""
+    """The ids of the user's signed-out sessions that could still hold a token."""
     cur = await conn.execute(
         "SELECT token_id FROM signed_out_tokens WHERE username = %s AND expires_at >= now()", [username])
     return frozenset(token_id for (token_id,) in await cur.fetchall())

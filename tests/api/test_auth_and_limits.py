@@ -355,3 +355,39 @@ async def test_a_session_is_renewed_without_a_password_until_its_longest(api_fac
         await client.post("/api/auth/sign-out", headers={"Authorization": f"Bearer {second}"})
         gone = await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {second}"})
         assert gone.status_code == 401
+
+
+async def test_a_renewed_token_is_of_its_session_and_no_longer_than_the_one_renewed(api_factory) -> None:
+    """A renewal gave a token of its own id: signing out the owner's token left a thief's renewed
+    copy holding for the rest of the session; a 60 s script token came back as an 8-hour one; a
+    token without a generation (another issuer's, or one from before generations) was renewed
+    again and again past a password reset; and sessions longer than IOC_SESSION_MAX_SECONDS began
+    at sign-in. Now a session's tokens share its id (sid) and go together, a renewal is no longer
+    than the token renewed nor audited less, and one without a generation is not renewed."""
+    api: ApiServer = await api_factory(session_max_seconds=1800)
+    await api.user("wall-8", "operator")
+    secret = api.settings.auth_secret.get_secret_value()
+    async with api.client() as client:
+        signed_in = await _login(client, "wall-8", PASSWORD)
+        assert signed_in.json()["expires_in"] == 1800  # the session's longest, under the token's 8 hours
+        owner = signed_in.json()["access_token"]
+
+        async def renewed(token: str) -> httpx.Response:
+            return await client.post("/api/auth/renew", headers={"Authorization": f"Bearer {token}"})
+
+        thief = (await renewed(owner)).json()["access_token"]
+        assert verify_token(thief, secret=secret).session_id == verify_token(owner, secret=secret).session_id
+        signed_out = await client.post("/api/auth/sign-out", headers={"Authorization": f"Bearer {owner}"})
+        assert signed_out.status_code == 204
+        assert [await _me(client, owner), await _me(client, thief)] == [401, 401]
+        assert (await renewed(thief)).status_code == 401
+
+        generation = verify_token(owner, secret=secret).generation
+        script = issue_token(Principal("wall-8", "operator", generation=generation), secret=secret, ttl_s=60)
+        short = await renewed(script)
+        assert short.status_code == 200 and short.json()["expires_in"] <= 60, short.text
+        foreign = issue_token(Principal("wall-8", "operator"), secret=secret, ttl_s=600)
+        refused = await renewed(foreign)
+        assert refused.status_code == 401 and "sign in again" in refused.text
+    rows = await api.sql("SELECT actor, action FROM audit_log WHERE action = 'auth.renew' ORDER BY audit_id")
+    assert rows == [("wall-8", "auth.renew")] * 2

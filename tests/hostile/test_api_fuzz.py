@@ -58,7 +58,7 @@ AUDITED = {("GET", "/api/plates/sightings"), ("GET", "/api/plates/wanted"), ("PO
            ("PATCH", "/api/watchlist/{entry_id}"), ("POST", "/api/watchlist/{entry_id}/expire"),
            ("POST", "/api/watchlist/import"), ("GET", "/api/watchlist/export.csv"), ("POST", "/api/users"),
            ("POST", "/api/users/{username}/deactivate"), ("POST", "/api/users/{username}/activate"),
-           ("POST", "/api/users/{username}/sign-out"),
+           ("POST", "/api/users/{username}/sign-out"), ("POST", "/api/auth/renew"),
            ("PUT", "/api/cameras/{camera_id}"), ("DELETE", "/api/cameras/{camera_id}"),
            ("GET", "/api/reads/{read_id}/crop.jpg"), ("GET", "/api/alerts/{alert_id}/crop.jpg"),
            ("GET", "/api/alerts/{alert_id}/sightings/{read_id}/crop.jpg")}
@@ -286,6 +286,7 @@ def _valid_calls(seed: Seed) -> dict[tuple[str, str], Call]:
         ("POST", "/api/auth/token"): Call(None, form={"username": "officer", "password": PASSWORD}),
         ("GET", "/api/auth/me"): Call("officer"),
         SIGN_OUT: Call(SIGNING_OUT),
+        ("POST", "/api/auth/renew"): Call("officer"),
         ("GET", "/api/plates/sightings"): Call("officer", query={**sighting, "since": since, "until": until}),
         ("GET", "/api/plates/wanted"): Call("officer", query=sighting),
         ("GET", "/api/reads/{read_id}/crop.jpg"): Call("officer", path={"read_id": seed.read_id},

@@ -99,32 +99,39 @@ async def token(request: Request, pool: PoolDep, settings: SettingsDep) -> Token
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
                             headers={"WWW-Authenticate": "Bearer"})
     throttle.succeeded(login.username, client)
-    ttl = settings.token_ttl_seconds
+    ttl = min(settings.token_ttl_seconds, settings.session_max_seconds)
     access = issue_token(Principal(user.username, user.role, generation=user.token_generation),
                          secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
     return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
                        timezone=settings.display_timezone)
 
 
-_RENEW_REFUSED = {401: {"description": "the token does not hold, or its session began more than "
-                               "IOC_SESSION_MAX_SECONDS ago (sign in again)"}}
+_RENEW_REFUSED = {401: {"description": "the token does not hold, has no generation (another issuer's), or "
+                               "its session began more than IOC_SESSION_MAX_SECONDS ago (sign in again)"}}
 
 
 @router.post("/renew", response_model=TokenPublic, responses=_RENEW_REFUSED,
              summary="A fresh token for this session, without the password")
-async def renew(user: AnyRole, settings: SettingsDep) -> TokenPublic:
+async def renew(user: AnyRole, settings: SettingsDep, pool: PoolDep) -> TokenPublic:
     """A video wall's shift (12 hours) outlasts a token (8): renewed while it holds, a session goes on
-    until ``session_max_seconds`` after its sign-in, the new token never outliving that. Signing
-    out, a new password or a deactivation end it as they end any token (the dependency checks)."""
+    until ``session_max_seconds`` after its sign-in. The new token is of the same session (signing
+    out one ends them all), no longer than the one renewed (a 60 s script token stays one), and
+    audited (``auth.renew``). A token without a generation is not renewed: a password reset ends
+    it only by its issue time, which a renewal would move on."""
     now = time.time()
     signed_in = user.signed_in if user.signed_in is not None else now
     left = int(signed_in + settings.session_max_seconds - now)
-    if left <= 0:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the session is over: sign in again",
+    if left <= 0 or user.generation is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this token cannot be renewed: sign in again",
                             headers={"WWW-Authenticate": "Bearer"})
-    ttl = min(settings.token_ttl_seconds, left)
-    principal = Principal(user.username, user.role, generation=user.generation, signed_in=signed_in)
+    lifetime = int(user.expires - user.issued) if user.expires and user.issued else settings.token_ttl_seconds
+    ttl = max(min(settings.token_ttl_seconds, left, lifetime), 1)
+    principal = Principal(user.username, user.role, generation=user.generation, signed_in=signed_in,
+                          session_id=user.session_id)
     access = issue_token(principal, secret=settings.auth_secret.get_secret_value(), ttl_s=ttl)
+    async with pool.connection() as conn:
+        await append_audit(conn, actor=user.username, role=user.role, action="auth.renew",
+                           query={"expires_in": ttl}, purpose="session renewal", result_count=1)
     return TokenPublic(access_token=access, expires_in=ttl, username=user.username, role=user.role,
                        timezone=settings.display_timezone)
 
@@ -135,8 +142,9 @@ async def me(user: AnyRole) -> Me:
 
 
 _SIGN_OUT_ANSWERS = {
-    204: {"description": "the token (with `everywhere`, every token of the user) is refused from now on "
-                         "(by other API processes within their user cache time, 30 s)"},
+    204: {"description": "the token and those renewed from the same sign-in (with `everywhere`, every "
+                         "token of the user) are refused from now on (by other API processes within "
+                         "their user cache time, 30 s)"},
     422: {"description": "a token without an id (jti) cannot be signed out alone"},
 }
 
@@ -146,6 +154,7 @@ _SIGN_OUT_ANSWERS = {
 async def sign_out(
     request: Request,
     pool: PoolDep,
+    settings: SettingsDep,
     user: AnyRole,
     everywhere: bool = Query(False, description="end every session of the user (a lost handheld), this one "
                                                 "too; audited as `auth.sign_out_everywhere`"),
@@ -158,10 +167,10 @@ async def sign_out(
                 await append_audit(conn, actor=user.username, role=user.role,
                                    action="auth.sign_out_everywhere", query={"username": user.username},
                                    purpose="sign-out", result_count=1)
-        elif user.token_id is None or user.expires is None:
+        elif user.session_id is None or user.expires is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "this token has no id to sign out")
-        else:
-            expires = datetime.fromtimestamp(user.expires, UTC)
-            await sign_out_token(conn, user.username, user.token_id, expires)
+        else:  # kept until the last token the session could renew to would have expired
+            ends = max(user.expires, (user.signed_in or 0) + settings.session_max_seconds)
+            await sign_out_token(conn, user.username, user.session_id, datetime.fromtimestamp(ends, UTC))
     request.app.state.users.forget(user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

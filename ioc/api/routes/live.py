@@ -60,7 +60,7 @@ async def _still_admitted(request: Request, caller: Principal) -> bool:
     directory: UserDirectory = request.app.state.users
     try:
         looked_up = directory.lookup(caller.username, issued_at=caller.issued, generation=caller.generation,
-                                     token_id=caller.token_id)
+                                     session_id=caller.session_id)
         current = await asyncio.wait_for(looked_up, _LOOKUP_WAIT_S)
     except (TimeoutError, psycopg.Error):
         logger.warning("live stream of %s: user directory unavailable, stream kept", caller.username)

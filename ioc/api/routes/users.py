@@ -67,18 +67,21 @@ async def _set_active(
     directory.forget(username)
 
 
-@router.post("/{username}/deactivate", status_code=status.HTTP_204_NO_CONTENT,
+_NO_SUCH_USER = {404: {"description": "no such user"}}
+
+
+@router.post("/{username}/deactivate", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_SUCH_USER,
              summary="Block sign-in and existing tokens (other API processes: within 30 s)")
 async def deactivate(username: str, request: Request, conn: ConnDep, admin: UserAdmin) -> None:
     await _set_active(request, conn, admin, username, False)
 
 
-@router.post("/{username}/activate", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/{username}/activate", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_SUCH_USER)
 async def activate(username: str, request: Request, conn: ConnDep, admin: UserAdmin) -> None:
     await _set_active(request, conn, admin, username, True)
 
 
-@router.post("/{username}/sign-out", status_code=status.HTTP_204_NO_CONTENT,
+@router.post("/{username}/sign-out", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_SUCH_USER,
              summary="End every session of a user, who may sign in again (a lost handheld; other API "
                      "processes: within 30 s)")
 async def sign_out_user(username: str, request: Request, conn: ConnDep, admin: UserAdmin) -> None:
