@@ -3,7 +3,8 @@
 A worker writes passages only for lanes its own partitions feed (camera id is the Kafka key,
 so a lane belongs to one worker): passages seeded from the database after a restart or a
 rebalance are completed there, never overwritten by a worker that merely loaded them. A lane
-whose partition is revoked is no longer this worker's: it is seeded again if it comes back.
+whose partition is revoked is no longer this worker's: it is seeded again if it comes back, and
+is this worker's again once seeded (a rebalance revokes every partition, most to give them back).
 A seeded passage that opened before the seeding's window may lack its first reads (its vehicle
 was in view before), so it takes the reads of its vehicle but is never written: written, it
 would be a second passage of that vehicle under another id (its first read's).
@@ -67,6 +68,12 @@ class LivePassages:
     whole_from: dict[Lane, float] = field(default_factory=dict)
     # partitions revoked and not assigned again: a batch of theirs still being stored feeds no lane
     revoked: set[Hashable] = field(default_factory=set)
+    # lanes a revoked partition fed (released, or fed by a batch in flight) -> that partition: the
+    # lane is this worker's again once the partition is assigned back and the lane seeded (reclaim)
+    returning: dict[Lane, Hashable] = field(default_factory=dict)
+    # passages of returning lanes a flush handed out -> whether their becoming final was among it
+    # (never written, so not counted yet): written once their lane is reclaimed, dropped if not
+    held: dict[Passage, bool] = field(default_factory=dict)
 
     @property
     def owned(self) -> Set[Lane]:
@@ -79,6 +86,9 @@ class LivePassages:
         lane = (read.camera_id, read.lane)
         if partition not in self.revoked:
             self.feeds[lane] = partition
+            self.returning.pop(lane, None)
+        elif lane not in self.feeds:  # the partition may come straight back: the lane with it
+            self.returning[lane] = partition
         candidates = tuple((c.text, c.confidence) for c in read.candidates)
         self.assembler.add(lane, _observe(read, candidates), now=time.monotonic())
 
@@ -97,11 +107,24 @@ class LivePassages:
         self.revoked.update(partitions)
         for lane, partition in list(self.feeds.items()):
             if partition in partitions:
-                del self.feeds[lane]
+                self.returning[lane] = self.feeds.pop(lane)
 
     def assign(self, partitions: Collection[Hashable]) -> None:
-        """``partitions`` are this worker's (again): their reads feed their lanes."""
+        """``partitions`` are this worker's (again): their reads feed their lanes. The lanes of the
+        revoked partitions that did not come back are another worker's now."""
         self.revoked.difference_update(partitions)
+        self.returning = {lane: p for lane, p in self.returning.items() if p not in self.revoked}
+
+    def reclaim(self) -> None:
+        """Once seeded, the lanes whose partition came back are this worker's again. A rebalance
+        revokes every partition, mostly to give it straight back: such a lane stayed unowned until
+        its next read, and a passage that became final meanwhile was never written nor counted.
+        Not before the seeding, which skips owned lanes: the reads another worker stored while
+        the lane was its own would miss from the passage."""
+        for lane, partition in list(self.returning.items()):
+            if partition not in self.revoked:
+                self.feeds.setdefault(lane, partition)
+                del self.returning[lane]
 
     def _writable(self, passage: Passage) -> bool:
         if passage.lane not in self.owned:
@@ -112,8 +135,19 @@ class LivePassages:
     def flush(self) -> list[PassageRow]:
         """Rows for the passages of owned lanes that changed or became final. The ids of final
         passages written before, which a late read joined, are in :attr:`rewritten` until the
-        next flush: their vehicle is counted already."""
-        flushed = [(p, passage_row(p, final=final)) for p, final in self.assembler.flush(now=time.monotonic())
-                   if self._writable(p)]
-        self.rewritten = {row.passage_id for p, row in flushed if p.rejoined}
-        return [row for _, row in flushed]
+        next flush: their vehicle is counted already. Those of lanes whose partition may come back
+        (between a rebalance's signals, or until the lane is seeded) are held until it is known:
+        handed out then, a passage that became final meanwhile was lost."""
+        flushed, self.held = self.held, {}
+        for passage, final in self.assembler.flush(now=time.monotonic()):
+            flushed[passage] = flushed.get(passage, False) or (final and not passage.rejoined)
+        rows: list[PassageRow] = []
+        self.rewritten = set()
+        for passage, first_final in flushed.items():
+            if passage.lane in self.returning:
+                self.held[passage] = first_final
+            elif self._writable(passage):
+                rows.append(row := passage_row(passage, final=passage.final))
+                if passage.rejoined and not first_final:
+                    self.rewritten.add(row.passage_id)
+        return rows

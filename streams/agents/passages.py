@@ -55,6 +55,7 @@ def register(ctx: WorkerContext) -> None:
         for read in reads:
             if (read.camera_id, read.lane) not in ctx.passages.owned:
                 ctx.passages.seed(read, whole_from=whole_from)
+        ctx.passages.reclaim()  # seeded first: the reads stored by the lanes' owner meanwhile are in
         unseeded = False
 
     @ctx.app.on_partitions_revoked.connect

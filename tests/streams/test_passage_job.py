@@ -4,20 +4,24 @@ to, completes it."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
 from faust.types import TP
 from psycopg.rows import dict_row
 
+from detectors.passages import GAP_S
 from ioc.config import Settings
 from ioc.schemas import Direction, PlateCandidate, PlateRead, utcnow
 from ioc.storage.database import connect
 from ioc.storage.migrations import migrate
 from ioc.storage.passages import lane_reads, upsert_passages
 from ioc.storage.plate_reads import insert_plate_reads
+from streams import live_passages
 from streams.agents import passages
 from streams.context import WorkerContext
 from streams.live_passages import LivePassages
@@ -256,3 +260,116 @@ async def test_a_batch_in_flight_as_its_partition_is_revoked_does_not_take_its_l
         assert ("CP01-CAM1", 0) in worker.passages.owned
     finally:
         await (await worker.pool()).close()
+
+
+def _clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The passages' processing clock, to move on by hand: a passage is final once nothing joined
+    it for ``2 * GAP_S`` (the event loop keeps the real clock)."""
+    now = [time.monotonic()]
+    monkeypatch.setattr(live_passages, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+async def _stored(database_url: str, reads: list[PlateRead]) -> None:
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, reads)
+        await conn.commit()
+
+
+async def test_a_lane_whose_partition_comes_straight_back_is_still_written(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every rebalance revokes every partition, most to give them straight back: a lane that came
+    back stayed unowned until its next read, and a passage that became final meanwhile (the
+    vehicle gone, the road quiet) was never written final nor counted."""
+    await migrate(database_url)
+    clock = _clock(monkeypatch)
+    worker, write_passages, on_assigned, on_revoked = _worker(database_url)
+    partition = TP("camera-frames", 0)
+    read = _read("29A12345", utcnow() - timedelta(seconds=1))
+    try:
+        await _signal(on_assigned, worker.app, {partition})
+        await _stored(database_url, [read])
+        worker.passages.add(read, partition)
+        await write_passages()
+        await _signal(on_revoked, worker.app, {partition})
+        await _signal(on_assigned, worker.app, {partition})
+        clock[0] += 3 * GAP_S  # no further read: the vehicle is gone
+        await write_passages()
+    finally:
+        await (await worker.pool()).close()
+    assert [(p["text"], p["reads"], p["status"]) for p in await _passages(database_url)] == [
+        ("29A12345", 1, "final")
+    ]
+
+
+async def test_a_read_stored_between_the_rebalance_signals_keeps_its_lane(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch in flight between the revoked and the assigned signals, of a partition that comes
+    straight back: its lane was no longer this worker's, and the vehicle's passage never written."""
+    await migrate(database_url)
+    clock = _clock(monkeypatch)
+    worker, write_passages, on_assigned, on_revoked = _worker(database_url)
+    partition = TP("camera-frames", 0)
+    in_flight = _read("29A12345", utcnow() - timedelta(seconds=1))
+    try:
+        await _signal(on_assigned, worker.app, {partition})
+        await _signal(on_revoked, worker.app, {partition})
+        await _stored(database_url, [in_flight])
+        worker.passages.add(in_flight, partition)
+        await _signal(on_assigned, worker.app, {partition})
+        clock[0] += 3 * GAP_S
+        await write_passages()
+    finally:
+        await (await worker.pool()).close()
+    assert [(p["text"], p["reads"], p["status"]) for p in await _passages(database_url)] == [
+        ("29A12345", 1, "final")
+    ]
+
+
+async def test_a_passage_final_during_a_rebalance_is_written_if_its_partition_comes_back(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A passage that became final between the revoked and the assigned signals was handed out
+    while its lane was nobody's, and lost. It waits for the assignment: written if its partition
+    came back, left to the lane's new owner if not."""
+    await migrate(database_url)
+    clock = _clock(monkeypatch)
+    worker, write_passages, on_assigned, on_revoked = _worker(database_url)
+    kept, lost = TP("camera-frames", 0), TP("camera-frames", 1)
+    start = utcnow() - timedelta(seconds=1)
+    reads = [_read("29A12345", start), _read("51F86988", start, camera="CP02-CAM1")]
+    try:
+        await _signal(on_assigned, worker.app, {kept, lost})
+        await _stored(database_url, reads)
+        for read, partition in zip(reads, (kept, lost), strict=True):
+            worker.passages.add(read, partition)
+        await write_passages()
+        await _signal(on_revoked, worker.app, {kept, lost})
+        clock[0] += 3 * GAP_S  # the group still rebalancing, both vehicles gone
+        await write_passages()
+        await _signal(on_assigned, worker.app, {kept})
+        await write_passages()
+    finally:
+        await (await worker.pool()).close()
+    assert [(p["camera_id"], p["status"]) for p in await _passages(database_url)] == [
+        ("CP01-CAM1", "final"), ("CP02-CAM1", "provisional")  # CP02's new owner completes it
+    ]
+
+
+def test_a_passage_held_through_a_rebalance_is_counted_once_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held passage that became final unwritten, then took a late read, is no rewrite once
+    written: its vehicle was never counted."""
+    clock = _clock(monkeypatch)
+    live, partition, start = LivePassages(), TP("camera-frames", 0), utcnow()
+    live.add(_read("29A12345", start), partition)
+    live.release({partition})
+    clock[0] += 3 * GAP_S
+    assert live.flush() == []  # final, held
+    live.add(_read("29A12345", start + timedelta(seconds=1)), partition)  # late, in flight
+    assert live.flush() == []
+    live.assign({partition})
+    live.reclaim()
+    [row] = live.flush()
+    assert (row.status, row.reads, live.rewritten) == ("final", 2, set())
