@@ -28,6 +28,17 @@ def _edge_read(at: datetime) -> PlateRead:
                      text="29A12345", display="29A-123.45", confidence=0.9)
 
 
+async def _stored(database_url: str, *captured: datetime, queued: bool = True) -> None:
+    """A migrated database holding an edge read captured at each of ``captured``; its minutes
+    queued, or not (rows written by other means, which only the sweep recounts)."""
+    await migrate(database_url)
+    async with await connect(database_url) as conn:
+        await insert_plate_reads(conn, [_edge_read(at) for at in captured])
+        if not queued:
+            await conn.execute("DELETE FROM uncounted_minutes")
+        await conn.commit()
+
+
 def _minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
@@ -73,11 +84,8 @@ async def test_a_minute_the_database_refuses_does_not_stop_the_other_counts(
     """The refresh takes the queued minutes and recounts them in one transaction: a minute the
     database refused to recount (a value it cannot sum) rolled back every refresh after it, the
     same oldest minutes taken again each time, and no checkpoint was counted any more."""
-    await migrate(database_url)
     good, bad = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=2)
-    async with await connect(database_url) as conn:
-        await insert_plate_reads(conn, [_edge_read(good), _edge_read(bad)])
-        await conn.commit()
+    await _stored(database_url, good, bad)
     _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
     assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
 
@@ -88,11 +96,8 @@ async def test_a_minute_refused_with_any_database_error_does_not_stop_the_other_
     """Only data, integrity and programming errors were taken for a refusal: a minute the database
     refused otherwise (a compressed chunk it cannot update) rolled back every refresh, and nothing
     was counted any more, restarts or not (the queue is in the database)."""
-    await migrate(database_url)
     bad, good = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
-    async with await connect(database_url) as conn:
-        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
-        await conn.commit()
+    await _stored(database_url, bad, good)
     _refusing(monkeypatch, bad, psycopg.errors.FeatureNotSupported("cannot update compressed chunk"))
     assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
 
@@ -102,12 +107,9 @@ async def test_a_good_minute_next_to_a_refused_one_is_counted(
 ) -> None:
     """The minutes were recounted apart range by range, each run of consecutive minutes refused as a
     whole: the good minutes of a refused run were taken off the queue and never counted."""
-    await migrate(database_url)
     bad = _minute(utcnow() - timedelta(hours=2)) + timedelta(seconds=10)
     good = bad + timedelta(minutes=1)
-    async with await connect(database_url) as conn:
-        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
-        await conn.commit()
+    await _stored(database_url, bad, good)
     _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
     assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)
 
@@ -117,12 +119,8 @@ async def test_a_refused_minute_in_the_sweep_does_not_lose_the_others(
 ) -> None:
     """The sweep recounts the last 15 minutes for rows written by other means (never queued): one
     minute of them refused lost the other 14."""
-    await migrate(database_url)
     bad = _minute(utcnow() - timedelta(minutes=6)) + timedelta(seconds=10)
     good = bad + timedelta(minutes=1)
-    async with await connect(database_url) as conn:
-        await insert_plate_reads(conn, [_edge_read(bad), _edge_read(good)])
-        await conn.execute("DELETE FROM uncounted_minutes")  # as if written by other means
-        await conn.commit()
+    await _stored(database_url, bad, good, queued=False)
     _refusing(monkeypatch, bad, psycopg.errors.NumericValueOutOfRange("value out of range: overflow"))
     assert await _refresh_twice(database_url) == ([(_minute(good), 1)], 0)

@@ -276,50 +276,34 @@ async def _stored(database_url: str, reads: list[PlateRead]) -> None:
         await conn.commit()
 
 
+@pytest.mark.parametrize("stored", ["before the rebalance", "between its signals"])
 async def test_a_lane_whose_partition_comes_straight_back_is_still_written(
-    database_url: str, monkeypatch: pytest.MonkeyPatch,
+    database_url: str, monkeypatch: pytest.MonkeyPatch, stored: str,
 ) -> None:
     """Every rebalance revokes every partition, most to give them straight back: a lane that came
     back stayed unowned until its next read, and a passage that became final meanwhile (the
-    vehicle gone, the road quiet) was never written final nor counted."""
+    vehicle gone, the road quiet) was never written final nor counted. So too a read of a batch in
+    flight between the revoked and the assigned signals: its lane was no longer this worker's."""
     await migrate(database_url)
     clock = _clock(monkeypatch)
     worker, write_passages, on_assigned, on_revoked = _worker(database_url)
     partition = TP("camera-frames", 0)
     read = _read("29A12345", utcnow() - timedelta(seconds=1))
-    try:
-        await _signal(on_assigned, worker.app, {partition})
+
+    async def store() -> None:
         await _stored(database_url, [read])
         worker.passages.add(read, partition)
-        await write_passages()
-        await _signal(on_revoked, worker.app, {partition})
-        await _signal(on_assigned, worker.app, {partition})
-        clock[0] += 3 * GAP_S  # no further read: the vehicle is gone
-        await write_passages()
-    finally:
-        await (await worker.pool()).close()
-    assert [(p["text"], p["reads"], p["status"]) for p in await _passages(database_url)] == [
-        ("29A12345", 1, "final")
-    ]
 
-
-async def test_a_read_stored_between_the_rebalance_signals_keeps_its_lane(
-    database_url: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A batch in flight between the revoked and the assigned signals, of a partition that comes
-    straight back: its lane was no longer this worker's, and the vehicle's passage never written."""
-    await migrate(database_url)
-    clock = _clock(monkeypatch)
-    worker, write_passages, on_assigned, on_revoked = _worker(database_url)
-    partition = TP("camera-frames", 0)
-    in_flight = _read("29A12345", utcnow() - timedelta(seconds=1))
     try:
         await _signal(on_assigned, worker.app, {partition})
+        if stored == "before the rebalance":
+            await store()
+            await write_passages()
         await _signal(on_revoked, worker.app, {partition})
-        await _stored(database_url, [in_flight])
-        worker.passages.add(in_flight, partition)
+        if stored == "between its signals":
+            await store()
         await _signal(on_assigned, worker.app, {partition})
-        clock[0] += 3 * GAP_S
+        clock[0] += 3 * GAP_S  # no further read: the vehicle is gone
         await write_passages()
     finally:
         await (await worker.pool()).close()
