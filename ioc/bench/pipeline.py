@@ -522,9 +522,9 @@ async def _frames(settings: Settings, args: argparse.Namespace, workdir: Path) -
         try:
             await _warm_up_frames(settings, frames[0], metrics)
             before = await metrics.read()
-            started, busy_before = time.monotonic(), _machine_busy_s()
+            started, ticks_before = time.monotonic(), _machine_ticks()
             await _push_frames(settings, frames, metrics, sum(n for n, _ in before) + len(frames))
-            elapsed, busy = time.monotonic() - started, _machine_busy_s() - busy_before
+            elapsed, ticks = time.monotonic() - started, _machine_ticks()
             after = await metrics.read()
         finally:
             await metrics.aclose()
@@ -533,22 +533,31 @@ async def _frames(settings: Settings, args: argparse.Namespace, workdir: Path) -
         cpu_s = sum(cpu for _, cpu in after) - sum(cpu for _, cpu in before)
         result[f"frames_per_s_{workers}_workers"] = round(per_s, 1)
         result[f"frames_per_cpu_s_{workers}_workers"] = round(len(frames) / cpu_s, 1) if cpu_s > 0 else 0.0
-        result[f"frames_cores_busy_{workers}_workers"] = round(busy / elapsed, 2)
+        busy_cores = _cores_busy(ticks_before, ticks)
+        result[f"frames_cores_busy_{workers}_workers"] = round(busy_cores, 2)
         shares = "/".join(str(a - b) for (a, _), (b, _) in zip(after, before, strict=True))
         _say(f"frames: {per_s:.1f} frames/s with {workers} worker process(es) ({shares} frames), 1 thread "
              f"each; {result[f'frames_per_cpu_s_{workers}_workers']} frames per worker CPU-second; "
-             f"workers {cpu_s / elapsed:.2f} and the whole machine {busy / elapsed:.2f} of "
+             f"workers {cpu_s / elapsed:.2f} and the whole machine {busy_cores:.2f} of "
              f"{os.cpu_count()} cores busy")
     result["frames_scaling"] = round(result["frames_per_s_2_workers"] / result["frames_per_s_1_workers"], 2)
     return result
 
 
-def _machine_busy_s() -> float:
-    """CPU-seconds all cores of the machine have been busy since boot (Linux ``/proc/stat``):
-    what the broker, the database and this process took besides the workers."""
+def _machine_ticks() -> tuple[int, int]:
+    """Clock ticks all cores of the machine have been busy, and in all, since boot (Linux
+    ``/proc/stat``): what the broker, the database and this process took besides the workers."""
     fields = Path("/proc/stat").read_text().split()[1:9]  # the first line: all cores
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields)
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def _cores_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores busy on average between two readings, as a share of the same ticks: busy ticks
+    over wall-clock time had read 2.01 of 2 cores on a short run (ticks are 10 ms)."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / total if total > 0 else 0.0
 
 
 async def _warm_up_frames(settings: Settings, frame: CameraFrame, metrics: _WorkerMetrics) -> None:
