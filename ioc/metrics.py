@@ -117,7 +117,14 @@ LIVE_RESUMES = Counter(
     ["outcome"],
 )
 WATCHLIST_PUBLISH_FAILURES = Counter(
-    "ioc_watchlist_publish_failures_total", "Watchlist changes the broker did not take (republished later)"
+    "ioc_watchlist_publish_failures_total",
+    "Watchlist publishes the broker or the database did not let through: a change, or a resync of the "
+    "changes behind (retried)",
+)
+WATCHLIST_PUBLISH_BEHIND = Gauge(
+    "ioc_watchlist_publish_behind_seconds",
+    "Seconds since the oldest watchlist change this API process has not yet published to the workers "
+    "(computed when scraped); 0 when caught up",
 )
 
 

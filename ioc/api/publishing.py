@@ -5,7 +5,8 @@ truth). Watchlist changes go to the compacted watchlist topic (key = entry_id;
 an inactive entry is a tombstone), so every worker sees them within seconds. If
 the broker is unreachable the request still succeeds; the publisher remembers
 since when it is behind and republishes everything changed since then once the
-broker is back. An alert change is queued in the database's outbox by the transaction that
+broker is back (``ioc_watchlist_publish_behind_seconds``: how long the oldest change has
+waited). An alert change is queued in the database's outbox by the transaction that
 commits it: one this process could not publish is published by the workers.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +46,10 @@ class EventPublisher:
         self._pool = pool
         self._producer: AIOKafkaProducer | None = None
         self._behind_since: datetime | None = None
+        # since when (monotonic) the oldest change not yet published has waited: one waiting for the
+        # next resync, and one that the running resync publishes (None: nothing of the kind)
+        self._waiting_since: float | None = None
+        self._resyncing_since: float | None = None
         self._task: asyncio.Task | None = None
         self._resync_now = asyncio.Event()
 
@@ -60,6 +66,8 @@ class EventPublisher:
             logger.warning("IOC_KAFKA_BOOTSTRAP unset: watchlist and alert changes are not published")
             return
         self._behind_since = datetime.now(UTC) - RESYNC_ON_START
+        self._waiting_since = time.monotonic()
+        metrics.WATCHLIST_PUBLISH_BEHIND.set_function(self.behind_seconds)
         await self._connect()
         self._task = asyncio.create_task(self._run(), name="kafka-publisher")
 
@@ -76,6 +84,12 @@ class EventPublisher:
             return False
         self._producer = producer
         return True
+
+    def behind_seconds(self) -> float:
+        """Seconds since the oldest watchlist change this process has not yet published (its start-up
+        resync counts as one); 0 when it has published them all. Read by the metrics thread."""
+        waiting = [t for t in (self._waiting_since, self._resyncing_since) if t is not None]
+        return time.monotonic() - min(waiting) if waiting else 0.0
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -136,6 +150,8 @@ class EventPublisher:
         since -= _CLOCK_MARGIN
         if self._behind_since is None or since < self._behind_since:
             self._behind_since = since
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
 
     async def _run(self) -> None:
         while self._producer is None:
@@ -150,6 +166,7 @@ class EventPublisher:
             # taken, not read: a change asked for while this resync runs (an import committed meanwhile,
             # later than ``since``) is left for the next one, not cleared with this one's
             since, self._behind_since = self._behind_since, None
+            self._resyncing_since, self._waiting_since = self._waiting_since, None
             try:
                 async with self._pool.connection() as conn:
                     changed = [entry.entry_id for entry in await entries_changed_since(conn, since)]
@@ -157,6 +174,10 @@ class EventPublisher:
                                                         changed)  # fmt: skip
             except Exception:
                 logger.warning("watchlist resync failed; retrying in %.0fs", RESYNC_EVERY_S)
+                metrics.WATCHLIST_PUBLISH_FAILURES.inc()
                 self._behind_since = since if self._behind_since is None else min(since, self._behind_since)
+                self._waiting_since = self._resyncing_since  # older than any change noted meanwhile
+                self._resyncing_since = None
                 continue
+            self._resyncing_since = None
             logger.info("watchlist resync published %d entries", published)

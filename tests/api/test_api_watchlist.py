@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from jsonschema import Draft202012Validator
+from prometheus_client import REGISTRY
 from served_api import ApiServer, read_topic
 
 from ioc import watchlist_sync
@@ -187,6 +189,64 @@ async def test_a_change_asked_for_while_a_resync_runs_is_published_by_the_next(
         await publisher.stop()
         await pool.close()
     assert keys <= {r.key for r in records}
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_change_not_published_says_how_long_it_has_waited(
+    editor: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing told that watchlist changes were not reaching the workers (a newly wanted plate not
+    matched): a failed resync was only logged. ``ioc_watchlist_publish_behind_seconds`` is how long the
+    oldest change not yet published has waited, 0 once published, and every failed try counts in
+    ``ioc_watchlist_publish_failures_total``, the resyncs' included."""
+    await editor.app.state.publisher.stop()
+    monkeypatch.setattr(publishing_module, "RESYNC_EVERY_S", 0.05)
+    broker_away = False
+    sent = watchlist_sync.publish_entries  # the real send
+
+    async def refused_while_away(producer, topic, entries):  # noqa: ANN001, ANN202 - as publish_entries
+        if broker_away:
+            raise KafkaConnectionError("broker away")
+        await sent(producer, topic, entries)
+
+    monkeypatch.setattr(watchlist_sync, "publish_entries", refused_while_away)
+
+    def behind() -> float:
+        value = REGISTRY.get_sample_value("ioc_watchlist_publish_behind_seconds")
+        assert value is not None, "ioc_watchlist_publish_behind_seconds is not exported"
+        return value
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("ioc_watchlist_publish_failures_total") or 0.0
+
+    entry = WatchlistEntry(pattern="29A77777", reason="stolen while the broker was away")
+    pool = await open_pool(editor.conninfo, min_size=1, max_size=4)
+    publisher = publishing_module.EventPublisher(editor.settings, pool)
+    try:
+        await publisher.start()
+        await _until(lambda: behind() == 0)  # the start-up resync published the last day
+        async with await connect(editor.conninfo) as conn:
+            await add_entry(conn, entry)
+            await conn.commit()
+        broker_away, failed_before = True, failures()
+        assert not await publisher.watchlist_changed([entry])
+        await asyncio.sleep(0.5)  # about ten resyncs, each refused
+        assert behind() >= 0.5
+        assert failures() >= failed_before + 3, "the failed resyncs are not counted"
+        broker_away = False
+        await _until(lambda: behind() == 0)
+    finally:
+        await publisher.stop()
+        await pool.close()
+    key = str(entry.entry_id).encode()
+    records = await read_topic(editor.settings.kafka_bootstrap or "", editor.settings.topics.watchlist,
+                               lambda got: key in {r.key for r in got})
+    assert key in {r.key for r in records}
 
 
 async def test_as_many_changes_at_once_as_the_pool_holds_are_all_published(

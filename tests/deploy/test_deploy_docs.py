@@ -10,7 +10,7 @@ import math
 import re
 
 import yaml
-from deploy_files import CHART, COMPOSE_FILE, REPO, alerting_rules, dashboards, load_yaml
+from deploy_files import CHART, COMPOSE_FILE, REPO, alerting_rules, dashboards, load_yaml, registered_metrics
 
 DOCS = REPO / "docs"
 OPERATIONS = (DOCS / "operations.md").read_text()
@@ -29,6 +29,23 @@ def test_every_alert_has_a_runbook_row_with_its_severity() -> None:
     }
     rules = {rule["alert"]: rule["labels"]["severity"] for rule in alerting_rules()}
     assert rows == rules, "docs/operations.md 'When an alert fires' must list every alert of rules.yml"
+
+
+def test_metrics_table_lists_every_registered_metric() -> None:
+    """The Metrics table names every family ioc.metrics registers, exactly, with its type and labels."""
+    section = OPERATIONS.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    rows = {
+        m[1]: (m[2], m[3].strip())
+        for m in re.finditer(r"^\| `(ioc_\w+)` \| (\w+) \| ([^|]*) \|", section, flags=re.MULTILINE)
+    }
+    registered = {
+        info.family + ("_total" if info.type == "counter" else ""):
+            (info.type, ", ".join(sorted(info.labels - {"le", "quantile"})) or "–")
+        for info in registered_metrics().values()
+    }
+    documented = {name: (kind, ", ".join(sorted(labels.split(", "))) if labels != "–" else labels)
+                  for name, (kind, labels) in rows.items()}
+    assert documented == registered, "docs/operations.md 'Metrics' must list ioc.metrics exactly"
 
 
 def test_every_dashboard_is_described() -> None:

@@ -6,6 +6,7 @@ with Grafana's macros expanded, as the read-only Grafana role."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,16 @@ from typing import Any
 
 import psycopg
 import pytest
-from deploy_files import DATASOURCES_FILE, DEPLOY, dashboard_panels, dashboard_targets, dashboards, load_yaml
+from deploy_files import (
+    DATASOURCES_FILE,
+    DEPLOY,
+    MetricInfo,
+    dashboard_panels,
+    dashboard_targets,
+    dashboards,
+    load_yaml,
+    promql_refs,
+)
 from grafana_queries import ProvisionedDatabase, expand_macros, provisioned_cluster
 
 PIPELINE, CHECKPOINTS = "ioc-pipeline.json", "ioc-checkpoints.json"
@@ -131,6 +141,26 @@ def test_panels_are_not_empty_by_design() -> None:
             expr = target.get("expr", "")
             if "ioc_messages_dead_lettered_total" in expr or "ioc_db_errors_total" in expr:
                 assert " or " in expr, f"{name}: {panel['title']}: no data while the counter has no series"
+
+
+def test_the_topic_variable_filters_every_query_of_a_topic_metric(
+    metric_samples: dict[str, MetricInfo],
+) -> None:
+    """A dashboard with a Topic variable applies it to every metric with a topic label: "Messages in
+    and out per topic" showed every topic's "out" whatever topic was picked."""
+    unfiltered = []
+    for name, board in dashboards().items():
+        if "topic" not in {variable["name"] for variable in board["templating"]["list"]}:
+            continue
+        for panel, target in dashboard_targets(board):
+            expr = target.get("expr", "")
+            for metric in sorted(promql_refs(expr).metrics):
+                if "topic" not in metric_samples[metric].labels:
+                    continue
+                selectors = re.findall(rf"\b{metric}\b(\{{[^}}]*\}})?", expr)
+                if any('topic=~"$topic"' not in selector for selector in selectors):
+                    unfiltered.append(f"{name}: {panel['title']} ({target['refId']}): {metric}")
+    assert not unfiltered, "\n".join(unfiltered)
 
 
 # ---------------------------------------------------------------- the SQL, for real

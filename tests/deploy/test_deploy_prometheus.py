@@ -194,6 +194,24 @@ def test_required_alerts_exist_with_severity_and_summary() -> None:
         assert rule["annotations"]["summary"], name
 
 
+# What a worker or an API process reports about a loss or a delay nobody else sees: each is alerted
+# on and shown on a dashboard.
+WATCHED = (
+    "ioc_broker_data_lost_messages_total",
+    "ioc_broker_topics_recreated_total",
+    "ioc_watchlist_publish_behind_seconds",
+)
+
+
+@pytest.mark.parametrize("metric", WATCHED)
+def test_losses_and_publishing_delays_are_alerted_and_shown(metric: str) -> None:
+    alerted = [r["alert"] for r in alerting_rules() if metric in promql_refs(r["expr"]).metrics]
+    shown = [where for where, expr in _prometheus_expressions()
+             if not where.startswith("rules.yml") and metric in promql_refs(expr).metrics]
+    assert alerted, f"no alert rule looks at {metric}"
+    assert shown, f"no dashboard shows {metric}"
+
+
 def test_scrape_jobs_are_the_ones_rules_match_on() -> None:
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     jobs = {job["job_name"] for job in config["scrape_configs"]}
