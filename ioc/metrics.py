@@ -45,7 +45,8 @@ BROKER_TOPICS_RECREATED = Counter(
 # --- recognition ---
 FRAMES_PROCESSED = Counter("ioc_frames_processed_total", "Camera frames run through recognition")
 PLATES_READ = Counter(
-    "ioc_plates_read_total", "Plate reads produced", ["source", "layout", "confidence"]
+    "ioc_plates_read_total", "Plate reads stored, each once (a replayed read is not counted again)",
+    ["source", "layout", "confidence"]
 )
 RECOGNITION_SECONDS = Histogram(
     "ioc_recognition_seconds",
@@ -84,7 +85,7 @@ WATCHLIST_HITS = Counter(
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 STORE_LATENCY_SECONDS = Histogram(
     "ioc_event_store_latency_seconds",
-    "Capture time to row committed",
+    "Capture time to row committed (of a read new to the database: a replayed one is not observed again)",
     buckets=LATENCY_BUCKETS_S,
 )
 ALERT_LATENCY_SECONDS = Histogram(
@@ -105,7 +106,8 @@ HTTP_REQUESTS = Counter(
     "ioc_http_requests_total", "HTTP requests served", ["route", "method", "status"]
 )
 HTTP_REQUEST_SECONDS = Histogram(
-    "ioc_http_request_seconds", "HTTP request duration", ["route", "method"]
+    "ioc_http_request_seconds", "HTTP request duration (an event stream: until its response head)",
+    ["route", "method"]
 )
 PLATE_QUERIES = Counter("ioc_plate_queries_total", "Audited plate queries", ["kind"])
 LOGIN_FAILURES = Counter("ioc_login_failures_total", "Failed logins")

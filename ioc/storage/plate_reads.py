@@ -26,7 +26,7 @@ from ioc.storage.plate_text import (
     searchable_query,
     wildcard_to_like,
 )
-from ioc.storage.staged_insert import StagedTable, copy_and_insert
+from ioc.storage.staged_insert import StagedTable, copy_and_insert, copy_and_insert_keys
 from ioc.storage.uncounted_minutes import queue_minutes
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "find_sightings",
     "get_crop",
     "get_read",
+    "insert_new_plate_reads",
     "insert_plate_reads",
     "recent_reads_matching",
 ]
@@ -82,15 +83,24 @@ async def insert_plate_reads(conn: AsyncConnection, reads: Sequence[PlateRead]) 
     A replayed read (same ``read_id`` and ``captured_at``) is skipped, so
     at-least-once delivery never stores a read twice.
     """
+    return len(await insert_new_plate_reads(conn, reads))
+
+
+async def insert_new_plate_reads(conn: AsyncConnection, reads: Sequence[PlateRead]) -> list[PlateRead]:
+    """Store reads as :func:`insert_plate_reads` does; returns those that were new (of a read
+    given twice, the first): what a replay stored before is not to be counted again."""
     if not reads:
-        return 0
+        return []
     async with conn.transaction():
-        new = await copy_and_insert(conn, _READS, map(_read_row, reads))
+        keys = await copy_and_insert_keys(conn, _READS, map(_read_row, reads))
         crops = [(r.read_id, r.captured_at, r.crop_jpeg) for r in reads if r.crop_jpeg is not None]
         if crops:
             await copy_and_insert(conn, _CROPS, crops)
         await queue_minutes(conn, (r.captured_at for r in reads if r.source == "edge"))
-    return new
+    first: dict[tuple[object, ...], PlateRead] = {}
+    for read in reads:
+        first.setdefault((read.read_id, read.captured_at), read)
+    return [first[key] for key in keys]
 
 
 @dataclass(frozen=True, slots=True)

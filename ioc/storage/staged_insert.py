@@ -13,15 +13,16 @@ meets a row already there (a replay) rolls back and takes the staged path.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import set_json_dumps
 
 from ioc.storage.database import json_dumps
 
-__all__ = ["StagedTable", "copy_and_insert"]
+__all__ = ["StagedTable", "copy_and_insert", "copy_and_insert_keys"]
 
 
 class StagedTable:
@@ -31,7 +32,8 @@ class StagedTable:
     the statement that follows it (e.g. also writing a history row); its row count
     is returned instead. With ``update`` columns, an existing row takes the new
     values of those columns where any differ (and ``touch``, a timestamp column, is
-    set to now()); rows that are already up to date are not rewritten.
+    set to now()); rows that are already up to date are not rewritten. A table with
+    neither has ``insert_keys``, the INSERT returning the keys of the rows it inserted.
     """
 
     def __init__(
@@ -65,9 +67,13 @@ class StagedTable:
             sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(ident(table), cols)
             if not update and follow_up is None else None
         )
+        keys = sql.SQL(", ").join(map(ident, self.conflict))
         insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
-            ident(table), cols, cols, ident(self.staging), sql.SQL(", ").join(map(ident, self.conflict)),
-            _conflict_action(update, touch))
+            ident(table), cols, cols, ident(self.staging), keys, _conflict_action(update, touch))
+        # the keys of the rows it inserted: what a replay would count again is what it skipped
+        self.insert_keys = (sql.SQL("{} RETURNING {}").format(insert, keys)
+                            if not update and follow_up is None else None)
+        self.key_index = [self.columns.index(c) for c in self.conflict]
         if follow_up is None:
             self.insert: sql.Composable = insert
         else:
@@ -99,19 +105,53 @@ async def copy_and_insert(
     nothing behind and the caller's transaction usable.
     """
     rows = list(rows)
-    if target.direct_copy is not None:
-        try:
-            async with conn.transaction():
-                await _copy(conn, target.direct_copy, target.types, rows)
-            return len(rows)
-        except UniqueViolation:
-            pass  # some rows are stored already: the staged insert skips them
+    if await _copied_straight(conn, target, rows):
+        return len(rows)
+    async with _staged(conn, target, rows) as cur:
+        await cur.execute(target.insert)
+        return max(cur.rowcount, 0)
+
+
+async def copy_and_insert_keys(
+    conn: AsyncConnection, target: StagedTable, rows: Iterable[Sequence[object]]
+) -> list[tuple[object, ...]]:
+    """As :func:`copy_and_insert`, for a table whose rows are only ever inserted; returns the
+    keys (``target.conflict`` columns) of the rows that were new, once each: a caller counting
+    what it stored counts a replayed row never twice."""
+    if target.insert_keys is None:
+        raise ValueError(f"{target.table}: only a table whose rows are only ever inserted has new keys")
+    rows = list(rows)
+    if await _copied_straight(conn, target, rows):
+        return [tuple(row[i] for i in target.key_index) for row in rows]  # all new, and distinct
+    async with _staged(conn, target, rows) as cur:
+        await cur.execute(target.insert_keys)
+        return [tuple(key) for key in await cur.fetchall()]
+
+
+async def _copied_straight(
+    conn: AsyncConnection, target: StagedTable, rows: Sequence[Sequence[object]]
+) -> bool:
+    """Whether ``rows`` went straight into the table (all of them new)."""
+    if target.direct_copy is None:
+        return False
+    try:
+        async with conn.transaction():
+            await _copy(conn, target.direct_copy, target.types, rows)
+        return True
+    except UniqueViolation:
+        return False  # some rows are stored already: the staged insert skips them
+
+
+@asynccontextmanager
+async def _staged(
+    conn: AsyncConnection, target: StagedTable, rows: Sequence[Sequence[object]]
+) -> AsyncIterator[AsyncCursor]:
+    """A cursor, in a transaction, with ``rows`` in the staging table."""
     async with conn.transaction(), conn.cursor() as cur:
         await cur.execute(target.create)
         await cur.execute(target.truncate)
         await _copy(conn, target.copy, target.types, rows)
-        await cur.execute(target.insert)
-        return max(cur.rowcount, 0)
+        yield cur
 
 
 async def _copy(conn: AsyncConnection, statement: sql.Composable, types: Sequence[str],

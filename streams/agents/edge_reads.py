@@ -8,7 +8,7 @@ from ioc.schemas import EdgePlateRead, EdgePlateReadBatch, PlateRead, utcnow
 from streams.context import WorkerContext
 from streams.decoding import EventDecoder
 from streams.plate_read_sink import store_reads
-from streams.reads import InvalidPlateTextError, count_reads, read_from_edge
+from streams.reads import InvalidPlateTextError, read_from_edge
 from streams.tables import WatchlistIndex
 
 decoder = EventDecoder(EdgePlateRead, EdgePlateReadBatch, "reads")
@@ -42,8 +42,7 @@ async def normalise_batch(
             await ctx.dead_letters.publish(message, "invalid_event", "; ".join(invalid))
         else:
             done.append(message)
-    refused = await store_reads(ctx, watchlist, normalised)
-    count_reads(read for _, reads in normalised for read in reads)
+    refused = await store_reads(ctx, watchlist, normalised)  # counts the reads new to the database
     ctx.count_stored(m for m in done if id(m) not in refused)
 
 

@@ -12,7 +12,7 @@ from ioc.storage.cameras import Camera
 from streams.context import WorkerContext
 from streams.decoding import decode_event
 from streams.plate_read_sink import store_reads
-from streams.reads import count_reads, reads_from_frame
+from streams.reads import reads_from_frame
 from streams.tables import WatchlistIndex
 
 
@@ -53,8 +53,7 @@ async def recognize_batch(
             await ctx.dead_letters.publish(message, "processing_error", repr(result))
         else:
             reads.append((message, reads_from_frame(frame, result.plates, result.crops_jpeg)))
-    refused = await store_reads(ctx, watchlist, reads)
-    count_reads(read for _, message_reads in reads for read in message_reads)
+    refused = await store_reads(ctx, watchlist, reads)  # counts the reads new to the database
     ctx.count_stored(m for m, _ in reads if id(m) not in refused)
 
 

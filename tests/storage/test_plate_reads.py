@@ -19,6 +19,7 @@ from ioc.storage.plate_reads import (
     find_sightings,
     get_crop,
     get_read,
+    insert_new_plate_reads,
     insert_plate_reads,
     recent_reads_matching,
 )
@@ -61,6 +62,22 @@ async def test_same_batch_twice_stores_each_read_once(
     await conn.commit()
     assert await _count(conn, "plate_reads") == 56
     assert await _count(conn, "plate_crops") == 25
+
+
+async def test_the_reads_a_batch_stored_are_told_apart_from_those_stored_before(
+    conn: AsyncConnection, make_read: ReadFactory
+) -> None:
+    """What the sink counts (vehicles, reads, latency): a replay's reads stored before are not new."""
+    reads = [make_read(f"30A2{i:04d}") for i in range(5)]
+    assert await insert_new_plate_reads(conn, reads[:2]) == reads[:2]  # straight in: all new
+    await conn.commit()
+    more = make_read("51F86988")
+    new = await insert_new_plate_reads(conn, [*reads, more, more])  # staged: skips the stored
+    assert sorted(r.read_id for r in new) == sorted(r.read_id for r in [*reads[2:], more])
+    assert all(any(r is given for given in [*reads, more]) for r in new), "the reads given, not copies"
+    assert await insert_new_plate_reads(conn, reads) == []
+    await conn.commit()
+    assert await _count(conn, "plate_reads") == 6
 
 
 async def test_read_round_trips_and_crop_is_stored_apart(
