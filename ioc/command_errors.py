@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["describe", "masked"]
 
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]*@")
+# to the last @ before the host: a password with an unencoded @ is starred out whole
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^\s/]*@")
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
@@ -41,10 +42,20 @@ def describe(exc: BaseException) -> str | None:
         import psycopg
 
         if isinstance(exc, psycopg.OperationalError | psycopg.ProgrammingError):
-            return f"database: {masked(str(exc).strip())}"
+            return f"database: {masked(_one_line(exc))}"
+    if module == "ioc.storage.migrations":
+        from ioc.storage.migrations import MigrationError
+
+        if isinstance(exc, MigrationError):  # the server cannot have the schema asked for (--layout)
+            return str(exc)
     if module.startswith(("kafka", "aiokafka")):
-        return f"Kafka ({type(exc).__name__}): {masked(str(exc).strip())}"
+        return f"Kafka ({type(exc).__name__}): {masked(_one_line(exc))}"
     return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """libpq puts its hint on a line of its own ("Is the server running on that host ...")."""
+    return " ".join(str(exc).split())
 
 
 def _setting_error(error: ErrorDetails) -> str:

@@ -198,6 +198,16 @@ class Settings(BaseSettings):
     simulator_checkpoints: int = Field(4, ge=1)
     simulator_seed: int | None = None
 
+    @field_validator("database_url")
+    @classmethod
+    def _one_at_before_the_host(cls, value: SecretStr | None) -> SecretStr | None:
+        """libpq ends a URL's password at its first @ and takes the rest for the host, which its
+        error then quotes: half the password would be shown. Refused, with none of it."""
+        _scheme, separator, rest = (value.get_secret_value() if value is not None else "").partition("://")
+        if separator and rest.split("/", 1)[0].split("?", 1)[0].count("@") > 1:
+            raise ValueError("the user or password has an @ that is not percent-encoded: write it as %40")
+        return value
+
     @field_validator("home_province")
     @classmethod
     def _known_province_codes(cls, value: str) -> str:

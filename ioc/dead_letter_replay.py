@@ -52,8 +52,8 @@ async def dead_letters(settings: Settings) -> AsyncIterator[DeadLetter | None]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_servers(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=16 * 1024 * 1024)  # fmt: skip
-    await consumer.start()
     try:
+        await consumer.start()  # in the try: one that cannot reach the broker is closed too
         await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -112,10 +112,10 @@ async def replay(settings: Settings, chosen: Callable[[DeadLetter], bool]) -> Re
     sources = settings.topics.sources  # the only topics workers dead-letter from
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers(), acks="all",
                                 max_request_size=settings.dead_letter_max_payload + 65536)  # fmt: skip
-    await producer.start()
     counts = dict.fromkeys(("chosen", "sent", "truncated", "elsewhere", "unreadable"), 0)
     unfinished = None
     try:
+        await producer.start()
         async for letter in dead_letters(settings):
             if letter is None:
                 counts["unreadable"] += 1

@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from ioc.commands._arguments import positive
 from ioc.config import Settings, get_settings
 from ioc.schemas import (
     AlertKind,
@@ -65,8 +66,8 @@ LANES = 2
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("pipeline", help="end-to-end stream pipeline benchmark")
-    parser.add_argument("--events", type=int, default=200_000, help="edge reads + sensor readings")
-    parser.add_argument("--envelope", type=int, default=200, help="events per Kafka message")
+    parser.add_argument("--events", type=positive, default=200_000, help="edge reads + sensor readings")
+    parser.add_argument("--envelope", type=positive, default=200, help="events per Kafka message")
     parser.add_argument("--alert-rate", type=float, default=1000.0, help="reads/s in the alert phase")
     parser.add_argument("--alert-seconds", type=float, default=30.0,
                         help="measured seconds at --alert-rate (about 300 alerts at the defaults)")

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from ioc.commands._arguments import positive, tcp_port
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CHECK_TIMEOUT_S = 10  # the one connection attempt before starting; the pool would retry for 30 s
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("api", help="serve the HTTP API and the operator page")
     parser.add_argument("--host", default=None, help="bind address (default IOC_API_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port (default IOC_API_PORT)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--port", type=tcp_port, default=None, help="port (default IOC_API_PORT)")
+    parser.add_argument("--workers", type=positive, default=1,
                         help="processes (each has its own pool, live consumer and sign-in throttle)")
     parser.set_defaults(func=run)
 
@@ -26,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     host, port = args.host or settings.api_host, args.port or settings.api_port
     if settings.api_metrics_port and not _serve_metrics(settings.api_metrics_port, host, port, args.workers):
         return 2
+    _check_database(settings.database_conninfo())
     options = {"host": host, "port": port,
                "log_level": "debug" if args.verbose else "info", "loop": "uvloop", "http": "httptools",
                # X-Forwarded-For believed only from the configured proxies: anyone can write it
@@ -50,11 +59,54 @@ def run(args: argparse.Namespace) -> int:
                     alerts.drain()
                 await super().shutdown(sockets)
 
-        server = _Server(uvicorn.Config(app, **options))
-        server.run()
+        starting = _StartUp(app)
+        server = _Server(uvicorn.Config(starting, **options))
+        try:
+            server.run()
+        except SystemExit:  # uvicorn's exit 3 where the start-up failed, or the port is taken
+            if starting.error is None:
+                raise
+            # ioc.cli says what it was in one line, as for any other command (or shows a bug's traceback)
+            raise starting.error from None
         if not server.started:
-            return 3  # as uvicorn.run: the server never started (port taken, startup failed)
+            return 3  # as uvicorn.run: the server never started (port taken)
     return 0
+
+
+def _check_database(conninfo: str) -> None:
+    """Connect once before starting: a database that is down, or refuses the login, is then one line
+    at once, not the pool's 30 s of retries and uvicorn's traceback of its PoolTimeout."""
+    import psycopg
+
+    with psycopg.connect(conninfo, connect_timeout=CHECK_TIMEOUT_S):
+        pass
+
+
+class _StartUp:
+    """The app, keeping the error its start-up failed with for the command to report: uvicorn
+    would log the traceback starlette sends with the failure."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.error: Exception | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        failed = False
+
+        async def untold(message: Message) -> None:
+            nonlocal failed
+            if message["type"] == "lifespan.startup.failed":
+                failed, message = True, {"type": message["type"]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, untold)
+        except Exception as exc:
+            if failed:
+                self.error = exc
+            raise  # uvicorn ends the start-up, and logs nothing more
 
 
 def _serve_metrics(metrics_port: int, host: str, api_port: int, workers: int) -> bool:

@@ -18,6 +18,7 @@ from ioc.schemas import DeadLetter
 
 REASONS = typing.get_args(DeadLetter.model_fields["reason"].annotation)
 ERROR_SHOWN = 160  # characters of a letter's error that `list` prints
+HEADER = "dead_at\tsource_topic\treason\tkey\terror"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,24 +53,34 @@ def run_list(args: argparse.Namespace) -> int:
     from ioc.dead_letter_replay import dead_letters
 
     chosen = _chooser(args)
+    headed = False
+
+    def header() -> None:
+        """The header, once the topic is read: not before an error (no broker, no setting)."""
+        nonlocal headed
+        if not headed:
+            print(HEADER)
+            headed = True
 
     async def print_chosen() -> int:
         unreadable = 0
         async for letter in dead_letters(get_settings()):
+            header()
             if letter is None:
                 unreadable += 1
             elif chosen(letter):
                 key = letter.key.decode(errors="replace") if letter.key is not None else ""
                 error = " ".join(letter.error.split())[:ERROR_SHOWN]
                 print(f"{letter.dead_at.isoformat()}\t{letter.source_topic}\t{letter.reason}\t{key}\t{error}")
+        header()  # an empty listing too
         return unreadable
 
     from ioc.dead_letter_replay import UnfinishedRead
 
-    print("dead_at\tsource_topic\treason\tkey\terror")
     try:
         _unreadable_note(asyncio.run(print_chosen()))
     except UnfinishedRead as exc:
+        header()
         print(f"incomplete: {exc}", file=sys.stderr)
         return 1
     return 0

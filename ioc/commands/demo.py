@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ioc.commands._arguments import positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the whole system locally (Ctrl-C stops it)")
     parser.add_argument("--duration", type=float, default=None,
                         help="run unattended for SECONDS, then print a JSON summary")
-    parser.add_argument("--workers", type=int, default=1, help="Faust worker processes")
+    parser.add_argument("--workers", type=positive, default=1, help="Faust worker processes")
     parser.add_argument("--seed", type=int, default=None, help="simulator random seed")
     parser.add_argument("--use-configured-services", action="store_true",
                         help="run on IOC_DATABASE_URL / IOC_KAFKA_BOOTSTRAP where set (the demo seeds "

@@ -12,6 +12,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
+from ioc.commands._arguments import positive
 from ioc.storage.users import ROLES
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     token.add_argument("username")
     token.add_argument("--purpose", required=True,
                        help="why the token is issued (audited: the user's plate look-ups with it are theirs)")
-    token.add_argument("--ttl", type=int, default=None, help="seconds (default IOC_TOKEN_TTL_SECONDS)")
+    token.add_argument("--ttl", type=positive, default=None,
+                       help="seconds, at most IOC_TOKEN_TTL_SECONDS (the default)")
     token.set_defaults(func=run_token)
 
 
@@ -170,9 +172,14 @@ def run_token(args: argparse.Namespace) -> int:
     from ioc.storage.users import get_user
 
     settings = get_settings()
-    ttl = args.ttl or settings.token_ttl_seconds
+    ttl = args.ttl if args.ttl is not None else settings.token_ttl_seconds
     if not args.purpose.strip():
         print("--purpose must say why the token is issued", file=sys.stderr)
+        return 1
+    if ttl > settings.token_ttl_seconds:
+        # the deployment's bound on a token's life, which sign-in and renewal keep to as well
+        print(f"ioc users: --ttl {ttl}: at most IOC_TOKEN_TTL_SECONDS ({settings.token_ttl_seconds})",
+              file=sys.stderr)
         return 1
 
     async def audited_user(conn: AsyncConnection) -> User | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ioc.commands._arguments import tcp_port
 from ioc.config import get_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("worker", help="run a stream-processing worker (Faust)")
-    parser.add_argument("--web-port", type=int, default=None, help="Faust web port (per worker)")
-    parser.add_argument("--metrics-port", type=int, default=None, help="Prometheus port")
+    parser.add_argument("--web-port", type=tcp_port, default=None, help="Faust web port (per worker)")
+    parser.add_argument("--metrics-port", type=tcp_port, default=None, help="Prometheus port")
     parser.set_defaults(func=run)
 
 

@@ -13,6 +13,7 @@ import pytest
 from pipeline_helpers import run_ioc
 from served_api import wait_until_serving
 
+from ioc.api.security import verify_token
 from ioc.embedded.ports import free_port
 from ioc.storage.database import connect
 from ioc.storage.migrations import migrate
@@ -189,3 +190,35 @@ async def test_sign_in_throttling_sees_the_client_behind_a_trusted_proxy(
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(20)
+
+
+async def test_users_token_lives_at_most_the_configured_token_lifetime(database_url: str) -> None:
+    """``--ttl 315360000`` issued a ten-year token, ``--ttl -5`` an expired one (both audited), and
+    ``--ttl 0`` one of the default lifetime."""
+    await migrate(database_url)
+    env = {**os.environ, "IOC_DATABASE_URL": database_url, "IOC_AUTH_SECRET": "command-test-secret",
+           "IOC_TOKEN_TTL_SECONDS": "3600"}
+    env.pop("IOC_KAFKA_BOOTSTRAP", None)
+    assert run_ioc(env, "users", "add", "scripted", "--role", "officer", stdin="a long passphrase\n"
+                   ).returncode == 0  # fmt: skip
+    for ttl, status in (("315360000", 1), ("3601", 1), ("-5", 2), ("0", 2)):
+        refused = run_ioc(env, "users", "token", "scripted", "--purpose", "a script", "--ttl", ttl)
+        assert (refused.returncode, refused.stdout) == (status, ""), refused.stderr
+        assert len(refused.stderr.splitlines()) <= 3 and "Traceback" not in refused.stderr, refused.stderr
+    token = run_ioc(env, "users", "token", "scripted", "--purpose", "a script", "--ttl", "3600").stdout
+    principal = verify_token(token.strip(), secret="command-test-secret")
+    assert principal.expires - principal.issued == 3600
+    assert [(action, query.get("ttl_s")) for action, query, _ in await _audit(database_url)] == [
+        ("user.create", None), ("user.token", 3600)]
+
+
+async def test_migrate_explains_a_layout_the_database_cannot_have(database_url: str) -> None:
+    """A MigrationError (an operator's choice the server cannot meet) was a traceback."""
+    env = {**os.environ, "IOC_DATABASE_URL": database_url}
+    for expected in ("ioc migrate: TimescaleDB requested but not installed",
+                     "ioc migrate: database already uses the 'postgres' layout, not 'timescaledb'"):
+        done = run_ioc(env, "migrate", "--layout", "timescaledb")
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.splitlines()[-1].startswith(expected), done.stderr
+        await migrate(database_url)  # the postgres layout, this server having no TimescaleDB

@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+
+from ioc.embedded.ports import free_port
 
 SERVICE_CLIENTS = ("aiohttp", "aiokafka", "httpx", "psycopg")
 
@@ -67,6 +70,12 @@ def _ioc(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
         (["users", "list"], {"IOC_DATABASE_URL": "postgresql+psycopg://ioc:s3cret-pw@db/ioc"}, "database:"),
         (["users", "list"], {"IOC_ENV": "prod", "IOC_AUTH_SECRET": "s3cret-pw",
                              "IOC_DATABASE_URL": "postgresql://127.0.0.1:1/ioc"}, "IOC_AUTH_SECRET"),
+        # an unencoded @ in the password: libpq took the rest of it for the host, and quoted that
+        (["users", "list"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@s3cret-pw@127.0.0.1:1/ioc"},
+         "%40"),
+        # the API failed inside uvicorn's start-up: a traceback, exit 3 (after 30 s for the database)
+        (["api"], {}, "IOC_DATABASE_URL is not set"),
+        (["api"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@127.0.0.1:1/ioc"}, "database:"),
     ],
 )
 def test_errors_around_a_command_are_one_line_without_secrets(
@@ -77,3 +86,108 @@ def test_errors_around_a_command_are_one_line_without_secrets(
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+def test_the_api_refuses_an_unreachable_database_at_once() -> None:
+    """Its pool retried for 30 s, then uvicorn printed the PoolTimeout's traceback."""
+    started = time.monotonic()
+    done = _ioc("api", IOC_DATABASE_URL="postgresql://ioc@127.0.0.1:1/ioc")
+    assert done.returncode == 2 and time.monotonic() - started < 15, done.stderr
+    assert done.stderr.splitlines() == [done.stderr.splitlines()[0]], done.stderr
+    assert done.stderr.startswith("ioc api: database:"), done.stderr
+
+
+def test_an_api_start_up_failure_is_one_line() -> None:
+    """A failure in the app's start-up (past the command's own checks) ended in uvicorn's traceback
+    and exit 3, not the one line and exit status of every other command."""
+    script = (
+        "import sys\n"
+        "from contextlib import asynccontextmanager\n"
+        "from fastapi import FastAPI\n"
+        "from psycopg_pool import PoolTimeout\n"
+        "import ioc.api.main, ioc.commands.api\n"
+        "@asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    raise PoolTimeout(\"couldn't get a connection after 30.00 sec\")\n"
+        "    yield\n"
+        "ioc.api.main.create_app = lambda settings: FastAPI(lifespan=lifespan)\n"
+        "ioc.commands.api._check_database = lambda conninfo: None\n"
+        "from ioc.cli import main\n"
+        "sys.exit(main(['api', '--port', sys.argv[1]]))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+    done = subprocess.run([sys.executable, "-c", script, str(free_port())], capture_output=True, text=True,
+                          timeout=60, env={**clean, "IOC_DATABASE_URL": "postgresql://ioc@127.0.0.1:1/ioc"},
+                          check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == "ioc api: database: couldn't get a connection after 30.00 sec"
+
+
+@pytest.mark.parametrize("env", [{}, {"IOC_KAFKA_BOOTSTRAP": "127.0.0.1:1"}])
+@pytest.mark.parametrize("argv", [["dead-letters", "list"],
+                                  ["dead-letters", "replay", "--reason", "unknown_camera"]])
+def test_dead_letters_print_nothing_before_failing_to_connect(argv: list[str], env: dict[str, str]) -> None:
+    """``list`` printed its header, then failed; its consumer (``replay``'s producer) was left unclosed."""
+    done = _ioc(*argv, **env)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "", done.stdout
+    assert "Unclosed" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("ioc dead-letters: "), done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["api", "--port", "99999"],  # uvicorn said it ran on 99999 and listened on 34463
+        ["api", "--port", "0"],
+        ["api", "--port", "http"],
+        ["api", "--workers", "0"],
+        ["worker", "--web-port", "65536"],
+        ["worker", "--metrics-port", "0"],
+        ["worker", "--metrics-port", "-9108"],
+        ["demo", "--workers", "0"],
+        ["demo", "--workers", "-2"],
+        ["bench", "pipeline", "--events", "0"],
+        ["bench", "pipeline", "--envelope", "0"],
+        ["users", "token", "someone", "--purpose", "a script", "--ttl", "0"],  # fell back to the default
+        ["users", "token", "someone", "--purpose", "a script", "--ttl", "-5"],  # an expired token, audited
+    ],
+)
+def test_ports_and_counts_out_of_range_are_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ioc.cli import build_parser
+
+    with pytest.raises(SystemExit) as refused:
+        build_parser(argv).parse_args(argv)
+    assert refused.value.code == 2
+    assert argv[-1] in capsys.readouterr().err
+
+
+def test_ports_and_counts_in_range_are_taken() -> None:
+    from ioc.cli import build_parser
+
+    argv = ["api", "--port", "65535", "--workers", "2"]
+    args = build_parser(argv).parse_args(argv)
+    assert (args.port, args.workers) == (65535, 2)
+    argv = ["worker", "--web-port", "1", "--metrics-port", "9108"]
+    args = build_parser(argv).parse_args(argv)
+    assert (args.web_port, args.metrics_port) == (1, 9108)
+
+
+def test_a_too_long_token_is_refused_before_the_database() -> None:
+    """``--ttl 315360000`` issued a ten-year token (and audited it)."""
+    done = _ioc("users", "token", "someone", "--purpose", "a script", "--ttl", "315360000",
+                IOC_DATABASE_URL="postgresql://ioc@127.0.0.1:1/ioc", IOC_TOKEN_TTL_SECONDS="3600")
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines() == ["ioc users: --ttl 315360000: at most IOC_TOKEN_TTL_SECONDS (3600)"]
+
+
+def test_migration_errors_and_masked_urls_are_one_line() -> None:
+    from ioc.command_errors import describe, masked
+    from ioc.storage.migrations import MigrationError
+
+    assert describe(MigrationError("PostgreSQL >= 15 required, server is 140011")) == (
+        "PostgreSQL >= 15 required, server is 140011")
+    assert "ter2" not in masked("invalid URI: postgresql://u:hun@ter2@db/ioc")
