@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiokafka
@@ -33,8 +35,15 @@ class _Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a configurable fetch wait (``IOC_CONSUMER_FETCH_MAX_WAIT_MS``),
     that skips no message of a partition with no committed offset (:meth:`perform_seek`)."""
 
+    _uncommitted: list[TP] = []  # of the last seek to the committed offsets
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        self._uncommitted = uncommitted_partitions(committed)
+        return committed
 
     async def perform_seek(self) -> None:
         """Faust calls this at each assignment, and when a fetch comes back while its flow is
@@ -42,28 +51,23 @@ class _Consumer(faust_aiokafka.Consumer):
         committed offsets". A partition with none committed (a new group, a partition added, a
         broker that lost its data) was not moved: its position stayed past the dropped records,
         which were never processed (a restarted test broker's first 1,208 events, about one run in
-        five). Such a partition goes back to where the agents' streams got to, or to its start."""
-        taken = dict(self._read_offset)
+        five). Such a partition is read from its start, as the offset reset policy (earliest) has
+        a new one read: what its streams took may come again (the writes are idempotent), nothing
+        is missed. Not from its read offset: a rebalance that clears the agents' queues leaves
+        there the offset of a message it cleared, never processed."""
+        self._uncommitted = []
         await super().perform_seek()
-        if self.app.conf.consumer_auto_offset_reset != "earliest":
-            return
-        for tp, offset in uncommitted_restarts(self.assignment(), taken, self._read_offset).items():
-            try:
-                if offset is None:  # aiokafka takes only its own kind of partition here
-                    await self._thread.seek_to_beginning(aiokafka.TopicPartition(tp.topic, tp.partition))
-                else:
-                    await self.seek(tp, offset)
-            except (AssertionError, IllegalStateError):  # revoked meanwhile
-                continue
+        if self._uncommitted and self.app.conf.consumer_auto_offset_reset == "earliest":
+            # revoked meanwhile: the next assignment seeks again; aiokafka takes only its own partitions
+            with contextlib.suppress(AssertionError, IllegalStateError):
+                await self._thread.seek_to_beginning(
+                    *(aiokafka.TopicPartition(tp.topic, tp.partition) for tp in self._uncommitted))
 
 
-def uncommitted_restarts(assigned: set[TP], taken: dict[TP, int | None],
-                         after_seek: dict[TP, int | None]) -> dict[TP, int | None]:
-    """Where each assigned partition left without a committed offset by Faust's seek (its read
-    offset None after it) must be read from: its read offset before the seek (``taken``), or its
-    start (None). That offset is the last message a stream took, or where a seek had put it, not
-    yet read: read from there, a message may come twice (the writes are idempotent), none is missed."""
-    return {tp: taken.get(tp) for tp in assigned if after_seek.get(tp) is None}
+def uncommitted_partitions(committed: Mapping[TP, int | None]) -> list[TP]:
+    """The partitions Faust's seek to the committed offsets left where they were (as its
+    ``perform_seek`` reads them: no offset, or a negative one)."""
+    return [tp for tp, offset in committed.items() if offset is None or offset < 0]
 
 
 def create_app(settings: Settings, *, web_port: int | None = None) -> faust.App:

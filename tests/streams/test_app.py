@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust.types import TP
 
 from ioc.config import Settings
-from streams.app import create_app, uncommitted_restarts
+from streams.app import create_app, uncommitted_partitions
 
 
 async def test_the_worker_consumer_waits_for_fetches_as_configured() -> None:
@@ -21,10 +21,9 @@ async def test_the_worker_consumer_waits_for_fetches_as_configured() -> None:
     app.consumer._thread.thread_loop.close()  # Faust made it for a consumer thread never started
 
 
-def test_a_partition_with_nothing_committed_is_read_again_from_where_its_stream_got_to() -> None:
-    """After Faust's seek to the committed offsets, which leaves such a partition where a dropped
-    fetch had left it: past records never processed."""
-    committed, went_on, fresh, revoked = (TP("reads", p) for p in range(4))
-    taken = {committed: 40, went_on: 7, revoked: 3}  # read offsets before the seek
-    after_seek = {committed: 35, went_on: None, fresh: None}  # Faust: committed offset or None
-    assert uncommitted_restarts({committed, went_on, fresh}, taken, after_seek) == {went_on: 7, fresh: None}
+def test_partitions_with_nothing_committed_are_those_faust_leaves_where_they_were() -> None:
+    """Read from their start after Faust's seek to the committed offsets, which leaves them where
+    a dropped fetch had left them: past records never processed."""
+    committed, none, negative, zero = (TP("reads", p) for p in range(4))
+    offsets = {committed: 35, none: None, negative: -1, zero: 0}  # as aiokafka's seek_to_committed gives them
+    assert uncommitted_partitions(offsets) == [none, negative]
