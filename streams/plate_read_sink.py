@@ -52,6 +52,14 @@ async def store_reads(
 
     _, rejected = await write_batch(pool, "plate_reads", insert, reads)
     committed_at = utcnow()
+    # counted once, when first stored, and at once: a read counted again on a replay made Grafana
+    # disagree with the database (an old capture time read as minutes of latency), and one counted
+    # only after the Kafka sends below was never counted where they failed and the batch came again
+    fresh = [read for read in reads if id(read) in new]
+    for read in fresh:
+        metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
+    count_reads(fresh)
+    count_edge_reads(fresh, cameras)  # a frame camera's vehicles are its passages (agents.passages)
     refused = {id(r.row) for r in rejected}
     refused_messages = await ctx.dead_letter_refused(batch, rejected)
 
@@ -73,13 +81,6 @@ async def store_reads(
     for read in stored:  # a replayed read too: it tells which lanes this worker feeds
         if read.source == "camera":  # an edge camera fuses its own frames: its read is the passage
             ctx.passages.add(read, partition_of[id(read)])
-    # a replayed read was counted when first stored: counted again, Grafana disagreed with the
-    # database, and an old capture time read as minutes of latency
-    fresh = [read for read in stored if id(read) in new]
-    for read in fresh:
-        metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
-    count_reads(fresh)
-    count_edge_reads(fresh, cameras)  # a frame camera's vehicles are its passages (agents.passages)
     return refused_messages
 
 

@@ -10,6 +10,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import Message
 from prometheus_client import REGISTRY
 
@@ -169,3 +170,40 @@ async def test_a_redelivered_frame_counts_its_reads_once(database_url: str) -> N
         await (await ctx.pool()).close()
     assert _rise(before, after) == {"vehicles": 0, "latencies": 2, "plates": 2, "stored": 2}
     assert ctx.dead_letters.reasons == []
+
+
+class _SendFailsOnce(_Context):
+    """The reads' topic refuses the first send (a broker away): the batch comes again."""
+
+    async def send_plate_reads(self, batch: list[tuple[Message, list[PlateRead]]]) -> None:
+        if not self.published:
+            self.published.append(None)  # type: ignore[arg-type]
+            raise ConnectionError("broker away")
+        await super().send_plate_reads(batch)
+
+
+async def test_reads_stored_before_a_failed_send_are_counted_once_when_the_batch_comes_again(
+    database_url: str,
+) -> None:
+    """The reads are committed, then the send to the reads' topic fails and the batch is taken
+    again (a retry, or a replay from the committed offset): they are new to nobody then, so they
+    must have been counted when stored, not after the send."""
+    await migrate(database_url)
+    checkpoint = f"RPL-{uuid.uuid4().hex[:8]}"
+    camera = f"{checkpoint}-CAM1"
+    async with await connect(database_url, autocommit=True) as conn:
+        await upsert_camera(conn, camera, checkpoint)
+    edges = [_edge(camera, checkpoint, text) for text in ("20A44444", "29A55555")]
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url)
+    ctx = _SendFailsOnce(settings=settings, app=None, topics=None, dead_letters=_DeadLetters(),
+                         recognition=_Recogniser())  # type: ignore[arg-type]
+    ctx.published = []
+    try:
+        before = _counters(checkpoint)
+        with pytest.raises(ConnectionError):
+            await normalise_batch(ctx, _NoWatchlist(), [_envelope(*edges)])  # type: ignore[arg-type]
+        await normalise_batch(ctx, _NoWatchlist(), [_envelope(*edges)])  # type: ignore[arg-type]
+        after = _counters(checkpoint)
+    finally:
+        await (await ctx.pool()).close()
+    assert _rise(before, after) == {"vehicles": 2, "latencies": 2, "plates": 2, "stored": 1}
