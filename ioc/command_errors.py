@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 __all__ = ["describe", "masked"]
 
-# to the last @ before the host: a password with an unencoded @ is starred out whole
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^\s/]*@")
+# to the last @ before the host: a password with an unencoded @ or / is starred out whole. The
+# password runs on to the last @ of the word, neither past a space (the message's next words) nor
+# into another URL's ://; more is starred than the password where the database name or a
+# parameter has an @ of its own, never less.
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)(?:(?!://)\S)*@")
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 

@@ -202,10 +202,18 @@ class Settings(BaseSettings):
     @classmethod
     def _one_at_before_the_host(cls, value: SecretStr | None) -> SecretStr | None:
         """libpq ends a URL's password at its first @ and takes the rest for the host, which its
-        error then quotes: half the password would be shown. Refused, with none of it."""
+        error then quotes: half the password would be shown. It ends the user and password at a /
+        too, when no @ comes before it: of ``ioc:pa/ss@db`` it takes ``pa`` for the port and
+        ``ss@db`` for the database name. Both refused, with none of the URL; an @ after the first /
+        (in the database name or a parameter, which libpq decodes) is refused as well, since it
+        cannot be told apart from a password's /."""
         _scheme, separator, rest = (value.get_secret_value() if value is not None else "").partition("://")
-        if separator and rest.split("/", 1)[0].split("?", 1)[0].count("@") > 1:
+        authority, slash, path = rest.partition("/")
+        if separator and authority.split("?", 1)[0].count("@") > 1:
             raise ValueError("the user or password has an @ that is not percent-encoded: write it as %40")
+        if separator and slash and "@" in path:
+            raise ValueError("an @ follows the first /: a / in the user or password must be percent-encoded"
+                             " as %2F (an @ in the database name or a parameter as %40)")
         return value
 
     @field_validator("home_province")

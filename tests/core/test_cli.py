@@ -73,6 +73,11 @@ def _ioc(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
         # an unencoded @ in the password: libpq took the rest of it for the host, and quoted that
         (["users", "list"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@s3cret-pw@127.0.0.1:1/ioc"},
          "%40"),
+        # an unencoded / in the password: libpq took what came before it for the host and port, the
+        # rest for the database name (and psycopg a bit of it for the port)
+        (["users", "list"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw/x@127.0.0.1:1/ioc"}, "%2F"),
+        (["users", "list"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@x/s3cret-pw@127.0.0.1:1/ioc"},
+         "%2F"),
         # the API failed inside uvicorn's start-up: a traceback, exit 3 (after 30 s for the database)
         (["api"], {}, "IOC_DATABASE_URL is not set"),
         (["api"], {"IOC_DATABASE_URL": "postgresql://ioc:s3cret-pw@127.0.0.1:1/ioc"}, "database:"),
@@ -191,3 +196,56 @@ def test_migration_errors_and_masked_urls_are_one_line() -> None:
     assert describe(MigrationError("PostgreSQL >= 15 required, server is 140011")) == (
         "PostgreSQL >= 15 required, server is 140011")
     assert "ter2" not in masked("invalid URI: postgresql://u:hun@ter2@db/ioc")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://ioc:pa/ss@db/ioc", "postgresql://ioc:***@db/ioc"),
+        # the text after the URL is kept, a password with both / and @ starred out whole
+        ("cannot reach postgresql://ioc:p@ss/w0rd@db:5432/ioc?sslmode=require: refused by db, see x@y",
+         "cannot reach postgresql://ioc:***@db:5432/ioc?sslmode=require: refused by db, see x@y"),
+        ('missing "=" after "postgresql://ioc:pa/ss@db/ioc" in connection info string',
+         'missing "=" after "postgresql://ioc:***@db/ioc" in connection info string'),
+        # two URLs, with and without a space between them
+        ("primary postgresql://a:x/1@h1/d and standby kafka+ssl://b:y@2@h2:9093 failed",
+         "primary postgresql://a:***@h1/d and standby kafka+ssl://b:***@h2:9093 failed"),
+        ("hosts postgresql://a:x/1@h1/d,postgresql://b:y/2@h2/d down",
+         "hosts postgresql://a:***@h1/d,postgresql://b:***@h2/d down"),
+        ("postgresql://ioc@db/ioc and postgresql://db:5432/ioc have none", None),
+    ],
+)
+def test_masked_urls_lose_a_password_with_a_slash(text: str, expected: str | None) -> None:
+    """``[^\\s/]*@`` stopped at the password's / and showed ``postgresql://ioc:pa/ss@db/ioc`` whole."""
+    from ioc.command_errors import masked
+
+    assert masked(text) == (text if expected is None else expected)
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("postgresql://ioc:hun/ter2@db/ioc", "%2F"),
+        ("postgresql://ioc:hun/ter2@db", "%2F"),
+        ("postgresql://ioc:hun@ter/2@db/ioc", "%2F"),
+        ("postgresql://ioc:hun@ter2@db/ioc", "%40"),
+        ("postgresql://ioc:hun%2Fter2@db/ioc?sslmode=require", None),
+        ("postgresql://ioc:hun%40ter2@db:5432/ioc", None),
+        ("postgresql:///ioc?host=/var/run/postgresql", None),
+    ],
+)
+def test_a_database_url_with_a_slash_in_its_password_is_refused(url: str, refused: str | None) -> None:
+    """libpq reads ``ioc:hun/ter2@db/ioc`` as host ioc, port hun, database ter2@db/ioc: let through."""
+    from pydantic import ValidationError
+
+    from ioc.command_errors import describe
+    from ioc.config import Settings
+
+    if refused is None:
+        assert Settings(database_url=url).database_conninfo() == url
+        return
+    with pytest.raises(ValidationError) as raised:
+        Settings(database_url=url)
+    line = describe(raised.value)
+    assert line is not None and refused in line and "IOC_DATABASE_URL" in line, line
+    assert not any(part in line for part in ("hun", "ter2", "ter/2", "@db", "db/ioc")), line
