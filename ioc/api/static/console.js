@@ -45,6 +45,9 @@
   const RENEW_TRIES = 3;
   // a sign-in or a renewal not answered by then is given up (a stalled mobile connection)
   const AUTH_TIMEOUT_MS = 20 * 1000;
+  // a token this close to its end (as this PC's clock has it, from when it came) is not sent: the
+  // server, whose clock started earlier, refuses it, and the browser logs each refusal as an error
+  const TOKEN_END_MARGIN_MS = 1000;
   const REVISIONS_KEPT = 10000;
   // a wall watched from across the room misses the small "disconnected" pill: a banner says it
   // once a reconnection has had time to succeed
@@ -150,6 +153,11 @@
 
   async function api(path, options = {}) {
     const token = state.token;
+    const expiresAt = state.user?.expiresAt;
+    if (token && expiresAt && expiresAt - Date.now() < TOKEN_END_MARGIN_MS) {  // the session is over
+      signOut("expired");
+      throw new SignedOut("signed out");
+    }
     const headers = { ...(options.headers || {}), Authorization: `Bearer ${token}` };
     const response = await fetch(path, { ...options, headers });
     if (response.status === 401) {
