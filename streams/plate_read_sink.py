@@ -55,7 +55,7 @@ async def store_reads(
     # counted once, when first stored, and at once: a read counted again on a replay made Grafana
     # disagree with the database (an old capture time read as minutes of latency), and one counted
     # only after the Kafka sends below was never counted where they failed and the batch came again
-    fresh = [read for read in reads if id(read) in new]
+    fresh = list(new.values())
     for read in fresh:
         metrics.STORE_LATENCY_SECONDS.observe(max(0.0, (committed_at - read.captured_at).total_seconds()))
     count_reads(fresh)

@@ -62,10 +62,10 @@ class _Recogniser:
         return SimpleNamespace(plates=plates, crops_jpeg=[None, None])
 
 
-def _context(database_url: str) -> _Context:
+def _context(database_url: str, kind: type[_Context] = _Context) -> _Context:
     settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url)
-    ctx = _Context(settings=settings, app=None, topics=None, dead_letters=_DeadLetters(),
-                   recognition=_Recogniser())  # type: ignore[arg-type]
+    ctx = kind(settings=settings, app=None, topics=None, dead_letters=_DeadLetters(),
+               recognition=_Recogniser())  # type: ignore[arg-type]
     ctx.published = []
     return ctx
 
@@ -194,10 +194,7 @@ async def test_reads_stored_before_a_failed_send_are_counted_once_when_the_batch
     async with await connect(database_url, autocommit=True) as conn:
         await upsert_camera(conn, camera, checkpoint)
     edges = [_edge(camera, checkpoint, text) for text in ("20A44444", "29A55555")]
-    settings = Settings(kafka_bootstrap="127.0.0.1:9", database_url=database_url)
-    ctx = _SendFailsOnce(settings=settings, app=None, topics=None, dead_letters=_DeadLetters(),
-                         recognition=_Recogniser())  # type: ignore[arg-type]
-    ctx.published = []
+    ctx = _context(database_url, _SendFailsOnce)
     try:
         before = _counters(checkpoint)
         with pytest.raises(ConnectionError):
