@@ -73,10 +73,20 @@ class UndecodableImageError(ValueError):
 @dataclass(frozen=True)
 class DecodedImage:
     """An ``(H, W, 3) uint8 BGR`` image whose sides are ``1/scale`` of the file's: multiply
-    positions found in it by ``scale`` to get the file's pixels."""
+    positions found in it by ``scale`` to get the file's pixels, of which there are ``size``
+    (width, height; as shown, its EXIF orientation applied). A side scaled down is rounded up,
+    so a position times ``scale`` can be up to ``scale - 1`` pixels past the file's edge."""
 
     image: np.ndarray
     scale: int
+    size: tuple[int, int]
+
+
+def _decoded(image: np.ndarray, scale: int, width: int, height: int) -> DecodedImage:
+    """``image`` decoded at ``1/scale`` from a file declaring ``width`` x ``height``: the declared
+    sides swapped where its EXIF orientation turned it (a phone photo taken upright)."""
+    turned = width != height and (image.shape[1] > image.shape[0]) != (width > height)
+    return DecodedImage(image, scale, (height, width) if turned else (width, height))
 
 
 def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
@@ -135,7 +145,7 @@ def decode_scaled(data: bytes, width: int, height: int) -> DecodedImage:
         raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image: {exc.err}") from exc
     if image is None or image.size == 0:
         raise UndecodableImageError(f"cannot decode {len(data)} bytes as an image")
-    return DecodedImage(image, scale)
+    return _decoded(image, scale, width, height)
 
 
 def _scale(width: int, height: int) -> int:
@@ -199,7 +209,7 @@ def decode_path(path: Path, width: int, height: int) -> DecodedImage:
     except cv2.error:
         image = None
     if image is not None and image.size:
-        return DecodedImage(image, scale)
+        return _decoded(image, scale, width, height)
     size = path.stat().st_size  # OpenCV could not, or not by this name: from the bytes
     if size > MAX_FILE_BYTES:
         raise UndecodableImageError(f"cannot decode the file by its name, and its {size} bytes are over "

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from detectors import partial_plates, plate_format
-from detectors.detection import SMALLEST_PLATE, CornerRefiner, Detection, PlateDetector
+from detectors.detection import SMALLEST_PLATE, CornerRefiner, Detection, FirstLevel, PlateDetector
 from detectors.geometry import READER_WIDTH, layout_from_aspect, order_corners, quad_size, rectify
 from detectors.interlacing import is_interlaced, one_field
 from detectors.jpeg import MAX_PIXELS  # larger inputs are refused rather than risking memory
@@ -38,6 +38,11 @@ MODELS_DIR = Path(__file__).with_name("models")
 # to this size, and on larger ones where the detector read nothing sure: the detector does
 # not find a plate that fills the whole image, and a high-resolution crop can be 2000 px wide.
 _SMALL_IMAGE = 800
+# read_crop looks at an image this long on a side or more as a frame where it reads nothing as a
+# crop: a scene given as a crop (a 640x360 camera frame read nothing before). Smaller ones are taken
+# for crops: of 300 held-out tight crops (at most 393 px long) 15 read nothing, and looking at those
+# as frames cost about 16 ms each and read none of them
+_SCENE_SIDE = 400
 _SMALL_FRAME_ROWS = 64  # an image under twice this height is a crop, not an interlaced frame
 # A tight crop narrower than this (a two-row plate's strip width) that reads nothing is read
 # again enlarged twice (see PlateRecognizer._read_as_crop)
@@ -58,7 +63,8 @@ class LookCloser(StrEnum):
     NEVER = "never"  # a plate-free 1280x720 frame takes about 16 ms instead of 50
     UNSURE = "unsure"  # no sure read (in frames over 1280x720, or of nothing or a small plate), or a plate
     # found only just (its detection under _CLEAR_DETECTION)
-    ALWAYS = "always"  # street cameras: far plates beside the near ones
+    ALWAYS = "always"  # street cameras: far plates beside the near ones, and near ones (the detector's
+    # coarse pyramid levels) beside far ones read sure
 
 
 _SURE = 0.9
@@ -103,6 +109,10 @@ _CLEAR_DETECTION = 0.5
 # (PlateRecognizer._look_again_deblurred), and the Richardson-Lucy iterations for each
 _DEBLUR_LENGTHS = (3, 5)
 _DEBLUR_ITERATIONS = 10
+
+
+# A plate read and the detection it was read from
+_Read = tuple[Detection, "PlateResult"]
 
 
 class ImageError(ValueError):
@@ -150,16 +160,20 @@ class PlateResult:
             "candidates": [[text, conf] for text, conf in self.candidates],
         }
 
-    def scaled(self, factor: float) -> PlateResult:
+    def scaled(self, factor: float, *, within: tuple[int, int] | None = None) -> PlateResult:
         """The same plate with its box and corners in the pixels of an image ``factor`` times
         as large: a photo decoded scaled down (:class:`detectors.jpeg.DecodedImage`), or a crop
-        read enlarged (``factor`` 0.5); the box still covers the corners."""
+        read enlarged (``factor`` 0.5); the box still covers the corners, within the image's
+        ``(width, height)`` where given (a scaled-down side is rounded up: times ``factor`` it
+        can be longer than the image's)."""
         if factor == 1:
             return self
         x, y, w, h = self.bbox
         corners = [[round(cx * factor, 1), round(cy * factor, 1)] for cx, cy in self.corners]
         x0, y0 = math.floor(x * factor), math.floor(y * factor)
         x1, y1 = math.ceil((x + w) * factor), math.ceil((y + h) * factor)
+        if within is not None:
+            x1, y1 = min(x1, within[0]), min(y1, within[1])
         return dataclasses.replace(self, bbox=(x0, y0, x1 - x0, y1 - y0), corners=corners)
 
 
@@ -319,26 +333,32 @@ class PlateRecognizer:
 
         Raises :class:`ImageError` for unusable input. A frame without a plate gives ``[]``.
         """
-        frame = as_bgr(image)
         mode = self.look_closer if look_closer is None else LookCloser(look_closer)
+        return self._recognize(as_bgr(image), mode)
+
+    def _recognize(self, frame: np.ndarray, mode: LookCloser, *, as_crop: bool = True) -> list[PlateResult]:
+        """:meth:`recognize` of a valid frame; ``as_crop`` False where the caller read it as a tight
+        crop already."""
         threshold = self._calibration.min_detection
-        found = self._detector.detect(frame, threshold=threshold, limit=_MAX_PLATES)
-        results = self._read_detections(frame, found)
+        first = self._detector.first_level(frame, threshold=threshold, limit=_MAX_PLATES)
+        found, read = self._with_coarse_levels(frame, first, self._read_each(frame, first.detections), mode)
+        results = _suppress_duplicates([result for _, result in read])
         best = max((r.confidence for r in results), default=0.0)
         if self._looks_closer(mode, frame, results, best):
             # Only plates read count as known: a false detection that read nothing, often a
             # large outline, must not hide the small plates inside it. The closer look's own
             # detector was fine-tuned on street clutter too (detectors.street_clutter)
-            read = [np.asarray(r.corners, np.float32) for r in results]
+            known = [np.asarray(r.corners, np.float32) for r in results]
             closer = self._closer_detector
-            small = closer.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=read)
+            small = closer.detect_small(frame, threshold=threshold, limit=_MAX_PLATES, known=known)
             if small:
                 results = _suppress_duplicates(results + self._read_detections(frame, small))
                 best = max((r.confidence for r in results), default=0.0)
         if any(r.confidence < _SURE for r in results) or not results:
             results = self._read_fields_if_interlaced(frame, found, results)
             best = max((r.confidence for r in results), default=0.0)
-        if max(frame.shape[:2]) <= _SMALL_IMAGE or (best < _SURE and not _is_scene(results, frame)):
+        crop_sized = max(frame.shape[:2]) <= _SMALL_IMAGE
+        if as_crop and (crop_sized or (best < _SURE and not _is_scene(results, frame))):
             crop_result = self._read_as_crop(frame)
             if crop_result is not None and crop_result.confidence > best:
                 elsewhere = [r for r in results if not _overlaps(r.bbox, crop_result.bbox)]
@@ -377,13 +397,13 @@ class PlateRecognizer:
     def read_crop(self, crop: np.ndarray) -> PlateResult | None:
         """Read a tight (or nearly tight) crop of one plate; None if nothing plate-like is readable.
 
-        An image larger than a crop (over :data:`_SMALL_IMAGE`: a whole camera frame given here)
-        that reads nothing as one is looked at as a frame, and its surest plate returned: either
-        entry point takes either kind of image. A crop that reads nothing costs nothing more."""
+        An image of a frame's size (:data:`_SCENE_SIDE` on a side or more) that reads nothing as
+        a crop is looked at as a frame, and its surest plate returned: either entry point takes
+        either kind of image. A smaller image that reads nothing costs nothing more."""
         image = as_bgr(crop)
         result = self._read_as_crop(image)
-        if result is None and max(image.shape[:2]) > _SMALL_IMAGE:
-            return next(iter(self.recognize(image)), None)
+        if result is None and max(image.shape[:2]) >= _SCENE_SIDE:
+            return next(iter(self._recognize(image, self.look_closer, as_crop=False)), None)
         return result
 
     # ------------------------------------------------------------------ internals
@@ -420,19 +440,45 @@ class PlateRecognizer:
                                         look_again=False)  # fmt: skip
         return results[0] if results else None
 
+    def _with_coarse_levels(
+        self, frame: np.ndarray, first: FirstLevel, read: list[_Read], mode: LookCloser
+    ) -> tuple[list[Detection], list[_Read]]:
+        """Every pyramid level's detections and the plates read from them, given the ``read`` ones
+        of the ``first`` level's: those the coarse levels' detections displaced are dropped and only
+        the new ones are read, as :meth:`_read_each` would have read them all at once.
+
+        The coarse levels are looked at only where the first read nothing sure, or the camera
+        looks closer always: they find plates over a third of a 1280x720 frame wide, and their
+        false peaks, a read each, had cost the frames of held-out plates about 4 ms of 28.
+        """
+        if mode != LookCloser.ALWAYS and any(result.confidence >= _SURE for _, result in read):
+            return first.detections, read
+        found = self._detector.with_coarse_levels(first)
+        kept = {id(detection) for detection in found}
+        seen = {id(detection) for detection in first.detections}
+        new = [detection for detection in found if id(detection) not in seen]
+        return found, [(d, r) for d, r in read if id(d) in kept] + self._read_each(frame, new)
+
     def _read_detections(
+        self, frame: np.ndarray, detections: list[Detection], *, keep_all: bool = False, **options: Any
+    ) -> list[PlateResult]:
+        """The plates read from ``detections`` (:meth:`_read_each` with ``options``), the surest of
+        overlapping reads of the same text only, unless ``keep_all``."""
+        results = [result for _, result in self._read_each(frame, detections, **options)]
+        return results if keep_all else _suppress_duplicates(results)
+
+    def _read_each(
         self,
         frame: np.ndarray,
         detections: list[Detection],
         *,
-        keep_all: bool = False,
         passes: int = _FRAME_PASSES,
         looks: int = _FRAME_LOOKS,
         outline: bool = False,
         look_again: bool = True,
         refine: bool = True,
-    ) -> list[PlateResult]:
-        """Refine, rectify, read and decode each detection.
+    ) -> list[_Read]:
+        """Refine, rectify, read and decode each detection; each plate read, with its detection.
 
         Each plate is read at the corners of the last ``looks`` refinement passes and
         the string probabilities are averaged, which evens out corner jitter; a plate
@@ -483,13 +529,11 @@ class PlateRecognizer:
                     reading, shape, columns = retry, other, other_columns
             result = self._result(frame, detection, quad, shape, reading, columns, outline=outline)
             if result is not None:
-                results.append(result)
+                results.append((detection, result))
             elif clear and refine and not outline:
                 unread.append(detection)
-        if unread and all(r.confidence < _SURE for r in results):
-            results += self._read_detections(frame, unread, keep_all=True, look_again=False, refine=False)
-        if not keep_all:
-            results = _suppress_duplicates(results)
+        if unread and all(result.confidence < _SURE for _, result in results):
+            results += self._read_each(frame, unread, look_again=False, refine=False)
         return results
 
     def _look_at_earlier_corners(

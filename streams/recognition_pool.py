@@ -67,7 +67,7 @@ class RecognitionPool:
         started = time.perf_counter()
         decoded = decode_image(jpeg)  # raises UndecodableImageError; a huge frame comes scaled down
         found = self._recognizer().recognize(decoded.image, look_closer=look_closer)
-        plates = [p.scaled(decoded.scale) for p in found]
+        plates = [p.scaled(decoded.scale, within=decoded.size) for p in found]
         crops = [encode_jpeg(p.crop, quality=80) if p.crop is not None else None for p in plates]
         return FrameResult(plates, crops, time.perf_counter() - started)
 

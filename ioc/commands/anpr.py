@@ -13,6 +13,8 @@ command goes on with the next image and exits 1 if any image failed.
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import json
 import os
 import sys
@@ -89,8 +91,7 @@ def read_image(path: Path) -> DecodedImage:
         decoded = decode_file(path)  # JPEG and PNG; its UndecodableImageError is a ValueError
         if decoded is not None:
             return decoded
-        with Image.open(path) as header:  # reads only the header: a video or a huge image stays on disk
-            (width, height), kind = header.size, header.format
+        (width, height), kind = _pillow_header(path)
         if kind == "TIFF" and width * height > MAX_TIFF_PIXELS:
             raise ValueError(f"image too large: a {width}x{height} TIFF, over the {MAX_TIFF_PIXELS} pixels "
                              "allowed for TIFF (JPEG and PNG may be larger)")
@@ -103,12 +104,28 @@ def read_image(path: Path) -> DecodedImage:
         raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
 
 
+def _pillow_header(path: Path) -> tuple[tuple[int, int], str | None]:
+    """The size and format in an image file's header, read by Pillow (only the header: a video
+    or a huge image stays on disk). A damaged file is a ValueError: Pillow's format plugins raise
+    more than OSError for one (RuntimeError for an AVIF, NotImplementedError for a DDS), which
+    had ended the command before the images after it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as header:
+            return header.size, header.format
+    except (Image.DecompressionBombError, OSError):  # read_image says which (OSError: unidentified too)
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, the file is not readable
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
 def read_plates(recognizer: Any, path: Path) -> list[Any]:
     """The plates a recogniser reads in an image file, their boxes and corners in the file's
     pixels (a large photo is decoded scaled down); ValueError as :func:`read_image` raises it,
     :class:`detectors.recognizer.ImageError` for pixels the recogniser cannot use."""
     decoded = read_image(path)
-    return [plate.scaled(decoded.scale) for plate in recognizer.recognize(decoded.image)]
+    return [plate.scaled(decoded.scale, within=decoded.size) for plate in recognizer.recognize(decoded.image)]
 
 
 def printable_name(name: str) -> str:
@@ -147,15 +164,24 @@ def run(args: argparse.Namespace) -> int:
     recognizer = PlateRecognizer.load(home_province=home, look_closer=look_closer)
     recognizer.warm_up()
     load_decoders()
+    # Output that cannot take every character (a file name or plate in Vietnamese) gets escapes
+    # instead of ending the run: JSON's own \u escapes, a person's line Python's backslashes
+    ascii_json = codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8"
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        failures = sum(not _report(recognizer, name, as_json=not args.text) for name in args.images)
+        failures = sum(not _report(recognizer, name, as_json=not args.text, ascii_json=ascii_json)
+                       for name in args.images)  # fmt: skip
     except BrokenPipeError:  # the reader went (| head): no traceback, and nothing more to write
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a full disk: the lines already written stand, the rest cannot be
+        print(f"ioc anpr: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 1 if failures else 0
 
 
-def _report(recognizer: Any, name: str, *, as_json: bool) -> bool:
+def _report(recognizer: Any, name: str, *, as_json: bool, ascii_json: bool) -> bool:
     """Read one image and print its line; False if it could not be read.
 
     One image per call, so its pixels are freed before the next is decoded: a loop
@@ -173,14 +199,15 @@ def _report(recognizer: Any, name: str, *, as_json: bool) -> bool:
     except (ValueError, ImageError, cv2.error) as exc:
         ms = round((time.perf_counter() - started) * 1000, 2)
         if as_json:
-            print(json.dumps({"image": name, "ms": ms, "error": str(exc)}, ensure_ascii=False), flush=True)
+            failed = {"image": name, "ms": ms, "error": str(exc)}
+            print(json.dumps(failed, ensure_ascii=ascii_json), flush=True)
         else:
             print(f"{name}: error: {exc}", flush=True)
         return False
     ms = round((time.perf_counter() - started) * 1000, 2)
     if as_json:
         line = {"image": name, "ms": ms, "plates": [_plate_json(p) for p in plates]}
-        print(json.dumps(line, ensure_ascii=False), flush=True)
+        print(json.dumps(line, ensure_ascii=ascii_json), flush=True)
     else:
         found = "; ".join(_describe(p) for p in plates) or "no plate"
         print(f"{name}: {found} [{ms:.1f} ms]", flush=True)

@@ -97,6 +97,25 @@ def test_odd_file_names_and_shapes_get_a_line_each(tmp_path: Path) -> None:
     assert "on a side" in needle["error"] and clip["error"] == "not a readable image"
 
 
+def test_files_that_break_a_decoder_and_output_that_takes_only_ascii(tmp_path: Path) -> None:
+    """Pillow's format plugins raise more than OSError for a damaged file (a DDS header of an
+    unknown pixel format: NotImplementedError), which had ended the run with a traceback; and an
+    output that takes only ASCII had ended it at the first Vietnamese name. Every image gets its
+    line, and the lines are JSON with escapes."""
+    scene, _ = render_scene([("20A12345", "one_line", "white")], rng=np.random.default_rng(7), style="test")
+    cv2.imwrite(str(tmp_path / "ảnh đêm.png"), scene)
+    (tmp_path / "bad.dds").write_bytes(b"DDS " + struct.pack("<7I", 124, 0x1007, 8, 8, 0, 0, 0) + bytes(200))
+    names = [str(tmp_path / "bad.dds"), str(tmp_path / "ảnh đêm.png")]
+
+    completed = _run("--json", *names, env={"PYTHONIOENCODING": "ascii"})
+
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr
+    assert completed.stdout.isascii()
+    damaged, named = (json.loads(line) for line in completed.stdout.splitlines())
+    assert damaged["image"] == names[0] and damaged["error"].startswith("not a readable image")
+    assert named["image"] == names[1] and [p["text"] for p in named["plates"]] == ["20A12345"]
+
+
 def test_plain_output_and_success_status(tmp_path: Path) -> None:
     crop = render_plate(
         "51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2), scale=0.5

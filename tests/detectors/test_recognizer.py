@@ -394,6 +394,7 @@ def test_a_result_scaled_down_keeps_its_corners_in_its_box() -> None:
                         corners=[[3.4, 5.2], [83.6, 6.0], [83.9, 25.7], [3.1, 25.1]],
                         candidates=[("51F86988", 0.95)])  # fmt: skip
     assert plate.scaled(2).bbox == (6, 10, 162, 42)
+    assert plate.scaled(2, within=(160, 50)).bbox == (6, 10, 154, 40)  # an odd side was rounded up
     half = plate.scaled(0.5)
     assert half.bbox == (1, 2, 41, 11) and half.corners[1] == [41.8, 3.0]
     x, y, w, h = half.bbox
@@ -412,6 +413,28 @@ def test_plates_close_to_the_camera(recognizer: PlateRecognizer, layout: str) ->
         result = _found(recognizer.recognize(image), truths[0])
         right += result is not None and result.text == spec.text
     assert right >= 3, f"{right} of {len(COLOURS)}"
+
+
+def test_the_coarse_levels_are_looked_at_only_where_the_first_read_nothing_sure(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detector's halvings find plates over a third of a 1280x720 frame wide, and their false
+    peaks cost a read each: a frame whose plate reads sure at the input's size skips them, a close-up
+    whose plate is found there only does not."""
+    shapes: list[tuple[int, ...]] = []
+    run = recognizer._detector._maps
+    monkeypatch.setattr(recognizer._detector, "_maps",
+                        lambda canvas: shapes.append(canvas.shape) or run(canvas))  # fmt: skip
+    rng = np.random.default_rng(12)
+    spec = _spec(rng, "one_line", "white")
+    checkpoint, _ = render_scene([spec], rng=rng, style="test", occlusion=0.0, glare=0.0)
+    [plate] = recognizer.recognize(checkpoint)
+    assert (plate.text, plate.confidence >= 0.9) == (spec.text, True)
+    assert shapes == [(384, 640, 3)]
+    shapes.clear()
+    close_up, _ = render_scene([spec], rng=rng, style="test", occlusion=0.0, glare=0.0, plate_scale=3.0)
+    assert spec.text in [p.text for p in recognizer.recognize(close_up)]
+    assert shapes[:3] == [(384, 640, 3), (192, 320, 3), (96, 160, 3)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -748,11 +771,15 @@ def test_one_instance_is_shared_safely_by_threads(recognizer: PlateRecognizer) -
     assert all(outcome == expected for outcome in outcomes.values())
 
 
-def test_a_whole_scene_given_as_a_crop_gives_its_surest_plate(recognizer: PlateRecognizer) -> None:
+@pytest.mark.parametrize("size", [(1280, 720), (640, 360)])
+def test_a_whole_scene_given_as_a_crop_gives_its_surest_plate(
+    recognizer: PlateRecognizer, size: tuple[int, int]
+) -> None:
     """Either entry point may get either kind of image: ``read_crop`` of a whole camera frame read
-    nothing (its outline, the whole frame, is no plate's), where ``recognize`` reads the plate."""
-    scene, truths = render_scene([("30E92781", "one_line", "white")], rng=np.random.default_rng(11),
-                                 style="test", occlusion=0.0, glare=0.0)
+    nothing (its outline, the whole frame, is no plate's), where ``recognize`` reads the plate; a
+    scene of crop size (up to 800 px) had not been looked at as a frame at all."""
+    scene, truths = render_scene([("30E92781", "one_line", "white")], size=size, style="test",
+                                 rng=np.random.default_rng(11), occlusion=0.0, glare=0.0)  # fmt: skip
     [expected] = recognizer.recognize(scene)
     assert expected.text == truths[0].text
     found = recognizer.read_crop(scene)

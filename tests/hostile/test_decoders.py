@@ -464,6 +464,23 @@ def test_a_large_sequential_jpeg_is_decoded_scaled_and_a_progressive_one_refused
     assert small.scale == 1 and small.image.shape == (720, 1280, 3)
 
 
+def test_a_photo_decoded_scaled_down_knows_the_files_size_as_shown(tmp_path: Path) -> None:
+    """libjpeg rounds a halved odd side up: a box found in the decoded image, times its scale, could
+    end a pixel past the photo's edge unless cut to the photo's size, turned as its EXIF turns it."""
+    from PIL import Image
+
+    image = np.zeros((4301, 4001, 3), np.uint8)  # 17.2 MP, over DECODED_PIXELS: decoded at half
+    cv2.imwrite(str(tmp_path / "odd.jpg"), image)
+    decoded = decode_file(tmp_path / "odd.jpg")
+    assert decoded is not None and decoded.image.shape[:2] == (2151, 2001) and decoded.scale == 2
+    assert decoded.size == (4001, 4301)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to display
+    Image.fromarray(image).save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    turned = decode_file(tmp_path / "turned.jpg")
+    assert turned is not None and turned.image.shape[:2] == (2001, 2151) and turned.size == (4301, 4001)
+
+
 def test_image_files_are_decoded_like_their_bytes(tmp_path: Path) -> None:
     """:func:`decode_file` leaves reading the file to OpenCV, under the same limits as the bytes:
     a PNG over DECODED_PIXELS is decoded at half its sides, one over MAX_PIXELS is refused, a JPEG
