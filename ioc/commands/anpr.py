@@ -29,13 +29,17 @@ from ioc.schemas import LookCloserSetting
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
 
-__all__ = ["LOOK_CLOSER_CHOICES", "MAX_TIFF_PIXELS", "add_look_closer_argument", "load_decoders",
+__all__ = ["LOOK_CLOSER_CHOICES", "MAX_PIXELS_BY_FORMAT", "add_look_closer_argument", "load_decoders",
            "read_image", "read_plates", "register", "run"]
 
 LOOK_CLOSER_CHOICES: tuple[str, ...] = get_args(LookCloserSetting)
-# OpenCV decodes a TIFF through a second, four-channel buffer: a 24 MP one took the process to
-# 302 MB, a 17 MP one to 293 (a 24 MP BMP, PNG or WebP: about 240)
-MAX_TIFF_PIXELS = 12_000_000
+# Formats whose decoders hold more than the image while decoding it, and the most pixels they may
+# have: the recogniser's process (`ioc anpr FILE`, peak RSS) stays under 300 MB. A TIFF goes through a
+# second, four-channel buffer (24 MP: 302 MB); at 12 MP an AVIF peaked at 369 MB, a JPEG 2000 at 353,
+# at 8.3 MP (3840x2160) at 305 and 297; a GIF at 16 MP 295, 24 MP 387; a WebP at 16 MP 282, 24 MP 352
+# (a PNG: 225 MB at 8.3 MP, 264 at 16, about 270 at 24). Any other format may have MAX_PIXELS.
+MAX_PIXELS_BY_FORMAT = {"TIFF": 12_000_000, "GIF": 12_000_000, "WEBP": 16_000_000,
+                        "AVIF": 6_000_000, "JPEG2000": 6_000_000}  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,9 +96,10 @@ def read_image(path: Path) -> DecodedImage:
         if decoded is not None:
             return decoded
         (width, height), kind = _pillow_header(path)
-        if kind == "TIFF" and width * height > MAX_TIFF_PIXELS:
-            raise ValueError(f"image too large: a {width}x{height} TIFF, over the {MAX_TIFF_PIXELS} pixels "
-                             "allowed for TIFF (JPEG and PNG may be larger)")
+        limit = MAX_PIXELS_BY_FORMAT.get(kind or "")
+        if limit is not None and width * height > limit:
+            raise ValueError(f"image too large: a {width}x{height} {kind}, over the {limit} pixels allowed "
+                             f"for {kind} (JPEG and PNG may be larger)")
         return decode_path(path, *allowed_size(width, height, False))  # at full size, as a PNG is
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large: {exc}") from exc

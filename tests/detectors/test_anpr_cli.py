@@ -116,6 +116,27 @@ def test_files_that_break_a_decoder_and_output_that_takes_only_ascii(tmp_path: P
     assert named["image"] == names[1] and [p["text"] for p in named["plates"]] == ["20A12345"]
 
 
+def test_formats_whose_decoders_hold_more_are_refused_over_their_own_limits(tmp_path: Path) -> None:
+    """An AVIF or JPEG 2000 of 12 MP took the process to 353-369 MB, a GIF or WebP of 24 MP to
+    352-387 (the goal: under 300): over their formats' limits they are refused, as a TIFF was."""
+    from ioc.commands.anpr import MAX_PIXELS_BY_FORMAT
+
+    names = []
+    for kind, extension in (("AVIF", "avif"), ("JPEG2000", "jp2"), ("GIF", "gif"), ("WEBP", "webp"),
+                            ("TIFF", "tiff")):  # fmt: skip
+        width = 4000
+        height = MAX_PIXELS_BY_FORMAT[kind] // width + 1
+        path = tmp_path / f"large.{extension}"
+        assert cv2.imwrite(str(path), np.zeros((height, width, 3), np.uint8))
+        names.append(str(path))
+
+    completed = _run("--json", *names)
+
+    lines = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [line["image"] for line in lines] == names, completed.stderr
+    assert all(line["error"].startswith("image too large") for line in lines), lines
+
+
 def test_plain_output_and_success_status(tmp_path: Path) -> None:
     crop = render_plate(
         "51F86988", layout="one_line", colour="white", rng=np.random.default_rng(2), scale=0.5
