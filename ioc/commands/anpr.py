@@ -7,7 +7,8 @@ line of JSON (``--json``, the default; ``--text`` for a line a person reads)::
       "bbox": [x, y, w, h], "layout": ..., "candidates": [{"text": ..., "confidence": ...}]}]}
 
 and an unreadable image gives ``{"image": PATH, "ms": ..., "error": REASON}``; the
-command goes on with the next image and exits 1 if any image failed.
+command goes on with the next image and exits 1 if any image failed. ``-`` reads an image
+from standard input (``curl ... | ioc anpr -``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import codecs
 import io
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, BinaryIO, get_args
 
 import numpy as np
 
@@ -33,6 +35,7 @@ __all__ = ["LOOK_CLOSER_CHOICES", "MAX_PIXELS_BY_FORMAT", "add_look_closer_argum
            "read_image", "read_plates", "register", "run"]
 
 LOOK_CLOSER_CHOICES: tuple[str, ...] = get_args(LookCloserSetting)
+STDIN = "-"  # the image name that stands for standard input
 # Formats whose decoders hold more than the image while decoding it, and the most pixels they may
 # have: the recogniser's process (`ioc anpr FILE`, peak RSS) stays under 300 MB. A TIFF goes through a
 # second, four-channel buffer (24 MP: 302 MB); at 12 MP an AVIF peaked at 369 MB, a JPEG 2000 at 353,
@@ -44,7 +47,8 @@ MAX_PIXELS_BY_FORMAT = {"TIFF": 12_000_000, "GIF": 12_000_000, "WEBP": 16_000_00
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("anpr", help="recognise licence plates in image files")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files (JPEG, PNG, ...); - for standard input")  # fmt: skip
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_false", dest="text",
                         help="one JSON object per image and line (the default)")
@@ -86,20 +90,20 @@ def read_image(path: Path) -> DecodedImage:
     """Decode an image file, a large photo scaled down (:mod:`detectors.jpeg`); ValueError
     with a reason if it cannot be used. Formats other than JPEG and PNG are sized by Pillow
     before OpenCV decodes them from the file; one Pillow cannot size is refused rather than
-    decoded blind, and none is read into memory whole (a small image padded with a gigabyte)."""
+    decoded blind, and none is read into memory whole (a small image padded with a gigabyte).
+    ``-`` is standard input, which, like any file that is not a regular one (a pipe), is read
+    into memory, up to :data:`detectors.jpeg.MAX_FILE_BYTES`: it can be read once only."""
     from PIL import Image
 
     from detectors.jpeg import allowed_size, decode_file, decode_path
 
     try:
+        if str(path) == STDIN or not stat.S_ISREG(path.stat().st_mode):
+            return _decode_bytes(_read_stream(path))
         decoded = decode_file(path)  # JPEG and PNG; its UndecodableImageError is a ValueError
         if decoded is not None:
             return decoded
-        (width, height), kind = _pillow_header(path)
-        limit = MAX_PIXELS_BY_FORMAT.get(kind or "")
-        if limit is not None and width * height > limit:
-            raise ValueError(f"image too large: a {width}x{height} {kind}, over the {limit} pixels allowed "
-                             f"for {kind} (JPEG and PNG may be larger)")
+        width, height = _allowed_format_size(path)
         return decode_path(path, *allowed_size(width, height, False))  # at full size, as a PNG is
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large: {exc}") from exc
@@ -109,15 +113,50 @@ def read_image(path: Path) -> DecodedImage:
         raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
 
 
-def _pillow_header(path: Path) -> tuple[tuple[int, int], str | None]:
-    """The size and format in an image file's header, read by Pillow (only the header: a video
+def _read_stream(path: Path) -> bytes:
+    """The bytes of standard input (:data:`STDIN`) or of a file that is not a regular one."""
+    from detectors.jpeg import MAX_FILE_BYTES
+
+    if str(path) == STDIN:
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    else:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"image too large: over the {MAX_FILE_BYTES} bytes read from a stream")
+    return data
+
+
+def _decode_bytes(data: bytes) -> DecodedImage:
+    """An image's bytes decoded under the limits a file's are (:func:`read_image`)."""
+    from detectors.jpeg import allowed_size, declared_size, decode_image, decode_scaled
+
+    if declared_size(data) is not None:  # JPEG and PNG
+        return decode_image(data)
+    width, height = _allowed_format_size(io.BytesIO(data))
+    return decode_scaled(data, *allowed_size(width, height, False))
+
+
+def _allowed_format_size(source: Path | BinaryIO) -> tuple[int, int]:
+    """The size of an image that is neither JPEG nor PNG, as its header says; ValueError where its
+    format's limit (:data:`MAX_PIXELS_BY_FORMAT`) is exceeded."""
+    (width, height), kind = _pillow_header(source)
+    limit = MAX_PIXELS_BY_FORMAT.get(kind or "")
+    if limit is not None and width * height > limit:
+        raise ValueError(f"image too large: a {width}x{height} {kind}, over the {limit} pixels allowed "
+                         f"for {kind} (JPEG and PNG may be larger)")
+    return width, height
+
+
+def _pillow_header(source: Path | BinaryIO) -> tuple[tuple[int, int], str | None]:
+    """The size and format in an image's header, read by Pillow (only the header: a video
     or a huge image stays on disk). A damaged file is a ValueError: Pillow's format plugins raise
     more than OSError for one (RuntimeError for an AVIF, NotImplementedError for a DDS), which
     had ended the command before the images after it."""
     from PIL import Image
 
     try:
-        with Image.open(path) as header:
+        with Image.open(source) as header:
             return header.size, header.format
     except (Image.DecompressionBombError, OSError):  # read_image says which (OSError: unidentified too)
         raise
