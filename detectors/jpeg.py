@@ -74,8 +74,8 @@ class UndecodableImageError(ValueError):
 class DecodedImage:
     """An ``(H, W, 3) uint8 BGR`` image whose sides are ``1/scale`` of the file's: multiply
     positions found in it by ``scale`` to get the file's pixels, of which there are ``size``
-    (width, height; as shown, its EXIF orientation applied). A side scaled down is rounded up,
-    so a position times ``scale`` can be up to ``scale - 1`` pixels past the file's edge."""
+    (width, height; as shown, its EXIF orientation applied). A side scaled down is rounded (up by
+    libjpeg), so a position times ``scale`` can be up to ``scale - 1`` pixels past the file's edge."""
 
     image: np.ndarray
     scale: int
@@ -84,8 +84,14 @@ class DecodedImage:
 
 def _decoded(image: np.ndarray, scale: int, width: int, height: int) -> DecodedImage:
     """``image`` decoded at ``1/scale`` from a file declaring ``width`` x ``height``: the declared
-    sides swapped where its EXIF orientation turned it (a phone photo taken upright)."""
-    turned = width != height and (image.shape[1] > image.shape[0]) != (width > height)
+    sides swapped where its EXIF orientation turned it (a phone photo taken upright). A file
+    within ``scale`` pixels of square may decode square either way and is taken as not turned."""
+    rows, columns = image.shape[:2]
+
+    def fits(decoded: int, declared: int) -> bool:
+        return abs(decoded * scale - declared) < scale
+
+    turned = not (fits(columns, width) and fits(rows, height)) and fits(columns, height) and fits(rows, width)
     return DecodedImage(image, scale, (height, width) if turned else (width, height))
 
 

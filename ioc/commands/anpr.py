@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import io
 import json
 import os
 import stat
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, get_args
 
@@ -31,8 +34,8 @@ from ioc.schemas import LookCloserSetting
 if TYPE_CHECKING:
     from detectors.jpeg import DecodedImage
 
-__all__ = ["LOOK_CLOSER_CHOICES", "MAX_PIXELS_BY_FORMAT", "add_look_closer_argument", "load_decoders",
-           "read_image", "read_plates", "register", "run"]
+__all__ = ["LOOK_CLOSER_CHOICES", "MAX_PIXELS_BY_FORMAT", "STDIN", "add_look_closer_argument",
+           "load_decoders", "read_image", "read_plates", "read_stdin_image", "register", "run"]
 
 LOOK_CLOSER_CHOICES: tuple[str, ...] = get_args(LookCloserSetting)
 STDIN = "-"  # the image name that stands for standard input
@@ -91,15 +94,16 @@ def read_image(path: Path) -> DecodedImage:
     with a reason if it cannot be used. Formats other than JPEG and PNG are sized by Pillow
     before OpenCV decodes them from the file; one Pillow cannot size is refused rather than
     decoded blind, and none is read into memory whole (a small image padded with a gigabyte).
-    ``-`` is standard input, which, like any file that is not a regular one (a pipe), is read
-    into memory, up to :data:`detectors.jpeg.MAX_FILE_BYTES`: it can be read once only."""
+    A file that is not a regular one (a pipe) is copied to a temporary file first, up to
+    :data:`detectors.jpeg.MAX_FILE_BYTES` (:func:`read_stdin_image`: standard input too)."""
     from PIL import Image
 
     from detectors.jpeg import allowed_size, decode_file, decode_path
 
     try:
-        if str(path) == STDIN or not stat.S_ISREG(path.stat().st_mode):
-            return _decode_bytes(_read_stream(path))
+        if not stat.S_ISREG(path.stat().st_mode):  # a pipe: it can be read once only
+            with path.open("rb") as stream, _spooled(stream) as spooled:
+                return read_image(spooled)
         decoded = decode_file(path)  # JPEG and PNG; its UndecodableImageError is a ValueError
         if decoded is not None:
             return decoded
@@ -113,31 +117,32 @@ def read_image(path: Path) -> DecodedImage:
         raise ValueError(f"cannot open: {exc.strerror or exc}") from exc
 
 
-def _read_stream(path: Path) -> bytes:
-    """The bytes of standard input (:data:`STDIN`) or of a file that is not a regular one."""
+def read_stdin_image() -> DecodedImage:
+    """:func:`read_image` of the image on standard input."""
+    try:
+        with _spooled(sys.stdin.buffer) as spooled:
+            return read_image(spooled)
+    except OSError as exc:
+        raise ValueError(f"cannot read standard input: {exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def _spooled(stream: BinaryIO) -> Iterator[Path]:
+    """A temporary file holding what ``stream`` (standard input, a pipe) gives, up to
+    :data:`detectors.jpeg.MAX_FILE_BYTES`: a stream can be read once only, and an image's bytes
+    held in memory while it is decoded took a 24 MP PNG's decoding from 264 to 314 MB."""
     from detectors.jpeg import MAX_FILE_BYTES
 
-    if str(path) == STDIN:
-        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-    else:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"image too large: over the {MAX_FILE_BYTES} bytes read from a stream")
-    return data
+    with tempfile.NamedTemporaryFile(prefix="ioc-anpr-") as spool:
+        while chunk := stream.read(1 << 20):
+            if spool.tell() + len(chunk) > MAX_FILE_BYTES:
+                raise ValueError(f"image too large: over the {MAX_FILE_BYTES} bytes taken from a stream")
+            spool.write(chunk)
+        spool.flush()
+        yield Path(spool.name)
 
 
-def _decode_bytes(data: bytes) -> DecodedImage:
-    """An image's bytes decoded under the limits a file's are (:func:`read_image`)."""
-    from detectors.jpeg import allowed_size, declared_size, decode_image, decode_scaled
-
-    if declared_size(data) is not None:  # JPEG and PNG
-        return decode_image(data)
-    width, height = _allowed_format_size(io.BytesIO(data))
-    return decode_scaled(data, *allowed_size(width, height, False))
-
-
-def _allowed_format_size(source: Path | BinaryIO) -> tuple[int, int]:
+def _allowed_format_size(source: Path) -> tuple[int, int]:
     """The size of an image that is neither JPEG nor PNG, as its header says; ValueError where its
     format's limit (:data:`MAX_PIXELS_BY_FORMAT`) is exceeded."""
     (width, height), kind = _pillow_header(source)
@@ -148,7 +153,7 @@ def _allowed_format_size(source: Path | BinaryIO) -> tuple[int, int]:
     return width, height
 
 
-def _pillow_header(source: Path | BinaryIO) -> tuple[tuple[int, int], str | None]:
+def _pillow_header(source: Path) -> tuple[tuple[int, int], str | None]:
     """The size and format in an image's header, read by Pillow (only the header: a video
     or a huge image stays on disk). A damaged file is a ValueError: Pillow's format plugins raise
     more than OSError for one (RuntimeError for an AVIF, NotImplementedError for a DDS), which
@@ -164,11 +169,12 @@ def _pillow_header(source: Path | BinaryIO) -> tuple[tuple[int, int], str | None
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
-def read_plates(recognizer: Any, path: Path) -> list[Any]:
-    """The plates a recogniser reads in an image file, their boxes and corners in the file's
-    pixels (a large photo is decoded scaled down); ValueError as :func:`read_image` raises it,
-    :class:`detectors.recognizer.ImageError` for pixels the recogniser cannot use."""
-    decoded = read_image(path)
+def read_plates(recognizer: Any, source: Path | str) -> list[Any]:
+    """The plates a recogniser reads in an image file (:data:`STDIN` as a string: standard input),
+    their boxes and corners in the file's pixels (a large photo is decoded scaled down); ValueError
+    as :func:`read_image` raises it, :class:`detectors.recognizer.ImageError` for pixels the
+    recogniser cannot use."""
+    decoded = read_stdin_image() if source == STDIN else read_image(Path(source))
     return [plate.scaled(decoded.scale, within=decoded.size) for plate in recognizer.recognize(decoded.image)]
 
 
@@ -210,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     load_decoders()
     # Output that cannot take every character (a file name or plate in Vietnamese) gets escapes
     # instead of ending the run: JSON's own \u escapes, a person's line Python's backslashes
-    ascii_json = codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8"
+    ascii_json = sys.stdout is not None and codecs.lookup(sys.stdout.encoding or "ascii").name != "utf-8"
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
@@ -236,10 +242,10 @@ def _report(recognizer: Any, name: str, *, as_json: bool, ascii_json: bool) -> b
 
     from detectors.recognizer import ImageError
 
-    path, name = Path(name), printable_name(name)
+    source, name = name, printable_name(name)  # "./-" is a file, "-" standard input
     started = time.perf_counter()
     try:
-        plates = read_plates(recognizer, path)
+        plates = read_plates(recognizer, source)
     except (ValueError, ImageError, cv2.error) as exc:
         ms = round((time.perf_counter() - started) * 1000, 2)
         if as_json:

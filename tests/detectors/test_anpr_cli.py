@@ -137,17 +137,23 @@ def test_formats_whose_decoders_hold_more_are_refused_over_their_own_limits(tmp_
     assert all(line["error"].startswith("image too large") for line in lines), lines
 
 
-def test_an_image_piped_in_is_read_as_standard_input_or_by_its_device_name() -> None:
-    """``-`` is standard input; a pipe given by name (/dev/stdin) was sized from its first bytes
-    and then opened again by OpenCV, empty by then: "cannot decode 0 bytes"."""
+def test_an_image_piped_in_is_read_as_standard_input_or_by_its_device_name(tmp_path: Path) -> None:
+    """``-`` is standard input, ``./-`` a file of that name; a pipe given by name (/dev/stdin) was
+    sized from its first bytes and then opened again by OpenCV, empty by then: "cannot decode 0
+    bytes". A closed standard output is no crash."""
     scene, _ = render_scene([("20A12345", "one_line", "white")], rng=np.random.default_rng(7), style="test")
     jpeg = cv2.imencode(".jpg", scene)[1].tobytes()
-    for name in ("-", "/dev/stdin"):
-        completed = subprocess.run([sys.executable, "-m", "ioc", "anpr", name], input=jpeg,
+    (tmp_path / "-").write_bytes(jpeg)
+    for name, piped in (("-", jpeg), ("/dev/stdin", jpeg), ("./-", b"")):
+        completed = subprocess.run([sys.executable, "-m", "ioc", "anpr", name], input=piped, cwd=tmp_path,
                                    capture_output=True, timeout=120, check=False)  # fmt: skip
         assert completed.returncode == 0, completed.stderr
         [line] = [json.loads(text) for text in completed.stdout.splitlines()]
         assert line["image"] == name and [p["text"] for p in line["plates"]] == ["20A12345"]
+    closed = subprocess.run([sys.executable, "-m", "ioc", "anpr", "./-"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: os.close(1), timeout=120, check=False)  # fmt: skip
+    assert closed.returncode == 0 and b"Traceback" not in closed.stderr, closed.stderr
 
 
 def test_plain_output_and_success_status(tmp_path: Path) -> None:

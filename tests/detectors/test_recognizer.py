@@ -437,6 +437,20 @@ def test_the_coarse_levels_are_looked_at_only_where_the_first_read_nothing_sure(
     assert shapes[:3] == [(384, 640, 3), (192, 320, 3), (96, 160, 3)]
 
 
+def test_a_close_up_read_sure_from_part_of_its_plate_is_looked_at_coarser(
+    recognizer: PlateRecognizer,
+) -> None:
+    """A plate too wide for the detector's first level was found there in part and read sure as a
+    shorter plate (`14F6771`); a read that wide has the coarse levels looked at even though sure."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 3354648040, "state": {
+        "state": 65132830692009023288274430526699536732, "inc": 194290289479364712180083596243593368443}}
+    spec = random_plate_spec(rng)  # drawn as `ioc bench anpr --close-ups` draws them
+    image, truths = render_scene([spec], rng=rng, style="test", plate_scale=float(rng.uniform(1.5, 3.0)))
+    assert spec.text == "14F67715"
+    assert [p.text for p in recognizer.recognize(image) if p.confidence >= 0.9] == ["14F67715"]
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_small_plates_in_a_large_frame(recognizer: PlateRecognizer, layout: str) -> None:
     """A 2560x1440 frame (a higher-resolution camera, a phone photo) whose plates are as many

@@ -479,6 +479,9 @@ def test_a_photo_decoded_scaled_down_knows_the_files_size_as_shown(tmp_path: Pat
     Image.fromarray(image).save(tmp_path / "turned.jpg", exif=exif.tobytes())
     turned = decode_file(tmp_path / "turned.jpg")
     assert turned is not None and turned.image.shape[:2] == (2001, 2151) and turned.size == (4301, 4001)
+    cv2.imwrite(str(tmp_path / "squarish.png"), np.zeros((4100, 4101, 3), np.uint8))  # decoded 2050x2050
+    squarish = decode_file(tmp_path / "squarish.png")
+    assert squarish is not None and squarish.image.shape[:2] == (2050, 2050) and squarish.size == (4101, 4100)
 
 
 def test_image_files_are_decoded_like_their_bytes(tmp_path: Path) -> None:
