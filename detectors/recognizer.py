@@ -167,8 +167,8 @@ class PlateResult:
         """The same plate with its box and corners in the pixels of an image ``factor`` times
         as large: a photo decoded scaled down (:class:`detectors.jpeg.DecodedImage`), or a crop
         read enlarged (``factor`` 0.5); the box still covers the corners, within the image's
-        ``(width, height)`` where given (a scaled-down side is rounded up: times ``factor`` it
-        can be longer than the image's)."""
+        ``(width, height)`` where given (a scaled-down side is rounded, up by libjpeg: times
+        ``factor`` it can be longer than the image's)."""
         if factor == 1:
             return self
         x, y, w, h = self.bbox
@@ -458,9 +458,8 @@ class PlateRecognizer:
         from part of `14F67715`). Held-out frames of one or two plates: 28.1 -> 24.1 ms.
         """
         read, unread = self._read_once(frame, first.detections)
-        scale = self._detector.input_scale(frame)
         sure = any(result.confidence >= _SURE for _, result in read)
-        wide = any(result.bbox[2] * scale >= _COARSE_LEVELS_FROM for _, result in read)
+        wide = any(result.bbox[2] * first.scale >= _COARSE_LEVELS_FROM for _, result in read)
         if mode != LookCloser.ALWAYS and sure and not wide:
             return first.detections, read  # no retry either: a plate read sure
         found = self._detector.with_coarse_levels(first)
